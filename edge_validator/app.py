@@ -1,0 +1,146 @@
+"""The validator as an ASGI app: nginx ``auth_request`` endpoint and origin shield."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from .client_address import client_address
+from .errors import BadPath, PlaybackTokenError, PlayGateError
+from .gate import Gate, StateCheck
+from .origins import FileOrigin, HttpOrigin, NotFound, Origin
+from .responses import NO_STORE, REASON_HEADER, TOKEN_ID_HEADER, denied
+from .settings import ValidatorSettings
+
+log = logging.getLogger("playgate.validator")
+ORIGINAL_URI_HEADER = "x-original-uri"
+
+
+class _Failure(PlaybackTokenError):
+    """The validator failed; deny by default."""
+
+    reason = "internal_error"
+
+
+def _client_ip(request: Request, gate: Gate) -> str | None:
+    peer = request.client.host if request.client else None
+    return client_address(
+        peer,
+        request.headers.get("x-forwarded-for"),
+        request.headers.get("x-real-ip"),
+        gate.settings.trusted_proxies,
+    )
+
+
+def _raw_target(request: Request) -> str:
+    # The raw, still percent-encoded path: judging a decoded copy would hide double encoding.
+    raw_path: bytes = request.scope.get("raw_path") or request.scope["path"].encode()
+    query: bytes = request.scope.get("query_string", b"")
+    target = raw_path.decode("latin-1")
+    return target + "?" + query.decode("latin-1") if query else target
+
+
+async def _auth(request: Request) -> Response:
+    """nginx auth_request: 204 allow, 401 or 403 deny; never another status."""
+    gate: Gate = request.app.state.gate
+    target = request.headers.get(ORIGINAL_URI_HEADER)
+    try:
+        if target is None:
+            raise BadPath("no X-Original-URI header")
+        grant, _ = await gate.authorize(target, _client_ip(request, gate))
+    except PlaybackTokenError as exc:
+        return denied(exc, body=False)
+    except Exception:  # deny by default: a bug must never open the gate
+        log.exception("auth check failed")
+        return denied(_Failure(), body=False)
+    headers = {TOKEN_ID_HEADER: grant.token_id, "Cache-Control": NO_STORE}
+    cache_seconds = min(gate.settings.grant_cache_seconds, grant.seconds_left(gate.clock()))
+    if cache_seconds > 0:
+        headers["X-PlayGate-Cache-Seconds"] = str(cache_seconds)
+    return Response(status_code=204, headers=headers)
+
+
+async def _shield(request: Request) -> Response:
+    """Origin shield: validate, strip the token, serve the object."""
+    gate: Gate = request.app.state.gate
+    origin: Origin = request.app.state.origin
+    if request.method not in ("GET", "HEAD"):
+        return JSONResponse(
+            {"error": "method_not_allowed", "message": "only GET and HEAD"},
+            405,
+            {"Allow": "GET, HEAD", "Cache-Control": NO_STORE, REASON_HEADER: "method_not_allowed"},
+        )
+    try:
+        grant, _ = await gate.authorize(_raw_target(request), _client_ip(request, gate))
+    except PlaybackTokenError as exc:
+        return denied(exc)
+    except Exception:
+        log.exception("shield check failed")
+        return denied(_Failure())
+    try:
+        response = await origin.fetch(grant.path, request.headers, request.method)
+    except NotFound:
+        return JSONResponse(
+            {"error": "not_found", "message": "no such object"},
+            404,
+            {"Cache-Control": NO_STORE, REASON_HEADER: "not_found"},
+        )
+    response.headers[TOKEN_ID_HEADER] = grant.token_id
+    # Browsers may keep it; shared caches must not key it by a token URL for longer than it lives.
+    response.headers["Cache-Control"] = f"private, max-age={grant.seconds_left(gate.clock())}"
+    return response
+
+
+async def _healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"}, headers={"Cache-Control": NO_STORE})
+
+
+def _make_origin(settings: ValidatorSettings) -> Origin | None:
+    if settings.media_root is not None:
+        return FileOrigin(settings.media_root)
+    if settings.origin_url is not None:
+        return HttpOrigin(settings.origin_url, settings.origin_timeout)
+    return None
+
+
+def create_app(
+    settings: ValidatorSettings,
+    *,
+    checks: Sequence[StateCheck] = (),
+    origin: Origin | None = None,
+) -> Starlette:
+    gate = Gate(settings, checks)
+    origin = origin or _make_origin(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        if origin is not None:
+            await origin.close()
+
+    routes = [
+        Route("/healthz", _healthz, methods=["GET"]),
+        Route("/auth", _auth, methods=["GET", "HEAD"]),
+    ]
+    if origin is not None:
+        routes.append(
+            Route("/{path:path}", _shield, methods=["GET", "HEAD", "POST", "PUT", "DELETE"])
+        )
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.gate = gate
+    app.state.origin = origin
+    return app
+
+
+def app_from_env() -> Starlette:
+    """uvicorn factory: ``uvicorn --factory edge_validator.app:app_from_env``."""
+    return create_app(ValidatorSettings.from_env())
+
+
+__all__ = ["PlayGateError", "app_from_env", "create_app"]

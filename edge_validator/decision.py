@@ -1,0 +1,94 @@
+"""The decision, as a pure function: no I/O, no globals, an explicit clock."""
+
+from __future__ import annotations
+
+import socket
+from typing import NamedTuple
+
+from .errors import Expired, IpMismatch, MissingToken, NotYetValid, OutOfScope
+from .keyring import KeyRing
+from .paths import in_scope, normalize_path, split_target
+from .token import Claims, open_token
+
+DEFAULT_LEEWAY = 5
+_V4_MAPPED = bytes(10) + b"\xff\xff"
+
+
+class Grant(NamedTuple):
+    """A verified permission to fetch ``path`` (decoded, token stripped)."""
+
+    claims: Claims
+    path: str
+
+    @property
+    def token_id(self) -> str:
+        return self.claims.token_id
+
+    def seconds_left(self, now: float) -> int:
+        return max(0, int(self.claims.expires_at - now))
+
+
+def _packed_ip(text: str) -> bytes | None:
+    try:
+        return socket.inet_pton(socket.AF_INET, text)
+    except OSError:
+        pass
+    try:
+        packed = socket.inet_pton(socket.AF_INET6, text)
+    except OSError:
+        return None
+    # A dual-stack socket reports IPv4 peers as ::ffff:a.b.c.d; judge them as IPv4.
+    return packed[12:] if packed.startswith(_V4_MAPPED) else packed
+
+
+def ip_in_network(client_ip: str | None, cidr: str) -> bool:
+    """True when ``client_ip`` lies in ``cidr``. An unknown or unparsable address never matches."""
+    if not client_ip:
+        return False
+    packed = _packed_ip(client_ip)
+    address, _, prefix_text = cidr.partition("/")
+    network = _packed_ip(address)
+    if packed is None or network is None or len(packed) != len(network):
+        return False
+    prefix = int(prefix_text)
+    bits = len(packed) * 8
+    mask = ((1 << prefix) - 1) << (bits - prefix)
+    return int.from_bytes(packed, "big") & mask == int.from_bytes(network, "big")
+
+
+def verify(
+    token: str | None,
+    path: str,
+    client_ip: str | None,
+    now: float,
+    keyring: KeyRing,
+    *,
+    leeway: int = DEFAULT_LEEWAY,
+) -> Grant:
+    """Decide whether ``token`` lets ``client_ip`` fetch the raw ``path`` at time ``now``."""
+    decoded = normalize_path(path)
+    if not token:
+        raise MissingToken("no playback token")
+    claims = open_token(token, keyring)
+    if now > claims.expires_at + leeway:
+        raise Expired("the token has expired", token_id=claims.token_id)
+    if now + leeway < claims.not_before:
+        raise NotYetValid("the token is not valid yet", token_id=claims.token_id)
+    if not in_scope(decoded, claims.scope):
+        raise OutOfScope("the token does not cover this path", token_id=claims.token_id)
+    if claims.client_network is not None and not ip_in_network(client_ip, claims.client_network):
+        raise IpMismatch("the token is bound to another client network", token_id=claims.token_id)
+    return Grant(claims, decoded)
+
+
+def verify_target(
+    target: str,
+    client_ip: str | None,
+    now: float,
+    keyring: KeyRing,
+    *,
+    leeway: int = DEFAULT_LEEWAY,
+) -> tuple[Grant, str]:
+    """Split a raw request target, verify it, and return the grant and the remaining query."""
+    token, path, query = split_target(target)
+    return verify(token, path, client_ip, now, keyring, leeway=leeway), query

@@ -1,0 +1,114 @@
+"""The signer HTTP API (Starlette): the app backend asks it for playback URLs."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from edge_validator.errors import PlayGateError
+
+from .errors import BodyTooLarge, MalformedJson, RequestError, Unauthorized, UnsupportedMediaType
+from .issuing import issue, parse_playback_request
+from .openapi import openapi_document
+from .settings import SignerSettings
+
+log = logging.getLogger("playgate.signer")
+
+
+def error_response(exc: PlayGateError) -> JSONResponse:
+    body: dict[str, str] = {"error": exc.reason, "message": exc.message}
+    field = getattr(exc, "field", None)
+    if field:
+        body["field"] = field
+    headers = {"Cache-Control": "no-store"}
+    if isinstance(exc, Unauthorized):
+        headers["WWW-Authenticate"] = "Bearer"
+    retry_after = getattr(exc, "retry_after", None)
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
+    return JSONResponse(body, exc.status if exc.status < 500 else 400, headers)
+
+
+def authenticate(request: Request, settings: SignerSettings) -> str:
+    scheme, _, key = request.headers.get("authorization", "").partition(" ")
+    caller = settings.api_keys.caller(key.strip()) if scheme.lower() == "bearer" and key else None
+    if caller is None:
+        raise Unauthorized("send Authorization: Bearer <api key>")
+    return caller
+
+
+async def read_json(request: Request, max_bytes: int) -> object:
+    content_type = request.headers.get("content-type", "")
+    if content_type.split(";")[0].strip().lower() != "application/json":
+        raise UnsupportedMediaType("send Content-Type: application/json")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > max_bytes:
+            raise BodyTooLarge(f"body is larger than {max_bytes} bytes")
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        raise MalformedJson("body is not valid JSON") from None
+
+
+class SignerApi:
+    def __init__(self, settings: SignerSettings, clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.clock = clock
+
+    async def playback_urls(self, request: Request) -> Response:
+        s = self.settings
+        caller = authenticate(request, s)
+        doc = await read_json(request, s.max_body_bytes)
+        req = parse_playback_request(
+            doc, default_ttl=s.default_ttl, max_ttl=s.max_ttl, entry_file=s.entry_file
+        )
+        issued = issue(req, s.keyring, self.clock(), public_url=s.public_url, mode=s.token_mode)
+        log.info("issued token_id=%s video=%s caller=%s", issued.token_id, req.video_id, caller)
+        return JSONResponse(issued.as_json(), 201, {"Cache-Control": "no-store"})
+
+
+async def _healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"}, headers={"Cache-Control": "no-store"})
+
+
+async def _openapi(request: Request) -> Response:
+    return JSONResponse(openapi_document())
+
+
+async def _playgate_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, PlayGateError)
+    return error_response(exc)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    reason = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "bad_request")
+    return error_response(RequestError(exc.detail, reason=reason, status=exc.status_code))
+
+
+def create_app(settings: SignerSettings, clock: Callable[[], float] = time.time) -> Starlette:
+    api = SignerApi(settings, clock)
+    routes = [
+        Route("/v1/playback-urls", api.playback_urls, methods=["POST"]),
+        Route("/healthz", _healthz, methods=["GET"]),
+        Route("/openapi.json", _openapi, methods=["GET"]),
+    ]
+    return Starlette(
+        routes=routes,
+        exception_handlers={PlayGateError: _playgate_error, HTTPException: _http_error},
+    )
+
+
+def app_from_env() -> Starlette:
+    """uvicorn factory: ``uvicorn --factory signer.app:app_from_env``."""
+    return create_app(SignerSettings.from_env())

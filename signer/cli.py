@@ -1,0 +1,163 @@
+"""``playgate``: serve, sign offline, generate keys, explain a URL."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from edge_validator.errors import PlayGateError
+from edge_validator.keyring import KeyRing, new_keyring_json
+
+from .api_keys import generate_api_key, hash_api_key
+from .explain import explain
+from .issuing import issue, parse_playback_request
+
+
+def _keyring(path: str | None) -> KeyRing:
+    if path:
+        return KeyRing.from_file(path)
+    env_path = os.environ.get("PLAYGATE_KEYRING_FILE")
+    if env_path:
+        return KeyRing.from_file(env_path)
+    raise SystemExit("playgate: give --keyring FILE (or set PLAYGATE_KEYRING_FILE)")
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    text = new_keyring_json(args.key_id)
+    if args.output:
+        out = Path(args.output)
+        # Created private from the start: a key ring must never be world-readable, even briefly.
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        print(f"wrote key ring with active key {args.key_id!r} to {out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_api_key(args: argparse.Namespace) -> int:
+    key = generate_api_key()
+    print(f"API key (give to the app backend): {key}")
+    print(f"PLAYGATE_API_KEYS entry (give to the signer): {args.name}:{hash_api_key(key)}")
+    return 0
+
+
+def cmd_sign(args: argparse.Namespace) -> int:
+    keyring = _keyring(args.keyring)
+    doc = {
+        k: v
+        for k, v in vars(args).items()
+        if k in ("video_id", "ttl_seconds", "client_ip", "session_id", "file") and v is not None
+    }
+    req = parse_playback_request(doc, default_ttl=300, max_ttl=7 * 86400, entry_file="master.m3u8")
+    issued = issue(req, keyring, time.time(), public_url=args.base_url.rstrip("/"), mode=args.mode)
+    print(issued.url)
+    return 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    now = float(args.at) if args.at is not None else time.time()
+    accepted, lines = explain(args.url, _keyring(args.keyring), now, args.client_ip, args.leeway)
+    print("\n".join(lines))
+    return 0 if accepted else 1
+
+
+def _serve(factory: str, host: str, port: int) -> int:
+    import uvicorn
+
+    # proxy_headers off: the validator decides itself which forwarding headers to trust.
+    # access_log off: uvicorn's access log would print the token; we log token ids instead.
+    uvicorn.run(
+        factory,
+        factory=True,
+        host=host,
+        port=port,
+        proxy_headers=False,
+        access_log=False,
+        server_header=False,
+    )
+    return 0
+
+
+def cmd_serve_signer(args: argparse.Namespace) -> int:
+    return _serve("signer.app:app_from_env", args.host, args.port)
+
+
+def cmd_serve_validator(args: argparse.Namespace) -> int:
+    return _serve("edge_validator.app:app_from_env", args.host, args.port)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="playgate", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("keygen", help="generate a key ring with one new key")
+    p.add_argument("--key-id", default="k1")
+    p.add_argument("--output", "-o", help="write to this new file (mode 600)")
+    p.set_defaults(func=cmd_keygen)
+
+    p = sub.add_parser("api-key", help="generate a caller API key and its stored hash")
+    p.add_argument("--name", default="app")
+    p.set_defaults(func=cmd_api_key)
+
+    p = sub.add_parser("sign", help="sign a playback URL offline from a key ring file")
+    p.add_argument("video_id")
+    p.add_argument("--keyring")
+    p.add_argument("--ttl", dest="ttl_seconds", type=int)
+    p.add_argument("--client-ip")
+    p.add_argument("--session-id")
+    p.add_argument("--file")
+    p.add_argument("--base-url", default="http://127.0.0.1:8081")
+    p.add_argument("--mode", choices=("path", "query"), default="path")
+    p.set_defaults(func=cmd_sign)
+
+    p = sub.add_parser("explain", help="explain why a URL is accepted or rejected")
+    p.add_argument("url")
+    p.add_argument("--keyring")
+    p.add_argument("--client-ip")
+    p.add_argument("--at", help="judge at this unix time instead of now")
+    p.add_argument("--leeway", type=int, default=5)
+    p.set_defaults(func=cmd_explain)
+
+    for name, func, port in (
+        ("serve-signer", cmd_serve_signer, 8080),
+        ("serve-validator", cmd_serve_validator, 8081),
+    ):
+        p = sub.add_parser(name, help=f"run the {name[6:]} (settings from the environment)")
+        p.add_argument("--host", default="127.0.0.1")
+        p.add_argument("--port", type=int, default=port)
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("demo", help="run signer and validator on loopback with the sample video")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--signer-port", type=int, default=0)
+    p.add_argument("--edge-port", type=int, default=0)
+    p.add_argument("--edge", choices=("shield", "nginx"), default="shield")
+    p.add_argument("--origin", help="origin for the shield: a folder, http(s)://... or s3://...")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        result: int = args.func(args)
+    except PlayGateError as exc:
+        print(f"playgate: {exc.reason}: {exc.message}", file=sys.stderr)
+        return 2
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

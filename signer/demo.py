@@ -1,0 +1,139 @@
+"""``playgate demo``: the signer and the origin shield on loopback, serving the sample video.
+
+Everything it needs is generated into a temporary folder: a key ring and an API key. State is
+in memory (the embedded default). Ctrl-C stops both servers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import signal
+import socket
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import uvicorn
+from starlette.types import ASGIApp
+
+from edge_validator.app import create_app as create_validator
+from edge_validator.keyring import KeyRing, new_keyring_json
+from edge_validator.settings import ValidatorSettings
+
+from .api_keys import ApiKeys, generate_api_key, hash_api_key
+from .app import create_app as create_signer
+from .issuing import PlaybackRequest, issue
+from .settings import SignerSettings
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+DEMO_VIDEO = "demo"
+
+
+class _Server(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to the demo, which runs several."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def bind(host: str, preferred: int) -> socket.socket:
+    """Bind ``preferred`` if free (0 means any), else any free port."""
+    for port in (preferred, 0) if preferred else (0,):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            sock.close()
+            continue
+        return sock
+    raise OSError("no free port")
+
+
+def server(app: ASGIApp, sock: socket.socket) -> tuple[_Server, socket.socket]:
+    config = uvicorn.Config(
+        app,
+        proxy_headers=False,
+        access_log=False,
+        server_header=False,
+        log_level="warning",
+        lifespan="on",
+    )
+    return _Server(config), sock
+
+
+def base_url(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://{host}:{port}"
+
+
+async def _serve_all(servers: list[tuple[_Server, socket.socket]], ready: str) -> None:
+    loop = asyncio.get_running_loop()
+
+    def stop() -> None:
+        for srv, _ in servers:
+            srv.should_exit = True
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop)
+    tasks = [asyncio.create_task(s.serve(sockets=[sock])) for s, sock in servers]
+    while not all(s.started for s, _ in servers):
+        if any(t.done() for t in tasks):
+            break
+        await asyncio.sleep(0.05)
+    else:
+        print(ready, flush=True)
+    await asyncio.gather(*tasks)
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    if args.edge != "shield":
+        print("playgate demo: --edge nginx is not available in this build", file=sys.stderr)
+        return 2
+    workdir = Path(tempfile.mkdtemp(prefix="playgate-demo-"))
+    keyring_text = new_keyring_json("demo1")
+    (workdir / "keyring.json").write_text(keyring_text)
+    keyring = KeyRing.from_json(keyring_text)
+    api_key = generate_api_key()
+
+    edge_sock = bind(args.host, args.edge_port or 8081)
+    signer_sock = bind(args.host, args.signer_port or 8080)
+    edge_url, signer_url = base_url(edge_sock), base_url(signer_sock)
+
+    media = Path(args.origin) if args.origin else SAMPLES
+    validator_settings = ValidatorSettings(keyring=keyring, media_root=media)
+    signer_settings = SignerSettings(
+        keyring=keyring,
+        api_keys=ApiKeys({"demo": hash_api_key(api_key)}),
+        public_url=edge_url,
+    )
+    first = issue(PlaybackRequest(DEMO_VIDEO, 600), keyring, time.time(), public_url=edge_url)
+    dash = issue(
+        PlaybackRequest(DEMO_VIDEO, 600, file="dash/manifest.mpd"),
+        keyring,
+        time.time(),
+        public_url=edge_url,
+    )
+    body = json.dumps({"video_id": DEMO_VIDEO})
+    lines = [
+        f"Signer: {signer_url}",
+        f"API key: {api_key}",
+        f"Playback URL: {first.url}",
+        f"DASH URL: {dash.url}",
+        "New URL: curl -s -X POST -H 'Authorization: Bearer " + api_key + "' "
+        f"-H 'Content-Type: application/json' -d '{body}' {signer_url}/v1/playback-urls",
+        f"Key ring: {workdir / 'keyring.json'}",
+        "Press Ctrl-C to stop.",
+    ]
+    servers = [
+        server(create_validator(validator_settings), edge_sock),
+        server(create_signer(signer_settings), signer_sock),
+    ]
+    asyncio.run(_serve_all(servers, "\n".join(lines)))
+    return 0

@@ -1,0 +1,161 @@
+"""Turning a validated playback request into a signed URL. Pure: the clock is a parameter."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from edge_validator.errors import BadPath
+from edge_validator.keyring import KeyRing
+from edge_validator.paths import TOKEN_PARAM, TOKEN_PREFIX, normalize_path
+from edge_validator.token import Claims, seal
+
+from .errors import InvalidField
+
+VIDEO_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,128}")
+SESSION_ID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+VIDEO_PREFIX = "/videos/"
+_FIELDS = frozenset(
+    {
+        "video_id",
+        "ttl_seconds",
+        "client_ip",
+        "session_id",
+        "file",
+        "user_id",
+        "max_uses",
+        "max_streams",
+    }
+)
+
+
+@dataclass(frozen=True)
+class PlaybackRequest:
+    video_id: str
+    ttl_seconds: int
+    client_network: str | None = None
+    session_id: str | None = None
+    file: str = "master.m3u8"
+    user_id: str | None = None
+    max_uses: int = 0
+    max_streams: int = 0
+
+    @property
+    def scope(self) -> str:
+        return f"{VIDEO_PREFIX}{self.video_id}/"
+
+
+@dataclass(frozen=True)
+class IssuedUrl:
+    url: str
+    token: str
+    token_id: str
+    expires_at: int
+
+    def as_json(self) -> dict[str, Any]:
+        iso = datetime.fromtimestamp(self.expires_at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return {"url": self.url, "token": self.token, "token_id": self.token_id, "expires_at": iso}
+
+
+def _int(doc: dict[str, Any], name: str, default: int, low: int, high: int) -> int:
+    value = doc.get(name, default)
+    # bool is an int in Python; true as a TTL is a client bug, not 1 second.
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise InvalidField(name, f"must be an integer from {low} to {high}")
+    return value
+
+
+def _text(doc: dict[str, Any], name: str, pattern: re.Pattern[str]) -> str | None:
+    value = doc.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not pattern.fullmatch(value):
+        raise InvalidField(name, f"must match {pattern.pattern}")
+    return value
+
+
+def _client_network(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidField("client_ip", "must be an IPv4 or IPv6 address or CIDR network")
+    try:
+        net = ipaddress.ip_network(value, strict=True)
+    except ValueError:
+        raise InvalidField("client_ip", "must be an IPv4 or IPv6 address or CIDR network") from None
+    return str(net)
+
+
+def _entry_file(value: object, default: str) -> str:
+    if value is None:
+        return default
+    if not isinstance(value, str) or not value or value.startswith("/") or len(value) > 512:
+        raise InvalidField("file", "must be a relative path inside the video")
+    try:
+        normalize_path("/" + value)
+    except BadPath as exc:
+        raise InvalidField("file", exc.message) from None
+    return value
+
+
+def parse_playback_request(
+    doc: object, *, default_ttl: int, max_ttl: int, entry_file: str
+) -> PlaybackRequest:
+    if not isinstance(doc, dict):
+        raise InvalidField("body", "must be a JSON object")
+    unknown = sorted(set(doc) - _FIELDS)
+    if unknown:
+        raise InvalidField(unknown[0], "unknown field")
+    video_id = doc.get("video_id")
+    if not isinstance(video_id, str) or not VIDEO_ID_RE.fullmatch(video_id):
+        raise InvalidField("video_id", "required; 1-128 characters of A-Z a-z 0-9 _ -")
+    return PlaybackRequest(
+        video_id=video_id,
+        ttl_seconds=_int(doc, "ttl_seconds", default_ttl, 1, max_ttl),
+        client_network=_client_network(doc.get("client_ip")),
+        session_id=_text(doc, "session_id", SESSION_ID_RE),
+        file=_entry_file(doc.get("file"), entry_file),
+        user_id=_text(doc, "user_id", SESSION_ID_RE),
+        max_uses=_int(doc, "max_uses", 0, 0, 1_000_000),
+        max_streams=_int(doc, "max_streams", 0, 0, 1000),
+    )
+
+
+def new_token_id() -> str:
+    return secrets.token_urlsafe(12)
+
+
+def playback_url(public_url: str, token: str, path: str, mode: str) -> str:
+    if mode == "query":
+        return f"{public_url}{path}?{TOKEN_PARAM}={token}"
+    return f"{public_url}{TOKEN_PREFIX}{token}{path}"
+
+
+def issue(
+    request: PlaybackRequest,
+    keyring: KeyRing,
+    now: float,
+    *,
+    public_url: str,
+    mode: str = "path",
+) -> IssuedUrl:
+    """Sign a token for the request's video and build the viewer's URL."""
+    claims = Claims(
+        key_id=keyring.active.key_id,
+        expires_at=int(now) + request.ttl_seconds,
+        not_before=int(now),
+        scope=request.scope,
+        token_id=new_token_id(),
+        session_id=request.session_id,
+        client_network=request.client_network,
+        user_id=request.user_id,
+        max_uses=request.max_uses,
+        max_streams=request.max_streams,
+    )
+    token = seal(claims, keyring)
+    url = playback_url(public_url, token, request.scope + request.file, mode)
+    return IssuedUrl(url, token, claims.token_id, claims.expires_at)

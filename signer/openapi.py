@@ -1,0 +1,82 @@
+"""The signer's OpenAPI description, served at GET /openapi.json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+_ERROR = {
+    "type": "object",
+    "required": ["error", "message"],
+    "properties": {
+        "error": {"type": "string", "description": "machine-readable reason code"},
+        "message": {"type": "string"},
+        "field": {"type": "string"},
+    },
+}
+
+
+def _err(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": _ERROR}}}
+
+
+PLAYBACK_REQUEST = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["video_id"],
+    "properties": {
+        "video_id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,128}$"},
+        "ttl_seconds": {"type": "integer", "minimum": 1},
+        "client_ip": {"type": "string", "description": "IPv4/IPv6 address or CIDR to bind to"},
+        "session_id": {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,128}$"},
+        "file": {"type": "string", "description": "entry file inside the video"},
+        "user_id": {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,128}$"},
+        "max_uses": {"type": "integer", "minimum": 0},
+        "max_streams": {"type": "integer", "minimum": 0},
+    },
+}
+
+PLAYBACK_URL = {
+    "type": "object",
+    "required": ["url", "token", "token_id", "expires_at"],
+    "properties": {
+        "url": {"type": "string"},
+        "token": {"type": "string"},
+        "token_id": {"type": "string"},
+        "expires_at": {"type": "string", "format": "date-time"},
+    },
+}
+
+
+def openapi_document(extra_paths: dict[str, Any] | None = None) -> dict[str, Any]:
+    paths: dict[str, Any] = {
+        "/v1/playback-urls": {
+            "post": {
+                "summary": "Issue a signed playback URL for one video",
+                "security": [{"bearer": []}],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": PLAYBACK_REQUEST}},
+                },
+                "responses": {
+                    "201": {
+                        "description": "issued",
+                        "content": {"application/json": {"schema": PLAYBACK_URL}},
+                    },
+                    "400": _err("malformed JSON"),
+                    "401": _err("missing or unknown API key"),
+                    "413": _err("body too large"),
+                    "415": _err("not application/json"),
+                    "422": _err("invalid field"),
+                    "429": _err("rate limited"),
+                },
+            }
+        },
+        "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "ok"}}}},
+    }
+    paths.update(extra_paths or {})
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "PlayGate signer", "version": "1.0.0"},
+        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        "paths": paths,
+    }

@@ -1,0 +1,46 @@
+"""Signer settings, read once from the environment."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from edge_validator.config import Env
+from edge_validator.errors import ConfigurationError
+from edge_validator.keyring import KeyRing
+
+from .api_keys import ApiKeys
+
+
+@dataclass(frozen=True)
+class SignerSettings:
+    keyring: KeyRing
+    api_keys: ApiKeys
+    # Base URL of the edge that viewers fetch from (CDN or origin shield).
+    public_url: str = "http://127.0.0.1:8081"
+    default_ttl: int = 300
+    max_ttl: int = 3600
+    token_mode: str = "path"
+    entry_file: str = "master.m3u8"
+    max_body_bytes: int = 16 * 1024
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> SignerSettings:
+        env = Env(os.environ if environ is None else environ)
+        keyring = env.keyring()
+        if keyring.active_key_id is None:
+            raise ConfigurationError("the signer's key ring needs an active key")
+        max_ttl = env.integer("PLAYGATE_MAX_TTL", 3600, low=1, high=7 * 86400)
+        public_url = env.text("PLAYGATE_PUBLIC_URL", cls.public_url) or cls.public_url
+        if not public_url.startswith(("http://", "https://")):
+            raise ConfigurationError("PLAYGATE_PUBLIC_URL must be an http(s) URL")
+        return cls(
+            keyring=keyring,
+            api_keys=ApiKeys.parse(env.text("PLAYGATE_API_KEYS", "") or ""),
+            public_url=public_url.rstrip("/"),
+            default_ttl=env.integer("PLAYGATE_DEFAULT_TTL", 300, low=1, high=max_ttl),
+            max_ttl=max_ttl,
+            token_mode=env.choice("PLAYGATE_TOKEN_MODE", "path", ("path", "query")),
+            entry_file=env.text("PLAYGATE_ENTRY_FILE", "master.m3u8") or "master.m3u8",
+        )
