@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from edge_validator.app import create_app as create_validator
+from edge_validator.keyring import KeyRing
+from edge_validator.settings import ValidatorSettings
+from signer.api_keys import ApiKeys, hash_api_key
+from signer.app import create_app as create_signer
+from signer.settings import SignerSettings
+from tests.servers import serve_app
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "samples"
+SECRET_A = b"A" * 32
+SECRET_B = bytes(range(32, 64))
+API_KEY = "pgk_test-key-0123456789abcdefghijklmnopqrstuv"
+
+
+@pytest.fixture
+def keyring() -> KeyRing:
+    return KeyRing({"k1": SECRET_A, "k2": SECRET_B}, "k1")
+
+
+@pytest.fixture
+def now() -> float:
+    return float(int(time.time()))
+
+
+@pytest.fixture
+def validator_url(keyring: KeyRing) -> Iterator[str]:
+    settings = ValidatorSettings(keyring=keyring, media_root=SAMPLES)
+    with serve_app(create_validator(settings)) as url:
+        yield url
+
+
+@pytest.fixture
+def signer_url(keyring: KeyRing, validator_url: str) -> Iterator[str]:
+    settings = SignerSettings(
+        keyring=keyring, api_keys=ApiKeys({"test": hash_api_key(API_KEY)}), public_url=validator_url
+    )
+    with serve_app(create_signer(settings)) as url:
+        yield url
