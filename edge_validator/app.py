@@ -17,6 +17,8 @@ from .gate import Gate, StateCheck
 from .origins import FileOrigin, HttpOrigin, NotFound, Origin
 from .responses import NO_STORE, REASON_HEADER, TOKEN_ID_HEADER, denied
 from .settings import ValidatorSettings
+from .state.health import healthz, readyz
+from .state.runtime import StateChecks, build_store
 
 log = logging.getLogger("playgate.validator")
 ORIGINAL_URI_HEADER = "x-original-uri"
@@ -97,10 +99,6 @@ async def _shield(request: Request) -> Response:
     return response
 
 
-async def _healthz(request: Request) -> Response:
-    return JSONResponse({"status": "ok"}, headers={"Cache-Control": NO_STORE})
-
-
 def _make_origin(settings: ValidatorSettings) -> Origin | None:
     if settings.media_root is not None:
         return FileOrigin(settings.media_root)
@@ -112,20 +110,30 @@ def _make_origin(settings: ValidatorSettings) -> Origin | None:
 def create_app(
     settings: ValidatorSettings,
     *,
-    checks: Sequence[StateCheck] = (),
+    checks: Sequence[StateCheck] | None = None,
     origin: Origin | None = None,
+    state: StateChecks | None = None,
 ) -> Starlette:
+    """``checks`` None: the stateful checks built from settings (``state`` to share a store)."""
+    if checks is None:
+        state = state or StateChecks(build_store(settings.state), settings.state)
+        checks = (state,)
     gate = Gate(settings, checks)
     origin = origin or _make_origin(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if state is not None:
+            await state.start()
         yield
+        if state is not None:
+            await state.stop()
         if origin is not None:
             await origin.close()
 
     routes = [
-        Route("/healthz", _healthz, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
         Route("/auth", _auth, methods=["GET", "HEAD"]),
     ]
     if origin is not None:
@@ -135,6 +143,7 @@ def create_app(
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.gate = gate
     app.state.origin = origin
+    app.state.playgate_state = state
     return app
 
 

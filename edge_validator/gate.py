@@ -12,7 +12,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 
 from .decision import Grant, verify_target
-from .errors import PlaybackTokenError
+from .errors import PlaybackTokenError, StateUnavailable
 from .settings import ValidatorSettings
 
 log = logging.getLogger("playgate.validator")
@@ -30,6 +30,8 @@ class Gate:
     ) -> None:
         self.settings = settings
         self.checks = tuple(checks)
+        # Deny by default: a token with use or stream limits needs a check that enforces them.
+        self.enforces_limits = any(getattr(c, "enforces_limits", False) for c in self.checks)
         self.clock = clock
 
     async def authorize(self, target: str, client_ip: str | None) -> tuple[Grant, str]:
@@ -41,6 +43,9 @@ class Gate:
             )
             for check in self.checks:
                 await check(grant, now)
+            claims = grant.claims
+            if (claims.max_uses or claims.max_streams) and not self.enforces_limits:
+                raise StateUnavailable("no shared state enforces limits", token_id=claims.token_id)
         except PlaybackTokenError as exc:
             log.info("deny reason=%s token_id=%s client=%s", exc.reason, exc.token_id, client_ip)
             raise

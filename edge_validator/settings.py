@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config import Env, Network
 from .errors import ConfigurationError
 from .keyring import KeyRing
+from .state.settings import StateSettings
 
 MAX_LEEWAY = 60
 
@@ -24,6 +25,8 @@ class ValidatorSettings:
     # How long nginx may reuse an allow decision for one token and video scope (0: never).
     grant_cache_seconds: int = 0
     origin_timeout: float = 10.0
+    # Revocations, use and stream limits: in memory, or Redis when REDIS_URL is set.
+    state: StateSettings = field(default_factory=StateSettings)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ValidatorSettings:
@@ -42,4 +45,5 @@ class ValidatorSettings:
             origin_url=origin.rstrip("/") if origin else None,
             grant_cache_seconds=env.integer("PLAYGATE_GRANT_CACHE_SECONDS", 0, low=0, high=300),
             origin_timeout=env.number("PLAYGATE_ORIGIN_TIMEOUT", 10.0, low=0.1, high=120.0),
+            state=StateSettings.from_env(os.environ if environ is None else environ),
         )

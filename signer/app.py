@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -14,11 +15,15 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from edge_validator.errors import PlayGateError
+from edge_validator.state.runtime import build_store
+from edge_validator.state.store import StateStore
 
 from .errors import BodyTooLarge, MalformedJson, RequestError, Unauthorized, UnsupportedMediaType
 from .issuing import issue, parse_playback_request
 from .openapi import openapi_document
+from .rate_limits import RateLimiter
 from .settings import SignerSettings
+from .state_api import StateApi
 
 log = logging.getLogger("playgate.signer")
 
@@ -61,24 +66,30 @@ async def read_json(request: Request, max_bytes: int) -> object:
 
 
 class SignerApi:
-    def __init__(self, settings: SignerSettings, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        settings: SignerSettings,
+        clock: Callable[[], float] = time.time,
+        limiter: RateLimiter | None = None,
+    ) -> None:
         self.settings = settings
         self.clock = clock
+        self.limiter = limiter
 
     async def playback_urls(self, request: Request) -> Response:
         s = self.settings
         caller = authenticate(request, s)
+        if self.limiter is not None:
+            await self.limiter.check_caller(caller)
         doc = await read_json(request, s.max_body_bytes)
         req = parse_playback_request(
             doc, default_ttl=s.default_ttl, max_ttl=s.max_ttl, entry_file=s.entry_file
         )
+        if self.limiter is not None:
+            await self.limiter.check_viewer(caller, req)
         issued = issue(req, s.keyring, self.clock(), public_url=s.public_url, mode=s.token_mode)
         log.info("issued token_id=%s video=%s caller=%s", issued.token_id, req.video_id, caller)
         return JSONResponse(issued.as_json(), 201, {"Cache-Control": "no-store"})
-
-
-async def _healthz(request: Request) -> Response:
-    return JSONResponse({"status": "ok"}, headers={"Cache-Control": "no-store"})
 
 
 async def _openapi(request: Request) -> Response:
@@ -96,15 +107,34 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return error_response(RequestError(exc.detail, reason=reason, status=exc.status_code))
 
 
-def create_app(settings: SignerSettings, clock: Callable[[], float] = time.time) -> Starlette:
-    api = SignerApi(settings, clock)
+def create_app(
+    settings: SignerSettings,
+    clock: Callable[[], float] = time.time,
+    store: StateStore | None = None,
+) -> Starlette:
+    """``store``: share one state store (the demo); by default built from settings.state."""
+    own_store = store is None
+    state_store = store or build_store(settings.state)
+    api = SignerApi(settings, clock, RateLimiter(state_store, settings.state))
+    state = StateApi(settings, state_store, authenticate, read_json, clock)
     routes = [
         Route("/v1/playback-urls", api.playback_urls, methods=["POST"]),
-        Route("/healthz", _healthz, methods=["GET"]),
+        Route("/v1/revocations", state.revoke, methods=["POST"]),
+        Route("/v1/revocations", state.list_revocations, methods=["GET"]),
+        Route("/healthz", state.healthz, methods=["GET"]),
+        Route("/readyz", state.readyz, methods=["GET"]),
         Route("/openapi.json", _openapi, methods=["GET"]),
     ]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        if own_store:
+            await state_store.close()
+
     return Starlette(
         routes=routes,
+        lifespan=lifespan,
         exception_handlers={PlayGateError: _playgate_error, HTTPException: _http_error},
     )
 

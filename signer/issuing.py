@@ -113,15 +113,19 @@ def parse_playback_request(
     video_id = doc.get("video_id")
     if not isinstance(video_id, str) or not VIDEO_ID_RE.fullmatch(video_id):
         raise InvalidField("video_id", "required; 1-128 characters of A-Z a-z 0-9 _ -")
+    user_id = _text(doc, "user_id", SESSION_ID_RE)
+    max_streams = _int(doc, "max_streams", 0, 0, 1000)
+    if max_streams and user_id is None:
+        raise InvalidField("max_streams", "requires user_id (streams are counted per user)")
     return PlaybackRequest(
         video_id=video_id,
         ttl_seconds=_int(doc, "ttl_seconds", default_ttl, 1, max_ttl),
         client_network=_client_network(doc.get("client_ip")),
         session_id=_text(doc, "session_id", SESSION_ID_RE),
         file=_entry_file(doc.get("file"), entry_file),
-        user_id=_text(doc, "user_id", SESSION_ID_RE),
+        user_id=user_id,
         max_uses=_int(doc, "max_uses", 0, 0, 1_000_000),
-        max_streams=_int(doc, "max_streams", 0, 0, 1000),
+        max_streams=max_streams,
     )
 
 

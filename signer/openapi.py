@@ -47,6 +47,82 @@ PLAYBACK_URL = {
 }
 
 
+_TARGET = {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,128}$"}
+REVOCATION_REQUEST = {
+    "type": "object",
+    "description": "exactly one target",
+    "additionalProperties": False,
+    "minProperties": 1,
+    "maxProperties": 1,
+    "properties": {
+        "token_id": _TARGET,
+        "session_id": _TARGET,
+        "video_id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,128}$"},
+        "user_id": _TARGET,
+    },
+}
+REVOCATION = {
+    "type": "object",
+    "required": ["kind", "value", "revoked_at", "expires_at"],
+    "properties": {
+        "kind": {"enum": ["token_id", "session_id", "video_id", "user_id"]},
+        "value": {"type": "string"},
+        "revoked_at": {"type": "number", "description": "unix seconds"},
+        "expires_at": {"type": "number", "description": "unix seconds; kept until then"},
+    },
+}
+REVOCATION_PATHS: dict[str, Any] = {
+    "/v1/revocations": {
+        "post": {
+            "summary": "Revoke a token, session, video or user before expiry",
+            "security": [{"bearer": []}],
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": REVOCATION_REQUEST}},
+            },
+            "responses": {
+                "201": {
+                    "description": "revoked",
+                    "content": {"application/json": {"schema": REVOCATION}},
+                },
+                "400": _err("malformed JSON"),
+                "401": _err("missing or unknown API key"),
+                "415": _err("not application/json"),
+                "422": _err("not exactly one valid target"),
+                "503": _err("shared state unreachable; retry"),
+            },
+        },
+        "get": {
+            "summary": "List live revocations",
+            "security": [{"bearer": []}],
+            "responses": {
+                "200": {
+                    "description": "live revocations",
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {
+                                    "revocations": {"type": "array", "items": REVOCATION}
+                                },
+                            }
+                        }
+                    },
+                },
+                "401": _err("missing or unknown API key"),
+                "503": _err("shared state unreachable; retry"),
+            },
+        },
+    },
+    "/readyz": {
+        "get": {
+            "summary": "Readiness: shared state reachable",
+            "responses": {"200": {"description": "ready"}, "503": {"description": "not ready"}},
+        }
+    },
+}
+
+
 def openapi_document(extra_paths: dict[str, Any] | None = None) -> dict[str, Any]:
     paths: dict[str, Any] = {
         "/v1/playback-urls": {
@@ -72,6 +148,7 @@ def openapi_document(extra_paths: dict[str, Any] | None = None) -> dict[str, Any
             }
         },
         "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "ok"}}}},
+        **REVOCATION_PATHS,
     }
     paths.update(extra_paths or {})
     return {

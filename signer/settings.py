@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from edge_validator.config import Env
 from edge_validator.errors import ConfigurationError
 from edge_validator.keyring import KeyRing
+from edge_validator.state.settings import StateSettings
 
 from .api_keys import ApiKeys
 
@@ -24,6 +25,8 @@ class SignerSettings:
     token_mode: str = "path"
     entry_file: str = "master.m3u8"
     max_body_bytes: int = 16 * 1024
+    # Revocations and rate limits: in memory, or Redis when REDIS_URL is set.
+    state: StateSettings = field(default_factory=StateSettings)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> SignerSettings:
@@ -43,4 +46,5 @@ class SignerSettings:
             max_ttl=max_ttl,
             token_mode=env.choice("PLAYGATE_TOKEN_MODE", "path", ("path", "query")),
             entry_file=env.text("PLAYGATE_ENTRY_FILE", "master.m3u8") or "master.m3u8",
+            state=StateSettings.from_env(os.environ if environ is None else environ),
         )

@@ -1,0 +1,88 @@
+"""The embedded default: state in this process's memory, enough for one process and the demo."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from .revocations import Revocation, RevocationView
+from .store import OnRevocation, OnSubscribed
+
+
+class MemoryStore:
+    backend = "memory"
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._revocations = RevocationView()
+        self._listeners: list[OnRevocation] = []
+        self._uses: dict[str, tuple[int, float]] = {}
+        self._streams: dict[str, dict[str, float]] = {}
+        self._rates: dict[str, tuple[int, float]] = {}
+        self._calls = 0
+
+    async def revoke(self, rev: Revocation) -> None:
+        self._revocations.prune(self._clock())
+        self._revocations.add(rev)
+        for listener in self._listeners:
+            listener(rev)
+
+    async def revocations(self, now: float) -> list[Revocation]:
+        self._revocations.prune(now)
+        return self._revocations.entries()
+
+    async def count_use(self, token_id: str, ttl: float) -> int:
+        now = self._clock()
+        self._expire(self._uses, now)
+        count, expires = _live(self._uses.get(token_id), now, now + ttl)
+        self._uses[token_id] = (count + 1, expires)
+        return count + 1
+
+    async def claim_stream(self, owner: str, session: str, limit: int, idle: float) -> bool:
+        now = self._clock()
+        if len(self._streams) > 1024:
+            for key in [k for k, s in self._streams.items() if max(s.values()) <= now - idle]:
+                del self._streams[key]
+        sessions = self._streams.setdefault(owner, {})
+        for sid in [s for s, seen in sessions.items() if seen <= now - idle]:
+            del sessions[sid]
+        if session not in sessions and len(sessions) >= limit:
+            return False
+        sessions[session] = now
+        return True
+
+    async def hit_rate(self, bucket: str, limit: int, window: int) -> float:
+        now = self._clock()
+        self._expire(self._rates, now)
+        count, resets = _live(self._rates.get(bucket), now, now + window)
+        self._rates[bucket] = (count + 1, resets)
+        return max(resets - now, 0.001) if count + 1 > limit else 0.0
+
+    async def listen(self, on_revocation: OnRevocation, on_subscribed: OnSubscribed) -> None:
+        self._listeners.append(on_revocation)
+        try:
+            await on_subscribed()
+            await asyncio.Event().wait()  # in-process: delivered synchronously by revoke()
+        finally:
+            self._listeners.remove(on_revocation)
+
+    async def ping(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    def _expire(self, table: dict[str, tuple[int, float]], now: float) -> None:
+        # Cleanup amortized over many calls keeps the table bounded by what is live.
+        self._calls += 1
+        if len(table) > 1024 and self._calls % 256 == 0:
+            for key in [k for k, (_, until) in table.items() if until <= now]:
+                del table[key]
+
+
+def _live(entry: tuple[int, float] | None, now: float, fresh_until: float) -> tuple[int, float]:
+    """A counter and its end, restarted when it has run out."""
+    if entry is None or entry[1] <= now:
+        return 0, fresh_until
+    return entry

@@ -1,0 +1,105 @@
+"""Revocations and the in-process view the validator checks them against (no I/O).
+
+A revocation names one target. Token and session revocations deny every token that carries the
+id. Video and user revocations deny tokens issued at or before the revocation (their
+``not_before``, which the signer sets to the issue time); later tokens for the same video or
+user are fine, so revoking "everything for video 12 until now" never blocks tomorrow's viewers.
+Each revocation is kept until no token it could deny is still valid (``expires_at``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import NamedTuple
+
+from ..token import Claims
+
+KINDS = ("token_id", "session_id", "video_id", "user_id")
+TARGET_RE = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+_VIDEOS = "/videos/"
+
+
+class Revocation(NamedTuple):
+    kind: str
+    value: str
+    revoked_at: float
+    expires_at: float
+
+    @property
+    def member(self) -> str:
+        """Its identity in storage: one entry per target."""
+        return f"{self.kind}:{self.value}"
+
+    def to_json(self) -> str:
+        return json.dumps(self._asdict(), separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Revocation:
+        doc = json.loads(text)
+        rev = cls(
+            str(doc["kind"]), str(doc["value"]), float(doc["revoked_at"]), float(doc["expires_at"])
+        )
+        if rev.kind not in KINDS or not TARGET_RE.fullmatch(rev.value):
+            raise ValueError("not a revocation")
+        return rev
+
+
+def video_id(scope: str) -> str | None:
+    """The video a token's scope covers (``/videos/<id>/``), or None for other scopes."""
+    if scope.startswith(_VIDEOS) and scope.count("/") == 3:
+        return scope[len(_VIDEOS) : -1]
+    return None
+
+
+class RevocationView:
+    """Every live revocation, indexed for the hot path: a few dict lookups per request."""
+
+    def __init__(self) -> None:
+        self._by_kind: dict[str, dict[str, Revocation]] = {kind: {} for kind in KINDS}
+
+    def __len__(self) -> int:
+        return sum(len(index) for index in self._by_kind.values())
+
+    def add(self, rev: Revocation) -> None:
+        index = self._by_kind[rev.kind]
+        known = index.get(rev.value)
+        # A later revocation of the same target covers more tokens; keep the latest.
+        if known is None or rev.revoked_at >= known.revoked_at:
+            index[rev.value] = rev
+
+    def replace(self, revocations: list[Revocation]) -> None:
+        """Swap in a full snapshot (a resync); built aside so readers never see half of it."""
+        fresh = RevocationView()
+        for rev in revocations:
+            fresh.add(rev)
+        self._by_kind = fresh._by_kind
+
+    def prune(self, now: float) -> None:
+        for index in self._by_kind.values():
+            for value in [v for v, rev in index.items() if rev.expires_at <= now]:
+                del index[value]
+
+    def entries(self) -> list[Revocation]:
+        return sorted(
+            (rev for index in self._by_kind.values() for rev in index.values()),
+            key=lambda rev: rev.revoked_at,
+        )
+
+    def revoked(self, claims: Claims, now: float) -> Revocation | None:
+        """The revocation that denies ``claims``, or None."""
+        by_kind = self._by_kind
+        for kind, value, absolute in (
+            ("token_id", claims.token_id, True),
+            ("session_id", claims.session_id, True),
+            ("user_id", claims.user_id, False),
+            ("video_id", video_id(claims.scope), False),
+        ):
+            if value is None:
+                continue
+            rev = by_kind[kind].get(value)
+            if rev is None or rev.expires_at <= now:
+                continue
+            if absolute or claims.not_before <= rev.revoked_at:
+                return rev
+        return None

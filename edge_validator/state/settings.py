@@ -1,0 +1,113 @@
+"""Shared-state settings (Redis or in-memory), read once from the environment.
+
+Both the signer and the validator read these; see README "Redis state" for what each means.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from ..config import Env
+from ..errors import ConfigurationError
+
+FAIL_OPEN = "fail_open"
+FAIL_CLOSED = "fail_closed"
+_URL_SCHEMES = ("redis://", "rediss://", "unix://", "redis+cluster://", "rediss+cluster://")
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """At most ``limit`` requests per ``window`` seconds (0 disables the limit)."""
+
+    limit: int
+    window: int
+
+    @classmethod
+    def parse(cls, name: str, text: str) -> RateLimit:
+        count, sep, seconds = text.partition("/")
+        try:
+            limit, window = int(count), int(seconds or "1")
+        except ValueError:
+            raise ConfigurationError(f"{name} must look like 100/60 (requests/seconds)") from None
+        if limit < 0 or not 1 <= window <= 86400 or (sep and not seconds):
+            raise ConfigurationError(f"{name} must look like 100/60 (requests/seconds)")
+        return cls(limit, window)
+
+
+@dataclass(frozen=True)
+class StateSettings:
+    # None: the embedded in-memory state, enough for one process.
+    redis_url: str | None = None
+    redis_cluster: bool = False
+    # Sentinel: the monitored primary's name and the sentinels' host:port list.
+    sentinel_service: str | None = None
+    sentinels: tuple[str, ...] = ()
+    # Every Redis call is bounded: connect and read timeouts, then a few quick retries.
+    connect_timeout: float = 0.25
+    timeout: float = 0.25
+    retries: int = 1
+    # What the validator does when Redis is unreachable.
+    failure_policy: str = FAIL_OPEN
+    max_staleness: float = 60.0
+    # fail_open, past max_staleness: "deny" everything stateful, or keep "serve"-ing the last view.
+    stale_fallback: str = "deny"
+    resync_seconds: float = 5.0
+    stream_idle_seconds: int = 30
+    api_key_rate: RateLimit = RateLimit(1000, 1)
+    viewer_rate: RateLimit = RateLimit(60, 60)
+    key_prefix: str = "playgate"
+
+    @property
+    def uses_redis(self) -> bool:
+        return self.redis_url is not None or self.sentinel_service is not None
+
+    @property
+    def call_budget(self) -> float:
+        """The longest one guarded Redis call may take, retries included."""
+        return (self.connect_timeout + self.timeout) * (self.retries + 1) + 0.05 * self.retries
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> StateSettings:
+        env = Env(environ)
+        url = env.text("REDIS_URL") or env.text("PLAYGATE_REDIS_URL")
+        if url is not None and not url.startswith(_URL_SCHEMES):
+            raise ConfigurationError(f"REDIS_URL must start with one of {', '.join(_URL_SCHEMES)}")
+        cluster = env.flag("PLAYGATE_REDIS_CLUSTER", False)
+        if url is not None and "+cluster://" in url:
+            cluster, url = True, url.replace("+cluster://", "://", 1)
+        prefix = env.text("PLAYGATE_REDIS_PREFIX", cls.key_prefix) or cls.key_prefix
+        if not prefix.replace("-", "").replace("_", "").isalnum():
+            raise ConfigurationError("PLAYGATE_REDIS_PREFIX must be letters, digits, - and _")
+        service = env.text("PLAYGATE_REDIS_SENTINEL_SERVICE")
+        sentinel_text = env.text("PLAYGATE_REDIS_SENTINELS", "") or ""
+        sentinels = tuple(a.strip() for a in sentinel_text.split(",") if a.strip())
+        if bool(service) != bool(sentinels):
+            raise ConfigurationError(
+                "set both PLAYGATE_REDIS_SENTINEL_SERVICE and PLAYGATE_REDIS_SENTINELS, or neither"
+            )
+        if any(not a.rpartition(":")[2].isdigit() for a in sentinels):
+            raise ConfigurationError("PLAYGATE_REDIS_SENTINELS entries are host:port")
+        return cls(
+            redis_url=url,
+            redis_cluster=cluster,
+            sentinel_service=service,
+            sentinels=sentinels,
+            connect_timeout=env.number("PLAYGATE_REDIS_CONNECT_TIMEOUT", 0.25, low=0.01, high=10),
+            timeout=env.number("PLAYGATE_REDIS_TIMEOUT", 0.25, low=0.01, high=10),
+            retries=env.integer("PLAYGATE_REDIS_RETRIES", 1, low=0, high=5),
+            failure_policy=env.choice(
+                "PLAYGATE_STATE_FAILURE_POLICY", FAIL_OPEN, (FAIL_OPEN, FAIL_CLOSED)
+            ),
+            max_staleness=env.number("PLAYGATE_STATE_MAX_STALENESS", 60.0, low=0, high=86400),
+            stale_fallback=env.choice("PLAYGATE_STATE_STALE_FALLBACK", "deny", ("deny", "serve")),
+            resync_seconds=env.number("PLAYGATE_STATE_RESYNC_SECONDS", 5.0, low=0.1, high=3600),
+            stream_idle_seconds=env.integer("PLAYGATE_STREAM_IDLE_SECONDS", 30, low=1, high=3600),
+            api_key_rate=_rate(env, "PLAYGATE_RATE_LIMIT_API_KEY", "1000/1"),
+            viewer_rate=_rate(env, "PLAYGATE_RATE_LIMIT_VIEWER", "60/60"),
+            key_prefix=prefix,
+        )
+
+
+def _rate(env: Env, name: str, default: str) -> RateLimit:
+    return RateLimit.parse(name, env.text(name, default) or default)

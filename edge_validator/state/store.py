@@ -1,0 +1,45 @@
+"""The one interface both state backends (in-memory and Redis) implement."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+from .revocations import Revocation
+
+OnRevocation = Callable[[Revocation], None]
+OnSubscribed = Callable[[], Awaitable[None]]
+
+
+class StoreUnavailable(Exception):
+    """The backend could not answer in time. Callers apply the failure policy."""
+
+
+class StateStore(Protocol):
+    backend: str
+
+    async def revoke(self, rev: Revocation) -> None:
+        """Store a revocation until it expires and tell every listener."""
+
+    async def revocations(self, now: float) -> list[Revocation]:
+        """Every revocation still live at ``now``."""
+
+    async def count_use(self, token_id: str, ttl: float) -> int:
+        """Count one use of a token; returns the uses so far, this one included."""
+
+    async def claim_stream(self, owner: str, session: str, limit: int, idle: float) -> bool:
+        """Mark ``session`` of ``owner`` active; False when it would exceed ``limit``."""
+
+    async def hit_rate(self, bucket: str, limit: int, window: int) -> float:
+        """Count one request in ``bucket``; 0 when allowed, else seconds until it may retry."""
+
+    async def listen(self, on_revocation: OnRevocation, on_subscribed: OnSubscribed) -> None:
+        """Deliver new revocations until the connection is lost (then raise StoreUnavailable).
+
+        ``on_subscribed`` runs once the subscription is live, so a resync made then misses
+        nothing published later.
+        """
+
+    async def ping(self) -> None: ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,37 @@
+"""Revocation requests: exactly one target, kept as long as a token it targets could live."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from edge_validator.settings import MAX_LEEWAY
+from edge_validator.state.revocations import KINDS, TARGET_RE, Revocation
+
+from .errors import InvalidField
+from .issuing import VIDEO_ID_RE
+
+
+def parse_revocation(doc: object, now: float, max_ttl: int) -> Revocation:
+    """``{"token_id"|"session_id"|"video_id"|"user_id": "..."}``; anything else is a 422."""
+    if not isinstance(doc, dict):
+        raise InvalidField("body", "must be a JSON object")
+    unknown = sorted(set(doc) - set(KINDS))
+    if unknown:
+        raise InvalidField(unknown[0], "unknown field")
+    if len(doc) != 1:
+        raise InvalidField("body", f"name exactly one of {', '.join(KINDS)}")
+    ((kind, value),) = doc.items()
+    pattern = VIDEO_ID_RE if kind == "video_id" else TARGET_RE
+    if not isinstance(value, str) or not pattern.fullmatch(value):
+        raise InvalidField(kind, f"must match {pattern.pattern}")
+    # Kept until every token issued up to now has expired, whatever TTL the signer gave it.
+    return Revocation(kind, value, now, now + max_ttl + MAX_LEEWAY)
+
+
+def revocation_json(rev: Revocation) -> dict[str, Any]:
+    return {
+        "kind": rev.kind,
+        "value": rev.value,
+        "revoked_at": rev.revoked_at,
+        "expires_at": rev.expires_at,
+    }
