@@ -15,6 +15,7 @@ from edge_validator.keyring import KeyRing, new_keyring_json
 from .api_keys import generate_api_key, hash_api_key
 from .explain import explain
 from .issuing import issue, parse_playback_request
+from .revoke_cli import add_commands as add_revocation_commands
 
 
 def _keyring(path: str | None) -> KeyRing:
@@ -138,6 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--host", default="127.0.0.1")
         p.add_argument("--port", type=int, default=port)
         p.set_defaults(func=func)
+
+    add_revocation_commands(sub)
 
     p = sub.add_parser("demo", help="run signer and validator on loopback with the sample video")
     p.add_argument("--host", default="127.0.0.1")

@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import signal
 import socket
 import sys
@@ -24,6 +25,8 @@ from starlette.types import ASGIApp
 from edge_validator.app import create_app as create_validator
 from edge_validator.keyring import KeyRing, new_keyring_json
 from edge_validator.settings import ValidatorSettings
+from edge_validator.state.runtime import StateChecks, build_store
+from edge_validator.state.settings import StateSettings
 
 from .api_keys import ApiKeys, generate_api_key, hash_api_key
 from .app import create_app as create_signer
@@ -107,11 +110,15 @@ def run_demo(args: argparse.Namespace) -> int:
     edge_url, signer_url = base_url(edge_sock), base_url(signer_sock)
 
     media = Path(args.origin) if args.origin else SAMPLES
-    validator_settings = ValidatorSettings(keyring=keyring, media_root=media)
+    # In memory unless REDIS_URL is set; one store shared, so a revocation reaches the edge.
+    state_settings = StateSettings.from_env(os.environ)
+    store = build_store(state_settings)
+    validator_settings = ValidatorSettings(keyring=keyring, media_root=media, state=state_settings)
     signer_settings = SignerSettings(
         keyring=keyring,
         api_keys=ApiKeys({"demo": hash_api_key(api_key)}),
         public_url=edge_url,
+        state=state_settings,
     )
     first = issue(PlaybackRequest(DEMO_VIDEO, 600), keyring, time.time(), public_url=edge_url)
     dash = issue(
@@ -129,11 +136,15 @@ def run_demo(args: argparse.Namespace) -> int:
         "New URL: curl -s -X POST -H 'Authorization: Bearer " + api_key + "' "
         f"-H 'Content-Type: application/json' -d '{body}' {signer_url}/v1/playback-urls",
         f"Key ring: {workdir / 'keyring.json'}",
+        f"State: {store.backend}",
         "Press Ctrl-C to stop.",
     ]
     servers = [
-        server(create_validator(validator_settings), edge_sock),
-        server(create_signer(signer_settings), signer_sock),
+        server(
+            create_validator(validator_settings, state=StateChecks(store, state_settings)),
+            edge_sock,
+        ),
+        server(create_signer(signer_settings, store=store), signer_sock),
     ]
     asyncio.run(_serve_all(servers, "\n".join(lines)))
     return 0

@@ -45,3 +45,19 @@ def signer_url(keyring: KeyRing, validator_url: str) -> Iterator[str]:
     )
     with serve_app(create_signer(settings)) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """One real redis-server for the session; tests isolate themselves by key prefix."""
+    from tests.redis_server import redis_server
+
+    with redis_server() as server:
+        yield server.url
+
+
+@pytest.fixture
+def key_prefix(request: pytest.FixtureRequest) -> str:
+    import re
+
+    return "t" + re.sub(r"[^A-Za-z0-9]", "", request.node.name)[-40:] + str(time.monotonic_ns())

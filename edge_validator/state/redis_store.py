@@ -116,12 +116,38 @@ return 0
         self._count_use = self.client.register_script(self.COUNT_USE)
         self._claim_stream = self.client.register_script(self.CLAIM_STREAM)
         self._hit_rate = self.client.register_script(self.HIT_RATE)
+        self._scripts = (
+            self._revoke,
+            self._list,
+            self._count_use,
+            self._claim_stream,
+            self._hit_rate,
+        )
+        self._warm = False
+        self._warming = asyncio.Lock()
+
+    async def _warm_up(self) -> None:
+        """Connect and load every script once, before concurrent callers race to do both.
+
+        (redis-py's cluster client breaks connections when many first calls initialize it and
+        reload scripts at the same time.)
+        """
+        async with self._warming:
+            if self._warm:
+                return
+            if hasattr(self.client, "initialize"):
+                await self.client.initialize()
+            for script in self._scripts:
+                script.sha = await self.client.script_load(script.script)
+            self._warm = True
 
     @asynccontextmanager
     async def _guard(self) -> AsyncIterator[None]:
         """Bound a call by the settings' budget and turn every failure into StoreUnavailable."""
         try:
             async with asyncio.timeout(self.settings.call_budget):
+                if not self._warm:
+                    await self._warm_up()
                 yield
         except (RedisError, OSError, TimeoutError) as exc:
             raise StoreUnavailable(f"redis: {exc.__class__.__name__}: {exc}") from exc

@@ -68,12 +68,15 @@ class RevocationView:
         if known is None or rev.revoked_at >= known.revoked_at:
             index[rev.value] = rev
 
-    def replace(self, revocations: list[Revocation]) -> None:
-        """Swap in a full snapshot (a resync); built aside so readers never see half of it."""
-        fresh = RevocationView()
+    def merge(self, revocations: list[Revocation], now: float) -> None:
+        """Fold in a full snapshot (a resync) and drop what has expired.
+
+        A merge, not a swap: nothing un-revokes, so an entry this process already knows stays
+        until it expires, even if Redis lost it (a restart without persistence).
+        """
         for rev in revocations:
-            fresh.add(rev)
-        self._by_kind = fresh._by_kind
+            self.add(rev)
+        self.prune(now)
 
     def prune(self, now: float) -> None:
         for index in self._by_kind.values():

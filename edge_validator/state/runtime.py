@@ -92,13 +92,14 @@ class RevocationSync:
         self.view.add(rev)
 
     async def resync(self) -> None:
+        now = self.clock()
         try:
-            revocations = await self.store.revocations(self.clock())
+            revocations = await self.store.revocations(now)
         except StoreUnavailable as exc:
             self.last_error = str(exc)
             self._mark(resync_ok=False)
             return
-        self.view.replace(revocations)
+        self.view.merge(revocations, now)
         self.synced_once = True
         self.last_resync = self.clock()
         self._last_resync_mono = self.monotonic()
