@@ -1,6 +1,6 @@
 """A real redis-server (and a real 3-node Redis Cluster) on loopback free ports, for tests.
 
-Persistence is on (append-only file, fsync always) like production should be, so a stop and a
+Persistence is on (append-only file, fsync every second) like production should be, so a stop and a
 start keep the data: fault tests rely on that.
 """
 
@@ -37,7 +37,7 @@ class RedisServer:
             "--dir", str(self.workdir),
             "--save", "",
             "--appendonly", "yes",
-            "--appendfsync", "always",
+            "--appendfsync", "everysec",
             "--protected-mode", "no",
             "--logfile", str(self.workdir / "redis.log"),
             *self.extra,
