@@ -188,6 +188,7 @@ return 0
 
     async def listen(self, on_revocation: OnRevocation, on_subscribed: OnSubscribed) -> None:
         pubsub = self.client.pubsub()
+        task = asyncio.current_task()
         try:
             async with self._guard():
                 await pubsub.subscribe(self.channel)
@@ -202,6 +203,9 @@ return 0
                     )
                 except (RedisError, OSError) as exc:
                     raise StoreUnavailable(f"redis pub/sub: {exc}") from exc
+                if task is not None and task.cancelling():
+                    # redis-py may turn a cancellation into "no message yet"; honour it.
+                    raise asyncio.CancelledError
                 if message is None:
                     # Quiet channel: prove the connection still answers.
                     async with self._guard():

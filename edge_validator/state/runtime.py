@@ -9,7 +9,6 @@ be trusted (fail-open, up to ``max_staleness`` seconds) or not (fail-closed).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -49,6 +48,7 @@ class RevocationSync:
         self._last_resync_mono = float("-inf")
         self.last_error: str | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
 
     @property
     def healthy(self) -> bool:
@@ -111,7 +111,7 @@ class RevocationSync:
 
     async def _listen_forever(self) -> None:
         delay = 0.05
-        while True:
+        while not self._stopping:
             try:
                 await self.store.listen(self.apply, self._on_subscribed)
             except StoreUnavailable as exc:
@@ -123,7 +123,7 @@ class RevocationSync:
                 delay = 0.05
 
     async def _resync_forever(self) -> None:
-        while True:
+        while not self._stopping:
             await asyncio.sleep(self.settings.resync_seconds)
             await self.resync()
 
@@ -138,11 +138,22 @@ class RevocationSync:
             await asyncio.sleep(0.01)
 
     async def stop(self) -> None:
+        self._stopping = True
+        # Cancel until done: a cancellation that lands while redis-py's own read timeout fires
+        # can surface as a timeout instead (Python 3.11), which the loops would retry.
+        for _ in range(10):
+            pending = [task for task in self._tasks if not task.done()]
+            if not pending:
+                break
+            for task in pending:
+                task.cancel()
+            await asyncio.wait(pending, timeout=0.1)
         for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            if not task.done():
+                # Closing the store's connections ends it; shutdown must not wait for that.
+                log.warning("state task %s did not stop in time", task.get_name())
+            elif not task.cancelled() and task.exception() is not None:
+                log.warning("state task ended with %r", task.exception())
         self._tasks = []
 
 
