@@ -123,3 +123,30 @@ def _wait_cluster_ok(cli: str, servers: list[RedisServer]) -> None:
             return
         time.sleep(0.1)
     raise TimeoutError("the Redis Cluster did not reach cluster_state:ok")
+
+
+@contextlib.contextmanager
+def redis_sentinel(primary: RedisServer, service: str = "playgate") -> Iterator[str]:
+    """A real Sentinel (``redis-server --sentinel``) monitoring ``primary``; yields host:port."""
+    binary = require_tool("redis-server")
+    with tempfile.TemporaryDirectory(prefix="playgate-sentinel-") as tmp:
+        port = free_port()
+        conf = Path(tmp) / "sentinel.conf"
+        conf.write_text(
+            f"bind {LOOPBACK}\nport {port}\ndir {tmp}\nprotected-mode no\n"
+            f"sentinel monitor {service} {LOOPBACK} {primary.port} 1\n"
+            f"sentinel down-after-milliseconds {service} 2000\n"
+        )
+        proc = subprocess.Popen(
+            [binary, str(conf), "--sentinel"], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
+        )
+        try:
+            wait_for_port(port, proc=proc)
+            yield f"{LOOPBACK}:{port}"
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

@@ -1,4 +1,5 @@
-"""One contract, three backends: in memory, a real redis-server, and a real 3-node Redis Cluster."""
+"""One contract, every backend: in memory, a real redis-server, through a real Sentinel, and a
+real 3-node Redis Cluster."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 from edge_validator.state import Revocation, StateSettings, StateStore, build_store
 from edge_validator.state.memory import MemoryStore
 from edge_validator.state.redis_store import RedisStore
-from tests.redis_server import redis_cluster
+from tests.redis_server import redis_cluster, redis_sentinel, redis_server
 
 
 @pytest.fixture(scope="module")
@@ -20,13 +21,25 @@ def cluster_url() -> Iterator[str]:
         yield servers[0].url.removesuffix("/0")
 
 
-@pytest.fixture(params=["memory", "redis", "cluster"])
+@pytest.fixture(scope="module")
+def sentinel_address() -> Iterator[str]:
+    with redis_server() as primary, redis_sentinel(primary) as address:
+        yield address
+
+
+@pytest.fixture(params=["memory", "redis", "cluster", "sentinel"])
 def settings(request: pytest.FixtureRequest, key_prefix: str) -> StateSettings:
     if request.param == "memory":
         return StateSettings()
     if request.param == "redis":
         url = request.getfixturevalue("redis_url")
         return StateSettings(redis_url=url, key_prefix=key_prefix)
+    if request.param == "sentinel":
+        return StateSettings(
+            sentinel_service="playgate",
+            sentinels=(request.getfixturevalue("sentinel_address"),),
+            key_prefix=key_prefix,
+        )
     url = request.getfixturevalue("cluster_url")
     return StateSettings(
         redis_url=url, redis_cluster=True, key_prefix=key_prefix, connect_timeout=1, timeout=1

@@ -106,7 +106,12 @@ return 0
 
     def __init__(self, settings: StateSettings, client: Any = None) -> None:
         self.settings = settings
-        self.client: Any = client or connect(settings)
+        self.client: Any
+        self._extra: list[Any] = []
+        if client is not None:
+            self.client = client
+        else:
+            self.client, self._extra = connect(settings)
         p = settings.key_prefix
         self._rev_keys = [f"{p}:{{revocations}}:expiry", f"{p}:{{revocations}}:data"]
         self.channel = f"{p}:revocations"
@@ -226,12 +231,14 @@ return 0
             await self.client.ping()
 
     async def close(self) -> None:
-        with contextlib.suppress(RedisError, OSError, TimeoutError):
-            await asyncio.wait_for(self.client.aclose(), 2)
+        for client in [self.client, *self._extra]:
+            with contextlib.suppress(RedisError, OSError, TimeoutError):
+                await asyncio.wait_for(client.aclose(), 2)
 
 
-def connect(settings: StateSettings) -> Any:
-    """A client for a single server, a Sentinel-monitored primary, or a Redis Cluster."""
+def connect(settings: StateSettings) -> tuple[Any, list[Any]]:
+    """A client for a single server, a Sentinel-monitored primary, or a Redis Cluster, and the
+    other clients (the sentinels') to close with it."""
     url = settings.redis_url or "redis://"
     kwargs: dict[str, Any] = {
         "socket_connect_timeout": settings.connect_timeout,
@@ -240,10 +247,12 @@ def connect(settings: StateSettings) -> Any:
         "decode_responses": True,
     }
     if settings.redis_cluster:
-        return RedisCluster.from_url(url, **kwargs)
+        return RedisCluster.from_url(url, **kwargs), []
     if settings.sentinel_service:
         hosts = [(h, int(p)) for h, _, p in (a.rpartition(":") for a in settings.sentinels)]
-        sentinel = Sentinel(hosts, **kwargs)  # type: ignore[no-untyped-call]
-        return sentinel.master_for(settings.sentinel_service, **kwargs)
+        timeouts = {k: kwargs[k] for k in ("socket_connect_timeout", "socket_timeout")}
+        sentinel = Sentinel(hosts, sentinel_kwargs=timeouts, **kwargs)  # type: ignore[no-untyped-call]
+        master = sentinel.master_for(settings.sentinel_service, **kwargs)
+        return master, list(sentinel.sentinels)
     kwargs["retry_on_error"] = [RedisConnectionError, RedisTimeoutError]
-    return Redis.from_url(url, **kwargs)
+    return Redis.from_url(url, **kwargs), []
