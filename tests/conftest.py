@@ -56,6 +56,15 @@ def redis_url() -> Iterator[str]:
         yield server.url
 
 
+@pytest.fixture(scope="session")
+def cluster_url() -> Iterator[str]:
+    """A real 3-node Redis Cluster for the session (``redis-cli --cluster create``)."""
+    from tests.redis_server import redis_cluster
+
+    with redis_cluster() as servers:
+        yield servers[0].url.removesuffix("/0")
+
+
 @pytest.fixture
 def key_prefix(request: pytest.FixtureRequest) -> str:
     import re

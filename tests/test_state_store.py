@@ -12,13 +12,7 @@ import pytest
 from edge_validator.state import Revocation, StateSettings, StateStore, build_store
 from edge_validator.state.memory import MemoryStore
 from edge_validator.state.redis_store import RedisStore
-from tests.redis_server import redis_cluster, redis_sentinel, redis_server
-
-
-@pytest.fixture(scope="module")
-def cluster_url() -> Iterator[str]:
-    with redis_cluster() as servers:
-        yield servers[0].url.removesuffix("/0")
+from tests.redis_server import redis_sentinel, redis_server
 
 
 @pytest.fixture(scope="module")

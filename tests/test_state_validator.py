@@ -1,4 +1,4 @@
-"""The validator's stateful checks against a real redis-server: revocation, uses, streams."""
+"""The validator's stateful checks against a real redis-server and a real Redis Cluster."""
 
 from __future__ import annotations
 
@@ -21,9 +21,12 @@ from tests.state_helpers import Stack, stack, validator, wait_for_status
 REASON = "x-playgate-reason"
 
 
-@pytest.fixture
-def state(redis_url: str, key_prefix: str) -> StateSettings:
-    return StateSettings(redis_url=redis_url, key_prefix=key_prefix)
+@pytest.fixture(params=["redis", "cluster"])
+def state(request: pytest.FixtureRequest, key_prefix: str) -> StateSettings:
+    if request.param == "cluster":
+        url = request.getfixturevalue("cluster_url")
+        return StateSettings(redis_url=url, redis_cluster=True, key_prefix=key_prefix)
+    return StateSettings(redis_url=request.getfixturevalue("redis_url"), key_prefix=key_prefix)
 
 
 @pytest.fixture
@@ -86,8 +89,9 @@ def test_use_limit_counts_every_request(live: Stack) -> None:
 
 
 def test_only_limited_tokens_pay_a_redis_round_trip(
-    keyring: KeyRing, state: StateSettings, redis_url: str
+    keyring: KeyRing, redis_url: str, key_prefix: str
 ) -> None:
+    state = StateSettings(redis_url=redis_url, key_prefix=key_prefix)
     client = redis.Redis.from_url(redis_url)
 
     def script_calls() -> int:
