@@ -49,7 +49,13 @@ json.dump({"results": results, "foreign": foreign}, sys.stdout)
 
 def build(keyring_file: Path, output: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(ROOT / "scripts" / "build-lambda"), str(keyring_file), "--output", str(output), *extra],
+        [
+            str(ROOT / "scripts" / "build-lambda"),
+            str(keyring_file),
+            "--output",
+            str(output),
+            *extra,
+        ],
         capture_output=True,
         text=True,
         timeout=120,
