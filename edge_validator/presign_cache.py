@@ -43,7 +43,7 @@ class PresignCache:
         sign: Sign,
         *,
         ttl: int = MAX_URL_SECONDS,
-        reuse: int = 15,
+        reuse: int = 30,
         max_entries: int = 4096,
         credentials_expiry: Callable[[], float | None] = lambda: None,
         clock: Callable[[], float] = time.time,

@@ -38,6 +38,10 @@ CHUNK_BYTES = 64 * 1024
 # lets a server answer 200 with the whole object instead of guessing at a range).
 _RANGE_RE = re.compile(r"bytes=(\d{1,15}-\d{0,15}|-\d{1,15})")
 _OPERATIONS = {"GET": "get_object", "HEAD": "head_object"}
+# Playlists are served, never redirected, even in redirect mode: players (hls.js, AVPlayer)
+# resolve a playlist's relative URIs against the URL it finally came from, which after a
+# redirect would be the presigned S3 URL, and every child request would miss the token.
+PLAYLISTS = (".m3u8", ".mpd")
 
 
 def _error_response(status: int, reason: str) -> Response:
@@ -70,7 +74,7 @@ class S3Origin:
         endpoint_url: str | None = None,
         region: str | None = None,
         url_ttl: int = 60,
-        url_reuse: int = 15,
+        url_reuse: int = 30,
         max_cached_urls: int = 4096,
         session: boto3.session.Session | None = None,
     ) -> None:
@@ -110,7 +114,7 @@ class S3Origin:
 
     async def fetch(self, path: str, headers: Headers, method: str) -> Response:
         key = self.location.object_key(path)
-        if self.mode == "redirect":
+        if self.mode == "redirect" and not key.endswith(PLAYLISTS):
             return self._redirect(method, key)
         return await self._stream(path, key, headers, method)
 

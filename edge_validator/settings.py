@@ -33,7 +33,7 @@ class ValidatorSettings:
     s3_endpoint_url: str | None = None
     s3_region: str | None = None
     s3_url_ttl: int = 60
-    s3_url_reuse: int = 15
+    s3_url_reuse: int = 30
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ValidatorSettings:
@@ -81,5 +81,5 @@ def _s3_settings(env: Env, s3_origin: str | None) -> dict[str, Any]:
         "s3_endpoint_url": endpoint,
         "s3_region": env.text("PLAYGATE_S3_REGION") or env.text("AWS_REGION"),
         "s3_url_ttl": ttl,
-        "s3_url_reuse": env.integer("PLAYGATE_S3_URL_REUSE", min(15, ttl - 5), low=0, high=ttl - 5),
+        "s3_url_reuse": env.integer("PLAYGATE_S3_URL_REUSE", ttl // 2, low=0, high=ttl - 5),
     }

@@ -109,22 +109,26 @@ def signed(base: str, token: str, path: str = "master.m3u8") -> str:
     return f"{base}/t/{token}/videos/demo/{path}"
 
 
-def walk_hls(client: httpx.Client, master_url: str) -> int:
-    """Fetch the master playlist, both variants and every segment; check bytes against disk."""
+def walk_hls(client: httpx.Client, master_url: str) -> tuple[int, int]:
+    """Fetch the master playlist, both variants and every segment; check bytes against disk.
+
+    Relative URIs resolve against the URL a playlist finally came from, as hls.js and AVPlayer
+    do. Returns (segments fetched, responses that came through a redirect).
+    """
     master = client.get(master_url)
     assert master.status_code == 200, master.headers
     assert master.content == (DEMO / "master.m3u8").read_bytes()
-    segments = 0
+    segments = redirected = 0
     for variant in [ln for ln in master.text.splitlines() if ln and not ln.startswith("#")]:
-        media_url = httpx.URL(master_url).join(variant)
-        media = client.get(media_url)
+        media = client.get(master.url.join(variant))
         assert media.status_code == 200
         for seg in re.findall(r"^(seg_\d+\.ts)$", media.text, re.M):
-            resp = client.get(media_url.join(seg))
+            resp = client.get(media.url.join(seg))
             assert resp.status_code == 200
             assert resp.content == (DEMO / "hls" / variant.split("/")[1] / seg).read_bytes()
             segments += 1
-    return segments
+            redirected += bool(resp.history)
+    return segments, redirected
 
 
 # -- redirect mode ---------------------------------------------------------------------------
@@ -135,7 +139,7 @@ def test_redirect_to_a_presigned_url_on_the_configured_endpoint(
 ) -> None:
     token = mint(module_keyring)
     resp = httpx.get(
-        signed(redirect_url, token),
+        signed(redirect_url, token, "hls/v1/seg_002.ts"),
         headers={"Host": "evil.example", "X-Forwarded-Host": "evil.example", "Forwarded": "host=x"},
         timeout=10,
     )
@@ -143,7 +147,7 @@ def test_redirect_to_a_presigned_url_on_the_configured_endpoint(
     assert resp.headers["cache-control"] == "no-store"
     location = urlsplit(resp.headers["location"])
     assert f"{location.scheme}://{location.netloc}" == uploaded
-    assert location.path == f"/{BUCKET}/{PREFIX}/videos/demo/master.m3u8"
+    assert location.path == f"/{BUCKET}/{PREFIX}/videos/demo/hls/v1/seg_002.ts"
     query = parse_qs(location.query)
     assert 0 < int(query["X-Amz-Expires"][0]) <= 60
     assert token not in resp.headers["location"]
@@ -151,7 +155,20 @@ def test_redirect_to_a_presigned_url_on_the_configured_endpoint(
 
 def test_redirect_mode_plays_the_whole_hls_set(redirect_url: str, module_keyring: KeyRing) -> None:
     with httpx.Client(timeout=10, follow_redirects=True) as client:
-        assert walk_hls(client, signed(redirect_url, mint(module_keyring))) == 6
+        assert walk_hls(client, signed(redirect_url, mint(module_keyring))) == (6, 6)
+
+
+def test_redirect_mode_serves_playlists_itself(redirect_url: str, module_keyring: KeyRing) -> None:
+    # A redirected playlist would make players resolve its children against the S3 URL.
+    with httpx.Client(timeout=10) as client:
+        for path, kind in (
+            ("master.m3u8", "application/vnd.apple.mpegurl"),
+            ("dash/manifest.mpd", "application/dash+xml"),
+        ):
+            resp = client.get(signed(redirect_url, mint(module_keyring), path))
+            assert resp.status_code == 200
+            assert resp.headers["content-type"] == kind
+            assert "location" not in resp.headers
 
 
 def test_redirect_mode_range_request(redirect_url: str, module_keyring: KeyRing) -> None:
@@ -184,7 +201,7 @@ def test_presigned_urls_are_reused_per_object(module_keyring: KeyRing, uploaded:
 
 def test_stream_mode_plays_the_whole_hls_set(stream_url: str, module_keyring: KeyRing) -> None:
     with httpx.Client(timeout=10) as client:
-        assert walk_hls(client, signed(stream_url, mint(module_keyring))) == 6
+        assert walk_hls(client, signed(stream_url, mint(module_keyring))) == (6, 0)
         resp = client.get(signed(stream_url, mint(module_keyring), "dash/manifest.mpd"))
     assert resp.headers["content-type"] == "application/dash+xml"
     assert resp.headers["cache-control"].startswith("private, max-age=")
@@ -300,7 +317,7 @@ def test_demo_with_an_s3_origin(uploaded: str, tmp_path: Path) -> None:
             url = next(ln.split(": ", 1)[1] for ln in lines if ln.startswith("Playback URL:"))
             assert any(ln.startswith(f"Origin: {origin} (stream") for ln in lines)
             with httpx.Client(timeout=10) as client:
-                assert walk_hls(client, url) == 6
+                assert walk_hls(client, url) == (6, 0)
         finally:
             proc.terminate()
             proc.wait(10)

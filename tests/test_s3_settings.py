@@ -19,7 +19,7 @@ def test_origin_url_may_name_a_bucket() -> None:
     s = settings(PLAYGATE_ORIGIN_URL="s3://videos/media/", AWS_ENDPOINT_URL="http://127.0.0.1:9")
     assert (s.s3_origin, s.origin_url, s.s3_mode) == ("s3://videos/media/", None, "redirect")
     assert s.s3_endpoint_url == "http://127.0.0.1:9"
-    assert (s.s3_url_ttl, s.s3_url_reuse) == (60, 15)
+    assert (s.s3_url_ttl, s.s3_url_reuse) == (60, 30)
 
 
 def test_separate_setting_and_options() -> None:
