@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from botocore.exceptions import ClientError
+
 from edge_validator.s3_location import S3Location
 from edge_validator.s3_origin import S3Origin, origin_from_settings
 from edge_validator.settings import ValidatorSettings
@@ -24,8 +26,9 @@ def upload_samples(settings: ValidatorSettings, samples: Path) -> int:
     origin: S3Origin = origin_from_settings(settings)
     location: S3Location = origin.location
     client = origin.client
-    existing = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
-    if location.bucket not in existing:
+    try:
+        client.head_bucket(Bucket=location.bucket)
+    except ClientError:
         client.create_bucket(Bucket=location.bucket)
     count = 0
     for path in sorted((samples / "videos").rglob("*")):
