@@ -93,7 +93,7 @@ def invalid_vectors() -> list[dict[str, object]]:
 
 def main() -> None:
     doc = {
-        "description": "PlayGate playback token v1 test vectors; see edge_validator/TOKEN_FORMAT.md",
+        "description": "PlayGate token v1 test vectors; see edge_validator/TOKEN_FORMAT.md",
         "keyring": {"active": "k1", "keys": {k: encode_secret(v) for k, v in SECRETS.items()}},
         "valid": [
             {
