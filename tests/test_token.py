@@ -112,3 +112,39 @@ def test_token_signed_for_another_purpose_does_not_verify() -> None:
 def test_encoder_refuses_ambiguous_claims(field: str, value: str) -> None:
     with pytest.raises((ValueError, PlaybackTokenError)):
         claims_bytes(BASE._replace(**{field: value}))
+
+
+def test_remembered_token_is_still_judged_on_every_request() -> None:
+    ring = KeyRing({"k1": b"A" * 32}, "k1")
+    tok = seal(BASE._replace(client_network=None), ring)
+    assert verify(tok, PATH, None, T0 + 1, ring).token_id == "tid-1"
+    assert tok in ring.authenticated
+    for now, path, reason in [
+        (T0 + 400, PATH, "expired"),
+        (T0 - 100, PATH, "not_yet_valid"),
+        (T0 + 1, "/videos/other/a.ts", "out_of_scope"),
+        (T0 + 1, "/videos/demo/../other/a.ts", "bad_path"),
+    ]:
+        with pytest.raises(PlaybackTokenError) as info:
+            verify(tok, path, None, now, ring)
+        assert info.value.reason == reason
+
+
+def test_memory_is_per_ring_and_bounded() -> None:
+    ring = KeyRing({"k1": b"A" * 32}, "k1")
+    ring.max_authenticated = 3
+    tokens = [seal(BASE._replace(token_id=f"t{i}"), ring) for i in range(5)]
+    for tok in tokens:
+        open_token(tok, ring)
+    assert list(ring.authenticated) == tokens[2:]
+    rotated = KeyRing({"k2": b"B" * 32}, "k2")
+    with pytest.raises(UnknownKey):
+        open_token(tokens[-1], rotated)
+
+
+def test_rejected_tokens_are_never_remembered() -> None:
+    ring = KeyRing({"k1": b"A" * 32}, "k1")
+    tampered = TOKEN[:-2] + ("AA" if TOKEN[-2:] != "AA" else "BA")
+    with pytest.raises(PlaybackTokenError):
+        open_token(tampered, ring)
+    assert ring.authenticated == {}
