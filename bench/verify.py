@@ -64,11 +64,12 @@ def main() -> None:
         ("PlayGate verify, repeat token", lambda: verify(token, PATH, "203.0.113.9", NOW, ring)),
         ("PlayGate verify, first sight of token", first_sight(token)),
         ("PlayGate verify, first sight, IP-bound", first_sight(bound)),
-        ("PlayGate verify_target, repeat (split + verify)",
-         lambda: verify_target(target, "203.0.113.9", NOW, ring)),
+        (
+            "PlayGate verify_target, repeat (split + verify)",
+            lambda: verify_target(target, "203.0.113.9", NOW, ring),
+        ),
         ("pyjwt HS256 decode", lambda: jwt.decode(jwt_token, SECRET, algorithms=["HS256"])),
-        ("itsdangerous URLSafeTimedSerializer.loads",
-         lambda: its.loads(its_token, max_age=300)),
+        ("itsdangerous URLSafeTimedSerializer.loads", lambda: its.loads(its_token, max_age=300)),
     ]
     results = [(name, median_us(fn)) for name, fn in rows]
     playgate = results[1][1]  # repeat token

@@ -229,3 +229,24 @@ def test_shield_in_front_of_a_real_http_origin(keyring: KeyRing) -> None:
             assert (
                 httpx.get(f"{url}/t/{other}/videos/demo/master.m3u8", timeout=10).status_code == 403
             )
+
+
+@pytest.mark.parametrize("method", ["HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"])
+def test_auth_answers_every_method_of_a_subrequest(
+    validator_url: str, keyring: KeyRing, method: str
+) -> None:
+    uri = f"/t/{make_token(keyring)}/videos/demo/master.m3u8"
+    resp = httpx.request(
+        method, f"{validator_url}/auth", headers={"X-Original-URI": uri}, timeout=10
+    )
+    assert resp.status_code == 204
+    assert httpx.request(method, f"{validator_url}/auth", timeout=10).status_code == 403
+
+
+def test_unknown_routes_are_json_no_store(keyring: KeyRing) -> None:
+    with serve_app(create_app(ValidatorSettings(keyring=keyring))) as url:  # no origin
+        resp = httpx.get(f"{url}/videos/demo/master.m3u8", timeout=10)
+        assert resp.status_code == 404
+        assert resp.headers["cache-control"] == "no-store"
+        assert resp.json()["error"] == "not_found"
+        assert httpx.post(f"{url}/healthz", timeout=10).status_code == 405
