@@ -13,6 +13,10 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from edge_validator.app import create_app
 from edge_validator.keyring import KeyRing
@@ -250,3 +254,20 @@ def test_unknown_routes_are_json_no_store(keyring: KeyRing) -> None:
         assert resp.headers["cache-control"] == "no-store"
         assert resp.json()["error"] == "not_found"
         assert httpx.post(f"{url}/healthz", timeout=10).status_code == 405
+
+
+def test_http_origin_receives_the_path_re_encoded(keyring: KeyRing) -> None:
+    seen: list[str] = []
+
+    async def record(request: Request) -> Response:
+        seen.append(request.scope["raw_path"].decode() + "?" + request.url.query)
+        return Response(b"ok")
+
+    with serve_app(Starlette(routes=[Route("/{p:path}", record)])) as origin_url:
+        settings = ValidatorSettings(keyring=keyring, origin_url=origin_url)
+        with serve_app(create_app(settings)) as url:
+            tok = make_token(keyring)
+            resp = httpx.get(f"{url}/t/{tok}/videos/demo/a%3Fb%23c%20d.ts", timeout=10)
+            assert resp.status_code == 200
+    # A decoded '?' or '#' must not become a query or fragment at the origin.
+    assert seen == ["/videos/demo/a%3Fb%23c%20d.ts?"]
