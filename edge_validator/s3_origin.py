@@ -113,7 +113,10 @@ class S3Origin:
         )
 
     async def fetch(self, path: str, headers: Headers, method: str) -> Response:
-        key = self.location.object_key(path)
+        try:
+            key = self.location.object_key(path)
+        except ValueError:  # a scope of "/" granting "/" itself: no object has that name
+            raise NotFound(path) from None
         if self.mode == "redirect" and not key.endswith(PLAYLISTS):
             return self._redirect(method, key)
         return await self._stream(path, key, headers, method)

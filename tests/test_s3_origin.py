@@ -264,6 +264,11 @@ def test_denied_requests_never_reach_s3(
             assert "x-amz" not in str(resp.headers).lower()
 
 
+def test_root_path_names_no_object(stream_url: str, module_keyring: KeyRing) -> None:
+    resp = httpx.get(f"{stream_url}/t/{mint(module_keyring, scope='/')}/", timeout=10)
+    assert resp.status_code == 404
+
+
 def test_ip_bound_token_from_another_address(redirect_url: str, module_keyring: KeyRing) -> None:
     token = mint(module_keyring, client_network="203.0.113.0/24")
     resp = httpx.get(signed(redirect_url, token), timeout=10)
