@@ -37,23 +37,23 @@ print(json.dumps([t1 - t0, t2 - t1]))
 """
 
 WARM = """
-import json, sys, time
+import json, statistics, sys, time
 sys.path.insert(0, sys.argv[1])
 from edge_validator.lambda_edge import handler
-events = json.loads(sys.argv[2])
-n = int(sys.argv[3])
 out = {}
-for name, event in events.items():
-    handler(event, None)
-    best = []
-    for _ in range(7):
+for name, spec in json.load(sys.stdin).items():
+    rounds, repeat = spec["rounds"], spec["repeat"]
+    handler(spec["warmup"], None)
+    per_call = []
+    for events in rounds:
         t0 = time.perf_counter()
-        for _ in range(n):
-            handler(event, None)
-        best.append((time.perf_counter() - t0) / n)
-    out[name] = statistics.median(best)
+        for _ in range(repeat):
+            for event in events:
+                handler(event, None)
+        per_call.append((time.perf_counter() - t0) / (repeat * len(events)))
+    out[name] = statistics.median(per_call)
 print(json.dumps(out))
-""".replace("import json, sys, time", "import json, statistics, sys, time")
+"""
 
 
 def main() -> None:
@@ -99,24 +99,32 @@ def main() -> None:
             )
             for _ in range(args.runs)
         ]
-        events = {
-            "allowed, path token": event("viewer-request-path-token.json"),
-            "allowed, query token + params": event("viewer-request-query-token.json"),
-            "denied, bad signature": event("viewer-request-path-token.json", token[:-4] + "AAAA"),
-            "denied, missing token": event("viewer-request-path-token.json", path_prefix=""),
+
+        def mint(i: int) -> str:
+            return seal(Claims("k1", now + 3600, now - 5, "/videos/demo/", f"b{i}"), ring)
+
+        def repeated(e: object) -> dict[str, object]:
+            return {"rounds": [[e]] * 7, "repeat": args.calls, "warmup": e}
+
+        path_event = "viewer-request-path-token.json"
+        fresh = [event(path_event, mint(i)) for i in range(7 * 2000 + 1)]
+        specs = {
+            "allowed, path token, same token again (a player's next segment)": repeated(
+                event(path_event)
+            ),
+            "allowed, path token, first sight of each token": {
+                "rounds": [fresh[1 + r * 2000 : 1 + (r + 1) * 2000] for r in range(7)],
+                "repeat": 1,
+                "warmup": fresh[0],
+            },
+            "allowed, query token + params": repeated(event("viewer-request-query-token.json")),
+            "denied, bad signature": repeated(event(path_event, token[:-4] + "AAAA")),
+            "denied, missing token": repeated(event(path_event, path_prefix="")),
         }
         warm = json.loads(
             subprocess.run(
-                [
-                    sys.executable,
-                    "-I",
-                    "-S",
-                    "-c",
-                    WARM,
-                    str(work / "task"),
-                    json.dumps(events),
-                    str(args.calls),
-                ],
+                [sys.executable, "-I", "-S", "-c", WARM, str(work / "task")],
+                input=json.dumps(specs),
                 capture_output=True,
                 text=True,
                 check=True,
