@@ -23,7 +23,7 @@ from starlette.responses import Response, StreamingResponse
 
 from .media import media_type
 from .origins import NotFound
-from .presign_cache import PresignCache
+from .presign_cache import CredentialsExpiring, PresignCache
 from .s3_location import S3Location
 from .settings import ValidatorSettings
 
@@ -117,13 +117,16 @@ class S3Origin:
             key = self.location.object_key(path)
         except ValueError:  # a scope of "/" granting "/" itself: no object has that name
             raise NotFound(path) from None
-        if self.mode == "redirect" and not key.endswith(PLAYLISTS):
+        if self.mode == "redirect" and not key.lower().endswith(PLAYLISTS):
             return self._redirect(method, key)
         return await self._stream(path, key, headers, method)
 
     def _redirect(self, method: str, key: str) -> Response:
         try:
             url = self.urls.url(method, key)
+        except CredentialsExpiring as exc:
+            log.warning("not presigning: %s", exc.message)
+            return _error_response(503, exc.reason)
         except Exception:  # a signing failure is an origin outage, never a 5xx with a trace
             log.exception("cannot presign an S3 URL")
             return _error_response(503, "origin_unavailable")
