@@ -280,13 +280,18 @@ def test_ip_bound_token_from_another_address(redirect_url: str, module_keyring: 
 
 
 class _ShortLivedProvider(CredentialProvider):
-    """A provider whose credentials expire in 30 s, like an assumed role near its end."""
+    """A provider whose credentials expire soon, like an assumed role near its end."""
 
     METHOD = "short-lived-test"
 
+    def __init__(self, seconds: int = 30) -> None:
+        super().__init__()
+        self.seconds = seconds
+
     def load(self) -> RefreshableCredentials:
         def fetch() -> dict[str, str]:
-            expiry = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 30))
+            expiry = time.gmtime(time.time() + self.seconds)
+            expiry = time.strftime("%Y-%m-%dT%H:%M:%SZ", expiry)
             return {
                 "access_key": "testing",
                 "secret_key": "testing",
@@ -297,15 +302,32 @@ class _ShortLivedProvider(CredentialProvider):
         return RefreshableCredentials.create_from_metadata(fetch(), fetch, self.METHOD)
 
 
-def test_presigned_url_never_outlives_its_credentials(uploaded: str) -> None:
+def short_lived_session(seconds: int) -> boto3.session.Session:
     core = BotocoreSession()
-    core.get_component("credential_provider").insert_before("env", _ShortLivedProvider())
-    session = boto3.session.Session(botocore_session=core, region_name="us-east-1")
+    core.get_component("credential_provider").insert_before("env", _ShortLivedProvider(seconds))
+    return boto3.session.Session(botocore_session=core, region_name="us-east-1")
+
+
+def test_presigned_url_never_outlives_its_credentials(uploaded: str) -> None:
+    session = short_lived_session(30)
     origin = S3Origin(S3Location(BUCKET, PREFIX), endpoint_url=uploaded, session=session)
     url = origin.urls.url("GET", "media/videos/demo/master.m3u8")
     expires = int(parse_qs(urlsplit(url).query)["X-Amz-Expires"][0])
     assert 0 < expires <= 30 - 5
     assert origin.client.meta.region_name == "us-east-1"
+
+
+def test_expiring_credentials_sign_nothing(uploaded: str, module_keyring: KeyRing) -> None:
+    origin = S3Origin(
+        S3Location(BUCKET, PREFIX), endpoint_url=uploaded, session=short_lived_session(8)
+    )
+    settings = ValidatorSettings(keyring=module_keyring)
+    with serve_app(create_app(settings, origin=origin)) as base:
+        resp = httpx.get(signed(base, mint(module_keyring), "hls/v0/seg_000.ts"), timeout=10)
+    assert resp.status_code == 503
+    assert resp.headers["x-playgate-reason"] == "origin_unavailable"
+    assert resp.headers["cache-control"] == "no-store"
+    assert "location" not in resp.headers
 
 
 # -- the demo --------------------------------------------------------------------------------
