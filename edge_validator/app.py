@@ -7,21 +7,24 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .client_address import client_address
-from .errors import BadPath, PlaybackTokenError, PlayGateError
+from .errors import BadPath, ObjectNotFound, OriginUnavailable, PlaybackTokenError, PlayGateError
 from .gate import Gate, StateCheck
-from .origins import FileOrigin, HttpOrigin, NotFound, Origin
-from .responses import NO_STORE, REASON_HEADER, TOKEN_ID_HEADER, denied
+from .origins import FileOrigin, HttpOrigin, Origin
+from .responses import NO_STORE, REASON_HEADER, TOKEN_ID_HEADER, denied, problem
 from .settings import ValidatorSettings
 from .state.health import healthz, readyz
 from .state.runtime import StateChecks, build_store
 
 log = logging.getLogger("playgate.validator")
 ORIGINAL_URI_HEADER = "x-original-uri"
+_ALL_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+_CACHEABLE = frozenset({200, 206, 304})
 
 
 class _Failure(PlaybackTokenError):
@@ -32,17 +35,17 @@ class _Failure(PlaybackTokenError):
 
 def _client_ip(request: Request, gate: Gate) -> str | None:
     peer = request.client.host if request.client else None
+    header = gate.settings.client_ip_header
     return client_address(
-        peer,
-        request.headers.get("x-forwarded-for"),
-        request.headers.get("x-real-ip"),
-        gate.settings.trusted_proxies,
+        peer, request.headers.getlist(header), gate.settings.trusted_proxies, header
     )
 
 
 def _raw_target(request: Request) -> str:
     # The raw, still percent-encoded path: judging a decoded copy would hide double encoding.
-    raw_path: bytes = request.scope.get("raw_path") or request.scope["path"].encode()
+    raw_path: bytes | None = request.scope.get("raw_path")
+    if raw_path is None:  # a server that does not give the raw path: refuse, never re-encode
+        raise BadPath("the server did not provide the raw request path")
     query: bytes = request.scope.get("query_string", b"")
     target = raw_path.decode("latin-1")
     return target + "?" + query.decode("latin-1") if query else target
@@ -87,16 +90,29 @@ async def _shield(request: Request) -> Response:
         return denied(_Failure())
     try:
         response = await origin.fetch(grant.path, request.headers, request.method)
-    except NotFound:
-        return JSONResponse(
-            {"error": "not_found", "message": "no such object"},
-            404,
-            {"Cache-Control": NO_STORE, REASON_HEADER: "not_found"},
-        )
+    except (ObjectNotFound, OriginUnavailable) as exc:
+        log.warning("origin: %s token_id=%s", exc.reason, grant.token_id)
+        return problem(exc)
     response.headers[TOKEN_ID_HEADER] = grant.token_id
-    # Browsers may keep it; shared caches must not key it by a token URL for longer than it lives.
-    response.headers["Cache-Control"] = f"private, max-age={grant.seconds_left(gate.clock())}"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    # Browsers may keep a success; shared caches must not key it by a token URL for longer than
+    # it lives. Other statuses are never kept; an origin that chose its own header (a redirect
+    # to a short-lived URL: no-store) keeps it.
+    if "cache-control" not in response.headers:
+        left = grant.seconds_left(gate.clock())
+        cacheable = response.status_code in _CACHEABLE
+        response.headers["Cache-Control"] = f"private, max-age={left}" if cacheable else NO_STORE
     return response
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    reason = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "bad_request")
+    return JSONResponse(
+        {"error": reason, "message": str(exc.detail)},
+        exc.status_code,
+        {"Cache-Control": NO_STORE, REASON_HEADER: reason},
+    )
 
 
 def _make_origin(settings: ValidatorSettings) -> Origin | None:
@@ -104,6 +120,10 @@ def _make_origin(settings: ValidatorSettings) -> Origin | None:
         return FileOrigin(settings.media_root)
     if settings.origin_url is not None:
         return HttpOrigin(settings.origin_url, settings.origin_timeout)
+    if settings.s3_origin is not None:
+        from .s3_origin import origin_from_settings  # boto3 loads only when S3 is used
+
+        return origin_from_settings(settings)
     return None
 
 
@@ -134,13 +154,14 @@ def create_app(
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
-        Route("/auth", _auth, methods=["GET", "HEAD"]),
+        # auth_request subrequests carry the viewer's method; every method gets 204/401/403.
+        Route("/auth", _auth, methods=list(_ALL_METHODS)),
     ]
     if origin is not None:
-        routes.append(
-            Route("/{path:path}", _shield, methods=["GET", "HEAD", "POST", "PUT", "DELETE"])
-        )
-    app = Starlette(routes=routes, lifespan=lifespan)
+        routes.append(Route("/{path:path}", _shield, methods=list(_ALL_METHODS)))
+    app = Starlette(
+        routes=routes, lifespan=lifespan, exception_handlers={HTTPException: _http_error}
+    )
     app.state.gate = gate
     app.state.origin = origin
     app.state.playgate_state = state
@@ -148,7 +169,11 @@ def create_app(
 
 
 def app_from_env() -> Starlette:
-    """uvicorn factory: ``uvicorn --factory edge_validator.app:app_from_env``."""
+    """App factory for ``playgate serve-validator``.
+
+    Under plain uvicorn, pass ``--no-proxy-headers --no-access-log``: uvicorn's defaults would
+    believe X-Forwarded-For from loopback and write every token into its access log.
+    """
     return create_app(ValidatorSettings.from_env())
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -95,6 +96,31 @@ async def _serve_all(servers: list[tuple[_Server, socket.socket]], ready: str) -
     await asyncio.gather(*tasks)
 
 
+def _validator_settings(
+    keyring: KeyRing, keyring_text: str, args: argparse.Namespace
+) -> ValidatorSettings:
+    origin: str | None = args.origin
+    if origin is None:
+        return ValidatorSettings(keyring=keyring, media_root=SAMPLES)
+    if origin.startswith(("http://", "https://")):
+        return ValidatorSettings(keyring=keyring, origin_url=origin.rstrip("/"))
+    if origin.startswith("s3://"):
+        from .demo_s3 import s3_validator_settings, upload_samples
+
+        settings = s3_validator_settings(keyring_text, origin)
+        if getattr(args, "upload_samples", False):
+            count = upload_samples(settings, SAMPLES)
+            print(f"Uploaded {count} sample files to {origin}", flush=True)
+        return settings
+    return ValidatorSettings(keyring=keyring, media_root=Path(origin))
+
+
+def _describe_origin(settings: ValidatorSettings) -> str:
+    if settings.s3_origin:
+        return f"{settings.s3_origin} ({settings.s3_mode}, endpoint {settings.s3_endpoint_url})"
+    return str(settings.origin_url or settings.media_root)
+
+
 def run_demo(args: argparse.Namespace) -> int:
     if args.edge != "shield":
         print("playgate demo: --edge nginx is not available in this build", file=sys.stderr)
@@ -109,11 +135,12 @@ def run_demo(args: argparse.Namespace) -> int:
     signer_sock = bind(args.host, args.signer_port or 8080)
     edge_url, signer_url = base_url(edge_sock), base_url(signer_sock)
 
-    media = Path(args.origin) if args.origin else SAMPLES
     # In memory unless REDIS_URL is set; one store shared, so a revocation reaches the edge.
     state_settings = StateSettings.from_env(os.environ)
     store = build_store(state_settings)
-    validator_settings = ValidatorSettings(keyring=keyring, media_root=media, state=state_settings)
+    validator_settings = dataclasses.replace(
+        _validator_settings(keyring, keyring_text, args), state=state_settings
+    )
     signer_settings = SignerSettings(
         keyring=keyring,
         api_keys=ApiKeys({"demo": hash_api_key(api_key)}),
@@ -136,6 +163,7 @@ def run_demo(args: argparse.Namespace) -> int:
         "New URL: curl -s -X POST -H 'Authorization: Bearer " + api_key + "' "
         f"-H 'Content-Type: application/json' -d '{body}' {signer_url}/v1/playback-urls",
         f"Key ring: {workdir / 'keyring.json'}",
+        f"Origin: {_describe_origin(validator_settings)}",
         f"State: {store.backend}",
         "Press Ctrl-C to stop.",
     ]
