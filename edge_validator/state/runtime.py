@@ -49,6 +49,7 @@ class RevocationSync:
         self.last_error: str | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
+        self._subscriptions = 0
 
     @property
     def healthy(self) -> bool:
@@ -99,6 +100,11 @@ class RevocationSync:
             self.last_error = str(exc)
             self._mark(resync_ok=False)
             return
+        except Exception as exc:  # a client bug must not end the resync loop
+            log.exception("revocation resync failed")
+            self.last_error = repr(exc)
+            self._mark(resync_ok=False)
+            return
         self.view.merge(revocations, now)
         self.synced_once = True
         self.last_resync = self.clock()
@@ -106,21 +112,25 @@ class RevocationSync:
         self._mark(resync_ok=True)
 
     async def _on_subscribed(self) -> None:
+        self._subscriptions += 1
         self.subscribed = True
         await self.resync()
 
     async def _listen_forever(self) -> None:
         delay = 0.05
         while not self._stopping:
+            before = self._subscriptions
             try:
                 await self.store.listen(self.apply, self._on_subscribed)
             except StoreUnavailable as exc:
                 self.last_error = str(exc)
+            except Exception as exc:  # a client bug must not end the listener
+                log.exception("revocation listener failed")
+                self.last_error = repr(exc)
             self._mark(subscribed=False)
+            # Back off while Redis stays unreachable; retry at once after a working session.
+            delay = 0.05 if self._subscriptions > before else min(delay * 2, _RETRY_CAP)
             await asyncio.sleep(delay)
-            delay = min(delay * 2, _RETRY_CAP)
-            if self.healthy:
-                delay = 0.05
 
     async def _resync_forever(self) -> None:
         while not self._stopping:
