@@ -211,8 +211,8 @@ class StateChecks:
             )
         except StoreUnavailable as exc:
             log.warning("stream count unavailable token_id=%s: %s", claims.token_id, exc)
-            if self.sync.trusted():  # fail-open and the outage is young enough
-                return
+            if self.settings.failure_policy == FAIL_OPEN and self.sync.trusted():
+                return  # fail-open and the outage is young enough: let the stream play
             raise StateUnavailable(
                 "stream counts are unavailable", token_id=claims.token_id
             ) from None
