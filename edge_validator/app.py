@@ -66,7 +66,8 @@ async def _auth(request: Request) -> Response:
         return denied(_Failure(), body=False)
     headers = {TOKEN_ID_HEADER: grant.token_id, "Cache-Control": NO_STORE}
     cache_seconds = min(gate.settings.grant_cache_seconds, grant.seconds_left(gate.clock()))
-    if cache_seconds > 0:
+    # Use and stream limits count every request: nginx must not reuse the decision.
+    if cache_seconds > 0 and not (grant.claims.max_uses or grant.claims.max_streams):
         headers["X-PlayGate-Cache-Seconds"] = str(cache_seconds)
     return Response(status_code=204, headers=headers)
 
