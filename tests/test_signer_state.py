@@ -151,3 +151,14 @@ def test_signer_without_redis_answers_503_and_not_ready(keyring: KeyRing) -> Non
         resp = _post(f"{url}/v1/playback-urls", {"video_id": "demo"})
         assert resp.status_code == 429
         assert resp.json()["error"] == "state_unavailable"
+
+
+def test_revocations_survive_a_signer_restart(
+    keyring: KeyRing, redis_url: str, key_prefix: str
+) -> None:
+    state = StateSettings(redis_url=redis_url, key_prefix=key_prefix)
+    with serve_app(create_signer(_signer(keyring, state))) as url:
+        assert _post(f"{url}/v1/revocations", {"session_id": "s-keep"}).status_code == 201
+    with serve_app(create_signer(_signer(keyring, state))) as url:
+        listed = httpx.get(f"{url}/v1/revocations", headers=AUTH).json()["revocations"]
+    assert [(r["kind"], r["value"]) for r in listed] == [("session_id", "s-keep")]
