@@ -108,7 +108,7 @@ def test_fail_open_serves_the_last_view_then_denies_then_recovers(keyring: KeyRi
         state = StateSettings(
             redis_url=redis.url,
             failure_policy="fail_open",
-            max_staleness=3.0,
+            max_staleness=4.0,
             stale_fallback="deny",
             resync_seconds=0.5,
         )
@@ -118,7 +118,6 @@ def test_fail_open_serves_the_last_view_then_denies_then_recovers(keyring: KeyRi
             with PlaybackLoad([good, _segment(good)]) as load:
                 time.sleep(0.3)
                 redis.stop()
-                lost = time.monotonic()
                 # Within the staleness bound: the last view still serves, revocations hold.
                 assert _wait_disconnected(live.validator)["failure_policy"] == "fail_open"
                 assert _status(good) == (200, None)
@@ -127,7 +126,6 @@ def test_fail_open_serves_the_last_view_then_denies_then_recovers(keyring: KeyRi
                 # Use limits never fail open: an uncountable one-time link is not one-time.
                 assert _status(tokens["limited"]["url"]) == (403, "state_unavailable")
                 assert httpx.get(f"{live.validator}/readyz").status_code == 200
-                assert time.monotonic() - lost < 3.0, "the machine is too slow for this check"
                 # Past the staleness bound: the chosen fallback (deny).
                 denied = wait_for_status(good, 403)
                 assert denied.headers[REASON] == "state_unavailable"

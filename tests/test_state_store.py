@@ -118,10 +118,10 @@ def test_streams_limit_new_sessions_not_existing_ones(settings: StateSettings) -
 
 def test_idle_sessions_free_their_slot(settings: StateSettings) -> None:
     async def scenario(store: StateStore) -> None:
-        assert await store.claim_stream("carol", "s1", 1, 0.3)
-        assert not await store.claim_stream("carol", "s2", 1, 0.3)
-        await asyncio.sleep(0.45)
-        assert await store.claim_stream("carol", "s2", 1, 0.3)
+        assert await store.claim_stream("carol", "s1", 1, 1.0)
+        assert not await store.claim_stream("carol", "s2", 1, 1.0)
+        await asyncio.sleep(1.2)
+        assert await store.claim_stream("carol", "s2", 1, 1.0)
 
     run(settings, scenario)
 
