@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .client_address import client_address
+from .decision_cache import ACCEL_EXPIRES_HEADER, decision_cache_seconds
 from .errors import BadPath, PlaybackTokenError, PlayGateError
 from .gate import Gate, StateCheck
 from .origins import FileOrigin, HttpOrigin, NotFound, Origin
@@ -60,9 +61,9 @@ async def _auth(request: Request) -> Response:
         log.exception("auth check failed")
         return denied(_Failure(), body=False)
     headers = {TOKEN_ID_HEADER: grant.token_id, "Cache-Control": NO_STORE}
-    cache_seconds = min(gate.settings.grant_cache_seconds, grant.seconds_left(gate.clock()))
-    if cache_seconds > 0:
-        headers["X-PlayGate-Cache-Seconds"] = str(cache_seconds)
+    # nginx's proxy_cache honours X-Accel-Expires; 0 says "never reuse" explicitly.
+    cache_seconds = decision_cache_seconds(grant, gate.clock(), gate.settings.grant_cache_seconds)
+    headers[ACCEL_EXPIRES_HEADER] = str(cache_seconds)
     return Response(status_code=204, headers=headers)
 
 

@@ -1,0 +1,71 @@
+"""A real nginx edge for tests: validator + plain origin under uvicorn, nginx in a temp prefix."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from edge_validator.app import create_app as create_validator
+from edge_validator.config import Env
+from edge_validator.keyring import KeyRing
+from edge_validator.settings import ValidatorSettings
+from signer.demo_origin import create_origin_app
+from signer.nginx_config import EdgeConfig, current_user_if_root, nginx_argv, prepare_prefix
+from tests.servers import LOOPBACK, free_port, require_tool, run_process
+
+
+@dataclass(frozen=True)
+class Edge:
+    url: str
+    prefix: Path
+    origin_hits: list[str]
+    auth_calls: list[str]
+
+    @property
+    def access_log(self) -> Path:
+        return self.prefix / "access.log"
+
+
+def _counting(app: object, hits: list[str]) -> object:
+    async def wrapper(scope: dict, receive: object, send: object) -> None:  # type: ignore[type-arg]
+        if scope["type"] == "http":
+            hits.append(scope["path"])
+        await app(scope, receive, send)  # type: ignore[operator]
+
+    return wrapper
+
+
+@contextlib.contextmanager
+def nginx_edge(
+    keyring: KeyRing, media_root: Path, prefix: Path, *, grant_cache_seconds: int = 0
+) -> Iterator[Edge]:
+    from tests.servers import serve_app
+
+    nginx = require_tool("nginx")
+    settings = ValidatorSettings(
+        keyring=keyring,
+        trusted_proxies=Env({"P": "127.0.0.1/32"}).networks("P"),
+        grant_cache_seconds=grant_cache_seconds,
+    )
+    hits: list[str] = []
+    auth_calls: list[str] = []
+    origin_app = _counting(create_origin_app(media_root), hits)
+    validator_app = _counting(create_validator(settings), auth_calls)
+    with (
+        serve_app(validator_app) as validator_url,  # type: ignore[arg-type]
+        serve_app(origin_app) as origin_url,  # type: ignore[arg-type]
+    ):
+        port = free_port()
+        config = EdgeConfig(
+            listen=f"{LOOPBACK}:{port}",
+            validator_url=validator_url,
+            origin_url=origin_url,
+            prefix=prefix,
+            workers="1",
+            user=current_user_if_root(),
+        )
+        prepare_prefix(config)
+        with run_process(nginx_argv(nginx, config), port=port, log=prefix / "nginx.out"):
+            yield Edge(f"http://{LOOPBACK}:{port}", prefix, hits, auth_calls)
