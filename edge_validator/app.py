@@ -15,6 +15,8 @@ from .client_address import client_address
 from .decision_cache import ACCEL_EXPIRES_HEADER, decision_cache_seconds
 from .errors import BadPath, PlaybackTokenError, PlayGateError
 from .gate import Gate, StateCheck
+from .manifest_responses import manifest_request_headers, query_token, rewritten_manifest
+from .manifest_rewrite import ManifestError
 from .origins import FileOrigin, HttpOrigin, NotFound, Origin
 from .responses import NO_STORE, REASON_HEADER, TOKEN_ID_HEADER, denied
 from .settings import ValidatorSettings
@@ -77,15 +79,22 @@ async def _shield(request: Request) -> Response:
             405,
             {"Allow": "GET, HEAD", "Cache-Control": NO_STORE, REASON_HEADER: "method_not_allowed"},
         )
+    target = _raw_target(request)
     try:
-        grant, _ = await gate.authorize(_raw_target(request), _client_ip(request, gate))
+        grant, _ = await gate.authorize(target, _client_ip(request, gate))
     except PlaybackTokenError as exc:
         return denied(exc)
     except Exception:
         log.exception("shield check failed")
         return denied(_Failure())
+    token = query_token(target)
+    headers = request.headers if token is None else manifest_request_headers(request.headers)
     try:
-        response = await origin.fetch(grant.path, request.headers, request.method)
+        response = await origin.fetch(grant.path, headers, request.method)
+        if token is not None:
+            response = await rewritten_manifest(request, response, grant.path, token)
+    except ManifestError as exc:
+        return denied(exc)
     except NotFound:
         return JSONResponse(
             {"error": "not_found", "message": "no such object"},
