@@ -37,7 +37,7 @@ async def _body(response: Response) -> bytes:
         size = 0
         try:
             async for chunk in response.body_iterator:
-                piece = chunk if isinstance(chunk, bytes) else bytes(chunk, "utf-8")
+                piece = chunk.encode() if isinstance(chunk, str) else bytes(chunk)
                 size += len(piece)
                 if size > MAX_MANIFEST_BYTES:
                     raise ManifestError("the manifest is too large")
