@@ -97,7 +97,7 @@ def test_player_page_explains_a_tampered_link(browser: Browser, demo_lines: dict
         text = page.locator("#status").text_content() or ""
     finally:
         page.close()
-    assert "Playback denied: the link was refused (HTTP 403, bad_signature)." == text
+    assert text == "Playback denied: the link was refused (HTTP 403, bad_signature)."
 
 
 def test_demo_explains_how_to_install_nginx(
