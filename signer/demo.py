@@ -116,6 +116,7 @@ def run_demo(args: argparse.Namespace) -> int:
     api_key = generate_api_key()
 
     nginx: NginxEdge | None = None
+    origin_sock: socket.socket | None = None
     if nginx_bin is not None:
         # nginx is the edge; the validator answers its auth_request, a plain app is the origin.
         edge_sock = bind(args.host, 0)
@@ -136,6 +137,8 @@ def run_demo(args: argparse.Namespace) -> int:
     validator_settings = ValidatorSettings(
         keyring=keyring,
         media_root=None if nginx else media,
+        # Behind nginx the validator also rewrites query-token manifests, fetched from the origin.
+        origin_url=base_url(origin_sock) if origin_sock else None,
         trusted_proxies=Env({"P": trusted}).networks("P"),
     )
     signer_settings = SignerSettings(
@@ -167,7 +170,7 @@ def run_demo(args: argparse.Namespace) -> int:
         server(create_signer(signer_settings), signer_sock),
         server(create_backend_app(signer_url, api_key), player_sock),
     ]
-    if nginx is not None:
+    if nginx is not None and origin_sock is not None:
         lines.insert(-1, f"Edge: nginx at {nginx.url}, config {nginx.prefix / 'nginx.conf'}")
         servers.append(server(create_origin_app(media), origin_sock))
     try:

@@ -44,19 +44,20 @@ def nginx_edge(
     from tests.servers import serve_app
 
     nginx = require_tool("nginx")
-    settings = ValidatorSettings(
-        keyring=keyring,
-        trusted_proxies=Env({"P": "127.0.0.1/32"}).networks("P"),
-        grant_cache_seconds=grant_cache_seconds,
-    )
     hits: list[str] = []
     auth_calls: list[str] = []
     origin_app = _counting(create_origin_app(media_root), hits)
-    validator_app = _counting(create_validator(settings), auth_calls)
-    with (
-        serve_app(validator_app) as validator_url,  # type: ignore[arg-type]
-        serve_app(origin_app) as origin_url,  # type: ignore[arg-type]
-    ):
+    with contextlib.ExitStack() as stack:
+        origin_url = stack.enter_context(serve_app(origin_app))  # type: ignore[arg-type]
+        # The validator is also the shield that rewrites query-token manifests.
+        settings = ValidatorSettings(
+            keyring=keyring,
+            trusted_proxies=Env({"P": "127.0.0.1/32"}).networks("P"),
+            grant_cache_seconds=grant_cache_seconds,
+            origin_url=origin_url,
+        )
+        validator_app = _counting(create_validator(settings), auth_calls)
+        validator_url = stack.enter_context(serve_app(validator_app))  # type: ignore[arg-type]
         port = free_port()
         config = EdgeConfig(
             listen=f"{LOOPBACK}:{port}",

@@ -204,3 +204,25 @@ def test_ffprobe_decodes_frames_through_nginx(edge: Edge, file: str) -> None:
     mine = [ln.split('"')[2].split() for ln in lines if f"token_id={token_id}" in ln]
     assert len(mine) > 5
     assert not [status for status, *_ in mine if status in ("401", "403")]
+
+
+@pytest.mark.parametrize("file", ["master.m3u8", "dash/manifest.mpd"])
+def test_ffprobe_plays_query_token_urls_through_nginx(edge: Edge, file: str) -> None:
+    request = PlaybackRequest("demo", 600, file=file)
+    url = issue(request, KEYRING, time.time(), public_url=edge.url, mode="query").url
+    assert _decoded_frames(url) >= 50
+
+
+def test_query_token_manifests_are_rewritten_and_never_shared(edge: Edge) -> None:
+    request = PlaybackRequest("other", 600)
+    url = issue(request, KEYRING, time.time(), public_url=edge.url, mode="query").url
+    token = url.split("token=")[1]
+    for _ in range(2):
+        resp = httpx.get(url, timeout=10)
+        assert resp.status_code == 200
+        assert f"hls/v0/index.m3u8?token={token}" in resp.text
+        assert resp.headers["x-playgate-cache"] == "BYPASS"
+    # Segments with a query token are plain media: cached without the token, shared.
+    segment_url = url.replace("master.m3u8", "hls/v1/seg_001.ts")
+    assert httpx.get(segment_url, timeout=10).headers["x-playgate-cache"] == "MISS"
+    assert httpx.get(segment_url, timeout=10).headers["x-playgate-cache"] == "HIT"
