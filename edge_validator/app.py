@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -23,6 +24,7 @@ from .settings import ValidatorSettings
 
 log = logging.getLogger("playgate.validator")
 ORIGINAL_URI_HEADER = "x-original-uri"
+_ALL_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 class _Failure(PlaybackTokenError):
@@ -107,6 +109,16 @@ async def _shield(request: Request) -> Response:
     return response
 
 
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    reason = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "bad_request")
+    return JSONResponse(
+        {"error": reason, "message": str(exc.detail)},
+        exc.status_code,
+        {"Cache-Control": NO_STORE, REASON_HEADER: reason},
+    )
+
+
 async def _healthz(request: Request) -> Response:
     return JSONResponse({"status": "ok"}, headers={"Cache-Control": NO_STORE})
 
@@ -136,13 +148,14 @@ def create_app(
 
     routes = [
         Route("/healthz", _healthz, methods=["GET"]),
-        Route("/auth", _auth, methods=["GET", "HEAD"]),
+        # auth_request subrequests carry the viewer's method; every method gets 204/401/403.
+        Route("/auth", _auth, methods=list(_ALL_METHODS)),
     ]
     if origin is not None:
-        routes.append(
-            Route("/{path:path}", _shield, methods=["GET", "HEAD", "POST", "PUT", "DELETE"])
-        )
-    app = Starlette(routes=routes, lifespan=lifespan)
+        routes.append(Route("/{path:path}", _shield, methods=list(_ALL_METHODS)))
+    app = Starlette(
+        routes=routes, lifespan=lifespan, exception_handlers={HTTPException: _http_error}
+    )
     app.state.gate = gate
     app.state.origin = origin
     return app

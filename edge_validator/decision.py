@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import socket
 from typing import NamedTuple
 
@@ -41,19 +42,28 @@ def _packed_ip(text: str) -> bytes | None:
     return packed[12:] if packed.startswith(_V4_MAPPED) else packed
 
 
+@functools.lru_cache(maxsize=4096)
+def _network(cidr: str) -> tuple[int, int, int] | None:
+    """(address length, mask, network) of a CIDR from a verified token; parsed once per CIDR."""
+    address, _, prefix_text = cidr.partition("/")
+    network = _packed_ip(address)
+    if network is None:
+        return None
+    bits = len(network) * 8
+    prefix = int(prefix_text)
+    mask = ((1 << prefix) - 1) << (bits - prefix)
+    return len(network), mask, int.from_bytes(network, "big")
+
+
 def ip_in_network(client_ip: str | None, cidr: str) -> bool:
     """True when ``client_ip`` lies in ``cidr``. An unknown or unparsable address never matches."""
     if not client_ip:
         return False
     packed = _packed_ip(client_ip)
-    address, _, prefix_text = cidr.partition("/")
-    network = _packed_ip(address)
-    if packed is None or network is None or len(packed) != len(network):
+    network = _network(cidr)
+    if packed is None or network is None or len(packed) != network[0]:
         return False
-    prefix = int(prefix_text)
-    bits = len(packed) * 8
-    mask = ((1 << prefix) - 1) << (bits - prefix)
-    return int.from_bytes(packed, "big") & mask == int.from_bytes(network, "big")
+    return int.from_bytes(packed, "big") & network[1] == network[2]
 
 
 def verify(

@@ -16,8 +16,12 @@ import re
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import ConfigurationError, KeyTooShortError
+
+if TYPE_CHECKING:
+    from .token import Claims
 
 MIN_KEY_BYTES = 32
 _SHA256_BLOCK = 64
@@ -90,7 +94,7 @@ class SigningKey:
 class KeyRing:
     """Keys by id, one of them active for signing. Signs and verifies under ``context``."""
 
-    __slots__ = ("_keys", "active_key_id")
+    __slots__ = ("_keys", "active_key_id", "authenticated", "max_authenticated")
 
     def __init__(
         self,
@@ -105,6 +109,12 @@ class KeyRing:
             raise ConfigurationError(f"the active key {active_key_id!r} is not in the key ring")
         self._keys = {kid: SigningKey(kid, s, context) for kid, s in keys.items()}
         self.active_key_id = active_key_id
+        # Tokens this ring has authenticated, with their claims. A player fetches dozens of
+        # segments with one token; only the first request pays for decoding and the MAC.
+        # Keyed by the exact token string; expiry, scope and address are still judged on every
+        # request. Bounded (oldest out first), and it dies with the ring when keys rotate.
+        self.authenticated: dict[str, Claims] = {}
+        self.max_authenticated = 50_000
 
     def __repr__(self) -> str:
         return f"KeyRing(key_ids={sorted(self._keys)!r}, active={self.active_key_id!r})"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import quote
 
 import httpx
 from starlette.background import BackgroundTask
@@ -60,7 +61,10 @@ class HttpOrigin:
 
     async def fetch(self, path: str, headers: Headers, method: str) -> Response:
         forward = {k: headers[k] for k in _FORWARD if k in headers}
-        request = self.client.build_request(method, self.base_url + path, headers=forward)
+        # ``path`` is decoded: re-encode everything but '/', so a decoded '?', '#' or ';' stays
+        # part of the object name instead of starting a query, fragment or parameter upstream.
+        url = self.base_url + quote(path, safe="/")
+        request = self.client.build_request(method, url, headers=forward)
         upstream = await self.client.send(request, stream=True)
         if upstream.status_code not in _PASSED_STATUSES:
             await upstream.aclose()

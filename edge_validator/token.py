@@ -133,6 +133,18 @@ def open_token(token: str | None, keyring: KeyRing) -> Claims:
     """Check size, encoding and MAC, then parse the claims. Raises PlaybackTokenError."""
     if not token:
         raise MissingToken("no playback token")
+    known = keyring.authenticated.get(token)
+    if known is not None:
+        return known
+    claims = _open_new(token, keyring)
+    memo = keyring.authenticated
+    if len(memo) >= keyring.max_authenticated:
+        del memo[next(iter(memo))]
+    memo[token] = claims
+    return claims
+
+
+def _open_new(token: str, keyring: KeyRing) -> Claims:
     raw = _decode_b64(token)
     if len(raw) < 2 + MAC_BYTES or raw[0] != VERSION:
         raise MalformedToken("not a version 1 token")

@@ -15,8 +15,13 @@ ensure_venv() {
   # Reinstall only when the project's requirements changed since the last install.
   if [ ! -f "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ]; then
     echo "==> installing playgate${extras:+[$extras]} into $VENV" >&2
-    "$PY" -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
-    "$PY" -m pip install -q --disable-pip-version-check -e "$ROOT${extras:+[$extras]}"
+    local log="$VENV/pip-install.log"
+    if ! { "$PY" -m pip install --disable-pip-version-check --upgrade pip &&
+           "$PY" -m pip install --disable-pip-version-check -e "$ROOT${extras:+[$extras]}"; } >"$log" 2>&1; then
+      tail -n 40 "$log" >&2
+      echo "pip install failed; full log: $log" >&2
+      return 1
+    fi
     touch "$stamp"
   fi
 }

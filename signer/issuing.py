@@ -142,6 +142,7 @@ def issue(
     *,
     public_url: str,
     mode: str = "path",
+    token_id: str | None = None,
 ) -> IssuedUrl:
     """Sign a token for the request's video and build the viewer's URL."""
     claims = Claims(
@@ -149,7 +150,7 @@ def issue(
         expires_at=int(now) + request.ttl_seconds,
         not_before=int(now),
         scope=request.scope,
-        token_id=new_token_id(),
+        token_id=token_id or new_token_id(),
         session_id=request.session_id,
         client_network=request.client_network,
         user_id=request.user_id,

@@ -21,7 +21,7 @@ SECRET_B = bytes(range(32, 64))
 API_KEY = "pgk_test-key-0123456789abcdefghijklmnopqrstuv"
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def keyring() -> KeyRing:
     return KeyRing({"k1": SECRET_A, "k2": SECRET_B}, "k1")
 
@@ -31,14 +31,14 @@ def now() -> float:
     return float(int(time.time()))
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def validator_url(keyring: KeyRing) -> Iterator[str]:
     settings = ValidatorSettings(keyring=keyring, media_root=SAMPLES)
     with serve_app(create_validator(settings)) as url:
         yield url
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def signer_url(keyring: KeyRing, validator_url: str) -> Iterator[str]:
     settings = SignerSettings(
         keyring=keyring, api_keys=ApiKeys({"test": hash_api_key(API_KEY)}), public_url=validator_url

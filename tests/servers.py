@@ -109,3 +109,19 @@ def require_tool(name: str) -> str:
 
 def get(url: str, **kwargs: object) -> httpx.Response:
     return httpx.get(url, timeout=10, **kwargs)  # type: ignore[arg-type]
+
+
+def raw_request(base_url: str, head: bytes, timeout: float = 10.0) -> tuple[int, bytes]:
+    """Send raw request bytes (for targets and headers no client library would send).
+
+    Returns the status code and the whole response; the request should ask Connection: close.
+    """
+    host, port = httpx.URL(base_url).host, httpx.URL(base_url).port
+    assert port is not None
+    with socket.create_connection((host, port), timeout) as sock:
+        sock.sendall(head)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    response = b"".join(chunks)
+    return int(response.split(b" ", 2)[1]), response

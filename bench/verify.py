@@ -1,0 +1,84 @@
+"""Full token verification next to pyjwt HS256 and itsdangerous, on this machine, in one run.
+
+    .venv/bin/python bench/verify.py
+
+Prints median microseconds per call (median of 15 batches). Each contender does the work a
+validator must do: decode, check the MAC, check expiry, and (PlayGate) check scope and path.
+"repeat token" is the common case (every segment after a player's first request): the key ring
+remembers authenticated tokens, so only expiry, scope, path and address are judged again.
+"first sight" clears that memory before every call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import statistics
+import sys
+import time
+import timeit
+from collections.abc import Callable
+
+import itsdangerous
+import jwt
+
+from edge_validator.decision import verify, verify_target
+from edge_validator.keyring import KeyRing
+from edge_validator.token import Claims, seal
+
+SECRET = b"s" * 32
+NOW = time.time()
+PATH = "/videos/demo/hls/v0/seg_000.ts"
+
+
+def median_us(fn: Callable[[], object], number: int = 20000, repeat: int = 15) -> float:
+    fn()
+    runs = timeit.repeat(fn, number=number, repeat=repeat)
+    return statistics.median(runs) / number * 1e6
+
+
+def main() -> None:
+    ring = KeyRing({"k1": SECRET}, "k1")
+    base = Claims("k1", int(NOW) + 300, int(NOW), "/videos/demo/", "tIdAbCdEfGhIjKlMn")
+    token = seal(base, ring)
+    bound = seal(base._replace(client_network="203.0.113.0/24", session_id="s-1"), ring)
+    target = f"/t/{token}{PATH}"
+    claims = {"exp": int(NOW) + 300, "nbf": int(NOW), "scope": "/videos/demo/", "jti": "tId"}
+    jwt_token = jwt.encode(claims, SECRET, algorithm="HS256")
+    its = itsdangerous.URLSafeTimedSerializer(SECRET, salt="playback")
+    its_token = its.dumps(claims)
+    body = b"x" * 70
+
+    memo = ring.authenticated
+
+    def first_sight(tok: str) -> Callable[[], object]:
+        # Forget the token before each call: decode, MAC and parse every time.
+        def run() -> object:
+            memo.clear()
+            return verify(tok, PATH, "203.0.113.9", NOW, ring)
+
+        return run
+
+    rows = [
+        ("raw HMAC-SHA256 (hmac.digest, 70 B)", lambda: hmac.digest(SECRET, body, hashlib.sha256)),
+        ("PlayGate verify, repeat token", lambda: verify(token, PATH, "203.0.113.9", NOW, ring)),
+        ("PlayGate verify, first sight of token", first_sight(token)),
+        ("PlayGate verify, first sight, IP-bound", first_sight(bound)),
+        (
+            "PlayGate verify_target, repeat (split + verify)",
+            lambda: verify_target(target, "203.0.113.9", NOW, ring),
+        ),
+        ("pyjwt HS256 decode", lambda: jwt.decode(jwt_token, SECRET, algorithms=["HS256"])),
+        ("itsdangerous URLSafeTimedSerializer.loads", lambda: its.loads(its_token, max_age=300)),
+    ]
+    results = [(name, median_us(fn)) for name, fn in rows]
+    playgate = results[1][1]  # repeat token
+    print(f"python {sys.version.split()[0]}, token {len(token)} chars, jwt {len(jwt_token)} chars")
+    print(f"| {'what':<48} | median µs | vs PlayGate |")
+    print(f"|{'-' * 50}|-----------|-------------|")
+    for name, us in results:
+        print(f"| {name:<48} | {us:9.2f} | {us / playgate:10.1f}x |")
+
+
+if __name__ == "__main__":
+    main()
