@@ -105,7 +105,9 @@ async def _shield(request: Request) -> Response:
         )
     response.headers[TOKEN_ID_HEADER] = grant.token_id
     # Browsers may keep it; shared caches must not key it by a token URL for longer than it lives.
-    response.headers["Cache-Control"] = f"private, max-age={grant.seconds_left(gate.clock())}"
+    # An origin that set its own (a redirect to a short-lived URL: no-store) keeps it.
+    if "cache-control" not in response.headers:
+        response.headers["Cache-Control"] = f"private, max-age={grant.seconds_left(gate.clock())}"
     return response
 
 
@@ -128,6 +130,10 @@ def _make_origin(settings: ValidatorSettings) -> Origin | None:
         return FileOrigin(settings.media_root)
     if settings.origin_url is not None:
         return HttpOrigin(settings.origin_url, settings.origin_timeout)
+    if settings.s3_origin is not None:
+        from .s3_origin import origin_from_settings  # boto3 loads only when S3 is used
+
+        return origin_from_settings(settings)
     return None
 
 

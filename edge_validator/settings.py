@@ -6,10 +6,12 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .config import Env, Network
 from .errors import ConfigurationError
 from .keyring import KeyRing
+from .s3_location import S3Location
 
 MAX_LEEWAY = 60
 
@@ -24,6 +26,14 @@ class ValidatorSettings:
     # How long nginx may reuse an allow decision for one token and video scope (0: never).
     grant_cache_seconds: int = 0
     origin_timeout: float = 10.0
+    # A private S3 bucket as the origin (s3://bucket/prefix): redirect to a presigned GET or
+    # stream the object (see s3_origin.py).
+    s3_origin: str | None = None
+    s3_mode: str = "redirect"
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+    s3_url_ttl: int = 60
+    s3_url_reuse: int = 30
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ValidatorSettings:
@@ -32,6 +42,13 @@ class ValidatorSettings:
         origin = env.text("PLAYGATE_ORIGIN_URL")
         if media and origin:
             raise ConfigurationError("set PLAYGATE_MEDIA_ROOT or PLAYGATE_ORIGIN_URL, not both")
+        s3_origin = env.text("PLAYGATE_S3_ORIGIN")
+        if origin and origin.startswith("s3://"):
+            if s3_origin:
+                raise ConfigurationError("set PLAYGATE_ORIGIN_URL or PLAYGATE_S3_ORIGIN, not both")
+            s3_origin, origin = origin, None
+        if s3_origin and (media or origin):
+            raise ConfigurationError("an S3 origin excludes PLAYGATE_MEDIA_ROOT and an http origin")
         if origin and not origin.startswith(("http://", "https://")):
             raise ConfigurationError("PLAYGATE_ORIGIN_URL must be an http(s) URL")
         return cls(
@@ -42,4 +59,27 @@ class ValidatorSettings:
             origin_url=origin.rstrip("/") if origin else None,
             grant_cache_seconds=env.integer("PLAYGATE_GRANT_CACHE_SECONDS", 0, low=0, high=300),
             origin_timeout=env.number("PLAYGATE_ORIGIN_TIMEOUT", 10.0, low=0.1, high=120.0),
+            **_s3_settings(env, s3_origin),
         )
+
+
+def _s3_settings(env: Env, s3_origin: str | None) -> dict[str, Any]:
+    if s3_origin is None:
+        return {}
+    S3Location.parse(s3_origin)  # fail at start-up, not on the first request
+    endpoint = (
+        env.text("PLAYGATE_S3_ENDPOINT_URL")
+        or env.text("AWS_ENDPOINT_URL_S3")
+        or env.text("AWS_ENDPOINT_URL")
+    )
+    if endpoint and not endpoint.startswith(("http://", "https://")):
+        raise ConfigurationError("the S3 endpoint must be an http(s) URL")
+    ttl = env.integer("PLAYGATE_S3_URL_TTL", 60, low=5, high=60)
+    return {
+        "s3_origin": s3_origin,
+        "s3_mode": env.choice("PLAYGATE_S3_MODE", "redirect", ("redirect", "stream")),
+        "s3_endpoint_url": endpoint,
+        "s3_region": env.text("PLAYGATE_S3_REGION") or env.text("AWS_REGION"),
+        "s3_url_ttl": ttl,
+        "s3_url_reuse": env.integer("PLAYGATE_S3_URL_REUSE", ttl // 2, low=0, high=ttl - 5),
+    }

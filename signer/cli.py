@@ -174,6 +174,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--edge-port", type=int, default=0)
     p.add_argument("--edge", choices=("shield", "nginx"), default="shield")
     p.add_argument("--origin", help="origin for the shield: a folder, http(s)://... or s3://...")
+    p.add_argument(
+        "--upload-samples",
+        action="store_true",
+        help="with an s3:// origin: create the bucket if needed and upload the sample video",
+    )
     p.set_defaults(func=cmd_demo)
     return parser
 

@@ -104,10 +104,38 @@ async def _serve_all(
     await asyncio.gather(*tasks)
 
 
+def _validator_settings(
+    keyring: KeyRing, keyring_text: str, args: argparse.Namespace
+) -> ValidatorSettings:
+    origin: str | None = args.origin
+    if origin is None:
+        return ValidatorSettings(keyring=keyring, media_root=SAMPLES)
+    if origin.startswith(("http://", "https://")):
+        return ValidatorSettings(keyring=keyring, origin_url=origin.rstrip("/"))
+    if origin.startswith("s3://"):
+        from .demo_s3 import s3_validator_settings, upload_samples
+
+        settings = s3_validator_settings(keyring_text, origin)
+        if getattr(args, "upload_samples", False):
+            count = upload_samples(settings, SAMPLES)
+            print(f"Uploaded {count} sample files to {origin}", flush=True)
+        return settings
+    return ValidatorSettings(keyring=keyring, media_root=Path(origin))
+
+
+def _describe_origin(settings: ValidatorSettings) -> str:
+    if settings.s3_origin:
+        return f"{settings.s3_origin} ({settings.s3_mode}, endpoint {settings.s3_endpoint_url})"
+    return str(settings.origin_url or settings.media_root)
+
+
 def run_demo(args: argparse.Namespace) -> int:
     nginx_bin = nginx_binary() if args.edge == "nginx" else None
     if args.edge == "nginx" and nginx_bin is None:
         print(f"playgate demo: {INSTALL_HINT}", file=sys.stderr)
+        return 2
+    if args.edge == "nginx" and args.origin and "://" in args.origin:
+        print("playgate demo: with --edge nginx, --origin must be a folder", file=sys.stderr)
         return 2
     workdir = Path(tempfile.mkdtemp(prefix="playgate-demo-"))
     keyring_text = new_keyring_json("demo1")
@@ -132,15 +160,15 @@ def run_demo(args: argparse.Namespace) -> int:
     edge_url = nginx.url if nginx else base_url(edge_sock)
     signer_url = base_url(signer_sock)
 
-    media = Path(args.origin) if args.origin else SAMPLES
-    trusted = "127.0.0.1/32,::1/128" if nginx else ""
-    validator_settings = ValidatorSettings(
-        keyring=keyring,
-        media_root=None if nginx else media,
+    if nginx is not None and origin_sock is not None:
         # Behind nginx the validator also rewrites query-token manifests, fetched from the origin.
-        origin_url=base_url(origin_sock) if origin_sock else None,
-        trusted_proxies=Env({"P": trusted}).networks("P"),
-    )
+        validator_settings = ValidatorSettings(
+            keyring=keyring,
+            origin_url=base_url(origin_sock),
+            trusted_proxies=Env({"P": "127.0.0.1/32,::1/128"}).networks("P"),
+        )
+    else:
+        validator_settings = _validator_settings(keyring, keyring_text, args)
     signer_settings = SignerSettings(
         keyring=keyring,
         api_keys=ApiKeys({"demo": hash_api_key(api_key)}),
@@ -163,6 +191,7 @@ def run_demo(args: argparse.Namespace) -> int:
         "New URL: curl -s -X POST -H 'Authorization: Bearer " + api_key + "' "
         f"-H 'Content-Type: application/json' -d '{body}' {signer_url}/v1/playback-urls",
         f"Key ring: {workdir / 'keyring.json'}",
+        f"Origin: {_describe_origin(validator_settings)}",
         "Press Ctrl-C to stop.",
     ]
     servers = [
@@ -172,6 +201,7 @@ def run_demo(args: argparse.Namespace) -> int:
     ]
     if nginx is not None and origin_sock is not None:
         lines.insert(-1, f"Edge: nginx at {nginx.url}, config {nginx.prefix / 'nginx.conf'}")
+        media = Path(args.origin) if args.origin else SAMPLES
         servers.append(server(create_origin_app(media), origin_sock))
     try:
         asyncio.run(_serve_all(servers, "\n".join(lines), nginx))
