@@ -218,10 +218,17 @@ def test_query_token_manifests_are_rewritten_and_never_shared(edge: Edge) -> Non
     url = issue(request, KEYRING, time.time(), public_url=edge.url, mode="query").url
     token = url.split("token=")[1]
     for _ in range(2):
+        before = len(edge.auth_calls)
         resp = httpx.get(url, timeout=10)
         assert resp.status_code == 200
         assert f"hls/v0/index.m3u8?token={token}" in resp.text
-        assert resp.headers["x-playgate-cache"] == "BYPASS"
+        assert resp.headers["cache-control"].startswith("private, max-age=")
+        assert "x-playgate-cache" not in resp.headers  # the shared cache was not used
+        assert len(edge.auth_calls) - before == 1  # validated once (a use is counted once)
+    denied = httpx.get(url.replace(token, token[:-3] + "AAA"), timeout=10)
+    assert denied.status_code == 403
+    assert denied.headers["cache-control"] == "no-store"
+    assert denied.headers["x-playgate-reason"] == "bad_signature"
     # Segments with a query token are plain media: cached without the token, shared.
     segment_url = url.replace("master.m3u8", "hls/v1/seg_001.ts")
     assert httpx.get(segment_url, timeout=10).headers["x-playgate-cache"] == "MISS"
