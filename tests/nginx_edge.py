@@ -7,13 +7,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from starlette.types import ASGIApp, Receive, Scope, Send
+
 from edge_validator.app import create_app as create_validator
 from edge_validator.config import Env
 from edge_validator.keyring import KeyRing
 from edge_validator.settings import ValidatorSettings
 from signer.demo_origin import create_origin_app
 from signer.nginx_config import EdgeConfig, current_user_if_root, nginx_argv, prepare_prefix
-from tests.servers import LOOPBACK, free_port, require_tool, run_process
+from tests.servers import LOOPBACK, free_port, require_tool, run_process, serve_app
 
 
 @dataclass(frozen=True)
@@ -28,11 +30,13 @@ class Edge:
         return self.prefix / "access.log"
 
 
-def _counting(app: object, hits: list[str]) -> object:
-    async def wrapper(scope: dict, receive: object, send: object) -> None:  # type: ignore[type-arg]
+def _counting(app: ASGIApp, hits: list[str]) -> ASGIApp:
+    """``app``, recording the path of every HTTP request it gets."""
+
+    async def wrapper(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             hits.append(scope["path"])
-        await app(scope, receive, send)  # type: ignore[operator]
+        await app(scope, receive, send)
 
     return wrapper
 
@@ -41,14 +45,12 @@ def _counting(app: object, hits: list[str]) -> object:
 def nginx_edge(
     keyring: KeyRing, media_root: Path, prefix: Path, *, grant_cache_seconds: int = 0
 ) -> Iterator[Edge]:
-    from tests.servers import serve_app
-
     nginx = require_tool("nginx")
     hits: list[str] = []
     auth_calls: list[str] = []
     origin_app = _counting(create_origin_app(media_root), hits)
     with contextlib.ExitStack() as stack:
-        origin_url = stack.enter_context(serve_app(origin_app))  # type: ignore[arg-type]
+        origin_url = stack.enter_context(serve_app(origin_app))
         # The validator is also the shield that rewrites query-token manifests.
         settings = ValidatorSettings(
             keyring=keyring,
@@ -57,7 +59,7 @@ def nginx_edge(
             origin_url=origin_url,
         )
         validator_app = _counting(create_validator(settings), auth_calls)
-        validator_url = stack.enter_context(serve_app(validator_app))  # type: ignore[arg-type]
+        validator_url = stack.enter_context(serve_app(validator_app))
         port = free_port()
         config = EdgeConfig(
             listen=f"{LOOPBACK}:{port}",
