@@ -14,17 +14,18 @@ from starlette.routing import Route
 
 from .client_address import client_address
 from .decision_cache import ACCEL_EXPIRES_HEADER, decision_cache_seconds
-from .errors import BadPath, PlaybackTokenError, PlayGateError
+from .errors import BadPath, ObjectNotFound, OriginUnavailable, PlaybackTokenError, PlayGateError
 from .gate import Gate, StateCheck
 from .manifest_responses import manifest_request_headers, query_token, rewritten_manifest
 from .manifest_rewrite import ManifestError
-from .origins import FileOrigin, HttpOrigin, NotFound, Origin
-from .responses import NO_STORE, REASON_HEADER, TOKEN_ID_HEADER, denied
+from .origins import FileOrigin, HttpOrigin, Origin
+from .responses import NO_STORE, REASON_HEADER, TOKEN_ID_HEADER, denied, problem
 from .settings import ValidatorSettings
 
 log = logging.getLogger("playgate.validator")
 ORIGINAL_URI_HEADER = "x-original-uri"
 _ALL_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+_CACHEABLE = frozenset({200, 206, 304})
 
 
 class _Failure(PlaybackTokenError):
@@ -35,17 +36,17 @@ class _Failure(PlaybackTokenError):
 
 def _client_ip(request: Request, gate: Gate) -> str | None:
     peer = request.client.host if request.client else None
+    header = gate.settings.client_ip_header
     return client_address(
-        peer,
-        request.headers.get("x-forwarded-for"),
-        request.headers.get("x-real-ip"),
-        gate.settings.trusted_proxies,
+        peer, request.headers.getlist(header), gate.settings.trusted_proxies, header
     )
 
 
 def _raw_target(request: Request) -> str:
     # The raw, still percent-encoded path: judging a decoded copy would hide double encoding.
-    raw_path: bytes = request.scope.get("raw_path") or request.scope["path"].encode()
+    raw_path: bytes | None = request.scope.get("raw_path")
+    if raw_path is None:  # a server that does not give the raw path: refuse, never re-encode
+        raise BadPath("the server did not provide the raw request path")
     query: bytes = request.scope.get("query_string", b"")
     target = raw_path.decode("latin-1")
     return target + "?" + query.decode("latin-1") if query else target
@@ -97,17 +98,18 @@ async def _shield(request: Request) -> Response:
             response = await rewritten_manifest(request, response, grant.path, token)
     except ManifestError as exc:
         return denied(exc)
-    except NotFound:
-        return JSONResponse(
-            {"error": "not_found", "message": "no such object"},
-            404,
-            {"Cache-Control": NO_STORE, REASON_HEADER: "not_found"},
-        )
+    except (ObjectNotFound, OriginUnavailable) as exc:
+        log.warning("origin: %s token_id=%s", exc.reason, grant.token_id)
+        return problem(exc)
     response.headers[TOKEN_ID_HEADER] = grant.token_id
-    # Browsers may keep it; shared caches must not key it by a token URL for longer than it lives.
-    # An origin that set its own (a redirect to a short-lived URL: no-store) keeps it.
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    # Browsers may keep a success; shared caches must not key it by a token URL for longer than
+    # it lives. Other statuses are never kept; an origin that chose its own header (a redirect
+    # to a short-lived URL: no-store) keeps it.
     if "cache-control" not in response.headers:
-        response.headers["Cache-Control"] = f"private, max-age={grant.seconds_left(gate.clock())}"
+        left = grant.seconds_left(gate.clock())
+        cacheable = response.status_code in _CACHEABLE
+        response.headers["Cache-Control"] = f"private, max-age={left}" if cacheable else NO_STORE
     return response
 
 
@@ -168,7 +170,11 @@ def create_app(
 
 
 def app_from_env() -> Starlette:
-    """uvicorn factory: ``uvicorn --factory edge_validator.app:app_from_env``."""
+    """App factory for ``playgate serve-validator``.
+
+    Under plain uvicorn, pass ``--no-proxy-headers --no-access-log``: uvicorn's defaults would
+    believe X-Forwarded-For from loopback and write every token into its access log.
+    """
     return create_app(ValidatorSettings.from_env())
 
 

@@ -1,4 +1,4 @@
-"""Which address a request came from, trusting forwarding headers only from known proxies."""
+"""Which address a request came from, trusting a forwarding header only from known proxies."""
 
 from __future__ import annotations
 
@@ -6,6 +6,10 @@ import ipaddress
 from collections.abc import Sequence
 
 from .config import Network
+
+FORWARDED_FOR = "x-forwarded-for"
+REAL_IP = "x-real-ip"
+CLIENT_IP_HEADERS = (FORWARDED_FOR, REAL_IP)
 
 
 def _parse(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
@@ -26,27 +30,29 @@ def _trusted(
 
 def client_address(
     peer: str | None,
-    forwarded_for: str | None,
-    real_ip: str | None,
+    header_values: Sequence[str],
     proxies: Sequence[Network],
+    header: str = FORWARDED_FOR,
 ) -> str | None:
     """The viewer's address, or None when it cannot be told without guessing.
 
-    The peer is believed unless it is a trusted proxy. From a trusted proxy, ``X-Real-IP`` wins;
-    otherwise ``X-Forwarded-For`` is read right to left, skipping trusted proxies. A malformed
-    entry yields None (deny for IP-bound tokens), never a guess.
+    The peer is believed unless it is a trusted proxy. From a trusted proxy, exactly one header
+    is read, the one configured (never "whichever is present", or a viewer could add the other):
+    ``X-Forwarded-For``, all its lines joined, walked right to left past trusted proxies; or
+    ``X-Real-IP``, which the proxy must overwrite, and which must appear once. A malformed
+    entry yields None (an IP-bound token is then denied), never a guess.
     """
     peer_address = _parse(peer) if peer else None
     if peer_address is None:
         return None
     if not proxies or not _trusted(peer_address, proxies):
         return str(peer_address)
-    if real_ip:
-        parsed = _parse(real_ip)
-        return str(parsed) if parsed is not None else None
-    if not forwarded_for:
+    if not header_values:
         return str(peer_address)
-    for hop in reversed(forwarded_for.split(",")):
+    if header == REAL_IP:
+        parsed = _parse(header_values[0]) if len(header_values) == 1 else None
+        return str(parsed) if parsed is not None else None
+    for hop in reversed(",".join(header_values).split(",")):
         parsed = _parse(hop)
         if parsed is None:
             return None

@@ -51,6 +51,8 @@ def _network(cidr: str) -> tuple[int, int, int] | None:
         return None
     bits = len(network) * 8
     prefix = int(prefix_text)
+    if not 0 <= prefix <= bits:
+        return None
     mask = ((1 << prefix) - 1) << (bits - prefix)
     return len(network), mask, int.from_bytes(network, "big")
 

@@ -49,6 +49,27 @@ class KeyTooShortError(ConfigurationError):
     reason = "key_too_short"
 
 
+class OriginUnavailable(PlayGateError):
+    """The origin could not be reached or answered with an error."""
+
+    reason = "origin_unavailable"
+    status = 502
+
+
+class OriginTimeout(OriginUnavailable):
+    """The origin did not answer in time."""
+
+    reason = "origin_timeout"
+    status = 504
+
+
+class ObjectNotFound(PlayGateError):
+    """No such object at the origin."""
+
+    reason = "not_found"
+    status = 404
+
+
 class PlaybackTokenError(PlayGateError):
     """The request may not see this object."""
 

@@ -14,6 +14,7 @@ import hmac
 import json
 import re
 import secrets
+from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -113,8 +114,8 @@ class KeyRing:
         # segments with one token; only the first request pays for decoding and the MAC.
         # Keyed by the exact token string; expiry, scope and address are still judged on every
         # request. Bounded (oldest out first), and it dies with the ring when keys rotate.
-        self.authenticated: dict[str, Claims] = {}
-        self.max_authenticated = 50_000
+        self.authenticated: OrderedDict[str, Claims] = OrderedDict()
+        self.max_authenticated = 20_000
 
     def __repr__(self) -> str:
         return f"KeyRing(key_ids={sorted(self._keys)!r}, active={self.active_key_id!r})"

@@ -11,6 +11,7 @@ from starlette.background import BackgroundTask
 from starlette.datastructures import Headers
 from starlette.responses import FileResponse, Response, StreamingResponse
 
+from .errors import ObjectNotFound, OriginTimeout, OriginUnavailable
 from .media import media_type
 
 # Request headers forwarded to an HTTP origin, and response headers passed back.
@@ -25,8 +26,7 @@ _PASS_BACK = (
 _PASSED_STATUSES = {200, 206, 304, 404, 416}
 
 
-class NotFound(Exception):
-    """The allowed object does not exist at the origin."""
+NotFound = ObjectNotFound  # the name the origins raise
 
 
 class Origin(Protocol):
@@ -42,9 +42,13 @@ class FileOrigin:
         self.root = root.resolve()
 
     async def fetch(self, path: str, headers: Headers, method: str) -> Response:
-        candidate = (self.root / path.lstrip("/")).resolve()
-        if not candidate.is_relative_to(self.root) or not candidate.is_file():
-            raise NotFound(path)
+        try:
+            candidate = (self.root / path.lstrip("/")).resolve()
+            found = candidate.is_relative_to(self.root) and candidate.is_file()
+        except OSError:  # a name too long for the file system, a loop of links: no such object
+            found = False
+        if not found:
+            raise NotFound("no such object")
         # FileResponse answers Range (206, 416) and HEAD itself.
         return FileResponse(candidate, media_type=media_type(path))
 
@@ -61,17 +65,24 @@ class HttpOrigin:
 
     async def fetch(self, path: str, headers: Headers, method: str) -> Response:
         forward = {k: headers[k] for k in _FORWARD if k in headers}
+        # The body is passed through as is, so it must not arrive compressed.
+        forward["accept-encoding"] = "identity"
         # ``path`` is decoded: re-encode everything but '/', so a decoded '?', '#' or ';' stays
         # part of the object name instead of starting a query, fragment or parameter upstream.
         url = self.base_url + quote(path, safe="/")
         request = self.client.build_request(method, url, headers=forward)
-        upstream = await self.client.send(request, stream=True)
+        try:
+            upstream = await self.client.send(request, stream=True)
+        except httpx.TimeoutException:
+            raise OriginTimeout("the origin did not answer in time") from None
+        except httpx.HTTPError:
+            raise OriginUnavailable("the origin cannot be reached") from None
         if upstream.status_code not in _PASSED_STATUSES:
             await upstream.aclose()
-            return Response(status_code=502, headers={"Cache-Control": "no-store"})
+            raise OriginUnavailable(f"the origin answered {upstream.status_code}")
         if upstream.status_code == 404:
             await upstream.aclose()
-            raise NotFound(path)
+            raise NotFound("no such object")
         passed = {k: upstream.headers[k] for k in _PASS_BACK if k in upstream.headers}
         passed["content-type"] = media_type(path)
         return StreamingResponse(

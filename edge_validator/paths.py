@@ -16,10 +16,11 @@ TOKEN_PARAM = "token"
 # space, non-ASCII), a backslash, an empty segment, ';' (path parameters to some servers).
 _ESCAPE = re.compile(r"%(.?.?)")
 _HEX = frozenset("0123456789abcdefABCDEF")
-# Escapes of these bytes are refused: unreserved characters have one spelling only, and an
-# escaped '/', '\', '%' or '.' is how traversal and double decoding slip past a prefix check.
+# Escapes of these bytes are refused: unreserved characters have one spelling only; an escaped
+# '/', '\', '%' or '.' is how traversal and double decoding slip past a prefix check; and a
+# decoded '?', '#' or ';' would end the path (or start a parameter) at some origins.
 _NO_ESCAPE = (
-    frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~/\\%\x7f")
+    frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~/\\%?#;\x7f")
     | frozenset(range(0x20))
     | frozenset(range(0x80, 0x100))
 )

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .client_address import CLIENT_IP_HEADERS, FORWARDED_FOR
 from .config import Env, Network
 from .errors import ConfigurationError
 from .keyring import KeyRing
@@ -21,6 +22,8 @@ class ValidatorSettings:
     keyring: KeyRing
     leeway: int = 5
     trusted_proxies: tuple[Network, ...] = ()
+    # The one forwarding header read from a trusted proxy (x-forwarded-for or x-real-ip).
+    client_ip_header: str = FORWARDED_FOR
     media_root: Path | None = None
     origin_url: str | None = None
     # How long nginx may reuse an allow decision for one token and video scope (0: never).
@@ -55,6 +58,9 @@ class ValidatorSettings:
             keyring=env.keyring(),
             leeway=env.integer("PLAYGATE_LEEWAY", 5, low=0, high=MAX_LEEWAY),
             trusted_proxies=env.networks("PLAYGATE_TRUSTED_PROXIES"),
+            client_ip_header=env.choice(
+                "PLAYGATE_CLIENT_IP_HEADER", FORWARDED_FOR, CLIENT_IP_HEADERS
+            ),
             media_root=Path(media) if media else None,
             origin_url=origin.rstrip("/") if origin else None,
             grant_cache_seconds=env.integer("PLAYGATE_GRANT_CACHE_SECONDS", 0, low=0, high=300),

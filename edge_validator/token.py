@@ -29,6 +29,8 @@ _PAD = {0: b"", 2: b"==", 3: b"="}
 _FIXED = struct.Struct(">QQH")  # expires_at, not_before, scope length
 _LIMITS = struct.Struct(">IH")  # max_uses, max_streams
 _U8_MAX = 255
+_V4_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
+_V4_MAPPED_PREFIX = bytes(10) + b"\xff\xff"
 
 
 class Claims(NamedTuple):
@@ -66,6 +68,8 @@ def encode_network(cidr: str | None) -> bytes:
         net = ipaddress.ip_network(cidr, strict=True)
     except ValueError as exc:
         raise ValueError(f"client network: {exc}") from None
+    if isinstance(net, ipaddress.IPv6Network) and net.subnet_of(_V4_MAPPED):
+        raise ValueError("client network: write IPv4-mapped networks as IPv4")
     return bytes((net.prefixlen,)) + net.network_address.packed
 
 
@@ -77,6 +81,8 @@ def decode_network(raw: bytes) -> str:
     if family is None or prefix > bits:
         raise MalformedToken("bad client network")
     if int.from_bytes(address, "big") & ((1 << (bits - prefix)) - 1):
+        raise MalformedToken("bad client network")
+    if bits == 128 and prefix >= 96 and address.startswith(_V4_MAPPED_PREFIX):
         raise MalformedToken("bad client network")
     return f"{socket.inet_ntop(family, address)}/{prefix}"
 
@@ -139,7 +145,7 @@ def open_token(token: str | None, keyring: KeyRing) -> Claims:
     claims = _open_new(token, keyring)
     memo = keyring.authenticated
     if len(memo) >= keyring.max_authenticated:
-        del memo[next(iter(memo))]
+        memo.popitem(last=False)
     memo[token] = claims
     return claims
 
@@ -186,6 +192,10 @@ def _parse_claims(body: bytes, pos: int, key_id: str) -> Claims:
     if end + _LIMITS.size != len(body) or len(scope) != scope_len or not token_id:
         raise MalformedToken("malformed claims")
     if scope[:1] != "/" or scope[-1:] != "/":
+        raise MalformedToken("malformed claims")
+    # The encoder's character set, enforced here too: one spelling, nothing a header or a log
+    # line could be split with.
+    if not (scope + (token_id + session_id + user_id).decode("ascii")).isprintable():
         raise MalformedToken("malformed claims")
     return Claims(
         key_id,

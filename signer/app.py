@@ -110,5 +110,5 @@ def create_app(settings: SignerSettings, clock: Callable[[], float] = time.time)
 
 
 def app_from_env() -> Starlette:
-    """uvicorn factory: ``uvicorn --factory signer.app:app_from_env``."""
+    """App factory for ``playgate serve-signer`` (under plain uvicorn: ``--no-proxy-headers``)."""
     return create_app(SignerSettings.from_env())

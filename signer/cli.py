@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import time
@@ -67,9 +68,17 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0 if accepted else 1
 
 
+def configure_logging() -> None:
+    """Decision lines (token ids, reasons, never tokens) on stderr; PLAYGATE_LOG_LEVEL sets the
+    level (DEBUG adds one line per allowed request)."""
+    level = os.environ.get("PLAYGATE_LOG_LEVEL", "INFO").upper()
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+
 def _serve(factory: str, host: str, port: int) -> int:
     import uvicorn
 
+    configure_logging()
     # proxy_headers off: the validator decides itself which forwarding headers to trust.
     # access_log off: uvicorn's access log would print the token; we log token ids instead.
     uvicorn.run(

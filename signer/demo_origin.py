@@ -13,8 +13,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from edge_validator.errors import BadPath
-from edge_validator.origins import FileOrigin, NotFound
+from edge_validator.errors import BadPath, ObjectNotFound
+from edge_validator.origins import FileOrigin
 from edge_validator.paths import normalize_path
 
 
@@ -28,7 +28,7 @@ def create_origin_app(root: Path) -> Starlette:
             return await origin.fetch(path, request.headers, request.method)
         except BadPath:
             return JSONResponse({"error": "bad_path"}, 400)
-        except NotFound:
+        except ObjectNotFound:
             return JSONResponse({"error": "not_found"}, 404)
 
     return Starlette(routes=[Route("/{path:path}", serve, methods=["GET", "HEAD"])])

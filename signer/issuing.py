@@ -9,9 +9,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from edge_validator.errors import BadPath
 from edge_validator.keyring import KeyRing
-from edge_validator.paths import TOKEN_PARAM, TOKEN_PREFIX, normalize_path
+from edge_validator.paths import TOKEN_PARAM, TOKEN_PREFIX
 from edge_validator.token import Claims, seal
 
 from .errors import InvalidField
@@ -19,6 +18,10 @@ from .errors import InvalidField
 VIDEO_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,128}")
 SESSION_ID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 VIDEO_PREFIX = "/videos/"
+_V4_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
+# Entry files: plain names joined by '/', so the URL needs no escaping and has no query or
+# fragment hidden in it.
+ENTRY_FILE_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*(/[A-Za-z0-9_-][A-Za-z0-9._-]*)*")
 _FIELDS = frozenset(
     {
         "video_id",
@@ -81,24 +84,28 @@ def _text(doc: dict[str, Any], name: str, pattern: re.Pattern[str]) -> str | Non
 def _client_network(value: object) -> str | None:
     if value is None:
         return None
-    if not isinstance(value, str):
-        raise InvalidField("client_ip", "must be an IPv4 or IPv6 address or CIDR network")
+    problem = "must be an IPv4 or IPv6 address or CIDR network"
+    # '%': an IPv6 zone id names an interface on the viewer's host; it cannot be bound to.
+    if not isinstance(value, str) or "%" in value:
+        raise InvalidField("client_ip", problem)
     try:
         net = ipaddress.ip_network(value, strict=True)
     except ValueError:
-        raise InvalidField("client_ip", "must be an IPv4 or IPv6 address or CIDR network") from None
+        raise InvalidField("client_ip", problem) from None
+    if isinstance(net, ipaddress.IPv6Network) and net.subnet_of(_V4_MAPPED):
+        # The validator judges IPv4 viewers as IPv4, so a mapped network is stated as IPv4.
+        if net.prefixlen < 96:
+            raise InvalidField("client_ip", "an IPv4-mapped network needs a prefix of 96 or more")
+        mapped = int(net.network_address) & 0xFFFFFFFF
+        return str(ipaddress.IPv4Network((mapped, net.prefixlen - 96)))
     return str(net)
 
 
 def _entry_file(value: object, default: str) -> str:
     if value is None:
         return default
-    if not isinstance(value, str) or not value or value.startswith("/") or len(value) > 512:
-        raise InvalidField("file", "must be a relative path inside the video")
-    try:
-        normalize_path("/" + value)
-    except BadPath as exc:
-        raise InvalidField("file", exc.message) from None
+    if not isinstance(value, str) or len(value) > 512 or not ENTRY_FILE_RE.fullmatch(value):
+        raise InvalidField("file", "must be a relative path of A-Z a-z 0-9 . _ - names")
     return value
 
 

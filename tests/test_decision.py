@@ -81,3 +81,8 @@ def test_unbound_token_ignores_client_address() -> None:
 def test_ip_in_network_never_matches_unknown_addresses() -> None:
     assert not ip_in_network("", "0.0.0.0/0")
     assert not ip_in_network("1.2.3", "0.0.0.0/0")
+
+
+def test_impossible_network_never_matches_and_never_crashes() -> None:
+    assert not ip_in_network("203.0.113.7", "203.0.113.7/128")
+    assert not ip_in_network("203.0.113.7", "nonsense/8")

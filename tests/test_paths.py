@@ -49,6 +49,12 @@ ATTACKS = [
     "/videos/12/%0d%0aSet-Cookie:x",
     "/videos/12/a;jsessionid=1.ts",
     "/videos/12/%31%32.ts",
+    "/videos/12/..%3F",
+    "/videos/12/..%23",
+    "/videos/12/x%3Fy=1",
+    "/videos/12/x%3fy=1",
+    "/videos/12/..%3B/123/master.m3u8",
+    "/videos/12/a%23b.ts",
     "videos/12/master.m3u8",
     "",
 ]

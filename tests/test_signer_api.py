@@ -41,6 +41,17 @@ def test_issues_a_playback_url(signer_url: str, validator_url: str, keyring: Key
     assert body["expires_at"].endswith("Z")
 
 
+@pytest.mark.parametrize(
+    ("given", "bound"),
+    [("::ffff:203.0.113.9", "203.0.113.9/32"), ("::ffff:203.0.113.0/120", "203.0.113.0/24")],
+)
+def test_ipv4_mapped_client_ip_is_bound_as_ipv4(
+    signer_url: str, keyring: KeyRing, given: str, bound: str
+) -> None:
+    body = post(signer_url, {"video_id": "demo", "client_ip": given}).json()
+    assert open_token(body["token"], keyring).client_network == bound
+
+
 def test_default_ttl_and_entry_file(signer_url: str, keyring: KeyRing) -> None:
     body = post(signer_url, {"video_id": "v_1", "file": "dash/manifest.mpd"}).json()
     claims = open_token(body["token"], keyring)
@@ -118,6 +129,12 @@ def test_oversized_body_is_413(signer_url: str) -> None:
         ({"video_id": "d", "file": "a//b"}, "file"),
         ({"video_id": "d", "file": "%2e%2e/b"}, "file"),
         ({"video_id": "d", "extra": 1}, "extra"),
+        ({"video_id": "d", "file": "x?token=abc"}, "file"),
+        ({"video_id": "d", "file": "m%3F#x"}, "file"),
+        ({"video_id": "d", "file": ".hidden/x.m3u8"}, "file"),
+        ({"video_id": "d", "file": "a/../b.m3u8"}, "file"),
+        ({"video_id": "d", "client_ip": "fe80::1%eth0"}, "client_ip"),
+        ({"video_id": "d", "client_ip": "::ffff:0:0/64"}, "client_ip"),
     ],
 )
 def test_invalid_fields_are_422_with_field(signer_url: str, body: object, field: str) -> None:

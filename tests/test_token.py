@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hmac
 
 import pytest
@@ -148,3 +149,31 @@ def test_rejected_tokens_are_never_remembered() -> None:
     with pytest.raises(PlaybackTokenError):
         open_token(tampered, ring)
     assert ring.authenticated == {}
+
+
+def _signed_body(body: bytes) -> str:
+    key = RING.get("k1")
+    assert key is not None
+    return base64.urlsafe_b64encode(body + key.mac(body)).rstrip(b"=").decode()
+
+
+def test_ipv4_mapped_networks_have_no_token_spelling() -> None:
+    with pytest.raises(ValueError, match="IPv4-mapped"):
+        claims_bytes(BASE._replace(client_network="::ffff:203.0.113.7/128"))
+    # Signed anyway (a buggy or foreign signer): the validator refuses it, never crashes.
+    good = claims_bytes(BASE._replace(client_network="2001:db8::/32"))
+    mapped = bytes([96 + 32]) + bytes(10) + b"\xff\xff" + bytes([203, 0, 113, 7])
+    crafted = good.replace(
+        bytes([17, 32]) + bytes.fromhex("20010db8") + bytes(12), bytes([17]) + mapped
+    )
+    assert crafted != good
+    with pytest.raises(MalformedToken):
+        open_token(_signed_body(crafted), RING)
+
+
+def test_control_characters_in_signed_claims_are_malformed() -> None:
+    good = claims_bytes(BASE._replace(session_id="ab"))
+    crafted = good.replace(b"\x02ab", b"\x02a\n")
+    assert crafted != good
+    with pytest.raises(MalformedToken):
+        open_token(_signed_body(crafted), RING)

@@ -124,15 +124,52 @@ def test_forwarded_address_is_trusted_only_from_configured_proxies(keyring: KeyR
     uri = f"/t/{tok}/videos/demo/master.m3u8"
     untrusting = ValidatorSettings(keyring=keyring)
     with serve_app(create_app(untrusting)) as url:
-        resp = auth(url, uri, **{"X-Real-IP": "203.0.113.5"})
-        assert resp.headers["x-playgate-reason"] == "ip_mismatch"
-    trusting = ValidatorSettings(
-        keyring=keyring, trusted_proxies=(ipaddress.ip_network("127.0.0.1/32"),)
-    )
-    with serve_app(create_app(trusting)) as url:
-        assert auth(url, uri, **{"X-Real-IP": "203.0.113.5"}).status_code == 204
+        for header in ("X-Real-IP", "X-Forwarded-For"):
+            resp = auth(url, uri, **{header: "203.0.113.5"})
+            assert resp.headers["x-playgate-reason"] == "ip_mismatch"
+    loopback = (ipaddress.ip_network("127.0.0.1/32"),)
+    xff = ValidatorSettings(keyring=keyring, trusted_proxies=loopback)
+    with serve_app(create_app(xff)) as url:
         assert auth(url, uri, **{"X-Forwarded-For": "203.0.113.77"}).status_code == 204
+        assert auth(url, uri, **{"X-Forwarded-For": "203.0.113.7, 198.51.100.1"}).status_code == 403
+        # The configured header only: a viewer-supplied X-Real-IP is ignored.
+        spoofed = {"X-Forwarded-For": "198.51.100.1", "X-Real-IP": "203.0.113.5"}
+        assert auth(url, uri, **spoofed).status_code == 403
+    real_ip = ValidatorSettings(
+        keyring=keyring, trusted_proxies=loopback, client_ip_header="x-real-ip"
+    )
+    with serve_app(create_app(real_ip)) as url:
+        assert auth(url, uri, **{"X-Real-IP": "203.0.113.5"}).status_code == 204
         assert auth(url, uri, **{"X-Real-IP": "198.51.100.1"}).status_code == 403
+        spoofed = {"X-Real-IP": "198.51.100.1", "X-Forwarded-For": "203.0.113.5"}
+        assert auth(url, uri, **spoofed).status_code == 403
+
+
+def test_file_name_too_long_is_404_not_500(shield: str, keyring: KeyRing) -> None:
+    tok = make_token(keyring, "types")
+    resp = httpx.get(f"{shield}/t/{tok}/videos/types/{'a' * 300}.ts", timeout=10)
+    assert resp.status_code == 404
+    assert resp.headers["cache-control"] == "no-store"
+
+
+def test_http_origin_down_or_failing_is_json_5xx_no_store(keyring: KeyRing) -> None:
+    async def broken(request: Request) -> Response:
+        return Response(b"boom", 500)
+
+    tok = make_token(keyring)
+    with serve_app(Starlette(routes=[Route("/{p:path}", broken)])) as origin_url:
+        settings = ValidatorSettings(keyring=keyring, origin_url=origin_url)
+        with serve_app(create_app(settings)) as url:
+            resp = httpx.get(f"{url}/t/{tok}/videos/demo/a.ts", timeout=10)
+            assert resp.status_code == 502
+            assert resp.headers["cache-control"] == "no-store"
+            assert resp.json()["error"] == "origin_unavailable"
+    down = ValidatorSettings(keyring=keyring, origin_url=f"http://127.0.0.1:{free_port()}")
+    with serve_app(create_app(down)) as url:
+        resp = httpx.get(f"{url}/t/{tok}/videos/demo/a.ts", timeout=10)
+        assert resp.status_code == 502
+        assert resp.headers["cache-control"] == "no-store"
+        assert resp.json()["error"] == "origin_unavailable"
 
 
 @pytest.mark.parametrize(("ext", "media_type"), sorted(MEDIA_TYPES.items()))
@@ -267,7 +304,7 @@ def test_http_origin_receives_the_path_re_encoded(keyring: KeyRing) -> None:
         settings = ValidatorSettings(keyring=keyring, origin_url=origin_url)
         with serve_app(create_app(settings)) as url:
             tok = make_token(keyring)
-            resp = httpx.get(f"{url}/t/{tok}/videos/demo/a%3Fb%23c%20d.ts", timeout=10)
+            resp = httpx.get(f"{url}/t/{tok}/videos/demo/a%20b%26c%2Bd=e.ts", timeout=10)
             assert resp.status_code == 200
-    # A decoded '?' or '#' must not become a query or fragment at the origin.
-    assert seen == ["/videos/demo/a%3Fb%23c%20d.ts?"]
+    # The decoded name is re-encoded whole: nothing in it becomes syntax at the origin.
+    assert seen == ["/videos/demo/a%20b%26c%2Bd%3De.ts?"]
