@@ -177,6 +177,7 @@ def run(args: argparse.Namespace, nginx: str, work: Path) -> int:
     validator_env = {
         "PLAYGATE_KEYRING": keyring_json,
         "PLAYGATE_TRUSTED_PROXIES": "127.0.0.1/32",
+        "PLAYGATE_CLIENT_IP_HEADER": "x-real-ip",
     }
     with contextlib.ExitStack() as stack:
         stack.enter_context(

@@ -23,6 +23,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp
 
 from edge_validator.app import create_app as create_validator
+from edge_validator.client_address import REAL_IP
 from edge_validator.config import Env
 from edge_validator.keyring import KeyRing, new_keyring_json
 from edge_validator.responses import REASON_HEADER
@@ -166,6 +167,7 @@ def run_demo(args: argparse.Namespace) -> int:
             keyring=keyring,
             origin_url=base_url(origin_sock),
             trusted_proxies=Env({"P": "127.0.0.1/32,::1/128"}).networks("P"),
+            client_ip_header=REAL_IP,
         )
     else:
         validator_settings = _validator_settings(keyring, keyring_text, args)

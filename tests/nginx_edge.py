@@ -10,6 +10,7 @@ from pathlib import Path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from edge_validator.app import create_app as create_validator
+from edge_validator.client_address import REAL_IP
 from edge_validator.config import Env
 from edge_validator.keyring import KeyRing
 from edge_validator.settings import ValidatorSettings
@@ -55,6 +56,7 @@ def nginx_edge(
         settings = ValidatorSettings(
             keyring=keyring,
             trusted_proxies=Env({"P": "127.0.0.1/32"}).networks("P"),
+            client_ip_header=REAL_IP,
             grant_cache_seconds=grant_cache_seconds,
             origin_url=origin_url,
         )

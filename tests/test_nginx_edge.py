@@ -40,8 +40,16 @@ def edge(media_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         yield running
 
 
-def signed(edge: Edge, file: str = "master.m3u8", video: str = "demo", max_uses: int = 0) -> str:
-    request = PlaybackRequest(video, 600, file=file, max_uses=max_uses)
+def signed(
+    edge: Edge,
+    file: str = "master.m3u8",
+    video: str = "demo",
+    max_uses: int = 0,
+    client_network: str | None = None,
+) -> str:
+    request = PlaybackRequest(
+        video, 600, file=file, max_uses=max_uses, client_network=client_network
+    )
     return issue(request, KEYRING, time.time(), public_url=edge.url).url
 
 
@@ -119,6 +127,21 @@ def test_denied_request_does_not_poison_the_cache(edge: Edge) -> None:
     resp = httpx.get(good, timeout=10)
     assert resp.status_code == 200
     assert resp.content == (SAMPLES / "videos" / "demo" / file).read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("network", "status"), [("127.0.0.1/32", 200), ("10.0.0.0/8", 403), ("::1/128", 403)]
+)
+def test_ip_bound_tokens_are_judged_by_the_viewers_address(
+    edge: Edge, network: str, status: int
+) -> None:
+    url = signed(edge, SEGMENT, client_network=network)
+    spoof = {"X-Forwarded-For": "10.1.2.3", "X-Real-IP": "10.1.2.3"}
+    for headers in ({}, spoof, {}):  # spoofed headers never reach the validator
+        resp = httpx.get(url, headers=headers, timeout=10)
+        assert resp.status_code == status
+        if status == 403:
+            assert resp.headers["x-playgate-reason"] == "ip_mismatch"
 
 
 def test_decision_cache_spares_the_validator_but_never_for_counted_tokens(edge: Edge) -> None:
