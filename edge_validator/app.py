@@ -13,8 +13,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .client_address import client_address
+from .decision_cache import ACCEL_EXPIRES_HEADER, decision_cache_seconds
 from .errors import BadPath, ObjectNotFound, OriginUnavailable, PlaybackTokenError, PlayGateError
 from .gate import Gate, StateCheck
+from .manifest_responses import manifest_request_headers, query_token, rewritten_manifest
+from .manifest_rewrite import ManifestError
 from .origins import FileOrigin, HttpOrigin, Origin
 from .responses import NO_STORE, REASON_HEADER, TOKEN_ID_HEADER, denied, problem
 from .settings import ValidatorSettings
@@ -65,10 +68,9 @@ async def _auth(request: Request) -> Response:
         log.exception("auth check failed")
         return denied(_Failure(), body=False)
     headers = {TOKEN_ID_HEADER: grant.token_id, "Cache-Control": NO_STORE}
-    cache_seconds = min(gate.settings.grant_cache_seconds, grant.seconds_left(gate.clock()))
-    # Use and stream limits count every request: nginx must not reuse the decision.
-    if cache_seconds > 0 and not (grant.claims.max_uses or grant.claims.max_streams):
-        headers["X-PlayGate-Cache-Seconds"] = str(cache_seconds)
+    # nginx's proxy_cache honours X-Accel-Expires; 0 says "never reuse" explicitly.
+    cache_seconds = decision_cache_seconds(grant, gate.clock(), gate.settings.grant_cache_seconds)
+    headers[ACCEL_EXPIRES_HEADER] = str(cache_seconds)
     return Response(status_code=204, headers=headers)
 
 
@@ -82,15 +84,22 @@ async def _shield(request: Request) -> Response:
             405,
             {"Allow": "GET, HEAD", "Cache-Control": NO_STORE, REASON_HEADER: "method_not_allowed"},
         )
+    target = _raw_target(request)
     try:
-        grant, _ = await gate.authorize(_raw_target(request), _client_ip(request, gate))
+        grant, _ = await gate.authorize(target, _client_ip(request, gate))
     except PlaybackTokenError as exc:
         return denied(exc)
     except Exception:
         log.exception("shield check failed")
         return denied(_Failure())
+    token = query_token(target)
+    headers = request.headers if token is None else manifest_request_headers(request.headers)
     try:
-        response = await origin.fetch(grant.path, request.headers, request.method)
+        response = await origin.fetch(grant.path, headers, request.method)
+        if token is not None:
+            response = await rewritten_manifest(request, response, grant.path, token)
+    except ManifestError as exc:
+        return denied(exc)
     except (ObjectNotFound, OriginUnavailable) as exc:
         log.warning("origin: %s token_id=%s", exc.reason, grant.token_id)
         return problem(exc)

@@ -108,6 +108,25 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(args)
 
 
+def cmd_nginx_config(args: argparse.Namespace) -> int:
+    from .nginx_config import EdgeConfig, render
+
+    config = EdgeConfig(
+        listen=args.listen,
+        validator_url=args.validator_url,
+        origin_url=args.origin_url,
+        prefix=Path(args.prefix),
+        workers=args.workers,
+        daemon=args.daemon,
+    )
+    text = render(config)
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="playgate", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -150,6 +169,16 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
 
     add_revocation_commands(sub)
+
+    p = sub.add_parser("nginx-config", help="render the nginx edge config (infra/nginx)")
+    p.add_argument("--listen", default="127.0.0.1:8088", help="nginx listen value")
+    p.add_argument("--validator-url", required=True, help="http://host:port of the validator")
+    p.add_argument("--origin-url", required=True, help="http://host:port of the media origin")
+    p.add_argument("--prefix", required=True, help="folder for nginx temp files, cache and logs")
+    p.add_argument("--workers", default="auto")
+    p.add_argument("--daemon", action="store_true", help="let nginx daemonize")
+    p.add_argument("--output", "-o", help="write here instead of stdout")
+    p.set_defaults(func=cmd_nginx_config)
 
     p = sub.add_parser("demo", help="run signer and validator on loopback with the sample video")
     p.add_argument("--host", default="127.0.0.1")

@@ -21,17 +21,25 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import uvicorn
+from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp
 
 from edge_validator.app import create_app as create_validator
+from edge_validator.client_address import REAL_IP
+from edge_validator.config import Env
 from edge_validator.keyring import KeyRing, new_keyring_json
+from edge_validator.responses import REASON_HEADER
 from edge_validator.settings import ValidatorSettings
 from edge_validator.state.runtime import StateChecks, build_store
 from edge_validator.state.settings import StateSettings
 
 from .api_keys import ApiKeys, generate_api_key, hash_api_key
 from .app import create_app as create_signer
+from .demo_backend import create_backend_app
+from .demo_nginx import NginxEdge, reserve_port
+from .demo_origin import create_origin_app
 from .issuing import PlaybackRequest, issue
+from .nginx_config import INSTALL_HINT, nginx_binary
 from .settings import SignerSettings
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
@@ -77,7 +85,9 @@ def base_url(sock: socket.socket) -> str:
     return f"http://{host}:{port}"
 
 
-async def _serve_all(servers: list[tuple[_Server, socket.socket]], ready: str) -> None:
+async def _serve_all(
+    servers: list[tuple[_Server, socket.socket]], ready: str, nginx: NginxEdge | None = None
+) -> None:
     loop = asyncio.get_running_loop()
 
     def stop() -> None:
@@ -92,6 +102,9 @@ async def _serve_all(servers: list[tuple[_Server, socket.socket]], ready: str) -
             break
         await asyncio.sleep(0.05)
     else:
+        if nginx is not None:
+            nginx.start()
+            await nginx.wait_ready()
         print(ready, flush=True)
     await asyncio.gather(*tasks)
 
@@ -122,8 +135,12 @@ def _describe_origin(settings: ValidatorSettings) -> str:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    if args.edge != "shield":
-        print("playgate demo: --edge nginx is not available in this build", file=sys.stderr)
+    nginx_bin = nginx_binary() if args.edge == "nginx" else None
+    if args.edge == "nginx" and nginx_bin is None:
+        print(f"playgate demo: {INSTALL_HINT}", file=sys.stderr)
+        return 2
+    if args.edge == "nginx" and args.origin and "://" in args.origin:
+        print("playgate demo: with --edge nginx, --origin must be a folder", file=sys.stderr)
         return 2
     workdir = Path(tempfile.mkdtemp(prefix="playgate-demo-"))
     keyring_text = new_keyring_json("demo1")
@@ -131,16 +148,37 @@ def run_demo(args: argparse.Namespace) -> int:
     keyring = KeyRing.from_json(keyring_text)
     api_key = generate_api_key()
 
-    edge_sock = bind(args.host, args.edge_port or 8081)
+    nginx: NginxEdge | None = None
+    origin_sock: socket.socket | None = None
+    if nginx_bin is not None:
+        # nginx is the edge; the validator answers its auth_request, a plain app is the origin.
+        edge_sock = bind(args.host, 0)
+        origin_sock = bind(args.host, 0)
+        nginx_port = reserve_port(args.host, args.edge_port or 8081)
+        nginx = NginxEdge(
+            nginx_bin, args.host, nginx_port, base_url(edge_sock), base_url(origin_sock)
+        )
+    else:
+        edge_sock = bind(args.host, args.edge_port or 8081)
     signer_sock = bind(args.host, args.signer_port or 8080)
-    edge_url, signer_url = base_url(edge_sock), base_url(signer_sock)
+    player_sock = bind(args.host, 8082)
+    edge_url = nginx.url if nginx else base_url(edge_sock)
+    signer_url = base_url(signer_sock)
 
+    if nginx is not None and origin_sock is not None:
+        # Behind nginx the validator also rewrites query-token manifests, fetched from the origin.
+        validator_settings = ValidatorSettings(
+            keyring=keyring,
+            origin_url=base_url(origin_sock),
+            trusted_proxies=Env({"P": "127.0.0.1/32,::1/128"}).networks("P"),
+            client_ip_header=REAL_IP,
+        )
+    else:
+        validator_settings = _validator_settings(keyring, keyring_text, args)
     # In memory unless REDIS_URL is set; one store shared, so a revocation reaches the edge.
     state_settings = StateSettings.from_env(os.environ)
     store = build_store(state_settings)
-    validator_settings = dataclasses.replace(
-        _validator_settings(keyring, keyring_text, args), state=state_settings
-    )
+    validator_settings = dataclasses.replace(validator_settings, state=state_settings)
     signer_settings = SignerSettings(
         keyring=keyring,
         api_keys=ApiKeys({"demo": hash_api_key(api_key)}),
@@ -160,6 +198,7 @@ def run_demo(args: argparse.Namespace) -> int:
         f"API key: {api_key}",
         f"Playback URL: {first.url}",
         f"DASH URL: {dash.url}",
+        f"Player: {base_url(player_sock)}/player/",
         "New URL: curl -s -X POST -H 'Authorization: Bearer " + api_key + "' "
         f"-H 'Content-Type: application/json' -d '{body}' {signer_url}/v1/playback-urls",
         f"Key ring: {workdir / 'keyring.json'}",
@@ -169,10 +208,28 @@ def run_demo(args: argparse.Namespace) -> int:
     ]
     servers = [
         server(
-            create_validator(validator_settings, state=StateChecks(store, state_settings)),
+            with_cors(
+                create_validator(validator_settings, state=StateChecks(store, state_settings))
+            ),
             edge_sock,
         ),
         server(create_signer(signer_settings, store=store), signer_sock),
+        server(create_backend_app(signer_url, api_key), player_sock),
     ]
-    asyncio.run(_serve_all(servers, "\n".join(lines)))
+    if nginx is not None and origin_sock is not None:
+        lines.insert(-1, f"Edge: nginx at {nginx.url}, config {nginx.prefix / 'nginx.conf'}")
+        media = Path(args.origin) if args.origin else SAMPLES
+        servers.append(server(create_origin_app(media), origin_sock))
+    try:
+        asyncio.run(_serve_all(servers, "\n".join(lines), nginx))
+    finally:
+        if nginx is not None:
+            nginx.stop()
     return 0
+
+
+def with_cors(app: ASGIApp) -> ASGIApp:
+    """The player page lives on another origin: let it read media and the reason header."""
+    return CORSMiddleware(
+        app, allow_origins=["*"], allow_methods=["GET", "HEAD"], expose_headers=[REASON_HEADER]
+    )

@@ -168,18 +168,3 @@ def test_in_memory_default_revokes_within_one_process(keyring: KeyRing) -> None:
         rev = Revocation("token_id", "tid-2", time.time(), time.time() + 60)
         asyncio.run(store.revoke(rev))
         assert httpx.get(target).headers[REASON] == "revoked"
-
-
-def test_nginx_never_caches_decisions_for_limited_tokens(keyring: KeyRing) -> None:
-    from edge_validator.token import Claims, seal
-
-    settings = ValidatorSettings(keyring=keyring, media_root=SAMPLES, grant_cache_seconds=30)
-    now = int(time.time())
-    plain = seal(Claims("k1", now + 60, now, "/videos/demo/", "tid-p"), keyring)
-    limited = seal(Claims("k1", now + 60, now, "/videos/demo/", "tid-l", max_uses=5), keyring)
-    with serve_app(create_validator(settings)) as url:
-        for token, cached in ((plain, True), (limited, False)):
-            target = f"/t/{token}/videos/demo/master.m3u8"
-            resp = httpx.get(f"{url}/auth", headers={"X-Original-URI": target})
-            assert resp.status_code == 204
-            assert ("x-playgate-cache-seconds" in resp.headers) is cached

@@ -1,0 +1,34 @@
+"""A plain media origin for the demo, tests and benchmarks: files from a folder, no tokens.
+
+It stands for the customer's origin (a bucket or a file server) that only the edge can reach.
+It still refuses ambiguous paths, as a second wall behind the edge.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from edge_validator.errors import BadPath, ObjectNotFound
+from edge_validator.origins import FileOrigin
+from edge_validator.paths import normalize_path
+
+
+def create_origin_app(root: Path) -> Starlette:
+    origin = FileOrigin(root)
+
+    async def serve(request: Request) -> Response:
+        raw: bytes = request.scope.get("raw_path") or request.scope["path"].encode()
+        try:
+            path = normalize_path(raw.decode("latin-1"))
+            return await origin.fetch(path, request.headers, request.method)
+        except BadPath:
+            return JSONResponse({"error": "bad_path"}, 400)
+        except ObjectNotFound:
+            return JSONResponse({"error": "not_found"}, 404)
+
+    return Starlette(routes=[Route("/{path:path}", serve, methods=["GET", "HEAD"])])
