@@ -26,6 +26,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from edge_validator.keyring import KeyRing, new_keyring_json
+from edge_validator.state.settings import RateLimit, StateSettings
 from signer.api_keys import ApiKeys, generate_api_key, hash_api_key
 from signer.app import create_app
 from signer.settings import SignerSettings
@@ -50,6 +51,8 @@ def signer_app() -> Starlette:
         keyring=KeyRing.from_json(new_keyring_json("bench")),
         api_keys=ApiKeys({"bench": hash_api_key(API_KEY)}),
         public_url="https://cdn.example",
+        # Rate limits checked (in memory, the default backend) but set so wrk is never refused.
+        state=StateSettings(api_key_rate=RateLimit(10**9, 1), viewer_rate=RateLimit(10**9, 1)),
     )
     return create_app(settings)
 
