@@ -6,7 +6,7 @@ import functools
 import socket
 from typing import NamedTuple
 
-from .errors import Expired, IpMismatch, MissingToken, NotYetValid, OutOfScope
+from .errors import Expired, IpMismatch, LifetimeExceeded, MissingToken, NotYetValid, OutOfScope
 from .keyring import KeyRing
 from .paths import in_scope, normalize_path, split_target
 from .token import Claims, open_token
@@ -76,6 +76,7 @@ def verify(
     keyring: KeyRing,
     *,
     leeway: int = DEFAULT_LEEWAY,
+    max_lifetime: int | None = None,
 ) -> Grant:
     """Decide whether ``token`` lets ``client_ip`` fetch the raw ``path`` at time ``now``."""
     decoded = normalize_path(path)
@@ -86,6 +87,10 @@ def verify(
         raise Expired("the token has expired", token_id=claims.token_id)
     if now + leeway < claims.not_before:
         raise NotYetValid("the token is not valid yet", token_id=claims.token_id)
+    # Revocations are kept for the longest lifetime the signer issues; a longer-lived token
+    # (an old setting, a hand-made one) would outlive its revocation, so it is refused.
+    if max_lifetime is not None and claims.expires_at - claims.not_before > max_lifetime:
+        raise LifetimeExceeded("the token lives longer than allowed", token_id=claims.token_id)
     if not in_scope(decoded, claims.scope):
         raise OutOfScope("the token does not cover this path", token_id=claims.token_id)
     if claims.client_network is not None and not ip_in_network(client_ip, claims.client_network):
@@ -100,7 +105,9 @@ def verify_target(
     keyring: KeyRing,
     *,
     leeway: int = DEFAULT_LEEWAY,
+    max_lifetime: int | None = None,
 ) -> tuple[Grant, str]:
     """Split a raw request target, verify it, and return the grant and the remaining query."""
     token, path, query = split_target(target)
-    return verify(token, path, client_ip, now, keyring, leeway=leeway), query
+    grant = verify(token, path, client_ip, now, keyring, leeway=leeway, max_lifetime=max_lifetime)
+    return grant, query

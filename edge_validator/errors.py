@@ -120,6 +120,12 @@ class NotYetValid(PlaybackTokenError):
     reason = "not_yet_valid"
 
 
+class LifetimeExceeded(PlaybackTokenError):
+    """The token was issued to live longer than this validator allows."""
+
+    reason = "lifetime_exceeded"
+
+
 class OutOfScope(PlaybackTokenError):
     """The token does not cover this path."""
 

@@ -39,7 +39,12 @@ class Gate:
         now = self.clock()
         try:
             grant, query = verify_target(
-                target, client_ip, now, self.settings.keyring, leeway=self.settings.leeway
+                target,
+                client_ip,
+                now,
+                self.settings.keyring,
+                leeway=self.settings.leeway,
+                max_lifetime=self.settings.max_token_lifetime,
             )
             for check in self.checks:
                 await check(grant, now)

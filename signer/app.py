@@ -115,8 +115,10 @@ def create_app(
     """``store``: share one state store (the demo); by default built from settings.state."""
     own_store = store is None
     state_store = store or build_store(settings.state)
+    # A store of its own in memory is seen by no validator: revocations there would be a lie.
+    shared = not (own_store and state_store.backend == "memory")
     api = SignerApi(settings, clock, RateLimiter(state_store, settings.state))
-    state = StateApi(settings, state_store, authenticate, read_json, clock)
+    state = StateApi(settings, state_store, authenticate, read_json, clock, shared=shared)
     routes = [
         Route("/v1/playback-urls", api.playback_urls, methods=["POST"]),
         Route("/v1/revocations", state.revoke, methods=["POST"]),

@@ -10,8 +10,10 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from edge_validator.config import Env
 from edge_validator.errors import PlayGateError
 from edge_validator.keyring import KeyRing, new_keyring_json
+from edge_validator.settings import MAX_TTL_LIMIT
 
 from .api_keys import generate_api_key, hash_api_key
 from .explain import explain
@@ -56,7 +58,12 @@ def cmd_sign(args: argparse.Namespace) -> int:
         for k, v in vars(args).items()
         if k in ("video_id", "ttl_seconds", "client_ip", "session_id", "file") and v is not None
     }
-    req = parse_playback_request(doc, default_ttl=300, max_ttl=7 * 86400, entry_file="master.m3u8")
+    # The validators' PLAYGATE_MAX_TTL refuses longer-lived tokens; refuse them here first.
+    max_ttl = Env(os.environ).integer("PLAYGATE_MAX_TTL", 3600, low=1, high=MAX_TTL_LIMIT)
+    default_ttl = min(300, max_ttl)
+    req = parse_playback_request(
+        doc, default_ttl=default_ttl, max_ttl=max_ttl, entry_file="master.m3u8"
+    )
     issued = issue(req, keyring, time.time(), public_url=args.base_url.rstrip("/"), mode=args.mode)
     print(issued.url)
     return 0

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from edge_validator.config import Env
 from edge_validator.errors import ConfigurationError
 from edge_validator.keyring import KeyRing
+from edge_validator.settings import MAX_TTL_LIMIT
 from edge_validator.state.settings import StateSettings
 
 from .api_keys import ApiKeys
@@ -34,7 +35,7 @@ class SignerSettings:
         keyring = env.keyring()
         if keyring.active_key_id is None:
             raise ConfigurationError("the signer's key ring needs an active key")
-        max_ttl = env.integer("PLAYGATE_MAX_TTL", 3600, low=1, high=7 * 86400)
+        max_ttl = env.integer("PLAYGATE_MAX_TTL", 3600, low=1, high=MAX_TTL_LIMIT)
         public_url = env.text("PLAYGATE_PUBLIC_URL", cls.public_url) or cls.public_url
         if not public_url.startswith(("http://", "https://")):
             raise ConfigurationError("PLAYGATE_PUBLIC_URL must be an http(s) URL")

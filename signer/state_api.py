@@ -37,8 +37,11 @@ class StateApi:
         authenticate: Callable[[Request, SignerSettings], str],
         read_json: Callable[[Request, int], Any],
         clock: Callable[[], float] = time.time,
+        *,
+        shared: bool = True,
     ) -> None:
         self.settings = settings
+        self.shared = shared
         self.store = store
         self.authenticate = authenticate
         self.read_json = read_json
@@ -46,6 +49,15 @@ class StateApi:
 
     async def revoke(self, request: Request) -> Response:
         caller = self.authenticate(request, self.settings)
+        if not self.shared:
+            return JSONResponse(
+                {
+                    "error": "state_not_shared",
+                    "message": "revocations need REDIS_URL: this memory reaches no validator",
+                },
+                501,
+                _NO_STORE,
+            )
         doc = await self.read_json(request, self.settings.max_body_bytes)
         rev = parse_revocation(doc, self.clock(), self.settings.max_ttl)
         try:
@@ -67,8 +79,13 @@ class StateApi:
         try:
             await self.store.ping()
         except StoreUnavailable as exc:
-            return {"backend": self.store.backend, "connected": False, "last_error": str(exc)}
-        return {"backend": self.store.backend, "connected": True}
+            return {
+                "backend": self.store.backend,
+                "connected": False,
+                "last_error": str(exc),
+                "shared": self.shared,
+            }
+        return {"backend": self.store.backend, "connected": True, "shared": self.shared}
 
     async def healthz(self, request: Request) -> Response:
         return JSONResponse({"status": "ok", "state": await self._state()}, headers=_NO_STORE)

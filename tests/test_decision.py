@@ -86,3 +86,13 @@ def test_ip_in_network_never_matches_unknown_addresses() -> None:
 def test_impossible_network_never_matches_and_never_crashes() -> None:
     assert not ip_in_network("203.0.113.7", "203.0.113.7/128")
     assert not ip_in_network("203.0.113.7", "nonsense/8")
+
+
+def test_token_living_longer_than_allowed_is_refused() -> None:
+    # Revocations are kept for the signer's maximum TTL; a longer-lived token would outlive one.
+    week = token(expires_at=T0 + 7 * 86400)
+    assert verify(week, PATH, None, T0, RING).token_id == "tid"  # no limit given
+    with pytest.raises(PlaybackTokenError) as info:
+        verify(week, PATH, None, T0, RING, max_lifetime=3600)
+    assert info.value.reason == "lifetime_exceeded"
+    assert verify(token(expires_at=T0 + 3600), PATH, None, T0, RING, max_lifetime=3600)

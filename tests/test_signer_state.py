@@ -11,6 +11,7 @@ import pytest
 
 from edge_validator.keyring import KeyRing
 from edge_validator.state import StateSettings
+from edge_validator.state.memory import MemoryStore
 from edge_validator.state.settings import RateLimit
 from signer.api_keys import ApiKeys, hash_api_key
 from signer.app import create_app as create_signer
@@ -36,8 +37,19 @@ def state(request: pytest.FixtureRequest, key_prefix: str) -> StateSettings:
 
 @pytest.fixture
 def signer(keyring: KeyRing, state: StateSettings) -> Iterator[str]:
-    with serve_app(create_signer(_signer(keyring, state))) as url:
+    # In memory, the store is handed in, as the demo shares one with its validator.
+    store = MemoryStore() if state.redis_url is None else None
+    with serve_app(create_signer(_signer(keyring, state), store=store)) as url:
         yield url
+
+
+def test_standalone_memory_signer_refuses_revocations(keyring: KeyRing) -> None:
+    # Its memory reaches no validator: accepting would promise a revocation nobody enforces.
+    with serve_app(create_signer(_signer(keyring, StateSettings()))) as url:
+        made = _post(f"{url}/v1/revocations", {"token_id": "t1"})
+        assert made.status_code == 501
+        assert made.json()["error"] == "state_not_shared"
+        assert httpx.get(f"{url}/healthz", timeout=10).json()["state"]["shared"] is False
 
 
 def _post(url: str, body: object, headers: dict[str, str] | None = None) -> httpx.Response:

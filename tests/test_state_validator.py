@@ -128,7 +128,7 @@ def test_health_and_readiness_report_redis(live: Stack) -> None:
     assert ready.json()["ready"] is True
     signer = httpx.get(f"{live.signer}/readyz")
     assert signer.status_code == 200
-    assert signer.json()["state"] == {"backend": "redis", "connected": True}
+    assert signer.json()["state"] == {"backend": "redis", "connected": True, "shared": True}
 
 
 def test_limited_tokens_are_denied_without_a_state_backend(keyring: KeyRing) -> None:
