@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import math
 
@@ -42,10 +43,21 @@ class RateLimiter:
         await self._hit(f"key:{caller}", self.settings.api_key_rate, "API key")
 
     async def check_viewer(self, caller: str, request: PlaybackRequest) -> None:
+        """Charge every viewer name the request gives: a fresh session id per request must not
+        dodge the address's bucket. Only the API key's limit applies when none is given."""
         if request.session_id is not None:
-            bucket = f"session:{caller}:{request.session_id}"
-        elif request.client_network is not None:
-            bucket = f"ip:{caller}:{request.client_network}"
-        else:
-            return  # no viewer named: only the API key's limit applies
-        await self._hit(bucket, self.settings.viewer_rate, "viewer")
+            await self._hit(
+                f"session:{caller}:{request.session_id}", self.settings.viewer_rate, "viewer"
+            )
+        if request.client_network is not None:
+            network = address_bucket(request.client_network)
+            await self._hit(f"ip:{caller}:{network}", self.settings.viewer_rate, "viewer")
+
+
+def address_bucket(network: str) -> str:
+    """IPv6 viewers are counted per /64: one subscriber line holds a whole /64, so per-address
+    buckets would give every line 2^64 of them."""
+    parsed = ipaddress.ip_network(network)
+    if isinstance(parsed, ipaddress.IPv6Network) and parsed.prefixlen > 64:
+        return str(parsed.supernet(new_prefix=64))
+    return str(parsed)

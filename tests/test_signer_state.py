@@ -129,6 +129,15 @@ def test_rate_limit_per_viewer(keyring: KeyRing, state: StateSettings) -> None:
         assert ip[-1].headers["retry-after"]
         # Requests naming no viewer only count against the API key.
         assert _post(issue, {"video_id": "demo"}).status_code == 201
+        # A fresh session id per request does not dodge the address's bucket.
+        fresh = [
+            _post(issue, {"video_id": "demo", "session_id": f"n{i}", "client_ip": "198.51.100.4"})
+            for i in range(3)
+        ]
+        assert [r.status_code for r in fresh] == [201, 201, 429]
+        # Nor does a fresh IPv6 address inside the same /64.
+        v6 = [_post(issue, {"video_id": "demo", "client_ip": f"2001:db8::{i}"}) for i in range(3)]
+        assert [r.status_code for r in v6] == [201, 201, 429]
 
 
 def test_cli_revokes_through_the_signer(
