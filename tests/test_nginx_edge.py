@@ -15,9 +15,10 @@ import pytest
 from edge_validator.keyring import KeyRing
 from edge_validator.token import open_token
 from signer.issuing import PlaybackRequest, issue
+from signer.nginx_config import EdgeConfig, current_user_if_root, nginx_argv, prepare_prefix
 from tests.conftest import SAMPLES
 from tests.nginx_edge import Edge, nginx_edge
-from tests.servers import require_tool
+from tests.servers import LOOPBACK, free_port, require_tool, run_process
 
 SEGMENT = "hls/v0/seg_001.ts"
 KEYRING = KeyRing({"k1": b"E" * 32}, "k1")
@@ -256,3 +257,28 @@ def test_query_token_manifests_are_rewritten_and_never_shared(edge: Edge) -> Non
     segment_url = url.replace("master.m3u8", "hls/v1/seg_001.ts")
     assert httpx.get(segment_url, timeout=10).headers["x-playgate-cache"] == "MISS"
     assert httpx.get(segment_url, timeout=10).headers["x-playgate-cache"] == "HIT"
+
+
+def test_validator_outage_is_503_no_store_never_allowed(tmp_path: Path) -> None:
+    nginx = require_tool("nginx")
+    port = free_port()
+    config = EdgeConfig(
+        listen=f"{LOOPBACK}:{port}",
+        validator_url=f"http://{LOOPBACK}:{free_port()}",  # nothing listens there
+        origin_url=f"http://{LOOPBACK}:{free_port()}",
+        prefix=tmp_path,
+        workers="1",
+        user=current_user_if_root(),
+    )
+    prepare_prefix(config)
+    with run_process(nginx_argv(nginx, config), port=port, log=tmp_path / "nginx.out"):
+        url = issue(
+            PlaybackRequest("demo", 600),
+            KEYRING,
+            time.time(),
+            public_url=f"http://{LOOPBACK}:{port}",
+        ).url
+        resp = httpx.get(url, timeout=10)
+    assert resp.status_code == 503
+    assert resp.headers["cache-control"] == "no-store"
+    assert resp.headers["x-playgate-reason"] == "validator_unavailable"
