@@ -34,6 +34,7 @@ from signer.nginx_config import (
     nginx_binary,
     prepare_prefix,
 )
+from signer.processes import stop_process
 
 SEGMENT_BYTES = 188 * 1024
 VIDEO_PATH = "/videos/bench/seg_000.ts"
@@ -109,12 +110,7 @@ def started(argv: list[str], probe: str, env: dict[str, str] | None = None) -> I
         wait_for(probe, proc)
         yield
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
 
 
 def secure_link_url(base: str, now: float) -> str:

@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 from .nginx_config import EdgeConfig, current_user_if_root, nginx_argv, prepare_prefix
+from .processes import stop_process
 
 
 class NginxEdge:
@@ -61,13 +62,7 @@ class NginxEdge:
         raise TimeoutError("nginx did not start listening")
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         shutil.rmtree(self.prefix, ignore_errors=True)
 
 

@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from signer.processes import stop_process
 from tests.servers import LOOPBACK, free_port, require_tool, wait_for_port
 
 
@@ -46,13 +47,7 @@ class RedisServer:
         wait_for_port(self.port, proc=self.proc)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self.proc = None
 
 
@@ -144,9 +139,4 @@ def redis_sentinel(primary: RedisServer, service: str = "playgate") -> Iterator[
             wait_for_port(port, proc=proc)
             yield f"{LOOPBACK}:{port}"
         finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_process(proc)

@@ -19,6 +19,8 @@ import httpx
 import uvicorn
 from starlette.types import ASGIApp
 
+from signer.processes import stop_process
+
 LOOPBACK = "127.0.0.1"
 
 
@@ -86,13 +88,7 @@ def run_process(
             wait_for_port(port, proc=proc)
         yield proc
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_process(proc)
         if log:
             out.close()  # type: ignore[union-attr]
 
