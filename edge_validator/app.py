@@ -97,7 +97,9 @@ async def _shield(request: Request) -> Response:
     try:
         response = await origin.fetch(grant.path, headers, request.method)
         if token is not None:
-            response = await rewritten_manifest(request, response, grant.path, token)
+            response = await rewritten_manifest(
+                response, grant.path, token, target=target, public_url=gate.settings.public_url
+            )
     except ManifestError as exc:
         return denied(exc)
     except (ObjectNotFound, OriginUnavailable) as exc:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import anyio
 from starlette.datastructures import Headers
-from starlette.requests import Request
 from starlette.responses import FileResponse, Response, StreamingResponse
 
 from .manifest_rewrite import ManifestError, rewrite_manifest
@@ -54,16 +53,22 @@ async def _body(response: Response) -> bytes:
 
 
 async def rewritten_manifest(
-    request: Request, response: Response, path: str, token: str
+    response: Response, path: str, token: str, *, target: str, public_url: str | None
 ) -> Response:
-    """``response`` with every child URI carrying the token; other statuses pass unchanged."""
+    """``response`` with child URIs of this edge carrying the token; other statuses unchanged.
+
+    ``target`` is the raw request target and ``public_url`` the configured public URL: which
+    URIs are ours never depends on the request's Host header, which the viewer chooses.
+    """
     if response.status_code != 200:
         return response
-    body = rewrite_manifest(path, await _body(response), token, own_origin=_own_origin(request))
+    body = rewrite_manifest(
+        path,
+        await _body(response),
+        token,
+        public_url=public_url,
+        base_path=target.partition("?")[0],
+    )
     if body is None:
         return response
     return Response(body, 200, media_type=media_type(path))
-
-
-def _own_origin(request: Request) -> str:
-    return f"{request.url.scheme}://{request.headers.get('host', request.url.netloc)}"

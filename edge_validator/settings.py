@@ -12,6 +12,7 @@ from .client_address import CLIENT_IP_HEADERS, FORWARDED_FOR
 from .config import Env, Network
 from .errors import ConfigurationError
 from .keyring import KeyRing
+from .manifest_rewrite import parse_public_url
 from .s3_location import S3Location
 from .state.settings import StateSettings
 
@@ -41,6 +42,9 @@ class ValidatorSettings:
     s3_region: str | None = None
     s3_url_ttl: int = 60
     s3_url_reuse: int = 30
+    # The URL viewers fetch from (CDN or shield): in query-token mode only manifest URIs under
+    # it get the token. Unset: only relative references do.
+    public_url: str | None = None
     # Revocations, use and stream limits: in memory, or Redis when REDIS_URL is set.
     state: StateSettings = field(default_factory=StateSettings)
 
@@ -60,6 +64,12 @@ class ValidatorSettings:
             raise ConfigurationError("an S3 origin excludes PLAYGATE_MEDIA_ROOT and an http origin")
         if origin and not origin.startswith(("http://", "https://")):
             raise ConfigurationError("PLAYGATE_ORIGIN_URL must be an http(s) URL")
+        public_url = env.text("PLAYGATE_PUBLIC_URL")
+        if public_url:
+            try:
+                parse_public_url(public_url)
+            except ValueError as exc:
+                raise ConfigurationError(f"PLAYGATE_PUBLIC_URL: {exc}") from None
         return cls(
             keyring=env.keyring(),
             leeway=env.integer("PLAYGATE_LEEWAY", 5, low=0, high=MAX_LEEWAY),
@@ -73,6 +83,7 @@ class ValidatorSettings:
             grant_cache_seconds=env.integer("PLAYGATE_GRANT_CACHE_SECONDS", 0, low=0, high=300),
             origin_timeout=env.number("PLAYGATE_ORIGIN_TIMEOUT", 10.0, low=0.1, high=120.0),
             **_s3_settings(env, s3_origin),
+            public_url=public_url.rstrip("/") if public_url else None,
             state=StateSettings.from_env(os.environ if environ is None else environ),
         )
 
