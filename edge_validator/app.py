@@ -101,6 +101,7 @@ async def _shield(request: Request) -> Response:
                 response, grant.path, token, target=target, public_url=gate.settings.public_url
             )
     except ManifestError as exc:
+        log.warning("manifest refused: %s token_id=%s", exc.message, grant.token_id)
         return denied(exc)
     except (ObjectNotFound, OriginUnavailable) as exc:
         log.warning("origin: %s token_id=%s", exc.reason, grant.token_id)
