@@ -29,6 +29,7 @@ _PAD = {0: b"", 2: b"==", 3: b"="}
 _FIXED = struct.Struct(">QQH")  # expires_at, not_before, scope length
 _LIMITS = struct.Struct(">IH")  # max_uses, max_streams
 _U8_MAX = 255
+_new_tuple = tuple.__new__
 _V4_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
 _V4_MAPPED_PREFIX = bytes(10) + b"\xff\xff"
 
@@ -197,15 +198,19 @@ def _parse_claims(body: bytes, pos: int, key_id: str) -> Claims:
     # line could be split with.
     if not (scope + (token_id + session_id + user_id).decode("ascii")).isprintable():
         raise MalformedToken("malformed claims")
-    return Claims(
-        key_id,
-        expires_at,
-        not_before,
-        scope,
-        token_id.decode("ascii"),
-        session_id.decode("ascii") if session_id else None,
-        decode_network(network) if network else None,
-        user_id.decode("ascii") if user_id else None,
-        max_uses,
-        max_streams,
+    # Claims(...) without its Python-level __new__: this runs for every new token.
+    return _new_tuple(
+        Claims,
+        (
+            key_id,
+            expires_at,
+            not_before,
+            scope,
+            token_id.decode("ascii"),
+            session_id.decode("ascii") if session_id else None,
+            decode_network(network) if network else None,
+            user_id.decode("ascii") if user_id else None,
+            max_uses,
+            max_streams,
+        ),
     )
