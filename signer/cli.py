@@ -112,6 +112,7 @@ def cmd_serve_validator(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
+    configure_logging()  # denials (reason, token id) and state warnings show in the terminal
     return run_demo(args)
 
 

@@ -42,6 +42,7 @@ class RevocationSync:
         self.subscribed = False
         self.resync_ok = False
         self.synced_once = False
+        self._warned_unsynced = False
         # Monotonic time when the view was last known complete; None while it still is.
         self.lost_at: float | None = monotonic()
         self.last_resync: float | None = None
@@ -98,6 +99,10 @@ class RevocationSync:
             revocations = await self.store.revocations(now)
         except StoreUnavailable as exc:
             self.last_error = str(exc)
+            if not self.synced_once and not self._warned_unsynced:
+                # Never in sync yet: every request is denied until Redis answers. Say so once.
+                log.warning("shared state unreachable, denying until the first sync: %s", exc)
+                self._warned_unsynced = True
             self._mark(resync_ok=False)
             return
         except Exception as exc:  # a client bug must not end the resync loop
