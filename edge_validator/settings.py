@@ -70,6 +70,13 @@ class ValidatorSettings:
                 parse_public_url(public_url)
             except ValueError as exc:
                 raise ConfigurationError(f"PLAYGATE_PUBLIC_URL: {exc}") from None
+        state = StateSettings.from_env(os.environ if environ is None else environ)
+        grant_cache = env.integer("PLAYGATE_GRANT_CACHE_SECONDS", 0, low=0, high=300)
+        if grant_cache > state.max_staleness:
+            # A reused allow does not see revocations: it may not outlast the staleness bound.
+            raise ConfigurationError(
+                "PLAYGATE_GRANT_CACHE_SECONDS must not exceed PLAYGATE_STATE_MAX_STALENESS"
+            )
         return cls(
             keyring=env.keyring(),
             leeway=env.integer("PLAYGATE_LEEWAY", 5, low=0, high=MAX_LEEWAY),
@@ -80,11 +87,11 @@ class ValidatorSettings:
             ),
             media_root=Path(media) if media else None,
             origin_url=origin.rstrip("/") if origin else None,
-            grant_cache_seconds=env.integer("PLAYGATE_GRANT_CACHE_SECONDS", 0, low=0, high=300),
+            grant_cache_seconds=grant_cache,
             origin_timeout=env.number("PLAYGATE_ORIGIN_TIMEOUT", 10.0, low=0.1, high=120.0),
             **_s3_settings(env, s3_origin),
             public_url=public_url.rstrip("/") if public_url else None,
-            state=StateSettings.from_env(os.environ if environ is None else environ),
+            state=state,
         )
 
 

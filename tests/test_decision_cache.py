@@ -57,3 +57,17 @@ def test_never_when_the_token_covers_less_than_the_cache_scope() -> None:
 
 def test_ip_bound_tokens_may_be_reused_because_nginx_keys_by_address() -> None:
     assert decision_cache_seconds(grant(client_network="10.0.0.0/8"), NOW, 30) == 30
+
+
+def test_grant_cache_may_not_outlast_the_revocation_staleness_bound() -> None:
+    from edge_validator.errors import ConfigurationError
+    from edge_validator.settings import ValidatorSettings
+
+    env = {
+        "PLAYGATE_KEYRING": '{"keys": {"k1": "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE"}}',
+        "PLAYGATE_GRANT_CACHE_SECONDS": "30",
+        "PLAYGATE_STATE_MAX_STALENESS": "10",
+    }
+    with pytest.raises(ConfigurationError, match="PLAYGATE_GRANT_CACHE_SECONDS"):
+        ValidatorSettings.from_env(env)
+    assert ValidatorSettings.from_env({**env, "PLAYGATE_GRANT_CACHE_SECONDS": "10"})
