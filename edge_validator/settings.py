@@ -18,6 +18,7 @@ from .state.settings import StateSettings
 
 MAX_LEEWAY = 60
 MAX_TTL_LIMIT = 7 * 86400
+DEFAULT_MAX_TTL = 3600
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,7 @@ class ValidatorSettings:
     keyring: KeyRing
     leeway: int = 5
     # The signer's PLAYGATE_MAX_TTL: longer-lived tokens would outlive their revocations.
-    max_token_lifetime: int = 3600
+    max_token_lifetime: int = DEFAULT_MAX_TTL
     trusted_proxies: tuple[Network, ...] = ()
     # The one forwarding header read from a trusted proxy (x-forwarded-for or x-real-ip).
     client_ip_header: str = FORWARDED_FOR
@@ -80,7 +81,9 @@ class ValidatorSettings:
         return cls(
             keyring=env.keyring(),
             leeway=env.integer("PLAYGATE_LEEWAY", 5, low=0, high=MAX_LEEWAY),
-            max_token_lifetime=env.integer("PLAYGATE_MAX_TTL", 3600, low=1, high=MAX_TTL_LIMIT),
+            max_token_lifetime=env.integer(
+                "PLAYGATE_MAX_TTL", DEFAULT_MAX_TTL, low=1, high=MAX_TTL_LIMIT
+            ),
             trusted_proxies=env.networks("PLAYGATE_TRUSTED_PROXIES"),
             client_ip_header=env.choice(
                 "PLAYGATE_CLIENT_IP_HEADER", FORWARDED_FOR, CLIENT_IP_HEADERS

@@ -13,7 +13,7 @@ from pathlib import Path
 from edge_validator.config import Env
 from edge_validator.errors import PlayGateError
 from edge_validator.keyring import KeyRing, new_keyring_json
-from edge_validator.settings import MAX_TTL_LIMIT
+from edge_validator.settings import DEFAULT_MAX_TTL, MAX_TTL_LIMIT
 
 from .api_keys import generate_api_key, hash_api_key
 from .explain import explain
@@ -22,12 +22,13 @@ from .revoke_cli import add_commands as add_revocation_commands
 
 
 def _keyring(path: str | None) -> KeyRing:
-    if path:
-        return KeyRing.from_file(path)
-    env_path = os.environ.get("PLAYGATE_KEYRING_FILE")
-    if env_path:
-        return KeyRing.from_file(env_path)
-    raise SystemExit("playgate: give --keyring FILE (or set PLAYGATE_KEYRING_FILE)")
+    """``--keyring FILE``, else the environment, as the servers read it."""
+    return KeyRing.from_file(path) if path else Env(os.environ).keyring()
+
+
+def _max_ttl() -> int:
+    # The validators' PLAYGATE_MAX_TTL: the CLI signs and judges by the same bound.
+    return Env(os.environ).integer("PLAYGATE_MAX_TTL", DEFAULT_MAX_TTL, low=1, high=MAX_TTL_LIMIT)
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
@@ -58,8 +59,7 @@ def cmd_sign(args: argparse.Namespace) -> int:
         for k, v in vars(args).items()
         if k in ("video_id", "ttl_seconds", "client_ip", "session_id", "file") and v is not None
     }
-    # The validators' PLAYGATE_MAX_TTL refuses longer-lived tokens; refuse them here first.
-    max_ttl = Env(os.environ).integer("PLAYGATE_MAX_TTL", 3600, low=1, high=MAX_TTL_LIMIT)
+    max_ttl = _max_ttl()
     default_ttl = min(300, max_ttl)
     req = parse_playback_request(
         doc, default_ttl=default_ttl, max_ttl=max_ttl, entry_file="master.m3u8"
@@ -71,7 +71,9 @@ def cmd_sign(args: argparse.Namespace) -> int:
 
 def cmd_explain(args: argparse.Namespace) -> int:
     now = float(args.at) if args.at is not None else time.time()
-    accepted, lines = explain(args.url, _keyring(args.keyring), now, args.client_ip, args.leeway)
+    accepted, lines = explain(
+        args.url, _keyring(args.keyring), now, args.client_ip, args.leeway, _max_ttl()
+    )
     print("\n".join(lines))
     return 0 if accepted else 1
 

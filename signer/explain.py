@@ -20,6 +20,7 @@ HINTS = {
     "expired": "issue a new URL; players must refresh URLs before expiry",
     "not_yet_valid": "the signer's clock is ahead of the validator's; check NTP",
     "out_of_scope": "the token covers another video; relative URIs must stay inside its scope",
+    "lifetime_exceeded": "the token lives longer than PLAYGATE_MAX_TTL allows; issue a shorter one",
     "ip_mismatch": "the viewer's address differs from the bound one (proxies, mobile networks)",
 }
 
@@ -55,6 +56,7 @@ def explain(
     now: float,
     client_ip: str | None = None,
     leeway: int = DEFAULT_LEEWAY,
+    max_lifetime: int | None = None,
 ) -> tuple[bool, list[str]]:
     """Return (accepted, report lines). Never prints the token or a key."""
     parts = urlsplit(url)
@@ -67,7 +69,9 @@ def explain(
                 claims = open_token(token, keyring)
             except PlaybackTokenError:
                 claims = None
-        grant = verify(token, path, client_ip, now, keyring, leeway=leeway)
+        grant = verify(
+            token, path, client_ip, now, keyring, leeway=leeway, max_lifetime=max_lifetime
+        )
     except PlaybackTokenError as exc:
         lines = [f"REJECTED: {exc.reason} ({exc.message}), HTTP {exc.status}"]
         if exc.reason in HINTS:

@@ -127,3 +127,27 @@ def test_bad_input_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixtur
     code, _, err = run(capsys, "sign", "../x", "--keyring", str(tmp_path / "missing.json"))
     assert code == 2
     assert "cannot read key ring" in err
+
+
+def test_explain_judges_the_lifetime_as_validators_do(
+    ring_file: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PLAYGATE_MAX_TTL", str(7 * 86400))
+    _, url, _ = run(capsys, "sign", "v42", "--keyring", str(ring_file), "--ttl", str(7 * 86400))
+    monkeypatch.delenv("PLAYGATE_MAX_TTL")
+    code, out, _ = run(capsys, "explain", url.strip(), "--keyring", str(ring_file))
+    assert code == 1
+    assert out.startswith("REJECTED: lifetime_exceeded")
+    # Longer than the configured maximum is refused at signing too.
+    code, _, err = run(capsys, "sign", "v42", "--keyring", str(ring_file), "--ttl", "7200")
+    assert code == 2
+    assert "ttl_seconds" in err
+
+
+def test_key_ring_from_the_environment(
+    ring_file: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PLAYGATE_KEYRING", ring_file.read_text())
+    code, url, _ = run(capsys, "sign", "v42")
+    assert code == 0
+    assert run(capsys, "explain", url.strip())[0] == 0
