@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Sequence
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from .client_address import client_address
@@ -19,7 +19,7 @@ from .gate import Gate, StateCheck
 from .manifest_responses import manifest_request_headers, query_token, rewritten_manifest
 from .manifest_rewrite import ManifestError
 from .origins import FileOrigin, HttpOrigin, Origin
-from .responses import NO_STORE, REASON_HEADER, TOKEN_ID_HEADER, denied, problem
+from .responses import NO_STORE, TOKEN_ID_HEADER, denied, http_error, problem
 from .settings import ValidatorSettings
 from .state.health import healthz, readyz
 from .state.runtime import StateChecks, build_store
@@ -81,12 +81,6 @@ async def _shield(request: Request) -> Response:
     """Origin shield: validate, strip the token, serve the object."""
     gate: Gate = request.app.state.gate
     origin: Origin = request.app.state.origin
-    if request.method not in ("GET", "HEAD"):
-        return JSONResponse(
-            {"error": "method_not_allowed", "message": "only GET and HEAD"},
-            405,
-            {"Allow": "GET, HEAD", "Cache-Control": NO_STORE, REASON_HEADER: "method_not_allowed"},
-        )
     target = _raw_target(request)
     try:
         grant, _ = await gate.authorize(target, _client_ip(request, gate))
@@ -119,16 +113,6 @@ async def _shield(request: Request) -> Response:
         cacheable = response.status_code in _CACHEABLE
         response.headers["Cache-Control"] = f"private, max-age={left}" if cacheable else NO_STORE
     return response
-
-
-async def _http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
-    reason = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "bad_request")
-    return JSONResponse(
-        {"error": reason, "message": str(exc.detail)},
-        exc.status_code,
-        {"Cache-Control": NO_STORE, REASON_HEADER: reason},
-    )
 
 
 def _make_origin(settings: ValidatorSettings) -> Origin | None:
@@ -174,9 +158,10 @@ def create_app(
         Route("/auth", _auth, methods=list(_ALL_METHODS)),
     ]
     if origin is not None:
-        routes.append(Route("/{path:path}", _shield, methods=list(_ALL_METHODS)))
+        # GET and HEAD only: Starlette answers anything else 405 with Allow (see http_error).
+        routes.append(Route("/{path:path}", _shield, methods=["GET", "HEAD"]))
     app = Starlette(
-        routes=routes, lifespan=lifespan, exception_handlers={HTTPException: _http_error}
+        routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error}
     )
     app.state.gate = gate
     app.state.origin = origin

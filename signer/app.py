@@ -15,10 +15,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from edge_validator.errors import PlayGateError
+from edge_validator.responses import http_error, problem
 from edge_validator.state.runtime import build_store
 from edge_validator.state.store import StateStore
 
-from .errors import BodyTooLarge, MalformedJson, RequestError, Unauthorized, UnsupportedMediaType
+from .errors import BodyTooLarge, MalformedJson, Unauthorized, UnsupportedMediaType
 from .issuing import issue, parse_playback_request
 from .openapi import openapi_document
 from .rate_limits import RateLimiter
@@ -29,17 +30,9 @@ log = logging.getLogger("playgate.signer")
 
 
 def error_response(exc: PlayGateError) -> JSONResponse:
-    body: dict[str, str] = {"error": exc.reason, "message": exc.message}
-    field = getattr(exc, "field", None)
-    if field:
-        body["field"] = field
-    headers = {"Cache-Control": "no-store"}
-    if isinstance(exc, Unauthorized):
-        headers["WWW-Authenticate"] = "Bearer"
-    retry_after = getattr(exc, "retry_after", None)
-    if retry_after is not None:
-        headers["Retry-After"] = str(retry_after)
-    return JSONResponse(body, exc.status if exc.status < 500 else 400, headers)
+    # Bearer challenge on 401; reason header, no-store, field and Retry-After come with problem().
+    extra = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
+    return problem(exc, extra)
 
 
 def authenticate(request: Request, settings: SignerSettings) -> str:
@@ -101,12 +94,6 @@ async def _playgate_error(request: Request, exc: Exception) -> Response:
     return error_response(exc)
 
 
-async def _http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
-    reason = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "bad_request")
-    return error_response(RequestError(exc.detail, reason=reason, status=exc.status_code))
-
-
 def create_app(
     settings: SignerSettings,
     clock: Callable[[], float] = time.time,
@@ -137,7 +124,7 @@ def create_app(
     return Starlette(
         routes=routes,
         lifespan=lifespan,
-        exception_handlers={PlayGateError: _playgate_error, HTTPException: _http_error},
+        exception_handlers={PlayGateError: _playgate_error, HTTPException: http_error},
     )
 
 

@@ -43,6 +43,13 @@ class InvalidField(RequestError):
         self.field = field
 
 
+class StateNotShared(RequestError):
+    """This signer's state reaches no validator (no REDIS_URL)."""
+
+    reason = "state_not_shared"
+    status = 501
+
+
 class Unauthorized(RequestError):
     """Missing or unknown API key."""
 

@@ -15,12 +15,6 @@ from .issuing import PlaybackRequest
 log = logging.getLogger("playgate.signer")
 
 
-class StateBusy(RateLimited):
-    """Rate limits cannot be checked right now and the policy is fail-closed."""
-
-    reason = "state_unavailable"
-
-
 class RateLimiter:
     def __init__(self, store: StateStore, settings: StateSettings) -> None:
         self.store = store
@@ -35,7 +29,8 @@ class RateLimiter:
             log.warning("rate limit unchecked (%s): %s", bucket.split(":")[0], exc)
             if self.settings.failure_policy == FAIL_OPEN:
                 return
-            raise StateBusy("rate limits are unavailable; retry shortly", 1) from None
+            # fail-closed: the outage itself is the answer, a 503 to retry shortly.
+            raise StoreUnavailable("rate limits are unavailable; retry shortly") from None
         if wait > 0:
             raise RateLimited(f"too many requests for this {what}", max(1, math.ceil(wait)))
 

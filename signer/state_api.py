@@ -12,21 +12,12 @@ from starlette.responses import JSONResponse, Response
 
 from edge_validator.state.store import StateStore, StoreUnavailable
 
+from .errors import StateNotShared
 from .revoking import parse_revocation, revocation_json
 from .settings import SignerSettings
 
 log = logging.getLogger("playgate.signer")
 _NO_STORE = {"Cache-Control": "no-store"}
-
-
-def unavailable(exc: StoreUnavailable) -> Response:
-    # A dependency outage, not bad input: 503, so callers retry instead of giving up.
-    log.warning("state unavailable: %s", exc)
-    return JSONResponse(
-        {"error": "state_unavailable", "message": "shared state is unreachable; retry shortly"},
-        503,
-        {**_NO_STORE, "Retry-After": "1"},
-    )
 
 
 class StateApi:
@@ -50,29 +41,16 @@ class StateApi:
     async def revoke(self, request: Request) -> Response:
         caller = self.authenticate(request, self.settings)
         if not self.shared:
-            return JSONResponse(
-                {
-                    "error": "state_not_shared",
-                    "message": "revocations need REDIS_URL: this memory reaches no validator",
-                },
-                501,
-                _NO_STORE,
-            )
+            raise StateNotShared("revocations need REDIS_URL: this memory reaches no validator")
         doc = await self.read_json(request, self.settings.max_body_bytes)
         rev = parse_revocation(doc, self.clock(), self.settings.max_ttl)
-        try:
-            await self.store.revoke(rev)
-        except StoreUnavailable as exc:
-            return unavailable(exc)
+        await self.store.revoke(rev)  # StoreUnavailable: a 503 to retry
         log.info("revoked %s=%s caller=%s", rev.kind, rev.value, caller)
         return JSONResponse(revocation_json(rev), 201, _NO_STORE)
 
     async def list_revocations(self, request: Request) -> Response:
         self.authenticate(request, self.settings)
-        try:
-            revs = await self.store.revocations(self.clock())
-        except StoreUnavailable as exc:
-            return unavailable(exc)
+        revs = await self.store.revocations(self.clock())
         return JSONResponse({"revocations": [revocation_json(r) for r in revs]}, 200, _NO_STORE)
 
     async def _state(self) -> dict[str, Any]:

@@ -152,6 +152,8 @@ def test_unknown_route_and_method_are_json_4xx(signer_url: str) -> None:
     resp = httpx.get(f"{signer_url}/v1/playback-urls", timeout=10)
     assert resp.status_code == 405
     assert resp.json()["error"] == "method_not_allowed"
+    assert resp.headers["allow"] == "POST"
+    assert resp.headers["x-playgate-reason"] == "method_not_allowed"
 
 
 def test_healthz_and_openapi(signer_url: str) -> None:

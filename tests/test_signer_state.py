@@ -170,8 +170,9 @@ def test_signer_without_redis_answers_503_and_not_ready(keyring: KeyRing) -> Non
     closed = dataclasses.replace(down, failure_policy="fail_closed")
     with serve_app(create_signer(_signer(keyring, closed))) as url:
         resp = _post(f"{url}/v1/playback-urls", {"video_id": "demo"})
-        assert resp.status_code == 429
+        assert resp.status_code == 503
         assert resp.json()["error"] == "state_unavailable"
+        assert resp.headers["retry-after"] == "1"
 
 
 def test_revocations_survive_a_signer_restart(

@@ -221,6 +221,8 @@ def test_shield_refuses_writes_and_missing_objects(shield: str, keyring: KeyRing
     post = httpx.post(f"{shield}/t/{tok}/videos/types/file.ts", content=b"x", timeout=10)
     assert post.status_code == 405
     assert post.headers["cache-control"] == "no-store"
+    assert set(post.headers["allow"].split(", ")) == {"GET", "HEAD"}
+    assert post.headers["x-playgate-reason"] == "method_not_allowed"
     missing = httpx.get(f"{shield}/t/{tok}/videos/types/nope.ts", timeout=10)
     assert missing.status_code == 404
     assert missing.json()["error"] == "not_found"

@@ -5,14 +5,20 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
+from ..errors import PlayGateError
 from .revocations import Revocation
 
 OnRevocation = Callable[[Revocation], None]
 OnSubscribed = Callable[[], Awaitable[None]]
 
 
-class StoreUnavailable(Exception):
-    """The backend could not answer in time. Callers apply the failure policy."""
+class StoreUnavailable(PlayGateError):
+    """The backend could not answer in time. Callers apply the failure policy; where none
+    applies (the signer's revocation endpoints), it is a 503 to retry."""
+
+    reason = "state_unavailable"
+    status = 503
+    retry_after = 1
 
 
 class StateStore(Protocol):
