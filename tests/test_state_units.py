@@ -165,3 +165,24 @@ def test_verification_path_never_imports_redis() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_memory_store_prunes_every_table_even_when_calls_alternate() -> None:
+    import asyncio
+
+    from edge_validator.state.memory import MemoryStore
+
+    clock = [1000.0]
+    store = MemoryStore(clock=lambda: clock[0])
+
+    async def run() -> None:
+        for i in range(3000):  # one-off tokens, buckets and viewers, each live for 1 s
+            clock[0] += 0.01
+            await store.count_use(f"t{i}", 1)
+            await store.hit_rate(f"b{i}", 10, 1)
+            await store.claim_stream(f"u{i}", "s", 1, 1)
+
+    asyncio.run(run())
+    # Everything older than a second is gone from each table, give or take one sweep period.
+    for table in (store._uses, store._rates, store._streams):
+        assert len(table) < 1024 + 256

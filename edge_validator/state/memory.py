@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from .revocations import Revocation, RevocationView
 from .store import OnRevocation, OnSubscribed
@@ -20,7 +20,7 @@ class MemoryStore:
         self._uses: dict[str, tuple[int, float]] = {}
         self._streams: dict[str, dict[str, float]] = {}
         self._rates: dict[str, tuple[int, float]] = {}
-        self._calls = 0
+        self._calls: dict[str, int] = {}
 
     async def revoke(self, rev: Revocation) -> None:
         self._revocations.prune(self._clock())
@@ -34,14 +34,15 @@ class MemoryStore:
 
     async def count_use(self, token_id: str, ttl: float) -> int:
         now = self._clock()
-        self._expire(self._uses, now)
+        if self._sweep_due("uses", self._uses):
+            _drop_expired(self._uses, now)
         count, expires = _live(self._uses.get(token_id), now, now + ttl)
         self._uses[token_id] = (count + 1, expires)
         return count + 1
 
     async def claim_stream(self, owner: str, session: str, limit: int, idle: float) -> bool:
         now = self._clock()
-        if len(self._streams) > 1024:
+        if self._sweep_due("streams", self._streams):
             for key in [k for k, s in self._streams.items() if max(s.values()) <= now - idle]:
                 del self._streams[key]
         sessions = self._streams.setdefault(owner, {})
@@ -54,7 +55,8 @@ class MemoryStore:
 
     async def hit_rate(self, bucket: str, limit: int, window: int) -> float:
         now = self._clock()
-        self._expire(self._rates, now)
+        if self._sweep_due("rates", self._rates):
+            _drop_expired(self._rates, now)
         count, resets = _live(self._rates.get(bucket), now, now + window)
         self._rates[bucket] = (count + 1, resets)
         return max(resets - now, 0.001) if count + 1 > limit else 0.0
@@ -73,12 +75,18 @@ class MemoryStore:
     async def close(self) -> None:
         return None
 
-    def _expire(self, table: dict[str, tuple[int, float]], now: float) -> None:
-        # Cleanup amortized over many calls keeps the table bounded by what is live.
-        self._calls += 1
-        if len(table) > 1024 and self._calls % 256 == 0:
-            for key in [k for k, (_, until) in table.items() if until <= now]:
-                del table[key]
+    def _sweep_due(self, name: str, table: Mapping[str, object]) -> bool:
+        """Every 256th call per table, once it is large: cleanup amortized over many calls keeps
+        each table bounded by what is live. One counter per table, so calls to one table never
+        starve another's cleanup."""
+        calls = self._calls.get(name, 0) + 1
+        self._calls[name] = calls
+        return len(table) > 1024 and calls % 256 == 0
+
+
+def _drop_expired(table: dict[str, tuple[int, float]], now: float) -> None:
+    for key in [k for k, (_, until) in table.items() if until <= now]:
+        del table[key]
 
 
 def _live(entry: tuple[int, float] | None, now: float, fresh_until: float) -> tuple[int, float]:
