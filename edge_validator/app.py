@@ -69,9 +69,7 @@ async def _auth(request: Request) -> Response:
         return denied(_Failure(), body=False)
     headers = {TOKEN_ID_HEADER: grant.token_id, "Cache-Control": NO_STORE}
     # nginx's proxy_cache honours X-Accel-Expires; 0 says "never reuse" explicitly.
-    settings = gate.settings
-    # Also clamped here for settings built in code: never past the revocation staleness bound.
-    limit = min(settings.grant_cache_seconds, int(settings.state.max_staleness))
+    limit = gate.settings.grant_cache_seconds  # <= the staleness bound (ValidatorSettings)
     cache_seconds = decision_cache_seconds(grant, gate.clock(), limit)
     headers[ACCEL_EXPIRES_HEADER] = str(cache_seconds)
     return Response(status_code=204, headers=headers)

@@ -6,7 +6,7 @@ import functools
 import socket
 from typing import NamedTuple
 
-from .errors import Expired, IpMismatch, LifetimeExceeded, MissingToken, NotYetValid, OutOfScope
+from .errors import Expired, IpMismatch, LifetimeExceeded, NotYetValid, OutOfScope
 from .keyring import KeyRing
 from .paths import normalize_path, split_target
 from .token import Claims, open_token
@@ -82,9 +82,7 @@ def verify(
 ) -> Grant:
     """Decide whether ``token`` lets ``client_ip`` fetch the raw ``path`` at time ``now``."""
     decoded = normalize_path(path)
-    if not token:
-        raise MissingToken("no playback token")
-    claims = open_token(token, keyring)
+    claims = open_token(token, keyring)  # raises MissingToken for None or ""
     if now > claims.expires_at + leeway:
         raise Expired("the token has expired", token_id=claims.token_id)
     if now + leeway < claims.not_before:

@@ -49,6 +49,13 @@ class ValidatorSettings:
     # Revocations, use and stream limits: in memory, or Redis when REDIS_URL is set.
     state: StateSettings = field(default_factory=StateSettings)
 
+    def __post_init__(self) -> None:
+        # A reused allow does not see revocations: it may not outlast the staleness bound.
+        if self.grant_cache_seconds > self.state.max_staleness:
+            raise ConfigurationError(
+                "PLAYGATE_GRANT_CACHE_SECONDS must not exceed PLAYGATE_STATE_MAX_STALENESS"
+            )
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ValidatorSettings:
         env = Env(os.environ if environ is None else environ)
@@ -73,11 +80,6 @@ class ValidatorSettings:
                 raise ConfigurationError(f"PLAYGATE_PUBLIC_URL: {exc}") from None
         state = StateSettings.from_env(os.environ if environ is None else environ)
         grant_cache = env.integer("PLAYGATE_GRANT_CACHE_SECONDS", 0, low=0, high=300)
-        if grant_cache > state.max_staleness:
-            # A reused allow does not see revocations: it may not outlast the staleness bound.
-            raise ConfigurationError(
-                "PLAYGATE_GRANT_CACHE_SECONDS must not exceed PLAYGATE_STATE_MAX_STALENESS"
-            )
         return cls(
             keyring=env.keyring(),
             leeway=env.integer("PLAYGATE_LEEWAY", 5, low=0, high=MAX_LEEWAY),
