@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import NamedTuple
 
-from .errors import ConfigurationError, PlayGateError
+from .errors import ConfigurationError, OriginUnavailable
 
 MAX_URL_SECONDS = 60
 # Credentials closer than this to expiry are not used: clocks drift and a URL needs time to run.
@@ -25,10 +25,9 @@ Sign = Callable[[str, str, int], str]
 """sign(method, key, expires_in) -> URL."""
 
 
-class CredentialsExpiring(PlayGateError):
+class CredentialsExpiring(OriginUnavailable):
     """The signing credentials are about to expire; no URL can outlive them."""
 
-    reason = "origin_unavailable"
     status = 503
 
 

@@ -21,6 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from starlette.datastructures import Headers
 from starlette.responses import Response, StreamingResponse
 
+from .errors import OriginUnavailable
 from .media import media_type
 from .origins import NotFound
 from .presign_cache import CredentialsExpiring, PresignCache
@@ -42,13 +43,6 @@ _OPERATIONS = {"GET": "get_object", "HEAD": "head_object"}
 # resolve a playlist's relative URIs against the URL it finally came from, which after a
 # redirect would be the presigned S3 URL, and every child request would miss the token.
 PLAYLISTS = (".m3u8", ".mpd")
-
-
-def _error_response(status: int, reason: str) -> Response:
-    return Response(
-        status_code=status,
-        headers={"Cache-Control": "no-store", "X-PlayGate-Reason": reason},
-    )
 
 
 def credentials_expiry(credentials: Any) -> float | None:
@@ -126,10 +120,10 @@ class S3Origin:
             url = self.urls.url(method, key)
         except CredentialsExpiring as exc:
             log.warning("not presigning: %s", exc.message)
-            return _error_response(503, exc.reason)
+            raise
         except Exception:  # a signing failure is an origin outage, never a 5xx with a trace
             log.exception("cannot presign an S3 URL")
-            return _error_response(503, "origin_unavailable")
+            raise OriginUnavailable("cannot presign an S3 URL", status=503) from None
         # no-store: a cached redirect would outlive the URL it points to.
         return Response(status_code=302, headers={"Location": url, "Cache-Control": "no-store"})
 
@@ -153,7 +147,7 @@ class S3Origin:
             return self._client_error(exc, path)
         except (BotoCoreError, OSError):
             log.exception("S3 request failed")
-            return _error_response(502, "origin_unavailable")
+            raise OriginUnavailable("the S3 request failed") from None
         passed = {
             "content-type": media_type(path),
             "content-length": str(result["ContentLength"]),
@@ -184,7 +178,7 @@ class S3Origin:
             extra = {"Content-Range": f"bytes */{size}"} if size else {}
             return Response(status_code=416, headers={"Cache-Control": "no-store", **extra})
         log.error("S3 refused the request: %s", code)
-        return _error_response(502, "origin_unavailable")
+        raise OriginUnavailable("S3 refused the request")
 
     async def close(self) -> None:
         self.client.close()

@@ -328,6 +328,7 @@ def test_expiring_credentials_sign_nothing(uploaded: str, module_keyring: KeyRin
     assert resp.headers["x-playgate-reason"] == "origin_unavailable"
     assert resp.headers["cache-control"] == "no-store"
     assert "location" not in resp.headers
+    assert resp.json()["error"] == "origin_unavailable"  # the one JSON error shape
 
 
 # -- the demo --------------------------------------------------------------------------------
