@@ -14,7 +14,14 @@ from starlette.routing import Route
 
 from .client_address import client_address
 from .decision_cache import ACCEL_EXPIRES_HEADER, decision_cache_seconds
-from .errors import BadPath, ObjectNotFound, OriginUnavailable, PlaybackTokenError, PlayGateError
+from .errors import (
+    BadPath,
+    InternalError,
+    ObjectNotFound,
+    OriginUnavailable,
+    PlaybackTokenError,
+    PlayGateError,
+)
 from .gate import Gate, StateCheck
 from .manifest_responses import manifest_request_headers, query_token, rewritten_manifest
 from .manifest_rewrite import ManifestError
@@ -28,12 +35,6 @@ log = logging.getLogger("playgate.validator")
 ORIGINAL_URI_HEADER = "x-original-uri"
 _ALL_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 _CACHEABLE = frozenset({200, 206, 304})
-
-
-class _Failure(PlaybackTokenError):
-    """The validator failed; deny by default."""
-
-    reason = "internal_error"
 
 
 def _client_ip(request: Request, gate: Gate) -> str | None:
@@ -66,7 +67,7 @@ async def _auth(request: Request) -> Response:
         return denied(exc, body=False)
     except Exception:  # deny by default: a bug must never open the gate
         log.exception("auth check failed")
-        return denied(_Failure(), body=False)
+        return denied(InternalError(), body=False)
     headers = {TOKEN_ID_HEADER: grant.token_id, "Cache-Control": NO_STORE}
     # nginx's proxy_cache honours X-Accel-Expires; 0 says "never reuse" explicitly.
     limit = gate.settings.grant_cache_seconds  # <= the staleness bound (ValidatorSettings)
@@ -86,7 +87,7 @@ async def _shield(request: Request) -> Response:
         return denied(exc)
     except Exception:
         log.exception("shield check failed")
-        return denied(_Failure())
+        return denied(InternalError())
     token = query_token(target)
     headers = request.headers if token is None else manifest_request_headers(request.headers)
     try:

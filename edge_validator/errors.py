@@ -77,6 +77,12 @@ class PlaybackTokenError(PlayGateError):
     status = 403
 
 
+class InternalError(PlaybackTokenError):
+    """The validator itself failed; deny by default."""
+
+    reason = "internal_error"
+
+
 class MissingToken(PlaybackTokenError):
     """No playback token in the request."""
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .decision import DEFAULT_LEEWAY, verify
-from .errors import PlaybackTokenError, PlayGateError, StateUnavailable
+from .errors import InternalError, PlaybackTokenError, PlayGateError, StateUnavailable
 from .keyring import KeyRing
 from .paths import split_target
 
@@ -32,12 +32,6 @@ _STATUS_TEXT = {401: "Unauthorized", 403: "Forbidden", 405: "Method Not Allowed"
 
 Event = Mapping[str, Any]
 Result = dict[str, Any]
-
-
-class _Failure(PlaybackTokenError):
-    """The validator failed; deny by default."""
-
-    reason = "internal_error"
 
 
 class _MethodNotAllowed(PlaybackTokenError):
@@ -96,7 +90,7 @@ def viewer_request(
         return denied_response(exc)
     except Exception:  # deny by default: a bug must never open the gate
         log.exception("viewer-request check failed")
-        return denied_response(_Failure())
+        return denied_response(InternalError())
     # A new dict: the event stays as CloudFront sent it. The path is still percent-encoded, as
     # CloudFront expects; the query keeps every parameter except the token.
     return {**request, "uri": path, "querystring": kept}
@@ -111,7 +105,7 @@ def make_handler(
             keyring = load_keyring()
         except Exception:  # a malformed event or a broken bundle: deny, never forward
             log.exception("cannot read the event or the key ring")
-            return denied_response(_Failure())
+            return denied_response(InternalError())
         return viewer_request(request, keyring, clock())
 
     return handle

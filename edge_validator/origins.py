@@ -26,9 +26,6 @@ _PASS_BACK = (
 _PASSED_STATUSES = {200, 206, 304, 404, 416}
 
 
-NotFound = ObjectNotFound  # the name the origins raise
-
-
 class Origin(Protocol):
     async def fetch(self, path: str, headers: Headers, method: str) -> Response: ...
 
@@ -48,7 +45,7 @@ class FileOrigin:
         except OSError:  # a name too long for the file system, a loop of links: no such object
             found = False
         if not found:
-            raise NotFound("no such object")
+            raise ObjectNotFound("no such object")
         # FileResponse answers Range (206, 416) and HEAD itself.
         return FileResponse(candidate, media_type=media_type(path))
 
@@ -82,7 +79,7 @@ class HttpOrigin:
             raise OriginUnavailable(f"the origin answered {upstream.status_code}")
         if upstream.status_code == 404:
             await upstream.aclose()
-            raise NotFound("no such object")
+            raise ObjectNotFound("no such object")
         passed = {k: upstream.headers[k] for k in _PASS_BACK if k in upstream.headers}
         passed["content-type"] = media_type(path)
         return StreamingResponse(

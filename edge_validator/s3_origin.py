@@ -21,9 +21,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from starlette.datastructures import Headers
 from starlette.responses import Response, StreamingResponse
 
-from .errors import OriginUnavailable
+from .errors import ObjectNotFound, OriginUnavailable
 from .media import media_type
-from .origins import NotFound
 from .presign_cache import CredentialsExpiring, PresignCache
 from .s3_location import S3Location
 from .settings import ValidatorSettings
@@ -110,7 +109,7 @@ class S3Origin:
         try:
             key = self.location.object_key(path)
         except ValueError:  # a scope of "/" granting "/" itself: no object has that name
-            raise NotFound(path) from None
+            raise ObjectNotFound("no such object") from None
         if self.mode == "redirect" and not key.lower().endswith(PLAYLISTS):
             return self._redirect(method, key)
         return await self._stream(path, key, headers, method)
@@ -170,7 +169,7 @@ class S3Origin:
         code = error.get("Code", "")
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
         if code in ("NoSuchKey", "NotFound", "404") or status == 404:
-            raise NotFound(path) from None
+            raise ObjectNotFound("no such object") from None
         if status == 304:
             return Response(status_code=304)
         if code == "InvalidRange" or status == 416:

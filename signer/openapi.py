@@ -123,7 +123,7 @@ REVOCATION_PATHS: dict[str, Any] = {
 }
 
 
-def openapi_document(extra_paths: dict[str, Any] | None = None) -> dict[str, Any]:
+def openapi_document() -> dict[str, Any]:
     paths: dict[str, Any] = {
         "/v1/playback-urls": {
             "post": {
@@ -150,7 +150,6 @@ def openapi_document(extra_paths: dict[str, Any] | None = None) -> dict[str, Any
         "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "ok"}}}},
         **REVOCATION_PATHS,
     }
-    paths.update(extra_paths or {})
     return {
         "openapi": "3.1.0",
         "info": {"title": "PlayGate signer", "version": "1.0.0"},
