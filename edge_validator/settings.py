@@ -10,6 +10,7 @@ from typing import Any
 
 from .client_address import CLIENT_IP_HEADERS, FORWARDED_FOR
 from .config import Env, Network
+from .decision import DEFAULT_LEEWAY
 from .errors import ConfigurationError
 from .keyring import KeyRing
 from .manifest_rewrite import parse_public_url
@@ -24,7 +25,7 @@ DEFAULT_MAX_TTL = 3600
 @dataclass(frozen=True)
 class ValidatorSettings:
     keyring: KeyRing
-    leeway: int = 5
+    leeway: int = DEFAULT_LEEWAY
     # The signer's PLAYGATE_MAX_TTL: longer-lived tokens would outlive their revocations.
     max_token_lifetime: int = DEFAULT_MAX_TTL
     trusted_proxies: tuple[Network, ...] = ()
@@ -82,7 +83,7 @@ class ValidatorSettings:
         grant_cache = env.integer("PLAYGATE_GRANT_CACHE_SECONDS", 0, low=0, high=300)
         return cls(
             keyring=env.keyring(),
-            leeway=env.integer("PLAYGATE_LEEWAY", 5, low=0, high=MAX_LEEWAY),
+            leeway=env.integer("PLAYGATE_LEEWAY", DEFAULT_LEEWAY, low=0, high=MAX_LEEWAY),
             max_token_lifetime=env.integer(
                 "PLAYGATE_MAX_TTL", DEFAULT_MAX_TTL, low=1, high=MAX_TTL_LIMIT
             ),

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from edge_validator.config import Env
+from edge_validator.decision import DEFAULT_LEEWAY
 from edge_validator.errors import PlayGateError
 from edge_validator.keyring import KeyRing, new_keyring_json
 from edge_validator.settings import DEFAULT_MAX_TTL, MAX_TTL_LIMIT
@@ -166,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keyring")
     p.add_argument("--client-ip")
     p.add_argument("--at", help="judge at this unix time instead of now")
-    p.add_argument("--leeway", type=int, default=5)
+    p.add_argument("--leeway", type=int, default=DEFAULT_LEEWAY)
     p.set_defaults(func=cmd_explain)
 
     for name, func, port in (
