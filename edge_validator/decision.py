@@ -9,12 +9,11 @@ from typing import NamedTuple
 from .errors import Expired, IpMismatch, LifetimeExceeded, NotYetValid, OutOfScope
 from .keyring import KeyRing
 from .paths import normalize_path, split_target
-from .token import Claims, open_token
+from .token import V4_MAPPED_PREFIX, Claims, open_token
 
 DEFAULT_LEEWAY = 5
 # NamedTuple's own __new__ is Python code; building the tuple directly saves a frame per request.
 _new_tuple = tuple.__new__
-_V4_MAPPED = bytes(10) + b"\xff\xff"
 
 
 class Grant(NamedTuple):
@@ -41,7 +40,7 @@ def _packed_ip(text: str) -> bytes | None:
     except OSError:
         return None
     # A dual-stack socket reports IPv4 peers as ::ffff:a.b.c.d; judge them as IPv4.
-    return packed[12:] if packed.startswith(_V4_MAPPED) else packed
+    return packed[12:] if packed.startswith(V4_MAPPED_PREFIX) else packed
 
 
 @functools.lru_cache(maxsize=4096)

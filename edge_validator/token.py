@@ -30,8 +30,9 @@ _FIXED = struct.Struct(">QQH")  # expires_at, not_before, scope length
 _LIMITS = struct.Struct(">IH")  # max_uses, max_streams
 _U8_MAX = 255
 _new_tuple = tuple.__new__
-_V4_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
-_V4_MAPPED_PREFIX = bytes(10) + b"\xff\xff"
+# IPv4-mapped IPv6 (::ffff:a.b.c.d): one spelling per network, so these are IPv4 or refused.
+V4_MAPPED_NETWORK = ipaddress.IPv6Network("::ffff:0:0/96")
+V4_MAPPED_PREFIX = V4_MAPPED_NETWORK.network_address.packed[:12]
 
 
 class Claims(NamedTuple):
@@ -69,7 +70,7 @@ def encode_network(cidr: str | None) -> bytes:
         net = ipaddress.ip_network(cidr, strict=True)
     except ValueError as exc:
         raise ValueError(f"client network: {exc}") from None
-    if isinstance(net, ipaddress.IPv6Network) and net.subnet_of(_V4_MAPPED):
+    if isinstance(net, ipaddress.IPv6Network) and net.subnet_of(V4_MAPPED_NETWORK):
         raise ValueError("client network: write IPv4-mapped networks as IPv4")
     return bytes((net.prefixlen,)) + net.network_address.packed
 
@@ -83,7 +84,7 @@ def decode_network(raw: bytes) -> str:
         raise MalformedToken("bad client network")
     if int.from_bytes(address, "big") & ((1 << (bits - prefix)) - 1):
         raise MalformedToken("bad client network")
-    if bits == 128 and prefix >= 96 and address.startswith(_V4_MAPPED_PREFIX):
+    if bits == 128 and prefix >= 96 and address.startswith(V4_MAPPED_PREFIX):
         raise MalformedToken("bad client network")
     return f"{socket.inet_ntop(family, address)}/{prefix}"
 

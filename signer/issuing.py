@@ -11,14 +11,13 @@ from typing import Any
 
 from edge_validator.keyring import KeyRing
 from edge_validator.paths import TOKEN_PARAM, TOKEN_PREFIX
-from edge_validator.token import Claims, seal
+from edge_validator.token import V4_MAPPED_NETWORK, Claims, seal
 
 from .errors import InvalidField
 
 VIDEO_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,128}")
 SESSION_ID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 VIDEO_PREFIX = "/videos/"
-_V4_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
 # Entry files: plain names joined by '/', so the URL needs no escaping and has no query or
 # fragment hidden in it.
 ENTRY_FILE_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*(/[A-Za-z0-9_-][A-Za-z0-9._-]*)*")
@@ -92,7 +91,7 @@ def _client_network(value: object) -> str | None:
         net = ipaddress.ip_network(value, strict=True)
     except ValueError:
         raise InvalidField("client_ip", problem) from None
-    if isinstance(net, ipaddress.IPv6Network) and net.subnet_of(_V4_MAPPED):
+    if isinstance(net, ipaddress.IPv6Network) and net.subnet_of(V4_MAPPED_NETWORK):
         # The validator judges IPv4 viewers as IPv4, so a mapped network is stated as IPv4.
         if net.prefixlen < 96:
             raise InvalidField("client_ip", "an IPv4-mapped network needs a prefix of 96 or more")
