@@ -24,9 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-
 from edge_validator.keyring import KeyRing, new_keyring_json
-from signer.issuing import PlaybackRequest, issue
 from signer.nginx_config import (
     EdgeConfig,
     current_user_if_root,
@@ -35,6 +33,8 @@ from signer.nginx_config import (
     prepare_prefix,
 )
 from signer.processes import stop_process
+
+from signer.issuing import PlaybackRequest, issue
 
 SEGMENT_BYTES = 188 * 1024
 VIDEO_PATH = "/videos/bench/seg_000.ts"

@@ -15,9 +15,10 @@ import time
 import timeit
 
 from edge_validator.decision import Grant
+from edge_validator.token import Claims
+
 from edge_validator.state import Revocation, RevocationView, StateChecks, StateSettings
 from edge_validator.state.memory import MemoryStore
-from edge_validator.token import Claims
 
 NOW = time.time()
 CLAIMS = Claims("k1", int(NOW) + 300, int(NOW), "/videos/demo/", "tok-1", "sess-1", None, "u-1")

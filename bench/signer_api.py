@@ -20,12 +20,12 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from edge_validator.keyring import KeyRing, new_keyring_json
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from edge_validator.keyring import KeyRing, new_keyring_json
 from edge_validator.state.settings import RateLimit, StateSettings
 from signer.api_keys import ApiKeys, generate_api_key, hash_api_key
 from signer.app import create_app

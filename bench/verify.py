@@ -21,7 +21,6 @@ from collections.abc import Callable
 
 import itsdangerous
 import jwt
-
 from edge_validator.decision import verify, verify_target
 from edge_validator.keyring import KeyRing
 from edge_validator.token import Claims, seal

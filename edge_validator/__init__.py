@@ -1,9 +1,13 @@
-"""PlayGate edge validator: the token format, the path rules, the decision, and its adapters."""
+"""PlayGate edge validator: the token format, the path rules, the decision, and its adapters.
 
-from .decision import Grant, verify, verify_target
-from .errors import PlaybackTokenError, PlayGateError
-from .keyring import KeyRing
-from .token import Claims, open_token, seal
+The public names come from ``core`` only, so the Lambda@Edge bundle (``core`` and
+``lambda_edge``) imports this package without anything outside the standard library.
+"""
+
+from .core.decision import Grant, Verifier, verify, verify_target
+from .core.errors import PlaybackTokenError, PlayGateError
+from .core.keyring import KeyRing
+from .core.token import Claims, open_token, seal
 
 __all__ = [
     "Claims",
@@ -11,6 +15,7 @@ __all__ = [
     "KeyRing",
     "PlayGateError",
     "PlaybackTokenError",
+    "Verifier",
     "open_token",
     "seal",
     "verify",

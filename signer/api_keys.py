@@ -11,7 +11,7 @@ import re
 import secrets
 from collections.abc import Mapping
 
-from edge_validator.errors import ConfigurationError
+from edge_validator.core.errors import ConfigurationError
 
 PREFIX = "pgk_"
 _HASH_RE = re.compile(r"[0-9a-f]{64}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -14,48 +13,39 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from edge_validator.errors import PlayGateError
-from edge_validator.responses import http_error, problem
-from edge_validator.state.runtime import build_store
-from edge_validator.state.store import StateStore
+from edge_validator.asgi.problems import http_error, problem
+from edge_validator.core.errors import (
+    BodyTooLarge,
+    InvalidField,
+    MalformedJson,
+    PlayGateError,
+    RateLimited,
+    StateNotShared,
+    StoreUnavailable,
+    Unauthorized,
+    UnsupportedMediaType,
+)
+from edge_validator.core.protocol import NO_STORE
+from edge_validator.state.store import StateStore, build_store
 
-from .errors import BodyTooLarge, MalformedJson, Unauthorized, UnsupportedMediaType
+from .health import SignerHealth
 from .issuing import issue, parse_playback_request
-from .openapi import openapi_document
+from .openapi import (
+    PLAYBACK_REQUEST,
+    PLAYBACK_URL,
+    REVOCATION,
+    REVOCATION_LIST,
+    REVOCATION_REQUEST,
+    Endpoint,
+    openapi_document,
+)
 from .rate_limits import RateLimiter
+from .requests import authenticate, read_json
+from .revocations_api import RevocationsApi
 from .settings import SignerSettings
-from .state_api import StateApi
 
 log = logging.getLogger("playgate.signer")
-
-
-def error_response(exc: PlayGateError) -> JSONResponse:
-    # Bearer challenge on 401; reason header, no-store, field and Retry-After come with problem().
-    extra = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
-    return problem(exc, extra)
-
-
-def authenticate(request: Request, settings: SignerSettings) -> str:
-    scheme, _, key = request.headers.get("authorization", "").partition(" ")
-    caller = settings.api_keys.caller(key.strip()) if scheme.lower() == "bearer" and key else None
-    if caller is None:
-        raise Unauthorized("send Authorization: Bearer <api key>")
-    return caller
-
-
-async def read_json(request: Request, max_bytes: int) -> object:
-    content_type = request.headers.get("content-type", "")
-    if content_type.split(";")[0].strip().lower() != "application/json":
-        raise UnsupportedMediaType("send Content-Type: application/json")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > max_bytes:
-            raise BodyTooLarge(f"body is larger than {max_bytes} bytes")
-    try:
-        return json.loads(body)
-    except (ValueError, RecursionError):
-        raise MalformedJson("body is not valid JSON") from None
+_BODY_ERRORS = (UnsupportedMediaType, BodyTooLarge, MalformedJson, InvalidField)
 
 
 class SignerApi:
@@ -82,38 +72,95 @@ class SignerApi:
             await self.limiter.check_viewer(caller, req)
         issued = issue(req, s.keyring, self.clock(), public_url=s.public_url, mode=s.token_mode)
         log.info("issued token_id=%s video=%s caller=%s", issued.token_id, req.video_id, caller)
-        return JSONResponse(issued.as_json(), 201, {"Cache-Control": "no-store"})
+        return JSONResponse(issued.as_json(), 201, {"Cache-Control": NO_STORE})
 
 
-async def _openapi(request: Request) -> Response:
-    return JSONResponse(openapi_document())
-
-
-async def _playgate_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, PlayGateError)
-    return error_response(exc)
+def endpoints(api: SignerApi, revocations: RevocationsApi, health: SignerHealth) -> list[Endpoint]:
+    """Every route with its contract; /openapi.json is generated from this list."""
+    return [
+        Endpoint(
+            "POST",
+            "/v1/playback-urls",
+            api.playback_urls,
+            "Issue a signed playback URL for one video",
+            {201: ("issued", PLAYBACK_URL)},
+            (Unauthorized, RateLimited, *_BODY_ERRORS, StoreUnavailable),
+            PLAYBACK_REQUEST,
+        ),
+        Endpoint(
+            "POST",
+            "/v1/revocations",
+            revocations.revoke,
+            "Revoke a token, session, video or user before expiry",
+            {201: ("revoked", REVOCATION)},
+            (Unauthorized, StateNotShared, *_BODY_ERRORS, StoreUnavailable),
+            REVOCATION_REQUEST,
+        ),
+        Endpoint(
+            "GET",
+            "/v1/revocations",
+            revocations.list_revocations,
+            "List live revocations",
+            {200: ("live revocations", REVOCATION_LIST)},
+            (Unauthorized, StoreUnavailable),
+        ),
+        Endpoint(
+            "GET",
+            "/healthz",
+            health.healthz,
+            "Liveness",
+            {200: ("ok", None)},
+            bearer=False,
+        ),
+        Endpoint(
+            "GET",
+            "/readyz",
+            health.readyz,
+            "Readiness: shared state reachable",
+            {200: ("ready", None), 503: ("not ready", None)},
+            bearer=False,
+        ),
+    ]
 
 
 def create_app(
     settings: SignerSettings,
     clock: Callable[[], float] = time.time,
     store: StateStore | None = None,
+    *,
+    contract_check: bool = False,
 ) -> Starlette:
-    """``store``: share one state store (the demo); by default built from settings.state."""
+    """``store``: share one state store (the demo); by default built from settings.state.
+
+    ``contract_check`` (tests): an error its route did not declare becomes a 500, so a test
+    notices the OpenAPI document would have missed it.
+    """
     own_store = store is None
     state_store = store or build_store(settings.state)
     # A store of its own in memory is seen by no validator: revocations there would be a lie.
     shared = not (own_store and state_store.backend == "memory")
     api = SignerApi(settings, clock, RateLimiter(state_store, settings.state))
-    state = StateApi(settings, state_store, authenticate, read_json, clock, shared=shared)
-    routes = [
-        Route("/v1/playback-urls", api.playback_urls, methods=["POST"]),
-        Route("/v1/revocations", state.revoke, methods=["POST"]),
-        Route("/v1/revocations", state.list_revocations, methods=["GET"]),
-        Route("/healthz", state.healthz, methods=["GET"]),
-        Route("/readyz", state.readyz, methods=["GET"]),
-        Route("/openapi.json", _openapi, methods=["GET"]),
-    ]
+    revocations = RevocationsApi(settings, state_store, clock, shared=shared)
+    contract = endpoints(api, revocations, SignerHealth(state_store, shared=shared))
+    document = openapi_document(contract)
+
+    async def openapi(request: Request) -> Response:
+        return JSONResponse(document)
+
+    declared = {(e.method, e.path): e.raises for e in contract}
+
+    async def playgate_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, PlayGateError)
+        route = (request.method, request.url.path)
+        if contract_check and type(exc) not in declared.get(route, ()):
+            log.error("undeclared error %s on %s %s", exc.reason, *route)
+            return JSONResponse({"error": "undeclared_error", "reason": exc.reason}, 500)
+        # Bearer challenge on 401; reason header, no-store, field and Retry-After: problem().
+        extra = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
+        return problem(exc, extra)
+
+    routes = [Route(e.path, e.handler, methods=[e.method]) for e in contract]
+    routes.append(Route("/openapi.json", openapi, methods=["GET"]))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -124,7 +171,7 @@ def create_app(
     return Starlette(
         routes=routes,
         lifespan=lifespan,
-        exception_handlers={PlayGateError: _playgate_error, HTTPException: http_error},
+        exception_handlers={PlayGateError: playgate_error, HTTPException: http_error},
     )
 
 

@@ -9,11 +9,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from edge_validator.keyring import KeyRing
-from edge_validator.paths import TOKEN_PARAM, TOKEN_PREFIX
-from edge_validator.token import V4_MAPPED_NETWORK, Claims, seal
-
-from .errors import InvalidField
+from edge_validator.core.errors import InvalidField
+from edge_validator.core.keyring import KeyRing
+from edge_validator.core.protocol import TOKEN_PARAM, TOKEN_PREFIX
+from edge_validator.core.token import V4_MAPPED_NETWORK, Claims, seal
 
 VIDEO_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,128}")
 SESSION_ID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,128}")

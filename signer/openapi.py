@@ -1,22 +1,92 @@
-"""The signer's OpenAPI description, served at GET /openapi.json."""
+"""The signer's OpenAPI description (GET /openapi.json), generated from the routes.
+
+Each route declares the errors it may raise (``Endpoint.raises``); the error responses here are
+built from those classes, and the app refuses, in contract-check mode (the tests), to send an
+error its route did not declare. So the document and the code cannot drift.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-_ERROR = {
-    "type": "object",
-    "required": ["error", "message"],
-    "properties": {
-        "error": {"type": "string", "description": "machine-readable reason code"},
-        "message": {"type": "string"},
-        "field": {"type": "string"},
-    },
-}
+from starlette.requests import Request
+from starlette.responses import Response
+
+from edge_validator.core.errors import PlayGateError
+
+Handler = Callable[[Request], Awaitable[Response]]
 
 
-def _err(description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": _ERROR}}}
+@dataclass(frozen=True)
+class Endpoint:
+    """One route and its contract: what it answers, and which errors it may raise."""
+
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    # status -> (description, JSON schema or None) of the answers that are not errors
+    answers: dict[int, tuple[str, dict[str, Any] | None]]
+    raises: tuple[type[PlayGateError], ...] = ()
+    request_schema: dict[str, Any] | None = None
+    bearer: bool = True
+
+
+def _error_schema(reasons: list[str]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["error", "message"],
+        "properties": {
+            "error": {"enum": reasons, "description": "machine-readable reason code"},
+            "message": {"type": "string"},
+            "field": {"type": "string", "description": "the request field at fault"},
+        },
+    }
+
+
+def _json(description: str, schema: dict[str, Any] | None) -> dict[str, Any]:
+    if schema is None:
+        return {"description": description}
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _errors(raises: Sequence[type[PlayGateError]]) -> dict[str, Any]:
+    by_status: dict[int, list[type[PlayGateError]]] = {}
+    for cls in raises:
+        by_status.setdefault(cls.status, []).append(cls)
+    out: dict[str, Any] = {}
+    for status, classes in sorted(by_status.items()):
+        description = "; ".join((c.__doc__ or c.reason).splitlines()[0] for c in classes)
+        out[str(status)] = _json(description, _error_schema([c.reason for c in classes]))
+    return out
+
+
+def operation(endpoint: Endpoint) -> dict[str, Any]:
+    op: dict[str, Any] = {"summary": endpoint.summary}
+    if endpoint.bearer:
+        op["security"] = [{"bearer": []}]
+    if endpoint.request_schema is not None:
+        op["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": endpoint.request_schema}},
+        }
+    answers = {str(k): _json(*v) for k, v in sorted(endpoint.answers.items())}
+    op["responses"] = {**answers, **_errors(endpoint.raises)}
+    return op
+
+
+def openapi_document(endpoints: Sequence[Endpoint]) -> dict[str, Any]:
+    paths: dict[str, Any] = {}
+    for endpoint in endpoints:
+        paths.setdefault(endpoint.path, {})[endpoint.method.lower()] = operation(endpoint)
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "PlayGate signer", "version": "1.0.0"},
+        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        "paths": paths,
+    }
 
 
 PLAYBACK_REQUEST = {
@@ -71,88 +141,7 @@ REVOCATION = {
         "expires_at": {"type": "number", "description": "unix seconds; kept until then"},
     },
 }
-REVOCATION_PATHS: dict[str, Any] = {
-    "/v1/revocations": {
-        "post": {
-            "summary": "Revoke a token, session, video or user before expiry",
-            "security": [{"bearer": []}],
-            "requestBody": {
-                "required": True,
-                "content": {"application/json": {"schema": REVOCATION_REQUEST}},
-            },
-            "responses": {
-                "201": {
-                    "description": "revoked",
-                    "content": {"application/json": {"schema": REVOCATION}},
-                },
-                "400": _err("malformed JSON"),
-                "401": _err("missing or unknown API key"),
-                "415": _err("not application/json"),
-                "422": _err("not exactly one valid target"),
-                "503": _err("shared state unreachable; retry"),
-            },
-        },
-        "get": {
-            "summary": "List live revocations",
-            "security": [{"bearer": []}],
-            "responses": {
-                "200": {
-                    "description": "live revocations",
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "properties": {
-                                    "revocations": {"type": "array", "items": REVOCATION}
-                                },
-                            }
-                        }
-                    },
-                },
-                "401": _err("missing or unknown API key"),
-                "503": _err("shared state unreachable; retry"),
-            },
-        },
-    },
-    "/readyz": {
-        "get": {
-            "summary": "Readiness: shared state reachable",
-            "responses": {"200": {"description": "ready"}, "503": {"description": "not ready"}},
-        }
-    },
+REVOCATION_LIST = {
+    "type": "object",
+    "properties": {"revocations": {"type": "array", "items": REVOCATION}},
 }
-
-
-def openapi_document() -> dict[str, Any]:
-    paths: dict[str, Any] = {
-        "/v1/playback-urls": {
-            "post": {
-                "summary": "Issue a signed playback URL for one video",
-                "security": [{"bearer": []}],
-                "requestBody": {
-                    "required": True,
-                    "content": {"application/json": {"schema": PLAYBACK_REQUEST}},
-                },
-                "responses": {
-                    "201": {
-                        "description": "issued",
-                        "content": {"application/json": {"schema": PLAYBACK_URL}},
-                    },
-                    "400": _err("malformed JSON"),
-                    "401": _err("missing or unknown API key"),
-                    "413": _err("body too large"),
-                    "415": _err("not application/json"),
-                    "422": _err("invalid field"),
-                    "429": _err("rate limited"),
-                },
-            }
-        },
-        "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "ok"}}}},
-        **REVOCATION_PATHS,
-    }
-    return {
-        "openapi": "3.1.0",
-        "info": {"title": "PlayGate signer", "version": "1.0.0"},
-        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
-        "paths": paths,
-    }

@@ -6,10 +6,10 @@ import ipaddress
 import logging
 import math
 
+from edge_validator.core.errors import RateLimited, StoreUnavailable
 from edge_validator.state.settings import FAIL_OPEN, RateLimit, StateSettings
-from edge_validator.state.store import StateStore, StoreUnavailable
+from edge_validator.state.store import StateStore
 
-from .errors import RateLimited
 from .issuing import PlaybackRequest
 
 log = logging.getLogger("playgate.signer")

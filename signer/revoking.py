@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from edge_validator.settings import MAX_LEEWAY
+from edge_validator.core.decision import MAX_LEEWAY
+from edge_validator.core.errors import InvalidField
 from edge_validator.state.revocations import KINDS, TARGET_RE, Revocation
 
-from .errors import InvalidField
 from .issuing import VIDEO_ID_RE
 
 

@@ -6,10 +6,10 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from edge_validator.config import Env
-from edge_validator.errors import ConfigurationError
-from edge_validator.keyring import KeyRing
-from edge_validator.settings import MAX_TTL_LIMIT
+from edge_validator.core.decision import MAX_TTL_LIMIT
+from edge_validator.core.errors import ConfigurationError
+from edge_validator.core.keyring import KeyRing
+from edge_validator.env import Env
 from edge_validator.state.settings import StateSettings
 
 from .api_keys import ApiKeys

@@ -5,9 +5,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from edge_validator.app import create_app as create_validator
 from edge_validator.keyring import KeyRing
+
 from edge_validator.settings import ValidatorSettings
 from signer.api_keys import ApiKeys, hash_api_key
 from signer.app import create_app as create_signer

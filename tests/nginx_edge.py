@@ -7,15 +7,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from starlette.types import ASGIApp, Receive, Scope, Send
-
 from edge_validator.app import create_app as create_validator
 from edge_validator.client_address import REAL_IP
 from edge_validator.config import Env
 from edge_validator.keyring import KeyRing
-from edge_validator.settings import ValidatorSettings
 from signer.demo_origin import create_origin_app
 from signer.nginx_config import EdgeConfig, current_user_if_root, nginx_argv, prepare_prefix
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from edge_validator.settings import ValidatorSettings
 from tests.servers import LOOPBACK, free_port, require_tool, run_process, serve_app
 
 

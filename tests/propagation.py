@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 import httpx
-
 from edge_validator.keyring import new_keyring_json
+
 from signer.api_keys import hash_api_key
 from tests.redis_server import redis_server
 from tests.servers import free_port, run_process

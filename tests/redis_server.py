@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from signer.processes import stop_process
+
 from tests.servers import LOOPBACK, free_port, require_tool, wait_for_port
 
 

@@ -17,9 +17,8 @@ from pathlib import Path
 
 import httpx
 import uvicorn
-from starlette.types import ASGIApp
-
 from signer.processes import stop_process
+from starlette.types import ASGIApp
 
 LOOPBACK = "127.0.0.1"
 

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from typing import NamedTuple
 
 import httpx
-
 from edge_validator.app import create_app as create_validator
 from edge_validator.keyring import KeyRing
+
 from edge_validator.settings import ValidatorSettings
 from edge_validator.state import StateSettings
 from signer.api_keys import ApiKeys, hash_api_key

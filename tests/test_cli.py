@@ -8,10 +8,10 @@ import time
 from pathlib import Path
 
 import pytest
-
 from edge_validator.keyring import KeyRing
-from signer.api_keys import hash_api_key
 from signer.cli import main
+
+from signer.api_keys import hash_api_key
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from edge_validator.decision import ip_in_network, verify
 from edge_validator.errors import PlaybackTokenError
 from edge_validator.keyring import KeyRing

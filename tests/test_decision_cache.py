@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from edge_validator.decision import Grant
 from edge_validator.decision_cache import cache_scope, decision_cache_seconds
 from edge_validator.token import Claims
@@ -61,6 +60,7 @@ def test_ip_bound_tokens_may_be_reused_because_nginx_keys_by_address() -> None:
 
 def test_grant_cache_may_not_outlast_the_revocation_staleness_bound() -> None:
     from edge_validator.errors import ConfigurationError
+
     from edge_validator.settings import ValidatorSettings
 
     env = {

@@ -11,9 +11,9 @@ from urllib.parse import quote
 import httpx
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
+from signer.cli import build_parser
 
 from signer import demo
-from signer.cli import build_parser
 from tests.servers import require_tool, run_process
 
 CHROMIUM_ARGS = [

@@ -4,7 +4,6 @@ import json
 import logging
 
 import pytest
-
 from edge_validator.errors import ConfigurationError, KeyTooShortError
 from edge_validator.keyring import KeyRing, encode_secret, new_keyring_json
 from edge_validator.token import Claims, open_token, seal

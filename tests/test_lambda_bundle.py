@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from edge_validator.keyring import KeyRing, new_keyring_json
 from edge_validator.lambda_bundle import MAX_ZIP_BYTES
 from edge_validator.token import Claims, seal

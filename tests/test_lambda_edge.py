@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from edge_validator.keyring import KeyRing
-from edge_validator.lambda_edge import make_handler
 from edge_validator.token import Claims, seal
+
+from edge_validator.lambda_edge import make_handler
 
 EVENTS = Path(__file__).resolve().parent / "events"
 NOW = 1_900_000_000.0

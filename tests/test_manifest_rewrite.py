@@ -7,7 +7,6 @@ against the configured public URL; whatever a player could read differently is r
 from __future__ import annotations
 
 import pytest
-
 from edge_validator.errors import ConfigurationError
 from edge_validator.manifest_rewrite import (
     ManifestError,
@@ -17,6 +16,7 @@ from edge_validator.manifest_rewrite import (
     rewrite_hls,
     rewrite_manifest,
 )
+
 from edge_validator.settings import ValidatorSettings
 from tests.conftest import SAMPLES
 

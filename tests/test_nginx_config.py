@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from edge_validator.errors import ConfigurationError
 from signer.cli import main
 from signer.nginx_config import EdgeConfig, check_config, prepare_prefix, render
+
 from tests.servers import require_tool
 
 

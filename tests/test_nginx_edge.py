@@ -11,11 +11,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from edge_validator.keyring import KeyRing
 from edge_validator.token import open_token
-from signer.issuing import PlaybackRequest, issue
 from signer.nginx_config import EdgeConfig, current_user_if_root, nginx_argv, prepare_prefix
+
+from signer.issuing import PlaybackRequest, issue
 from tests.conftest import SAMPLES
 from tests.nginx_edge import Edge, nginx_edge
 from tests.servers import LOOPBACK, free_port, require_tool, run_process

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from edge_validator.decision import verify, verify_target
 from edge_validator.errors import BadPath, MalformedToken, PlaybackTokenError
 from edge_validator.keyring import KeyRing

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from edge_validator.errors import ConfigurationError
 from edge_validator.presign_cache import CredentialsExpiring, PresignCache
 

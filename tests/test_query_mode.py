@@ -10,9 +10,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from edge_validator.app import create_app
 from edge_validator.keyring import KeyRing
+
 from edge_validator.settings import ValidatorSettings
 from signer.issuing import PlaybackRequest, issue
 from tests.servers import require_tool, serve_app

@@ -19,15 +19,15 @@ import httpx
 import pytest
 from botocore.credentials import CredentialProvider, RefreshableCredentials
 from botocore.session import Session as BotocoreSession
-from starlette.applications import Starlette
-
 from edge_validator.app import create_app
 from edge_validator.keyring import KeyRing
 from edge_validator.s3_location import S3Location
 from edge_validator.s3_origin import S3Origin
-from edge_validator.settings import ValidatorSettings
 from edge_validator.token import Claims, seal
 from signer.demo_s3 import upload_samples
+from starlette.applications import Starlette
+
+from edge_validator.settings import ValidatorSettings
 from tests.conftest import SAMPLES
 from tests.servers import LOOPBACK, free_port, run_process, serve_app
 

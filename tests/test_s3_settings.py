@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-
 from edge_validator.errors import ConfigurationError
 from edge_validator.s3_location import S3Location
+
 from edge_validator.settings import ValidatorSettings
 
 KEYRING = '{"keys": {"k1": "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE"}}'

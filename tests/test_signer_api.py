@@ -7,11 +7,11 @@ import time
 
 import httpx
 import pytest
+from edge_validator.keyring import KeyRing
+from edge_validator.token import open_token
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edge_validator.keyring import KeyRing
-from edge_validator.token import open_token
 from tests.conftest import API_KEY
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}

@@ -8,14 +8,14 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-
 from edge_validator.keyring import KeyRing
+from signer.cli import main as cli_main
+
 from edge_validator.state import StateSettings
 from edge_validator.state.memory import MemoryStore
 from edge_validator.state.settings import RateLimit
 from signer.api_keys import ApiKeys, hash_api_key
 from signer.app import create_app as create_signer
-from signer.cli import main as cli_main
 from signer.settings import SignerSettings
 from tests.conftest import API_KEY
 from tests.servers import free_port, serve_app

@@ -17,8 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-
 from edge_validator.keyring import KeyRing
+
 from edge_validator.state import Revocation, StateSettings
 from edge_validator.state.redis_store import RedisStore
 from tests.redis_server import RedisServer

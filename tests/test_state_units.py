@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import pytest
-
 from edge_validator.errors import ConfigurationError
+from edge_validator.token import Claims
+
 from edge_validator.state import Revocation, RevocationSync, RevocationView, StateSettings
 from edge_validator.state.memory import MemoryStore
 from edge_validator.state.revocations import video_id
 from edge_validator.state.settings import RateLimit
-from edge_validator.token import Claims
 
 NOW = 1_800_000_000.0
 

@@ -9,9 +9,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 import redis
-
 from edge_validator.app import create_app as create_validator
 from edge_validator.keyring import KeyRing
+
 from edge_validator.settings import ValidatorSettings
 from edge_validator.state import StateSettings
 from tests.conftest import SAMPLES
@@ -153,9 +153,10 @@ def test_in_memory_default_revokes_within_one_process(keyring: KeyRing) -> None:
     """The demo's shape: one store shared by signer and validator in one process."""
     import asyncio
 
+    from edge_validator.token import Claims, seal
+
     from edge_validator.state import Revocation, StateChecks
     from edge_validator.state.memory import MemoryStore
-    from edge_validator.token import Claims, seal
 
     store = MemoryStore()
     state = StateChecks(store, StateSettings())

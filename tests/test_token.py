@@ -6,13 +6,12 @@ import base64
 import hmac
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from edge_validator.decision import verify
 from edge_validator.errors import MalformedToken, PlaybackTokenError, UnknownKey
 from edge_validator.keyring import TOKEN_CONTEXT, KeyRing, derive_mac_key
 from edge_validator.token import MAX_TOKEN_CHARS, Claims, claims_bytes, open_token, seal
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 RING = KeyRing({"k1": b"A" * 32, "k2": b"B" * 32}, "k1")
 T0 = 1_800_000_000

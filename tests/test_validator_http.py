@@ -11,6 +11,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from edge_validator.app import create_app
+from edge_validator.keyring import KeyRing
+from edge_validator.media import MEDIA_TYPES
+from edge_validator.token import Claims, seal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.applications import Starlette
@@ -18,11 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from edge_validator.app import create_app
-from edge_validator.keyring import KeyRing
-from edge_validator.media import MEDIA_TYPES
 from edge_validator.settings import ValidatorSettings
-from edge_validator.token import Claims, seal
 from tests.conftest import SAMPLES
 from tests.servers import free_port, raw_request, run_process, serve_app
 

@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from edge_validator.decision import verify
 from edge_validator.errors import PlaybackTokenError
 from edge_validator.keyring import KeyRing
 from edge_validator.token import Claims, claims_bytes, open_token, seal
+
 from signer.issuing import PlaybackRequest, issue
 
 DOC = json.loads((Path(__file__).parent / "vectors" / "tokens.json").read_text())

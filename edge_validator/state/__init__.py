@@ -4,19 +4,19 @@ The in-memory backend serves one process; the Redis backend serves many. Nothing
 Lambda@Edge path, and only ``redis_store`` imports redis.
 """
 
+from .guard import StateGuard
 from .revocations import KINDS, Revocation, RevocationView
-from .runtime import RevocationSync, StateChecks, build_store
 from .settings import StateSettings
-from .store import StateStore, StoreUnavailable
+from .store import StateStore, build_store
+from .sync import RevocationSync
 
 __all__ = [
     "KINDS",
     "Revocation",
     "RevocationSync",
     "RevocationView",
-    "StateChecks",
+    "StateGuard",
     "StateSettings",
     "StateStore",
-    "StoreUnavailable",
     "build_store",
 ]

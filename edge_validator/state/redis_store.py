@@ -24,9 +24,10 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from ..core.errors import StoreUnavailable
 from .revocations import Revocation
 from .settings import StateSettings
-from .store import OnRevocation, OnSubscribed, StoreUnavailable
+from .store import OnRevocation, OnSubscribed
 
 log = logging.getLogger("playgate.state")
 

@@ -13,7 +13,7 @@ import json
 import re
 from typing import NamedTuple
 
-from ..token import Claims
+from ..core.token import Claims
 
 KINDS = ("token_id", "session_id", "video_id", "user_id")
 TARGET_RE = re.compile(r"[A-Za-z0-9_.:-]{1,128}")

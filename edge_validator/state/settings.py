@@ -6,10 +6,11 @@ Both the signer and the validator read these; see README "Redis state" for what 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
-from ..config import Env
-from ..errors import ConfigurationError
+from ..core.errors import ConfigurationError
+from ..env import Env
 
 FAIL_OPEN = "fail_open"
 FAIL_CLOSED = "fail_closed"
@@ -37,8 +38,9 @@ class RateLimit:
 
 @dataclass(frozen=True)
 class StateSettings:
-    # None: the embedded in-memory state, enough for one process.
-    redis_url: str | None = None
+    # None: the embedded in-memory state, enough for one process. It may hold a password, so it
+    # stays out of the repr (``redis_target`` says where, without it).
+    redis_url: str | None = field(default=None, repr=False)
     redis_cluster: bool = False
     # Sentinel: the monitored primary's name and the sentinels' host:port list.
     sentinel_service: str | None = None
@@ -57,6 +59,22 @@ class StateSettings:
     api_key_rate: RateLimit = RateLimit(1000, 1)
     viewer_rate: RateLimit = RateLimit(60, 60)
     key_prefix: str = "playgate"
+
+    @property
+    def redis_target(self) -> str | None:
+        """Where Redis is, for logs and reprs: scheme, host, port and database, no password."""
+        if self.redis_url is None:
+            return None
+        parts = urlsplit(self.redis_url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+        return f"{parts.scheme}://{host}{port}{parts.path}"
+
+    def __repr__(self) -> str:
+        return (
+            f"StateSettings(redis={self.redis_target!r}, sentinel={self.sentinel_service!r}, "
+            f"failure_policy={self.failure_policy!r}, key_prefix={self.key_prefix!r})"
+        )
 
     @property
     def uses_redis(self) -> bool:

@@ -5,20 +5,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from ..errors import PlayGateError
 from .revocations import Revocation
+from .settings import StateSettings
 
 OnRevocation = Callable[[Revocation], None]
 OnSubscribed = Callable[[], Awaitable[None]]
-
-
-class StoreUnavailable(PlayGateError):
-    """The backend could not answer in time. Callers apply the failure policy; where none
-    applies (the signer's revocation endpoints), it is a 503 to retry."""
-
-    reason = "state_unavailable"
-    status = 503
-    retry_after = 1
 
 
 class StateStore(Protocol):
@@ -49,3 +40,14 @@ class StateStore(Protocol):
     async def ping(self) -> None: ...
 
     async def close(self) -> None: ...
+
+
+def build_store(settings: StateSettings) -> StateStore:
+    """In-memory without Redis settings; Redis (imported only then) with them."""
+    if not settings.uses_redis:
+        from .memory import MemoryStore
+
+        return MemoryStore()
+    from .redis_store import RedisStore
+
+    return RedisStore(settings)

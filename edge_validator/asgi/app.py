@@ -1,0 +1,83 @@
+"""The validator as an ASGI app: the nginx ``auth_request`` endpoint and the origin shield."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.routing import Route
+
+from ..core.protocol import AUTH_ROUTE
+from ..gate import Gate
+from ..origins.base import Origin
+from ..origins.files import FileOrigin
+from ..origins.http import HttpOrigin
+from ..settings import ValidatorSettings
+from ..state.guard import StateGuard
+from ..state.store import build_store
+from .auth import auth
+from .health import healthz, readyz
+from .problems import http_error
+from .shield import shield
+
+_ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+def make_origin(settings: ValidatorSettings) -> Origin | None:
+    if settings.media_root is not None:
+        return FileOrigin(settings.media_root)
+    if settings.origin_url is not None:
+        return HttpOrigin(settings.origin_url, settings.origin_timeout)
+    if settings.s3 is not None:
+        from ..origins.s3 import S3Origin  # boto3 loads only when S3 is used
+
+        return S3Origin(settings.s3)
+    return None
+
+
+def create_app(
+    settings: ValidatorSettings,
+    *,
+    guard: StateGuard | None = None,
+    origin: Origin | None = None,
+) -> Starlette:
+    """``guard``: share one state guard (the demo); by default built from ``settings.state``."""
+    guard = guard or StateGuard(build_store(settings.state), settings.state)
+    origin = origin or make_origin(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await guard.start()
+        yield
+        await guard.stop()
+        if origin is not None:
+            await origin.close()
+
+    routes = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        # auth_request subrequests carry the viewer's method; every method gets 204/401/403.
+        Route(AUTH_ROUTE, auth, methods=_ALL_METHODS),
+    ]
+    if origin is not None:
+        # GET and HEAD only: Starlette answers anything else 405 with Allow (see http_error).
+        routes.append(Route("/{path:path}", shield, methods=["GET", "HEAD"]))
+    app = Starlette(
+        routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error}
+    )
+    app.state.settings = settings
+    app.state.gate = Gate(settings.verifier(), guard)
+    app.state.guard = guard
+    app.state.origin = origin
+    return app
+
+
+def app_from_env() -> Starlette:
+    """App factory for ``playgate serve-validator``.
+
+    Under plain uvicorn, pass ``--no-proxy-headers --no-access-log``: uvicorn's defaults would
+    believe X-Forwarded-For from loopback and write every token into its access log.
+    """
+    return create_app(ValidatorSettings.from_env())

@@ -1,0 +1,42 @@
+"""``GET /auth``, the nginx ``auth_request`` target: 204 allow, 401 or 403 deny, nothing else."""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ..core.errors import BadPath, InternalError, PlaybackTokenError
+from ..core.grant_cache import grant_cache_seconds
+from ..core.protocol import GRANT_CACHE_HEADER, NO_STORE, ORIGINAL_URI_HEADER, TOKEN_ID_HEADER
+from ..gate import Gate
+from ..settings import ValidatorSettings
+from .problems import denied
+from .requests import viewer
+
+log = logging.getLogger("playgate.validator")
+
+
+async def auth(request: Request) -> Response:
+    gate: Gate = request.app.state.gate
+    settings: ValidatorSettings = request.app.state.settings
+    target = request.headers.get(ORIGINAL_URI_HEADER)
+    try:
+        if target is None:
+            raise BadPath("no X-Original-URI header")
+        grant = await gate.authorize(target, viewer(request, settings))
+    except PlaybackTokenError as exc:
+        return denied(exc, body=False)
+    except Exception:  # deny by default: a bug must never open the gate
+        log.exception("auth check failed")
+        return denied(InternalError(), body=False)
+    # nginx's proxy_cache honours X-Accel-Expires; 0 says "never keep" explicitly. The limit is
+    # at most the revocation staleness bound (ValidatorSettings).
+    seconds = grant_cache_seconds(grant, settings.grant_cache_seconds)
+    headers = {
+        TOKEN_ID_HEADER: grant.token_id,
+        "Cache-Control": NO_STORE,
+        GRANT_CACHE_HEADER: str(seconds),
+    }
+    return Response(status_code=204, headers=headers)

@@ -1,0 +1,89 @@
+"""The origin shield: validate, strip the token, serve the object from the origin."""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response, StreamingResponse
+
+from ..core.decision import Grant
+from ..core.errors import (
+    BadManifest,
+    InternalError,
+    NotFound,
+    OriginError,
+    PlaybackTokenError,
+)
+from ..core.protocol import NO_STORE, TOKEN_ID_HEADER
+from ..gate import Gate
+from ..manifests.query_mode import manifest_request_headers, needs_rewrite, rewritten_manifest
+from ..origins.base import Origin, OriginReply
+from ..settings import ValidatorSettings
+from .problems import denied, problem
+from .requests import raw_target, viewer
+
+log = logging.getLogger("playgate.validator")
+_CACHEABLE = frozenset({200, 206, 304})
+
+
+async def shield(request: Request) -> Response:
+    gate: Gate = request.app.state.gate
+    settings: ValidatorSettings = request.app.state.settings
+    try:
+        grant = await gate.authorize(raw_target(request), viewer(request, settings))
+    except PlaybackTokenError as exc:
+        return denied(exc)
+    except Exception:  # deny by default: a bug must never open the gate
+        log.exception("shield check failed")
+        return denied(InternalError())
+    try:
+        reply = await _fetch(request, grant)
+    except BadManifest as exc:
+        log.warning("manifest refused: %s token_id=%s", exc.message, grant.token_id)
+        return denied(exc)
+    except (NotFound, OriginError) as exc:
+        log.warning("origin: %s token_id=%s", exc.reason, grant.token_id)
+        return problem(exc)
+    except Exception:  # an origin or rewriting bug: deny with a reason, never a bare 500
+        log.exception("shield fetch failed token_id=%s", grant.token_id)
+        return denied(InternalError())
+    return _response(reply, grant)
+
+
+async def _fetch(request: Request, grant: Grant) -> OriginReply:
+    origin: Origin = request.app.state.origin
+    settings: ValidatorSettings = request.app.state.settings
+    if not needs_rewrite(grant):
+        return await origin.fetch(grant.path, request.headers, request.method)
+    headers = manifest_request_headers(request.headers)
+    reply = await origin.fetch(grant.path, headers, request.method)
+    return await rewritten_manifest(reply, grant, settings.public_url)
+
+
+def _response(reply: OriginReply, grant: Grant) -> Response:
+    headers = {
+        **reply.headers,
+        TOKEN_ID_HEADER: grant.token_id,
+        "X-Content-Type-Options": "nosniff",
+    }
+    # Browsers may keep a success; shared caches must not key it by a token URL for longer than
+    # it lives. Other statuses are never kept; an origin that chose its own header (a redirect
+    # to a short-lived URL: no-store) keeps it.
+    if "cache-control" not in reply.headers:
+        cacheable = reply.status in _CACHEABLE
+        left = grant.seconds_left()
+        headers["Cache-Control"] = f"private, max-age={left}" if cacheable else NO_STORE
+    return build_response(reply, headers)
+
+
+def build_response(reply: OriginReply, headers: dict[str, str]) -> Response:
+    if reply.file is not None:
+        # FileResponse answers Range (206, 416) and HEAD itself.
+        media_type = headers.pop("content-type", None)
+        return FileResponse(reply.file, headers=headers, media_type=media_type)
+    if reply.body is not None:
+        background = BackgroundTask(reply.release)
+        return StreamingResponse(reply.body, reply.status, headers, background=background)
+    return Response(reply.content, reply.status, headers)

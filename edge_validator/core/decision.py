@@ -1,0 +1,144 @@
+"""The decision, as a pure function: no I/O, no globals, an explicit clock.
+
+Every adapter verifies through one ``Verifier``: it holds the key ring, the leeway, the longest
+token lifetime accepted and the memo of authenticated tokens, so no adapter can skip a check by
+forgetting an argument.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import NamedTuple
+
+from .addresses import ClientAddress, in_network
+from .errors import Expired, IpMismatch, LifetimeExceeded, NotYetValid, OutOfScope
+from .keyring import KeyRing
+from .paths import Target, normalize_path, split_target
+from .token import Claims, open_token
+
+DEFAULT_LEEWAY = 5
+MAX_LEEWAY = 60
+DEFAULT_MAX_TTL = 3600
+MAX_TTL_LIMIT = 7 * 86400
+MEMO_SIZE = 20_000
+# NamedTuple's own __new__ is Python code; building the tuple directly saves a frame per request.
+_new_tuple = tuple.__new__
+
+
+class Grant(NamedTuple):
+    """A verified permission to fetch ``path`` (decoded, token stripped)."""
+
+    claims: Claims
+    path: str
+    # What the request carried: the token, where it travelled, the raw path and the query.
+    target: Target
+    # The clock reading the decision was made with; everything after it in the request uses it.
+    now: float
+
+    @property
+    def token_id(self) -> str:
+        return self.claims.token_id
+
+    def seconds_left(self) -> int:
+        return max(0, int(self.claims.expires_at - self.now))
+
+
+class Verifier:
+    """Verifies tokens against one key ring under one policy, remembering authentic tokens."""
+
+    __slots__ = ("_memo", "keyring", "leeway", "max_ttl", "memo_size")
+
+    def __init__(
+        self,
+        keyring: KeyRing,
+        *,
+        max_ttl: int,
+        leeway: int = DEFAULT_LEEWAY,
+        memo_size: int = MEMO_SIZE,
+    ) -> None:
+        self.keyring = keyring
+        # Revocations are kept for the longest lifetime the signer issues; a longer-lived token
+        # (an old setting, a hand-made one) would outlive its revocation, so it is refused.
+        self.max_ttl = max_ttl
+        self.leeway = leeway
+        # Tokens this verifier has authenticated, with their claims. A player fetches dozens of
+        # segments with one token; only the first request pays for decoding and the MAC.
+        # Keyed by the exact token string; expiry, scope and address are still judged on every
+        # request. Bounded (oldest out first), and it dies with the verifier when keys change.
+        self._memo: OrderedDict[str, Claims] = OrderedDict()
+        self.memo_size = memo_size
+
+    def __repr__(self) -> str:
+        return f"Verifier({self.keyring!r}, max_ttl={self.max_ttl}, leeway={self.leeway})"
+
+    def open(self, token: str | None) -> Claims:
+        """The claims of an authentic token (remembered), else PlaybackTokenError."""
+        memo = self._memo
+        if token:
+            known = memo.get(token)
+            if known is not None:
+                return known
+        claims = open_token(token, self.keyring)  # raises MissingToken for None or ""
+        if len(memo) >= self.memo_size:
+            memo.popitem(last=False)
+        memo[token] = claims  # type: ignore[index]  # open_token refused None and ""
+        return claims
+
+    def verify_target(self, target: str, client: ClientAddress | None, now: float) -> Grant:
+        """Split a raw request target and verify it."""
+        return self.judge(split_target(target), client, now)
+
+    def judge(self, target: Target, client: ClientAddress | None, now: float) -> Grant:
+        """Decide whether ``target`` lets ``client`` fetch its path at time ``now``."""
+        decoded = normalize_path(target.path)
+        claims = self.open(target.token)
+        leeway = self.leeway
+        if now > claims.expires_at + leeway:
+            raise Expired("the token has expired", token_id=claims.token_id)
+        if now + leeway < claims.not_before:
+            raise NotYetValid("the token is not valid yet", token_id=claims.token_id)
+        if claims.expires_at - claims.not_before > self.max_ttl:
+            raise LifetimeExceeded("the token lives longer than allowed", token_id=claims.token_id)
+        # The scope ends in '/' (checked when the token was parsed): a prefix test is segment-wise.
+        if not decoded.startswith(claims.scope):
+            raise OutOfScope("the token does not cover this path", token_id=claims.token_id)
+        network = claims.client_network
+        if network is not None and not in_network(client, network):
+            raise IpMismatch(
+                "the token is bound to another client network", token_id=claims.token_id
+            )
+        return _new_tuple(Grant, (claims, decoded, target, now))
+
+
+def verify(
+    token: str | None,
+    path: str,
+    client_ip: str | None,
+    now: float,
+    keyring: KeyRing,
+    *,
+    leeway: int = DEFAULT_LEEWAY,
+    max_ttl: int = DEFAULT_MAX_TTL,
+) -> Grant:
+    """Decide whether ``token`` lets ``client_ip`` fetch the raw ``path`` at time ``now``.
+
+    One call, nothing remembered: long-running adapters keep a ``Verifier`` instead.
+    """
+    client = ClientAddress.parse(client_ip) if client_ip else None
+    verifier = Verifier(keyring, max_ttl=max_ttl, leeway=leeway, memo_size=1)
+    return verifier.judge(Target(token, path, "", False), client, now)
+
+
+def verify_target(
+    target: str,
+    client_ip: str | None,
+    now: float,
+    keyring: KeyRing,
+    *,
+    leeway: int = DEFAULT_LEEWAY,
+    max_ttl: int = DEFAULT_MAX_TTL,
+) -> Grant:
+    """Split a raw request target and verify it; the grant carries the query without the token."""
+    client = ClientAddress.parse(client_ip) if client_ip else None
+    verifier = Verifier(keyring, max_ttl=max_ttl, leeway=leeway, memo_size=1)
+    return verifier.verify_target(target, client, now)

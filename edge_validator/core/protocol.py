@@ -1,0 +1,43 @@
+"""The wire contract shared by the validator, Lambda@Edge and the nginx edge template.
+
+Written once here: the nginx template is rendered from these values (``playgate.nginx``), and a
+test checks that the rendered file and the Python adapters agree.
+"""
+
+from __future__ import annotations
+
+# Where the token travels: the first path segments ``/t/<token>/``, or one query parameter.
+TOKEN_PREFIX = "/t/"
+TOKEN_PARAM = "token"
+# Every token character is base64url; nothing else can appear in one, so none needs escaping.
+TOKEN_CHARS = "A-Za-z0-9_-"
+MAX_TOKEN_CHARS = 2048
+
+# Response headers the validator sets, and the request header nginx's auth_request sends.
+REASON_HEADER = "X-PlayGate-Reason"
+TOKEN_ID_HEADER = "X-PlayGate-Token-Id"
+ORIGINAL_URI_HEADER = "X-Original-URI"
+# nginx's proxy_cache honours it: how long the edge may keep an allow (0: never).
+GRANT_CACHE_HEADER = "X-Accel-Expires"
+# The one forwarding header the validator reads from a trusted proxy: one of these.
+FORWARDED_FOR = "x-forwarded-for"
+REAL_IP = "x-real-ip"
+CLIENT_IP_HEADERS = (FORWARDED_FOR, REAL_IP)
+
+# The validator's nginx auth_request endpoint.
+AUTH_ROUTE = "/auth"
+# Manifests, which query-token mode rewrites (lower-case suffixes, compared case-insensitively).
+MANIFEST_SUFFIXES = (".m3u8", ".mpd")
+# nginx keys a reused allow by token, client and this many leading path segments (the video).
+GRANT_SCOPE_SEGMENTS = 2
+# Denials, and anything else that must never be stored by a cache.
+NO_STORE = "no-store"
+
+
+def is_manifest(path: str) -> bool:
+    return path.lower().endswith(MANIFEST_SUFFIXES)
+
+
+def nginx_variable(header: str) -> str:
+    """The nginx variable of an upstream response header: ``$upstream_http_x_playgate_reason``."""
+    return "$upstream_http_" + header.lower().replace("-", "_")

@@ -1,0 +1,206 @@
+"""The playback token: claims, and the byte format that carries them (see TOKEN_FORMAT.md).
+
+``seal`` turns claims into a token string; ``open_token`` turns a token string back into claims
+after checking its size, its encoding and its MAC, in that order, decoding it exactly once.
+Remembering tokens already opened is the ``Verifier``'s job (decision.py).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import ipaddress
+import socket
+import struct
+from typing import NamedTuple
+
+from .addresses import V4_MAPPED_PREFIX
+from .errors import BadSignature, MalformedToken, MissingToken, UnknownKey
+from .keyring import KeyRing
+from .protocol import MAX_TOKEN_CHARS
+
+VERSION = 1
+MAC_BYTES = 32
+# base64url to standard base64 for binascii's strict decoder; '+', '/' and '=' are not part of
+# the token alphabet, so they become '!', which the strict decoder refuses.
+_TO_STD_B64 = bytes.maketrans(b"-_+/=", b"+/!!!")
+# Canonical base64url: the unused low bits of the last character must be zero.
+_CANONICAL_LAST = {0: None, 2: frozenset("AQgw"), 3: frozenset("AEIMQUYcgkosw048")}
+_PAD = {0: b"", 2: b"==", 3: b"="}
+_FIXED = struct.Struct(">QQH")  # expires_at, not_before, scope length
+_LIMITS = struct.Struct(">IH")  # max_uses, max_streams
+_U8_MAX = 255
+_new_tuple = tuple.__new__
+# IPv4-mapped IPv6 (::ffff:a.b.c.d): one spelling per network, so these are IPv4 or refused.
+V4_MAPPED_NETWORK = ipaddress.IPv6Network("::ffff:0:0/96")
+
+
+class Claims(NamedTuple):
+    """What a token grants. Optional text claims are ``None`` when absent; limits are 0."""
+
+    key_id: str
+    expires_at: int
+    not_before: int
+    scope: str
+    token_id: str
+    session_id: str | None = None
+    client_network: str | None = None
+    user_id: str | None = None
+    max_uses: int = 0
+    max_streams: int = 0
+
+
+def _u8_field(value: bytes, name: str) -> bytes:
+    if len(value) > _U8_MAX:
+        raise ValueError(f"{name} is longer than {_U8_MAX} bytes")
+    return bytes((len(value),)) + value
+
+
+def _ascii(value: str, name: str) -> bytes:
+    if not value.isascii() or not value.isprintable():
+        raise ValueError(f"{name} must be printable ASCII")
+    return value.encode("ascii")
+
+
+def encode_network(cidr: str | None) -> bytes:
+    """Prefix length then the network address: 5 bytes for IPv4, 17 for IPv6."""
+    if cidr is None:
+        return b""
+    try:
+        net = ipaddress.ip_network(cidr, strict=True)
+    except ValueError as exc:
+        raise ValueError(f"client network: {exc}") from None
+    if isinstance(net, ipaddress.IPv6Network) and net.subnet_of(V4_MAPPED_NETWORK):
+        raise ValueError("client network: write IPv4-mapped networks as IPv4")
+    return bytes((net.prefixlen,)) + net.network_address.packed
+
+
+def decode_network(raw: bytes) -> str:
+    """Inverse of ``encode_network``; refuses a prefix too long or host bits set."""
+    family = {5: socket.AF_INET, 17: socket.AF_INET6}.get(len(raw))
+    prefix, address = raw[0], raw[1:]
+    bits = 8 * len(address)
+    if family is None or prefix > bits:
+        raise MalformedToken("bad client network")
+    if int.from_bytes(address, "big") & ((1 << (bits - prefix)) - 1):
+        raise MalformedToken("bad client network")
+    if bits == 128 and prefix >= 96 and address.startswith(V4_MAPPED_PREFIX):
+        raise MalformedToken("bad client network")
+    return f"{socket.inet_ntop(family, address)}/{prefix}"
+
+
+def claims_bytes(claims: Claims) -> bytes:
+    """The unsigned body: every field in a fixed order, each variable field length-prefixed."""
+    scope = _ascii(claims.scope, "scope")
+    if not (scope.startswith(b"/") and scope.endswith(b"/")) or len(scope) > 0xFFFF:
+        raise ValueError("scope must start and end with '/'")
+    if not claims.token_id:
+        raise ValueError("token id is required")
+    if claims.session_id == "" or claims.user_id == "":
+        raise ValueError("an absent session or user id is None, not an empty string")
+    parts = [
+        bytes((VERSION,)),
+        _u8_field(_ascii(claims.key_id, "key id"), "key id"),
+        _FIXED.pack(claims.expires_at, claims.not_before, len(scope)),
+        scope,
+        _u8_field(_ascii(claims.token_id, "token id"), "token id"),
+        _u8_field(_ascii(claims.session_id or "", "session id"), "session id"),
+        _u8_field(encode_network(claims.client_network), "client network"),
+        _u8_field(_ascii(claims.user_id or "", "user id"), "user id"),
+        _LIMITS.pack(claims.max_uses, claims.max_streams),
+    ]
+    return b"".join(parts)
+
+
+def seal(claims: Claims, keyring: KeyRing) -> str:
+    """Sign claims with the key they name and return the token string."""
+    key = keyring.get(claims.key_id)
+    if key is None:
+        raise UnknownKey(f"key {claims.key_id!r} is not in the key ring")
+    body = claims_bytes(claims)
+    mac = key.mac(body)
+    return base64.urlsafe_b64encode(body + mac).rstrip(b"=").decode("ascii")
+
+
+def _decode_b64(token: str) -> bytes:
+    n = len(token)
+    if n > MAX_TOKEN_CHARS:
+        raise MalformedToken("token is longer than 2048 characters")
+    rem = n % 4
+    last = _CANONICAL_LAST.get(rem, ())
+    if last is not None and token[-1:] not in last:
+        raise MalformedToken("token is not canonical base64url")
+    try:
+        data = token.encode("ascii").translate(_TO_STD_B64) + _PAD[rem]
+        return binascii.a2b_base64(data, strict_mode=True)
+    except (UnicodeEncodeError, binascii.Error):
+        raise MalformedToken("token is not base64url") from None
+
+
+def open_token(token: str | None, keyring: KeyRing) -> Claims:
+    """Check size, encoding and MAC, then parse the claims. Raises PlaybackTokenError."""
+    if not token:
+        raise MissingToken("no playback token")
+    raw = _decode_b64(token)
+    if len(raw) < 2 + MAC_BYTES or raw[0] != VERSION:
+        raise MalformedToken("not a version 1 token")
+    kid_end = 2 + raw[1]
+    body, mac = raw[:-MAC_BYTES], raw[-MAC_BYTES:]
+    if kid_end > len(body):
+        raise MalformedToken("truncated token")
+    try:
+        key_id = body[2:kid_end].decode("ascii")
+    except UnicodeDecodeError:
+        raise MalformedToken("bad key id") from None
+    key = keyring.get(key_id)
+    if key is None:
+        raise UnknownKey("the token names an unknown key")
+    if not hmac.compare_digest(key.mac(body), mac):
+        raise BadSignature("signature mismatch")
+    # Only authenticated bytes are parsed past this point.
+    try:
+        return _parse_claims(body, kid_end, key_id)
+    except (IndexError, struct.error, UnicodeDecodeError):
+        raise MalformedToken("malformed claims") from None
+
+
+def _parse_claims(body: bytes, pos: int, key_id: str) -> Claims:
+    expires_at, not_before, scope_len = _FIXED.unpack_from(body, pos)
+    pos += _FIXED.size
+    scope = body[pos : pos + scope_len].decode("ascii")
+    pos += scope_len
+    # Four u8-prefixed fields, unrolled: this runs on every request.
+    end = pos + 1 + body[pos]
+    token_id = body[pos + 1 : end]
+    pos, end = end, end + 1 + body[end]
+    session_id = body[pos + 1 : end]
+    pos, end = end, end + 1 + body[end]
+    network = body[pos + 1 : end]
+    pos, end = end, end + 1 + body[end]
+    user_id = body[pos + 1 : end]
+    max_uses, max_streams = _LIMITS.unpack_from(body, end)
+    if end + _LIMITS.size != len(body) or len(scope) != scope_len or not token_id:
+        raise MalformedToken("malformed claims")
+    if scope[:1] != "/" or scope[-1:] != "/":
+        raise MalformedToken("malformed claims")
+    # The encoder's character set, enforced here too: one spelling, nothing a header or a log
+    # line could be split with.
+    if not (scope + (token_id + session_id + user_id).decode("ascii")).isprintable():
+        raise MalformedToken("malformed claims")
+    # Claims(...) without its Python-level __new__: this runs for every new token.
+    return _new_tuple(
+        Claims,
+        (
+            key_id,
+            expires_at,
+            not_before,
+            scope,
+            token_id.decode("ascii"),
+            session_id.decode("ascii") if session_id else None,
+            decode_network(network) if network else None,
+            user_id.decode("ascii") if user_id else None,
+            max_uses,
+            max_streams,
+        ),
+    )

@@ -1,0 +1,100 @@
+"""The validator's stateful checks (revocation, use and stream limits) and their health.
+
+``StateGuard`` runs after the pure decision, for every request: a revocation is a dict lookup in
+the view that ``RevocationSync`` keeps fresh; only tokens with use or stream limits pay a round
+trip to the store.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from ..core.decision import Grant
+from ..core.errors import (
+    Revoked,
+    StateUnavailable,
+    StoreUnavailable,
+    TooManyStreams,
+    UseLimitReached,
+)
+from .settings import FAIL_OPEN, StateSettings
+from .store import StateStore
+from .sync import RevocationSync
+
+log = logging.getLogger("playgate.state")
+
+
+class StateGuard:
+    """The validator's stateful checks, run by the Gate, plus health for /healthz and /readyz."""
+
+    def __init__(self, store: StateStore, settings: StateSettings) -> None:
+        self.store = store
+        self.settings = settings
+        self.sync = RevocationSync(store, settings)
+
+    async def check(self, grant: Grant) -> None:
+        """Raise PlaybackTokenError when shared state denies the grant."""
+        claims = grant.claims
+        now = grant.now
+        rev = self.sync.view.revoked(claims, now)
+        if rev is not None:
+            raise Revoked(f"revoked by {rev.kind}", token_id=claims.token_id)
+        if not self.sync.trusted():
+            raise StateUnavailable("revocation state is unavailable", token_id=claims.token_id)
+        if claims.max_uses:
+            await self._check_uses(grant, now)
+        if claims.max_streams:
+            await self._check_streams(grant)
+
+    async def _check_uses(self, grant: Grant, now: float) -> None:
+        claims = grant.claims
+        try:
+            used = await self.store.count_use(claims.token_id, claims.expires_at - now + 60)
+        except StoreUnavailable as exc:
+            # Never fail open here: a one-time link that cannot be counted is not one-time.
+            log.warning("use count unavailable token_id=%s: %s", claims.token_id, exc)
+            raise StateUnavailable("use counts are unavailable", token_id=claims.token_id) from None
+        if used > claims.max_uses:
+            raise UseLimitReached("the use limit is spent", token_id=claims.token_id)
+
+    async def _check_streams(self, grant: Grant) -> None:
+        claims = grant.claims
+        owner = claims.user_id or f"token:{claims.token_id}"
+        session = claims.session_id or claims.token_id
+        try:
+            ok = await self.store.claim_stream(
+                owner, session, claims.max_streams, self.settings.stream_idle_seconds
+            )
+        except StoreUnavailable as exc:
+            log.warning("stream count unavailable token_id=%s: %s", claims.token_id, exc)
+            if self.settings.failure_policy == FAIL_OPEN and self.sync.trusted():
+                return  # fail-open and the outage is young enough: let the stream play
+            raise StateUnavailable(
+                "stream counts are unavailable", token_id=claims.token_id
+            ) from None
+        if not ok:
+            raise TooManyStreams("too many concurrent streams", token_id=claims.token_id)
+
+    def health(self) -> dict[str, Any]:
+        sync = self.sync
+        staleness = sync.staleness()
+        return {
+            "backend": self.store.backend,
+            "connected": sync.healthy,
+            "failure_policy": self.settings.failure_policy,
+            "revocations": len(sync.view),
+            "view_staleness_seconds": None if staleness == float("inf") else round(staleness, 3),
+            "last_resync": sync.last_resync,
+            "last_error": None if sync.healthy else sync.last_error,
+        }
+
+    def ready(self) -> bool:
+        return self.sync.trusted()
+
+    async def start(self) -> None:
+        await self.sync.start()
+
+    async def stop(self) -> None:
+        await self.sync.stop()
+        await self.store.close()

@@ -1,0 +1,170 @@
+"""The revocation view kept fresh from the store, and how far it may be trusted.
+
+The hot path never waits on Redis for revocations: it reads ``RevocationView``. A background
+listener applies pub/sub messages as they arrive, and a periodic full resync repairs anything
+missed. While Redis is unreachable the failure policy decides whether the last view may still
+be trusted (fail-open, up to ``max_staleness`` seconds) or not (fail-closed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from ..core.errors import StoreUnavailable
+from .revocations import Revocation, RevocationView
+from .settings import FAIL_OPEN, StateSettings
+from .store import StateStore
+
+log = logging.getLogger("playgate.state")
+_RETRY_CAP = 2.0
+
+
+class RevocationSync:
+    """Keeps a RevocationView in step with the store and knows how fresh it is."""
+
+    def __init__(
+        self,
+        store: StateStore,
+        settings: StateSettings,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.view = RevocationView()
+        self.clock = clock
+        self.monotonic = monotonic
+        self.subscribed = False
+        self.resync_ok = False
+        self.synced_once = False
+        self._warned_unsynced = False
+        # Monotonic time when the view was last known complete; None while it still is.
+        self.lost_at: float | None = monotonic()
+        self.last_resync: float | None = None
+        self._last_resync_mono = float("-inf")
+        self.last_error: str | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
+        self._subscriptions = 0
+
+    @property
+    def healthy(self) -> bool:
+        return self.subscribed and self.resync_ok
+
+    def staleness(self) -> float:
+        """Seconds since the view was last known complete (0 while it is)."""
+        if self.healthy:
+            return 0.0
+        if not self.synced_once or self.lost_at is None:
+            return float("inf")
+        # A resync that worked while pub/sub was down still bounds the view's age.
+        return self.monotonic() - max(self.lost_at, self._last_resync_mono)
+
+    def trusted(self) -> bool:
+        """May the hot path rely on the view right now? The failure policy, in one place."""
+        if self.healthy:
+            return True
+        if self.settings.failure_policy != FAIL_OPEN or not self.synced_once:
+            return False
+        return (
+            self.staleness() <= self.settings.max_staleness
+            or self.settings.stale_fallback == "serve"
+        )
+
+    def _mark(self, *, subscribed: bool | None = None, resync_ok: bool | None = None) -> None:
+        was = self.healthy
+        if subscribed is not None:
+            self.subscribed = subscribed
+        if resync_ok is not None:
+            self.resync_ok = resync_ok
+        if was and not self.healthy:
+            self.lost_at = self.monotonic()
+            log.warning("revocation view lost its source: %s", self.last_error)
+        elif self.healthy:
+            if not was:
+                log.info("revocation view in sync (%d entries)", len(self.view))
+            self.lost_at = None
+
+    def apply(self, rev: Revocation) -> None:
+        self.view.add(rev)
+
+    async def resync(self) -> None:
+        now = self.clock()
+        try:
+            revocations = await self.store.revocations(now)
+        except StoreUnavailable as exc:
+            self.last_error = str(exc)
+            if not self.synced_once and not self._warned_unsynced:
+                # Never in sync yet: every request is denied until Redis answers. Say so once.
+                log.warning("shared state unreachable, denying until the first sync: %s", exc)
+                self._warned_unsynced = True
+            self._mark(resync_ok=False)
+            return
+        except Exception as exc:  # a client bug must not end the resync loop
+            log.exception("revocation resync failed")
+            self.last_error = repr(exc)
+            self._mark(resync_ok=False)
+            return
+        self.view.merge(revocations, now)
+        self.synced_once = True
+        self.last_resync = self.clock()
+        self._last_resync_mono = self.monotonic()
+        self._mark(resync_ok=True)
+
+    async def _on_subscribed(self) -> None:
+        self._subscriptions += 1
+        self.subscribed = True
+        await self.resync()
+
+    async def _listen_forever(self) -> None:
+        delay = 0.05
+        while not self._stopping:
+            before = self._subscriptions
+            try:
+                await self.store.listen(self.apply, self._on_subscribed)
+            except StoreUnavailable as exc:
+                self.last_error = str(exc)
+            except Exception as exc:  # a client bug must not end the listener
+                log.exception("revocation listener failed")
+                self.last_error = repr(exc)
+            self._mark(subscribed=False)
+            # Back off while Redis stays unreachable; retry at once after a working session.
+            delay = 0.05 if self._subscriptions > before else min(delay * 2, _RETRY_CAP)
+            await asyncio.sleep(delay)
+
+    async def _resync_forever(self) -> None:
+        while not self._stopping:
+            await asyncio.sleep(self.settings.resync_seconds)
+            await self.resync()
+
+    async def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._listen_forever(), name="playgate-revocation-listener"),
+            asyncio.create_task(self._resync_forever(), name="playgate-revocation-resync"),
+        ]
+        # Serve with a complete view from the first request when Redis is up; don't hang when not.
+        deadline = self.monotonic() + 2 * self.settings.call_budget + 0.5
+        while not self.healthy and self.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+
+    async def stop(self) -> None:
+        self._stopping = True
+        # Cancel until done: a cancellation that lands while redis-py's own read timeout fires
+        # can surface as a timeout instead (Python 3.11), which the loops would retry.
+        for _ in range(10):
+            pending = [task for task in self._tasks if not task.done()]
+            if not pending:
+                break
+            for task in pending:
+                task.cancel()
+            await asyncio.wait(pending, timeout=0.1)
+        for task in self._tasks:
+            if not task.done():
+                # Closing the store's connections ends it; shutdown must not wait for that.
+                log.warning("state task %s did not stop in time", task.get_name())
+            elif not task.cancelled() and task.exception() is not None:
+                log.warning("state task ended with %r", task.exception())
+        self._tasks = []

@@ -1,0 +1,223 @@
+"""``playgate``: serve, sign offline, generate keys, explain a URL."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from edge_validator.core.decision import DEFAULT_LEEWAY, DEFAULT_MAX_TTL, MAX_TTL_LIMIT, Verifier
+from edge_validator.core.errors import PlayGateError
+from edge_validator.core.keyring import KeyRing, new_keyring_json
+from edge_validator.env import Env
+from signer.api_keys import generate_api_key, hash_api_key
+from signer.issuing import issue, parse_playback_request
+
+from .explain import explain
+from .revoke_cli import add_commands as add_revocation_commands
+
+
+def _keyring(path: str | None) -> KeyRing:
+    """``--keyring FILE``, else the environment, as the servers read it."""
+    return KeyRing.from_file(path) if path else Env(os.environ).keyring()
+
+
+def _max_ttl() -> int:
+    # The validators' PLAYGATE_MAX_TTL: the CLI signs and judges by the same bound.
+    return Env(os.environ).integer("PLAYGATE_MAX_TTL", DEFAULT_MAX_TTL, low=1, high=MAX_TTL_LIMIT)
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    text = new_keyring_json(args.key_id)
+    if args.output:
+        out = Path(args.output)
+        # Created private from the start: a key ring must never be world-readable, even briefly.
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        print(f"wrote key ring with active key {args.key_id!r} to {out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_api_key(args: argparse.Namespace) -> int:
+    key = generate_api_key()
+    print(f"API key (give to the app backend): {key}")
+    print(f"PLAYGATE_API_KEYS entry (give to the signer): {args.name}:{hash_api_key(key)}")
+    return 0
+
+
+def cmd_sign(args: argparse.Namespace) -> int:
+    keyring = _keyring(args.keyring)
+    doc = {
+        k: v
+        for k, v in vars(args).items()
+        if k in ("video_id", "ttl_seconds", "client_ip", "session_id", "file") and v is not None
+    }
+    max_ttl = _max_ttl()
+    default_ttl = min(300, max_ttl)
+    req = parse_playback_request(
+        doc, default_ttl=default_ttl, max_ttl=max_ttl, entry_file="master.m3u8"
+    )
+    issued = issue(req, keyring, time.time(), public_url=args.base_url.rstrip("/"), mode=args.mode)
+    print(issued.url)
+    return 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    now = float(args.at) if args.at is not None else time.time()
+    verifier = Verifier(_keyring(args.keyring), max_ttl=_max_ttl(), leeway=args.leeway)
+    accepted, lines = explain(args.url, verifier, now, args.client_ip)
+    print("\n".join(lines))
+    return 0 if accepted else 1
+
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def configure_logging() -> None:
+    """Decision lines (token ids, reasons, never tokens) on stderr; PLAYGATE_LOG_LEVEL sets the
+    level (debug adds one line per allowed request)."""
+    level = Env(os.environ).choice("PLAYGATE_LOG_LEVEL", "info", LOG_LEVELS, fold_case=True)
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+
+
+def _serve(factory: str, host: str, port: int) -> int:
+    import uvicorn
+
+    configure_logging()
+    # proxy_headers off: the validator decides itself which forwarding headers to trust.
+    # access_log off: uvicorn's access log would print the token; we log token ids instead.
+    uvicorn.run(
+        factory,
+        factory=True,
+        host=host,
+        port=port,
+        proxy_headers=False,
+        access_log=False,
+        server_header=False,
+    )
+    return 0
+
+
+def cmd_serve_signer(args: argparse.Namespace) -> int:
+    return _serve("signer.app:app_from_env", args.host, args.port)
+
+
+def cmd_serve_validator(args: argparse.Namespace) -> int:
+    return _serve("edge_validator.asgi.app:app_from_env", args.host, args.port)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo.run import run_demo
+
+    configure_logging()  # denials (reason, token id) and state warnings show in the terminal
+    return run_demo(args)
+
+
+def cmd_nginx_config(args: argparse.Namespace) -> int:
+    from .nginx.config import EdgeConfig, render
+
+    config = EdgeConfig(
+        listen=args.listen,
+        validator_url=args.validator_url,
+        origin_url=args.origin_url,
+        prefix=Path(args.prefix),
+        workers=args.workers,
+        daemon=args.daemon,
+    )
+    text = render(config)
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="playgate", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("keygen", help="generate a key ring with one new key")
+    p.add_argument("--key-id", default="k1")
+    p.add_argument("--output", "-o", help="write to this new file (mode 600)")
+    p.set_defaults(func=cmd_keygen)
+
+    p = sub.add_parser("api-key", help="generate a caller API key and its stored hash")
+    p.add_argument("--name", default="app")
+    p.set_defaults(func=cmd_api_key)
+
+    p = sub.add_parser("sign", help="sign a playback URL offline from a key ring file")
+    p.add_argument("video_id")
+    p.add_argument("--keyring")
+    p.add_argument("--ttl", dest="ttl_seconds", type=int)
+    p.add_argument("--client-ip")
+    p.add_argument("--session-id")
+    p.add_argument("--file")
+    p.add_argument("--base-url", default="http://127.0.0.1:8081")
+    p.add_argument("--mode", choices=("path", "query"), default="path")
+    p.set_defaults(func=cmd_sign)
+
+    p = sub.add_parser("explain", help="explain why a URL is accepted or rejected")
+    p.add_argument("url")
+    p.add_argument("--keyring")
+    p.add_argument("--client-ip")
+    p.add_argument("--at", help="judge at this unix time instead of now")
+    p.add_argument("--leeway", type=int, default=DEFAULT_LEEWAY)
+    p.set_defaults(func=cmd_explain)
+
+    for name, func, port in (
+        ("serve-signer", cmd_serve_signer, 8080),
+        ("serve-validator", cmd_serve_validator, 8081),
+    ):
+        p = sub.add_parser(name, help=f"run the {name[6:]} (settings from the environment)")
+        p.add_argument("--host", default="127.0.0.1")
+        p.add_argument("--port", type=int, default=port)
+        p.set_defaults(func=func)
+
+    add_revocation_commands(sub)
+
+    p = sub.add_parser("nginx-config", help="render the nginx edge config (infra/nginx)")
+    p.add_argument("--listen", default="127.0.0.1:8088", help="nginx listen value")
+    p.add_argument("--validator-url", required=True, help="http://host:port of the validator")
+    p.add_argument("--origin-url", required=True, help="http://host:port of the media origin")
+    p.add_argument("--prefix", required=True, help="folder for nginx temp files, cache and logs")
+    p.add_argument("--workers", default="auto")
+    p.add_argument("--daemon", action="store_true", help="let nginx daemonize")
+    p.add_argument("--output", "-o", help="write here instead of stdout")
+    p.set_defaults(func=cmd_nginx_config)
+
+    p = sub.add_parser("demo", help="run signer and validator on loopback with the sample video")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--signer-port", type=int, default=0)
+    p.add_argument("--edge-port", type=int, default=0)
+    p.add_argument("--edge", choices=("shield", "nginx"), default="shield")
+    p.add_argument("--origin", help="origin for the shield: a folder, http(s)://... or s3://...")
+    p.add_argument(
+        "--upload-samples",
+        action="store_true",
+        help="with an s3:// origin: create the bucket if needed and upload the sample video",
+    )
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        result: int = args.func(args)
+    except PlayGateError as exc:
+        print(f"playgate: {exc.reason}: {exc.message}", file=sys.stderr)
+        return 2
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,221 @@
+"""``playgate demo``: the signer and the origin shield on loopback, serving the sample video.
+
+Everything it needs is generated into a temporary folder: a key ring and an API key. State is
+in memory (the embedded default). Ctrl-C stops both servers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import json
+import os
+import signal
+import socket
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import uvicorn
+from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp
+
+from edge_validator.asgi.app import create_app as create_validator
+from edge_validator.core.keyring import KeyRing, new_keyring_json
+from edge_validator.core.protocol import REAL_IP, REASON_HEADER
+from edge_validator.env import Env
+from edge_validator.settings import ValidatorSettings
+from edge_validator.state.guard import StateGuard
+from edge_validator.state.settings import StateSettings
+from edge_validator.state.store import build_store
+from signer.api_keys import ApiKeys, generate_api_key, hash_api_key
+from signer.app import create_app as create_signer
+from signer.issuing import PlaybackRequest, issue
+from signer.settings import SignerSettings
+
+from ..nginx.config import INSTALL_HINT, nginx_binary
+from ..nginx.runner import NginxEdge
+from ..processes import bind, free_port
+from . import DEMO_VIDEO, SAMPLES
+from .backend import create_backend_app
+from .origin import create_origin_app
+
+
+class _Server(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to the demo, which runs several."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def server(app: ASGIApp, sock: socket.socket) -> tuple[_Server, socket.socket]:
+    config = uvicorn.Config(
+        app,
+        proxy_headers=False,
+        access_log=False,
+        server_header=False,
+        log_level="warning",
+        lifespan="on",
+    )
+    return _Server(config), sock
+
+
+def base_url(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://{host}:{port}"
+
+
+async def _serve_all(
+    servers: list[tuple[_Server, socket.socket]], ready: str, nginx: NginxEdge | None = None
+) -> None:
+    loop = asyncio.get_running_loop()
+
+    def stop() -> None:
+        for srv, _ in servers:
+            srv.should_exit = True
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop)
+    tasks = [asyncio.create_task(s.serve(sockets=[sock])) for s, sock in servers]
+    while not all(s.started for s, _ in servers):
+        if any(t.done() for t in tasks):
+            break
+        await asyncio.sleep(0.05)
+    else:
+        if nginx is not None:
+            nginx.start()
+            await nginx.wait_ready()
+        print(ready, flush=True)
+    await asyncio.gather(*tasks)
+
+
+def _validator_settings(
+    keyring: KeyRing, keyring_text: str, args: argparse.Namespace
+) -> ValidatorSettings:
+    origin: str | None = args.origin
+    if origin is None:
+        return ValidatorSettings(keyring=keyring, media_root=SAMPLES)
+    if origin.startswith(("http://", "https://")):
+        return ValidatorSettings(keyring=keyring, origin_url=origin.rstrip("/"))
+    if origin.startswith("s3://"):
+        from .s3 import s3_validator_settings, upload_samples
+
+        settings = s3_validator_settings(keyring_text, origin)
+        if getattr(args, "upload_samples", False):
+            count = upload_samples(settings, SAMPLES)
+            print(f"Uploaded {count} sample files to {origin}", flush=True)
+        return settings
+    return ValidatorSettings(keyring=keyring, media_root=Path(origin))
+
+
+def _describe_origin(settings: ValidatorSettings) -> str:
+    if settings.s3 is not None:
+        s3 = settings.s3
+        return f"{s3.location} ({s3.mode}, endpoint {s3.endpoint_url})"
+    return str(settings.origin_url or settings.media_root)
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    nginx_bin = nginx_binary() if args.edge == "nginx" else None
+    if args.edge == "nginx" and nginx_bin is None:
+        print(f"playgate demo: {INSTALL_HINT}", file=sys.stderr)
+        return 2
+    if args.edge == "nginx" and args.origin and "://" in args.origin:
+        print("playgate demo: with --edge nginx, --origin must be a folder", file=sys.stderr)
+        return 2
+    workdir = Path(tempfile.mkdtemp(prefix="playgate-demo-"))
+    keyring_text = new_keyring_json("demo1")
+    (workdir / "keyring.json").write_text(keyring_text)
+    keyring = KeyRing.from_json(keyring_text)
+    api_key = generate_api_key()
+
+    nginx: NginxEdge | None = None
+    origin_sock: socket.socket | None = None
+    if nginx_bin is not None:
+        # nginx is the edge; the validator answers its auth_request, a plain app is the origin.
+        edge_sock = bind(args.host, 0)
+        origin_sock = bind(args.host, 0)
+        nginx_port = free_port(args.host, args.edge_port or 8081)
+        nginx = NginxEdge(
+            nginx_bin, args.host, nginx_port, base_url(edge_sock), base_url(origin_sock)
+        )
+    else:
+        edge_sock = bind(args.host, args.edge_port or 8081)
+    signer_sock = bind(args.host, args.signer_port or 8080)
+    player_sock = bind(args.host, 8082)
+    edge_url = nginx.url if nginx else base_url(edge_sock)
+    signer_url = base_url(signer_sock)
+
+    if nginx is not None and origin_sock is not None:
+        # Behind nginx the validator also rewrites query-token manifests, fetched from the origin.
+        validator_settings = ValidatorSettings(
+            keyring=keyring,
+            origin_url=base_url(origin_sock),
+            trusted_proxies=Env({"P": "127.0.0.1/32,::1/128"}).networks("P"),
+            client_ip_header=REAL_IP,
+        )
+    else:
+        validator_settings = _validator_settings(keyring, keyring_text, args)
+    # In memory unless REDIS_URL is set; one store shared, so a revocation reaches the edge.
+    state_settings = StateSettings.from_env(os.environ)
+    store = build_store(state_settings)
+    validator_settings = dataclasses.replace(validator_settings, state=state_settings)
+    signer_settings = SignerSettings(
+        keyring=keyring,
+        api_keys=ApiKeys({"demo": hash_api_key(api_key)}),
+        public_url=edge_url,
+        state=state_settings,
+    )
+    first = issue(PlaybackRequest(DEMO_VIDEO, 600), keyring, time.time(), public_url=edge_url)
+    dash = issue(
+        PlaybackRequest(DEMO_VIDEO, 600, file="dash/manifest.mpd"),
+        keyring,
+        time.time(),
+        public_url=edge_url,
+    )
+    body = json.dumps({"video_id": DEMO_VIDEO})
+    lines = [
+        f"Signer: {signer_url}",
+        f"API key: {api_key}",
+        f"Playback URL: {first.url}",
+        f"DASH URL: {dash.url}",
+        f"Player: {base_url(player_sock)}/player/",
+        "New URL: curl -s -X POST -H 'Authorization: Bearer " + api_key + "' "
+        f"-H 'Content-Type: application/json' -d '{body}' {signer_url}/v1/playback-urls",
+        f"Key ring: {workdir / 'keyring.json'}",
+        f"Origin: {_describe_origin(validator_settings)}",
+        f"State: {store.backend}",
+        "Press Ctrl-C to stop.",
+    ]
+    servers = [
+        server(
+            with_cors(
+                create_validator(validator_settings, guard=StateGuard(store, state_settings))
+            ),
+            edge_sock,
+        ),
+        server(create_signer(signer_settings, store=store), signer_sock),
+        server(create_backend_app(signer_url, api_key), player_sock),
+    ]
+    if nginx is not None and origin_sock is not None:
+        lines.insert(-1, f"Edge: nginx at {nginx.url}, config {nginx.prefix / 'nginx.conf'}")
+        media = Path(args.origin) if args.origin else SAMPLES
+        servers.append(server(create_origin_app(media), origin_sock))
+    try:
+        asyncio.run(_serve_all(servers, "\n".join(lines), nginx))
+    finally:
+        if nginx is not None:
+            nginx.stop()
+    return 0
+
+
+def with_cors(app: ASGIApp) -> ASGIApp:
+    """The player page lives on another origin: let it read media and the reason header."""
+    return CORSMiddleware(
+        app, allow_origins=["*"], allow_methods=["GET", "HEAD"], expose_headers=[REASON_HEADER]
+    )

@@ -1,0 +1,114 @@
+"""Building the Lambda@Edge zip: the stdlib-only verification core, the handler, and the baked
+verification key ring and policy.
+
+Lambda@Edge functions have no environment variables, so the verification keys and the policy
+(``PLAYGATE_MAX_TTL``, ``PLAYGATE_LEEWAY``) travel inside the bundle. Only verification keys are
+baked (no active key: the edge never signs). The bundle ships ``edge_validator/core/`` whole,
+``edge_validator/__init__.py`` and ``lambda_edge.py``, nothing else; it is reproducible (fixed
+timestamps and order), created private (it holds secrets), and refused when over the
+viewer-trigger limit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import sys
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import edge_validator
+from edge_validator.core.decision import DEFAULT_LEEWAY, DEFAULT_MAX_TTL, MAX_LEEWAY, MAX_TTL_LIMIT
+from edge_validator.core.errors import ConfigurationError
+from edge_validator.core.keyring import KeyRing
+from edge_validator.env import Env
+
+PACKAGE_DIR = Path(edge_validator.__file__).resolve().parent
+BAKED_NAME = "edge_validator/baked_config.json"
+MAX_ZIP_BYTES = 1024 * 1024  # the Lambda@Edge viewer-trigger limit
+_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+def bundle_sources() -> list[Path]:
+    """What the handler imports: the package's ``__init__``, ``core/`` whole, the handler."""
+    core = sorted((PACKAGE_DIR / "core").glob("*.py"))
+    return [PACKAGE_DIR / "__init__.py", *core, PACKAGE_DIR / "lambda_edge.py"]
+
+
+def baked_config_json(keyring_file: Path, max_ttl: int, leeway: int) -> str:
+    """The key ring, checked as the validator loads it, reduced to its verification keys."""
+    KeyRing.from_file(keyring_file)  # refuses bad JSON, non-canonical secrets and short keys
+    keys = json.loads(keyring_file.read_text(encoding="utf-8"))["keys"]
+    doc = {"keys": keys, "max_ttl": max_ttl, "leeway": leeway}
+    return json.dumps(doc, sort_keys=True) + "\n"
+
+
+def _entry(name: str) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(name, date_time=_EPOCH)
+    info.compress_type = zipfile.ZIP_DEFLATED
+    info.external_attr = 0o644 << 16  # readable by the Lambda runtime user
+    return info
+
+
+def build_zip(keyring_file: Path, max_ttl: int, leeway: int) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as bundle:
+        for source in bundle_sources():
+            name = source.relative_to(PACKAGE_DIR.parent).as_posix()
+            bundle.writestr(_entry(name), source.read_bytes())
+        bundle.writestr(_entry(BAKED_NAME), baked_config_json(keyring_file, max_ttl, leeway))
+    return buffer.getvalue()
+
+
+def write_bundle(
+    keyring_file: Path,
+    output: Path,
+    *,
+    max_ttl: int = DEFAULT_MAX_TTL,
+    leeway: int = DEFAULT_LEEWAY,
+    max_bytes: int = MAX_ZIP_BYTES,
+) -> int:
+    """Write the zip to ``output`` and return its size; refuse (and write nothing) when too big."""
+    data = build_zip(keyring_file, max_ttl, leeway)
+    if len(data) > max_bytes:
+        raise ConfigurationError(f"the bundle is {len(data)} bytes; the limit is {max_bytes}")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    partial = output.with_name(output.name + ".partial")
+    partial.unlink(missing_ok=True)
+    # Private from the first byte: it holds keys that can also sign.
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    os.replace(partial, output)
+    return len(data)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    env = Env(os.environ)
+    parser = argparse.ArgumentParser(prog="build-lambda", description=__doc__)
+    parser.add_argument("keyring_file", type=Path)
+    parser.add_argument("--output", "-o", type=Path, default=Path("dist/lambda-edge.zip"))
+    parser.add_argument("--max-bytes", type=int, default=MAX_ZIP_BYTES)
+    try:
+        max_ttl = env.integer("PLAYGATE_MAX_TTL", DEFAULT_MAX_TTL, low=1, high=MAX_TTL_LIMIT)
+        leeway = env.integer("PLAYGATE_LEEWAY", DEFAULT_LEEWAY, low=0, high=MAX_LEEWAY)
+        args = parser.parse_args(argv)
+        size = write_bundle(
+            args.keyring_file,
+            args.output,
+            max_ttl=max_ttl,
+            leeway=leeway,
+            max_bytes=args.max_bytes,
+        )
+    except ConfigurationError as exc:
+        print(f"build-lambda: {exc.reason}: {exc.message}", file=sys.stderr)
+        return 1
+    print(f"wrote {args.output} ({size} bytes; limit {args.max_bytes}; max TTL {max_ttl} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

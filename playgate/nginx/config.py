@@ -1,0 +1,149 @@
+"""The nginx edge config: ``edge.conf.template`` rendered with the operator's values and the
+validator's wire contract (``edge_validator.core.protocol``), and nginx run from a prefix.
+
+Rendering is pure string work: every operator value is checked so that it cannot break out of
+its directive (no spaces, quotes, braces or semicolons), then substituted for ``{{name}}``.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from edge_validator.core import protocol
+from edge_validator.core.errors import ConfigurationError
+
+TEMPLATE = Path(__file__).resolve().parent / "edge.conf.template"
+INSTALL_HINT = "nginx is not installed: run `sudo apt-get install nginx-light` (Debian/Ubuntu)"
+_PLACEHOLDER = re.compile(r"\{\{([a-z_]+)\}\}")
+_SAFE_VALUE = re.compile(r"[A-Za-z0-9_./:\-\[\]]+")
+_TEMP_DIRS = ("tmp/body", "tmp/proxy", "tmp/fastcgi", "tmp/uwsgi", "tmp/scgi", "cache")
+
+
+def _host_port(url: str, name: str) -> str:
+    """``host:port`` of a plain http URL (nginx upstreams speak HTTP to loopback or a VPC)."""
+    parts = urlsplit(url)
+    if parts.scheme != "http" or not parts.hostname or parts.path not in ("", "/"):
+        raise ConfigurationError(f"{name} must look like http://host:port")
+    if parts.query or parts.fragment or parts.username:
+        raise ConfigurationError(f"{name} must look like http://host:port")
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{host}:{parts.port or 80}"
+
+
+@dataclass(frozen=True)
+class EdgeConfig:
+    """What the edge template needs. ``listen`` is nginx syntax: ``127.0.0.1:8088`` or ``80``."""
+
+    listen: str
+    validator_url: str
+    origin_url: str
+    prefix: Path
+    workers: str = "auto"
+    daemon: bool = False
+    access_log: str | None = None
+    error_log: str = "stderr"
+    media_cache_time: str = "10m"
+    cache_max_size: str = "1g"
+    user: str | None = None
+
+    def values(self) -> dict[str, str]:
+        return {
+            "listen": self.listen,
+            "validator_addr": _host_port(self.validator_url, "validator URL"),
+            "origin_addr": _host_port(self.origin_url, "origin URL"),
+            "prefix": str(self.prefix.resolve()),
+            "workers": self.workers,
+            "daemon": "on" if self.daemon else "off",
+            "access_log": self.access_log or str(self.prefix.resolve() / "access.log"),
+            "error_log": self.error_log,
+            "media_cache_time": self.media_cache_time,
+            "cache_max_size": self.cache_max_size,
+        }
+
+
+_SEGMENT_RE = "[A-Za-z0-9_-][A-Za-z0-9._-]*"
+
+
+def contract_values() -> dict[str, str]:
+    """The validator's wire contract, as the template needs it (constants, never user input)."""
+    suffixes = "|".join(s.lstrip(".") for s in protocol.MANIFEST_SUFFIXES)
+    return {
+        "token_prefix": protocol.TOKEN_PREFIX,
+        "token_param": protocol.TOKEN_PARAM,
+        "token_re": f"[{protocol.TOKEN_CHARS}]{{1,{protocol.MAX_TOKEN_CHARS}}}",
+        "segment_re": _SEGMENT_RE,
+        "grant_scope_re": "/" + f"{_SEGMENT_RE}/" * protocol.GRANT_SCOPE_SEGMENTS,
+        "manifest_suffix_re": f"(?:{suffixes})",
+        "auth_route": protocol.AUTH_ROUTE,
+        "reason_header": protocol.REASON_HEADER,
+        "reason_var": protocol.nginx_variable(protocol.REASON_HEADER),
+        "token_id_var": protocol.nginx_variable(protocol.TOKEN_ID_HEADER),
+        "original_uri_header": protocol.ORIGINAL_URI_HEADER,
+        "grant_cache_header": protocol.GRANT_CACHE_HEADER,
+    }
+
+
+def render(config: EdgeConfig, template: str | None = None) -> str:
+    """The nginx.conf text for ``config``; refuses values that could inject directives."""
+    operator = config.values()
+    for name, value in operator.items():
+        if not _SAFE_VALUE.fullmatch(value):
+            raise ConfigurationError(f"nginx {name} {value!r} has characters nginx would parse")
+    values = {**contract_values(), **operator}
+    text = template if template is not None else TEMPLATE.read_text(encoding="utf-8")
+
+    def substitute(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in values:
+            raise ConfigurationError(f"the nginx template names an unknown value {name!r}")
+        return values[name]
+
+    rendered = _PLACEHOLDER.sub(substitute, text)
+    if config.user:
+        # A master running as root drops workers to this user; they must own the temp dirs.
+        rendered = f"user {config.user};\n" + rendered
+    return rendered
+
+
+def nginx_binary() -> str | None:
+    found = shutil.which("nginx")
+    if found:
+        return found
+    return "/usr/sbin/nginx" if os.access("/usr/sbin/nginx", os.X_OK) else None
+
+
+def prepare_prefix(config: EdgeConfig) -> Path:
+    """Create the prefix's temp and cache folders, write nginx.conf there, return its path."""
+    for sub in _TEMP_DIRS:
+        (config.prefix / sub).mkdir(parents=True, exist_ok=True)
+    conf = config.prefix / "nginx.conf"
+    conf.write_text(render(config), encoding="utf-8")
+    return conf
+
+
+def current_user_if_root() -> str | None:
+    """Workers of a root master would run as ``nobody`` and could not use a private prefix."""
+    if os.geteuid() != 0:
+        return None
+    return pwd.getpwuid(os.geteuid()).pw_name
+
+
+def nginx_argv(binary: str, config: EdgeConfig) -> list[str]:
+    conf = config.prefix / "nginx.conf"
+    return [binary, "-p", str(config.prefix.resolve()), "-c", str(conf.resolve()), "-e", "stderr"]
+
+
+def check_config(binary: str, config: EdgeConfig) -> None:
+    """``nginx -t`` on the rendered file; raises ConfigurationError with nginx's words."""
+    result = subprocess.run(
+        [*nginx_argv(binary, config), "-t", "-q"], capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise ConfigurationError(f"nginx rejected the config: {result.stderr.strip()}")

@@ -1,0 +1,65 @@
+"""Running the nginx edge from a private prefix (``playgate demo --edge nginx``, tests, bench).
+
+nginx runs in the foreground from a temp folder, on a loopback port, and is stopped with its
+owner.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from ..processes import stop_process
+from .config import EdgeConfig, current_user_if_root, nginx_argv, prepare_prefix
+
+
+class NginxEdge:
+    def __init__(
+        self, binary: str, listen_host: str, port: int, validator_url: str, origin_url: str
+    ):
+        self.host, self.port = listen_host, port
+        self.prefix = Path(tempfile.mkdtemp(prefix="playgate-nginx-"))
+        self.config = EdgeConfig(
+            listen=f"{listen_host}:{port}",
+            validator_url=validator_url,
+            origin_url=origin_url,
+            prefix=self.prefix,
+            workers="2",
+            user=current_user_if_root(),
+        )
+        self.binary = binary
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> None:
+        prepare_prefix(self.config)
+        log = open(self.prefix / "nginx.out", "wb")  # noqa: SIM115 - closed when nginx stops
+        self.proc = subprocess.Popen(
+            nginx_argv(self.binary, self.config), stdout=log, stderr=subprocess.STDOUT
+        )
+        log.close()
+
+    async def wait_ready(self, timeout: float = 10.0) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                output = (self.prefix / "nginx.out").read_text(errors="replace")
+                raise RuntimeError(f"nginx exited: {output.strip()}")
+            with contextlib.suppress(OSError):
+                _, writer = await asyncio.open_connection(self.host, self.port)
+                writer.close()
+                return
+            await asyncio.sleep(0.05)
+        raise TimeoutError("nginx did not start listening")
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+        shutil.rmtree(self.prefix, ignore_errors=True)

@@ -1,0 +1,37 @@
+"""The signer's /healthz and /readyz: is the state store reachable?"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from edge_validator.core.errors import StoreUnavailable
+from edge_validator.core.protocol import NO_STORE
+from edge_validator.state.store import StateStore
+
+_NO_STORE = {"Cache-Control": NO_STORE}
+
+
+class SignerHealth:
+    def __init__(self, store: StateStore, *, shared: bool) -> None:
+        self.store = store
+        self.shared = shared
+
+    async def _state(self) -> dict[str, Any]:
+        state: dict[str, Any] = {"backend": self.store.backend, "connected": True}
+        try:
+            await self.store.ping()
+        except StoreUnavailable as exc:
+            state.update(connected=False, last_error=str(exc))
+        state["shared"] = self.shared
+        return state
+
+    async def healthz(self, request: Request) -> Response:
+        return JSONResponse({"status": "ok", "state": await self._state()}, headers=_NO_STORE)
+
+    async def readyz(self, request: Request) -> Response:
+        state = await self._state()
+        ready = bool(state["connected"])
+        return JSONResponse({"ready": ready, "state": state}, 200 if ready else 503, _NO_STORE)

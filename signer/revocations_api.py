@@ -1,0 +1,51 @@
+"""The signer's revocation endpoints: POST and GET /v1/revocations."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from edge_validator.core.errors import StateNotShared
+from edge_validator.core.protocol import NO_STORE
+from edge_validator.state.store import StateStore
+
+from .requests import authenticate, read_json
+from .revoking import parse_revocation, revocation_json
+from .settings import SignerSettings
+
+log = logging.getLogger("playgate.signer")
+_NO_STORE = {"Cache-Control": NO_STORE}
+
+
+class RevocationsApi:
+    def __init__(
+        self,
+        settings: SignerSettings,
+        store: StateStore,
+        clock: Callable[[], float] = time.time,
+        *,
+        shared: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.shared = shared
+        self.store = store
+        self.clock = clock
+
+    async def revoke(self, request: Request) -> Response:
+        caller = authenticate(request, self.settings)
+        if not self.shared:
+            raise StateNotShared("revocations need REDIS_URL: this memory reaches no validator")
+        doc = await read_json(request, self.settings.max_body_bytes)
+        rev = parse_revocation(doc, self.clock(), self.settings.max_ttl)
+        await self.store.revoke(rev)  # StoreUnavailable: a 503 to retry
+        log.info("revoked %s=%s caller=%s", rev.kind, rev.value, caller)
+        return JSONResponse(revocation_json(rev), 201, _NO_STORE)
+
+    async def list_revocations(self, request: Request) -> Response:
+        authenticate(request, self.settings)
+        revs = await self.store.revocations(self.clock())
+        return JSONResponse({"revocations": [revocation_json(r) for r in revs]}, 200, _NO_STORE)
