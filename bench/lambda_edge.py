@@ -62,9 +62,9 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=20000)
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
-    from edge_validator.keyring import KeyRing, new_keyring_json
-    from edge_validator.lambda_bundle import write_bundle
-    from edge_validator.token import Claims, seal
+    from edge_validator.core.keyring import KeyRing, new_keyring_json
+    from edge_validator.core.token import Claims, seal
+    from playgate.lambda_bundle import write_bundle
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)

@@ -24,16 +24,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-from edge_validator.keyring import KeyRing, new_keyring_json
-from signer.nginx_config import (
+
+from edge_validator.core.keyring import KeyRing, new_keyring_json
+from playgate.nginx.config import (
     EdgeConfig,
     current_user_if_root,
     nginx_argv,
     nginx_binary,
     prepare_prefix,
 )
-from signer.processes import stop_process
-
+from playgate.processes import stop_process
 from signer.issuing import PlaybackRequest, issue
 
 SEGMENT_BYTES = 188 * 1024
@@ -166,7 +166,7 @@ def run(args: argparse.Namespace, nginx: str, work: Path) -> int:
     ports = {"a": free_port(), "b": free_port(), "c": free_port()}
     origin_code = (
         "import sys, uvicorn; from pathlib import Path; "
-        "from signer.demo_origin import create_origin_app; "
+        "from playgate.demo.origin import create_origin_app; "
         "uvicorn.run(create_origin_app(Path(sys.argv[1])), host='127.0.0.1', "
         "port=int(sys.argv[2]), log_level='warning', access_log=False)"
     )
@@ -185,7 +185,7 @@ def run(args: argparse.Namespace, nginx: str, work: Path) -> int:
         for port, cache in ((val_b, "0"), (val_c, str(args.grant_cache_seconds))):
             stack.enter_context(
                 started(
-                    [py, "-m", "signer.cli", "serve-validator", "--port", str(port)],
+                    [py, "-m", "playgate.cli", "serve-validator", "--port", str(port)],
                     f"http://{LOOPBACK}:{port}/healthz",
                     {**validator_env, "PLAYGATE_GRANT_CACHE_SECONDS": cache},
                 )

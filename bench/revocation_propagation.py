@@ -3,7 +3,7 @@
     .venv/bin/python bench/revocation_propagation.py [--validators 5] [--rounds 200]
 
 Starts a real redis-server, a signer and N validators (``playgate serve-*`` subprocesses) on
-loopback; see tests/propagation.py for what one round measures.
+loopback; see bench/propagation.py for what one round measures.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.propagation import fleet, measure_round, summary
+from bench.propagation import fleet, measure_round, summary
 
 
 def main() -> int:

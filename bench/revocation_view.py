@@ -3,7 +3,7 @@
     .venv/bin/python bench/revocation_view.py
 
 Prints median microseconds per call (median of 15 batches) of ``RevocationView.revoked`` and of
-the validator's whole stateful check (``StateChecks``: view lookup plus failure-policy check)
+the validator's whole stateful check (``StateGuard``: view lookup plus failure-policy check)
 for a token without limits, with 0 and with 100,000 live revocations.
 """
 
@@ -14,10 +14,9 @@ import statistics
 import time
 import timeit
 
-from edge_validator.decision import Grant
-from edge_validator.token import Claims
-
-from edge_validator.state import Revocation, RevocationView, StateChecks, StateSettings
+from edge_validator.core.decision import Grant
+from edge_validator.core.token import Claims
+from edge_validator.state import Revocation, RevocationView, StateGuard, StateSettings
 from edge_validator.state.memory import MemoryStore
 
 NOW = time.time()
@@ -34,7 +33,7 @@ def measure(size: int) -> tuple[float, float]:
     kinds = ("token_id", "session_id", "video_id", "user_id")
     for i in range(size):
         view.add(Revocation(kinds[i % 4], f"x{i}", NOW, NOW + 3600))
-    checks = StateChecks(MemoryStore(), StateSettings())
+    checks = StateGuard(MemoryStore(), StateSettings())
     checks.sync.view = view
     checks.sync.synced_once = True
     checks.sync._mark(subscribed=True, resync_ok=True)

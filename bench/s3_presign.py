@@ -17,8 +17,8 @@ from pathlib import Path
 import boto3
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from edge_validator.s3_location import S3Location
-from edge_validator.s3_origin import S3Origin
+from edge_validator.origins.s3 import S3Origin
+from edge_validator.origins.s3_location import S3Location
 
 SESSION = boto3.session.Session(
     aws_access_key_id="AKIAEXAMPLEEXAMPLE00",

@@ -20,17 +20,17 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from edge_validator.keyring import KeyRing, new_keyring_json
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from edge_validator.core.keyring import KeyRing, new_keyring_json
 from edge_validator.state.settings import RateLimit, StateSettings
+from playgate.processes import free_port, run_process
 from signer.api_keys import ApiKeys, generate_api_key, hash_api_key
 from signer.app import create_app
 from signer.settings import SignerSettings
-from tests.servers import free_port, run_process
 
 # The servers run in child processes that import this module: they share the key via env.
 API_KEY = os.environ.get("BENCH_API_KEY") or generate_api_key()

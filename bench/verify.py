@@ -21,9 +21,10 @@ from collections.abc import Callable
 
 import itsdangerous
 import jwt
-from edge_validator.decision import verify, verify_target
-from edge_validator.keyring import KeyRing
-from edge_validator.token import Claims, seal
+
+from edge_validator.core.decision import verify, verify_target
+from edge_validator.core.keyring import KeyRing
+from edge_validator.core.token import Claims, seal
 
 SECRET = b"s" * 32
 NOW = time.time()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import socket
 import subprocess
 import threading
@@ -16,6 +17,16 @@ import uvicorn
 from starlette.types import ASGIApp
 
 LOOPBACK = "127.0.0.1"
+
+
+def require_tool(name: str) -> str:
+    """The path of a program PlayGate runs; fails loudly (never skips) when it is missing."""
+    path = shutil.which(name) or (
+        f"/usr/sbin/{name}" if os.access(f"/usr/sbin/{name}", os.X_OK) else None
+    )
+    if path is None:
+        raise FileNotFoundError(f"{name} is required; ./scripts/install installs it")
+    return path
 
 
 def stop_process(proc: subprocess.Popen[bytes] | None, timeout: float = 10.0) -> None:

@@ -34,9 +34,9 @@ def client_address(
     if not header_values:
         return peer_address
     if header == REAL_IP:
-        return ClientAddress.parse(header_values[0]) if len(header_values) == 1 else None
+        return ClientAddress.parse(header_values[0].strip()) if len(header_values) == 1 else None
     for hop in reversed(",".join(header_values).split(",")):
-        parsed = ClientAddress.parse(hop)
+        parsed = ClientAddress.parse(hop.strip())
         if parsed is None:
             return None
         if not _trusted(parsed, proxies):

@@ -22,8 +22,8 @@ class ClientAddress(NamedTuple):
 
     @classmethod
     def parse(cls, text: str) -> ClientAddress | None:
-        """The address in ``text`` (surrounding spaces allowed), or None when it is not one."""
-        packed = packed_ip(text.strip())
+        """The address ``text`` spells exactly, or None when it is not one."""
+        packed = packed_ip(text)
         if packed is None:
             return None
         family = socket.AF_INET if len(packed) == 4 else socket.AF_INET6

@@ -7,8 +7,8 @@ import base64
 import json
 from pathlib import Path
 
-from edge_validator.keyring import KeyRing, encode_secret
-from edge_validator.token import Claims, claims_bytes, seal
+from edge_validator.core.keyring import KeyRing, encode_secret
+from edge_validator.core.token import Claims, claims_bytes, seal
 
 SECRETS = {"k1": bytes(range(32)), "rot-2026": bytes(range(100, 148))}
 KEYRING = KeyRing(SECRETS, "k1")

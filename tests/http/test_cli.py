@@ -1,0 +1,153 @@
+"""The ``playgate`` CLI: keys, offline signing, and explaining a URL."""
+
+from __future__ import annotations
+
+import json
+import stat
+import time
+from pathlib import Path
+
+import pytest
+
+from edge_validator.core.keyring import KeyRing
+from playgate.cli import main
+from signer.api_keys import hash_api_key
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def ring_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
+    path = tmp_path / "ring.json"
+    assert run(capsys, "keygen", "--key-id", "main", "-o", str(path))[0] == 0
+    return path
+
+
+def test_keygen_writes_private_loadable_ring(ring_file: Path) -> None:
+    assert stat.S_IMODE(ring_file.stat().st_mode) == 0o600
+    assert KeyRing.from_file(ring_file).active.key_id == "main"
+
+
+def test_keygen_refuses_to_overwrite(ring_file: Path) -> None:
+    with pytest.raises(FileExistsError):
+        main(["keygen", "-o", str(ring_file)])
+
+
+def test_api_key_prints_key_and_its_hash(capsys: pytest.CaptureFixture[str]) -> None:
+    _, out, _ = run(capsys, "api-key", "--name", "web")
+    key = out.split("backend): ")[1].split()[0]
+    assert f"web:{hash_api_key(key)}" in out
+
+
+def test_sign_then_explain_accepts(ring_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, url, _ = run(
+        capsys,
+        "sign",
+        "v42",
+        "--keyring",
+        str(ring_file),
+        "--ttl",
+        "60",
+        "--session-id",
+        "s1",
+        "--base-url",
+        "https://cdn.example/",
+    )
+    assert code == 0
+    assert url.startswith("https://cdn.example/t/")
+    assert url.strip().endswith("/videos/v42/master.m3u8")
+    code, out, _ = run(capsys, "explain", url.strip(), "--keyring", str(ring_file))
+    assert code == 0
+    assert out.startswith("ACCEPTED: serves /videos/v42/master.m3u8")
+    assert "session id:     s1" in out
+    secret = json.loads(ring_file.read_text())["keys"]["main"]
+    assert secret not in out
+
+
+@pytest.mark.parametrize(
+    ("mutate", "reason"),
+    [
+        (lambda u: u.replace("/videos/v42/", "/videos/v43/"), "out_of_scope"),
+        (lambda u: u.replace("/t/", "/t/A"), "malformed"),
+        (lambda u: u.split("/t/")[0] + "/videos/v42/master.m3u8", "missing"),
+        (lambda u: u.replace("master.m3u8", "../v43/master.m3u8"), "bad_path"),
+    ],
+)
+def test_explain_names_the_reason(
+    ring_file: Path, capsys: pytest.CaptureFixture[str], mutate: object, reason: str
+) -> None:
+    _, url, _ = run(capsys, "sign", "v42", "--keyring", str(ring_file))
+    bad = mutate(url.strip())  # type: ignore[operator]
+    code, out, _ = run(capsys, "explain", bad, "--keyring", str(ring_file))
+    assert code == 1
+    assert out.startswith(f"REJECTED: {reason}")
+    assert "hint:" in out
+
+
+def test_explain_expired_shows_claims(ring_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _, url, _ = run(
+        capsys,
+        "sign",
+        "v42",
+        "--keyring",
+        str(ring_file),
+        "--ttl",
+        "30",
+        "--client-ip",
+        "203.0.113.4",
+    )
+    later = str(int(time.time()) + 120)
+    code, out, _ = run(
+        capsys,
+        "explain",
+        url.strip(),
+        "--keyring",
+        str(ring_file),
+        "--at",
+        later,
+        "--client-ip",
+        "203.0.113.4",
+    )
+    assert code == 1
+    assert out.startswith("REJECTED: expired")
+    assert "client network: 203.0.113.4/32" in out
+    assert "ago" in out
+
+
+def test_bad_input_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"keys": {"k": "c2hvcnQ"}}')
+    code, _, err = run(capsys, "sign", "v1", "--keyring", str(bad))
+    assert code == 2
+    assert "key_too_short" in err
+    code, _, err = run(capsys, "sign", "../x", "--keyring", str(tmp_path / "missing.json"))
+    assert code == 2
+    assert "cannot read key ring" in err
+
+
+def test_explain_judges_the_lifetime_as_validators_do(
+    ring_file: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PLAYGATE_MAX_TTL", str(7 * 86400))
+    _, url, _ = run(capsys, "sign", "v42", "--keyring", str(ring_file), "--ttl", str(7 * 86400))
+    monkeypatch.delenv("PLAYGATE_MAX_TTL")
+    code, out, _ = run(capsys, "explain", url.strip(), "--keyring", str(ring_file))
+    assert code == 1
+    assert out.startswith("REJECTED: lifetime_exceeded")
+    # Longer than the configured maximum is refused at signing too.
+    code, _, err = run(capsys, "sign", "v42", "--keyring", str(ring_file), "--ttl", "7200")
+    assert code == 2
+    assert "ttl_seconds" in err
+
+
+def test_key_ring_from_the_environment(
+    ring_file: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PLAYGATE_KEYRING", ring_file.read_text())
+    code, url, _ = run(capsys, "sign", "v42")
+    assert code == 0
+    assert run(capsys, "explain", url.strip())[0] == 0

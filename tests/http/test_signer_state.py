@@ -1,0 +1,186 @@
+"""Signer: revocation API and CLI, rate limits (in memory and in a real Redis), field rules."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from edge_validator.core.keyring import KeyRing
+from edge_validator.state import StateSettings
+from edge_validator.state.memory import MemoryStore
+from edge_validator.state.settings import RateLimit
+from playgate.cli import main as cli_main
+from signer.api_keys import ApiKeys, hash_api_key
+from signer.app import create_app as create_signer
+from signer.settings import SignerSettings
+from tests.support.factories import API_KEY
+from tests.support.servers import free_port, serve_app
+from tests.support.state_helpers import AUTH
+
+
+def _signer(keyring: KeyRing, state: StateSettings) -> SignerSettings:
+    return SignerSettings(
+        keyring=keyring, api_keys=ApiKeys({"test": hash_api_key(API_KEY)}), state=state
+    )
+
+
+@pytest.fixture(params=["memory", "redis"])
+def state(request: pytest.FixtureRequest, key_prefix: str) -> StateSettings:
+    if request.param == "memory":
+        return StateSettings()
+    return StateSettings(redis_url=request.getfixturevalue("redis_url"), key_prefix=key_prefix)
+
+
+@pytest.fixture
+def signer(keyring: KeyRing, state: StateSettings) -> Iterator[str]:
+    # In memory, the store is handed in, as the demo shares one with its validator.
+    store = MemoryStore() if state.redis_url is None else None
+    with serve_app(create_signer(_signer(keyring, state), store=store)) as url:
+        yield url
+
+
+def test_standalone_memory_signer_refuses_revocations(keyring: KeyRing) -> None:
+    # Its memory reaches no validator: accepting would promise a revocation nobody enforces.
+    with serve_app(create_signer(_signer(keyring, StateSettings()))) as url:
+        made = _post(f"{url}/v1/revocations", {"token_id": "t1"})
+        assert made.status_code == 501
+        assert made.json()["error"] == "state_not_shared"
+        assert httpx.get(f"{url}/healthz", timeout=10).json()["state"]["shared"] is False
+
+
+def _post(url: str, body: object, headers: dict[str, str] | None = None) -> httpx.Response:
+    return httpx.post(url, json=body, headers=AUTH if headers is None else headers, timeout=10)
+
+
+def test_revocations_are_created_and_listed(signer: str) -> None:
+    made = _post(f"{signer}/v1/revocations", {"video_id": "demo"})
+    assert made.status_code == 201
+    doc = made.json()
+    assert (doc["kind"], doc["value"]) == ("video_id", "demo")
+    # Kept as long as the longest-lived token could live: max TTL (3600) + leeway cap (60).
+    assert doc["expires_at"] - doc["revoked_at"] == pytest.approx(3660)
+    listed = httpx.get(f"{signer}/v1/revocations", headers=AUTH).json()["revocations"]
+    assert [(r["kind"], r["value"]) for r in listed] == [("video_id", "demo")]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"token_id": "a", "video_id": "b"},
+        {"tokenid": "a"},
+        {"token_id": ""},
+        {"token_id": 7},
+        {"user_id": "with space"},
+        {"video_id": "dots.not.allowed"},
+        ["token_id"],
+    ],
+)
+def test_revocation_needs_exactly_one_valid_target(signer: str, body: object) -> None:
+    resp = _post(f"{signer}/v1/revocations", body)
+    assert resp.status_code == 422
+    assert resp.json()["error"] == "invalid_field"
+
+
+def test_revocation_endpoints_need_an_api_key(signer: str) -> None:
+    assert _post(f"{signer}/v1/revocations", {"token_id": "x"}, {}).status_code == 401
+    wrong = {"Authorization": "Bearer pgk_wrong"}
+    resp = httpx.get(f"{signer}/v1/revocations", headers=wrong)
+    assert resp.status_code == 401
+    assert resp.json()["error"] == "unauthorized"
+
+
+def test_openapi_describes_revocations(signer: str) -> None:
+    paths = httpx.get(f"{signer}/openapi.json").json()["paths"]
+    assert set(paths["/v1/revocations"]) == {"get", "post"}
+
+
+def test_max_streams_requires_user_id(signer: str) -> None:
+    resp = _post(f"{signer}/v1/playback-urls", {"video_id": "demo", "max_streams": 2})
+    assert resp.status_code == 422
+    assert resp.json()["field"] == "max_streams"
+    ok = {"video_id": "demo", "max_streams": 2, "user_id": "u1"}
+    assert _post(f"{signer}/v1/playback-urls", ok).status_code == 201
+
+
+def test_rate_limit_per_api_key(keyring: KeyRing, state: StateSettings) -> None:
+    limited = dataclasses.replace(state, api_key_rate=RateLimit(3, 60))
+    with serve_app(create_signer(_signer(keyring, limited))) as url:
+        codes = [_post(f"{url}/v1/playback-urls", {"video_id": "demo"}) for _ in range(4)]
+    assert [r.status_code for r in codes] == [201, 201, 201, 429]
+    refused = codes[-1]
+    assert refused.json()["error"] == "rate_limited"
+    assert 1 <= int(refused.headers["retry-after"]) <= 60
+
+
+def test_rate_limit_per_viewer(keyring: KeyRing, state: StateSettings) -> None:
+    limited = dataclasses.replace(state, viewer_rate=RateLimit(2, 60))
+    with serve_app(create_signer(_signer(keyring, limited))) as url:
+        issue = f"{url}/v1/playback-urls"
+        a = [_post(issue, {"video_id": "demo", "session_id": "s-a"}) for _ in range(3)]
+        assert [r.status_code for r in a] == [201, 201, 429]
+        assert _post(issue, {"video_id": "demo", "session_id": "s-b"}).status_code == 201
+        ip = [_post(issue, {"video_id": "demo", "client_ip": "203.0.113.9"}) for _ in range(3)]
+        assert [r.status_code for r in ip] == [201, 201, 429]
+        assert ip[-1].headers["retry-after"]
+        # Requests naming no viewer only count against the API key.
+        assert _post(issue, {"video_id": "demo"}).status_code == 201
+        # A fresh session id per request does not dodge the address's bucket.
+        fresh = [
+            _post(issue, {"video_id": "demo", "session_id": f"n{i}", "client_ip": "198.51.100.4"})
+            for i in range(3)
+        ]
+        assert [r.status_code for r in fresh] == [201, 201, 429]
+        # Nor does a fresh IPv6 address inside the same /64.
+        v6 = [_post(issue, {"video_id": "demo", "client_ip": f"2001:db8::{i}"}) for i in range(3)]
+        assert [r.status_code for r in v6] == [201, 201, 429]
+
+
+def test_cli_revokes_through_the_signer(
+    signer: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert cli_main(["revoke", "--user-id", "u-9", "--signer", signer, "--api-key", API_KEY]) == 0
+    assert json.loads(capsys.readouterr().out)["kind"] == "user_id"
+    monkeypatch.setenv("PLAYGATE_SIGNER_URL", signer)
+    monkeypatch.setenv("PLAYGATE_API_KEY", API_KEY)
+    assert cli_main(["revocations"]) == 0
+    listed = json.loads(capsys.readouterr().out)["revocations"]
+    assert [(r["kind"], r["value"]) for r in listed] == [("user_id", "u-9")]
+    assert cli_main(["revoke", "--user-id", "bad id"]) == 1
+    with pytest.raises(SystemExit):
+        cli_main(["revoke", "--user-id", "a", "--token-id", "b"])
+
+
+def test_signer_without_redis_answers_503_and_not_ready(keyring: KeyRing) -> None:
+    down = StateSettings(redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    with serve_app(create_signer(_signer(keyring, down))) as url:
+        resp = _post(f"{url}/v1/revocations", {"token_id": "x"})
+        assert resp.status_code == 503
+        assert resp.json()["error"] == "state_unavailable"
+        assert resp.headers["retry-after"] == "1"
+        ready = httpx.get(f"{url}/readyz")
+        assert ready.status_code == 503
+        assert ready.json()["state"]["connected"] is False
+        # Fail-open (the default) still issues URLs when rate limits cannot be checked.
+        assert _post(f"{url}/v1/playback-urls", {"video_id": "demo"}).status_code == 201
+    closed = dataclasses.replace(down, failure_policy="fail_closed")
+    with serve_app(create_signer(_signer(keyring, closed))) as url:
+        resp = _post(f"{url}/v1/playback-urls", {"video_id": "demo"})
+        assert resp.status_code == 503
+        assert resp.json()["error"] == "state_unavailable"
+        assert resp.headers["retry-after"] == "1"
+
+
+def test_revocations_survive_a_signer_restart(
+    keyring: KeyRing, redis_url: str, key_prefix: str
+) -> None:
+    state = StateSettings(redis_url=redis_url, key_prefix=key_prefix)
+    with serve_app(create_signer(_signer(keyring, state))) as url:
+        assert _post(f"{url}/v1/revocations", {"session_id": "s-keep"}).status_code == 201
+    with serve_app(create_signer(_signer(keyring, state))) as url:
+        listed = httpx.get(f"{url}/v1/revocations", headers=AUTH).json()["revocations"]
+    assert [(r["kind"], r["value"]) for r in listed] == [("session_id", "s-keep")]

@@ -1,0 +1,170 @@
+"""The validator's stateful checks against a real redis-server and a real Redis Cluster."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import redis
+
+from edge_validator.asgi.app import create_app as create_validator
+from edge_validator.core.keyring import KeyRing
+from edge_validator.settings import ValidatorSettings
+from edge_validator.state import StateSettings
+from tests.support.factories import SAMPLES
+from tests.support.servers import serve_app
+from tests.support.state_helpers import Stack, stack, validator, wait_for_status
+
+REASON = "x-playgate-reason"
+
+
+@pytest.fixture(params=["redis", "cluster"])
+def state(request: pytest.FixtureRequest, key_prefix: str) -> StateSettings:
+    if request.param == "cluster":
+        url = request.getfixturevalue("cluster_url")
+        return StateSettings(redis_url=url, redis_cluster=True, key_prefix=key_prefix)
+    return StateSettings(redis_url=request.getfixturevalue("redis_url"), key_prefix=key_prefix)
+
+
+@pytest.fixture
+def live(keyring: KeyRing, state: StateSettings) -> Iterator[Stack]:
+    with stack(keyring, state) as s:
+        yield s
+
+
+def test_revoked_token_is_denied_and_others_still_play(live: Stack) -> None:
+    doomed, other = live.issue(), live.issue()
+    assert httpx.get(doomed["url"]).status_code == 200
+    assert live.revoke(token_id=doomed["token_id"]).status_code == 201
+    resp = wait_for_status(doomed["url"], 403)
+    assert resp.status_code == 403
+    assert resp.headers[REASON] == "revoked"
+    assert resp.headers["cache-control"] == "no-store"
+    assert httpx.get(other["url"]).status_code == 200
+
+
+def test_session_and_user_revocations(live: Stack) -> None:
+    by_session = live.issue(session_id="sess-1")
+    by_user = live.issue(user_id="user-1")
+    bystander = live.issue(session_id="sess-2", user_id="user-2")
+    live.revoke(session_id="sess-1")
+    live.revoke(user_id="user-1")
+    assert wait_for_status(by_session["url"], 403).headers[REASON] == "revoked"
+    assert wait_for_status(by_user["url"], 403).headers[REASON] == "revoked"
+    assert httpx.get(bystander["url"]).status_code == 200
+
+
+def test_video_revocation_covers_tokens_issued_before_it_only(live: Stack) -> None:
+    before = live.issue()
+    revoked_at = live.revoke(video_id="demo").json()["revoked_at"]
+    assert wait_for_status(before["url"], 403).headers[REASON] == "revoked"
+    # Tokens carry whole-second issue times; one issued in a later second is not covered.
+    time.sleep(max(0.0, int(revoked_at) + 1 - time.time()) + 0.01)
+    after = live.issue()
+    assert httpx.get(after["url"]).status_code == 200
+    assert httpx.get(before["url"]).status_code == 403
+
+
+def test_revocations_survive_a_validator_restart(live: Stack) -> None:
+    issued = live.issue()
+    live.revoke(token_id=issued["token_id"])
+    path = issued["url"].removeprefix(live.validator)
+    # A brand-new validator process knows the revocation from its first request.
+    with validator(live.keyring, live.state) as fresh:
+        resp = httpx.get(fresh + path)
+        assert resp.status_code == 403
+        assert resp.headers[REASON] == "revoked"
+
+
+def test_use_limit_counts_every_request(live: Stack) -> None:
+    issued = live.issue(file="hls/v0/seg_000.ts", max_uses=2)
+    assert httpx.get(issued["url"]).status_code == 200
+    assert httpx.get(issued["url"]).status_code == 200
+    third = httpx.get(issued["url"])
+    assert third.status_code == 403
+    assert third.headers[REASON] == "use_limit_reached"
+
+
+def test_only_limited_tokens_pay_a_redis_round_trip(
+    keyring: KeyRing, redis_url: str, key_prefix: str
+) -> None:
+    state = StateSettings(redis_url=redis_url, key_prefix=key_prefix)
+    client = redis.Redis.from_url(redis_url)
+
+    def script_calls() -> int:
+        return int(client.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0))
+
+    with stack(keyring, dataclasses.replace(state, resync_seconds=3600)) as live:
+        plain, limited = live.issue(), live.issue(max_uses=100)
+        before = script_calls()
+        for _ in range(20):
+            assert httpx.get(plain["url"]).status_code == 200
+        assert script_calls() == before
+        for _ in range(5):
+            assert httpx.get(limited["url"]).status_code == 200
+        assert script_calls() == before + 5
+    client.close()
+
+
+def test_stream_limit_denies_new_sessions_and_keeps_existing_ones(live: Stack) -> None:
+    first = live.issue(user_id="viewer-7", session_id="tv", max_streams=1)
+    second = live.issue(user_id="viewer-7", session_id="phone", max_streams=1)
+    assert httpx.get(first["url"]).status_code == 200
+    denied = httpx.get(second["url"])
+    assert denied.status_code == 403
+    assert denied.headers[REASON] == "too_many_streams"
+    assert httpx.get(first["url"]).status_code == 200  # the existing session keeps playing
+
+
+def test_health_and_readiness_report_redis(live: Stack) -> None:
+    health = httpx.get(f"{live.validator}/healthz").json()
+    assert health["state"]["backend"] == "redis"
+    assert health["state"]["connected"] is True
+    ready = httpx.get(f"{live.validator}/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["ready"] is True
+    signer = httpx.get(f"{live.signer}/readyz")
+    assert signer.status_code == 200
+    assert signer.json()["state"] == {"backend": "redis", "connected": True, "shared": True}
+
+
+def test_limited_tokens_are_denied_without_a_state_backend(keyring: KeyRing) -> None:
+    from edge_validator.core.token import Claims, seal
+
+    settings = ValidatorSettings(keyring=keyring, media_root=SAMPLES)
+    now = int(time.time())
+    claims = Claims("k1", now + 60, now, "/videos/demo/", "tid-1", max_uses=1)
+    token = seal(claims, keyring)
+    with serve_app(create_validator(settings, checks=())) as url:
+        resp = httpx.get(f"{url}/t/{token}/videos/demo/master.m3u8")
+        assert resp.status_code == 403
+        assert resp.headers[REASON] == "state_unavailable"
+    # The embedded in-memory default enforces it in one process.
+    with serve_app(create_validator(settings)) as url:
+        assert httpx.get(f"{url}/t/{token}/videos/demo/master.m3u8").status_code == 200
+        second = httpx.get(f"{url}/t/{token}/videos/demo/master.m3u8")
+        assert second.headers[REASON] == "use_limit_reached"
+
+
+def test_in_memory_default_revokes_within_one_process(keyring: KeyRing) -> None:
+    """The demo's shape: one store shared by signer and validator in one process."""
+    import asyncio
+
+    from edge_validator.core.token import Claims, seal
+    from edge_validator.state import Revocation, StateGuard
+    from edge_validator.state.memory import MemoryStore
+
+    store = MemoryStore()
+    state = StateGuard(store, StateSettings())
+    settings = ValidatorSettings(keyring=keyring, media_root=SAMPLES)
+    now = int(time.time())
+    token = seal(Claims("k1", now + 60, now, "/videos/demo/", "tid-2"), keyring)
+    with serve_app(create_validator(settings, state=state)) as url:
+        target = f"{url}/t/{token}/videos/demo/master.m3u8"
+        assert httpx.get(target).status_code == 200
+        rev = Revocation("token_id", "tid-2", time.time(), time.time() + 60)
+        asyncio.run(store.revoke(rev))
+        assert httpx.get(target).headers[REASON] == "revoked"

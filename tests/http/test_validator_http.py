@@ -1,0 +1,312 @@
+"""The validator over real HTTP: the nginx auth_request contract and the origin shield."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from edge_validator.asgi.app import create_app
+from edge_validator.core.keyring import KeyRing
+from edge_validator.core.token import Claims, seal
+from edge_validator.origins.media_types import MEDIA_TYPES
+from edge_validator.settings import ValidatorSettings
+from tests.support.factories import SAMPLES
+from tests.support.servers import free_port, raw_request, run_process, serve_app
+
+
+def make_token(ring: KeyRing, video: str = "demo", ttl: int = 300, **extra: object) -> str:
+    now = int(time.time())
+    claims = Claims("k1", now + ttl, now - 1, f"/videos/{video}/", f"tid-{video}-{ttl}")
+    return seal(claims._replace(**extra), ring)
+
+
+@pytest.fixture(scope="module")
+def media_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("media")
+    folder = root / "videos" / "types"
+    folder.mkdir(parents=True)
+    for ext in MEDIA_TYPES:
+        (folder / f"file{ext}").write_bytes(b"0123456789" * 10)
+    return root
+
+
+@pytest.fixture(scope="module")
+def shield(keyring: KeyRing, media_root: Path) -> Iterator[str]:
+    settings = ValidatorSettings(keyring=keyring, media_root=media_root)
+    with serve_app(create_app(settings)) as url:
+        yield url
+
+
+def auth(base: str, uri: str | None, **headers: str) -> httpx.Response:
+    if uri is not None:
+        headers["X-Original-URI"] = uri
+    return httpx.get(f"{base}/auth", headers=headers, timeout=10)
+
+
+def test_auth_allows_with_204_and_token_id(validator_url: str, keyring: KeyRing) -> None:
+    tok = make_token(keyring)
+    resp = auth(validator_url, f"/t/{tok}/videos/demo/master.m3u8")
+    assert resp.status_code == 204
+    assert resp.headers["x-playgate-token-id"] == "tid-demo-300"
+    assert resp.content == b""
+
+
+@pytest.mark.parametrize(
+    ("uri", "status", "reason"),
+    [
+        ("/videos/demo/master.m3u8", 401, "missing"),
+        (None, 403, "bad_path"),
+        ("/t/AAAA/videos/demo/master.m3u8", 403, "malformed"),
+        ("/videos/demo/../x/master.m3u8", 403, "bad_path"),
+    ],
+)
+def test_auth_denies_with_reason_and_no_store(
+    validator_url: str, uri: str | None, status: int, reason: str
+) -> None:
+    resp = auth(validator_url, uri)
+    assert resp.status_code == status
+    assert resp.headers["x-playgate-reason"] == reason
+    assert resp.headers["cache-control"] == "no-store"
+
+
+def test_auth_denies_other_video_tampered_and_expired(validator_url: str, keyring: KeyRing) -> None:
+    tok = make_token(keyring, "other")
+    assert auth(validator_url, f"/t/{tok}/videos/demo/a.ts").headers["x-playgate-reason"] == (
+        "out_of_scope"
+    )
+    good = make_token(keyring)
+    tampered = good[:30] + ("B" if good[30] == "A" else "A") + good[31:]
+    assert auth(validator_url, f"/t/{tampered}/videos/demo/a.ts").status_code == 403
+    expired = make_token(keyring, ttl=-100)
+    assert auth(validator_url, f"/t/{expired}/videos/demo/a.ts").headers["x-playgate-reason"] == (
+        "expired"
+    )
+
+
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    uri=st.binary(max_size=300).filter(lambda b: b"\r" not in b and b"\n" not in b)
+    | st.text(st.sampled_from("/t.%2eAZaz09_-?&=\\;"), max_size=80).map(str.encode)
+)
+def test_auth_answers_only_204_401_403(validator_url: str, uri: bytes) -> None:
+    head = (
+        b"GET /auth HTTP/1.1\r\nHost: x\r\nX-Original-URI: "
+        + uri
+        + b"\r\nConnection: close\r\n\r\n"
+    )
+    status, _ = raw_request(validator_url, head)
+    # uvicorn itself answers 400 to bytes that are not a valid header value; that never
+    # reaches the validator, and nginx never forwards such a header.
+    assert status in (204, 401, 403) or (status == 400 and not _valid_field(uri))
+
+
+def _valid_field(value: bytes) -> bool:
+    return all(b == 0x09 or 0x20 <= b <= 0x7E or b >= 0x80 for b in value)
+
+
+def test_forwarded_address_is_trusted_only_from_configured_proxies(keyring: KeyRing) -> None:
+    tok = make_token(keyring, client_network="203.0.113.0/24")
+    uri = f"/t/{tok}/videos/demo/master.m3u8"
+    untrusting = ValidatorSettings(keyring=keyring)
+    with serve_app(create_app(untrusting)) as url:
+        for header in ("X-Real-IP", "X-Forwarded-For"):
+            resp = auth(url, uri, **{header: "203.0.113.5"})
+            assert resp.headers["x-playgate-reason"] == "ip_mismatch"
+    loopback = (ipaddress.ip_network("127.0.0.1/32"),)
+    xff = ValidatorSettings(keyring=keyring, trusted_proxies=loopback)
+    with serve_app(create_app(xff)) as url:
+        assert auth(url, uri, **{"X-Forwarded-For": "203.0.113.77"}).status_code == 204
+        assert auth(url, uri, **{"X-Forwarded-For": "203.0.113.7, 198.51.100.1"}).status_code == 403
+        # The configured header only: a viewer-supplied X-Real-IP is ignored.
+        spoofed = {"X-Forwarded-For": "198.51.100.1", "X-Real-IP": "203.0.113.5"}
+        assert auth(url, uri, **spoofed).status_code == 403
+    real_ip = ValidatorSettings(
+        keyring=keyring, trusted_proxies=loopback, client_ip_header="x-real-ip"
+    )
+    with serve_app(create_app(real_ip)) as url:
+        assert auth(url, uri, **{"X-Real-IP": "203.0.113.5"}).status_code == 204
+        assert auth(url, uri, **{"X-Real-IP": "198.51.100.1"}).status_code == 403
+        spoofed = {"X-Real-IP": "198.51.100.1", "X-Forwarded-For": "203.0.113.5"}
+        assert auth(url, uri, **spoofed).status_code == 403
+
+
+def test_file_name_too_long_is_404_not_500(shield: str, keyring: KeyRing) -> None:
+    tok = make_token(keyring, "types")
+    resp = httpx.get(f"{shield}/t/{tok}/videos/types/{'a' * 300}.ts", timeout=10)
+    assert resp.status_code == 404
+    assert resp.headers["cache-control"] == "no-store"
+
+
+def test_http_origin_down_or_failing_is_json_5xx_no_store(keyring: KeyRing) -> None:
+    async def broken(request: Request) -> Response:
+        return Response(b"boom", 500)
+
+    tok = make_token(keyring)
+    with serve_app(Starlette(routes=[Route("/{p:path}", broken)])) as origin_url:
+        settings = ValidatorSettings(keyring=keyring, origin_url=origin_url)
+        with serve_app(create_app(settings)) as url:
+            resp = httpx.get(f"{url}/t/{tok}/videos/demo/a.ts", timeout=10)
+            assert resp.status_code == 502
+            assert resp.headers["cache-control"] == "no-store"
+            assert resp.json()["error"] == "origin_unavailable"
+    down = ValidatorSettings(keyring=keyring, origin_url=f"http://127.0.0.1:{free_port()}")
+    with serve_app(create_app(down)) as url:
+        resp = httpx.get(f"{url}/t/{tok}/videos/demo/a.ts", timeout=10)
+        assert resp.status_code == 502
+        assert resp.headers["cache-control"] == "no-store"
+        assert resp.json()["error"] == "origin_unavailable"
+
+
+@pytest.mark.parametrize(("ext", "media_type"), sorted(MEDIA_TYPES.items()))
+def test_shield_serves_content_types(
+    shield: str, keyring: KeyRing, ext: str, media_type: str
+) -> None:
+    resp = httpx.get(
+        f"{shield}/t/{make_token(keyring, 'types')}/videos/types/file{ext}", timeout=10
+    )
+    assert resp.status_code == 200
+    assert resp.headers["content-type"].split(";")[0] == media_type
+    assert resp.headers["cache-control"].startswith("private, max-age=")
+
+
+def test_shield_supports_range_and_head(shield: str, keyring: KeyRing) -> None:
+    url = f"{shield}/t/{make_token(keyring, 'types')}/videos/types/file.ts"
+    part = httpx.get(url, headers={"Range": "bytes=10-19"}, timeout=10)
+    assert part.status_code == 206
+    assert part.content == b"0123456789"
+    assert part.headers["content-range"] == "bytes 10-19/100"
+    assert httpx.get(url, headers={"Range": "bytes=500-"}, timeout=10).status_code == 416
+    head = httpx.head(url, timeout=10)
+    assert head.status_code == 200
+    assert head.headers["content-length"] == "100"
+
+
+def test_shield_query_token_form(shield: str, keyring: KeyRing) -> None:
+    tok = make_token(keyring, "types")
+    assert httpx.get(f"{shield}/videos/types/file.mp4?token={tok}", timeout=10).status_code == 200
+    both = httpx.get(f"{shield}/t/{tok}/videos/types/file.mp4?token={tok}", timeout=10)
+    assert both.status_code == 403
+    assert both.json()["error"] == "malformed"
+
+
+def test_shield_denial_is_json_no_store_and_never_echoes_the_token(
+    shield: str, keyring: KeyRing
+) -> None:
+    tok = make_token(keyring, "other")
+    resp = httpx.get(f"{shield}/t/{tok}/videos/types/file.ts", timeout=10)
+    assert resp.status_code == 403
+    assert resp.headers["cache-control"] == "no-store"
+    assert resp.json()["error"] == "out_of_scope"
+    assert tok not in resp.text
+    assert httpx.get(f"{shield}/videos/types/file.ts", timeout=10).status_code == 401
+
+
+def test_shield_refuses_writes_and_missing_objects(shield: str, keyring: KeyRing) -> None:
+    tok = make_token(keyring, "types")
+    post = httpx.post(f"{shield}/t/{tok}/videos/types/file.ts", content=b"x", timeout=10)
+    assert post.status_code == 405
+    assert post.headers["cache-control"] == "no-store"
+    assert set(post.headers["allow"].split(", ")) == {"GET", "HEAD"}
+    assert post.headers["x-playgate-reason"] == "method_not_allowed"
+    missing = httpx.get(f"{shield}/t/{tok}/videos/types/nope.ts", timeout=10)
+    assert missing.status_code == 404
+    assert missing.json()["error"] == "not_found"
+
+
+def test_logs_carry_token_id_never_the_token(
+    shield: str, keyring: KeyRing, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="playgate")
+    good = make_token(keyring, "types", ttl=301)
+    bad = make_token(keyring, "other", ttl=302)
+    httpx.get(f"{shield}/t/{good}/videos/types/file.ts", timeout=10)
+    httpx.get(f"{shield}/t/{bad}/videos/types/file.ts", timeout=10)
+    assert "tid-types-301" in caplog.text
+    assert "tid-other-302" in caplog.text
+    assert good not in caplog.text
+    assert bad not in caplog.text
+
+
+def test_shield_in_front_of_a_real_http_origin(keyring: KeyRing) -> None:
+    # The origin is a separate uvicorn process serving static files (with Range support).
+    port = free_port()
+    code = (
+        "import sys, uvicorn; from starlette.applications import Starlette; "
+        "from starlette.routing import Mount; from starlette.staticfiles import StaticFiles; "
+        "app = Starlette(routes=[Mount('/', StaticFiles(directory=sys.argv[1]))]); "
+        f"uvicorn.run(app, host='127.0.0.1', port={port}, log_level='warning')"
+    )
+    with run_process([sys.executable, "-c", code, str(SAMPLES)], port=port):
+        settings = ValidatorSettings(keyring=keyring, origin_url=f"http://127.0.0.1:{port}")
+        with serve_app(create_app(settings)) as url:
+            tok = make_token(keyring)
+            master = httpx.get(f"{url}/t/{tok}/videos/demo/master.m3u8", timeout=10)
+            assert master.status_code == 200
+            assert master.text == (SAMPLES / "videos/demo/master.m3u8").read_text()
+            assert master.headers["content-type"] == "application/vnd.apple.mpegurl"
+            seg = httpx.get(
+                f"{url}/t/{tok}/videos/demo/hls/v0/seg_000.ts",
+                headers={"Range": "bytes=0-187"},
+                timeout=10,
+            )
+            assert seg.status_code == 206
+            assert len(seg.content) == 188
+            assert seg.content[0] == 0x47
+            assert httpx.get(f"{url}/t/{tok}/videos/demo/none.ts", timeout=10).status_code == 404
+            other = make_token(keyring, "other")
+            assert (
+                httpx.get(f"{url}/t/{other}/videos/demo/master.m3u8", timeout=10).status_code == 403
+            )
+
+
+@pytest.mark.parametrize("method", ["HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"])
+def test_auth_answers_every_method_of_a_subrequest(
+    validator_url: str, keyring: KeyRing, method: str
+) -> None:
+    uri = f"/t/{make_token(keyring)}/videos/demo/master.m3u8"
+    resp = httpx.request(
+        method, f"{validator_url}/auth", headers={"X-Original-URI": uri}, timeout=10
+    )
+    assert resp.status_code == 204
+    assert httpx.request(method, f"{validator_url}/auth", timeout=10).status_code == 403
+
+
+def test_unknown_routes_are_json_no_store(keyring: KeyRing) -> None:
+    with serve_app(create_app(ValidatorSettings(keyring=keyring))) as url:  # no origin
+        resp = httpx.get(f"{url}/videos/demo/master.m3u8", timeout=10)
+        assert resp.status_code == 404
+        assert resp.headers["cache-control"] == "no-store"
+        assert resp.json()["error"] == "not_found"
+        assert httpx.post(f"{url}/healthz", timeout=10).status_code == 405
+
+
+def test_http_origin_receives_the_path_re_encoded(keyring: KeyRing) -> None:
+    seen: list[str] = []
+
+    async def record(request: Request) -> Response:
+        seen.append(request.scope["raw_path"].decode() + "?" + request.url.query)
+        return Response(b"ok")
+
+    with serve_app(Starlette(routes=[Route("/{p:path}", record)])) as origin_url:
+        settings = ValidatorSettings(keyring=keyring, origin_url=origin_url)
+        with serve_app(create_app(settings)) as url:
+            tok = make_token(keyring)
+            resp = httpx.get(f"{url}/t/{tok}/videos/demo/a%20b%26c%2Bd=e.ts", timeout=10)
+            assert resp.status_code == 200
+    # The decoded name is re-encoded whole: nothing in it becomes syntax at the origin.
+    assert seen == ["/videos/demo/a%20b%26c%2Bd%3De.ts?"]

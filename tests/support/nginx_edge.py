@@ -1,0 +1,76 @@
+"""A real nginx edge for tests: validator + plain origin under uvicorn, nginx in a temp prefix."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from edge_validator.asgi.app import create_app as create_validator
+from edge_validator.asgi.client_address import REAL_IP
+from edge_validator.core.keyring import KeyRing
+from edge_validator.env import Env
+from edge_validator.settings import ValidatorSettings
+from playgate.demo.origin import create_origin_app
+from playgate.nginx.config import EdgeConfig, current_user_if_root, nginx_argv, prepare_prefix
+from tests.support.servers import LOOPBACK, free_port, require_tool, run_process, serve_app
+
+
+@dataclass(frozen=True)
+class Edge:
+    url: str
+    prefix: Path
+    origin_hits: list[str]
+    auth_calls: list[str]
+
+    @property
+    def access_log(self) -> Path:
+        return self.prefix / "access.log"
+
+
+def _counting(app: ASGIApp, hits: list[str]) -> ASGIApp:
+    """``app``, recording the path of every HTTP request it gets."""
+
+    async def wrapper(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            hits.append(scope["path"])
+        await app(scope, receive, send)
+
+    return wrapper
+
+
+@contextlib.contextmanager
+def nginx_edge(
+    keyring: KeyRing, media_root: Path, prefix: Path, *, grant_cache_seconds: int = 0
+) -> Iterator[Edge]:
+    nginx = require_tool("nginx")
+    hits: list[str] = []
+    auth_calls: list[str] = []
+    origin_app = _counting(create_origin_app(media_root), hits)
+    with contextlib.ExitStack() as stack:
+        origin_url = stack.enter_context(serve_app(origin_app))
+        # The validator is also the shield that rewrites query-token manifests.
+        settings = ValidatorSettings(
+            keyring=keyring,
+            trusted_proxies=Env({"P": "127.0.0.1/32"}).networks("P"),
+            client_ip_header=REAL_IP,
+            grant_cache_seconds=grant_cache_seconds,
+            origin_url=origin_url,
+        )
+        validator_app = _counting(create_validator(settings), auth_calls)
+        validator_url = stack.enter_context(serve_app(validator_app))
+        port = free_port()
+        config = EdgeConfig(
+            listen=f"{LOOPBACK}:{port}",
+            validator_url=validator_url,
+            origin_url=origin_url,
+            prefix=prefix,
+            workers="1",
+            user=current_user_if_root(),
+        )
+        prepare_prefix(config)
+        with run_process(nginx_argv(nginx, config), port=port, log=prefix / "nginx.out"):
+            yield Edge(f"http://{LOOPBACK}:{port}", prefix, hits, auth_calls)

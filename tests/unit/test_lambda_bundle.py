@@ -1,0 +1,151 @@
+"""The Lambda@Edge zip: built by the script, small, self-contained, working from a clean path."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edge_validator.core.keyring import KeyRing, new_keyring_json
+from playgate.lambda_bundle import MAX_ZIP_BYTES
+from tests.support import factories
+from tests.support.factories import ROOT
+
+EVENTS = ROOT / "tests" / "events"
+CORE = ROOT / "edge_validator" / "core"
+# The core folder whole (no hand-kept list), the package's __init__ and the handler.
+EXPECTED = {
+    *(f"edge_validator/core/{p.name}" for p in CORE.glob("*.py")),
+    "edge_validator/__init__.py",
+    "edge_validator/lambda_edge.py",
+    "edge_validator/baked_config.json",
+}
+# Runs inside the unzipped bundle with -I -S: no site-packages, no environment, no cwd on the path.
+RUNNER = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from edge_validator.lambda_edge import handler
+import edge_validator
+assert edge_validator.__file__.startswith(sys.argv[1]), edge_validator.__file__
+results = [handler(event, None) for event in json.load(sys.stdin)]
+foreign = sorted(
+    name for name in sys.modules
+    if name.partition(".")[0] not in sys.stdlib_module_names | {"edge_validator", "__main__"}
+)
+json.dump({"results": results, "foreign": foreign}, sys.stdout)
+"""
+
+
+def build(keyring_file: Path, output: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            str(ROOT / "scripts" / "build-lambda"),
+            str(keyring_file),
+            "--output",
+            str(output),
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def keyring_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("keys") / "keyring.json"
+    doc = json.loads(new_keyring_json("edge1"))
+    doc["keys"]["old0"] = json.loads(new_keyring_json("old0"))["keys"]["old0"]
+    path.write_text(json.dumps(doc))
+    return path
+
+
+@pytest.fixture(scope="module")
+def bundle(keyring_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    output = tmp_path_factory.mktemp("dist") / "lambda-edge.zip"
+    done = build(keyring_file, output)
+    assert done.returncode == 0, done.stderr
+    return output
+
+
+def event(token: str, name: str = "viewer-request-path-token.json") -> Any:
+    return json.loads((EVENTS / name).read_text().replace("__TOKEN__", token))
+
+
+def test_bundle_is_small_and_holds_only_the_verification_modules(bundle: Path) -> None:
+    assert bundle.stat().st_size <= MAX_ZIP_BYTES
+    with zipfile.ZipFile(bundle) as zf:
+        assert set(zf.namelist()) == EXPECTED
+        baked = json.loads(zf.read("edge_validator/baked_config.json"))
+    # Verification keys only (the edge never signs) and the validators' policy.
+    assert set(baked) == {"keys", "max_ttl", "leeway"}
+    assert sorted(baked["keys"]) == ["edge1", "old0"]
+    assert (baked["max_ttl"], baked["leeway"]) == (3600, 5)
+
+
+def test_build_is_reproducible(keyring_file: Path, bundle: Path, tmp_path: Path) -> None:
+    again = tmp_path / "again.zip"
+    assert build(keyring_file, again).returncode == 0
+    assert again.read_bytes() == bundle.read_bytes()
+
+
+def test_build_fails_over_the_size_limit(keyring_file: Path, tmp_path: Path) -> None:
+    output = tmp_path / "big.zip"
+    done = build(keyring_file, output, "--max-bytes", "1000")
+    assert done.returncode != 0
+    assert "limit is 1000" in done.stderr
+    assert not output.exists()
+
+
+def test_build_refuses_a_short_key(tmp_path: Path) -> None:
+    weak = tmp_path / "weak.json"
+    weak.write_text(json.dumps({"keys": {"k1": "c2hvcnQ"}}))
+    done = build(weak, tmp_path / "out.zip")
+    assert done.returncode != 0
+    assert "key_too_short" in done.stderr
+
+
+def test_unzipped_bundle_runs_with_the_standard_library_only(
+    bundle: Path, keyring_file: Path, tmp_path: Path
+) -> None:
+    with zipfile.ZipFile(bundle) as zf:
+        zf.extractall(tmp_path / "task")
+    keyring = KeyRing.from_file(keyring_file)
+    now = int(time.time())
+    good = factories.token(keyring, now=now - 5, key_id="old0", token_id="tid-b")
+    v6 = factories.token(
+        keyring, now=now - 5, key_id="edge1", token_id="tid-6", client_network="2001:db8:85a3::/48"
+    )
+    events = [
+        event(good),
+        event(good, "viewer-request-query-token.json"),
+        event(v6, "viewer-request-ipv6.json"),
+        event(good[:-2] + "AA"),
+        event(good.replace("A", "B", 1)),
+    ]
+    done = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", RUNNER, str(tmp_path / "task")],
+        input=json.dumps(events),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["foreign"] == []
+    allowed, query, ipv6, bad1, bad2 = out["results"]
+    assert allowed["uri"] == "/videos/demo/master.m3u8"
+    assert query["uri"] == "/videos/demo/hls/v0/seg_000.ts"
+    assert query["querystring"] == "lang=en&cmcd=br%3D800"
+    assert ipv6["uri"] == "/videos/demo/dash/manifest.mpd"
+    for denied in (bad1, bad2):
+        assert denied["status"] == "403"
+        assert denied["headers"]["cache-control"][0]["value"] == "no-store"
