@@ -18,7 +18,7 @@ import boto3
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from edge_validator.origins.s3 import S3Origin
-from edge_validator.origins.s3_location import S3Location
+from edge_validator.origins.s3_location import S3Location, S3Settings
 
 SESSION = boto3.session.Session(
     aws_access_key_id="AKIAEXAMPLEEXAMPLE00",
@@ -28,7 +28,7 @@ SESSION = boto3.session.Session(
 
 
 def origin(clock: list[float] | None = None) -> S3Origin:
-    o = S3Origin(S3Location("playgate-videos", "media"), session=SESSION)
+    o = S3Origin(S3Settings(S3Location("playgate-videos", "media")), session=SESSION)
     if clock is not None:
         o.urls._clock = lambda: clock[0]
     return o

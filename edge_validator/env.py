@@ -68,9 +68,7 @@ class Env:
         return value
 
     def networks(self, name: str) -> tuple[Network, ...]:
-        """Comma-separated CIDRs (or addresses), host bits allowed."""
-        text = self.text(name, "") or ""
-        return tuple(network(p.strip(), name) for p in text.split(",") if p.strip())
+        return networks(self.text(name, "") or "", name)
 
     def keyring(self) -> KeyRing:
         """``PLAYGATE_KEYRING`` (JSON text) or ``PLAYGATE_KEYRING_FILE`` (a path)."""
@@ -83,6 +81,11 @@ class Env:
         if path:
             return KeyRing.from_file(path)
         raise ConfigurationError("set PLAYGATE_KEYRING_FILE (or PLAYGATE_KEYRING) to a key ring")
+
+
+def networks(text: str, name: str = "networks") -> tuple[Network, ...]:
+    """Comma-separated CIDRs (or addresses), host bits allowed."""
+    return tuple(network(p.strip(), name) for p in text.split(",") if p.strip())
 
 
 def network(text: str, name: str) -> Network:

@@ -64,7 +64,8 @@ class Verifier:
         # Tokens this verifier has authenticated, with their claims. A player fetches dozens of
         # segments with one token; only the first request pays for decoding and the MAC.
         # Keyed by the exact token string; expiry, scope and address are still judged on every
-        # request. Bounded (oldest out first), and it dies with the verifier when keys change.
+        # request. Bounded (oldest out first; 0: remember nothing), and it dies with the
+        # verifier when keys change.
         self._memo: OrderedDict[str, Claims] = OrderedDict()
         self.memo_size = memo_size
 
@@ -79,9 +80,10 @@ class Verifier:
             if known is not None:
                 return known
         claims = open_token(token, self.keyring)  # raises MissingToken for None or ""
-        if len(memo) >= self.memo_size:
-            memo.popitem(last=False)
-        memo[token] = claims  # type: ignore[index]  # open_token refused None and ""
+        if self.memo_size:
+            if len(memo) >= self.memo_size:
+                memo.popitem(last=False)
+            memo[token] = claims  # type: ignore[index]  # open_token refused None and ""
         return claims
 
     def verify_target(self, target: str, client: ClientAddress | None, now: float) -> Grant:
@@ -125,7 +127,7 @@ def verify(
     One call, nothing remembered: long-running adapters keep a ``Verifier`` instead.
     """
     client = ClientAddress.parse(client_ip) if client_ip else None
-    verifier = Verifier(keyring, max_ttl=max_ttl, leeway=leeway, memo_size=1)
+    verifier = Verifier(keyring, max_ttl=max_ttl, leeway=leeway, memo_size=0)
     return verifier.judge(Target(token, path, "", False), client, now)
 
 
@@ -140,5 +142,5 @@ def verify_target(
 ) -> Grant:
     """Split a raw request target and verify it; the grant carries the query without the token."""
     client = ClientAddress.parse(client_ip) if client_ip else None
-    verifier = Verifier(keyring, max_ttl=max_ttl, leeway=leeway, memo_size=1)
+    verifier = Verifier(keyring, max_ttl=max_ttl, leeway=leeway, memo_size=0)
     return verifier.verify_target(target, client, now)

@@ -27,7 +27,7 @@ from starlette.types import ASGIApp
 from edge_validator.asgi.app import create_app as create_validator
 from edge_validator.core.keyring import KeyRing, new_keyring_json
 from edge_validator.core.protocol import REAL_IP, REASON_HEADER
-from edge_validator.env import Env
+from edge_validator.env import networks
 from edge_validator.settings import ValidatorSettings
 from edge_validator.state.guard import StateGuard
 from edge_validator.state.settings import StateSettings
@@ -156,7 +156,7 @@ def run_demo(args: argparse.Namespace) -> int:
         validator_settings = ValidatorSettings(
             keyring=keyring,
             origin_url=base_url(origin_sock),
-            trusted_proxies=Env({"P": "127.0.0.1/32,::1/128"}).networks("P"),
+            trusted_proxies=networks("127.0.0.1/32,::1/128"),
             client_ip_header=REAL_IP,
         )
     else:

@@ -13,7 +13,7 @@ import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from playgate.cli import build_parser
-from signer import demo
+from playgate.demo import run as demo
 from tests.support.servers import require_tool, run_process
 
 CHROMIUM_ARGS = [

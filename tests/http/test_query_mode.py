@@ -13,6 +13,7 @@ import pytest
 
 from edge_validator.asgi.app import create_app
 from edge_validator.core.keyring import KeyRing
+from edge_validator.manifests.urls import parse_public_url
 from edge_validator.settings import ValidatorSettings
 from signer.issuing import PlaybackRequest, issue
 from tests.support.servers import require_tool, serve_app
@@ -93,7 +94,8 @@ def hostile_root(tmp_path: Path) -> Path:
 def test_a_spoofed_host_header_never_makes_a_third_party_uri_ours(
     keyring: KeyRing, hostile_root: Path, public_url: str | None
 ) -> None:
-    settings = ValidatorSettings(keyring=keyring, media_root=hostile_root, public_url=public_url)
+    public = parse_public_url(public_url) if public_url else None
+    settings = ValidatorSettings(keyring=keyring, media_root=hostile_root, public_url=public)
     with serve_app(create_app(settings)) as base:
         request = PlaybackRequest("evil", 600, file="index.m3u8")
         url = issue(request, keyring, time.time(), public_url=base, mode="query").url

@@ -25,7 +25,7 @@ from edge_validator.asgi.app import create_app
 from edge_validator.core.keyring import KeyRing
 from edge_validator.core.token import Claims, seal
 from edge_validator.origins.s3 import S3Origin
-from edge_validator.origins.s3_location import S3Location
+from edge_validator.origins.s3_location import S3Location, S3Settings
 from edge_validator.settings import ValidatorSettings
 from playgate.demo.s3 import upload_samples
 from tests.support.factories import SAMPLES
@@ -65,8 +65,7 @@ def endpoint(aws_env: None) -> Iterator[str]:
 def uploaded(endpoint: str) -> str:
     settings = ValidatorSettings(
         keyring=KeyRing({"k1": b"A" * 32}),
-        s3_origin=f"s3://{BUCKET}/{PREFIX}",
-        s3_endpoint_url=endpoint,
+        s3=S3Settings(S3Location(BUCKET, PREFIX), endpoint_url=endpoint),
     )
     assert upload_samples(settings, SAMPLES) == len([p for p in DEMO.rglob("*") if p.is_file()])
     return endpoint
@@ -75,9 +74,7 @@ def uploaded(endpoint: str) -> str:
 def shield(keyring: KeyRing, endpoint: str, mode: str, **extra: Any) -> Starlette:
     settings = ValidatorSettings(
         keyring=keyring,
-        s3_origin=f"s3://{BUCKET}/{PREFIX}",
-        s3_endpoint_url=endpoint,
-        s3_mode=mode,
+        s3=S3Settings(S3Location(BUCKET, PREFIX), mode=mode, endpoint_url=endpoint),
         **extra,
     )
     return create_app(settings)
@@ -310,7 +307,9 @@ def short_lived_session(seconds: int) -> boto3.session.Session:
 
 def test_presigned_url_never_outlives_its_credentials(uploaded: str) -> None:
     session = short_lived_session(30)
-    origin = S3Origin(S3Location(BUCKET, PREFIX), endpoint_url=uploaded, session=session)
+    origin = S3Origin(
+        S3Settings(S3Location(BUCKET, PREFIX), endpoint_url=uploaded), session=session
+    )
     url = origin.urls.url("GET", "media/videos/demo/master.m3u8")
     expires = int(parse_qs(urlsplit(url).query)["X-Amz-Expires"][0])
     assert 0 < expires <= 30 - 5
@@ -319,16 +318,17 @@ def test_presigned_url_never_outlives_its_credentials(uploaded: str) -> None:
 
 def test_expiring_credentials_sign_nothing(uploaded: str, module_keyring: KeyRing) -> None:
     origin = S3Origin(
-        S3Location(BUCKET, PREFIX), endpoint_url=uploaded, session=short_lived_session(8)
+        S3Settings(S3Location(BUCKET, PREFIX), endpoint_url=uploaded),
+        session=short_lived_session(8),
     )
     settings = ValidatorSettings(keyring=module_keyring)
     with serve_app(create_app(settings, origin=origin)) as base:
         resp = httpx.get(signed(base, mint(module_keyring), "hls/v0/seg_000.ts"), timeout=10)
     assert resp.status_code == 503
-    assert resp.headers["x-playgate-reason"] == "origin_unavailable"
+    assert resp.headers["x-playgate-reason"] == "credentials_expiring"
     assert resp.headers["cache-control"] == "no-store"
     assert "location" not in resp.headers
-    assert resp.json()["error"] == "origin_unavailable"  # the one JSON error shape
+    assert resp.json()["error"] == "credentials_expiring"  # the one JSON error shape
 
 
 # -- the demo --------------------------------------------------------------------------------

@@ -160,7 +160,7 @@ def test_signer_without_redis_answers_503_and_not_ready(keyring: KeyRing) -> Non
     with serve_app(create_signer(_signer(keyring, down))) as url:
         resp = _post(f"{url}/v1/revocations", {"token_id": "x"})
         assert resp.status_code == 503
-        assert resp.json()["error"] == "state_unavailable"
+        assert resp.json()["error"] == "store_unavailable"
         assert resp.headers["retry-after"] == "1"
         ready = httpx.get(f"{url}/readyz")
         assert ready.status_code == 503
@@ -171,7 +171,7 @@ def test_signer_without_redis_answers_503_and_not_ready(keyring: KeyRing) -> Non
     with serve_app(create_signer(_signer(keyring, closed))) as url:
         resp = _post(f"{url}/v1/playback-urls", {"video_id": "demo"})
         assert resp.status_code == 503
-        assert resp.json()["error"] == "state_unavailable"
+        assert resp.json()["error"] == "store_unavailable"
         assert resp.headers["retry-after"] == "1"
 
 

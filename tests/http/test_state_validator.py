@@ -14,6 +14,7 @@ from edge_validator.asgi.app import create_app as create_validator
 from edge_validator.core.keyring import KeyRing
 from edge_validator.settings import ValidatorSettings
 from edge_validator.state import StateSettings
+from tests.support import factories
 from tests.support.factories import SAMPLES
 from tests.support.servers import serve_app
 from tests.support.state_helpers import Stack, stack, validator, wait_for_status
@@ -132,16 +133,15 @@ def test_health_and_readiness_report_redis(live: Stack) -> None:
 
 
 def test_limited_tokens_are_denied_without_a_state_backend(keyring: KeyRing) -> None:
-    from edge_validator.core.token import Claims, seal
+    import asyncio
+
+    from edge_validator.core.errors import StateUnavailable
+    from edge_validator.gate import Gate
 
     settings = ValidatorSettings(keyring=keyring, media_root=SAMPLES)
-    now = int(time.time())
-    claims = Claims("k1", now + 60, now, "/videos/demo/", "tid-1", max_uses=1)
-    token = seal(claims, keyring)
-    with serve_app(create_validator(settings, checks=())) as url:
-        resp = httpx.get(f"{url}/t/{token}/videos/demo/master.m3u8")
-        assert resp.status_code == 403
-        assert resp.headers[REASON] == "state_unavailable"
+    token = factories.token(keyring, token_id="tid-1", max_uses=1)
+    with pytest.raises(StateUnavailable):  # a gate without shared state (Lambda@Edge's case)
+        asyncio.run(Gate(settings.verifier(), None).authorize(factories.target(token), None))
     # The embedded in-memory default enforces it in one process.
     with serve_app(create_validator(settings)) as url:
         assert httpx.get(f"{url}/t/{token}/videos/demo/master.m3u8").status_code == 200
@@ -153,16 +153,14 @@ def test_in_memory_default_revokes_within_one_process(keyring: KeyRing) -> None:
     """The demo's shape: one store shared by signer and validator in one process."""
     import asyncio
 
-    from edge_validator.core.token import Claims, seal
     from edge_validator.state import Revocation, StateGuard
     from edge_validator.state.memory import MemoryStore
 
     store = MemoryStore()
-    state = StateGuard(store, StateSettings())
+    guard = StateGuard(store, StateSettings())
     settings = ValidatorSettings(keyring=keyring, media_root=SAMPLES)
-    now = int(time.time())
-    token = seal(Claims("k1", now + 60, now, "/videos/demo/", "tid-2"), keyring)
-    with serve_app(create_validator(settings, state=state)) as url:
+    token = factories.token(keyring, token_id="tid-2")
+    with serve_app(create_validator(settings, guard=guard)) as url:
         target = f"{url}/t/{token}/videos/demo/master.m3u8"
         assert httpx.get(target).status_code == 200
         rev = Revocation("token_id", "tid-2", time.time(), time.time() + 60)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import sys
 import time
@@ -21,6 +20,7 @@ from starlette.routing import Route
 from edge_validator.asgi.app import create_app
 from edge_validator.core.keyring import KeyRing
 from edge_validator.core.token import Claims, seal
+from edge_validator.env import networks
 from edge_validator.origins.media_types import MEDIA_TYPES
 from edge_validator.settings import ValidatorSettings
 from tests.support.factories import SAMPLES
@@ -127,7 +127,7 @@ def test_forwarded_address_is_trusted_only_from_configured_proxies(keyring: KeyR
         for header in ("X-Real-IP", "X-Forwarded-For"):
             resp = auth(url, uri, **{header: "203.0.113.5"})
             assert resp.headers["x-playgate-reason"] == "ip_mismatch"
-    loopback = (ipaddress.ip_network("127.0.0.1/32"),)
+    loopback = networks("127.0.0.1/32")
     xff = ValidatorSettings(keyring=keyring, trusted_proxies=loopback)
     with serve_app(create_app(xff)) as url:
         assert auth(url, uri, **{"X-Forwarded-For": "203.0.113.77"}).status_code == 204

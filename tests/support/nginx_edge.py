@@ -12,7 +12,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from edge_validator.asgi.app import create_app as create_validator
 from edge_validator.asgi.client_address import REAL_IP
 from edge_validator.core.keyring import KeyRing
-from edge_validator.env import Env
+from edge_validator.env import networks
 from edge_validator.settings import ValidatorSettings
 from playgate.demo.origin import create_origin_app
 from playgate.nginx.config import EdgeConfig, current_user_if_root, nginx_argv, prepare_prefix
@@ -55,7 +55,7 @@ def nginx_edge(
         # The validator is also the shield that rewrites query-token manifests.
         settings = ValidatorSettings(
             keyring=keyring,
-            trusted_proxies=Env({"P": "127.0.0.1/32"}).networks("P"),
+            trusted_proxies=networks("127.0.0.1/32"),
             client_ip_header=REAL_IP,
             grant_cache_seconds=grant_cache_seconds,
             origin_url=origin_url,

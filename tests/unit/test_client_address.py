@@ -7,9 +7,9 @@ import pytest
 from edge_validator.asgi.client_address import client_address
 from edge_validator.core.addresses import Network
 from edge_validator.core.protocol import FORWARDED_FOR, REAL_IP
-from edge_validator.env import Env
+from edge_validator.env import networks
 
-PROXIES = Env({"P": "10.0.0.0/8,::1/128"}).networks("P")
+PROXIES = networks("10.0.0.0/8,::1/128")
 NONE: tuple[Network, ...] = ()
 
 
@@ -46,7 +46,7 @@ def test_client_address(
 
 
 def test_trusted_proxies_accept_host_bits_and_mapped_networks() -> None:
-    proxies = Env({"P": "10.1.2.3/8, ::ffff:192.0.2.0/120"}).networks("P")
+    proxies = networks("10.1.2.3/8, ::ffff:192.0.2.0/120")
     assert client_address("10.9.9.9", ["203.0.113.5"], proxies) == (
         "203.0.113.5",
         bytes([203, 0, 113, 5]),
