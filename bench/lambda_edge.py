@@ -74,7 +74,7 @@ def main() -> None:
             zf.extractall(work / "task")
         ring = KeyRing.from_file(work / "keyring.json")
         now = int(time.time())
-        token = seal(Claims("k1", now + 3600, now - 5, "/videos/demo/", "bench"), ring)
+        token = seal(Claims("k1", now + 3000, now - 5, "/videos/demo/", "bench"), ring)
 
         def event(name: str, tok: str = token, path_prefix: str = "/t/__TOKEN__") -> object:
             text = (EVENTS / name).read_text().replace(path_prefix, path_prefix and "/t/" + tok)
@@ -101,7 +101,7 @@ def main() -> None:
         ]
 
         def mint(i: int) -> str:
-            return seal(Claims("k1", now + 3600, now - 5, "/videos/demo/", f"b{i}"), ring)
+            return seal(Claims("k1", now + 3000, now - 5, "/videos/demo/", f"b{i}"), ring)
 
         def repeated(e: object) -> dict[str, object]:
             return {"rounds": [[e]] * 7, "repeat": args.calls, "warmup": e}

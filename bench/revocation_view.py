@@ -15,6 +15,7 @@ import time
 import timeit
 
 from edge_validator.core.decision import Grant
+from edge_validator.core.paths import Target
 from edge_validator.core.token import Claims
 from edge_validator.state import Revocation, RevocationView, StateGuard, StateSettings
 from edge_validator.state.memory import MemoryStore
@@ -37,12 +38,13 @@ def measure(size: int) -> tuple[float, float]:
     checks.sync.view = view
     checks.sync.synced_once = True
     checks.sync._mark(subscribed=True, resync_ok=True)
-    grant = Grant(CLAIMS, "/videos/demo/master.m3u8")
+    path = "/videos/demo/master.m3u8"
+    grant = Grant(CLAIMS, path, Target("tok", path, "", False), NOW)
 
     def whole() -> None:
         # Drive the coroutine by hand: it never awaits for a token without limits.
         with contextlib.suppress(StopIteration):
-            checks(grant, NOW).send(None)
+            checks.check(grant).send(None)
 
     return median_us(lambda: view.revoked(CLAIMS, NOW)), median_us(whole)
 

@@ -17,7 +17,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from .core.addresses import ClientAddress
 from .core.decision import DEFAULT_LEEWAY, Verifier
 from .core.errors import InternalError, MethodNotAllowed, PlayGateError, StateUnavailable
 from .core.keyring import KeyRing
@@ -65,7 +64,7 @@ def viewer_request(request: Mapping[str, Any], verifier: Verifier, now: float) -
             raise MethodNotAllowed("only GET and HEAD")
         query: str = request.get("querystring") or ""
         uri: str = request["uri"]
-        client = ClientAddress.parse(client_ip) if isinstance(client_ip, str) else None
+        client = client_ip if isinstance(client_ip, str) else None  # parsed only if needed
         grant = verifier.verify_target(f"{uri}?{query}" if query else uri, client, now)
         claims = grant.claims
         # No shared state reaches a CloudFront POP: a token that needs it is refused, not waved on.

@@ -10,6 +10,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from starlette.types import ASGIApp
+
 from edge_validator.core.decision import DEFAULT_LEEWAY, DEFAULT_MAX_TTL, MAX_TTL_LIMIT, Verifier
 from edge_validator.core.errors import PlayGateError
 from edge_validator.core.keyring import KeyRing, new_keyring_json
@@ -89,15 +91,13 @@ def configure_logging() -> None:
     )
 
 
-def _serve(factory: str, host: str, port: int) -> int:
+def _serve(app: ASGIApp, host: str, port: int) -> int:
     import uvicorn
 
-    configure_logging()
     # proxy_headers off: the validator decides itself which forwarding headers to trust.
     # access_log off: uvicorn's access log would print the token; we log token ids instead.
     uvicorn.run(
-        factory,
-        factory=True,
+        app,
         host=host,
         port=port,
         proxy_headers=False,
@@ -108,11 +108,18 @@ def _serve(factory: str, host: str, port: int) -> int:
 
 
 def cmd_serve_signer(args: argparse.Namespace) -> int:
-    return _serve("signer.app:app_from_env", args.host, args.port)
+    from signer.app import app_from_env
+
+    configure_logging()
+    # Built before the server starts: a bad setting is one line here, not a traceback.
+    return _serve(app_from_env(), args.host, args.port)
 
 
 def cmd_serve_validator(args: argparse.Namespace) -> int:
-    return _serve("edge_validator.asgi.app:app_from_env", args.host, args.port)
+    from edge_validator.asgi.app import app_from_env
+
+    configure_logging()
+    return _serve(app_from_env(), args.host, args.port)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -12,6 +12,7 @@ import socket
 from typing import NamedTuple
 
 V4_MAPPED_PREFIX = b"\x00" * 10 + b"\xff\xff"
+_new_tuple = tuple.__new__
 
 
 class ClientAddress(NamedTuple):
@@ -23,11 +24,16 @@ class ClientAddress(NamedTuple):
     @classmethod
     def parse(cls, text: str) -> ClientAddress | None:
         """The address ``text`` spells exactly, or None when it is not one."""
+        try:
+            # IPv4 first: inet_pton accepts only the canonical dotted quad, so the text is kept.
+            return _new_tuple(cls, (text, socket.inet_pton(socket.AF_INET, text)))
+        except OSError:
+            pass
         packed = packed_ip(text)
         if packed is None:
             return None
         family = socket.AF_INET if len(packed) == 4 else socket.AF_INET6
-        return cls(socket.inet_ntop(family, packed), packed)
+        return _new_tuple(cls, (socket.inet_ntop(family, packed), packed))
 
 
 class Network(NamedTuple):
@@ -72,7 +78,9 @@ def parse_network(cidr: str) -> Network | None:
     return Network(len(packed), mask, int.from_bytes(packed, "big") & mask)
 
 
-def in_network(client: ClientAddress | None, cidr: str) -> bool:
-    """True when ``client`` lies in ``cidr``. An unknown address never matches."""
+def in_network(client: ClientAddress | str | None, cidr: str) -> bool:
+    """True when ``client`` (parsed, or as text) lies in ``cidr``. Unknown never matches."""
+    if isinstance(client, str):
+        client = ClientAddress.parse(client)
     network = parse_network(cidr)
     return client is not None and network is not None and network.holds(client)

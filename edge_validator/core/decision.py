@@ -21,6 +21,7 @@ MAX_LEEWAY = 60
 DEFAULT_MAX_TTL = 3600
 MAX_TTL_LIMIT = 7 * 86400
 MEMO_SIZE = 20_000
+Client = ClientAddress | str | None
 # NamedTuple's own __new__ is Python code; building the tuple directly saves a frame per request.
 _new_tuple = tuple.__new__
 
@@ -86,12 +87,16 @@ class Verifier:
             memo[token] = claims  # type: ignore[index]  # open_token refused None and ""
         return claims
 
-    def verify_target(self, target: str, client: ClientAddress | None, now: float) -> Grant:
+    def verify_target(self, target: str, client: Client, now: float) -> Grant:
         """Split a raw request target and verify it."""
         return self.judge(split_target(target), client, now)
 
-    def judge(self, target: Target, client: ClientAddress | None, now: float) -> Grant:
-        """Decide whether ``target`` lets ``client`` fetch its path at time ``now``."""
+    def judge(self, target: Target, client: Client, now: float) -> Grant:
+        """Decide whether ``target`` lets ``client`` fetch its path at time ``now``.
+
+        ``client`` is the viewer's address, parsed or as text (then parsed only when the token
+        is bound to a network), or None when unknown.
+        """
         decoded = normalize_path(target.path)
         claims = self.open(target.token)
         leeway = self.leeway
@@ -126,9 +131,8 @@ def verify(
 
     One call, nothing remembered: long-running adapters keep a ``Verifier`` instead.
     """
-    client = ClientAddress.parse(client_ip) if client_ip else None
     verifier = Verifier(keyring, max_ttl=max_ttl, leeway=leeway, memo_size=0)
-    return verifier.judge(Target(token, path, "", False), client, now)
+    return verifier.judge(Target(token, path, "", False), client_ip, now)
 
 
 def verify_target(
@@ -141,6 +145,5 @@ def verify_target(
     max_ttl: int = DEFAULT_MAX_TTL,
 ) -> Grant:
     """Split a raw request target and verify it; the grant carries the query without the token."""
-    client = ClientAddress.parse(client_ip) if client_ip else None
     verifier = Verifier(keyring, max_ttl=max_ttl, leeway=leeway, memo_size=0)
-    return verifier.verify_target(target, client, now)
+    return verifier.verify_target(target, client_ip, now)

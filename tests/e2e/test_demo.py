@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -10,39 +9,15 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from tests.support.demo import running_demo
 from tests.support.factories import SAMPLES
-from tests.support.servers import free_port, require_tool
+from tests.support.servers import require_tool
 
 
 @pytest.fixture(scope="module")
 def demo() -> Iterator[dict[str, str]]:
-    argv = [
-        sys.executable,
-        "-m",
-        "playgate.cli",
-        "demo",
-        "--signer-port",
-        str(free_port()),
-        "--edge-port",
-        str(free_port()),
-    ]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines: dict[str, str] = {}
-    try:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            name, _, value = line.rstrip("\n").partition(": ")
-            lines[name] = value
-            if line.startswith("Press Ctrl-C"):
-                break
-        assert {"Signer", "API key", "Playback URL", "DASH URL", "New URL"} <= set(lines), lines
+    with running_demo([sys.executable, "-m", "playgate.cli"]) as lines:
         yield lines
-    finally:
-        proc.send_signal(signal.SIGINT)
-        code = proc.wait(15)
-        if proc.stdout is not None:
-            proc.stdout.close()
-    assert code == 0
 
 
 def test_demo_playback_url_plays_in_ffprobe(demo: dict[str, str]) -> None:

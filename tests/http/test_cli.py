@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import stat
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from edge_validator.core.keyring import KeyRing
+from edge_validator.core.keyring import KeyRing, new_keyring_json
 from playgate.cli import main
 from signer.api_keys import hash_api_key
 
@@ -151,3 +154,37 @@ def test_key_ring_from_the_environment(
     code, url, _ = run(capsys, "sign", "v42")
     assert code == 0
     assert run(capsys, "explain", url.strip())[0] == 0
+
+
+@pytest.mark.parametrize(
+    ("command", "env", "needle"),
+    [
+        ("serve-validator", {"PLAYGATE_LOG_LEVEL": "verbose"}, "PLAYGATE_LOG_LEVEL"),
+        ("serve-signer", {"PLAYGATE_LOG_LEVEL": "verbose"}, "PLAYGATE_LOG_LEVEL"),
+        ("serve-validator", {"PLAYGATE_LEEWAY": "999"}, "PLAYGATE_LEEWAY"),
+        ("serve-validator", {"PLAYGATE_KEYRING": ""}, "PLAYGATE_KEYRING_FILE"),
+    ],
+)
+def test_a_bad_setting_stops_a_server_with_one_line(
+    command: str, env: dict[str, str], needle: str, tmp_path: Path
+) -> None:
+    keyring_file = tmp_path / "keyring.json"
+    keyring_file.write_text(new_keyring_json("k1"))
+    base = {"PLAYGATE_KEYRING_FILE": str(keyring_file), "PLAYGATE_MEDIA_ROOT": str(tmp_path)}
+    if env.get("PLAYGATE_KEYRING") == "":
+        base.pop("PLAYGATE_KEYRING_FILE")
+    full_env = {**os.environ, **base, **env}
+    full_env.pop("REDIS_URL", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "playgate.cli", command, "--port", "0"],
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("playgate: bad_configuration:")
+    assert needle in lines[0]

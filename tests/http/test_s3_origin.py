@@ -23,11 +23,11 @@ from starlette.applications import Starlette
 
 from edge_validator.asgi.app import create_app
 from edge_validator.core.keyring import KeyRing
-from edge_validator.core.token import Claims, seal
 from edge_validator.origins.s3 import S3Origin
 from edge_validator.origins.s3_location import S3Location, S3Settings
 from edge_validator.settings import ValidatorSettings
 from playgate.demo.s3 import upload_samples
+from tests.support import factories
 from tests.support.factories import SAMPLES
 from tests.support.servers import LOOPBACK, free_port, run_process, serve_app
 
@@ -97,9 +97,8 @@ def stream_url(module_keyring: KeyRing, uploaded: str) -> Iterator[str]:
         yield url
 
 
-def mint(keyring: KeyRing, *, ttl: int = 300, scope: str = "/videos/demo/", **extra: Any) -> str:
-    now = int(time.time())
-    return seal(Claims("k1", now + ttl, now - 5, scope, "tid-s3", **extra), keyring)
+def mint(keyring: KeyRing, *, ttl: int = 300, **extra: Any) -> str:
+    return factories.token(keyring, now=time.time() - 5, ttl=ttl + 5, token_id="tid-s3", **extra)
 
 
 def signed(base: str, token: str, path: str = "master.m3u8") -> str:

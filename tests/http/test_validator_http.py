@@ -19,18 +19,23 @@ from starlette.routing import Route
 
 from edge_validator.asgi.app import create_app
 from edge_validator.core.keyring import KeyRing
-from edge_validator.core.token import Claims, seal
 from edge_validator.env import networks
 from edge_validator.origins.media_types import MEDIA_TYPES
 from edge_validator.settings import ValidatorSettings
+from tests.support import factories
 from tests.support.factories import SAMPLES
 from tests.support.servers import free_port, raw_request, run_process, serve_app
 
 
 def make_token(ring: KeyRing, video: str = "demo", ttl: int = 300, **extra: object) -> str:
-    now = int(time.time())
-    claims = Claims("k1", now + ttl, now - 1, f"/videos/{video}/", f"tid-{video}-{ttl}")
-    return seal(claims._replace(**extra), ring)
+    return factories.token(
+        ring,
+        now=time.time() - 1,
+        ttl=ttl + 1,
+        scope=f"/videos/{video}/",
+        token_id=f"tid-{video}-{ttl}",
+        **extra,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -310,3 +315,30 @@ def test_http_origin_receives_the_path_re_encoded(keyring: KeyRing) -> None:
             assert resp.status_code == 200
     # The decoded name is re-encoded whole: nothing in it becomes syntax at the origin.
     assert seen == ["/videos/demo/a%20b%26c%2Bd%3De.ts?"]
+
+
+class _BrokenOrigin:
+    """An origin with a bug: every fetch raises something no one planned for."""
+
+    async def fetch(self, path: str, headers: object, method: str) -> object:
+        raise RuntimeError("bug in an origin")
+
+    async def close(self) -> None:
+        return None
+
+
+def test_an_unexpected_origin_failure_denies_with_a_reason_never_a_bare_500(
+    keyring: KeyRing,
+) -> None:
+    settings = ValidatorSettings(keyring=keyring)
+    with serve_app(create_app(settings, origin=_BrokenOrigin())) as url:  # type: ignore[arg-type]
+        for target in (
+            factories.target(make_token(keyring), "/videos/demo/hls/v0/seg_000.ts"),
+            factories.target(make_token(keyring), "/videos/demo/master.m3u8", query=True),
+        ):
+            resp = httpx.get(url + target, timeout=10)
+            assert resp.status_code == 403
+            assert resp.headers["x-playgate-reason"] == "internal_error"
+            assert resp.headers["cache-control"] == "no-store"
+            assert resp.json()["error"] == "internal_error"
+            assert "Traceback" not in resp.text

@@ -7,7 +7,8 @@ import pytest
 
 from edge_validator.core.errors import ConfigurationError, KeyTooShortError
 from edge_validator.core.keyring import KeyRing, encode_secret, new_keyring_json
-from edge_validator.core.token import Claims, open_token, seal
+from edge_validator.core.token import open_token
+from tests.support import factories
 
 SECRET = b"s3cr3t-value-that-must-not-leak!!"
 
@@ -37,7 +38,7 @@ def test_error_for_short_key_does_not_echo_it() -> None:
 
 def test_signs_with_active_and_verifies_with_any_listed_key() -> None:
     old = KeyRing({"old": b"o" * 32}, "old")
-    token = seal(Claims("old", 10, 0, "/videos/a/", "t"), old)
+    token = factories.token(old, now=0, ttl=10, key_id="old")
     rotated = KeyRing({"old": b"o" * 32, "new": b"n" * 32}, "new")
     assert rotated.active.key_id == "new"
     assert open_token(token, rotated).key_id == "old"

@@ -8,11 +8,11 @@ from edge_validator.core.decision import verify, verify_target
 from edge_validator.core.errors import BadPath, MalformedToken, PlaybackTokenError
 from edge_validator.core.keyring import KeyRing
 from edge_validator.core.paths import in_scope, normalize_path, split_target
-from edge_validator.core.token import Claims, seal
+from tests.support import factories
 
 RING = KeyRing({"k1": b"A" * 32}, "k1")
 T0 = 1_800_000_000
-TOKEN = seal(Claims("k1", T0 + 300, T0, "/videos/12/", "tid"), RING)
+TOKEN = factories.token(RING, now=T0, scope="/videos/12/", token_id="tid")
 
 # Every one of these must be refused, whatever the token says.
 ATTACKS = [

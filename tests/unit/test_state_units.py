@@ -10,20 +10,14 @@ from edge_validator.state import Revocation, RevocationSync, RevocationView, Sta
 from edge_validator.state.memory import MemoryStore
 from edge_validator.state.revocations import video_id
 from edge_validator.state.settings import RateLimit
+from tests.support import factories
 
 NOW = 1_800_000_000.0
 
 
 def _claims(**kw: object) -> Claims:
-    base: dict[str, object] = {
-        "key_id": "k1",
-        "expires_at": int(NOW) + 300,
-        "not_before": int(NOW) - 10,
-        "scope": "/videos/v1/",
-        "token_id": "tok",
-    }
-    base.update(kw)
-    return Claims(**base)  # type: ignore[arg-type]
+    fields: dict[str, object] = {"scope": "/videos/v1/", "token_id": "tok", **kw}
+    return factories.claims(now=NOW - 10, ttl=310, **fields)
 
 
 def _view(*revs: Revocation) -> RevocationView:
