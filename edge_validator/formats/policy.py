@@ -11,12 +11,14 @@ compared segment by segment, expiry and not-before with the same leeway, the lif
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import ipaddress
 import re
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from ..core.addresses import in_network
+from ..core.addresses import ClientAddress, in_network
 from ..core.decision import DEFAULT_LEEWAY, DEFAULT_MAX_TTL
 from ..core.errors import Expired, IpMismatch, LifetimeExceeded, NotYetValid, OutOfScope
 from ..core.paths import normalize_path
@@ -92,6 +94,14 @@ class Access(NamedTuple):
     client_network: str | None = None
 
 
+def derived_token_id(format_name: str, material: str) -> str:
+    """A stable id for a token whose format carries none (secure_link, CloudFront, Media CDN
+    path tokens): logs name it and the revocation API can revoke it. The signer computes the same
+    id from what it emitted."""
+    digest = hashlib.sha256(f"{format_name}\0{material}".encode()).digest()
+    return f"{format_name}-{base64.urlsafe_b64encode(digest[:12]).decode()}"
+
+
 def video_scope(decoded_path: str) -> str:
     """The ``/videos/<id>/`` prefix of a path, for formats whose MAC covers the scope only."""
     match = VIDEO_SCOPE_RE.match(decoded_path)
@@ -103,7 +113,7 @@ def video_scope(decoded_path: str) -> str:
 def judge(
     access: Access,
     raw_path: str,
-    client: str | None,
+    client: ClientAddress | str | None,
     now: float,
     *,
     leeway: int = DEFAULT_LEEWAY,
