@@ -13,6 +13,9 @@ from .core.errors import ConfigurationError
 from .core.keyring import KeyRing
 from .core.protocol import CLIENT_IP_HEADERS, FORWARDED_FOR
 from .env import Env
+from .formats.accept import ForeignVerifier
+from .formats.config import accept_formats, format_keys
+from .formats.keys import FormatKeys
 from .manifests.urls import Url, parse_public_url
 from .origins.s3_location import MODES, S3Location, S3Settings
 from .state.settings import StateSettings
@@ -40,6 +43,9 @@ class ValidatorSettings:
     public_url: Url | None = None
     # Revocations, use and stream limits: in memory, or Redis when REDIS_URL is set.
     state: StateSettings = field(default_factory=StateSettings)
+    # Foreign token formats accepted besides PlayGate's own (edge_validator/formats).
+    accept_formats: tuple[str, ...] = ()
+    format_keys: FormatKeys | None = None
 
     def __post_init__(self) -> None:
         # A kept allow does not see revocations: it may not outlast the staleness bound.
@@ -52,6 +58,12 @@ class ValidatorSettings:
 
     def verifier(self) -> Verifier:
         return Verifier(self.keyring, max_ttl=self.max_ttl, leeway=self.leeway)
+
+    def foreign_verifier(self) -> ForeignVerifier | None:
+        if not self.accept_formats:
+            return None
+        keys = self.format_keys or FormatKeys()
+        return ForeignVerifier(keys, self.accept_formats, max_ttl=self.max_ttl, leeway=self.leeway)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ValidatorSettings:
@@ -85,6 +97,8 @@ class ValidatorSettings:
             grant_cache_seconds=env.integer("PLAYGATE_GRANT_CACHE_SECONDS", 0, low=0, high=300),
             public_url=public_url(env),
             state=StateSettings.from_env(environ),
+            accept_formats=accept_formats(env),
+            format_keys=format_keys(env),
         )
 
 

@@ -102,6 +102,11 @@ PLAYBACK_REQUEST = {
         "user_id": {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,128}$"},
         "max_uses": {"type": "integer", "minimum": 0},
         "max_streams": {"type": "integer", "minimum": 0},
+        "format": {
+            "type": "string",
+            "enum": ["playgate", "cloudfront", "akamai", "mediacdn", "secure_link", "jwt"],
+            "description": "the token format; CDN formats need the signer's format keys",
+        },
     },
 }
 
@@ -113,6 +118,12 @@ PLAYBACK_URL = {
         "token": {"type": "string"},
         "token_id": {"type": "string"},
         "expires_at": {"type": "string", "format": "date-time"},
+        "format": {"type": "string", "description": "present for a CDN format"},
+        "cookies": {
+            "type": "object",
+            "additionalProperties": {"type": "string"},
+            "description": "CloudFront: signed cookies that cover the video's segments",
+        },
     },
 }
 

@@ -10,6 +10,8 @@ from edge_validator.core.decision import MAX_TTL_LIMIT
 from edge_validator.core.errors import ConfigurationError
 from edge_validator.core.keyring import KeyRing
 from edge_validator.env import Env
+from edge_validator.formats.config import format_keys
+from edge_validator.formats.keys import FormatKeys
 from edge_validator.state.settings import StateSettings
 
 from .api_keys import ApiKeys
@@ -28,6 +30,8 @@ class SignerSettings:
     max_body_bytes: int = 16 * 1024
     # Revocations and rate limits: in memory, or Redis when REDIS_URL is set.
     state: StateSettings = field(default_factory=StateSettings)
+    # Keys for the CDN formats a request may ask for ("format"); None: PlayGate tokens only.
+    format_keys: FormatKeys | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> SignerSettings:
@@ -48,4 +52,5 @@ class SignerSettings:
             token_mode=env.choice("PLAYGATE_TOKEN_MODE", "path", ("path", "query")),
             entry_file=env.text("PLAYGATE_ENTRY_FILE", "master.m3u8") or "master.m3u8",
             state=StateSettings.from_env(os.environ if environ is None else environ),
+            format_keys=format_keys(env),
         )

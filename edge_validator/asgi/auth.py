@@ -25,7 +25,7 @@ async def auth(request: Request) -> Response:
     try:
         if target is None:
             raise BadPath("no X-Original-URI header")
-        grant = await gate.authorize(target, viewer(request, settings))
+        grant = await gate.authorize(target, viewer(request, settings), request.cookies)
     except PlaybackTokenError as exc:
         return denied(exc, body=False)
     except Exception:  # deny by default: a bug must never open the gate

@@ -32,7 +32,9 @@ async def shield(request: Request) -> Response:
     gate: Gate = request.app.state.gate
     settings: ValidatorSettings = request.app.state.settings
     try:
-        grant = await gate.authorize(raw_target(request), viewer(request, settings))
+        grant = await gate.authorize(
+            raw_target(request), viewer(request, settings), request.cookies
+        )
     except PlaybackTokenError as exc:
         return denied(exc)
     except Exception:  # deny by default: a bug must never open the gate
