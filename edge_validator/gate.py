@@ -49,7 +49,7 @@ class Gate:
             now = self.clock()
             grant = None
             if self.foreign is not None:
-                grant = self.foreign.authorize(target, cookies or {}, client, now)
+                grant = await self.foreign.authorize_async(target, cookies or {}, client, now)
             if grant is None:
                 grant = self.verifier.verify_target(target, client, now)
             if self.guard is not None:

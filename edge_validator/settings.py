@@ -14,7 +14,8 @@ from .core.keyring import KeyRing
 from .core.protocol import CLIENT_IP_HEADERS, FORWARDED_FOR
 from .env import Env
 from .formats.accept import ForeignVerifier
-from .formats.config import accept_formats, format_keys
+from .formats.config import accept_formats, format_keys, jwks_cache
+from .formats.jwks import JwksCache
 from .formats.keys import FormatKeys
 from .manifests.urls import Url, parse_public_url
 from .origins.s3_location import MODES, S3Location, S3Settings
@@ -46,6 +47,8 @@ class ValidatorSettings:
     # Foreign token formats accepted besides PlayGate's own (edge_validator/formats).
     accept_formats: tuple[str, ...] = ()
     format_keys: FormatKeys | None = None
+    # The signer's JWKS (PLAYGATE_JWKS_URL): JWT public keys fetched, not deployed.
+    jwks: JwksCache | None = None
 
     def __post_init__(self) -> None:
         # A kept allow does not see revocations: it may not outlast the staleness bound.
@@ -63,7 +66,9 @@ class ValidatorSettings:
         if not self.accept_formats:
             return None
         keys = self.format_keys or FormatKeys()
-        return ForeignVerifier(keys, self.accept_formats, max_ttl=self.max_ttl, leeway=self.leeway)
+        return ForeignVerifier(
+            keys, self.accept_formats, max_ttl=self.max_ttl, leeway=self.leeway, jwks=self.jwks
+        )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ValidatorSettings:
@@ -99,6 +104,7 @@ class ValidatorSettings:
             state=StateSettings.from_env(environ),
             accept_formats=accept_formats(env),
             format_keys=format_keys(env),
+            jwks=jwks_cache(env),
         )
 
 

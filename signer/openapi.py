@@ -110,6 +110,12 @@ PLAYBACK_REQUEST = {
     },
 }
 
+JWKS = {
+    "type": "object",
+    "required": ["keys"],
+    "properties": {"keys": {"type": "array", "items": {"type": "object"}}},
+}
+
 PLAYBACK_URL = {
     "type": "object",
     "required": ["url", "token", "token_id", "expires_at"],

@@ -20,12 +20,13 @@ from typing import NamedTuple
 
 from ..core.addresses import ClientAddress
 from ..core.decision import DEFAULT_LEEWAY, DEFAULT_MAX_TTL, MEMO_SIZE, Grant
-from ..core.errors import ConfigurationError, MalformedToken
+from ..core.errors import ConfigurationError, MalformedToken, UnknownKey
 from ..core.paths import Target
 from ..core.protocol import TOKEN_PARAM, TOKEN_PREFIX
 from ..core.token import Claims
 from . import akamai, cloudfront, jwt_playback, mediacdn, secure_link
 from .cloudfront import CloudFrontPublicKey
+from .jwks import JwksCache
 from .keys import FORMATS, FormatKeys
 from .policy import VIDEO_SCOPE_RE, Access, derived_token_id, judge, video_scope
 
@@ -53,12 +54,14 @@ class ForeignVerifier:
         max_ttl: int = DEFAULT_MAX_TTL,
         leeway: int = DEFAULT_LEEWAY,
         memo_size: int = MEMO_SIZE,
+        jwks: JwksCache | None = None,
     ) -> None:
         unknown = set(accept) - set(FORMATS)
         if unknown:
             raise ConfigurationError(f"unknown formats: {', '.join(sorted(unknown))}")
         keys = keys.public_only()
-        missing = [name for name in accept if not getattr(keys, name)]
+        # JWT keys may come from the signer's JWKS instead of the keys document.
+        missing = [n for n in accept if not getattr(keys, n) and not (n == "jwt" and jwks)]
         if missing:
             raise ConfigurationError(f"no keys for accepted formats: {', '.join(missing)}")
         if {"cloudfront", "mediacdn"} & set(accept) and keys.public_url is None:
@@ -69,12 +72,38 @@ class ForeignVerifier:
         self.leeway = leeway
         self.memo_size = memo_size
         self._memo: OrderedDict[Hashable, Access] = OrderedDict()
+        self.jwks = jwks
         self._cloudfront = {
             k: v for k, v in keys.cloudfront.items() if isinstance(v, CloudFrontPublicKey)
         }
 
     def __repr__(self) -> str:
         return f"ForeignVerifier(accept={sorted(self.accept)})"
+
+    async def authorize_async(
+        self, target: str, cookies: Mapping[str, str], client: Client, now: float
+    ) -> Grant | None:
+        """``authorize``, fetching the signer's JWKS first when it is due: when the copy is old,
+        or once more when a JWT names a key id not seen yet (rate-limited by the cache)."""
+        jwks = self.jwks
+        if jwks is not None and jwks.due(now, unknown_kid=False):
+            await self._refresh(jwks, now)
+        try:
+            return self.authorize(target, cookies, client, now)
+        except UnknownKey:
+            if jwks is None or not jwks.due(now, unknown_kid=True) or not self._is_jwt(target):
+                raise
+        await self._refresh(jwks, now)
+        return self.authorize(target, cookies, client, now)
+
+    async def _refresh(self, jwks: JwksCache, now: float) -> None:
+        if await jwks.refresh(now):
+            self._memo.clear()  # nothing verified with a key that may be gone is reused
+
+    def _is_jwt(self, target: str) -> bool:
+        path, _, query = target.partition("?")
+        opened = self.recognise(path, query, {})
+        return opened is not None and opened.format == "jwt"
 
     def authorize(
         self, target: str, cookies: Mapping[str, str], client: Client, now: float
@@ -178,7 +207,8 @@ class ForeignVerifier:
         keys = self.keys
         public_url = keys.public_url or ""
         if opened.format == "jwt":
-            return jwt_playback.verify(opened.material, keys.jwt)
+            jwt_keys = keys.jwt if self.jwks is None else {**keys.jwt, **self.jwks.keys}
+            return jwt_playback.verify(opened.material, jwt_keys)
         if opened.format == "cloudfront":
             return cloudfront.verify(path, query, cookies, self._cloudfront, public_url)
         return mediacdn.verify(path, query, cookies, keys.mediacdn, public_url)[0]

@@ -4,13 +4,15 @@
   (``cloudfront,akamai,mediacdn,secure_link,jwt``); empty: PlayGate tokens only.
 - ``PLAYGATE_FORMAT_KEYS_FILE`` (or ``PLAYGATE_FORMAT_KEYS``, the JSON itself): their keys
   (``keys.FormatKeys``). The signer signs with them; a validator keeps the public halves.
-- ``PLAYGATE_JWKS_URL``: a validator fetches its JWT public keys from the signer's JWKS.
+- ``PLAYGATE_JWKS_URL``: a validator fetches its JWT public keys from the signer's JWKS
+  (``PLAYGATE_JWKS_MAX_AGE`` seconds between fetches, ``PLAYGATE_JWT_AUDIENCE`` if any).
 """
 
 from __future__ import annotations
 
 from ..core.errors import ConfigurationError
 from ..env import Env
+from .jwks import JwksCache
 from .keys import FORMATS, FormatKeys
 
 
@@ -23,6 +25,17 @@ def accept_formats(env: Env) -> tuple[str, ...]:
             f"PLAYGATE_ACCEPT_FORMATS lists formats once each, of {', '.join(FORMATS)}"
         )
     return names
+
+
+def jwks_cache(env: Env) -> JwksCache | None:
+    url = env.text("PLAYGATE_JWKS_URL")
+    if url is None:
+        return None
+    return JwksCache(
+        url,
+        audience=env.text("PLAYGATE_JWT_AUDIENCE"),
+        max_age=env.number("PLAYGATE_JWKS_MAX_AGE", 300.0, low=5.0, high=86400.0),
+    )
 
 
 def format_keys(env: Env) -> FormatKeys | None:
