@@ -16,8 +16,10 @@ from edge_validator.core.decision import DEFAULT_LEEWAY, DEFAULT_MAX_TTL, MAX_TT
 from edge_validator.core.errors import PlayGateError
 from edge_validator.core.keyring import KeyRing, new_keyring_json
 from edge_validator.env import Env
+from edge_validator.formats.config import format_keys
+from edge_validator.formats.keys import FormatKeys
 from signer.api_keys import generate_api_key, hash_api_key
-from signer.issuing import issue, parse_playback_request
+from signer.issuing import TOKEN_FORMATS, issue, parse_playback_request
 
 from .explain import explain
 from .revoke_cli import add_commands as add_revocation_commands
@@ -59,15 +61,27 @@ def cmd_sign(args: argparse.Namespace) -> int:
     doc = {
         k: v
         for k, v in vars(args).items()
-        if k in ("video_id", "ttl_seconds", "client_ip", "session_id", "file") and v is not None
+        if k in ("video_id", "ttl_seconds", "client_ip", "session_id", "file", "format")
+        and v is not None
     }
     max_ttl = _max_ttl()
     default_ttl = min(300, max_ttl)
     req = parse_playback_request(
         doc, default_ttl=default_ttl, max_ttl=max_ttl, entry_file="master.m3u8"
     )
-    issued = issue(req, keyring, time.time(), public_url=args.base_url.rstrip("/"), mode=args.mode)
+    # The CDN formats' keys: --format-keys FILE, else the signer's environment.
+    keys = FormatKeys.from_file(args.format_keys) if args.format_keys else None
+    issued = issue(
+        req,
+        keyring,
+        time.time(),
+        public_url=args.base_url.rstrip("/"),
+        mode=args.mode,
+        format_keys=keys or format_keys(Env(os.environ)),
+    )
     print(issued.url)
+    for name, value in (issued.cookies or {}).items():
+        print(f"cookie {name}={value}")
     return 0
 
 
@@ -170,6 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--file")
     p.add_argument("--base-url", default="http://127.0.0.1:8081")
     p.add_argument("--mode", choices=("path", "query"), default="path")
+    p.add_argument("--format", choices=TOKEN_FORMATS, help="a CDN's token format (docs/formats.md)")
+    p.add_argument("--format-keys", help="the formats' keys file (PLAYGATE_FORMAT_KEYS_FILE)")
     p.set_defaults(func=cmd_sign)
 
     p = sub.add_parser("explain", help="explain why a URL is accepted or rejected")
