@@ -28,6 +28,7 @@ from edge_validator.asgi.app import create_app as create_validator
 from edge_validator.core.keyring import KeyRing, new_keyring_json
 from edge_validator.core.protocol import REAL_IP, REASON_HEADER
 from edge_validator.env import networks
+from edge_validator.formats.keys import FORMATS
 from edge_validator.settings import ValidatorSettings
 from edge_validator.state.guard import StateGuard
 from edge_validator.state.settings import StateSettings
@@ -42,6 +43,7 @@ from ..nginx.runner import NginxEdge
 from ..processes import bind, free_port
 from . import DEMO_VIDEO, SAMPLES
 from .backend import create_backend_app
+from .formats import demo_format_keys
 from .origin import create_origin_app
 
 
@@ -165,11 +167,18 @@ def run_demo(args: argparse.Namespace) -> int:
     state_settings = StateSettings.from_env(os.environ)
     store = build_store(state_settings)
     validator_settings = dataclasses.replace(validator_settings, state=state_settings)
+    # Every CDN format too, at the shield (nginx's template routes PlayGate's URL shapes only).
+    format_keys = None if nginx else demo_format_keys(edge_url, workdir / "formats.json")
+    if format_keys is not None:
+        validator_settings = dataclasses.replace(
+            validator_settings, accept_formats=FORMATS, format_keys=format_keys
+        )
     signer_settings = SignerSettings(
         keyring=keyring,
         api_keys=ApiKeys({"demo": hash_api_key(api_key)}),
         public_url=edge_url,
         state=state_settings,
+        format_keys=format_keys,
     )
     first = issue(PlaybackRequest(DEMO_VIDEO, 600), keyring, time.time(), public_url=edge_url)
     dash = issue(
@@ -188,6 +197,7 @@ def run_demo(args: argparse.Namespace) -> int:
         "New URL: curl -s -X POST -H 'Authorization: Bearer " + api_key + "' "
         f"-H 'Content-Type: application/json' -d '{body}' {signer_url}/v1/playback-urls",
         f"Key ring: {workdir / 'keyring.json'}",
+        f"Formats: {','.join(('playgate', *FORMATS)) if format_keys else 'playgate'}",
         f"Origin: {_describe_origin(validator_settings)}",
         f"State: {store.backend}",
         "Press Ctrl-C to stop.",
