@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,9 +25,8 @@ from edge_validator.core.keyring import KeyRing
 from edge_validator.core.token import Claims, seal
 from edge_validator.formats.accept import ForeignVerifier
 from edge_validator.formats.emit import emit
-from edge_validator.formats.keys import FormatKeys
 from edge_validator.formats.policy import Policy
-from tests.support.formats import format_keys_json
+from playgate.demo.formats import demo_format_keys
 
 N = int(os.environ.get("PG_BENCH_N", "200"))
 NOW = 1_767_200_000
@@ -58,7 +58,8 @@ def measure(label: str, run: Callable[[], object]) -> None:
 
 
 def main() -> None:
-    keys = FormatKeys.from_json(format_keys_json(CDN))
+    # The demo's keys: CloudFront ECDSA P-256, JWT EdDSA, Media CDN Ed25519.
+    keys = demo_format_keys(CDN, Path(tempfile.mkdtemp()) / "formats.json")
     policy = Policy("/videos/demo/", NOW + 300, NOW, "tid-bench")
     ring = KeyRing({"k1": b"B" * 32}, "k1")
     token = seal(Claims("k1", NOW + 300, NOW, "/videos/demo/", "tid-bench"), ring)

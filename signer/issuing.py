@@ -214,18 +214,21 @@ def issue_foreign(
     """The same policy in a CDN's format (edge_validator/formats)."""
     if keys is None or request.format not in keys.configured():
         raise InvalidField("format", f"this signer has no {request.format} key")
-    policy = Policy(
-        scope=request.scope,
-        expires_at=int(now) + request.ttl_seconds,
-        not_before=int(now),
-        token_id=token_id or new_token_id(),
-        entry=request.file,
-        client_network=request.client_network,
-        session_id=request.session_id,
-    )
+    try:
+        policy = Policy(
+            scope=request.scope,
+            expires_at=int(now) + request.ttl_seconds,
+            not_before=int(now),
+            token_id=token_id or new_token_id(),
+            entry=request.file,
+            client_network=request.client_network,
+            session_id=request.session_id,
+        )
+    except ValueError as exc:  # parse_playback_request checked the same rules; never a 500
+        raise InvalidField("body", str(exc)) from None
     try:
         emitted = emit(request.format, policy, keys, public_url)
-    except ValueError as exc:
+    except ValueError as exc:  # the only field a format may not express: the client binding
         raise InvalidField("client_ip", str(exc)) from None
     cookies = emitted.cookies or None
     return IssuedUrl(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -25,7 +26,7 @@ async def auth(request: Request) -> Response:
     try:
         if target is None:
             raise BadPath("no X-Original-URI header")
-        grant = await gate.authorize(target, viewer(request, settings), request.cookies)
+        grant = await gate.authorize(target, viewer(request, settings), _cookies(request, gate))
     except PlaybackTokenError as exc:
         return denied(exc, body=False)
     except Exception:  # deny by default: a bug must never open the gate
@@ -40,3 +41,8 @@ async def auth(request: Request) -> Response:
         GRANT_CACHE_HEADER: str(seconds),
     }
     return Response(status_code=204, headers=headers)
+
+
+def _cookies(request: Request, gate: Gate) -> Mapping[str, str] | None:
+    # Parsed only where a foreign format may travel in a cookie (CloudFront, Akamai, Media CDN).
+    return request.cookies if gate.foreign is not None else None

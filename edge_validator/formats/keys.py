@@ -96,8 +96,7 @@ class FormatKeys:
                 {_id(e): _mediacdn(e) for e in _entries(doc, "mediacdn")},
             )  # fmt: skip
         except (KeyError, TypeError, ValueError, binascii.Error) as exc:
-            if isinstance(exc, ConfigurationError):
-                raise
+            # Never the message: it could quote key material.
             raise ConfigurationError(f"format keys: {type(exc).__name__} in an entry") from None
 
 
