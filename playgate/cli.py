@@ -94,16 +94,10 @@ def configure_logging() -> None:
 def _serve(app: ASGIApp, host: str, port: int) -> int:
     import uvicorn
 
-    # proxy_headers off: the validator decides itself which forwarding headers to trust.
-    # access_log off: uvicorn's access log would print the token; we log token ids instead.
-    uvicorn.run(
-        app,
-        host=host,
-        port=port,
-        proxy_headers=False,
-        access_log=False,
-        server_header=False,
-    )
+    from .serving import ServerLimits, uvicorn_config
+
+    limits = ServerLimits.from_env(os.environ).within_file_limit()
+    uvicorn.Server(uvicorn_config(app, limits, host=host, port=port)).run()
     return 0
 
 
