@@ -142,6 +142,12 @@ def cmd_nginx_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_nginx_error_log(args: argparse.Namespace) -> int:
+    from .nginx.error_log import main as filter_error_log
+
+    return filter_error_log()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="playgate", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -194,6 +200,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--daemon", action="store_true", help="let nginx daemonize")
     p.add_argument("--output", "-o", help="write here instead of stdout")
     p.set_defaults(func=cmd_nginx_config)
+
+    p = sub.add_parser(
+        "nginx-error-log",
+        help="copy nginx's stderr (its error log) from stdin to stdout without request text",
+    )
+    p.set_defaults(func=cmd_nginx_error_log)
 
     p = sub.add_parser("demo", help="run signer and validator on loopback with the sample video")
     p.add_argument("--host", default="127.0.0.1")

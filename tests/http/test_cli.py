@@ -15,6 +15,7 @@ import pytest
 from edge_validator.core.keyring import KeyRing, new_keyring_json
 from playgate.cli import main
 from signer.api_keys import hash_api_key
+from tests.support import factories
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -188,3 +189,17 @@ def test_a_bad_setting_stops_a_server_with_one_line(
     assert len(lines) == 1, done.stderr
     assert lines[0].startswith("playgate: bad_configuration:")
     assert needle in lines[0]
+
+
+def test_nginx_error_log_filter_keeps_no_request_text() -> None:
+    tok = factories.token()
+    line = f'2026/01/01 10:00:00 [error] 7#7: *1 x, client: 1.2.3.4, request: "GET /t/{tok}/v"\n'
+    done = subprocess.run(
+        [sys.executable, "-m", "playgate.cli", "nginx-error-log"],
+        input=line,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert done.stdout == '2026/01/01 10:00:00 [error] 7#7: *1 x, client: 1.2.3.4, request: "…"\n'

@@ -15,8 +15,9 @@ from edge_validator.core.keyring import KeyRing
 from edge_validator.env import networks
 from edge_validator.settings import ValidatorSettings
 from playgate.demo.origin import create_origin_app
-from playgate.nginx.config import EdgeConfig, current_user_if_root, nginx_argv, prepare_prefix
-from tests.support.servers import LOOPBACK, free_port, require_tool, run_process, serve_app
+from playgate.nginx.config import EdgeConfig, current_user_if_root, prepare_prefix
+from playgate.nginx.runner import ERROR_LOG, running_nginx
+from tests.support.servers import LOOPBACK, free_port, require_tool, serve_app
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,10 @@ class Edge:
     @property
     def access_log(self) -> Path:
         return self.prefix / "access.log"
+
+    @property
+    def error_log(self) -> Path:
+        return self.prefix / ERROR_LOG
 
 
 def _counting(app: ASGIApp, hits: list[str]) -> ASGIApp:
@@ -72,5 +77,5 @@ def nginx_edge(
             user=current_user_if_root(),
         )
         prepare_prefix(config)
-        with run_process(nginx_argv(nginx, config), port=port, log=prefix / "nginx.out"):
+        with running_nginx(nginx, config, port):
             yield Edge(f"http://{LOOPBACK}:{port}", prefix, hits, auth_calls)
