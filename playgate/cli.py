@@ -89,6 +89,10 @@ def configure_logging() -> None:
     logging.basicConfig(
         level=level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
+    # httpx and httpcore log every origin request (and its URL) at INFO and DEBUG: PlayGate's
+    # own lines say what matters, with token ids.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def _serve(app: ASGIApp, host: str, port: int) -> int:

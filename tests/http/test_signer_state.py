@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -141,9 +142,15 @@ def test_rate_limit_per_viewer(keyring: KeyRing, state: StateSettings) -> None:
 
 
 def test_cli_revokes_through_the_signer(
-    signer: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    signer: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
-    assert cli_main(["revoke", "--user-id", "u-9", "--signer", signer, "--api-key", API_KEY]) == 0
+    key_file = tmp_path / "api-key"
+    key_file.write_text(API_KEY + "\n")
+    argv = ["revoke", "--user-id", "u-9", "--signer", signer, "--api-key-file", str(key_file)]
+    assert cli_main(argv) == 0
     assert json.loads(capsys.readouterr().out)["kind"] == "user_id"
     monkeypatch.setenv("PLAYGATE_SIGNER_URL", signer)
     monkeypatch.setenv("PLAYGATE_API_KEY", API_KEY)
@@ -153,6 +160,12 @@ def test_cli_revokes_through_the_signer(
     assert cli_main(["revoke", "--user-id", "bad id"]) == 1
     with pytest.raises(SystemExit):
         cli_main(["revoke", "--user-id", "a", "--token-id", "b"])
+
+
+def test_cli_refuses_an_api_key_on_the_command_line(signer: str) -> None:
+    # Any local user reads argv (`ps`, /proc/<pid>/cmdline): the key is never taken from it.
+    with pytest.raises(SystemExit, match="PLAYGATE_API_KEY or use --api-key-file"):
+        cli_main(["revoke", "--user-id", "u-1", "--signer", signer, "--api-key", API_KEY])
 
 
 def test_signer_without_redis_answers_503_and_not_ready(keyring: KeyRing) -> None:
