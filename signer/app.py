@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from edge_validator.asgi.problems import http_error, problem
+from edge_validator.asgi.problems import http_error, internal_error, problem
 from edge_validator.core.errors import (
     BodyTooLarge,
     InvalidField,
@@ -171,7 +171,11 @@ def create_app(
     return Starlette(
         routes=routes,
         lifespan=lifespan,
-        exception_handlers={PlayGateError: playgate_error, HTTPException: http_error},
+        exception_handlers={
+            PlayGateError: playgate_error,
+            HTTPException: http_error,
+            Exception: internal_error,
+        },
     )
 
 

@@ -19,7 +19,7 @@ from ..state.guard import StateGuard
 from ..state.store import build_store
 from .auth import auth
 from .health import healthz, readyz
-from .problems import http_error
+from .problems import http_error, internal_error
 from .shield import shield
 
 _ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
@@ -65,7 +65,9 @@ def create_app(
         # GET and HEAD only: Starlette answers anything else 405 with Allow (see http_error).
         routes.append(Route("/{path:path}", shield, methods=["GET", "HEAD"]))
     app = Starlette(
-        routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error}
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: http_error, Exception: internal_error},
     )
     app.state.settings = settings
     app.state.gate = Gate(settings.verifier(), guard)

@@ -197,3 +197,17 @@ def test_revocations_survive_a_signer_restart(
     with serve_app(create_signer(_signer(keyring, state))) as url:
         listed = httpx.get(f"{url}/v1/revocations", headers=AUTH).json()["revocations"]
     assert [(r["kind"], r["value"]) for r in listed] == [("session_id", "s-keep")]
+
+
+class _BrokenStore(MemoryStore):
+    async def hit_rate(self, bucket: str, limit: int, window: int) -> float:
+        raise RuntimeError("a bug in a store")
+
+
+def test_an_unexpected_error_is_a_json_error_never_a_bare_500(keyring: KeyRing) -> None:
+    app = create_signer(_signer(keyring, StateSettings()), store=_BrokenStore())
+    with serve_app(app) as url:
+        resp = _post(f"{url}/v1/playback-urls", {"video_id": "demo"})
+    assert resp.headers["x-playgate-reason"] == "internal_error"
+    assert resp.headers["cache-control"] == "no-store"
+    assert resp.json()["error"] == "internal_error"
