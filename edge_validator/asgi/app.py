@@ -44,7 +44,10 @@ def create_app(
     origin: Origin | None = None,
 ) -> Starlette:
     """``guard``: share one state guard (the demo); by default built from ``settings.state``."""
-    guard = guard or StateGuard(build_store(settings.state), settings.state)
+    if guard is None:
+        # A store of its own in memory is shared with nobody: limits there are refused.
+        store = build_store(settings.state)
+        guard = StateGuard(store, settings.state, shared=store.backend != "memory")
     origin = origin or make_origin(settings)
 
     @contextlib.asynccontextmanager

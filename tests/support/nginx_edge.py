@@ -14,6 +14,8 @@ from edge_validator.asgi.client_address import REAL_IP
 from edge_validator.core.keyring import KeyRing
 from edge_validator.env import networks
 from edge_validator.settings import ValidatorSettings
+from edge_validator.state.guard import StateGuard
+from edge_validator.state.memory import MemoryStore
 from playgate.demo.origin import create_origin_app
 from playgate.nginx.config import EdgeConfig, current_user_if_root, prepare_prefix
 from playgate.nginx.runner import ERROR_LOG, running_nginx
@@ -65,7 +67,10 @@ def nginx_edge(
             grant_cache_seconds=grant_cache_seconds,
             origin_url=origin_url,
         )
-        validator_app = _counting(create_validator(settings), auth_calls)
+        # This one validator is the whole deployment: its store counts as shared, as the demo's
+        # (a standalone validator's own memory refuses limited tokens).
+        guard = StateGuard(MemoryStore(), settings.state, shared=True)
+        validator_app = _counting(create_validator(settings, guard=guard), auth_calls)
         validator_url = stack.enter_context(serve_app(validator_app))
         port = free_port()
         config = EdgeConfig(
