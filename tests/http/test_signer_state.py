@@ -139,6 +139,13 @@ def test_rate_limit_per_viewer(keyring: KeyRing, state: StateSettings) -> None:
         # Nor does a fresh IPv6 address inside the same /64.
         v6 = [_post(issue, {"video_id": "demo", "client_ip": f"2001:db8::{i}"}) for i in range(3)]
         assert [r.status_code for r in v6] == [201, 201, 429]
+        # Nor a wider network written around the same viewer: the bucket is the viewer's.
+        for spellings in (
+            ["192.0.2.0", "192.0.2.0/31", "192.0.2.0/24"],
+            ["2001:db8:7::/64", "2001:db8:7::/48", "2001:db8:7::/56"],
+        ):
+            wide = [_post(issue, {"video_id": "demo", "client_ip": ip}) for ip in spellings]
+            assert [r.status_code for r in wide] == [201, 201, 429], spellings
 
 
 def test_cli_revokes_through_the_signer(
