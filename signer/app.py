@@ -37,6 +37,7 @@ from .openapi import (
     REVOCATION_LIST,
     REVOCATION_REQUEST,
     Endpoint,
+    Handler,
     openapi_document,
 )
 from .rate_limits import RateLimiter
@@ -123,6 +124,23 @@ def endpoints(api: SignerApi, revocations: RevocationsApi, health: SignerHealth)
     ]
 
 
+def _routes(contract: list[Endpoint]) -> list[Route]:
+    """One route per path holding all its methods: Starlette's 405 lists the ``Allow`` of the
+    first route matching the path only, so one route per method hid the others."""
+    by_path: dict[str, dict[str, Handler]] = {}
+    for e in contract:
+        by_path.setdefault(e.path, {})[e.method] = e.handler
+    routes = []
+    for path, handlers in by_path.items():
+
+        async def dispatch(request: Request, handlers: dict[str, Handler] = handlers) -> Response:
+            method = "GET" if request.method == "HEAD" else request.method
+            return await handlers[method](request)
+
+        routes.append(Route(path, dispatch, methods=sorted(handlers)))
+    return routes
+
+
 def create_app(
     settings: SignerSettings,
     clock: Callable[[], float] = time.time,
@@ -159,7 +177,7 @@ def create_app(
         extra = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
         return problem(exc, extra)
 
-    routes = [Route(e.path, e.handler, methods=[e.method]) for e in contract]
+    routes = _routes(contract)
     routes.append(Route("/openapi.json", openapi, methods=["GET"]))
 
     @contextlib.asynccontextmanager

@@ -293,6 +293,28 @@ def test_validator_outage_is_503_no_store_never_allowed(tmp_path: Path) -> None:
     assert_no_token(errors, token_of(url))
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"Content-Length: 7\r\n\r\nSMUGGLE",
+        b"Transfer-Encoding: chunked\r\n\r\n7\r\nSMUGGLE\r\n0\r\n\r\n",
+    ],
+    ids=["length", "chunked"],
+)
+def test_a_viewers_get_body_never_reaches_the_origin(edge: Edge, body: bytes) -> None:
+    # A file no other test fetches, so this request misses the cache and reaches the origin.
+    file = "dash/chunk-2-00004.m4s" if b"Length" in body else "dash/chunk-2-00003.m4s"
+    path = signed(edge, file).split(edge.url, 1)[1]
+    before = len(edge.origin_hits)
+    host, port = edge.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: edge\r\nConnection: close\r\n".encode() + body)
+        reply = b"".join(iter(lambda: sock.recv(65536), b""))
+    assert reply.startswith(b"HTTP/1.1 200 "), reply[:200]
+    assert len(edge.origin_hits) == before + 1
+    assert edge.origin_bodies == []
+
+
 # --- No log line holds a token ---------------------------------------------------------------
 
 TOKEN_RUN = re.compile(f"[{TOKEN_CHARS}]{{{SHORTEST_TOKEN_CHARS},}}")

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from edge_validator.asgi.app import create_app as create_validator
 from edge_validator.asgi.client_address import REAL_IP
@@ -28,6 +28,8 @@ class Edge:
     prefix: Path
     origin_hits: list[str]
     auth_calls: list[str]
+    # What the origin received beyond the path: request bodies and Content-Length headers.
+    origin_bodies: list[bytes]
 
     @property
     def access_log(self) -> Path:
@@ -38,13 +40,27 @@ class Edge:
         return self.prefix / ERROR_LOG
 
 
-def _counting(app: ASGIApp, hits: list[str]) -> ASGIApp:
-    """``app``, recording the path of every HTTP request it gets."""
+def _counting(app: ASGIApp, hits: list[str], bodies: list[bytes] | None = None) -> ASGIApp:
+    """``app``, recording the path of every HTTP request it gets (and, with ``bodies``, any
+    request body or Content-Length it is sent)."""
 
     async def wrapper(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            hits.append(scope["path"])
-        await app(scope, receive, send)
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        hits.append(scope["path"])
+        if bodies is not None:
+            for name, value in scope["headers"]:
+                if name in (b"content-length", b"transfer-encoding") and value != b"0":
+                    bodies.append(name + b": " + value)
+
+        async def recording() -> Message:
+            message = await receive()
+            if bodies is not None and message.get("body"):
+                bodies.append(message["body"])
+            return message
+
+        await app(scope, recording, send)
 
     return wrapper
 
@@ -56,7 +72,8 @@ def nginx_edge(
     nginx = require_tool("nginx")
     hits: list[str] = []
     auth_calls: list[str] = []
-    origin_app = _counting(create_origin_app(media_root), hits)
+    bodies: list[bytes] = []
+    origin_app = _counting(create_origin_app(media_root), hits, bodies)
     with contextlib.ExitStack() as stack:
         origin_url = stack.enter_context(serve_app(origin_app))
         # The validator is also the shield that rewrites query-token manifests.
@@ -83,4 +100,4 @@ def nginx_edge(
         )
         prepare_prefix(config)
         with running_nginx(nginx, config, port):
-            yield Edge(f"http://{LOOPBACK}:{port}", prefix, hits, auth_calls)
+            yield Edge(f"http://{LOOPBACK}:{port}", prefix, hits, auth_calls, bodies)
