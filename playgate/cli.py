@@ -16,7 +16,7 @@ from edge_validator.core.decision import DEFAULT_LEEWAY, DEFAULT_MAX_TTL, MAX_TT
 from edge_validator.core.errors import PlayGateError
 from edge_validator.core.keyring import KeyRing, new_keyring_json
 from edge_validator.env import Env
-from signer.api_keys import generate_api_key, hash_api_key
+from signer.api_keys import SCOPES, generate_api_key, hash_api_key, make_caller
 from signer.issuing import issue, parse_playback_request
 
 from .explain import explain
@@ -48,9 +48,12 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 
 
 def cmd_api_key(args: argparse.Namespace) -> int:
+    scopes = [s.strip() for s in args.scopes.split(",")] if args.scopes else list(SCOPES)
+    caller = make_caller(args.name, scopes, args.video_prefix or "")
     key = generate_api_key()
+    entry = f"{args.name}:{hash_api_key(key)}{caller.entry_suffix()}"
     print(f"API key (give to the app backend): {key}")
-    print(f"PLAYGATE_API_KEYS entry (give to the signer): {args.name}:{hash_api_key(key)}")
+    print(f"PLAYGATE_API_KEYS entry (give to the signer): {entry}")
     return 0
 
 
@@ -163,6 +166,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("api-key", help="generate a caller API key and its stored hash")
     p.add_argument("--name", default="app")
+    p.add_argument(
+        "--scopes", help=f"comma-separated, of {','.join(SCOPES)} (default: all of them)"
+    )
+    p.add_argument("--video-prefix", help="limit the key to video ids starting with this")
     p.set_defaults(func=cmd_api_key)
 
     p = sub.add_parser("sign", help="sign a playback URL offline from a key ring file")

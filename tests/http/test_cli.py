@@ -16,7 +16,7 @@ import pytest
 from edge_validator.core.keyring import KeyRing, new_keyring_json
 from playgate.cli import main
 from playgate.demo.origin import create_origin_app
-from signer.api_keys import hash_api_key
+from signer.api_keys import ApiKeys, hash_api_key
 from tests.support import factories
 from tests.support.servers import free_port, run_process, serve_app
 
@@ -48,6 +48,24 @@ def test_api_key_prints_key_and_its_hash(capsys: pytest.CaptureFixture[str]) -> 
     _, out, _ = run(capsys, "api-key", "--name", "web")
     key = out.split("backend): ")[1].split()[0]
     assert f"web:{hash_api_key(key)}" in out
+
+
+def test_api_key_with_scopes_and_a_video_prefix(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["api-key", "--name", "cms", "--scopes", "sign,revoke", "--video-prefix", "tenant-a-"]
+    _, out, _ = run(capsys, *argv)
+    key = out.split("backend): ")[1].split()[0]
+    entry = out.split("signer): ")[1].strip()
+    assert entry == f"cms:{hash_api_key(key)}:sign+revoke:tenant-a-"
+    caller = ApiKeys.parse(entry).caller(key)
+    assert caller is not None
+    assert (caller.name, caller.scopes, caller.video_prefix) == (
+        "cms",
+        frozenset({"sign", "revoke"}),
+        "tenant-a-",
+    )
+    code, _, err = run(capsys, "api-key", "--scopes", "sign,admin")
+    assert code == 2
+    assert err.startswith("playgate: bad_configuration: API key 'app': scopes are one or more of")
 
 
 def test_sign_then_explain_accepts(ring_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
