@@ -41,6 +41,8 @@ from edge_validator.env import Env
 # Redis and origin pools, media files, logs.
 FD_RESERVE = 128
 LINGER_SECONDS = 1.0
+# How often deadlines are checked: every timeout holds to within this.
+SWEEP_SECONDS = 0.5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,10 +99,39 @@ def _status(code: int) -> bytes:
     return STATUS_LINE[code] + head.encode() + body
 
 
-# Per server: connections still waiting for a request head, oldest first (the eviction order).
-_waiting: weakref.WeakKeyDictionary[
-    ServerState, collections.OrderedDict[GuardedHttpToolsProtocol, None]
-] = weakref.WeakKeyDictionary()
+class _Server:
+    """Per server: the connections waiting for a request head, oldest first (the eviction
+    order), and one sweep every ``SWEEP_SECONDS`` that enforces every connection's deadline.
+    Deadlines are numbers, not timers: a request costs two clock reads, not two timer heaps."""
+
+    def __init__(self, state: ServerState, loop: asyncio.AbstractEventLoop) -> None:
+        self.state = state
+        self.loop = loop
+        self.waiting: collections.OrderedDict[GuardedHttpToolsProtocol, None] = (
+            collections.OrderedDict()
+        )
+        self.sweeping = False
+
+    def start_sweeping(self) -> None:
+        if not self.sweeping:
+            self.sweeping = True
+            self.loop.call_later(SWEEP_SECONDS, self.sweep)
+
+    def sweep(self) -> None:
+        now = self.loop.time()
+        for conn in list(self.state.connections):
+            if not isinstance(conn, GuardedHttpToolsProtocol):
+                continue
+            if 0 < conn.send_deadline <= now:
+                conn.transport.abort()  # the client stopped reading its response
+            elif 0 < conn.deadline <= now:
+                conn.deadline_passed()
+        self.sweeping = False
+        if self.state.connections:
+            self.start_sweeping()
+
+
+_servers: weakref.WeakKeyDictionary[ServerState, _Server] = weakref.WeakKeyDictionary()
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
@@ -111,75 +142,67 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._reading_head = True
         self._head_bytes = 0
         self._body_bytes = 0
-        self._timer: asyncio.TimerHandle | None = None
-        self._send_timer: asyncio.TimerHandle | None = None
+        # When the current wait for the client ends (0: none): its head, its body, or the end of
+        # a lingering close; and when it must have read what it was sent.
+        self.deadline = 0.0
+        self.send_deadline = 0.0
+        self._lingering = False
         self._refused = False
-        waiting = _waiting.setdefault(self.server_state, collections.OrderedDict())
-        if len(self.connections) > self.limits.max_connections and not self._evict(waiting):
+        server = _servers.get(self.server_state)
+        if server is None:
+            server = _servers[self.server_state] = _Server(self.server_state, self.loop)
+        self._server = server
+        if len(self.connections) > self.limits.max_connections and not self._evict():
             self._refused = True
             transport.abort()
             return
-        self._wait_for_head(waiting)
+        server.start_sweeping()
+        self._wait_for_head()
 
-    def _evict(self, waiting: collections.OrderedDict[GuardedHttpToolsProtocol, None]) -> bool:
+    def _evict(self) -> bool:
+        waiting = self._server.waiting
         if not waiting:
             return False
         oldest, _ = waiting.popitem(last=False)
         oldest._refused = True
-        oldest._cancel_timer()
+        oldest.deadline = 0.0
         oldest.transport.abort()
         return True
 
-    def _wait_for_head(
-        self, waiting: collections.OrderedDict[GuardedHttpToolsProtocol, None] | None = None
-    ) -> None:
-        if waiting is None:
-            waiting = _waiting.setdefault(self.server_state, collections.OrderedDict())
-        waiting[self] = None
-        self._arm(self.limits.head_timeout)
+    def _wait_for_head(self) -> None:
+        self._server.waiting[self] = None
+        self.deadline = self.loop.time() + self.limits.head_timeout
 
-    def _arm(self, seconds: float) -> None:
-        self._cancel_timer()
-        self._timer = self.loop.call_later(seconds, self._timed_out)
-
-    def _cancel_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
-    def _timed_out(self) -> None:
-        self._timer = None
+    def deadline_passed(self) -> None:
+        self.deadline = 0.0
+        if self._lingering:
+            self.transport.abort()
+            return
         # A head or body had begun: say why; a silent connection is just closed.
         started = self._head_bytes > 0 or not self._reading_head
         self._refuse(408 if started else None)
 
-    def _forget(self) -> None:
-        waiting = _waiting.get(self.server_state)
-        if waiting is not None:
-            waiting.pop(self, None)
-
     def _refuse(self, status: int | None) -> None:
         self._refused = True
-        self._forget()
-        self._cancel_timer()
+        self._server.waiting.pop(self, None)
+        self.deadline = 0.0
         if self.transport.is_closing():
             return
         if status is not None and (self.cycle is None or not self.cycle.response_started):
             # A lingering close, as nginx does: closing with unread input would reset the
             # connection and the client would never read the status. Input is discarded
-            # (``_refused``) for at most a second.
+            # (``_refused``) for about a second.
             self.transport.write(_status(status))
             if self.transport.can_write_eof():
                 self.transport.write_eof()
-            self._timer = self.loop.call_later(LINGER_SECONDS, self.transport.abort)
+            self._lingering = True
+            self.deadline = self.loop.time() + LINGER_SECONDS
         else:
             self.transport.abort()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._forget()
-        self._cancel_timer()
-        if self._send_timer is not None:
-            self._send_timer.cancel()
+        self._server.waiting.pop(self, None)
+        self.deadline = self.send_deadline = 0.0
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -196,14 +219,14 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._reading_head = False
-        self._forget()
+        self._server.waiting.pop(self, None)
         length = dict(self.headers).get(b"content-length", b"0")
         # llhttp has checked the digits; their count is bounded by the head limit.
         if len(length) > 18 or int(length) > self.limits.max_body_bytes:
             self._refuse(413)
             return
         self._body_bytes = 0
-        self._arm(self.limits.body_timeout)
+        self.deadline = self.loop.time() + self.limits.body_timeout
         super().on_headers_complete()
 
     def on_body(self, body: bytes) -> None:
@@ -218,7 +241,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         if self._refused:
             return
-        self._cancel_timer()
+        self.deadline = 0.0
         # Whatever comes next is the next request's head (pipelined or after the response).
         self._reading_head, self._head_bytes = True, 0
         super().on_message_complete()
@@ -230,14 +253,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def pause_writing(self) -> None:
         super().pause_writing()
-        if self._send_timer is None:
-            self._send_timer = self.loop.call_later(self.limits.send_timeout, self._refuse, None)
+        self.send_deadline = self.loop.time() + self.limits.send_timeout
 
     def resume_writing(self) -> None:
         super().resume_writing()
-        if self._send_timer is not None:
-            self._send_timer.cancel()
-            self._send_timer = None
+        self.send_deadline = 0.0
 
 
 def guarded_protocol(limits: ServerLimits) -> type[GuardedHttpToolsProtocol]:

@@ -16,12 +16,12 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import PlainTextResponse
+from starlette.responses import PlainTextResponse, StreamingResponse
 from starlette.routing import Route
 
 from edge_validator.core.keyring import KeyRing, new_keyring_json
@@ -29,7 +29,16 @@ from playgate.serving import ServerLimits
 from tests.support import factories
 from tests.support.servers import LOOPBACK, free_port, serve_app, wait_for_port
 
-FAST = ServerLimits(head_timeout=1.0, body_timeout=1.0, max_body_bytes=4096)
+FAST = ServerLimits(head_timeout=1.0, body_timeout=1.0, send_timeout=1.0, max_body_bytes=4096)
+BIG_CHUNKS = 200  # of 1 MB: far more than loopback socket buffers hold
+
+
+async def _big(request: Request) -> StreamingResponse:
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(BIG_CHUNKS):
+            yield b"x" * 1024 * 1024
+
+    return StreamingResponse(chunks())
 
 
 async def _echo(request: Request) -> PlainTextResponse:
@@ -41,7 +50,9 @@ async def _echo(request: Request) -> PlainTextResponse:
 
 @pytest.fixture(scope="module")
 def echo_url() -> Iterator[str]:
-    app = Starlette(routes=[Route("/", _echo, methods=["GET", "POST"])])
+    app = Starlette(
+        routes=[Route("/", _echo, methods=["GET", "POST"]), Route("/big", _big, methods=["GET"])]
+    )
     with serve_app(app, FAST) as url:
         yield url
 
@@ -107,6 +118,24 @@ def test_a_slow_body_is_cut_after_the_body_timeout(echo_url: str) -> None:
     reply, seconds = asyncio.run(_exchange(_port(echo_url), [head] + [b"x"] * 40, pause=0.2))
     assert b" 200 " not in reply
     assert seconds < FAST.body_timeout + 5
+
+
+def test_a_client_that_stops_reading_is_dropped_after_the_send_timeout(echo_url: str) -> None:
+    async def stall() -> int:
+        reader, writer = await asyncio.open_connection(LOOPBACK, _port(echo_url))
+        writer.write(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+        await asyncio.sleep(FAST.send_timeout + 3)  # read nothing: the server's buffer fills
+        received = 0
+        try:
+            while chunk := await asyncio.wait_for(reader.read(1 << 20), 10):
+                received += len(chunk)
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            await _close(writer)
+        return received
+
+    assert asyncio.run(stall()) < BIG_CHUNKS * 1024 * 1024
 
 
 @pytest.mark.parametrize(
