@@ -206,5 +206,6 @@ def create_app(
 
 
 def app_from_env() -> Starlette:
-    """App factory for ``playgate serve-signer`` (under plain uvicorn: ``--no-proxy-headers``)."""
+    """App factory for ``playgate serve-signer`` (under plain uvicorn: ``--no-proxy-headers``,
+    and without ``playgate.serving``'s limits: expose that only behind a proxy)."""
     return create_app(SignerSettings.from_env())

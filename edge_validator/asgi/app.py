@@ -83,6 +83,8 @@ def app_from_env() -> Starlette:
     """App factory for ``playgate serve-validator``.
 
     Under plain uvicorn, pass ``--no-proxy-headers --no-access-log``: uvicorn's defaults would
-    believe X-Forwarded-For from loopback and write every token into its access log.
+    believe X-Forwarded-For from loopback and write every token into its access log. Plain
+    uvicorn also lacks the head, body, timeout and connection limits that ``playgate
+    serve-validator`` adds (``playgate.serving``): expose it only behind nginx.
     """
     return create_app(ValidatorSettings.from_env())
