@@ -275,6 +275,7 @@ def uvicorn_config(
     return uvicorn.Config(
         app,
         http=guarded_protocol(limits),
+        ws="none",  # no PlayGate route speaks WebSocket: no upgrade path to guard
         proxy_headers=False,
         access_log=False,
         server_header=False,
