@@ -34,7 +34,7 @@ _EPOCH = (1980, 1, 1, 0, 0, 0)
 
 def bundle_sources() -> list[Path]:
     """What the handler imports: the package's ``__init__``, ``core/`` whole, the handler."""
-    core = sorted((PACKAGE_DIR / "core").glob("*.py"))
+    core = sorted((PACKAGE_DIR / "core").rglob("*.py"))
     return [PACKAGE_DIR / "__init__.py", *core, PACKAGE_DIR / "lambda_edge.py"]
 
 

@@ -11,6 +11,8 @@ from collections import OrderedDict
 from typing import NamedTuple
 
 from .addresses import ClientAddress, in_network
+from .cat.claims import CatClaims
+from .cat.verify import CatVerifier, looks_like_cat
 from .errors import Expired, IpMismatch, LifetimeExceeded, NotYetValid, OutOfScope
 from .keyring import KeyRing
 from .paths import Target, normalize_path, split_target
@@ -47,7 +49,7 @@ class Grant(NamedTuple):
 class Verifier:
     """Verifies tokens against one key ring under one policy, remembering authentic tokens."""
 
-    __slots__ = ("_memo", "keyring", "leeway", "max_ttl", "memo_size")
+    __slots__ = ("_memo", "cat", "keyring", "leeway", "max_ttl", "memo_size")
 
     def __init__(
         self,
@@ -56,8 +58,11 @@ class Verifier:
         max_ttl: int,
         leeway: int = DEFAULT_LEEWAY,
         memo_size: int = MEMO_SIZE,
+        cat: CatVerifier | None = None,
     ) -> None:
         self.keyring = keyring
+        # CTA-5007 Common Access Tokens, verified next to PlayGate's own (None: refused).
+        self.cat = cat
         # Revocations are kept for the longest lifetime the signer issues; a longer-lived token
         # (an old setting, a hand-made one) would outlive its revocation, so it is refused.
         self.max_ttl = max_ttl
@@ -80,7 +85,10 @@ class Verifier:
             known = memo.get(token)
             if known is not None:
                 return known
-        claims = open_token(token, self.keyring)  # raises MissingToken for None or ""
+        if token and self.cat is not None and looks_like_cat(token):
+            claims: Claims = self.cat.open(token)
+        else:
+            claims = open_token(token, self.keyring)  # raises MissingToken for None or ""
         if self.memo_size:
             if len(memo) >= self.memo_size:
                 memo.popitem(last=False)
@@ -114,7 +122,14 @@ class Verifier:
             raise IpMismatch(
                 "the token is bound to another client network", token_id=claims.token_id
             )
+        if claims.__class__ is not Claims:  # a CAT: the checks only a CAT carries
+            self._judge_cat(claims, decoded, client)
         return _new_tuple(Grant, (claims, decoded, target, now))
+
+    def _judge_cat(self, claims: Claims, path: str, client: Client) -> None:
+        assert self.cat is not None
+        assert isinstance(claims, CatClaims)
+        self.cat.judge(claims, path, client)
 
 
 def verify(

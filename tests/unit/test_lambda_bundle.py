@@ -21,7 +21,7 @@ EVENTS = ROOT / "tests" / "events"
 CORE = ROOT / "edge_validator" / "core"
 # The core folder whole (no hand-kept list), the package's __init__ and the handler.
 EXPECTED = {
-    *(f"edge_validator/core/{p.name}" for p in CORE.glob("*.py")),
+    *(f"edge_validator/core/{p.relative_to(CORE).as_posix()}" for p in CORE.rglob("*.py")),
     "edge_validator/__init__.py",
     "edge_validator/lambda_edge.py",
     "edge_validator/baked_config.json",
