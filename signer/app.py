@@ -70,7 +70,9 @@ class SignerApi:
         )
         if self.limiter is not None:
             await self.limiter.check_viewer(caller, req)
-        issued = issue(req, s.keyring, self.clock(), public_url=s.public_url, mode=s.token_mode)
+        issued = issue(
+            req, s.keyring, self.clock(), public_url=s.public_url, mode=s.token_mode, cat=s.cat
+        )
         log.info("issued token_id=%s video=%s caller=%s", issued.token_id, req.video_id, caller)
         return JSONResponse(issued.as_json(), 201, {"Cache-Control": NO_STORE})
 
