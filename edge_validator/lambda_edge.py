@@ -17,6 +17,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from .core.cat.claims import CatPolicy
+from .core.cat.keys import CatKeyRing
+from .core.cat.verify import CatVerifier
 from .core.decision import DEFAULT_LEEWAY, Verifier
 from .core.errors import InternalError, MethodNotAllowed, PlayGateError, StateUnavailable
 from .core.keyring import KeyRing
@@ -101,8 +104,20 @@ def verifier_from_config(text: str) -> Verifier:
     doc = json.loads(text)
     keyring = KeyRing.from_json(json.dumps({"keys": doc["keys"]}))
     return Verifier(
-        keyring, max_ttl=int(doc["max_ttl"]), leeway=int(doc.get("leeway", DEFAULT_LEEWAY))
+        keyring,
+        max_ttl=int(doc["max_ttl"]),
+        leeway=int(doc.get("leeway", DEFAULT_LEEWAY)),
+        cat=None if doc.get("cat") is None else cat_verifier(doc["cat"]),
     )
+
+
+def cat_verifier(doc: Mapping[str, Any]) -> CatVerifier:
+    """HS256 CAT keys baked by build-lambda (no ES256 here: no ``cryptography`` at the edge)."""
+    keyring = CatKeyRing.from_json(json.dumps({"keys": doc["keys"]}), es256=None)
+    origin = doc.get("origin")
+    scheme, _, host = origin.partition("://") if isinstance(origin, str) else ("", "", "")
+    policy = CatPolicy(doc.get("issuer"), doc.get("audience"), (scheme, host) if host else None)
+    return CatVerifier(keyring, policy)
 
 
 @lru_cache(maxsize=1)
