@@ -120,6 +120,7 @@ def cat_token(
     *,
     extra: dict[Any, Any] | None = None,
     drop: tuple[int, ...] = (),
+    cwt_tag: bool = False,
     **fields: Any,
 ) -> str:
     """A CAT for ``claims(**fields)`` (hex token id), issued by ``CAT_ISSUER``; ``extra`` adds or
@@ -131,4 +132,4 @@ def cat_token(
         doc.pop(label, None)
     key = cat_keyring().get(key_id.encode())
     assert key is not None
-    return seal_cat(doc, key)
+    return seal_cat(doc, key, cwt_tag=cwt_tag)

@@ -50,7 +50,11 @@ class CatVerifier:
         judge_rules(claims.rules, path, client, self.policy, claims.token_id)
 
 
-def seal_cat(claims: dict[Key, Value], key: CatKey) -> str:
-    """A claims map (CBOR labels) as a base64url CAT signed or MACed with ``key``."""
-    raw = seal_cose(encode(claims), key)
+def seal_cat(claims: dict[Key, Value], key: CatKey, *, cwt_tag: bool = False) -> str:
+    """A claims map (CBOR labels) as a base64url CAT signed or MACed with ``key``.
+
+    Without the CWT tag (61) by default: RFC 8392 makes it optional, Akamai's and Eyevinn's
+    generators leave it out by default, and Eyevinn's ES256 verifier refuses it.
+    """
+    raw = seal_cose(encode(claims), key, cwt_tag=cwt_tag)
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
