@@ -21,9 +21,15 @@ from .core.cat.claims import CatPolicy
 from .core.cat.keys import CatKeyRing
 from .core.cat.verify import CatVerifier
 from .core.decision import DEFAULT_LEEWAY, Verifier
-from .core.errors import InternalError, MethodNotAllowed, PlayGateError, StateUnavailable
+from .core.errors import (
+    InternalError,
+    MalformedToken,
+    MethodNotAllowed,
+    PlayGateError,
+    StateUnavailable,
+)
 from .core.keyring import KeyRing
-from .core.protocol import NO_STORE, REASON_HEADER
+from .core.protocol import CAT_HEADER, NO_STORE, REASON_HEADER
 
 log = logging.getLogger("playgate.lambda_edge")
 
@@ -68,7 +74,8 @@ def viewer_request(request: Mapping[str, Any], verifier: Verifier, now: float) -
         query: str = request.get("querystring") or ""
         uri: str = request["uri"]
         client = client_ip if isinstance(client_ip, str) else None  # parsed only if needed
-        grant = verifier.verify_target(f"{uri}?{query}" if query else uri, client, now)
+        target = f"{uri}?{query}" if query else uri
+        grant = verifier.verify_target(target, client, now, _header_token(request))
         claims = grant.claims
         # No shared state reaches a CloudFront POP: a token that needs it is refused, not waved on.
         if claims.max_uses or claims.max_streams:
@@ -82,6 +89,14 @@ def viewer_request(request: Mapping[str, Any], verifier: Verifier, now: float) -
     # A new dict: the event stays as CloudFront sent it. The path is still percent-encoded, as
     # CloudFront expects; the query keeps every parameter except the token.
     return {**request, "uri": grant.target.path, "querystring": grant.target.query}
+
+
+def _header_token(request: Mapping[str, Any]) -> str | None:
+    """A ``CTA-Common-Access-Token`` header (CloudFront lower-cases header names), or None."""
+    values = (request.get("headers") or {}).get(CAT_HEADER.lower()) or []
+    if len(values) > 1:
+        raise MalformedToken("more than one token in the request")
+    return str(values[0].get("value", "")) if values else None
 
 
 def make_handler(

@@ -15,7 +15,7 @@ from .cat.claims import CatClaims
 from .cat.verify import CatVerifier, looks_like_cat
 from .errors import Expired, IpMismatch, LifetimeExceeded, NotYetValid, OutOfScope
 from .keyring import KeyRing
-from .paths import Target, normalize_path, split_target
+from .paths import Target, normalize_path, split_target, with_header_token
 from .token import Claims, open_token
 
 DEFAULT_LEEWAY = 5
@@ -95,9 +95,11 @@ class Verifier:
             memo[token] = claims  # type: ignore[index]  # open_token refused None and ""
         return claims
 
-    def verify_target(self, target: str, client: Client, now: float) -> Grant:
-        """Split a raw request target and verify it."""
-        return self.judge(split_target(target), client, now)
+    def verify_target(
+        self, target: str, client: Client, now: float, header_token: str | None = None
+    ) -> Grant:
+        """Split a raw request target and verify it (``header_token``: a CAT from its header)."""
+        return self.judge(with_header_token(split_target(target), header_token), client, now)
 
     def judge(self, target: Target, client: Client, now: float) -> Grant:
         """Decide whether ``target`` lets ``client`` fetch its path at time ``now``.

@@ -221,3 +221,41 @@ def test_the_query_form_and_the_path_form_carry_a_cat() -> None:
         factories.target(token, query=True), None, NOW
     ).target.token_in_query
     assert not verifier.verify_target(factories.target(token), None, NOW).target.token_in_query
+
+
+# --- where a CAT travels (CTA-5007 header and query parameter, and PlayGate's own places) -----
+
+
+def test_the_cat_query_parameter_carries_a_token() -> None:
+    token = factories.cat_token(now=NOW)
+    grant = factories.cat_verifier().verify_target(f"{MASTER}?lang=en&CAT={token}", None, NOW)
+    assert (grant.target.query, grant.target.token_in_query) == ("lang=en", True)
+
+
+@pytest.mark.parametrize("name", ["cat", "Cat", "%43AT"])
+def test_other_spellings_of_the_cat_parameter_are_refused(name: str) -> None:
+    token = factories.cat_token(now=NOW)
+    with pytest.raises(MalformedToken, match="ambiguous"):
+        factories.cat_verifier().verify_target(f"{MASTER}?{name}={token}", None, NOW)
+
+
+def test_the_cat_header_carries_a_token_but_never_next_to_another() -> None:
+    token = factories.cat_token(now=NOW)
+    verifier = factories.cat_verifier()
+    assert verifier.verify_target(MASTER, None, NOW, token).claims.token_id == "0b71" * 4
+    for carried in (factories.target(token), f"{MASTER}?CAT={token}", f"{MASTER}?token={token}"):
+        with pytest.raises(MalformedToken, match="more than one"):
+            verifier.verify_target(carried, None, NOW, token)
+
+
+def test_lambda_reads_the_cat_header() -> None:
+    from edge_validator.lambda_edge import viewer_request
+
+    token = factories.cat_token(now=NOW)
+    request = {"method": "GET", "uri": MASTER, "querystring": "", "clientIp": "192.0.2.1"}
+    header = {"cta-common-access-token": [{"key": "CTA-Common-Access-Token", "value": token}]}
+    allowed = viewer_request({**request, "headers": header}, factories.cat_verifier(), NOW)
+    assert allowed["uri"] == MASTER
+    twice = {"cta-common-access-token": header["cta-common-access-token"] * 2}
+    denied = viewer_request({**request, "headers": twice}, factories.cat_verifier(), NOW)
+    assert denied["status"] == "403"
