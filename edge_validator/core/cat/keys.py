@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ..errors import ConfigurationError, KeyTooShortError
-from ..keyring import KEY_ID_RE, MIN_KEY_BYTES, decode_secret
+from ..keyring import KEY_ID_RE, MIN_KEY_BYTES, decode_secret, generate_secret
 
 # COSE algorithm identifiers (RFC 9053), and how many bytes of HMAC-SHA256 each keeps.
 HS256, HS256_64, ES256 = 5, 4, -7
@@ -168,3 +168,9 @@ def _load_key(key_id: str, spec: object, es256: Es256Factory | None) -> CatKey:
             "verifies HS256 only (Lambda@Edge): give the edge an HS256 key or use nginx"
         )
     return CatKey(key_id, alg, public=es256(key_id, spec))
+
+
+def new_cat_keyring_json(key_id: str = "cat1") -> str:
+    """A fresh CAT key ring document with one active HS256 key."""
+    doc = {"active": key_id, "keys": {key_id: {"alg": "HS256", "k": generate_secret()}}}
+    return json.dumps(doc, indent=2) + "\n"
