@@ -12,7 +12,7 @@ from pathlib import Path
 
 from starlette.types import ASGIApp
 
-from edge_validator.core.cat.keys import CatKeyRing
+from edge_validator.core.cat.keys import CatKeyRing, new_cat_keyring_json
 from edge_validator.core.cat.verify import CatVerifier
 from edge_validator.core.decision import DEFAULT_LEEWAY, DEFAULT_MAX_TTL, MAX_TTL_LIMIT, Verifier
 from edge_validator.core.errors import ConfigurationError, PlayGateError
@@ -46,7 +46,7 @@ def _max_ttl() -> int:
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
-    text = new_keyring_json(args.key_id)
+    text = new_cat_keyring_json(args.key_id) if args.cat else new_keyring_json(args.key_id)
     if args.output:
         out = Path(args.output)
         # Created private from the start: a key ring must never be world-readable, even briefly.
@@ -182,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("keygen", help="generate a key ring with one new key")
     p.add_argument("--key-id", default="k1")
     p.add_argument("--output", "-o", help="write to this new file (mode 600)")
+    p.add_argument("--cat", action="store_true", help="a CAT key ring (one HS256 key)")
     p.set_defaults(func=cmd_keygen)
 
     p = sub.add_parser("api-key", help="generate a caller API key and its stored hash")

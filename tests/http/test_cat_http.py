@@ -198,6 +198,23 @@ def test_cli_signs_and_explains_a_cat_url(
     assert "--cat-keys" in capsys.readouterr().err
 
 
+def test_cli_keygen_cat_then_sign_and_explain(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The commands docs/cat.md shows, as it shows them."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("PLAYGATE_CAT_ISSUER", raising=False)
+    assert main(["keygen", "-o", "keyring.json"]) == 0
+    assert main(["keygen", "--cat", "--key-id", "cat1", "-o", "cat-keys.json"]) == 0
+    assert CatKeyRing.from_file("cat-keys.json").signing_key().key_id == "cat1"
+    capsys.readouterr()
+    assert main(["sign", "demo", "--format", "cat", "--cat-keys", "cat-keys.json"]) == 0
+    url = capsys.readouterr().out.strip()
+    explain = ["explain", url, "--keyring", "keyring.json", "--cat-keys", "cat-keys.json"]
+    assert main(explain) == 0
+    assert "format:         CAT (CTA-5007)" in capsys.readouterr().out
+
+
 def test_the_cat_header_carries_a_token_to_the_shield(cat_signer_url: str, edge_url: str) -> None:
     body = issue(cat_signer_url).json()
     url = f"{edge_url}/videos/demo/master.m3u8"
