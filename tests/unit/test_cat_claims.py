@@ -21,6 +21,7 @@ from edge_validator.core.cat.claims import (
     IAT,
     ISS,
     NBF,
+    CatPolicy,
     Renewal,
     build_claims,
 )
@@ -259,3 +260,47 @@ def test_lambda_reads_the_cat_header() -> None:
     twice = {"cta-common-access-token": header["cta-common-access-token"] * 2}
     denied = viewer_request({**request, "headers": twice}, factories.cat_verifier(), NOW)
     assert denied["status"] == "403"
+
+
+# --- settings through Env --------------------------------------------------------------------
+
+
+def test_validator_and_signer_settings_read_cat_from_the_environment(tmp_path: Any) -> None:
+    import json
+
+    from edge_validator.core.cat.keys import new_cat_keyring_json
+    from edge_validator.core.errors import ConfigurationError
+    from edge_validator.settings import ValidatorSettings
+    from signer.settings import SignerSettings
+
+    ring = json.dumps(
+        {"active": "k1", "keys": {"k1": "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE"}}
+    )
+    cat_keys = new_cat_keyring_json("cat1")
+    env = {
+        "PLAYGATE_KEYRING": ring,
+        "PLAYGATE_CAT_KEYS": cat_keys,
+        "PLAYGATE_CAT_ISSUER": "iss-1",
+        "PLAYGATE_CAT_AUDIENCE": "cdn-1",
+        "PLAYGATE_CAT_ORIGIN": "HTTPS://CDN.Example.com/",
+    }
+    settings = ValidatorSettings.from_env(env)
+    assert settings.cat is not None
+    assert settings.cat.policy == CatPolicy("iss-1", "cdn-1", ("https", "cdn.example.com"))
+    assert settings.verifier().cat is settings.cat
+    signer = SignerSettings.from_env(env)
+    assert signer.cat is not None
+    assert signer.cat.keyring.signing_key().key_id == "cat1"
+    assert ValidatorSettings.from_env({"PLAYGATE_KEYRING": ring}).cat is None
+    path = tmp_path / "cat.json"
+    path.write_text(cat_keys)
+    for bad in (
+        {"PLAYGATE_CAT_ORIGIN": "cdn.example.com"},
+        {"PLAYGATE_CAT_ORIGIN": "https://cdn.example.com/videos"},
+        {"PLAYGATE_CAT_KEYS_FILE": str(path)},  # next to PLAYGATE_CAT_KEYS
+    ):
+        with pytest.raises(ConfigurationError):
+            ValidatorSettings.from_env({**env, **bad})
+    no_active = json.dumps({"keys": json.loads(cat_keys)["keys"]})
+    with pytest.raises(ConfigurationError, match="sign"):
+        SignerSettings.from_env({**env, "PLAYGATE_CAT_KEYS": no_active})
