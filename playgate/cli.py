@@ -67,6 +67,8 @@ def cmd_api_key(args: argparse.Namespace) -> int:
 
 
 def cmd_sign(args: argparse.Namespace) -> int:
+    # The key ring first: a broken ring is the first thing to report.
+    keyring = _keyring(args.keyring) if args.format != "cat" else None
     doc = {
         k: v
         for k, v in vars(args).items()

@@ -208,6 +208,10 @@ def test_unknown_claims_and_unknown_critical_claims_are_refused() -> None:
     assert judge(factories.cat_token(now=NOW, extra={CRIT: [CATU]}))
     with pytest.raises(UnsupportedClaim, match="catv"):
         judge(factories.cat_token(now=NOW, extra={CATV: 2}))
+    # Authentic but odd: refused with a reason, never a TypeError (a 500 at the edge).
+    for odd in ({CRIT: [[CATU]]}, {CRIT: [True]}, {CATV: True}, {CRIT: "catu"}):
+        with pytest.raises(MalformedToken):
+            judge(factories.cat_token(now=NOW, extra=odd))
 
 
 def test_build_claims_refuses_what_a_cat_cannot_carry() -> None:
@@ -304,3 +308,19 @@ def test_validator_and_signer_settings_read_cat_from_the_environment(tmp_path: A
     no_active = json.dumps({"keys": json.loads(cat_keys)["keys"]})
     with pytest.raises(ConfigurationError, match="sign"):
         SignerSettings.from_env({**env, "PLAYGATE_CAT_KEYS": no_active})
+
+
+@pytest.mark.parametrize(
+    ("kind", "value"),
+    [("token_id", "0b71" * 4), ("session_id", "s-1"), ("user_id", "u-1"), ("video_id", "demo")],
+)
+def test_state_revokes_a_cat_by_cti_session_user_and_video(kind: str, value: str) -> None:
+    from edge_validator.state.revocations import Revocation, RevocationView
+
+    grant = judge(factories.cat_token(now=NOW, user_id="u-1", session_id="s-1"))
+    view = RevocationView()
+    assert view.revoked(grant.claims, NOW) is None
+    view.add(Revocation(kind, value, NOW + 1, NOW + 3600))
+    revoked = view.revoked(grant.claims, NOW)
+    assert revoked is not None
+    assert revoked.kind == kind

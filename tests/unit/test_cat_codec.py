@@ -4,6 +4,7 @@ Appendix A vectors, and the attacks a token codec must refuse before doing any r
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import time
 
@@ -256,3 +257,31 @@ def test_property_any_byte_changed_is_refused(position: int, replacement: int) -
 def test_an_oversized_token_is_refused_before_decoding() -> None:
     with pytest.raises(MalformedToken, match="longer than"):
         factories.cat_verifier().open("0" * 4000)
+
+
+_LABELS = st.sampled_from([1, 2, 3, 4, 5, 6, 7, 45, 308, 310, 311, 312, 313, 323, -70001, -70002])
+_LEAF = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**64), 2**64 - 1)
+    | st.binary(max_size=20)
+    | st.text(max_size=12)
+    | st.builds(cbor.Tag, st.sampled_from([52, 54]), st.binary(max_size=17))
+)
+_VALUE = st.recursive(
+    _LEAF,
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.integers(-3, 9) | st.text(max_size=3), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@given(st.dictionaries(_LABELS, _VALUE, max_size=8))
+@settings(max_examples=300, deadline=None)
+def test_property_authentic_odd_claims_are_judged_never_crash(extra: dict[int, cbor.Value]) -> None:
+    """Claims only a key holder could write still give a reason, never another exception."""
+    token = factories.cat_token(now=1_800_000_000, extra=extra)
+    with contextlib.suppress(PlaybackTokenError):
+        factories.cat_verifier().verify_target(factories.target(token), "10.0.0.1", 1_800_000_000)

@@ -218,9 +218,11 @@ def parse_claims(payload: bytes, key_id: str, policy: CatPolicy) -> CatClaims:
     if unknown:
         raise UnsupportedClaim(f"claim {sorted(map(str, unknown))[0]} is not implemented")
     crit = doc.get(CRIT, [])
-    if not isinstance(crit, list) or not IMPLEMENTED.issuperset(crit):
+    if not isinstance(crit, list) or not all(
+        type(label) in (int, str) and label in IMPLEMENTED for label in crit
+    ):
         raise UnsupportedClaim("a critical claim is not implemented")
-    if doc.get(CATV, 1) != 1:
+    if _int(doc.get(CATV, 1), "catv", 1) != 1:
         raise UnsupportedClaim("only catv 1 is implemented")
     expires_at = _int(doc.get(EXP), "exp")
     issued_at = None if IAT not in doc else _int(doc[IAT], "iat")
