@@ -88,9 +88,8 @@ def cmd_sign(args: argparse.Namespace) -> int:
         cat = CatIssuer(cat_keyring, Env(os.environ).cat_policy())
         issued = cat.issue(req, time.time(), public_url=base_url, mode=args.mode)
     else:
-        issued = issue(
-            req, _keyring(args.keyring), time.time(), public_url=base_url, mode=args.mode
-        )
+        assert keyring is not None  # loaded above for every format but cat
+        issued = issue(req, keyring, time.time(), public_url=base_url, mode=args.mode)
     print(issued.url)
     return 0
 
