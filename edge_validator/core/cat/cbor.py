@@ -98,7 +98,7 @@ class _Reader:
         major, info = head >> 5, head & 0x1F
         if major == 7:
             return self.simple(info)
-        arg = self.argument(info)
+        arg = info if info < 24 else self.argument(info)  # most heads carry their argument
         if major == 0:
             return arg
         if major == 1:
@@ -176,6 +176,11 @@ def decode(
     if reader.pos != len(data):
         raise CborError("trailing bytes after CBOR item")
     return value
+
+
+def bstr_head(length: int) -> bytes:
+    """The head of a byte string of ``length`` bytes (for structures built by hand)."""
+    return _head(2, length)
 
 
 def _head(major: int, arg: int) -> bytes:

@@ -49,6 +49,27 @@ def _structure(raw: bytes) -> tuple[int | None, list[cbor.Value]]:
     return tag, value
 
 
+# MAC_structure / Sig_structure (RFC 9052 sections 4.4 and 6.3) up to the protected header:
+# a 4-array, the context string; after it, the protected header, empty external_aad, payload.
+_MAC0_PREFIX = b"\x84" + cbor.encode("MAC0")
+_SIGN1_PREFIX = b"\x84" + cbor.encode("Signature1")
+_NO_AAD = cbor.encode(b"")
+
+
+def to_be_signed(key: CatKey, protected: bytes, payload: bytes) -> bytes:
+    """The bytes a COSE_Mac0 tag or COSE_Sign1 signature covers (built without an encoder)."""
+    return b"".join(
+        (
+            _MAC0_PREFIX if key.is_mac else _SIGN1_PREFIX,
+            cbor.bstr_head(len(protected)),
+            protected,
+            _NO_AAD,
+            cbor.bstr_head(len(payload)),
+            payload,
+        )
+    )
+
+
 def open_cose(raw: bytes, keyring: CatKeyRing) -> Opened:
     """The key and payload of an authentic message; raises PlaybackTokenError otherwise."""
     tag, (protected_raw, unprotected, payload, mac) = _structure(raw)
@@ -75,9 +96,7 @@ def open_cose(raw: bytes, keyring: CatKeyRing) -> Opened:
     # Pinned: the header's algorithm is compared, never obeyed.
     if protected[HEADER_ALG] != key.alg or tag not in (None, MAC0_TAG if key.is_mac else SIGN1_TAG):
         raise BadSignature("the token's algorithm is not the one pinned for its key")
-    context = "MAC0" if key.is_mac else "Signature1"
-    to_be_verified = cbor.encode([context, protected_raw, b"", payload])
-    if not key.verify(to_be_verified, mac):
+    if not key.verify(to_be_signed(key, protected_raw, payload), mac):
         raise BadSignature("signature mismatch")
     return Opened(key, payload)
 
@@ -85,8 +104,7 @@ def open_cose(raw: bytes, keyring: CatKeyRing) -> Opened:
 def seal_cose(payload: bytes, key: CatKey, *, cwt_tag: bool = False) -> bytes:
     """A tagged COSE_Mac0 (HMAC keys) or COSE_Sign1 (ES256) with the kid unprotected."""
     protected = cbor.encode({HEADER_ALG: key.alg})
-    context = "MAC0" if key.is_mac else "Signature1"
-    mac = key.sign(cbor.encode([context, protected, b"", payload]))
+    mac = key.sign(to_be_signed(key, protected, payload))
     message = cbor.Tag(
         MAC0_TAG if key.is_mac else SIGN1_TAG, [protected, {HEADER_KID: key.kid}, payload, mac]
     )
