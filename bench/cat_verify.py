@@ -26,6 +26,13 @@ ROOT = Path(__file__).resolve().parent.parent
 NOW = 1_800_000_000
 PATH = "/videos/demo/hls/v0/seg_000.ts"
 SECRET = b"s" * 32
+# The RFC 8392 Appendix A.2.3 P-256 key, base64url.
+ES256_KEY = {
+    "alg": "ES256",
+    "x": "FDMpzOeGjkFpJ1mc9lo0884v_aVafspp7YkZo5TULw8",
+    "y": "YPfxp4DYp4O_t6LdayeW6BKNu87509Fo25Uplxo257k",
+    "d": "bBOCdlrsU1jxF3M9KBwce9w5iE0EpFoebGfIWLwgbBk",
+}
 
 
 def _rows() -> dict[str, Callable[[], Callable[[], object]]]:
@@ -55,13 +62,10 @@ def _rows() -> dict[str, Callable[[], Callable[[], object]]]:
         from edge_validator.core.paths import Target
         from edge_validator.core.token import Claims
 
-        sys.path.insert(0, str(ROOT))
-        from tests.support.factories import CAT_ES256
-
         cat_ring = CatKeyRing(
             [
                 CatKey("c1", HS256, secret=SECRET),
-                CatKey("e1", ES256, public=load_es256("e1", CAT_ES256)),
+                CatKey("e1", ES256, public=load_es256("e1", ES256_KEY)),
             ]
         )
         claims = Claims(key_id, NOW + 300, NOW, "/videos/demo/", "0b71" * 8)
