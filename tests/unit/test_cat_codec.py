@@ -285,3 +285,32 @@ def test_property_authentic_odd_claims_are_judged_never_crash(extra: dict[int, c
     token = factories.cat_token(now=1_800_000_000, extra=extra)
     with contextlib.suppress(PlaybackTokenError):
         factories.cat_verifier().verify_target(factories.target(token), "10.0.0.1", 1_800_000_000)
+
+
+class CountingKey(CatKey):
+    """A key that counts how often a MAC is checked (the expensive step)."""
+
+    checks = 0
+
+    def verify(self, message: bytes, tag: bytes) -> bool:
+        CountingKey.checks += 1
+        return super().verify(message, tag)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"\xd1" + b"\x81" * 40 + b"\x00",  # deep nesting
+        b"\xd1\x84\x43\xa1\x01\x05\xbb" + b"\xff" * 8,  # a map claiming 2^64 entries
+        b"\xd1\x84\x43\xa1\x01\x05" + cbor.encode({i: i for i in range(40)}) + b"\x40\x40",
+        b"\xd9\x01\x04\x84\x43\xa1\x01\x05\xa0\x40\x40",  # tag 260 outside
+        b"\xd1\x9f\x43\xa1\x01\x05\xa0\x40\x40\xff",  # indefinite-length array
+        b"\xd1\x84\x43\xa1\x01\x05\xa1\x04\x42c1\x5a\xff\xff\xff\xff",  # payload longer than all
+    ],
+)
+def test_malformed_structures_are_refused_before_any_mac(raw: bytes) -> None:
+    ring = CatKeyRing([CountingKey("c1", HS256, secret=factories.CAT_SECRET)])
+    CountingKey.checks = 0
+    with pytest.raises(MalformedToken):
+        cose.open_cose(raw, ring)
+    assert CountingKey.checks == 0
