@@ -39,19 +39,21 @@ class Gate:
         self,
         target: str,
         client: ClientAddress | None,
+        header_token: str | None = None,
         cookies: Mapping[str, str] | None = None,
     ) -> Grant:
         """Verify a raw request target; the grant carries the query without the token.
 
-        ``cookies``: CloudFront, Akamai and Media CDN tokens may travel as cookies.
+        ``header_token``: a CAT from its CTA-Common-Access-Token header. ``cookies``:
+        CloudFront, Akamai and Media CDN tokens may travel as cookies.
         """
         try:
             now = self.clock()
             grant = None
-            if self.foreign is not None:
+            if self.foreign is not None and header_token is None:
                 grant = await self.foreign.authorize_async(target, cookies or {}, client, now)
             if grant is None:
-                grant = self.verifier.verify_target(target, client, now)
+                grant = self.verifier.verify_target(target, client, now, header_token)
             if self.guard is not None:
                 await self.guard.check(grant)
             elif grant.claims.max_uses or grant.claims.max_streams:

@@ -9,6 +9,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from .core.addresses import Network
+from .core.cat.verify import CatVerifier
 from .core.decision import DEFAULT_LEEWAY, DEFAULT_MAX_TTL, MAX_LEEWAY, MAX_TTL_LIMIT, Verifier
 from .core.errors import ConfigurationError
 from .core.keyring import KeyRing
@@ -45,6 +46,8 @@ class ValidatorSettings:
     public_url: Url | None = None
     # Revocations, use and stream limits: in memory, or Redis when REDIS_URL is set.
     state: StateSettings = field(default_factory=StateSettings)
+    # CTA-5007 Common Access Tokens (PLAYGATE_CAT_KEYS...); None: only PlayGate tokens.
+    cat: CatVerifier | None = None
     # Foreign token formats accepted besides PlayGate's own (edge_validator/formats).
     accept_formats: tuple[str, ...] = ()
     format_keys: FormatKeys | None = None
@@ -67,7 +70,7 @@ class ValidatorSettings:
             )
 
     def verifier(self) -> Verifier:
-        return Verifier(self.keyring, max_ttl=self.max_ttl, leeway=self.leeway)
+        return Verifier(self.keyring, max_ttl=self.max_ttl, leeway=self.leeway, cat=self.cat)
 
     def foreign_verifier(self) -> ForeignVerifier | None:
         if not self.accept_formats:
@@ -109,6 +112,7 @@ class ValidatorSettings:
             grant_cache_seconds=env.integer("PLAYGATE_GRANT_CACHE_SECONDS", 0, low=0, high=300),
             public_url=public_url(env),
             state=StateSettings.from_env(environ),
+            cat=env.cat_verifier(),
             accept_formats=accept_formats(env),
             format_keys=format_keys(env),
             jwks=jwks_cache(env),

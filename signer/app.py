@@ -85,6 +85,7 @@ class SignerApi:
             self.clock(),
             public_url=s.public_url,
             mode=s.token_mode,
+            cat=s.cat,
             format_keys=s.format_keys,
         )
         log.info(

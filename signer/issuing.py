@@ -9,12 +9,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from edge_validator.core.cat.claims import CatPolicy, build_claims
+from edge_validator.core.cat.keys import CatKeyRing
+from edge_validator.core.cat.verify import seal_cat
 from edge_validator.core.errors import InvalidField
 from edge_validator.core.keyring import KeyRing
 from edge_validator.core.protocol import TOKEN_PARAM, TOKEN_PREFIX
 from edge_validator.core.token import V4_MAPPED_NETWORK, Claims, seal
 from edge_validator.formats.emit import emit
-from edge_validator.formats.keys import FORMATS, FormatKeys
+from edge_validator.formats.keys import FORMATS as CDN_FORMATS
+from edge_validator.formats.keys import FormatKeys
 from edge_validator.formats.policy import Policy
 
 VIDEO_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,128}")
@@ -37,8 +41,9 @@ _FIELDS = frozenset(
     }
 )
 PLAYGATE_FORMAT = "playgate"
-# PlayGate's own format, then the CDNs' (edge_validator/formats): one policy, any of them.
-TOKEN_FORMATS = (PLAYGATE_FORMAT, *FORMATS)
+# Token formats: PlayGate's own v1 (the default, the fastest), CTA-5007 Common Access Token, and
+# the CDNs' own (edge_validator/formats): one policy, any of them.
+FORMATS = (PLAYGATE_FORMAT, "cat", *CDN_FORMATS)
 
 
 @dataclass(frozen=True)
@@ -144,9 +149,12 @@ def parse_playback_request(
     if max_streams and user_id is None:
         raise InvalidField("max_streams", "requires user_id (streams are counted per user)")
     token_format = doc.get("format", PLAYGATE_FORMAT)
-    if token_format not in TOKEN_FORMATS:
-        raise InvalidField("format", f"must be one of {', '.join(TOKEN_FORMATS)}")
-    if token_format != PLAYGATE_FORMAT:
+    if token_format not in FORMATS:
+        raise InvalidField("format", f"must be one of {', '.join(FORMATS)}")
+    max_uses = _int(doc, "max_uses", 0, 0, 1_000_000)
+    if token_format == "cat" and max_uses > 1:
+        raise InvalidField("max_uses", "a CAT carries one-time use only (catreplay): 0 or 1")
+    if token_format in CDN_FORMATS:
         # The CDNs' formats carry no user id or limits: refused, never issued without them.
         for name in ("user_id", "max_uses", "max_streams"):
             if doc.get(name):
@@ -158,7 +166,7 @@ def parse_playback_request(
         session_id=_text(doc, "session_id", SESSION_ID_RE),
         file=_entry_file(doc.get("file"), entry_file),
         user_id=user_id,
-        max_uses=_int(doc, "max_uses", 0, 0, 1_000_000),
+        max_uses=max_uses,
         max_streams=max_streams,
         format=token_format,
     )
@@ -182,9 +190,14 @@ def issue(
     public_url: str,
     mode: str = "path",
     token_id: str | None = None,
+    cat: CatIssuer | None = None,
     format_keys: FormatKeys | None = None,
 ) -> IssuedUrl:
     """Sign a token for the request's video and build the viewer's URL."""
+    if request.format == "cat":
+        if cat is None:
+            raise InvalidField("format", "this signer has no CAT key ring (PLAYGATE_CAT_KEYS)")
+        return cat.issue(request, now, public_url=public_url, mode=mode, token_id=token_id)
     if request.format != PLAYGATE_FORMAT:
         return issue_foreign(request, format_keys, now, public_url, token_id)
     claims = Claims(
@@ -234,3 +247,39 @@ def issue_foreign(
     return IssuedUrl(
         emitted.url, emitted.token, emitted.token_id, policy.expires_at, request.format, cookies
     )
+
+
+@dataclass(frozen=True)
+class CatIssuer:
+    """Issues CTA-5007 Common Access Tokens from the same request, scope and expiry."""
+
+    keyring: CatKeyRing
+    policy: CatPolicy
+
+    def issue(
+        self,
+        request: PlaybackRequest,
+        now: float,
+        *,
+        public_url: str,
+        mode: str = "path",
+        token_id: str | None = None,
+    ) -> IssuedUrl:
+        key = self.keyring.signing_key()
+        claims = Claims(
+            key_id=key.key_id,
+            expires_at=int(now) + request.ttl_seconds,
+            not_before=int(now),
+            scope=request.scope,
+            # The CWT id (cti) is bytes; its hex spelling is the token id revocations name.
+            token_id=token_id or secrets.token_hex(16),
+            session_id=request.session_id,
+            client_network=request.client_network,
+            user_id=request.user_id,
+            max_uses=request.max_uses,
+            max_streams=request.max_streams,
+        )
+        doc = build_claims(claims, issuer=self.policy.issuer, audience=self.policy.audience)
+        token = seal_cat(doc, key)
+        url = playback_url(public_url, token, request.scope + request.file, mode)
+        return IssuedUrl(url, token, claims.token_id, claims.expires_at)

@@ -104,8 +104,10 @@ PLAYBACK_REQUEST = {
         "max_streams": {"type": "integer", "minimum": 0},
         "format": {
             "type": "string",
-            "enum": ["playgate", "cloudfront", "akamai", "mediacdn", "secure_link", "jwt"],
-            "description": "the token format; CDN formats need the signer's format keys",
+            "enum": ["playgate", "cat", "cloudfront", "akamai", "mediacdn", "secure_link", "jwt"],
+            "default": "playgate",
+            "description": "playgate (v1), cat (CTA-5007 Common Access Token; max_uses 0 or 1), "
+            "or a CDN's format (the signer's format keys; docs/formats.md)",
         },
     },
 }

@@ -23,7 +23,7 @@ from ..manifests.query_mode import manifest_request_headers, needs_rewrite, rewr
 from ..origins.base import Origin, OriginReply
 from ..settings import ValidatorSettings
 from .problems import denied, problem
-from .requests import raw_target, viewer
+from .requests import header_token, raw_target, viewer
 
 log = logging.getLogger("playgate.validator")
 _CACHEABLE = frozenset({200, 206, 304})
@@ -34,7 +34,10 @@ async def shield(request: Request) -> Response:
     settings: ValidatorSettings = request.app.state.settings
     try:
         grant = await gate.authorize(
-            raw_target(request), viewer(request, settings), request.cookies
+            raw_target(request),
+            viewer(request, settings),
+            header_token(request),
+            _cookies(request, gate),
         )
     except PlaybackTokenError as exc:
         return denied(exc)

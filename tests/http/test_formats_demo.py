@@ -21,9 +21,9 @@ def test_a_url_in_every_format_plays_through_the_demo(tmp_path: Path) -> None:
     argv = [sys.executable, "-m", "playgate.cli", "demo", "--signer-port", str(signer_port)]
     with run_process([*argv, "--edge-port", str(edge_port)], cwd=ROOT, log=log):
         banner = _banner(log)
-        assert banner["Formats"] == ",".join(("playgate", *FORMATS))
+        assert banner["Formats"] == ",".join(("playgate", "cat", *FORMATS))
         auth = {"Authorization": f"Bearer {banner['API key']}"}
-        for name in ("playgate", *FORMATS):
+        for name in ("playgate", "cat", *FORMATS):
             issued = httpx.post(
                 f"{banner['Signer']}/v1/playback-urls",
                 json={"video_id": "demo", "format": name},
