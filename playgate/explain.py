@@ -8,7 +8,8 @@ from urllib.parse import urlsplit
 from edge_validator.core.addresses import ClientAddress
 from edge_validator.core.decision import Verifier
 from edge_validator.core.errors import PlaybackTokenError
-from edge_validator.core.paths import split_target
+from edge_validator.core.paths import Target, split_target
+from edge_validator.core.sessions import opens_session
 from edge_validator.core.token import Claims
 
 
@@ -18,8 +19,9 @@ def _when(ts: int, now: float) -> str:
     return f"{iso} ({'in ' + str(delta) if delta >= 0 else str(-delta) + ' ago'} s)"
 
 
-def describe_claims(claims: Claims, now: float) -> list[str]:
-    lines = [
+def describe_claims(claims: Claims, now: float, session: bool = False) -> list[str]:
+    lines = [_kind(claims, now, session)]
+    lines += [
         f"  token id:       {claims.token_id}",
         f"  key id:         {claims.key_id}",
         f"  scope:          {claims.scope}",
@@ -32,9 +34,22 @@ def describe_claims(claims: Claims, now: float) -> list[str]:
         "user id": claims.user_id,
         "max uses": claims.max_uses or None,
         "max streams": claims.max_streams or None,
+        "session length": f"{claims.session_seconds} s" if claims.session_seconds else None,
     }
     lines += [f"  {k + ':':<15} {v}" for k, v in optional.items() if v is not None]
     return lines
+
+
+def _kind(claims: Claims, now: float, session: bool) -> str:
+    left = max(0, int(claims.expires_at - now))
+    if session:
+        return f"  kind:           session token (playback session, {left} s left)"
+    if claims.session_seconds:
+        return (
+            f"  kind:           start token (start window {left} s left; a manifest fetched in "
+            f"it opens a session of up to {claims.session_seconds} s)"
+        )
+    return f"  kind:           start token without a session (plays only within {left} s left)"
 
 
 def explain(
@@ -45,11 +60,12 @@ def explain(
     target = parts.path + ("?" + parts.query if parts.query else "")
     client = ClientAddress.parse(client_ip) if client_ip else None
     claims: Claims | None = None
+    split = Target(None, "", "", False)
     try:
         split = split_target(target)
         if split.token:
             try:
-                claims = verifier.open(split.token)
+                claims = verifier.open(split.token, split.session)
             except PlaybackTokenError:
                 claims = None
         grant = verifier.judge(split, client, now)
@@ -58,6 +74,9 @@ def explain(
         if exc.hint:
             lines.append(f"  hint: {exc.hint}")
         if claims is not None:
-            lines += describe_claims(claims, now)
+            lines += describe_claims(claims, now, split.session)
         return False, lines
-    return True, [f"ACCEPTED: serves {grant.path}", *describe_claims(grant.claims, now)]
+    lines = [f"ACCEPTED: serves {grant.path}", *describe_claims(grant.claims, now, split.session)]
+    if opens_session(grant):
+        lines.append("  the edge answers this manifest with a redirect to a new session URL")
+    return True, lines

@@ -66,7 +66,12 @@ class SignerApi:
             await self.limiter.check_caller(caller)
         doc = await read_json(request, s.max_body_bytes)
         req = parse_playback_request(
-            doc, default_ttl=s.default_ttl, max_ttl=s.max_ttl, entry_file=s.entry_file
+            doc,
+            default_ttl=s.default_ttl,
+            max_ttl=s.max_ttl,
+            entry_file=s.entry_file,
+            default_session=s.default_session,
+            max_session=s.max_session,
         )
         if self.limiter is not None:
             await self.limiter.check_viewer(caller, req)

@@ -30,6 +30,7 @@ _FIELDS = frozenset(
         "user_id",
         "max_uses",
         "max_streams",
+        "session_seconds",
     }
 )
 
@@ -44,6 +45,8 @@ class PlaybackRequest:
     user_id: str | None = None
     max_uses: int = 0
     max_streams: int = 0
+    # The playback session the URL opens (0: none; the URL plays only within ttl_seconds).
+    session_seconds: int = 0
 
     @property
     def scope(self) -> str:
@@ -108,7 +111,13 @@ def _entry_file(value: object, default: str) -> str:
 
 
 def parse_playback_request(
-    doc: object, *, default_ttl: int, max_ttl: int, entry_file: str
+    doc: object,
+    *,
+    default_ttl: int,
+    max_ttl: int,
+    entry_file: str,
+    default_session: int = 0,
+    max_session: int = 0,
 ) -> PlaybackRequest:
     if not isinstance(doc, dict):
         raise InvalidField("body", "must be a JSON object")
@@ -131,6 +140,7 @@ def parse_playback_request(
         user_id=user_id,
         max_uses=_int(doc, "max_uses", 0, 0, 1_000_000),
         max_streams=max_streams,
+        session_seconds=_int(doc, "session_seconds", default_session, 0, max_session),
     )
 
 
@@ -165,6 +175,7 @@ def issue(
         user_id=request.user_id,
         max_uses=request.max_uses,
         max_streams=request.max_streams,
+        session_seconds=request.session_seconds,
     )
     token = seal(claims, keyring)
     url = playback_url(public_url, token, request.scope + request.file, mode)

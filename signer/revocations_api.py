@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -14,7 +15,7 @@ from edge_validator.core.protocol import NO_STORE
 from edge_validator.state.store import StateStore
 
 from .requests import authenticate, read_json
-from .revoking import parse_revocation, revocation_json
+from .revoking import parse_revocation, revocation_json, settle_seconds
 from .settings import SignerSettings
 
 log = logging.getLogger("playgate.signer")
@@ -40,9 +41,12 @@ class RevocationsApi:
         if not self.shared:
             raise StateNotShared("revocations need REDIS_URL: this memory reaches no validator")
         doc = await read_json(request, self.settings.max_body_bytes)
-        rev = parse_revocation(doc, self.clock(), self.settings.max_ttl)
+        rev = parse_revocation(doc, self.clock(), self.settings.revocation_retention)
         await self.store.revoke(rev)  # StoreUnavailable: a 503 to retry
         log.info("revoked %s=%s caller=%s", rev.kind, rev.value, caller)
+        # Answer once the revocation's second is over: URLs issued after the answer are never
+        # covered by it (revoking.py).
+        await asyncio.sleep(settle_seconds(rev, self.clock()))
         return JSONResponse(revocation_json(rev), 201, _NO_STORE)
 
     async def list_revocations(self, request: Request) -> Response:

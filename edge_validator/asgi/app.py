@@ -68,7 +68,7 @@ def create_app(
         routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error}
     )
     app.state.settings = settings
-    app.state.gate = Gate(settings.verifier(), guard)
+    app.state.gate = Gate(settings.verifier(), guard, narrow_sessions=settings.session_binding)
     app.state.guard = guard
     app.state.origin = origin
     return app

@@ -32,12 +32,15 @@ async def shield(request: Request) -> Response:
     gate: Gate = request.app.state.gate
     settings: ValidatorSettings = request.app.state.settings
     try:
-        grant = await gate.authorize(raw_target(request), viewer(request, settings))
+        admission = await gate.admit(raw_target(request), viewer(request, settings))
     except PlaybackTokenError as exc:
         return denied(exc)
     except Exception:  # deny by default: a bug must never open the gate
         log.exception("shield check failed")
         return denied(InternalError())
+    grant = admission.grant
+    if admission.location is not None:
+        return session_redirect(admission.location, grant)
     try:
         reply = await _fetch(request, grant)
     except BadManifest as exc:
@@ -60,6 +63,20 @@ async def _fetch(request: Request, grant: Grant) -> OriginReply:
     headers = manifest_request_headers(request.headers)
     reply = await origin.fetch(grant.path, headers, request.method)
     return await rewritten_manifest(reply, grant, settings.public_url)
+
+
+def session_redirect(location: str, grant: Grant) -> Response:
+    """Send the player to the session URL (relative URIs then resolve under it).
+
+    302, which every player follows for a GET; never stored, since it holds a fresh session.
+    """
+    headers = {
+        "Location": location,
+        TOKEN_ID_HEADER: grant.token_id,
+        "Cache-Control": NO_STORE,
+        "Referrer-Policy": "no-referrer",
+    }
+    return Response(status_code=302, headers=headers)
 
 
 def _response(reply: OriginReply, grant: Grant) -> Response:

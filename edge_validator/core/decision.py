@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 from .addresses import ClientAddress, in_network
 from .errors import Expired, IpMismatch, LifetimeExceeded, NotYetValid, OutOfScope
-from .keyring import KeyRing
+from .keyring import SESSION_CONTEXT, KeyRing
 from .paths import Target, normalize_path, split_target
 from .token import Claims, open_token
 
@@ -20,6 +20,10 @@ DEFAULT_LEEWAY = 5
 MAX_LEEWAY = 60
 DEFAULT_MAX_TTL = 3600
 MAX_TTL_LIMIT = 7 * 86400
+# Playback sessions: the default a start token asks for, and the cap every edge enforces.
+DEFAULT_SESSION = 4 * 3600
+DEFAULT_MAX_SESSION = 12 * 3600
+MAX_SESSION_LIMIT = 7 * 86400
 MEMO_SIZE = 20_000
 Client = ClientAddress | str | None
 # NamedTuple's own __new__ is Python code; building the tuple directly saves a frame per request.
@@ -47,7 +51,16 @@ class Grant(NamedTuple):
 class Verifier:
     """Verifies tokens against one key ring under one policy, remembering authentic tokens."""
 
-    __slots__ = ("_memo", "keyring", "leeway", "max_ttl", "memo_size")
+    __slots__ = (
+        "_memo",
+        "_session_memo",
+        "keyring",
+        "leeway",
+        "max_session",
+        "max_ttl",
+        "memo_size",
+        "sessions",
+    )
 
     def __init__(
         self,
@@ -56,31 +69,39 @@ class Verifier:
         max_ttl: int,
         leeway: int = DEFAULT_LEEWAY,
         memo_size: int = MEMO_SIZE,
+        max_session: int = DEFAULT_MAX_SESSION,
     ) -> None:
         self.keyring = keyring
+        # The same keys under the session context: session tokens verify here and only here.
+        self.sessions = keyring.with_context(SESSION_CONTEXT)
         # Revocations are kept for the longest lifetime the signer issues; a longer-lived token
         # (an old setting, a hand-made one) would outlive its revocation, so it is refused.
+        # Sessions likewise, with PLAYGATE_MAX_SESSION.
         self.max_ttl = max_ttl
+        self.max_session = max_session
         self.leeway = leeway
         # Tokens this verifier has authenticated, with their claims. A player fetches dozens of
         # segments with one token; only the first request pays for decoding and the MAC.
         # Keyed by the exact token string; expiry, scope and address are still judged on every
         # request. Bounded (oldest out first; 0: remember nothing), and it dies with the
         # verifier when keys change.
+        # One memo per token kind: a string authenticated as one kind says nothing of the other.
         self._memo: OrderedDict[str, Claims] = OrderedDict()
+        self._session_memo: OrderedDict[str, Claims] = OrderedDict()
         self.memo_size = memo_size
 
     def __repr__(self) -> str:
         return f"Verifier({self.keyring!r}, max_ttl={self.max_ttl}, leeway={self.leeway})"
 
-    def open(self, token: str | None) -> Claims:
-        """The claims of an authentic token (remembered), else PlaybackTokenError."""
-        memo = self._memo
+    def open(self, token: str | None, session: bool = False) -> Claims:
+        """The claims of an authentic start (or session) token, remembered; else an error."""
+        memo = self._session_memo if session else self._memo
         if token:
             known = memo.get(token)
             if known is not None:
                 return known
-        claims = open_token(token, self.keyring)  # raises MissingToken for None or ""
+        # raises MissingToken for None or ""
+        claims = open_token(token, self.sessions if session else self.keyring)
         if self.memo_size:
             if len(memo) >= self.memo_size:
                 memo.popitem(last=False)
@@ -98,13 +119,14 @@ class Verifier:
         is bound to a network), or None when unknown.
         """
         decoded = normalize_path(target.path)
-        claims = self.open(target.token)
+        session = target.session
+        claims = self.open(target.token, session)
         leeway = self.leeway
         if now > claims.expires_at + leeway:
             raise Expired("the token has expired", token_id=claims.token_id)
         if now + leeway < claims.not_before:
             raise NotYetValid("the token is not valid yet", token_id=claims.token_id)
-        if claims.expires_at - claims.not_before > self.max_ttl:
+        if claims.expires_at - claims.not_before > (self.max_session if session else self.max_ttl):
             raise LifetimeExceeded("the token lives longer than allowed", token_id=claims.token_id)
         # The scope ends in '/' (checked when the token was parsed): a prefix test is segment-wise.
         if not decoded.startswith(claims.scope):

@@ -10,8 +10,11 @@ import re
 from typing import NamedTuple
 
 from .errors import BadPath, MalformedToken
-from .protocol import TOKEN_PARAM, TOKEN_PREFIX
+from .protocol import SESSION_PARAM, SESSION_PREFIX, TOKEN_PARAM, TOKEN_PREFIX
 
+_PARAMS = (TOKEN_PARAM, SESSION_PARAM)
+_PREFIX_LEN = len(TOKEN_PREFIX)
+assert len(SESSION_PREFIX) == _PREFIX_LEN  # split_target cuts either prefix at one length
 # NamedTuple's own __new__ is Python code; building the tuple directly saves a frame per request.
 _new_tuple = tuple.__new__
 # Raw characters never accepted in a path: anything outside printable ASCII (NUL, controls,
@@ -67,43 +70,57 @@ class Target(NamedTuple):
     path: str  # raw (still percent-encoded), without the token segments
     query: str  # without the token parameter
     token_in_query: bool
+    # The token travelled as a session token (``/s/<token>/`` or ``session=``), not a start token.
+    session: bool = False
 
     def __repr__(self) -> str:  # never the token
-        return f"Target(path={self.path!r}, query={self.query!r}, in_query={self.token_in_query})"
+        return (
+            f"Target(path={self.path!r}, query={self.query!r}, in_query={self.token_in_query},"
+            f" session={self.session})"
+        )
+
+    def token_param(self) -> str:
+        """The query parameter this kind of token travels in."""
+        return SESSION_PARAM if self.session else TOKEN_PARAM
 
 
 def split_target(target: str) -> Target:
     """Split a raw request target into the token, the path and the query without the token.
 
-    The token travels as the first path segments ``/t/<token>/`` or as one ``token`` query
-    parameter, never both, never twice.
+    The token travels as the first path segments ``/t/<token>/`` (a start token) or
+    ``/s/<token>/`` (a session token), or as one ``token`` or ``session`` query parameter: exactly
+    one token per request, never two, never twice.
     """
     if "#" in target:
         raise BadPath("fragment in request target")
     path, _, query = target.partition("?")
     token: str | None = None
-    if path.startswith(TOKEN_PREFIX):
-        token, slash, rest = path[len(TOKEN_PREFIX) :].partition("/")
+    session = False
+    if path.startswith(TOKEN_PREFIX) or path.startswith(SESSION_PREFIX):
+        session = path[1] == SESSION_PREFIX[1]
+        token, slash, rest = path[_PREFIX_LEN:].partition("/")
         if not slash:
             raise BadPath("nothing after the path token")
         path = "/" + rest
     if not query:
-        return _new_tuple(Target, (token, path, "", False))
+        return _new_tuple(Target, (token, path, "", False, session))
     in_path = token is not None
     kept: list[str] = []
     for param in query.split("&"):
         name = param.partition("=")[0]
-        if name == TOKEN_PARAM:
+        if name in _PARAMS:
             if token is not None:
                 raise MalformedToken("more than one token in the request")
-            token = param[len(TOKEN_PARAM) + 1 :]
+            session = name == SESSION_PARAM
+            token = param[len(name) + 1 :]
             if not token:
                 raise MalformedToken("empty token parameter")
-        elif name.lower() == TOKEN_PARAM or ("%" in name and _looks_like_token_param(name)):
+        elif name.lower() in _PARAMS or ("%" in name and _looks_like_token_param(name)):
             raise MalformedToken("ambiguous token parameter")
         else:
             kept.append(param)
-    return _new_tuple(Target, (token, path, "&".join(kept), token is not None and not in_path))
+    in_query = token is not None and not in_path
+    return _new_tuple(Target, (token, path, "&".join(kept), in_query, session))
 
 
 def _looks_like_token_param(name: str) -> bool:
@@ -111,4 +128,4 @@ def _looks_like_token_param(name: str) -> bool:
         decoded = re.sub(r"%([0-9a-fA-F]{2})", lambda m: chr(int(m.group(1), 16)), name)
     except ValueError:  # pragma: no cover - the pattern only matches hex
         return True
-    return decoded.lower() == TOKEN_PARAM or "%" in decoded
+    return decoded.lower() in _PARAMS or "%" in decoded
