@@ -77,6 +77,8 @@ def contract_values() -> dict[str, str]:
     return {
         "token_prefix": protocol.TOKEN_PREFIX,
         "token_param": protocol.TOKEN_PARAM,
+        "any_prefix_re": f"(?:{protocol.TOKEN_PREFIX}|{protocol.SESSION_PREFIX})",
+        "token_params_re": f"(?:{protocol.TOKEN_PARAM}|{protocol.SESSION_PARAM})",
         "token_re": f"[{protocol.TOKEN_CHARS}]{{1,{protocol.MAX_TOKEN_CHARS}}}",
         "segment_re": _SEGMENT_RE,
         "grant_scope_re": "/" + f"{_SEGMENT_RE}/" * protocol.GRANT_SCOPE_SEGMENTS,
