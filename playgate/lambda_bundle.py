@@ -21,10 +21,17 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import edge_validator
-from edge_validator.core.decision import DEFAULT_LEEWAY, DEFAULT_MAX_TTL, MAX_LEEWAY, MAX_TTL_LIMIT
+from edge_validator.core.decision import (
+    DEFAULT_LEEWAY,
+    DEFAULT_MAX_SESSION,
+    DEFAULT_MAX_TTL,
+    MAX_LEEWAY,
+    MAX_TTL_LIMIT,
+)
 from edge_validator.core.errors import ConfigurationError
 from edge_validator.core.keyring import KeyRing
 from edge_validator.env import Env
+from edge_validator.settings import max_session
 
 PACKAGE_DIR = Path(edge_validator.__file__).resolve().parent
 BAKED_NAME = "edge_validator/baked_config.json"
@@ -38,11 +45,17 @@ def bundle_sources() -> list[Path]:
     return [PACKAGE_DIR / "__init__.py", *core, PACKAGE_DIR / "lambda_edge.py"]
 
 
-def baked_config_json(keyring_file: Path, max_ttl: int, leeway: int) -> str:
-    """The key ring, checked as the validator loads it, reduced to its verification keys."""
+def baked_config_json(
+    keyring_file: Path, max_ttl: int, leeway: int, max_session: int = DEFAULT_MAX_SESSION
+) -> str:
+    """The key ring, checked as the validator loads it, reduced to its verification keys.
+
+    The same keys mint session tokens at the edge (under the session MAC context), so the
+    bundle also carries the session cap every validator enforces.
+    """
     KeyRing.from_file(keyring_file)  # refuses bad JSON, non-canonical secrets and short keys
     keys = json.loads(keyring_file.read_text(encoding="utf-8"))["keys"]
-    doc = {"keys": keys, "max_ttl": max_ttl, "leeway": leeway}
+    doc = {"keys": keys, "max_ttl": max_ttl, "leeway": leeway, "max_session": max_session}
     return json.dumps(doc, sort_keys=True) + "\n"
 
 
@@ -53,13 +66,16 @@ def _entry(name: str) -> zipfile.ZipInfo:
     return info
 
 
-def build_zip(keyring_file: Path, max_ttl: int, leeway: int) -> bytes:
+def build_zip(
+    keyring_file: Path, max_ttl: int, leeway: int, max_session: int = DEFAULT_MAX_SESSION
+) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as bundle:
         for source in bundle_sources():
             name = source.relative_to(PACKAGE_DIR.parent).as_posix()
             bundle.writestr(_entry(name), source.read_bytes())
-        bundle.writestr(_entry(BAKED_NAME), baked_config_json(keyring_file, max_ttl, leeway))
+        baked = baked_config_json(keyring_file, max_ttl, leeway, max_session)
+        bundle.writestr(_entry(BAKED_NAME), baked)
     return buffer.getvalue()
 
 
@@ -70,9 +86,10 @@ def write_bundle(
     max_ttl: int = DEFAULT_MAX_TTL,
     leeway: int = DEFAULT_LEEWAY,
     max_bytes: int = MAX_ZIP_BYTES,
+    max_session: int = DEFAULT_MAX_SESSION,
 ) -> int:
     """Write the zip to ``output`` and return its size; refuse (and write nothing) when too big."""
-    data = build_zip(keyring_file, max_ttl, leeway)
+    data = build_zip(keyring_file, max_ttl, leeway, max_session)
     if len(data) > max_bytes:
         raise ConfigurationError(f"the bundle is {len(data)} bytes; the limit is {max_bytes}")
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -95,6 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         max_ttl = env.integer("PLAYGATE_MAX_TTL", DEFAULT_MAX_TTL, low=1, high=MAX_TTL_LIMIT)
         leeway = env.integer("PLAYGATE_LEEWAY", DEFAULT_LEEWAY, low=0, high=MAX_LEEWAY)
+        session_cap = max_session(env)
         args = parser.parse_args(argv)
         size = write_bundle(
             args.keyring_file,
@@ -102,6 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             max_ttl=max_ttl,
             leeway=leeway,
             max_bytes=args.max_bytes,
+            max_session=session_cap,
         )
     except ConfigurationError as exc:
         print(f"build-lambda: {exc.reason}: {exc.message}", file=sys.stderr)

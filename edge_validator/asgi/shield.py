@@ -16,7 +16,7 @@ from ..core.errors import (
     OriginError,
     PlaybackTokenError,
 )
-from ..core.protocol import NO_STORE, TOKEN_ID_HEADER
+from ..core.protocol import MANIFEST_CACHE, NO_STORE, TOKEN_ID_HEADER, is_manifest
 from ..gate import Gate
 from ..manifests.query_mode import manifest_request_headers, needs_rewrite, rewritten_manifest
 from ..origins.base import Origin, OriginReply
@@ -92,6 +92,10 @@ def _response(reply: OriginReply, grant: Grant) -> Response:
         cacheable = reply.status in _CACHEABLE
         left = grant.seconds_left()
         headers["Cache-Control"] = f"private, max-age={left}" if cacheable else NO_STORE
+        if cacheable and is_manifest(grant.path):
+            # A live playlist changes every segment, and a session lives for hours: a browser
+            # keeping it would replay a stale playlist until the player stalls.
+            headers["Cache-Control"] = MANIFEST_CACHE
     return build_response(reply, headers)
 
 

@@ -37,6 +37,8 @@ MANIFEST_SUFFIXES = (".m3u8", ".mpd")
 GRANT_SCOPE_SEGMENTS = 2
 # Denials, and anything else that must never be stored by a cache.
 NO_STORE = "no-store"
+# Allowed manifests: a live playlist changes every segment, so a browser revalidates each time.
+MANIFEST_CACHE = "private, no-cache"
 
 
 def is_manifest(path: str) -> bool:

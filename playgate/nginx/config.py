@@ -84,6 +84,7 @@ def contract_values() -> dict[str, str]:
         "grant_scope_re": "/" + f"{_SEGMENT_RE}/" * protocol.GRANT_SCOPE_SEGMENTS,
         "manifest_suffix_re": f"(?:{suffixes})",
         "auth_route": protocol.AUTH_ROUTE,
+        "manifest_cache": protocol.MANIFEST_CACHE,
         "reason_header": protocol.REASON_HEADER,
         "reason_var": protocol.nginx_variable(protocol.REASON_HEADER),
         "token_id_var": protocol.nginx_variable(protocol.TOKEN_ID_HEADER),
