@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 from edge_validator.core.addresses import ClientAddress
 from edge_validator.core.decision import Verifier
-from edge_validator.core.errors import PlaybackTokenError
+from edge_validator.core.errors import Expired, PlaybackTokenError
 from edge_validator.core.paths import Target, split_target
 from edge_validator.core.sessions import opens_session
 from edge_validator.core.token import Claims
@@ -52,6 +52,17 @@ def _kind(claims: Claims, now: float, session: bool) -> str:
     return f"  kind:           start token without a session (plays only within {left} s left)"
 
 
+def _expired_note(claims: Claims, session: bool) -> str:
+    if session:
+        return "the playback session is over: the player must start again from a new URL"
+    if claims.session_seconds:
+        return (
+            "the start window is over: playbacks started in it go on under their session URLs, "
+            "but this URL starts none; ask the app backend for a new one"
+        )
+    return "this URL opens no session, so playback stops when it expires"
+
+
 def explain(
     url: str, verifier: Verifier, now: float, client_ip: str | None = None
 ) -> tuple[bool, list[str]]:
@@ -73,6 +84,8 @@ def explain(
         lines = [f"REJECTED: {exc.reason} ({exc.message}), HTTP {exc.status}"]
         if exc.hint:
             lines.append(f"  hint: {exc.hint}")
+        if isinstance(exc, Expired) and claims is not None:
+            lines.append(f"  {_expired_note(claims, split.session)}")
         if claims is not None:
             lines += describe_claims(claims, now, split.session)
         return False, lines
