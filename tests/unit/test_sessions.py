@@ -168,3 +168,47 @@ def test_the_carriage_names_the_kind() -> None:
     assert not split_target("/t/AAAA/videos/x/a.ts").session
     assert split_target("/videos/x/a.ts?session=AAAA").session
     assert split_target("/videos/x/a.ts?session=AAAA").token_in_query
+
+
+def test_session_settings_are_read_once_from_the_environment() -> None:
+    from edge_validator.core.errors import ConfigurationError
+    from edge_validator.core.keyring import new_keyring_json
+    from edge_validator.settings import ValidatorSettings
+    from signer.settings import SignerSettings
+
+    ring = new_keyring_json()
+    v = ValidatorSettings.from_env(
+        {
+            "PLAYGATE_KEYRING": ring,
+            "PLAYGATE_MAX_SESSION": "600",
+            "PLAYGATE_SESSION_BINDING": "none",
+        }
+    )
+    assert (v.max_session, v.session_binding) == (600, False)
+    assert v.verifier().max_session == 600
+    assert ValidatorSettings.from_env({"PLAYGATE_KEYRING": ring}).session_binding
+    with pytest.raises(ConfigurationError, match="PLAYGATE_SESSION_BINDING"):
+        ValidatorSettings.from_env({"PLAYGATE_KEYRING": ring, "PLAYGATE_SESSION_BINDING": "ip"})
+    s = SignerSettings.from_env({"PLAYGATE_KEYRING": ring, "PLAYGATE_MAX_SESSION": "600"})
+    assert (s.default_session, s.max_session) == (600, 600)  # the default never exceeds the cap
+    assert s.revocation_retention == 3600  # max(PLAYGATE_MAX_TTL, PLAYGATE_MAX_SESSION)
+    with pytest.raises(ConfigurationError, match="PLAYGATE_DEFAULT_SESSION"):
+        SignerSettings.from_env(
+            {
+                "PLAYGATE_KEYRING": ring,
+                "PLAYGATE_MAX_SESSION": "600",
+                "PLAYGATE_DEFAULT_SESSION": "700",
+            }
+        )
+    assert SignerSettings.from_env({"PLAYGATE_KEYRING": ring}).revocation_retention == 43200
+
+
+def test_a_revocation_is_kept_as_long_as_a_session_and_settles_its_second() -> None:
+    from signer.revoking import parse_revocation, settle_seconds
+
+    rev = parse_revocation({"video_id": "v"}, 1000.25, 43200)
+    assert rev.revoked_at == 1000.0  # the whole second: tokens' not_before are whole seconds
+    assert rev.expires_at >= 1000.25 + 43200
+    assert settle_seconds(rev, 1000.25) == pytest.approx(0.75)
+    assert settle_seconds(rev, 1001.5) == 0.0
+    assert settle_seconds(parse_revocation({"session_id": "s"}, 1000.25, 60), 1000.25) == 0.0
