@@ -53,6 +53,7 @@ def cases() -> dict[str, Callable[[], object]]:
     ring = KeyRing({"k1": SECRET}, "k1")
     base = Claims("k1", int(NOW) + 300, int(NOW), "/videos/demo/", "tIdAbCdEfGhIjKlMn")
     start_v1 = seal(base, ring)
+    start_bound = seal(base._replace(client_network="203.0.113.0/24"), ring)
     start_v2 = seal(base._replace(session_seconds=14400), ring)
     repeat = Verifier(ring, max_ttl=3600)
     fresh = Verifier(ring, max_ttl=3600, memo_size=0)
@@ -61,28 +62,47 @@ def cases() -> dict[str, Callable[[], object]]:
     session = seal_session(
         session_claims(grant, client, max_session=43200, session_id="sid-1"), repeat.sessions
     )
+    unbound = seal_session(
+        session_claims(grant, client, max_session=43200, session_id="sid-1", narrow=False),
+        repeat.sessions,
+    )
+
+    entry = f"/t/{start_v2}{MASTER}"
+    targets = {
+        "today": f"/t/{start_v1}{SEGMENT}",
+        "today_bound": f"/t/{start_bound}{SEGMENT}",
+        "session": f"/s/{session}{SEGMENT}",
+        "session_unbound": f"/s/{unbound}{SEGMENT}",
+        "reload": f"/s/{session}{PLAYLIST}",
+    }
 
     def open_session() -> str:
-        g = repeat.verify_target(f"/t/{start_v2}{MASTER}", client, NOW)
+        g = repeat.verify_target(entry, client, NOW)
         assert opens_session(g)
         claims = session_claims(g, client, max_session=43200, session_id="sid-1")
         return session_location(g, seal_session(claims, repeat.sessions))
 
     return {
         "segment today (start token), repeat": lambda: repeat.verify_target(
-            f"/t/{start_v1}{SEGMENT}", client, NOW
+            targets["today"], client, NOW
         ),
-        "segment in a session, repeat": lambda: repeat.verify_target(
-            f"/s/{session}{SEGMENT}", client, NOW
+        "segment today (start token, IP-bound), repeat": lambda: repeat.verify_target(
+            targets["today_bound"], client, NOW
+        ),
+        "segment in a session (bound to the /24), repeat": lambda: repeat.verify_target(
+            targets["session"], client, NOW
+        ),
+        "segment in a session (unbound), repeat": lambda: repeat.verify_target(
+            targets["session_unbound"], client, NOW
         ),
         "playlist reload in a session, repeat": lambda: repeat.verify_target(
-            f"/s/{session}{PLAYLIST}", client, NOW
+            targets["reload"], client, NOW
         ),
         "segment today (start token), first sight": lambda: fresh.verify_target(
-            f"/t/{start_v1}{SEGMENT}", client, NOW
+            targets["today"], client, NOW
         ),
-        "segment in a session, first sight": lambda: fresh.verify_target(
-            f"/s/{session}{SEGMENT}", client, NOW
+        "segment in a session (bound), first sight": lambda: fresh.verify_target(
+            targets["session"], client, NOW
         ),
         "opening a session (entry manifest, once per playback)": open_session,
     }

@@ -118,24 +118,24 @@ class Verifier:
         ``client`` is the viewer's address, parsed or as text (then parsed only when the token
         is bound to a network), or None when unknown.
         """
-        decoded = normalize_path(target.path)
-        session = target.session
-        claims = self.open(target.token, session)
+        # One unpack each instead of attribute lookups: this runs for every segment.
+        token, raw_path, _query, _in_query, session = target
+        decoded = normalize_path(raw_path)
+        known = (self._session_memo if session else self._memo).get(token) if token else None
+        claims = known if known is not None else self.open(token, session)
+        _kid, expires_at, not_before, scope, token_id, _sid, network, _uid, _u, _s, _ss = claims
         leeway = self.leeway
-        if now > claims.expires_at + leeway:
-            raise Expired("the token has expired", token_id=claims.token_id)
-        if now + leeway < claims.not_before:
-            raise NotYetValid("the token is not valid yet", token_id=claims.token_id)
-        if claims.expires_at - claims.not_before > (self.max_session if session else self.max_ttl):
-            raise LifetimeExceeded("the token lives longer than allowed", token_id=claims.token_id)
+        if now > expires_at + leeway:
+            raise Expired("the token has expired", token_id=token_id)
+        if now + leeway < not_before:
+            raise NotYetValid("the token is not valid yet", token_id=token_id)
+        if expires_at - not_before > (self.max_session if session else self.max_ttl):
+            raise LifetimeExceeded("the token lives longer than allowed", token_id=token_id)
         # The scope ends in '/' (checked when the token was parsed): a prefix test is segment-wise.
-        if not decoded.startswith(claims.scope):
-            raise OutOfScope("the token does not cover this path", token_id=claims.token_id)
-        network = claims.client_network
+        if not decoded.startswith(scope):
+            raise OutOfScope("the token does not cover this path", token_id=token_id)
         if network is not None and not in_network(client, network):
-            raise IpMismatch(
-                "the token is bound to another client network", token_id=claims.token_id
-            )
+            raise IpMismatch("the token is bound to another client network", token_id=token_id)
         return _new_tuple(Grant, (claims, decoded, target, now))
 
 

@@ -95,9 +95,9 @@ def split_target(target: str) -> Target:
         raise BadPath("fragment in request target")
     path, _, query = target.partition("?")
     token: str | None = None
-    session = False
-    if path.startswith(TOKEN_PREFIX) or path.startswith(SESSION_PREFIX):
-        session = path[1] == SESSION_PREFIX[1]
+    prefix = path[:_PREFIX_LEN]
+    session = prefix == SESSION_PREFIX
+    if session or prefix == TOKEN_PREFIX:
         token, slash, rest = path[_PREFIX_LEN:].partition("/")
         if not slash:
             raise BadPath("nothing after the path token")

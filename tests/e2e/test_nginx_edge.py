@@ -279,6 +279,9 @@ def test_validator_outage_is_503_no_store_never_allowed(tmp_path: Path) -> None:
             public_url=f"http://{LOOPBACK}:{port}",
         ).url
         resp = httpx.get(url, timeout=10)
-    assert resp.status_code == 503
-    assert resp.headers["cache-control"] == "no-store"
-    assert resp.headers["x-playgate-reason"] == "validator_unavailable"
+        # A segment goes through auth_request; a start-token manifest to the shield location.
+        segment = httpx.get(url.replace("master.m3u8", "hls/v0/seg_000.ts"), timeout=10)
+    for answer in (resp, segment):
+        assert answer.status_code == 503
+        assert answer.headers["cache-control"] == "no-store"
+        assert answer.headers["x-playgate-reason"] == "validator_unavailable"
