@@ -100,6 +100,12 @@ class Verifier:
             known = memo.get(token)
             if known is not None:
                 return known
+        return self._authenticate(token, session, memo)
+
+    def _authenticate(
+        self, token: str | None, session: bool, memo: OrderedDict[str, Claims]
+    ) -> Claims:
+        """Decode and MAC-check a token not in ``memo``, then remember it."""
         # raises MissingToken for None or ""
         claims = open_token(token, self.sessions if session else self.keyring)
         if self.memo_size:
@@ -121,8 +127,9 @@ class Verifier:
         # One unpack each instead of attribute lookups: this runs for every segment.
         token, raw_path, _query, _in_query, session = target
         decoded = normalize_path(raw_path)
-        known = (self._session_memo if session else self._memo).get(token) if token else None
-        claims = known if known is not None else self.open(token, session)
+        memo = self._session_memo if session else self._memo
+        known = memo.get(token) if token else None
+        claims = known if known is not None else self._authenticate(token, session, memo)
         _kid, expires_at, not_before, scope, token_id, _sid, network, _uid, _u, _s, _ss = claims
         leeway = self.leeway
         if now > expires_at + leeway:

@@ -62,7 +62,10 @@ def edges(media: Path, tmp: Path) -> Iterator[Edges]:
     ring = factories.keyring()
     with contextlib.ExitStack() as stack:
         redis = stack.enter_context(redis_server())
-        state = StateSettings(redis_url=redis.url, resync_seconds=1.0)
+        # Generous Redis timeouts: many players share a loaded machine.
+        state = StateSettings(
+            redis_url=redis.url, resync_seconds=1.0, timeout=2.0, connect_timeout=2.0
+        )
         settings = ValidatorSettings(keyring=ring, media_root=media, state=state, leeway=LEEWAY)
         shield = stack.enter_context(serve_app(with_cors(create_validator(settings))))
         signer_settings = SignerSettings(
@@ -123,13 +126,15 @@ def test_films_and_a_live_stream_play_to_the_end_on_a_short_start_window(
             stack.callback(play.stop)
         t0 = time.monotonic()
         pages_playing = {
-            "hls.js shield": BrowserPlay(browser, pages, start_url(e, e.shield, "film")),
-            "hls.js nginx": BrowserPlay(browser, pages, start_url(e, e.nginx, "film")),
+            "hls.js shield": BrowserPlay(browser, pages, lambda: start_url(e, e.shield, "film")),
+            "hls.js nginx": BrowserPlay(browser, pages, lambda: start_url(e, e.nginx, "film")),
             "dash.js shield": BrowserPlay(
-                browser, pages, start_url(e, e.shield, "film", "manifest.mpd"), "dash"
+                browser, pages, lambda: start_url(e, e.shield, "film", "manifest.mpd"), "dash"
             ),
         }
-        live_page = BrowserPlay(browser, pages, start_url(e, e.shield, "live", "index.m3u8"))
+        live_page = BrowserPlay(
+            browser, pages, lambda: start_url(e, e.shield, "live", "index.m3u8")
+        )
         replay = start_url(e, e.shield, "film")
         replay_closes = time.time() + START_WINDOW + LEEWAY + 1.5
         first = httpx.get(replay, timeout=10, follow_redirects=False)

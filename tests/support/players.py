@@ -5,9 +5,8 @@ from __future__ import annotations
 import contextlib
 import re
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from urllib.parse import quote
 
 from playwright.sync_api import Browser, Page, sync_playwright
 from starlette.applications import Starlette
@@ -75,11 +74,15 @@ def chromium() -> Iterator[Browser]:
 class BrowserPlay:
     """One stock player playing ``src`` in its own page; every response is recorded."""
 
-    def __init__(self, browser: Browser, pages: str, src: str, kind: str = "hls") -> None:
+    def __init__(
+        self, browser: Browser, pages: str, src: Callable[[], str], kind: str = "hls"
+    ) -> None:
+        """``src`` is called once the page has loaded: sign the URL as late as an app would."""
         self.responses: list[tuple[int, str]] = []
         self.page: Page = browser.new_page()
         self.page.on("response", lambda r: self.responses.append((r.status, r.url)))
-        self.page.goto(f"{pages}/play.html?kind={kind}&src={quote(src, safe='')}")
+        self.page.goto(f"{pages}/play.html")
+        self.page.evaluate("([kind, src]) => window.startPlayer(kind, src)", [kind, src()])
 
     def state(self) -> dict[str, object]:
         value: dict[str, object] = self.page.evaluate(
