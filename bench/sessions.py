@@ -20,6 +20,7 @@ player's first); "first sight" rows remember nothing (decode, MAC, parse every t
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -124,6 +125,7 @@ def instructions(name: str, iterations: int) -> int:
                 sys.executable, "-m", "bench.sessions", "--case", name, str(iterations),
             ],
             check=True, capture_output=True, cwd=ROOT, timeout=600,
+            env={**os.environ, "PYTHONHASHSEED": "0"},  # the same str hashes in every run
         )  # fmt: skip
         text = out.read_text()
     match = re.search(r"^(?:summary|totals): (\d+)", text, re.MULTILINE)
