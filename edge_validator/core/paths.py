@@ -95,9 +95,9 @@ def split_target(target: str) -> Target:
         raise BadPath("fragment in request target")
     path, _, query = target.partition("?")
     token: str | None = None
-    prefix = path[:_PREFIX_LEN]
-    session = prefix == SESSION_PREFIX
-    if session or prefix == TOKEN_PREFIX:
+    session = False
+    # A start token first: one test for the common case, as before sessions existed.
+    if path.startswith(TOKEN_PREFIX) or (session := path.startswith(SESSION_PREFIX)):
         token, slash, rest = path[_PREFIX_LEN:].partition("/")
         if not slash:
             raise BadPath("nothing after the path token")
