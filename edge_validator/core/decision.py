@@ -54,12 +54,12 @@ class Verifier:
     __slots__ = (
         "_memo",
         "_session_memo",
+        "_sessions",
         "keyring",
         "leeway",
         "max_session",
         "max_ttl",
         "memo_size",
-        "sessions",
     )
 
     def __init__(
@@ -73,7 +73,8 @@ class Verifier:
     ) -> None:
         self.keyring = keyring
         # The same keys under the session context: session tokens verify here and only here.
-        self.sessions = keyring.with_context(SESSION_CONTEXT)
+        # Made on first use: a one-shot Verifier (``verify``) never pays for it.
+        self._sessions: KeyRing | None = None
         # Revocations are kept for the longest lifetime the signer issues; a longer-lived token
         # (an old setting, a hand-made one) would outlive its revocation, so it is refused.
         # Sessions likewise, with PLAYGATE_MAX_SESSION.
@@ -92,6 +93,13 @@ class Verifier:
 
     def __repr__(self) -> str:
         return f"Verifier({self.keyring!r}, max_ttl={self.max_ttl}, leeway={self.leeway})"
+
+    @property
+    def sessions(self) -> KeyRing:
+        """The same keys under the session context: session tokens verify here and only here."""
+        if self._sessions is None:
+            self._sessions = self.keyring.with_context(SESSION_CONTEXT)
+        return self._sessions
 
     def open(self, token: str | None, session: bool = False) -> Claims:
         """The claims of an authentic start (or session) token, remembered; else an error."""
