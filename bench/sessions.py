@@ -25,7 +25,6 @@ import re
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -41,7 +40,8 @@ from edge_validator.core.sessions import (
 from edge_validator.core.token import Claims, seal
 
 SECRET = b"s" * 32
-NOW = float(int(time.time()))
+# A fixed clock: the same tokens, so the same instructions, in every run.
+NOW = 1_900_000_000.0
 SEGMENT = "/videos/demo/hls/v0/seg_000.ts"
 PLAYLIST = "/videos/demo/hls/v0/index.m3u8"
 MASTER = "/videos/demo/master.m3u8"
