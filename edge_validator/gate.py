@@ -49,23 +49,37 @@ class Gate:
         # Narrow an unbound start token's session to the viewer's /24 or /64 (sessions.py).
         self.narrow_sessions = narrow_sessions
 
-    async def authorize(self, target: str, client: ClientAddress | None) -> Grant:
+    async def authorize(
+        self, target: str, client: ClientAddress | None, header_token: str | None = None
+    ) -> Grant:
         """Verify a raw request target; the grant carries the query without the token.
 
         For adapters that cannot redirect (nginx ``auth_request``): a request that would open
         a session is refused with ``session_redirect_required`` rather than served under a
         token that stops working when its start window closes.
         """
-        return (await self._admit(target, client, redirect=False)).grant
+        return (await self._admit(target, client, header_token, redirect=False)).grant
 
-    async def admit(self, target: str, client: ClientAddress | None) -> Admission:
-        """Verify a raw request target; open a session when a start token fetches a manifest."""
-        return await self._admit(target, client, redirect=True)
+    async def admit(
+        self, target: str, client: ClientAddress | None, header_token: str | None = None
+    ) -> Admission:
+        """Verify a raw request target; open a session when a start token fetches a manifest.
 
-    async def _admit(self, target: str, client: ClientAddress | None, redirect: bool) -> Admission:
+        ``header_token``: a CTA-5007 token from its request header, if one came.
+        """
+        return await self._admit(target, client, header_token, redirect=True)
+
+    async def _admit(
+        self,
+        target: str,
+        client: ClientAddress | None,
+        header_token: str | None,
+        *,
+        redirect: bool,
+    ) -> Admission:
         session: Claims | None = None
         try:
-            grant = self.verifier.verify_target(target, client, self.clock())
+            grant = self.verifier.verify_target(target, client, self.clock(), header_token)
             if opens_session(grant):
                 if not redirect:
                     raise SessionRedirectRequired(

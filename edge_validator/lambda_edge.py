@@ -18,16 +18,20 @@ from pathlib import Path
 from typing import Any
 
 from .core.addresses import ClientAddress
+from .core.cat.claims import CatPolicy
+from .core.cat.keys import CatKeyRing
+from .core.cat.verify import CatVerifier
 from .core.decision import DEFAULT_LEEWAY, DEFAULT_MAX_SESSION, Grant, Verifier
 from .core.errors import (
     InternalError,
+    MalformedToken,
     MethodNotAllowed,
     PlayGateError,
     SessionRedirectRequired,
     StateUnavailable,
 )
 from .core.keyring import KeyRing
-from .core.protocol import NO_STORE, REASON_HEADER, TOKEN_ID_HEADER
+from .core.protocol import CAT_HEADER, NO_STORE, REASON_HEADER, TOKEN_ID_HEADER
 from .core.sessions import opens_session, seal_session, session_claims, session_location
 
 log = logging.getLogger("playgate.lambda_edge")
@@ -109,7 +113,8 @@ def viewer_request(request: Mapping[str, Any], verifier: Verifier, now: float) -
         query: str = request.get("querystring") or ""
         uri: str = request["uri"]
         client = client_ip if isinstance(client_ip, str) else None  # parsed only if needed
-        grant = verifier.verify_target(f"{uri}?{query}" if query else uri, client, now)
+        target = f"{uri}?{query}" if query else uri
+        grant = verifier.verify_target(target, client, now, _header_token(request))
         claims = grant.claims
         # No shared state reaches a CloudFront POP: a token that needs it is refused, not waved on.
         if claims.max_uses or claims.max_streams:
@@ -127,6 +132,14 @@ def viewer_request(request: Mapping[str, Any], verifier: Verifier, now: float) -
     # A new dict: the event stays as CloudFront sent it. The path is still percent-encoded, as
     # CloudFront expects; the query keeps every parameter except the token.
     return {**request, "uri": grant.target.path, "querystring": grant.target.query}
+
+
+def _header_token(request: Mapping[str, Any]) -> str | None:
+    """A ``CTA-Common-Access-Token`` header (CloudFront lower-cases header names), or None."""
+    values = (request.get("headers") or {}).get(CAT_HEADER.lower()) or []
+    if len(values) > 1:
+        raise MalformedToken("more than one token in the request")
+    return str(values[0].get("value", "")) if values else None
 
 
 def make_handler(
@@ -154,7 +167,17 @@ def verifier_from_config(text: str) -> Verifier:
         max_ttl=int(doc["max_ttl"]),
         leeway=int(doc.get("leeway", DEFAULT_LEEWAY)),
         max_session=int(doc.get("max_session", DEFAULT_MAX_SESSION)),
+        cat=None if doc.get("cat") is None else cat_verifier(doc["cat"]),
     )
+
+
+def cat_verifier(doc: Mapping[str, Any]) -> CatVerifier:
+    """HS256 CAT keys baked by build-lambda (no ES256 here: no ``cryptography`` at the edge)."""
+    keyring = CatKeyRing.from_json(json.dumps({"keys": doc["keys"]}), es256=None)
+    origin = doc.get("origin")
+    scheme, _, host = origin.partition("://") if isinstance(origin, str) else ("", "", "")
+    policy = CatPolicy(doc.get("issuer"), doc.get("audience"), (scheme, host) if host else None)
+    return CatVerifier(keyring, policy)
 
 
 @lru_cache(maxsize=1)

@@ -12,6 +12,8 @@ from pathlib import Path
 
 from starlette.types import ASGIApp
 
+from edge_validator.core.cat.keys import CatKeyRing, new_cat_keyring_json
+from edge_validator.core.cat.verify import CatVerifier
 from edge_validator.core.decision import (
     DEFAULT_LEEWAY,
     DEFAULT_MAX_TTL,
@@ -19,12 +21,12 @@ from edge_validator.core.decision import (
     MAX_TTL_LIMIT,
     Verifier,
 )
-from edge_validator.core.errors import PlayGateError
+from edge_validator.core.errors import ConfigurationError, PlayGateError
 from edge_validator.core.keyring import KeyRing, new_keyring_json
-from edge_validator.env import Env
+from edge_validator.env import Env, es256_factory
 from edge_validator.settings import max_session
 from signer.api_keys import SCOPES, generate_api_key, hash_api_key, make_caller
-from signer.issuing import issue, parse_playback_request
+from signer.issuing import CatIssuer, issue, parse_playback_request
 
 from .explain import explain
 from .revoke_cli import add_commands as add_revocation_commands
@@ -33,6 +35,16 @@ from .revoke_cli import add_commands as add_revocation_commands
 def _keyring(path: str | None) -> KeyRing:
     """``--keyring FILE``, else the environment, as the servers read it."""
     return KeyRing.from_file(path) if path else Env(os.environ).keyring()
+
+
+def _cat_keyring(path: str | None) -> CatKeyRing | None:
+    """``--cat-keys FILE``, else PLAYGATE_CAT_KEYS(_FILE) from the environment, else None."""
+    return CatKeyRing.from_file(path, es256_factory()) if path else Env(os.environ).cat_keyring()
+
+
+def _cat_verifier(path: str | None) -> CatVerifier | None:
+    keyring = _cat_keyring(path)
+    return None if keyring is None else CatVerifier(keyring, Env(os.environ).cat_policy())
 
 
 def _max_ttl() -> int:
@@ -46,7 +58,7 @@ def _max_session() -> int:
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
-    text = new_keyring_json(args.key_id)
+    text = new_cat_keyring_json(args.key_id) if args.cat else new_keyring_json(args.key_id)
     if args.output:
         out = Path(args.output)
         # Created private from the start: a key ring must never be world-readable, even briefly.
@@ -70,11 +82,21 @@ def cmd_api_key(args: argparse.Namespace) -> int:
 
 
 def cmd_sign(args: argparse.Namespace) -> int:
-    keyring = _keyring(args.keyring)
+    # The key ring first: a broken ring is the first thing to report.
+    keyring = _keyring(args.keyring) if args.format != "cat" else None
     doc = {
         k: v
         for k, v in vars(args).items()
-        if k in ("video_id", "ttl_seconds", "client_ip", "session_id", "file", "session_seconds")
+        if k
+        in (
+            "video_id",
+            "ttl_seconds",
+            "client_ip",
+            "session_id",
+            "file",
+            "session_seconds",
+            "format",
+        )
         and v is not None
     }
     max_ttl = _max_ttl()
@@ -92,7 +114,16 @@ def cmd_sign(args: argparse.Namespace) -> int:
         default_session=default_session,
         max_session=cap,
     )
-    issued = issue(req, keyring, time.time(), public_url=args.base_url.rstrip("/"), mode=args.mode)
+    base_url = args.base_url.rstrip("/")
+    if req.format == "cat":
+        cat_keyring = _cat_keyring(args.cat_keys)
+        if cat_keyring is None:
+            raise ConfigurationError("--format cat needs --cat-keys FILE or PLAYGATE_CAT_KEYS_FILE")
+        cat = CatIssuer(cat_keyring, Env(os.environ).cat_policy())
+        issued = cat.issue(req, time.time(), public_url=base_url, mode=args.mode)
+    else:
+        assert keyring is not None  # loaded above for every format but cat
+        issued = issue(req, keyring, time.time(), public_url=base_url, mode=args.mode)
     print(issued.url)
     return 0
 
@@ -104,6 +135,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
         max_ttl=_max_ttl(),
         leeway=args.leeway,
         max_session=_max_session(),
+        cat=_cat_verifier(args.cat_keys),
     )
     accepted, lines = explain(args.url, verifier, now, args.client_ip)
     print("\n".join(lines))
@@ -190,6 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("keygen", help="generate a key ring with one new key")
     p.add_argument("--key-id", default="k1")
     p.add_argument("--output", "-o", help="write to this new file (mode 600)")
+    p.add_argument("--cat", action="store_true", help="a CAT key ring (one HS256 key)")
     p.set_defaults(func=cmd_keygen)
 
     p = sub.add_parser("api-key", help="generate a caller API key and its stored hash")
@@ -214,6 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--file")
     p.add_argument("--base-url", default="http://127.0.0.1:8081")
     p.add_argument("--mode", choices=("path", "query"), default="path")
+    p.add_argument("--format", choices=("playgate", "cat"), default="playgate")
+    p.add_argument("--cat-keys", help="CAT key ring file (else PLAYGATE_CAT_KEYS_FILE)")
     p.set_defaults(func=cmd_sign)
 
     p = sub.add_parser("explain", help="explain why a URL is accepted or rejected")
@@ -222,6 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--client-ip")
     p.add_argument("--at", help="judge at this unix time instead of now")
     p.add_argument("--leeway", type=int, default=DEFAULT_LEEWAY)
+    p.add_argument("--cat-keys", help="CAT key ring file (else PLAYGATE_CAT_KEYS_FILE)")
     p.set_defaults(func=cmd_explain)
 
     for name, func, port in (

@@ -108,6 +108,12 @@ PLAYBACK_REQUEST = {
             "description": "playback session the URL opens (0: none); capped by "
             "PLAYGATE_MAX_SESSION, default PLAYGATE_DEFAULT_SESSION",
         },
+        "format": {
+            "type": "string",
+            "enum": ["playgate", "cat"],
+            "default": "playgate",
+            "description": "playgate (v1) or cat (CTA-5007 Common Access Token; max_uses 0 or 1)",
+        },
     },
 }
 

@@ -11,9 +11,11 @@ from collections import OrderedDict
 from typing import NamedTuple
 
 from .addresses import ClientAddress, in_network
+from .cat.claims import CatClaims
+from .cat.verify import CatVerifier, looks_like_cat
 from .errors import Expired, IpMismatch, LifetimeExceeded, NotYetValid, OutOfScope
 from .keyring import SESSION_CONTEXT, KeyRing
-from .paths import Target, normalize_path, split_target
+from .paths import Target, normalize_path, split_target, with_header_token
 from .token import Claims, open_token
 
 DEFAULT_LEEWAY = 5
@@ -55,6 +57,7 @@ class Verifier:
         "_memo",
         "_session_memo",
         "_sessions",
+        "cat",
         "keyring",
         "leeway",
         "max_session",
@@ -70,8 +73,11 @@ class Verifier:
         leeway: int = DEFAULT_LEEWAY,
         memo_size: int = MEMO_SIZE,
         max_session: int = DEFAULT_MAX_SESSION,
+        cat: CatVerifier | None = None,
     ) -> None:
         self.keyring = keyring
+        # CTA-5007 Common Access Tokens, verified next to PlayGate's own (None: refused).
+        self.cat = cat
         # The same keys under the session context: session tokens verify here and only here.
         # Made on first use: a one-shot Verifier (``verify``) never pays for it.
         self._sessions: KeyRing | None = None
@@ -114,17 +120,24 @@ class Verifier:
         self, token: str | None, session: bool, memo: OrderedDict[str, Claims]
     ) -> Claims:
         """Decode and MAC-check a token not in ``memo``, then remember it."""
-        # raises MissingToken for None or ""
-        claims = open_token(token, self.sessions if session else self.keyring)
+        claims: Claims
+        if session:  # sessions are PlayGate tokens only, minted by this edge
+            claims = open_token(token, self.sessions)
+        elif token and self.cat is not None and looks_like_cat(token):
+            claims = self.cat.open(token)
+        else:
+            claims = open_token(token, self.keyring)  # raises MissingToken for None or ""
         if self.memo_size:
             if len(memo) >= self.memo_size:
                 memo.popitem(last=False)
             memo[token] = claims  # type: ignore[index]  # open_token refused None and ""
         return claims
 
-    def verify_target(self, target: str, client: Client, now: float) -> Grant:
-        """Split a raw request target and verify it."""
-        return self.judge(split_target(target), client, now)
+    def verify_target(
+        self, target: str, client: Client, now: float, header_token: str | None = None
+    ) -> Grant:
+        """Split a raw request target and verify it (``header_token``: a CAT from its header)."""
+        return self.judge(with_header_token(split_target(target), header_token), client, now)
 
     def judge(self, target: Target, client: Client, now: float) -> Grant:
         """Decide whether ``target`` lets ``client`` fetch its path at time ``now``.
@@ -151,7 +164,14 @@ class Verifier:
             raise OutOfScope("the token does not cover this path", token_id=token_id)
         if network is not None and not in_network(client, network):
             raise IpMismatch("the token is bound to another client network", token_id=token_id)
+        if claims.__class__ is not Claims:  # a CAT: the checks only a CAT carries
+            self._judge_cat(claims, decoded, client)
         return _new_tuple(Grant, (claims, decoded, target, now))
+
+    def _judge_cat(self, claims: Claims, path: str, client: Client) -> None:
+        assert self.cat is not None
+        assert isinstance(claims, CatClaims)
+        self.cat.judge(claims, path, client)
 
 
 def verify(

@@ -10,9 +10,9 @@ import re
 from typing import NamedTuple
 
 from .errors import BadPath, MalformedToken
-from .protocol import SESSION_PARAM, SESSION_PREFIX, TOKEN_PARAM, TOKEN_PREFIX
+from .protocol import CAT_PARAM, SESSION_PARAM, SESSION_PREFIX, TOKEN_PARAM, TOKEN_PREFIX
 
-_PARAMS = (TOKEN_PARAM, SESSION_PARAM)
+_PARAMS = (TOKEN_PARAM, SESSION_PARAM, CAT_PARAM)
 _PREFIX_LEN = len(TOKEN_PREFIX)
 _START_MARK = TOKEN_PREFIX[1]
 _SESSION_MARK = SESSION_PREFIX[1]
@@ -91,6 +91,21 @@ class Target(NamedTuple):
         return SESSION_PARAM if self.session else TOKEN_PARAM
 
 
+_PARAMS_FOLDED = frozenset({TOKEN_PARAM, SESSION_PARAM, CAT_PARAM.lower()})
+
+
+def with_header_token(target: Target, header_token: str | None) -> Target:
+    """The target with the token of a ``CTA-Common-Access-Token`` header, if one came.
+
+    Never two tokens: a request carrying one in the URL and one in the header is refused.
+    """
+    if header_token is None:
+        return target
+    if target.token is not None:
+        raise MalformedToken("more than one token in the request")
+    return _new_tuple(Target, (header_token, target.path, target.query, False, False))
+
+
 def split_target(target: str) -> Target:
     """Split a raw request target into the token, the path and the query without the token.
 
@@ -128,7 +143,7 @@ def split_target(target: str) -> Target:
             token = param[len(name) + 1 :]
             if not token:
                 raise MalformedToken("empty token parameter")
-        elif name.lower() in _PARAMS or ("%" in name and _looks_like_token_param(name)):
+        elif name.lower() in _PARAMS_FOLDED or ("%" in name and _looks_like_token_param(name)):
             raise MalformedToken("ambiguous token parameter")
         else:
             kept.append(param)
@@ -141,4 +156,4 @@ def _looks_like_token_param(name: str) -> bool:
         decoded = re.sub(r"%([0-9a-fA-F]{2})", lambda m: chr(int(m.group(1), 16)), name)
     except ValueError:  # pragma: no cover - the pattern only matches hex
         return True
-    return decoded.lower() in _PARAMS or "%" in decoded
+    return decoded.lower() in _PARAMS_FOLDED or "%" in decoded
