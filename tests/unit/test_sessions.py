@@ -212,3 +212,18 @@ def test_a_revocation_is_kept_as_long_as_a_session_and_settles_its_second() -> N
     assert settle_seconds(rev, 1000.25) == pytest.approx(0.75)
     assert settle_seconds(rev, 1001.5) == 0.0
     assert settle_seconds(parse_revocation({"session_id": "s"}, 1000.25, 60), 1000.25) == 0.0
+
+
+def test_cat_urls_open_no_session() -> None:
+    from edge_validator.core.errors import InvalidField
+    from signer.issuing import parse_playback_request
+
+    limits = {"default_ttl": 300, "max_ttl": 3600, "entry_file": "master.m3u8"}
+    sessions = {"default_session": 14400, "max_session": 43200}
+    cat = parse_playback_request({"video_id": "v", "format": "cat"}, **limits, **sessions)
+    assert cat.session_seconds == 0
+    assert parse_playback_request({"video_id": "v"}, **limits, **sessions).session_seconds == 14400
+    with pytest.raises(InvalidField, match="CAT opens no playback session"):
+        parse_playback_request(
+            {"video_id": "v", "format": "cat", "session_seconds": 60}, **limits, **sessions
+        )
