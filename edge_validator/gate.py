@@ -1,7 +1,10 @@
 """The validator's request-time core shared by every HTTP adapter.
 
 It reads the clock once, runs the pure decision, then the stateful checks a token asks for
-(revocation, use limits, concurrent streams), and logs the outcome by token id. Adapters only
+(revocation, use limits, concurrent streams), and logs the outcome by token id. A start token
+fetching a manifest opens a playback session (core/sessions.py): adapters that can answer a
+redirect (the origin shield, Lambda@Edge) call ``admit`` and send the player to the session URL;
+``/auth`` cannot, so it calls ``authorize``, which refuses such a request clearly. Adapters only
 translate HTTP to and from it.
 """
 
@@ -10,14 +13,25 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
+from typing import NamedTuple
 
 from .core.addresses import ClientAddress
 from .core.decision import Grant, Verifier
-from .core.errors import PlaybackTokenError, StateUnavailable
+from .core.errors import PlaybackTokenError, SessionRedirectRequired, StateUnavailable
+from .core.sessions import opens_session, seal_session, session_claims, session_location
+from .core.token import Claims
 from .formats.accept import ForeignVerifier
 from .state.guard import StateGuard
 
 log = logging.getLogger("playgate.validator")
+
+
+class Admission(NamedTuple):
+    """An allowed request; ``location`` is set when it opened a session (answer 302 there)."""
+
+    grant: Grant
+    session: Claims | None = None
+    location: str | None = None
 
 
 class Gate:
@@ -27,6 +41,8 @@ class Gate:
         guard: StateGuard | None,
         clock: Callable[[], float] = time.time,
         foreign: ForeignVerifier | None = None,
+        *,
+        narrow_sessions: bool = True,
     ) -> None:
         self.verifier = verifier
         # The CDN formats this validator also accepts (PLAYGATE_ACCEPT_FORMATS), or None.
@@ -34,6 +50,8 @@ class Gate:
         # None: no shared state at all, so tokens with use or stream limits are denied.
         self.guard = guard
         self.clock = clock
+        # Narrow an unbound start token's session to the viewer's /24 or /64 (sessions.py).
+        self.narrow_sessions = narrow_sessions
 
     async def authorize(
         self,
@@ -44,22 +62,65 @@ class Gate:
     ) -> Grant:
         """Verify a raw request target; the grant carries the query without the token.
 
-        ``header_token``: a CAT from its CTA-Common-Access-Token header. ``cookies``:
+        For adapters that cannot redirect (nginx ``auth_request``): a request that would open
+        a session is refused with ``session_redirect_required`` rather than served under a
+        token that stops working when its start window closes.
+        """
+        admission = await self._admit(target, client, header_token, cookies, redirect=False)
+        return admission.grant
+
+    async def admit(
+        self,
+        target: str,
+        client: ClientAddress | None,
+        header_token: str | None = None,
+        cookies: Mapping[str, str] | None = None,
+    ) -> Admission:
+        """Verify a raw request target; open a session when a start token fetches a manifest.
+
+        ``header_token``: a CTA-5007 token from its request header, if one came. ``cookies``:
         CloudFront, Akamai and Media CDN tokens may travel as cookies.
         """
+        return await self._admit(target, client, header_token, cookies, redirect=True)
+
+    async def _verify(
+        self,
+        target: str,
+        client: ClientAddress | None,
+        header_token: str | None,
+        cookies: Mapping[str, str] | None,
+    ) -> Grant:
+        now = self.clock()
+        if self.foreign is not None and header_token is None:
+            grant = await self.foreign.authorize_async(target, cookies or {}, client, now)
+            if grant is not None:
+                return grant
+        return self.verifier.verify_target(target, client, now, header_token)
+
+    async def _admit(
+        self,
+        target: str,
+        client: ClientAddress | None,
+        header_token: str | None,
+        cookies: Mapping[str, str] | None,
+        *,
+        redirect: bool,
+    ) -> Admission:
+        session: Claims | None = None
         try:
-            now = self.clock()
-            grant = None
-            if self.foreign is not None and header_token is None:
-                grant = await self.foreign.authorize_async(target, cookies or {}, client, now)
-            if grant is None:
-                grant = self.verifier.verify_target(target, client, now, header_token)
-            if self.guard is not None:
-                await self.guard.check(grant)
-            elif grant.claims.max_uses or grant.claims.max_streams:
-                raise StateUnavailable(
-                    "no shared state enforces limits", token_id=grant.claims.token_id
+            grant = await self._verify(target, client, header_token, cookies)
+            if opens_session(grant):
+                if not redirect:
+                    raise SessionRedirectRequired(
+                        "this edge cannot open a playback session", token_id=grant.token_id
+                    )
+                session = session_claims(
+                    grant,
+                    client,
+                    max_session=self.verifier.max_session,
+                    narrow=self.narrow_sessions,
                 )
+            await self._check_state(grant, session)
         except PlaybackTokenError as exc:
             log.info(
                 "deny reason=%s token_id=%s client=%s",
@@ -68,5 +129,22 @@ class Gate:
                 client.text if client else None,
             )
             raise
-        log.debug("allow token_id=%s path=%s", grant.token_id, grant.path)
-        return grant
+        if session is None:
+            log.debug("allow token_id=%s path=%s", grant.token_id, grant.path)
+            return Admission(grant)
+        token = seal_session(session, self.verifier.sessions)
+        log.info(
+            "session opened token_id=%s session_id=%s expires_at=%d client=%s",
+            session.token_id,
+            session.session_id,
+            session.expires_at,
+            client.text if client else None,
+        )
+        return Admission(grant, session, session_location(grant, token))
+
+    async def _check_state(self, grant: Grant, session: Claims | None) -> None:
+        if self.guard is not None:
+            # A stream is counted per session: the start request claims the new session's.
+            await self.guard.check(grant, stream_id=session.session_id if session else None)
+        elif grant.claims.max_uses or grant.claims.max_streams:
+            raise StateUnavailable("no shared state enforces limits", token_id=grant.token_id)

@@ -17,26 +17,34 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from .core.addresses import ClientAddress
 from .core.cat.claims import CatPolicy
 from .core.cat.keys import CatKeyRing
 from .core.cat.verify import CatVerifier
-from .core.decision import DEFAULT_LEEWAY, Verifier
+from .core.decision import DEFAULT_LEEWAY, DEFAULT_MAX_SESSION, Grant, Verifier
 from .core.errors import (
     InternalError,
     MalformedToken,
     MethodNotAllowed,
     PlayGateError,
+    SessionRedirectRequired,
     StateUnavailable,
 )
 from .core.keyring import KeyRing
-from .core.protocol import CAT_HEADER, NO_STORE, REASON_HEADER
+from .core.protocol import CAT_HEADER, NO_STORE, REASON_HEADER, TOKEN_ID_HEADER
+from .core.sessions import opens_session, seal_session, session_claims, session_location
 
 log = logging.getLogger("playgate.lambda_edge")
 
 # Written next to this module by scripts/build-lambda: verification keys and the policy.
 BAKED_CONFIG = Path(__file__).with_name("baked_config.json")
 _ALLOWED_METHODS = frozenset({"GET", "HEAD"})
-_STATUS_TEXT = {401: "Unauthorized", 403: "Forbidden", 405: "Method Not Allowed"}
+_STATUS_TEXT = {
+    302: "Found",
+    401: "Unauthorized",
+    403: "Forbidden",
+    405: "Method Not Allowed",
+}
 
 Event = Mapping[str, Any]
 Result = dict[str, Any]
@@ -65,6 +73,37 @@ def denied_response(error: PlayGateError) -> Result:
     }
 
 
+def session_response(grant: Grant, client: ClientAddress | None, verifier: Verifier) -> Result:
+    """Open a playback session: a generated 302 to the session URL, which CloudFront never
+    caches (a viewer-request response). The edge holds the HMAC keys, so it mints the session
+    token itself; the session id and token id are logged, never the token."""
+    if grant.target.token_in_query:
+        # A viewer-request function cannot rewrite the manifest's child URIs, so in query-token
+        # mode the session token would reach only the manifest: refuse instead of a playback
+        # that stops when the start window closes.
+        raise SessionRedirectRequired(
+            "query-token sessions need the origin shield", token_id=grant.token_id
+        )
+    session = session_claims(grant, client, max_session=verifier.max_session)
+    location = session_location(grant, seal_session(session, verifier.sessions))
+    log.info(
+        "session opened token_id=%s session_id=%s expires_at=%d",
+        session.token_id,
+        session.session_id,
+        session.expires_at,
+    )
+    return {
+        "status": "302",
+        "statusDescription": _STATUS_TEXT[302],
+        "headers": {
+            "location": _header("Location", location),
+            "cache-control": _header("Cache-Control", NO_STORE),
+            "referrer-policy": _header("Referrer-Policy", "no-referrer"),
+            TOKEN_ID_HEADER.lower(): _header(TOKEN_ID_HEADER, grant.token_id),
+        },
+    }
+
+
 def viewer_request(request: Mapping[str, Any], verifier: Verifier, now: float) -> Result:
     """Judge one CloudFront request object; return the request to forward or a response."""
     client_ip = request.get("clientIp")
@@ -80,6 +119,10 @@ def viewer_request(request: Mapping[str, Any], verifier: Verifier, now: float) -
         # No shared state reaches a CloudFront POP: a token that needs it is refused, not waved on.
         if claims.max_uses or claims.max_streams:
             raise StateUnavailable("use and stream limits are not enforced at Lambda@Edge")
+        if opens_session(grant):
+            return session_response(
+                grant, ClientAddress.parse(client) if client else None, verifier
+            )
     except PlayGateError as exc:
         log.info("deny reason=%s token_id=%s client=%s", exc.reason, exc.token_id, client_ip)
         return denied_response(exc)
@@ -115,13 +158,15 @@ def make_handler(
 
 
 def verifier_from_config(text: str) -> Verifier:
-    """``{"keys": {...}, "max_ttl": N, "leeway": N}``, as scripts/build-lambda writes it."""
+    """``{"keys": {...}, "max_ttl": N, "leeway": N, "max_session": N}``, as
+    scripts/build-lambda writes it."""
     doc = json.loads(text)
     keyring = KeyRing.from_json(json.dumps({"keys": doc["keys"]}))
     return Verifier(
         keyring,
         max_ttl=int(doc["max_ttl"]),
         leeway=int(doc.get("leeway", DEFAULT_LEEWAY)),
+        max_session=int(doc.get("max_session", DEFAULT_MAX_SESSION)),
         cat=None if doc.get("cat") is None else cat_verifier(doc["cat"]),
     )
 

@@ -10,7 +10,15 @@ from urllib.parse import urlsplit
 
 from .core.addresses import Network
 from .core.cat.verify import CatVerifier
-from .core.decision import DEFAULT_LEEWAY, DEFAULT_MAX_TTL, MAX_LEEWAY, MAX_TTL_LIMIT, Verifier
+from .core.decision import (
+    DEFAULT_LEEWAY,
+    DEFAULT_MAX_SESSION,
+    DEFAULT_MAX_TTL,
+    MAX_LEEWAY,
+    MAX_SESSION_LIMIT,
+    MAX_TTL_LIMIT,
+    Verifier,
+)
 from .core.errors import ConfigurationError
 from .core.keyring import KeyRing
 from .core.protocol import CLIENT_IP_HEADERS, FORWARDED_FOR
@@ -30,6 +38,10 @@ class ValidatorSettings:
     leeway: int = DEFAULT_LEEWAY
     # The signer's PLAYGATE_MAX_TTL: longer-lived tokens would outlive their revocations.
     max_ttl: int = DEFAULT_MAX_TTL
+    # PLAYGATE_MAX_SESSION: no playback session outlives it (revocations are kept that long).
+    max_session: int = DEFAULT_MAX_SESSION
+    # Narrow an unbound start token's session to the viewer's /24 or /64 (core/sessions.py).
+    session_binding: bool = True
     trusted_proxies: tuple[Network, ...] = ()
     # The one forwarding header read from a trusted proxy (x-forwarded-for or x-real-ip).
     client_ip_header: str = FORWARDED_FOR
@@ -70,7 +82,13 @@ class ValidatorSettings:
             )
 
     def verifier(self) -> Verifier:
-        return Verifier(self.keyring, max_ttl=self.max_ttl, leeway=self.leeway, cat=self.cat)
+        return Verifier(
+            self.keyring,
+            max_ttl=self.max_ttl,
+            leeway=self.leeway,
+            max_session=self.max_session,
+            cat=self.cat,
+        )
 
     def foreign_verifier(self) -> ForeignVerifier | None:
         if not self.accept_formats:
@@ -101,6 +119,9 @@ class ValidatorSettings:
             keyring=env.keyring(),
             leeway=env.integer("PLAYGATE_LEEWAY", DEFAULT_LEEWAY, low=0, high=MAX_LEEWAY),
             max_ttl=env.integer("PLAYGATE_MAX_TTL", DEFAULT_MAX_TTL, low=1, high=MAX_TTL_LIMIT),
+            max_session=max_session(env),
+            session_binding=env.choice("PLAYGATE_SESSION_BINDING", "network", SESSION_BINDINGS)
+            == "network",
             trusted_proxies=env.networks("PLAYGATE_TRUSTED_PROXIES"),
             client_ip_header=env.choice(
                 "PLAYGATE_CLIENT_IP_HEADER", FORWARDED_FOR, CLIENT_IP_HEADERS, fold_case=True
@@ -117,6 +138,14 @@ class ValidatorSettings:
             format_keys=format_keys(env),
             jwks=jwks_cache(env),
         )
+
+
+SESSION_BINDINGS = ("network", "none")
+
+
+def max_session(env: Env) -> int:
+    """PLAYGATE_MAX_SESSION, read the same way by the signer and every validator."""
+    return env.integer("PLAYGATE_MAX_SESSION", DEFAULT_MAX_SESSION, low=1, high=MAX_SESSION_LIMIT)
 
 
 def public_url(env: Env) -> Url | None:

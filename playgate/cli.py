@@ -14,12 +14,19 @@ from starlette.types import ASGIApp
 
 from edge_validator.core.cat.keys import CatKeyRing, new_cat_keyring_json
 from edge_validator.core.cat.verify import CatVerifier
-from edge_validator.core.decision import DEFAULT_LEEWAY, DEFAULT_MAX_TTL, MAX_TTL_LIMIT, Verifier
+from edge_validator.core.decision import (
+    DEFAULT_LEEWAY,
+    DEFAULT_MAX_TTL,
+    DEFAULT_SESSION,
+    MAX_TTL_LIMIT,
+    Verifier,
+)
 from edge_validator.core.errors import ConfigurationError, PlayGateError
 from edge_validator.core.keyring import KeyRing, new_keyring_json
 from edge_validator.env import Env, es256_factory
 from edge_validator.formats.config import format_keys
 from edge_validator.formats.keys import FormatKeys
+from edge_validator.settings import max_session
 from signer.api_keys import SCOPES, generate_api_key, hash_api_key, make_caller
 from signer.issuing import FORMATS, PLAYGATE_FORMAT, CatIssuer, issue, parse_playback_request
 
@@ -45,6 +52,11 @@ def _cat_verifier(path: str | None) -> CatVerifier | None:
 def _max_ttl() -> int:
     # The validators' PLAYGATE_MAX_TTL: the CLI signs and judges by the same bound.
     return Env(os.environ).integer("PLAYGATE_MAX_TTL", DEFAULT_MAX_TTL, low=1, high=MAX_TTL_LIMIT)
+
+
+def _max_session() -> int:
+    # The validators' PLAYGATE_MAX_SESSION, read as they read it.
+    return max_session(Env(os.environ))
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
@@ -77,13 +89,32 @@ def cmd_sign(args: argparse.Namespace) -> int:
     doc = {
         k: v
         for k, v in vars(args).items()
-        if k in ("video_id", "ttl_seconds", "client_ip", "session_id", "file", "format")
+        if k
+        in (
+            "video_id",
+            "ttl_seconds",
+            "client_ip",
+            "session_id",
+            "file",
+            "session_seconds",
+            "format",
+        )
         and v is not None
     }
     max_ttl = _max_ttl()
     default_ttl = min(300, max_ttl)
+    cap = _max_session()
+    env = Env(os.environ)
+    default_session = env.integer(
+        "PLAYGATE_DEFAULT_SESSION", min(DEFAULT_SESSION, cap), low=0, high=cap
+    )
     req = parse_playback_request(
-        doc, default_ttl=default_ttl, max_ttl=max_ttl, entry_file="master.m3u8"
+        doc,
+        default_ttl=default_ttl,
+        max_ttl=max_ttl,
+        entry_file="master.m3u8",
+        default_session=default_session,
+        max_session=cap,
     )
     base_url = args.base_url.rstrip("/")
     if req.format == "cat":
@@ -117,6 +148,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
         _keyring(args.keyring),
         max_ttl=_max_ttl(),
         leeway=args.leeway,
+        max_session=_max_session(),
         cat=_cat_verifier(args.cat_keys),
     )
     accepted, lines = explain(args.url, verifier, now, args.client_ip)
@@ -218,7 +250,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sign", help="sign a playback URL offline from a key ring file")
     p.add_argument("video_id")
     p.add_argument("--keyring")
-    p.add_argument("--ttl", dest="ttl_seconds", type=int)
+    p.add_argument("--ttl", dest="ttl_seconds", type=int, help="start window, seconds")
+    p.add_argument(
+        "--session-seconds",
+        type=int,
+        help="playback session the URL opens (0: none; default PLAYGATE_DEFAULT_SESSION)",
+    )
     p.add_argument("--client-ip")
     p.add_argument("--session-id")
     p.add_argument("--file")

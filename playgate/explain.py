@@ -8,8 +8,9 @@ from urllib.parse import urlsplit
 from edge_validator.core.addresses import ClientAddress
 from edge_validator.core.cat.claims import CatClaims
 from edge_validator.core.decision import Verifier
-from edge_validator.core.errors import PlaybackTokenError
-from edge_validator.core.paths import split_target
+from edge_validator.core.errors import Expired, PlaybackTokenError
+from edge_validator.core.paths import Target, split_target
+from edge_validator.core.sessions import opens_session
 from edge_validator.core.token import Claims
 
 
@@ -19,8 +20,9 @@ def _when(ts: int, now: float) -> str:
     return f"{iso} ({'in ' + str(delta) if delta >= 0 else str(-delta) + ' ago'} s)"
 
 
-def describe_claims(claims: Claims, now: float) -> list[str]:
-    lines = [
+def describe_claims(claims: Claims, now: float, session: bool = False) -> list[str]:
+    lines = [_kind(claims, now, session)]
+    lines += [
         f"  token id:       {claims.token_id}",
         f"  key id:         {claims.key_id}",
         f"  scope:          {claims.scope}",
@@ -33,11 +35,35 @@ def describe_claims(claims: Claims, now: float) -> list[str]:
         "user id": claims.user_id,
         "max uses": claims.max_uses or None,
         "max streams": claims.max_streams or None,
+        "session length": f"{claims.session_seconds} s" if claims.session_seconds else None,
     }
     if isinstance(claims, CatClaims):
         optional.update(_cat_lines(claims))
     lines += [f"  {k + ':':<15} {v}" for k, v in optional.items() if v is not None]
     return lines
+
+
+def _kind(claims: Claims, now: float, session: bool) -> str:
+    left = max(0, int(claims.expires_at - now))
+    if session:
+        return f"  kind:           session token (playback session, {left} s left)"
+    if claims.session_seconds:
+        return (
+            f"  kind:           start token (start window {left} s left; a manifest fetched in "
+            f"it opens a session of up to {claims.session_seconds} s)"
+        )
+    return f"  kind:           start token without a session (plays only within {left} s left)"
+
+
+def _expired_note(claims: Claims, session: bool) -> str:
+    if session:
+        return "the playback session is over: the player must start again from a new URL"
+    if claims.session_seconds:
+        return (
+            "the start window is over: playbacks started in it go on under their session URLs, "
+            "but this URL starts none; ask the app backend for a new one"
+        )
+    return "this URL opens no session, so playback stops when it expires"
 
 
 def _cat_lines(claims: CatClaims) -> dict[str, object]:
@@ -73,11 +99,12 @@ def explain(
     target = parts.path + ("?" + parts.query if parts.query else "")
     client = ClientAddress.parse(client_ip) if client_ip else None
     claims: Claims | None = None
+    split = Target(None, "", "", False)
     try:
         split = split_target(target)
         if split.token:
             try:
-                claims = verifier.open(split.token)
+                claims = verifier.open(split.token, split.session)
             except PlaybackTokenError:
                 claims = None
         grant = verifier.judge(split, client, now)
@@ -85,7 +112,12 @@ def explain(
         lines = [f"REJECTED: {exc.reason} ({exc.message}), HTTP {exc.status}"]
         if exc.hint:
             lines.append(f"  hint: {exc.hint}")
+        if isinstance(exc, Expired) and claims is not None:
+            lines.append(f"  {_expired_note(claims, split.session)}")
         if claims is not None:
-            lines += describe_claims(claims, now)
+            lines += describe_claims(claims, now, split.session)
         return False, lines
-    return True, [f"ACCEPTED: serves {grant.path}", *describe_claims(grant.claims, now)]
+    lines = [f"ACCEPTED: serves {grant.path}", *describe_claims(grant.claims, now, split.session)]
+    if opens_session(grant):
+        lines.append("  the edge answers this manifest with a redirect to a new session URL")
+    return True, lines

@@ -23,10 +23,17 @@ from typing import Any
 
 import edge_validator
 from edge_validator.core.cat.keys import CatKeyRing
-from edge_validator.core.decision import DEFAULT_LEEWAY, DEFAULT_MAX_TTL, MAX_LEEWAY, MAX_TTL_LIMIT
+from edge_validator.core.decision import (
+    DEFAULT_LEEWAY,
+    DEFAULT_MAX_SESSION,
+    DEFAULT_MAX_TTL,
+    MAX_LEEWAY,
+    MAX_TTL_LIMIT,
+)
 from edge_validator.core.errors import ConfigurationError
 from edge_validator.core.keyring import KeyRing
 from edge_validator.env import Env
+from edge_validator.settings import max_session
 
 PACKAGE_DIR = Path(edge_validator.__file__).resolve().parent
 BAKED_NAME = "edge_validator/baked_config.json"
@@ -41,12 +48,26 @@ def bundle_sources() -> list[Path]:
 
 
 def baked_config_json(
-    keyring_file: Path, max_ttl: int, leeway: int, cat: dict[str, Any] | None = None
+    keyring_file: Path,
+    max_ttl: int,
+    leeway: int,
+    cat: dict[str, Any] | None = None,
+    *,
+    max_session: int = DEFAULT_MAX_SESSION,
 ) -> str:
-    """The key ring, checked as the validator loads it, reduced to its verification keys."""
+    """The key ring, checked as the validator loads it, reduced to its verification keys.
+
+    The same keys mint session tokens at the edge (under the session MAC context), so the
+    bundle also carries the session cap every validator enforces.
+    """
     KeyRing.from_file(keyring_file)  # refuses bad JSON, non-canonical secrets and short keys
     keys = json.loads(keyring_file.read_text(encoding="utf-8"))["keys"]
-    doc: dict[str, Any] = {"keys": keys, "max_ttl": max_ttl, "leeway": leeway}
+    doc: dict[str, Any] = {
+        "keys": keys,
+        "max_ttl": max_ttl,
+        "leeway": leeway,
+        "max_session": max_session,
+    }
     if cat is not None:
         doc["cat"] = cat
     return json.dumps(doc, sort_keys=True) + "\n"
@@ -73,14 +94,19 @@ def _entry(name: str) -> zipfile.ZipInfo:
 
 
 def build_zip(
-    keyring_file: Path, max_ttl: int, leeway: int, cat: dict[str, Any] | None = None
+    keyring_file: Path,
+    max_ttl: int,
+    leeway: int,
+    cat: dict[str, Any] | None = None,
+    *,
+    max_session: int = DEFAULT_MAX_SESSION,
 ) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as bundle:
         for source in bundle_sources():
             name = source.relative_to(PACKAGE_DIR.parent).as_posix()
             bundle.writestr(_entry(name), source.read_bytes())
-        baked = baked_config_json(keyring_file, max_ttl, leeway, cat)
+        baked = baked_config_json(keyring_file, max_ttl, leeway, cat, max_session=max_session)
         bundle.writestr(_entry(BAKED_NAME), baked)
     return buffer.getvalue()
 
@@ -93,9 +119,10 @@ def write_bundle(
     leeway: int = DEFAULT_LEEWAY,
     max_bytes: int = MAX_ZIP_BYTES,
     cat: dict[str, Any] | None = None,
+    max_session: int = DEFAULT_MAX_SESSION,
 ) -> int:
     """Write the zip to ``output`` and return its size; refuse (and write nothing) when too big."""
-    data = build_zip(keyring_file, max_ttl, leeway, cat)
+    data = build_zip(keyring_file, max_ttl, leeway, cat, max_session=max_session)
     if len(data) > max_bytes:
         raise ConfigurationError(f"the bundle is {len(data)} bytes; the limit is {max_bytes}")
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -119,6 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         max_ttl = env.integer("PLAYGATE_MAX_TTL", DEFAULT_MAX_TTL, low=1, high=MAX_TTL_LIMIT)
         leeway = env.integer("PLAYGATE_LEEWAY", DEFAULT_LEEWAY, low=0, high=MAX_LEEWAY)
+        session_cap = max_session(env)
         args = parser.parse_args(argv)
         size = write_bundle(
             args.keyring_file,
@@ -127,6 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             leeway=leeway,
             max_bytes=args.max_bytes,
             cat=None if args.cat_keys is None else baked_cat(args.cat_keys, env),
+            max_session=session_cap,
         )
     except ConfigurationError as exc:
         print(f"build-lambda: {exc.reason}: {exc.message}", file=sys.stderr)

@@ -74,7 +74,12 @@ class SignerApi:
             await self.limiter.check_caller(caller.name)
         doc = await read_json(request, s.max_body_bytes)
         req = parse_playback_request(
-            doc, default_ttl=s.default_ttl, max_ttl=s.max_ttl, entry_file=s.entry_file
+            doc,
+            default_ttl=s.default_ttl,
+            max_ttl=s.max_ttl,
+            entry_file=s.entry_file,
+            default_session=s.default_session,
+            max_session=s.max_session,
         )
         caller.require_video(req.video_id)
         if self.limiter is not None:

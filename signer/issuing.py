@@ -37,6 +37,7 @@ _FIELDS = frozenset(
         "user_id",
         "max_uses",
         "max_streams",
+        "session_seconds",
         "format",
     }
 )
@@ -56,6 +57,8 @@ class PlaybackRequest:
     user_id: str | None = None
     max_uses: int = 0
     max_streams: int = 0
+    # The playback session the URL opens (0: none; the URL plays only within ttl_seconds).
+    session_seconds: int = 0
     format: str = PLAYGATE_FORMAT
 
     @property
@@ -134,7 +137,13 @@ def _entry_file(value: object, default: str) -> str:
 
 
 def parse_playback_request(
-    doc: object, *, default_ttl: int, max_ttl: int, entry_file: str
+    doc: object,
+    *,
+    default_ttl: int,
+    max_ttl: int,
+    entry_file: str,
+    default_session: int = 0,
+    max_session: int = 0,
 ) -> PlaybackRequest:
     if not isinstance(doc, dict):
         raise InvalidField("body", "must be a JSON object")
@@ -159,6 +168,12 @@ def parse_playback_request(
         for name in ("user_id", "max_uses", "max_streams"):
             if doc.get(name):
                 raise InvalidField(name, f"cannot be carried by the {token_format} format")
+    # Only PlayGate's own start tokens carry a session allowance: CAT and CDN-format URLs open
+    # no playback session.
+    own = token_format == PLAYGATE_FORMAT
+    session_seconds = _int(doc, "session_seconds", default_session if own else 0, 0, max_session)
+    if not own and session_seconds:
+        raise InvalidField("session_seconds", f"a {token_format} URL opens no playback session: 0")
     return PlaybackRequest(
         video_id=video_id,
         ttl_seconds=_int(doc, "ttl_seconds", default_ttl, 1, max_ttl),
@@ -168,6 +183,7 @@ def parse_playback_request(
         user_id=user_id,
         max_uses=max_uses,
         max_streams=max_streams,
+        session_seconds=session_seconds,
         format=token_format,
     )
 
@@ -211,6 +227,7 @@ def issue(
         user_id=request.user_id,
         max_uses=request.max_uses,
         max_streams=request.max_streams,
+        session_seconds=request.session_seconds,
     )
     token = seal(claims, keyring)
     url = playback_url(public_url, token, request.scope + request.file, mode)

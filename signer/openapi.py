@@ -102,6 +102,12 @@ PLAYBACK_REQUEST = {
         "user_id": {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,128}$"},
         "max_uses": {"type": "integer", "minimum": 0},
         "max_streams": {"type": "integer", "minimum": 0},
+        "session_seconds": {
+            "type": "integer",
+            "minimum": 0,
+            "description": "playback session the URL opens (0: none); capped by "
+            "PLAYGATE_MAX_SESSION, default PLAYGATE_DEFAULT_SESSION",
+        },
         "format": {
             "type": "string",
             "enum": ["playgate", "cat", "cloudfront", "akamai", "mediacdn", "secure_link", "jwt"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -15,7 +16,7 @@ from edge_validator.state.store import StateStore
 
 from .api_keys import READ, REVOKE
 from .requests import authenticate, read_json
-from .revoking import parse_revocation, revocation_json
+from .revoking import parse_revocation, revocation_json, settle_seconds
 from .settings import SignerSettings
 
 log = logging.getLogger("playgate.signer")
@@ -41,7 +42,7 @@ class RevocationsApi:
         if not self.shared:
             raise StateNotShared("revocations need REDIS_URL: this memory reaches no validator")
         doc = await read_json(request, self.settings.max_body_bytes)
-        rev = parse_revocation(doc, self.clock(), self.settings.max_ttl)
+        rev = parse_revocation(doc, self.clock(), self.settings.revocation_retention)
         if caller.video_prefix and rev.kind != "video_id":
             # Users, sessions and token ids belong to no video: a key limited to some videos
             # could otherwise cut off viewers of every other video.
@@ -52,6 +53,9 @@ class RevocationsApi:
             caller.require_video(rev.value)
         await self.store.revoke(rev)  # StoreUnavailable: a 503 to retry
         log.info("revoked %s=%s caller=%s", rev.kind, rev.value, caller.name)
+        # Answer once the revocation's second is over: URLs issued after the answer are never
+        # covered by it (revoking.py).
+        await asyncio.sleep(settle_seconds(rev, self.clock()))
         return JSONResponse(revocation_json(rev), 201, _NO_STORE)
 
     async def list_revocations(self, request: Request) -> Response:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from edge_validator.core.decision import MAX_LEEWAY
@@ -11,7 +12,7 @@ from edge_validator.state.revocations import KINDS, TARGET_RE, Revocation
 from .issuing import VIDEO_ID_RE
 
 
-def parse_revocation(doc: object, now: float, max_ttl: int) -> Revocation:
+def parse_revocation(doc: object, now: float, retention: int) -> Revocation:
     """``{"token_id"|"session_id"|"video_id"|"user_id": "..."}``; anything else is a 422."""
     if not isinstance(doc, dict):
         raise InvalidField("body", "must be a JSON object")
@@ -24,8 +25,21 @@ def parse_revocation(doc: object, now: float, max_ttl: int) -> Revocation:
     pattern = VIDEO_ID_RE if kind == "video_id" else TARGET_RE
     if not isinstance(value, str) or not pattern.fullmatch(value):
         raise InvalidField(kind, f"must match {pattern.pattern}")
-    # Kept until every token issued up to now has expired, whatever TTL the signer gave it.
-    return Revocation(kind, value, now, now + max_ttl + MAX_LEEWAY)
+    # Kept until every token issued up to now, and every session such a token opened, has
+    # expired: ``retention`` is max(PLAYGATE_MAX_TTL, PLAYGATE_MAX_SESSION).
+    # Stamped with the whole second: a token's ``not_before`` is its issue second, so within
+    # one second issue order is unknown. The API answers only once that second is over
+    # (``settle_seconds``), so every token issued before the answer is covered and every token
+    # issued after it has a later ``not_before``, which a video or user revocation never covers.
+    return Revocation(kind, value, float(math.floor(now)), now + retention + MAX_LEEWAY)
+
+
+def settle_seconds(rev: Revocation, now: float) -> float:
+    """How long to wait before answering: until the revocation's second is over (0 for token
+    and session revocations, which cover their id whenever it was issued)."""
+    if rev.kind in ("token_id", "session_id"):
+        return 0.0
+    return max(0.0, min(1.0, rev.revoked_at + 1 - now))
 
 
 def revocation_json(rev: Revocation) -> dict[str, Any]:

@@ -7,12 +7,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from edge_validator.core.cat.keys import CatKeyRing
-from edge_validator.core.decision import MAX_TTL_LIMIT
+from edge_validator.core.decision import DEFAULT_MAX_SESSION, DEFAULT_SESSION, MAX_TTL_LIMIT
 from edge_validator.core.errors import ConfigurationError
 from edge_validator.core.keyring import KeyRing
 from edge_validator.env import Env
 from edge_validator.formats.config import format_keys
 from edge_validator.formats.keys import FormatKeys
+from edge_validator.settings import max_session
 from edge_validator.state.settings import StateSettings
 
 from .api_keys import ApiKeys
@@ -27,6 +28,9 @@ class SignerSettings:
     public_url: str = "http://127.0.0.1:8081"
     default_ttl: int = 300
     max_ttl: int = 3600
+    # Playback sessions a URL opens (``session_seconds``), and the cap every edge enforces.
+    default_session: int = DEFAULT_SESSION
+    max_session: int = DEFAULT_MAX_SESSION
     token_mode: str = "path"
     entry_file: str = "master.m3u8"
     max_body_bytes: int = 16 * 1024
@@ -37,6 +41,11 @@ class SignerSettings:
     # Keys for the CDN formats a request may ask for ("format"); None: no CDN format.
     format_keys: FormatKeys | None = None
 
+    @property
+    def revocation_retention(self) -> int:
+        """How long a revocation is kept: as long as any start or session token can live."""
+        return max(self.max_ttl, self.max_session)
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> SignerSettings:
         env = Env(os.environ if environ is None else environ)
@@ -44,6 +53,7 @@ class SignerSettings:
         if keyring.active_key_id is None:
             raise ConfigurationError("the signer's key ring needs an active key")
         max_ttl = env.integer("PLAYGATE_MAX_TTL", 3600, low=1, high=MAX_TTL_LIMIT)
+        cap = max_session(env)
         public_url = env.text("PLAYGATE_PUBLIC_URL", cls.public_url) or cls.public_url
         if not public_url.startswith(("http://", "https://")):
             raise ConfigurationError("PLAYGATE_PUBLIC_URL must be an http(s) URL")
@@ -56,6 +66,10 @@ class SignerSettings:
             public_url=public_url.rstrip("/"),
             default_ttl=env.integer("PLAYGATE_DEFAULT_TTL", 300, low=1, high=max_ttl),
             max_ttl=max_ttl,
+            default_session=env.integer(
+                "PLAYGATE_DEFAULT_SESSION", min(DEFAULT_SESSION, cap), low=0, high=cap
+            ),
+            max_session=cap,
             token_mode=env.choice("PLAYGATE_TOKEN_MODE", "path", ("path", "query")),
             entry_file=env.text("PLAYGATE_ENTRY_FILE", "master.m3u8") or "master.m3u8",
             state=StateSettings.from_env(os.environ if environ is None else environ),

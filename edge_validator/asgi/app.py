@@ -73,7 +73,12 @@ def create_app(
         exception_handlers={HTTPException: http_error, Exception: internal_error},
     )
     app.state.settings = settings
-    app.state.gate = Gate(settings.verifier(), guard, foreign=settings.foreign_verifier())
+    app.state.gate = Gate(
+        settings.verifier(),
+        guard,
+        foreign=settings.foreign_verifier(),
+        narrow_sessions=settings.session_binding,
+    )
     app.state.guard = guard
     app.state.origin = origin
     return app

@@ -17,7 +17,7 @@ from ..core.errors import (
     OriginError,
     PlaybackTokenError,
 )
-from ..core.protocol import NO_STORE, TOKEN_ID_HEADER
+from ..core.protocol import MANIFEST_CACHE, NO_STORE, TOKEN_ID_HEADER, is_manifest
 from ..gate import Gate
 from ..manifests.query_mode import manifest_request_headers, needs_rewrite, rewritten_manifest
 from ..origins.base import Origin, OriginReply
@@ -33,7 +33,7 @@ async def shield(request: Request) -> Response:
     gate: Gate = request.app.state.gate
     settings: ValidatorSettings = request.app.state.settings
     try:
-        grant = await gate.authorize(
+        admission = await gate.admit(
             raw_target(request),
             viewer(request, settings),
             header_token(request),
@@ -44,6 +44,9 @@ async def shield(request: Request) -> Response:
     except Exception:  # deny by default: a bug must never open the gate
         log.exception("shield check failed")
         return denied(InternalError())
+    grant = admission.grant
+    if admission.location is not None:
+        return session_redirect(admission.location, grant)
     try:
         reply = await _fetch(request, grant)
     except BadManifest as exc:
@@ -68,6 +71,20 @@ async def _fetch(request: Request, grant: Grant) -> OriginReply:
     return await rewritten_manifest(reply, grant, settings.public_url)
 
 
+def session_redirect(location: str, grant: Grant) -> Response:
+    """Send the player to the session URL (relative URIs then resolve under it).
+
+    302, which every player follows for a GET; never stored, since it holds a fresh session.
+    """
+    headers = {
+        "Location": location,
+        TOKEN_ID_HEADER: grant.token_id,
+        "Cache-Control": NO_STORE,
+        "Referrer-Policy": "no-referrer",
+    }
+    return Response(status_code=302, headers=headers)
+
+
 def _response(reply: OriginReply, grant: Grant) -> Response:
     headers = {
         **reply.headers,
@@ -81,6 +98,10 @@ def _response(reply: OriginReply, grant: Grant) -> Response:
         cacheable = reply.status in _CACHEABLE
         left = grant.seconds_left()
         headers["Cache-Control"] = f"private, max-age={left}" if cacheable else NO_STORE
+        if cacheable and is_manifest(grant.path):
+            # A live playlist changes every segment, and a session lives for hours: a browser
+            # keeping it would replay a stale playlist until the player stalls.
+            headers["Cache-Control"] = MANIFEST_CACHE
     return build_response(reply, headers)
 
 

@@ -14,7 +14,7 @@ from .addresses import ClientAddress, in_network
 from .cat.claims import CatClaims
 from .cat.verify import CatVerifier, looks_like_cat
 from .errors import Expired, IpMismatch, LifetimeExceeded, NotYetValid, OutOfScope
-from .keyring import KeyRing
+from .keyring import SESSION_CONTEXT, KeyRing
 from .paths import Target, normalize_path, split_target, with_header_token
 from .token import Claims, open_token
 
@@ -22,6 +22,10 @@ DEFAULT_LEEWAY = 5
 MAX_LEEWAY = 60
 DEFAULT_MAX_TTL = 3600
 MAX_TTL_LIMIT = 7 * 86400
+# Playback sessions: the default a start token asks for, and the cap every edge enforces.
+DEFAULT_SESSION = 4 * 3600
+DEFAULT_MAX_SESSION = 12 * 3600
+MAX_SESSION_LIMIT = 7 * 86400
 MEMO_SIZE = 20_000
 Client = ClientAddress | str | None
 # NamedTuple's own __new__ is Python code; building the tuple directly saves a frame per request.
@@ -49,7 +53,17 @@ class Grant(NamedTuple):
 class Verifier:
     """Verifies tokens against one key ring under one policy, remembering authentic tokens."""
 
-    __slots__ = ("_memo", "cat", "keyring", "leeway", "max_ttl", "memo_size")
+    __slots__ = (
+        "_memo",
+        "_session_memo",
+        "_sessions",
+        "cat",
+        "keyring",
+        "leeway",
+        "max_session",
+        "max_ttl",
+        "memo_size",
+    )
 
     def __init__(
         self,
@@ -58,35 +72,59 @@ class Verifier:
         max_ttl: int,
         leeway: int = DEFAULT_LEEWAY,
         memo_size: int = MEMO_SIZE,
+        max_session: int = DEFAULT_MAX_SESSION,
         cat: CatVerifier | None = None,
     ) -> None:
         self.keyring = keyring
         # CTA-5007 Common Access Tokens, verified next to PlayGate's own (None: refused).
         self.cat = cat
+        # The same keys under the session context: session tokens verify here and only here.
+        # Made on first use: a one-shot Verifier (``verify``) never pays for it.
+        self._sessions: KeyRing | None = None
         # Revocations are kept for the longest lifetime the signer issues; a longer-lived token
         # (an old setting, a hand-made one) would outlive its revocation, so it is refused.
+        # Sessions likewise, with PLAYGATE_MAX_SESSION.
         self.max_ttl = max_ttl
+        self.max_session = max_session
         self.leeway = leeway
         # Tokens this verifier has authenticated, with their claims. A player fetches dozens of
         # segments with one token; only the first request pays for decoding and the MAC.
         # Keyed by the exact token string; expiry, scope and address are still judged on every
         # request. Bounded (oldest out first; 0: remember nothing), and it dies with the
         # verifier when keys change.
+        # One memo per token kind: a string authenticated as one kind says nothing of the other.
         self._memo: OrderedDict[str, Claims] = OrderedDict()
+        self._session_memo: OrderedDict[str, Claims] = OrderedDict()
         self.memo_size = memo_size
 
     def __repr__(self) -> str:
         return f"Verifier({self.keyring!r}, max_ttl={self.max_ttl}, leeway={self.leeway})"
 
-    def open(self, token: str | None) -> Claims:
-        """The claims of an authentic token (remembered), else PlaybackTokenError."""
-        memo = self._memo
+    @property
+    def sessions(self) -> KeyRing:
+        """The same keys under the session context: session tokens verify here and only here."""
+        if self._sessions is None:
+            self._sessions = self.keyring.with_context(SESSION_CONTEXT)
+        return self._sessions
+
+    def open(self, token: str | None, session: bool = False) -> Claims:
+        """The claims of an authentic start (or session) token, remembered; else an error."""
+        memo = self._session_memo if session else self._memo
         if token:
             known = memo.get(token)
             if known is not None:
                 return known
-        if token and self.cat is not None and looks_like_cat(token):
-            claims: Claims = self.cat.open(token)
+        return self._authenticate(token, session, memo)
+
+    def _authenticate(
+        self, token: str | None, session: bool, memo: OrderedDict[str, Claims]
+    ) -> Claims:
+        """Decode and MAC-check a token not in ``memo``, then remember it."""
+        claims: Claims
+        if session:  # sessions are PlayGate tokens only, minted by this edge
+            claims = open_token(token, self.sessions)
+        elif token and self.cat is not None and looks_like_cat(token):
+            claims = self.cat.open(token)
         else:
             claims = open_token(token, self.keyring)  # raises MissingToken for None or ""
         if self.memo_size:
@@ -107,23 +145,25 @@ class Verifier:
         ``client`` is the viewer's address, parsed or as text (then parsed only when the token
         is bound to a network), or None when unknown.
         """
-        decoded = normalize_path(target.path)
-        claims = self.open(target.token)
+        # One unpack each instead of attribute lookups: this runs for every segment.
+        token, raw_path, _query, _in_query, session = target
+        decoded = normalize_path(raw_path)
+        memo = self._session_memo if session else self._memo
+        known = memo.get(token) if token else None
+        claims = known if known is not None else self._authenticate(token, session, memo)
+        _kid, expires_at, not_before, scope, token_id, _sid, network, _uid, _u, _s, _ss = claims
         leeway = self.leeway
-        if now > claims.expires_at + leeway:
-            raise Expired("the token has expired", token_id=claims.token_id)
-        if now + leeway < claims.not_before:
-            raise NotYetValid("the token is not valid yet", token_id=claims.token_id)
-        if claims.expires_at - claims.not_before > self.max_ttl:
-            raise LifetimeExceeded("the token lives longer than allowed", token_id=claims.token_id)
+        if now > expires_at + leeway:
+            raise Expired("the token has expired", token_id=token_id)
+        if now + leeway < not_before:
+            raise NotYetValid("the token is not valid yet", token_id=token_id)
+        if expires_at - not_before > (self.max_session if session else self.max_ttl):
+            raise LifetimeExceeded("the token lives longer than allowed", token_id=token_id)
         # The scope ends in '/' (checked when the token was parsed): a prefix test is segment-wise.
-        if not decoded.startswith(claims.scope):
-            raise OutOfScope("the token does not cover this path", token_id=claims.token_id)
-        network = claims.client_network
+        if not decoded.startswith(scope):
+            raise OutOfScope("the token does not cover this path", token_id=token_id)
         if network is not None and not in_network(client, network):
-            raise IpMismatch(
-                "the token is bound to another client network", token_id=claims.token_id
-            )
+            raise IpMismatch("the token is bound to another client network", token_id=token_id)
         if claims.__class__ is not Claims:  # a CAT: the checks only a CAT carries
             self._judge_cat(claims, decoded, client)
         return _new_tuple(Grant, (claims, decoded, target, now))

@@ -313,6 +313,16 @@ class StateUnavailable(PlaybackTokenError):
     reason = "state_unavailable"
 
 
+class SessionRedirectRequired(PlaybackTokenError):
+    """A start token opens a playback session only where the edge can answer a redirect."""
+
+    reason = "session_redirect_required"
+    hint = (
+        "start-token manifests must reach the origin shield or Lambda@Edge, which answer with "
+        "a redirect to a session URL (render the nginx edge with `playgate nginx-config`)"
+    )
+
+
 class BadManifest(PlaybackTokenError):
     """The origin's manifest cannot be rewritten safely; the request is denied."""
 

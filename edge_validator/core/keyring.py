@@ -23,6 +23,10 @@ MIN_KEY_BYTES = 32
 _SHA256_BLOCK = 64
 # Prepended to every signed byte string, so a MAC made for anything else never verifies here.
 TOKEN_CONTEXT = b"PlayGate playback token\x00"
+# Session tokens, which an edge mints when a start token opens a playback session, are MACed
+# under their own context: a start token never verifies as a session token, nor the reverse,
+# whatever its bytes say (TOKEN_FORMAT.md, "Session tokens").
+SESSION_CONTEXT = b"PlayGate session token\x00"
 # Derivation salt: a MAC key is used for playback tokens and nothing else, even if an operator
 # reuses the secret elsewhere.
 _PURPOSE = b"playgate/playback-token/mac-key/v1"
@@ -60,7 +64,7 @@ class SigningKey:
     compressions and the object set-up of ``hmac.new``.
     """
 
-    __slots__ = ("_inner", "_outer", "key_id")
+    __slots__ = ("_bare_inner", "_inner", "_outer", "key_id")
 
     def __init__(self, key_id: str, secret: bytes, context: bytes) -> None:
         if not KEY_ID_RE.fullmatch(key_id):
@@ -71,9 +75,22 @@ class SigningKey:
             )
         block = derive_mac_key(secret).ljust(_SHA256_BLOCK, b"\0")
         self.key_id = key_id
-        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in block))
+        # The inner state before any context: the same key under another context (sessions)
+        # is derived from it, so no secret is kept around for that.
+        self._bare_inner = hashlib.sha256(bytes(b ^ 0x36 for b in block))
+        self._inner = self._bare_inner.copy()
         self._inner.update(context)
         self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
+
+    def with_context(self, context: bytes) -> SigningKey:
+        """This key, MACing under another context."""
+        twin = SigningKey.__new__(SigningKey)
+        twin.key_id = self.key_id
+        twin._bare_inner = self._bare_inner
+        twin._inner = self._bare_inner.copy()
+        twin._inner.update(context)
+        twin._outer = self._outer
+        return twin
 
     def mac(self, message: bytes) -> bytes:
         """HMAC-SHA256(mac key, context || message)."""
@@ -108,6 +125,13 @@ class KeyRing:
 
     def __repr__(self) -> str:
         return f"KeyRing(key_ids={sorted(self._keys)!r}, active={self.active_key_id!r})"
+
+    def with_context(self, context: bytes) -> KeyRing:
+        """The same keys MACing under another context (session tokens: ``SESSION_CONTEXT``)."""
+        twin = KeyRing.__new__(KeyRing)
+        twin._keys = {kid: key.with_context(context) for kid, key in self._keys.items()}
+        twin.active_key_id = self.active_key_id
+        return twin
 
     @property
     def key_ids(self) -> list[str]:

@@ -10,8 +10,18 @@ import re
 from typing import NamedTuple
 
 from .errors import BadPath, MalformedToken
-from .protocol import CAT_PARAM, TOKEN_PARAM, TOKEN_PREFIX
+from .protocol import CAT_PARAM, SESSION_PARAM, SESSION_PREFIX, TOKEN_PARAM, TOKEN_PREFIX
 
+_PARAMS = (TOKEN_PARAM, SESSION_PARAM, CAT_PARAM)
+_PREFIX_LEN = len(TOKEN_PREFIX)
+_START_MARK = TOKEN_PREFIX[1]
+_SESSION_MARK = SESSION_PREFIX[1]
+# split_target reads both prefixes as "/" + one mark character + "/".
+assert _PREFIX_LEN == len(SESSION_PREFIX) == 3
+assert f"/{_START_MARK}/" == TOKEN_PREFIX
+assert f"/{_SESSION_MARK}/" == SESSION_PREFIX
+_MARKS = frozenset((_START_MARK, _SESSION_MARK))
+assert len(_MARKS) == 2
 # NamedTuple's own __new__ is Python code; building the tuple directly saves a frame per request.
 _new_tuple = tuple.__new__
 # Raw characters never accepted in a path: anything outside printable ASCII (NUL, controls,
@@ -67,12 +77,21 @@ class Target(NamedTuple):
     path: str  # raw (still percent-encoded), without the token segments
     query: str  # without the token parameter
     token_in_query: bool
+    # The token travelled as a session token (``/s/<token>/`` or ``session=``), not a start token.
+    session: bool = False
 
     def __repr__(self) -> str:  # never the token
-        return f"Target(path={self.path!r}, query={self.query!r}, in_query={self.token_in_query})"
+        return (
+            f"Target(path={self.path!r}, query={self.query!r}, in_query={self.token_in_query},"
+            f" session={self.session})"
+        )
+
+    def token_param(self) -> str:
+        """The query parameter this kind of token travels in."""
+        return SESSION_PARAM if self.session else TOKEN_PARAM
 
 
-_PARAMS_FOLDED = frozenset({TOKEN_PARAM, CAT_PARAM.lower()})
+_PARAMS_FOLDED = frozenset({TOKEN_PARAM, SESSION_PARAM, CAT_PARAM.lower()})
 
 
 def with_header_token(target: Target, header_token: str | None) -> Target:
@@ -84,33 +103,43 @@ def with_header_token(target: Target, header_token: str | None) -> Target:
         return target
     if target.token is not None:
         raise MalformedToken("more than one token in the request")
-    return _new_tuple(Target, (header_token, target.path, target.query, False))
+    return _new_tuple(Target, (header_token, target.path, target.query, False, False))
 
 
 def split_target(target: str) -> Target:
     """Split a raw request target into the token, the path and the query without the token.
 
-    The token travels as the first path segments ``/t/<token>/`` or as one ``token`` query
-    parameter, never both, never twice.
+    The token travels as the first path segments ``/t/<token>/`` (a start token) or
+    ``/s/<token>/`` (a session token), or as one ``token`` or ``session`` query parameter: exactly
+    one token per request, never two, never twice.
     """
     if "#" in target:
         raise BadPath("fragment in request target")
     path, _, query = target.partition("?")
     token: str | None = None
-    if path.startswith(TOKEN_PREFIX):
-        token, slash, rest = path[len(TOKEN_PREFIX) :].partition("/")
+    session = False
+    # Indexing instead of str.startswith: CPython hands out cached one-character strings,
+    # while each startswith call costs hundreds of instructions (this runs for every segment).
+    try:
+        mark = path[1] if path[2] == "/" and path[0] == "/" else ""
+    except IndexError:  # shorter than any prefix
+        mark = ""
+    if mark in _MARKS:
+        session = mark == _SESSION_MARK
+        token, slash, rest = path[_PREFIX_LEN:].partition("/")
         if not slash:
             raise BadPath("nothing after the path token")
         path = "/" + rest
     if not query:
-        return _new_tuple(Target, (token, path, "", False))
+        return _new_tuple(Target, (token, path, "", False, session))
     in_path = token is not None
     kept: list[str] = []
     for param in query.split("&"):
         name = param.partition("=")[0]
-        if name in (TOKEN_PARAM, CAT_PARAM):
+        if name in _PARAMS:
             if token is not None:
                 raise MalformedToken("more than one token in the request")
+            session = name == SESSION_PARAM
             token = param[len(name) + 1 :]
             if not token:
                 raise MalformedToken("empty token parameter")
@@ -118,7 +147,8 @@ def split_target(target: str) -> Target:
             raise MalformedToken("ambiguous token parameter")
         else:
             kept.append(param)
-    return _new_tuple(Target, (token, path, "&".join(kept), token is not None and not in_path))
+    in_query = token is not None and not in_path
+    return _new_tuple(Target, (token, path, "&".join(kept), in_query, session))
 
 
 def _looks_like_token_param(name: str) -> bool:

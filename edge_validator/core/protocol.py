@@ -9,6 +9,11 @@ from __future__ import annotations
 # Where the token travels: the first path segments ``/t/<token>/``, or one query parameter.
 TOKEN_PREFIX = "/t/"
 TOKEN_PARAM = "token"
+# A playback session's token, which the edge mints from a start token (TOKEN_FORMAT.md): its own
+# prefix and parameter, so an edge routes it without decoding it. The carriage selects the MAC
+# context a token is verified under, so a token in the wrong place fails its MAC.
+SESSION_PREFIX = "/s/"
+SESSION_PARAM = "session"
 # Every token character is base64url; nothing else can appear in one, so none needs escaping.
 TOKEN_CHARS = "A-Za-z0-9_-"
 # Where CTA-5007 Common Access Tokens also travel: a request header, and a query parameter
@@ -42,6 +47,8 @@ MANIFEST_SUFFIXES = (".m3u8", ".mpd")
 GRANT_SCOPE_SEGMENTS = 2
 # Denials, and anything else that must never be stored by a cache.
 NO_STORE = "no-store"
+# Allowed manifests: a live playlist changes every segment, so a browser revalidates each time.
+MANIFEST_CACHE = "private, no-cache"
 
 
 def is_manifest(path: str) -> bool:

@@ -21,6 +21,9 @@ from .keyring import KeyRing
 from .protocol import MAX_TOKEN_CHARS
 
 VERSION = 1
+# Version 2 is version 1 plus one trailing field, the session allowance of a start token (see
+# TOKEN_FORMAT.md): a token that starts no session is always written as version 1.
+VERSION_SESSION = 2
 MAC_BYTES = 32
 # base64url to standard base64 for binascii's strict decoder; '+', '/' and '=' are not part of
 # the token alphabet, so they become '!', which the strict decoder refuses.
@@ -30,8 +33,10 @@ _CANONICAL_LAST = {0: None, 2: frozenset("AQgw"), 3: frozenset("AEIMQUYcgkosw048
 _PAD = {0: b"", 2: b"==", 3: b"="}
 _FIXED = struct.Struct(">QQH")  # expires_at, not_before, scope length
 _LIMITS = struct.Struct(">IH")  # max_uses, max_streams
+_SESSION = struct.Struct(">I")  # session seconds (version 2 only)
 _U8_MAX = 255
 _new_tuple = tuple.__new__
+_VERSIONS = (VERSION, VERSION_SESSION)
 # IPv4-mapped IPv6 (::ffff:a.b.c.d): one spelling per network, so these are IPv4 or refused.
 V4_MAPPED_NETWORK = ipaddress.IPv6Network("::ffff:0:0/96")
 
@@ -49,6 +54,10 @@ class Claims(NamedTuple):
     user_id: str | None = None
     max_uses: int = 0
     max_streams: int = 0
+    # A start token's session allowance: a manifest fetched with it in its start window opens a
+    # playback session of up to this many seconds (0: no session, the URL plays only within
+    # its own lifetime).
+    session_seconds: int = 0
 
 
 def _u8_field(value: bytes, name: str) -> bytes:
@@ -100,7 +109,7 @@ def claims_bytes(claims: Claims) -> bytes:
     if claims.session_id == "" or claims.user_id == "":
         raise ValueError("an absent session or user id is None, not an empty string")
     parts = [
-        bytes((VERSION,)),
+        bytes((VERSION_SESSION if claims.session_seconds else VERSION,)),
         _u8_field(_ascii(claims.key_id, "key id"), "key id"),
         _FIXED.pack(claims.expires_at, claims.not_before, len(scope)),
         scope,
@@ -110,6 +119,8 @@ def claims_bytes(claims: Claims) -> bytes:
         _u8_field(_ascii(claims.user_id or "", "user id"), "user id"),
         _LIMITS.pack(claims.max_uses, claims.max_streams),
     ]
+    if claims.session_seconds:
+        parts.append(_SESSION.pack(claims.session_seconds))
     return b"".join(parts)
 
 
@@ -143,8 +154,8 @@ def open_token(token: str | None, keyring: KeyRing) -> Claims:
     if not token:
         raise MissingToken("no playback token")
     raw = _decode_b64(token)
-    if len(raw) < 2 + MAC_BYTES or raw[0] != VERSION:
-        raise MalformedToken("not a version 1 token")
+    if len(raw) < 2 + MAC_BYTES or raw[0] not in _VERSIONS:
+        raise MalformedToken("not a version 1 or 2 token")
     kid_end = 2 + raw[1]
     body, mac = raw[:-MAC_BYTES], raw[-MAC_BYTES:]
     if kid_end > len(body):
@@ -180,7 +191,14 @@ def _parse_claims(body: bytes, pos: int, key_id: str) -> Claims:
     pos, end = end, end + 1 + body[end]
     user_id = body[pos + 1 : end]
     max_uses, max_streams = _LIMITS.unpack_from(body, end)
-    if end + _LIMITS.size != len(body) or len(scope) != scope_len or not token_id:
+    end += _LIMITS.size
+    session_seconds = 0
+    if body[0] == VERSION_SESSION:
+        (session_seconds,) = _SESSION.unpack_from(body, end)
+        end += _SESSION.size
+        if not session_seconds:  # "no session" has one spelling: version 1
+            raise MalformedToken("malformed claims")
+    if end != len(body) or len(scope) != scope_len or not token_id:
         raise MalformedToken("malformed claims")
     if scope[:1] != "/" or scope[-1:] != "/":
         raise MalformedToken("malformed claims")
@@ -202,5 +220,6 @@ def _parse_claims(body: bytes, pos: int, key_id: str) -> Claims:
             user_id.decode("ascii") if user_id else None,
             max_uses,
             max_streams,
+            session_seconds,
         ),
     )

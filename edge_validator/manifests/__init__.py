@@ -19,7 +19,7 @@ Pure work on text and bytes, no I/O; the formatting of everything not rewritten 
 from __future__ import annotations
 
 from ..core.errors import BadManifest
-from ..core.protocol import is_manifest
+from ..core.protocol import TOKEN_PARAM, is_manifest
 from .dash import rewrite_dash
 from .hls import rewrite_hls
 from .urls import Url, add_token, parse_public_url
@@ -42,6 +42,7 @@ def rewrite_manifest(
     *,
     public_url: Url | None = None,
     base_path: str | None = None,
+    param: str = TOKEN_PARAM,
 ) -> bytes | None:
     """The rewritten manifest for ``path``, or None when ``path`` is not a manifest.
 
@@ -54,4 +55,5 @@ def rewrite_manifest(
     except UnicodeDecodeError:
         raise BadManifest("the manifest is not UTF-8") from None
     rewrite = rewrite_hls if path.lower().endswith(".m3u8") else rewrite_dash
-    return rewrite(text, token, public_url=public_url, base_path=base_path or path).encode()
+    base = base_path or path
+    return rewrite(text, token, public_url=public_url, base_path=base, param=param).encode()

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from ..core.errors import BadManifest
+from ..core.protocol import TOKEN_PARAM
 from .urls import (
     URI_ENDS,
     Site,
@@ -200,7 +201,12 @@ def _escape(value: str) -> bytes:
 
 
 def rewrite_dash(
-    text: str, token: str, *, public_url: Url | None = None, base_path: str = "/"
+    text: str,
+    token: str,
+    *,
+    public_url: Url | None = None,
+    base_path: str = "/",
+    param: str = TOKEN_PARAM,
 ) -> str:
     """Append the token to segment URIs, BaseURL and Location texts that resolve to this edge."""
     check_token(token)
@@ -219,13 +225,13 @@ def rewrite_dash(
         if not where.owns(url) or url is None:
             raise BadManifest("the MPD has a Location that is not under this edge's public URL")
         starts.add(url)
-        edits.append((location.tag_end, location.end, _escape(with_token(uri, token))))
+        edits.append((location.tag_end, location.end, _escape(with_token(uri, token, param))))
     _set_bases(root, frozenset(starts), where, data)
     for node in _walk(root):
         if node.name == "BaseURL":
             uri = _text_uri(node, data)
             if uri:  # every BaseURL is ours by now (_set_bases)
-                edits.append((node.tag_end, node.end, _escape(with_token(uri, token))))
+                edits.append((node.tag_end, node.end, _escape(with_token(uri, token, param))))
             continue
         names = _DASH_URI_ATTRS.get(node.name, ())
         for raw_name in node.raw_attrs:
@@ -242,7 +248,7 @@ def rewrite_dash(
                 ours = ours and all(where.owns(resolve(expanded, base)) for base in bases)
             if ours:
                 span = node.raw_attrs[name]
-                edits.append((span[0] + 1, span[1] - 1, _escape(with_token(value, token))))
+                edits.append((span[0] + 1, span[1] - 1, _escape(with_token(value, token, param))))
     out = bytearray(data)
     for begin, finish, replacement in sorted(edits, reverse=True):
         out[begin:finish] = replacement

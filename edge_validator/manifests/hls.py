@@ -6,6 +6,7 @@ import re
 from collections.abc import Callable
 
 from ..core.errors import BadManifest
+from ..core.protocol import TOKEN_PARAM
 from .urls import (
     URI_ENDS,
     Url,
@@ -30,7 +31,12 @@ _HLS_REFUSED_TAGS = ("#EXT-X-DEFINE", "#EXT-X-CONTENT-STEERING")
 
 
 def rewrite_hls(
-    text: str, token: str, *, public_url: Url | None = None, base_path: str = "/"
+    text: str,
+    token: str,
+    *,
+    public_url: Url | None = None,
+    base_path: str = "/",
+    param: str = TOKEN_PARAM,
 ) -> str:
     """Append the token to every URI line and every ``URI="..."`` attribute that is ours."""
     check_token(token)
@@ -43,7 +49,7 @@ def rewrite_hls(
     def one(uri: str) -> str:
         inner = check_uri(uri)
         if inner and where.owns(resolve(inner, where.base)):
-            return with_token(inner, token)
+            return with_token(inner, token, param)
         return uri
 
     out = []

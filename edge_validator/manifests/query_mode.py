@@ -42,6 +42,7 @@ async def rewritten_manifest(reply: OriginReply, grant: Grant, public: Url | Non
         token,
         public_url=public,
         base_path=grant.target.path,
+        param=grant.target.token_param(),
     )
     assert body is not None  # needs_rewrite() chose a manifest
     return OriginReply(200, {"content-type": media_type(grant.path)}, content=body)

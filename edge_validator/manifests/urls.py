@@ -159,10 +159,11 @@ def check_uri(uri: str) -> str:
     return inner
 
 
-def with_token(uri: str, token: str) -> str:
+def with_token(uri: str, token: str, param: str = TOKEN_PARAM) -> str:
+    """``uri`` with ``param=token`` appended; ``param`` names the token kind (start or session)."""
     base, hash_, fragment = uri.partition("#")
     sep = "&" if "?" in base else "?"
-    return f"{base}{sep}{TOKEN_PARAM}={token}{hash_}{fragment}"
+    return f"{base}{sep}{param}={token}{hash_}{fragment}"
 
 
 def add_token(uri: str, token: str, *, public_url: Url | None = None, base_path: str = "/") -> str:

@@ -37,8 +37,11 @@ class StateGuard:
         self.shared = shared
         self.sync = RevocationSync(store, settings)
 
-    async def check(self, grant: Grant) -> None:
-        """Raise PlaybackTokenError when shared state denies the grant."""
+    async def check(self, grant: Grant, *, stream_id: str | None = None) -> None:
+        """Raise PlaybackTokenError when shared state denies the grant.
+
+        ``stream_id``: the stream to claim, when not the token's own (a session being opened).
+        """
         claims = grant.claims
         now = grant.now
         rev = self.sync.view.revoked(claims, now)
@@ -54,7 +57,7 @@ class StateGuard:
         if claims.max_uses:
             await self._check_uses(grant, now)
         if claims.max_streams:
-            await self._check_streams(grant)
+            await self._check_streams(grant, stream_id)
 
     async def _check_uses(self, grant: Grant, now: float) -> None:
         claims = grant.claims
@@ -67,10 +70,10 @@ class StateGuard:
         if used > claims.max_uses:
             raise UseLimitReached("the use limit is spent", token_id=claims.token_id)
 
-    async def _check_streams(self, grant: Grant) -> None:
+    async def _check_streams(self, grant: Grant, stream_id: str | None) -> None:
         claims = grant.claims
         owner = claims.user_id or f"token:{claims.token_id}"
-        session = claims.session_id or claims.token_id
+        session = stream_id or claims.session_id or claims.token_id
         try:
             ok = await self.store.claim_stream(
                 owner, session, claims.max_streams, self.settings.stream_idle_seconds

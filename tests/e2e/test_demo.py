@@ -53,7 +53,9 @@ def test_demo_curl_line_issues_a_new_url(demo: dict[str, str]) -> None:
         ["bash", "-c", command], capture_output=True, text=True, timeout=30, check=True
     ).stdout
     url = httpx.Response(200, content=out).json()["url"]
-    assert httpx.get(url, timeout=10).status_code == 200
+    resp = httpx.get(url, timeout=10, follow_redirects=True)
+    assert resp.status_code == 200
+    assert resp.history[0].status_code == 302  # to the playback session's URL
 
 
 def test_demo_rejects_tampered_and_out_of_scope(demo: dict[str, str]) -> None:

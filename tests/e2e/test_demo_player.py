@@ -86,7 +86,8 @@ def test_player_page_plays_through_nginx(browser: Browser, demo_lines: dict[str,
         assert page.locator("#status").text_content() == "Playing"
     finally:
         page.close()
-    media = [(s, u) for s, u in seen if "/t/" in u]
+    # The start URL opens a playback session: the player follows the redirect to /s/<session>/.
+    media = [(s, u) for s, u in seen if "/s/" in u]
     assert any(u.endswith(".ts") for _, u in media)
     assert not [(s, u) for s, u in seen if s in (401, 403)]
     # No third-party URLs: everything the page loads comes from loopback (or is a local blob:).

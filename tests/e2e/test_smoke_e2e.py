@@ -22,15 +22,17 @@ def test_signed_url_walks_the_whole_hls_set(signer_url: str) -> None:
     issued = _issue(signer_url, video_id="demo")
     assert issued.status_code == 201
     master_url = issued.json()["url"]
-    with httpx.Client(timeout=10) as client:
+    # Redirected to the playback session's URL, against which relative URIs resolve.
+    with httpx.Client(timeout=10, follow_redirects=True) as client:
         master = client.get(master_url)
         assert master.status_code == 200
+        assert master.history[0].status_code == 302
         assert master.headers["content-type"] == "application/vnd.apple.mpegurl"
         variants = [ln for ln in master.text.splitlines() if ln and not ln.startswith("#")]
         assert len(variants) == 2
         segments = 0
         for variant in variants:
-            media_url = httpx.URL(master_url).join(variant)
+            media_url = master.url.join(variant)
             media = client.get(media_url)
             assert media.status_code == 200
             for seg in re.findall(r"^(seg_\d+\.ts)$", media.text, re.M):

@@ -127,7 +127,7 @@ def test_both_servers_run_from_the_wheel(installed: Installed) -> None:
             timeout=10,
         )
         assert resp.status_code == 201, resp.text
-        media = httpx.get(resp.json()["url"], timeout=10)
+        media = httpx.get(resp.json()["url"], timeout=10, follow_redirects=True)
         assert media.status_code == 200
         assert media.text.startswith("#EXTM3U")
 
@@ -136,10 +136,11 @@ def test_the_demo_runs_from_the_wheel(installed: Installed) -> None:
     with running_demo(
         [str(installed.bin / "playgate")], cwd=installed.work, env=installed.env
     ) as lines:
-        assert httpx.get(lines["Playback URL"], timeout=10).text.startswith("#EXTM3U")
+        first = httpx.get(lines["Playback URL"], timeout=10, follow_redirects=True)
+        assert first.text.startswith("#EXTM3U")
         player = lines["Player"].removesuffix("/player/")
         hls = httpx.get(f"{player}/player/hls.min.js", timeout=10)
         assert hls.status_code == 200
         assert len(hls.content) > 100_000  # the real hls.js, shipped in the wheel
         doc = json.loads(httpx.post(f"{player}/player/api/playback-url", timeout=10).text)
-        assert httpx.get(doc["url"], timeout=10).status_code == 200
+        assert httpx.get(doc["url"], timeout=10, follow_redirects=True).status_code == 200

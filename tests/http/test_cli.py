@@ -13,7 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from edge_validator.core.decision import Verifier
 from edge_validator.core.keyring import KeyRing, new_keyring_json
+from edge_validator.core.sessions import seal_session, session_claims, session_location
 from playgate.cli import main
 from playgate.demo.origin import create_origin_app
 from signer.api_keys import ApiKeys, hash_api_key
@@ -210,6 +212,52 @@ def test_a_bad_setting_stops_a_server_with_one_line(
     assert len(lines) == 1, done.stderr
     assert lines[0].startswith("playgate: bad_configuration:")
     assert needle in lines[0]
+
+
+def test_explain_tells_start_and_session_urls_apart(
+    ring_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # As docs/sessions.md shows it: a 10 s start window that opens a 4 h session.
+    _, url, _ = run(
+        capsys, "sign", "film", "--keyring", str(ring_file), "--ttl", "10",
+        "--session-seconds", "14400",
+    )  # fmt: skip
+    url = url.strip()
+    code, out, _ = run(capsys, "explain", url, "--keyring", str(ring_file))
+    assert code == 0
+    assert "start token (start window" in out
+    assert "opens a session of up to 14400 s" in out
+    assert "redirect to a new session URL" in out
+
+    later = str(int(time.time()) + 60)
+    code, out, _ = run(capsys, "explain", url, "--keyring", str(ring_file), "--at", later)
+    assert code == 1
+    assert out.startswith("REJECTED: expired")
+    assert "the start window is over" in out
+
+    # The session URL the edge would answer with, judged an hour later.
+    ring = KeyRing.from_file(ring_file)
+    verifier = Verifier(ring, max_ttl=3600)
+    grant = verifier.verify_target(url.split("8081", 1)[1], None, time.time())
+    session = seal_session(session_claims(grant, None, max_session=43200), verifier.sessions)
+    session_url = "http://127.0.0.1:8081" + session_location(grant, session)
+    hour = str(int(time.time()) + 3600)
+    code, out, _ = run(capsys, "explain", session_url, "--keyring", str(ring_file), "--at", hour)
+    assert code == 0, out
+    assert "session token (playback session, " in out
+    code, out, _ = run(
+        capsys, "explain", session_url, "--keyring", str(ring_file), "--at",
+        str(int(time.time()) + 14400 + 60),
+    )  # fmt: skip
+    assert code == 1
+    assert "the playback session is over" in out
+
+
+def test_sign_without_a_session(ring_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _, url, _ = run(capsys, "sign", "clip", "--keyring", str(ring_file), "--session-seconds", "0")
+    code, out, _ = run(capsys, "explain", url.strip(), "--keyring", str(ring_file))
+    assert code == 0
+    assert "start token without a session" in out
 
 
 def test_nginx_error_log_filter_keeps_no_request_text() -> None:

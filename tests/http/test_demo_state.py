@@ -41,7 +41,7 @@ def test_demo_revokes_at_its_edge(
         issued = httpx.post(
             f"{banner['Signer']}/v1/playback-urls", json={"video_id": "demo"}, headers=auth
         ).json()
-        assert httpx.get(issued["url"]).status_code == 200
+        assert httpx.get(issued["url"], follow_redirects=True).status_code == 200
         revoked = httpx.post(
             f"{banner['Signer']}/v1/revocations",
             json={"token_id": issued["token_id"]},
@@ -50,4 +50,4 @@ def test_demo_revokes_at_its_edge(
         assert revoked.status_code == 201
         resp = wait_for_status(issued["url"], 403)
         assert resp.headers["x-playgate-reason"] == "revoked"
-        assert httpx.get(banner["Playback URL"]).status_code == 200
+        assert httpx.get(banner["Playback URL"], follow_redirects=True).status_code == 200

@@ -15,9 +15,9 @@ from edge_validator.core.cat.claims import CatPolicy, build_claims
 from edge_validator.core.cat.keys import ES256, HS256, CatKey, CatKeyRing
 from edge_validator.core.cat.verify import CatVerifier, seal_cat
 from edge_validator.core.decision import Grant, Verifier
-from edge_validator.core.keyring import KeyRing
+from edge_validator.core.keyring import SESSION_CONTEXT, KeyRing
 from edge_validator.core.paths import Target
-from edge_validator.core.protocol import TOKEN_PARAM, TOKEN_PREFIX
+from edge_validator.core.protocol import SESSION_PARAM, SESSION_PREFIX, TOKEN_PARAM, TOKEN_PREFIX
 from edge_validator.core.token import Claims, seal
 from playgate.demo import SAMPLES
 
@@ -78,11 +78,17 @@ def token(ring: KeyRing | None = None, **fields: Any) -> str:
     return seal(claims(**fields), ring or keyring())
 
 
-def target(tok: str, path: str = MASTER, *, query: bool = False) -> str:
-    """A request target carrying ``tok`` in the path (default) or the query."""
+def session_token(ring: KeyRing | None = None, **fields: Any) -> str:
+    """A sealed session token (the session MAC context) for ``claims(**fields)``."""
+    return seal(claims(**fields), (ring or keyring()).with_context(SESSION_CONTEXT))
+
+
+def target(tok: str, path: str = MASTER, *, query: bool = False, session: bool = False) -> str:
+    """A request target carrying ``tok`` in the path (default) or the query; ``session``: as a
+    session token (``/s/`` or ``session=``)."""
     if query:
-        return f"{path}?{TOKEN_PARAM}={tok}"
-    return f"{TOKEN_PREFIX}{tok}{path}"
+        return f"{path}?{SESSION_PARAM if session else TOKEN_PARAM}={tok}"
+    return f"{SESSION_PREFIX if session else TOKEN_PREFIX}{tok}{path}"
 
 
 def grant(path: str = MASTER, *, now: float | None = None, **fields: Any) -> Grant:

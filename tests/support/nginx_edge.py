@@ -12,6 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from edge_validator.asgi.app import create_app as create_validator
 from edge_validator.asgi.client_address import REAL_IP
 from edge_validator.core.cat.verify import CatVerifier
+from edge_validator.core.decision import DEFAULT_LEEWAY
 from edge_validator.core.keyring import KeyRing
 from edge_validator.env import networks
 from edge_validator.settings import ValidatorSettings
@@ -73,6 +74,7 @@ def nginx_edge(
     prefix: Path,
     *,
     grant_cache_seconds: int = 0,
+    leeway: int = DEFAULT_LEEWAY,
     cat: CatVerifier | None = None,
 ) -> Iterator[Edge]:
     nginx = require_tool("nginx")
@@ -89,6 +91,7 @@ def nginx_edge(
             client_ip_header=REAL_IP,
             grant_cache_seconds=grant_cache_seconds,
             origin_url=origin_url,
+            leeway=leeway,
             cat=cat,
         )
         # This one validator is the whole deployment: its store counts as shared, as the demo's

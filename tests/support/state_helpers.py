@@ -30,6 +30,9 @@ class Stack(NamedTuple):
 
     def issue(self, **body: object) -> dict[str, str]:
         body.setdefault("video_id", "demo")
+        # The URL itself is judged here (revocation, limits, faults): no playback session, so
+        # its manifest answers 200, not a redirect. Sessions: tests/http/test_sessions.py.
+        body.setdefault("session_seconds", 0)
         resp = httpx.post(f"{self.signer}/v1/playback-urls", json=body, headers=AUTH, timeout=10)
         assert resp.status_code == 201, resp.text
         doc: dict[str, str] = resp.json()

@@ -44,12 +44,20 @@ def test_the_template_follows_the_protocol_module(
 ) -> None:
     """Change a constant, and the rendered edge changes with it: nothing is written twice."""
     monkeypatch.setattr(protocol, "TOKEN_PREFIX", "/tok/")
+    monkeypatch.setattr(protocol, "SESSION_PREFIX", "/ses/")
+    monkeypatch.setattr(protocol, "SESSION_PARAM", "sess")
     monkeypatch.setattr(protocol, "REASON_HEADER", "X-Edge-Why")
     monkeypatch.setattr(protocol, "MANIFEST_SUFFIXES", (".m3u8", ".mpd", ".vtt"))
+    monkeypatch.setattr(protocol, "MANIFEST_CACHE", "private, max-age=1")
     config = EdgeConfig("127.0.0.1:8088", "http://127.0.0.1:1", "http://127.0.0.1:2", tmp_path)  # type: ignore[arg-type]
     text = render(config)
-    assert '"~^/tok/"' in text
-    assert "/t/" not in text.replace("# Path form: /t/<token>/<path>.", "")
+    assert '"~^(?:/tok/|/ses/)"' in text
+    assert '"~*^/tok/[^?]*' in text  # start-token manifests go to the shield
+    assert "(?<k>(?:token|sess))=" in text
+    assert '"private, max-age=1"' in text
+    code = "\n".join(ln for ln in text.splitlines() if not ln.strip().startswith("#"))
+    assert "/t/" not in code
+    assert "/s/" not in code
     assert "$upstream_http_x_edge_why" in text
     assert "add_header X-Edge-Why" in text
     assert "(?:m3u8|mpd|vtt)" in text

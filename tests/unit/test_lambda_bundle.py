@@ -86,8 +86,10 @@ def test_bundle_is_small_and_holds_only_the_verification_modules(bundle: Path) -
     with zipfile.ZipFile(bundle) as zf:
         assert set(zf.namelist()) == EXPECTED
         baked = json.loads(zf.read("edge_validator/baked_config.json"))
-    # Verification keys only (the edge never signs) and the validators' policy.
-    assert set(baked) == {"keys", "max_ttl", "leeway"}
+    # The key ring without its active key (the edge signs no start token) and the policy.
+    # The keys also mint session tokens there (under the session MAC context), capped as
+    # every validator caps them.
+    assert set(baked) == {"keys", "max_ttl", "leeway", "max_session"}
     assert sorted(baked["keys"]) == ["edge1", "old0"]
     assert (baked["max_ttl"], baked["leeway"]) == (3600, 5)
 

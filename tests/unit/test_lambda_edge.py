@@ -183,3 +183,64 @@ def test_the_baked_policy_applies_the_longest_lifetime() -> None:
         make_handler(lambda: verifier, lambda: NOW)(short, None)["uri"]
         == "/videos/demo/master.m3u8"
     )
+
+
+# --- playback sessions ------------------------------------------------------------------------
+
+
+def test_a_start_token_manifest_is_answered_with_a_session_redirect(keyring: KeyRing) -> None:
+    token = mint(keyring, session_seconds=3600)
+    result = run(keyring, load_event("viewer-request-path-token.json", token))
+    assert result["status"] == "302"
+    headers = result["headers"]
+    assert all(key == key.lower() for key in headers)
+    assert headers["cache-control"] == [{"key": "Cache-Control", "value": "no-store"}]
+    location = headers["location"][0]["value"]
+    assert location.startswith("/s/")
+    assert location.endswith("/videos/demo/master.m3u8")
+    assert token not in json.dumps(result)
+    assert "uri" not in result  # a generated response, never forwarded
+
+    # The player follows it: the session request goes on to the origin without the token.
+    follow = load_event("viewer-request-path-token.json", "x")
+    request_of(follow)["uri"] = location
+    forwarded = run(keyring, follow, NOW + 600)  # long after the start window
+    assert forwarded["uri"] == "/videos/demo/master.m3u8"
+    segment = load_event("viewer-request-path-token.json", "x")
+    request_of(segment)["uri"] = location.replace("master.m3u8", "seg_001.ts")
+    assert run(keyring, segment, NOW + 600)["uri"] == "/videos/demo/seg_001.ts"
+
+
+def test_the_session_is_bound_to_the_viewer_network(keyring: KeyRing) -> None:
+    token = mint(keyring, session_seconds=3600)
+    location = run(keyring, load_event("viewer-request-path-token.json", token))["headers"][
+        "location"
+    ][0]["value"]
+    elsewhere = load_event("viewer-request-path-token.json", "x")
+    request_of(elsewhere)["uri"] = location
+    request_of(elsewhere)["clientIp"] = "198.51.100.9"  # the event's viewer is 203.0.113.178
+    assert_denied(run(keyring, elsewhere, NOW + 60), "403", "ip_mismatch")
+    nearby = load_event("viewer-request-path-token.json", "x")
+    request_of(nearby)["uri"] = location
+    request_of(nearby)["clientIp"] = "203.0.113.7"  # same /24
+    assert "uri" in run(keyring, nearby, NOW + 60)
+
+
+def test_a_start_token_after_its_window_opens_no_session(keyring: KeyRing) -> None:
+    token = mint(keyring, session_seconds=3600)
+    late = run(keyring, load_event("viewer-request-path-token.json", token), NOW + 400)
+    assert_denied(late, "403", "expired")
+
+
+def test_a_start_token_is_no_session_token(keyring: KeyRing) -> None:
+    token = mint(keyring, session_seconds=3600)
+    event = load_event("viewer-request-path-token.json", token)
+    request_of(event)["uri"] = request_of(event)["uri"].replace("/t/", "/s/")
+    assert_denied(run(keyring, event), "403", "bad_signature")
+
+
+def test_query_token_sessions_are_refused_clearly(keyring: KeyRing) -> None:
+    token = mint(keyring, session_seconds=3600)
+    event = load_event("viewer-request-query-token.json", token)
+    request_of(event)["uri"] = "/videos/demo/hls/master.m3u8"
+    assert_denied(run(keyring, event), "403", "session_redirect_required")

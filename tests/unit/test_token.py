@@ -37,6 +37,7 @@ claims_strategy = st.builds(
     user_id=optional_text,
     max_uses=st.integers(0, 2**32 - 1),
     max_streams=st.integers(0, 2**16 - 1),
+    session_seconds=st.integers(0, 2**32 - 1),
 )
 
 

@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 
-from edge_validator.core.decision import verify
+from edge_validator.core.decision import Verifier, verify
 from edge_validator.core.errors import PlaybackTokenError
-from edge_validator.core.keyring import KeyRing
+from edge_validator.core.keyring import SESSION_CONTEXT, KeyRing
+from edge_validator.core.paths import Target
 from edge_validator.core.token import Claims, claims_bytes, open_token, seal
 from signer.issuing import PlaybackRequest, issue
 from tests.support.factories import TESTS
@@ -17,7 +18,9 @@ from tests.support.factories import TESTS
 DOC = json.loads((TESTS / "vectors" / "tokens.json").read_text())
 KEYRING = KeyRing.from_json(json.dumps(DOC["keyring"]))
 VALID = DOC["valid"]
+SESSIONS = DOC["sessions"]
 INVALID = DOC["invalid"]
+SESSION_KEYRING = KEYRING.with_context(SESSION_CONTEXT)
 
 
 def _ids(vectors: list[dict[str, Any]]) -> list[str]:
@@ -50,6 +53,7 @@ def test_signer_issues_vector_token(vector: dict[str, Any]) -> None:
         user_id=c.user_id,
         max_uses=c.max_uses,
         max_streams=c.max_streams,
+        session_seconds=c.session_seconds,
     )
     issued = issue(
         request, ring, c.not_before, public_url="https://cdn.example", token_id=c.token_id
@@ -58,10 +62,27 @@ def test_signer_issues_vector_token(vector: dict[str, Any]) -> None:
     assert issued.url == f"https://cdn.example/t/{vector['token']}{c.scope}master.m3u8"
 
 
+@pytest.mark.parametrize("vector", SESSIONS, ids=_ids(SESSIONS))
+def test_session_vectors_open_under_the_session_context_only(vector: dict[str, Any]) -> None:
+    claims = Claims(**vector["claims"])
+    assert claims_bytes(claims).hex() == vector["body_hex"]
+    assert seal(claims, SESSION_KEYRING) == vector["token"]
+    assert open_token(vector["token"], SESSION_KEYRING) == claims
+    with pytest.raises(PlaybackTokenError, match="signature"):
+        open_token(vector["token"], KEYRING)
+
+
 @pytest.mark.parametrize("vector", INVALID, ids=_ids(INVALID))
 def test_validator_rejects_vector_with_reason(vector: dict[str, Any]) -> None:
+    kind = vector.get("kind", "start")
+    verifier = Verifier(KEYRING, max_ttl=3600, max_session=12 * 3600, memo_size=0)
+    target = Target(vector["token"], vector["path"], "", False, kind == "session")
+    if kind == "start":  # the one-call API, as before sessions
+        with pytest.raises(PlaybackTokenError) as info:
+            verify(vector["token"], vector["path"], vector["client_ip"], vector["now"], KEYRING)
+        assert info.value.reason == vector["reason"]
     with pytest.raises(PlaybackTokenError) as info:
-        verify(vector["token"], vector["path"], vector["client_ip"], vector["now"], KEYRING)
+        verifier.judge(target, vector["client_ip"], vector["now"])
     assert info.value.reason == vector["reason"]
 
 

@@ -7,7 +7,7 @@ import base64
 import json
 from pathlib import Path
 
-from edge_validator.core.keyring import KeyRing, encode_secret
+from edge_validator.core.keyring import SESSION_CONTEXT, KeyRing, encode_secret
 from edge_validator.core.token import Claims, claims_bytes, seal
 
 SECRETS = {"k1": bytes(range(32)), "rot-2026": bytes(range(100, 148))}
@@ -36,7 +36,20 @@ VALID = [
         Claims("rot-2026", T0 + 60, T0, "/videos/x_y/", "tid-v6", None, "2001:db8::1/128"),
     ),
     ("session_only", Claims("k1", T0 + 3600, T0, "/videos/abc/", "t", "s")),
+    # Version 2: a start token that opens a playback session of up to 4 h.
+    (
+        "start_with_session",
+        Claims("k1", T0 + 10, T0, "/videos/film/", "tid-start", session_seconds=14400),
+    ),
 ]
+# Session tokens: version 1 bodies MACed under the session context (TOKEN_FORMAT.md).
+SESSIONS = [
+    (
+        "session_narrowed",
+        Claims("k1", T0 + 14400, T0, "/videos/film/", "tid-start", "sid-1", "203.0.113.0/24"),
+    ),
+]
+SESSION_KEYRING = KEYRING.with_context(SESSION_CONTEXT)
 
 
 def _raw_token(body: bytes, key_id: str = "k1") -> str:
@@ -85,15 +98,56 @@ def invalid_vectors() -> list[dict[str, object]]:
         ("too_long", "A" * 2052, path, None, T0 + 1, "malformed"),
         ("empty", "", path, None, T0 + 1, "missing"),
     ]
-    return [
+    vectors = [
         {"name": n, "token": t, "path": p, "client_ip": ip, "now": now, "reason": r}
         for n, t, p, ip, now, r in cases
+    ]
+    return vectors + session_invalid_vectors()
+
+
+def session_invalid_vectors() -> list[dict[str, object]]:
+    """Vectors for the two token kinds; ``kind`` says how the token travels (/t/ or /s/)."""
+    start = seal(VALID[4][1], KEYRING)
+    session = seal(SESSIONS[0][1], SESSION_KEYRING)
+    film = "/videos/film/index.m3u8"
+    v2_body = claims_bytes(VALID[4][1])
+    too_long = Claims("k1", T0 + 12 * 3600 + 1, T0, "/videos/film/", "tid-start", "sid-1")
+    cases: list[tuple[str, str, str, str, str | None, int, str]] = [
+        ("start_token_as_session", "session", start, film, None, T0 + 1, "bad_signature"),
+        ("session_token_as_start", "start", session, film, "203.0.113.9", T0 + 1, "bad_signature"),
+        (
+            "version_2_without_session",
+            "start",
+            _raw_token(v2_body[:-4] + b"\x00\x00\x00\x00"),
+            film,
+            None,
+            T0 + 1,
+            "malformed",
+        ),
+        (
+            "session_outlives_the_cap",
+            "session",
+            seal(too_long, SESSION_KEYRING),
+            film,
+            None,
+            T0 + 1,
+            "lifetime_exceeded",
+        ),
+        ("session_other_network", "session", session, film, "198.51.100.9", T0 + 1, "ip_mismatch"),
+        ("session_expired", "session", session, film, "203.0.113.9", T0 + 14406, "expired"),
+    ]
+    return [
+        {"name": n, "kind": k, "token": t, "path": p, "client_ip": ip, "now": now, "reason": r}
+        for n, k, t, p, ip, now, r in cases
     ]
 
 
 def main() -> None:
     doc = {
-        "description": "PlayGate token v1 test vectors; see edge_validator/TOKEN_FORMAT.md",
+        "description": (
+            "PlayGate token test vectors (v1, v2; start and session tokens); "
+            "see edge_validator/TOKEN_FORMAT.md"
+        ),
         "keyring": {"active": "k1", "keys": {k: encode_secret(v) for k, v in SECRETS.items()}},
         "valid": [
             {
@@ -103,6 +157,15 @@ def main() -> None:
                 "token": seal(claims, KEYRING),
             }
             for name, claims in VALID
+        ],
+        "sessions": [
+            {
+                "name": name,
+                "claims": claims._asdict(),
+                "body_hex": claims_bytes(claims).hex(),
+                "token": seal(claims, SESSION_KEYRING),
+            }
+            for name, claims in SESSIONS
         ],
         "invalid": invalid_vectors(),
     }
