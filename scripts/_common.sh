@@ -40,3 +40,12 @@ ensure_apt() {
   $sudo apt-get update -qq >/dev/null
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
+
+# ensure_player: the demo player page's npm packages (hls.js), from package-lock.json.
+ensure_player() {
+  local dir="$ROOT/playgate/demo/player"
+  [ -f "$dir/node_modules/hls.js/dist/hls.min.js" ] && return 0
+  ensure_apt node nodejs npm npm
+  echo "==> installing the player page's npm packages (npm ci in playgate/demo/player)" >&2
+  (cd "$dir" && npm ci --no-audit --no-fund --ignore-scripts >/dev/null)
+}
