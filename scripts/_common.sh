@@ -35,10 +35,43 @@ ensure_apt() {
   done
   [ "${#missing[@]}" -eq 0 ] && return 0
   echo "==> installing Debian packages: ${missing[*]}" >&2
-  local sudo=""
+  apt_get update -qq
+  apt_get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+# apt_get ARGS...: apt-get that waits (bounded) when another apt-get or dpkg holds the lock, as
+# unattended-upgrades does on a fresh cloud VM, and says so instead of failing with a raw error.
+APT_LOCK_TIMEOUT="${PLAYGATE_APT_LOCK_TIMEOUT:-600}"
+apt_get() {
+  local sudo="" log waited=0 deadline=$((SECONDS + APT_LOCK_TIMEOUT))
   [ "$(id -u)" -ne 0 ] && sudo="sudo"
-  $sudo apt-get update -qq >/dev/null
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  log="$(mktemp)"
+  # First try without waiting, so a held lock is announced before the wait, not after it.
+  # `apt-get install` waits by itself (DPkg::Lock::Timeout); `update` does not: poll it.
+  while ! $sudo env DEBIAN_FRONTEND=noninteractive apt-get \
+      -o DPkg::Lock::Timeout="$((waited ? (deadline > SECONDS ? deadline - SECONDS : 1) : 0))" "$@" >"$log" 2>&1; do
+    if ! grep -qE "Could not get lock|Unable to acquire the dpkg frontend lock" "$log"; then
+      tail -n 20 "$log" >&2
+      echo "apt-get $1 failed (output above)" >&2
+      rm -f "$log"
+      return 1
+    fi
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      echo "apt-get $1: another package manager still holds the dpkg lock after" \
+        "${APT_LOCK_TIMEOUT} s; wait for it to finish (ps -C apt-get,dpkg,unattended-upgr)," \
+        "then run this again, or set PLAYGATE_APT_LOCK_TIMEOUT=<seconds> to wait longer" >&2
+      rm -f "$log"
+      return 1
+    fi
+    if [ "$waited" -eq 0 ]; then
+      echo "==> another apt-get or dpkg (unattended-upgrades?) holds the package lock;" \
+        "waiting up to ${APT_LOCK_TIMEOUT} s for it (PLAYGATE_APT_LOCK_TIMEOUT)" >&2
+      waited=1
+    else
+      sleep 2
+    fi
+  done
+  rm -f "$log"
 }
 
 # ensure_player: the demo player page's npm packages (hls.js), from package-lock.json.
