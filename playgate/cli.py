@@ -4,15 +4,25 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import sys
 import time
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
+from typing import NoReturn
+from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp
 
-from edge_validator.core.decision import DEFAULT_LEEWAY, DEFAULT_MAX_TTL, MAX_TTL_LIMIT, Verifier
+from edge_validator.core.decision import (
+    DEFAULT_LEEWAY,
+    DEFAULT_MAX_TTL,
+    MAX_LEEWAY,
+    MAX_TTL_LIMIT,
+    Verifier,
+)
 from edge_validator.core.errors import PlayGateError
 from edge_validator.core.keyring import KeyRing, new_keyring_json
 from edge_validator.env import Env
@@ -21,6 +31,73 @@ from signer.issuing import issue, parse_playback_request
 
 from .explain import explain
 from .revoke_cli import add_commands as add_revocation_commands
+
+
+class CliError(Exception):
+    """A mistake the user can fix: ``main`` prints it as one line, ``playgate <command>: ...``."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line that says what to do (not the whole usage)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def moment(text: str) -> float:
+    """``--at``: ISO 8601 with a zone, as explain prints it (2026-11-22T05:40:00Z), or unix time."""
+    try:
+        value = float(text)
+    except ValueError:
+        try:
+            when = datetime.fromisoformat(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not a time: give ISO 8601 (2026-11-22T05:40:00Z) or unix seconds"
+            ) from None
+        if when.tzinfo is None:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} has no time zone: add Z for UTC (2026-11-22T05:40:00Z) or an offset"
+            ) from None
+        return when.timestamp()
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a unix time: give seconds since 1970")
+    return value
+
+
+def leeway(text: str) -> int:
+    """``--leeway``: seconds, in the range validators accept (PLAYGATE_LEEWAY)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= MAX_LEEWAY:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give whole seconds from 0 to {MAX_LEEWAY}, as validators accept"
+        )
+    return value
+
+
+def _write(path: Path, text: str, *, new: bool = False) -> None:
+    """Write ``text`` to ``path``; a missing folder or an existing key ring is a CliError."""
+    try:
+        if new:
+            # Created private from the start: a key ring must never be world-readable, even briefly.
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(text)
+        else:
+            path.write_text(text, encoding="utf-8")
+    except FileExistsError:
+        raise CliError(
+            f"{path} already exists and is never overwritten: choose a new file"
+        ) from None
+    except FileNotFoundError:
+        raise CliError(
+            f"folder {path.parent} does not exist: create it (mkdir -p {path.parent}) first"
+        ) from None
+    except OSError as exc:
+        raise CliError(f"cannot write {path}: {exc.strerror}") from None
 
 
 def _keyring(path: str | None) -> KeyRing:
@@ -37,10 +114,7 @@ def cmd_keygen(args: argparse.Namespace) -> int:
     text = new_keyring_json(args.key_id)
     if args.output:
         out = Path(args.output)
-        # Created private from the start: a key ring must never be world-readable, even briefly.
-        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        _write(out, text, new=True)
         print(f"wrote key ring with active key {args.key_id!r} to {out}", file=sys.stderr)
     else:
         sys.stdout.write(text)
@@ -72,7 +146,13 @@ def cmd_sign(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    now = float(args.at) if args.at is not None else time.time()
+    parts = urlsplit(args.url)
+    if not (parts.scheme in ("http", "https") and parts.netloc) and not args.url.startswith("/"):
+        raise CliError(
+            f"{args.url!r} is not a URL: give the whole playback URL, in quotes "
+            "(http://host/t/<token>/videos/<id>/master.m3u8)"
+        )
+    now = args.at if args.at is not None else time.time()
     verifier = Verifier(_keyring(args.keyring), max_ttl=_max_ttl(), leeway=args.leeway)
     accepted, lines = explain(args.url, verifier, now, args.client_ip)
     print("\n".join(lines))
@@ -107,12 +187,22 @@ def _serve(app: ASGIApp, host: str, port: int) -> int:
     return 0
 
 
+NO_API_KEYS = (
+    "playgate serve-signer: no API keys (PLAYGATE_API_KEYS is empty), so every request gets 401: "
+    "run `playgate api-key --name web` and set PLAYGATE_API_KEYS to the entry it prints"
+)
+
+
 def cmd_serve_signer(args: argparse.Namespace) -> int:
-    from signer.app import app_from_env
+    from signer.app import create_app
+    from signer.settings import SignerSettings
 
     configure_logging()
     # Built before the server starts: a bad setting is one line here, not a traceback.
-    return _serve(app_from_env(), args.host, args.port)
+    settings = SignerSettings.from_env()
+    if not settings.api_keys:
+        print(NO_API_KEYS, file=sys.stderr, flush=True)
+    return _serve(create_app(settings), args.host, args.port)
 
 
 def cmd_serve_validator(args: argparse.Namespace) -> int:
@@ -142,14 +232,14 @@ def cmd_nginx_config(args: argparse.Namespace) -> int:
     )
     text = render(config)
     if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
+        _write(Path(args.output), text)
     else:
         sys.stdout.write(text)
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="playgate", description=__doc__)
+    parser = _Parser(prog="playgate", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("keygen", help="generate a key ring with one new key")
@@ -176,8 +266,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("url")
     p.add_argument("--keyring")
     p.add_argument("--client-ip")
-    p.add_argument("--at", help="judge at this unix time instead of now")
-    p.add_argument("--leeway", type=int, default=DEFAULT_LEEWAY)
+    p.add_argument(
+        "--at", type=moment, help="judge at this time (ISO 8601 or unix seconds) instead of now"
+    )
+    p.add_argument(
+        "--leeway", type=leeway, default=DEFAULT_LEEWAY, help=f"clock skew, 0-{MAX_LEEWAY} s"
+    )
     p.set_defaults(func=cmd_explain)
 
     for name, func, port in (
@@ -220,9 +314,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         result: int = args.func(args)
+        sys.stdout.flush()
     except PlayGateError as exc:
         print(f"playgate: {exc.reason}: {exc.message}", file=sys.stderr)
         return 2
+    except CliError as exc:
+        print(f"playgate {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        # `playgate explain ... | head`: the reader left; say nothing more (Python's recipe:
+        # point stdout at devnull so the flush at exit does not raise again).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, as a shell tool killed by the closed pipe would exit
     return result
 
 

@@ -38,6 +38,9 @@ class ApiKeys:
     def __repr__(self) -> str:
         return f"ApiKeys(callers={sorted(self._by_hash.values())!r})"
 
+    def __len__(self) -> int:
+        return len(self._by_hash)
+
     def caller(self, key: str) -> str | None:
         """The caller's name for a presented key, or None."""
         return self._by_hash.get(hash_api_key(key))

@@ -19,9 +19,16 @@ from .settings import SignerSettings
 def authenticate(request: Request, settings: SignerSettings) -> str:
     """The caller's name for the presented ``Authorization: Bearer`` key, else Unauthorized."""
     scheme, _, key = request.headers.get("authorization", "").partition(" ")
-    caller = settings.api_keys.caller(key.strip()) if scheme.lower() == "bearer" and key else None
+    key = key.strip()
+    if scheme.lower() != "bearer" or not key:
+        raise Unauthorized("no API key: send Authorization: Bearer <api key>")
+    caller = settings.api_keys.caller(key)
     if caller is None:
-        raise Unauthorized("send Authorization: Bearer <api key>")
+        # A different message from a missing key: this one is a configuration mismatch.
+        raise Unauthorized(
+            "this API key is not one of the signer's PLAYGATE_API_KEYS: check the key, "
+            "or add its entry (playgate api-key prints both)"
+        )
     return caller
 
 

@@ -151,6 +151,16 @@ def test_cli_revokes_through_the_signer(
     listed = json.loads(capsys.readouterr().out)["revocations"]
     assert [(r["kind"], r["value"]) for r in listed] == [("user_id", "u-9")]
     assert cli_main(["revoke", "--user-id", "bad id"]) == 1
+    assert capsys.readouterr().err.startswith("playgate: the signer answered 422 invalid_field:")
+    # A wrong key: one line naming the mistake and where the key comes from.
+    assert cli_main(["revoke", "--user-id", "u-1", "--api-key", "pgk_wrong"]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == (
+        "playgate: the signer answered 401 unauthorized: this API key is not one of the "
+        "signer's PLAYGATE_API_KEYS: check the key, or add its entry (playgate api-key prints "
+        "both) (check --api-key or PLAYGATE_API_KEY)\n"
+    )
     with pytest.raises(SystemExit):
         cli_main(["revoke", "--user-id", "a", "--token-id", "b"])
 
