@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from collections.abc import Iterator
+from datetime import datetime
 
 import httpx
 import pytest
@@ -61,8 +63,14 @@ def test_revocations_are_created_and_listed(signer: str) -> None:
     assert made.status_code == 201
     doc = made.json()
     assert (doc["kind"], doc["value"]) == ("video_id", "demo")
-    # Kept as long as the longest-lived token could live: max TTL (3600) + leeway cap (60).
-    assert doc["expires_at"] - doc["revoked_at"] == pytest.approx(3660)
+    # ISO 8601 like a playback URL's expires_at; kept as long as the longest-lived token could
+    # live: max TTL (3600) + leeway cap (60).
+    revoked_at = datetime.fromisoformat(doc["revoked_at"])
+    expires_at = datetime.fromisoformat(doc["expires_at"])
+    assert doc["revoked_at"].endswith("Z")
+    assert doc["expires_at"].endswith("Z")
+    assert (expires_at - revoked_at).total_seconds() == pytest.approx(3660, abs=1)
+    assert abs(revoked_at.timestamp() - time.time()) < 60
     listed = httpx.get(f"{signer}/v1/revocations", headers=AUTH).json()["revocations"]
     assert [(r["kind"], r["value"]) for r in listed] == [("video_id", "demo")]
 
