@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import shutil
 import signal
 import socket
 import sys
@@ -129,6 +130,14 @@ def run_demo(args: argparse.Namespace) -> int:
         print("playgate demo: with --edge nginx, --origin must be a folder", file=sys.stderr)
         return 2
     workdir = Path(tempfile.mkdtemp(prefix="playgate-demo-"))
+    try:
+        return _run_in(workdir, args, nginx_bin)
+    finally:
+        # The key ring lives as long as the demo: nothing of it stays behind in /tmp.
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _run_in(workdir: Path, args: argparse.Namespace, nginx_bin: str | None) -> int:
     keyring_text = new_keyring_json("demo1")
     (workdir / "keyring.json").write_text(keyring_text)
     keyring = KeyRing.from_json(keyring_text)
@@ -187,7 +196,7 @@ def run_demo(args: argparse.Namespace) -> int:
         f"Player: {base_url(player_sock)}/player/",
         "New URL: curl -s -X POST -H 'Authorization: Bearer " + api_key + "' "
         f"-H 'Content-Type: application/json' -d '{body}' {signer_url}/v1/playback-urls",
-        f"Key ring: {workdir / 'keyring.json'}",
+        f"Key ring: {workdir / 'keyring.json'} (removed when the demo stops)",
         f"Origin: {_describe_origin(validator_settings)}",
         f"State: {store.backend}",
         "Press Ctrl-C to stop.",

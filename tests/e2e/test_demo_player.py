@@ -48,6 +48,8 @@ def demo_lines(
         lines = dict(ln.split(": ", 1) for ln in log.read_text().splitlines() if ": " in ln)
         lines["mode"] = request.param
         yield lines
+    ring = Path(lines["Key ring"].removesuffix(" (removed when the demo stops)"))
+    assert not ring.parent.exists()  # the key ring folder goes with the demo
     if request.param == "nginx":
         nginx_conf = Path(lines["Edge"].rsplit("config ", 1)[1])
         assert not nginx_conf.exists()  # the demo removes nginx's temp prefix when it stops
