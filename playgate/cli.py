@@ -220,7 +220,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_nginx_config(args: argparse.Namespace) -> int:
-    from .nginx.config import EdgeConfig, render
+    from .nginx.config import EdgeConfig, make_prefix_dirs, render
 
     config = EdgeConfig(
         listen=args.listen,
@@ -229,9 +229,17 @@ def cmd_nginx_config(args: argparse.Namespace) -> int:
         prefix=Path(args.prefix),
         workers=args.workers,
         daemon=args.daemon,
+        user=args.user,
     )
     text = render(config)
     if args.output:
+        # nginx does not create its temp and cache folders: the config is ready to run.
+        try:
+            make_prefix_dirs(config.prefix)
+        except OSError as exc:
+            raise CliError(
+                f"cannot create nginx's folders in {config.prefix}: {exc.strerror}"
+            ) from None
         _write(Path(args.output), text)
     else:
         sys.stdout.write(text)
@@ -289,9 +297,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--listen", default="127.0.0.1:8088", help="nginx listen value")
     p.add_argument("--validator-url", required=True, help="http://host:port of the validator")
     p.add_argument("--origin-url", required=True, help="http://host:port of the media origin")
-    p.add_argument("--prefix", required=True, help="folder for nginx temp files, cache and logs")
+    p.add_argument(
+        "--prefix",
+        required=True,
+        help="folder for nginx temp files, cache and logs (created with -o)",
+    )
     p.add_argument("--workers", default="auto")
     p.add_argument("--daemon", action="store_true", help="let nginx daemonize")
+    p.add_argument("--user", help="user the workers run as when nginx starts as root")
     p.add_argument("--output", "-o", help="write here instead of stdout")
     p.set_defaults(func=cmd_nginx_config)
 

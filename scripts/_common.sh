@@ -1,7 +1,8 @@
 # Shared by scripts/*: a virtual environment with the project, and Debian packages on demand.
 # shellcheck shell=bash
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# Physical path: scripts reached through a symlinked folder still find their own checkout.
+ROOT="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)"
 VENV="${PLAYGATE_VENV:-$ROOT/.venv}"
 PY="$VENV/bin/python"
 

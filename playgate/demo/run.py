@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -188,15 +189,26 @@ def _run_in(workdir: Path, args: argparse.Namespace, nginx_bin: str | None) -> i
         public_url=edge_url,
     )
     body = json.dumps({"video_id": DEMO_VIDEO})
+    player_url = f"{base_url(player_sock)}/player/"
+    env_file = write_env_file(
+        workdir / "env",
+        PLAYBACK_URL=first.url,
+        DASH_URL=dash.url,
+        PLAYER_URL=player_url,
+        PLAYGATE_SIGNER_URL=signer_url,
+        PLAYGATE_API_KEY=api_key,
+        PLAYGATE_KEYRING_FILE=str(workdir / "keyring.json"),
+    )
     lines = [
         f"Signer: {signer_url}",
         f"API key: {api_key}",
         f"Playback URL: {first.url}",
         f"DASH URL: {dash.url}",
-        f"Player: {base_url(player_sock)}/player/",
+        f"Player: {player_url}",
         "New URL: curl -s -X POST -H 'Authorization: Bearer " + api_key + "' "
         f"-H 'Content-Type: application/json' -d '{body}' {signer_url}/v1/playback-urls",
         f"Key ring: {workdir / 'keyring.json'} (removed when the demo stops)",
+        f"Shell: source {env_file}",
         f"Origin: {_describe_origin(validator_settings)}",
         f"State: {store.backend}",
         "Press Ctrl-C to stop.",
@@ -221,6 +233,17 @@ def _run_in(workdir: Path, args: argparse.Namespace, nginx_bin: str | None) -> i
         if nginx is not None:
             nginx.stop()
     return 0
+
+
+def write_env_file(path: Path, **values: str) -> Path:
+    """The demo's URLs and credentials as shell exports, for README's tour in a second terminal
+    (``playgate explain`` and ``playgate revoke`` read the PLAYGATE_* ones). Private: it holds
+    the API key and names the key ring."""
+    text = "".join(f"export {name}={shlex.quote(value)}\n" for name, value in values.items())
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    return path
 
 
 def with_cors(app: ASGIApp) -> ASGIApp:
