@@ -11,7 +11,8 @@ How a command is treated:
 - a server (``./scripts/demo``, ``playgate demo``, ``serve-signer``/``serve-validator --port N``,
   ``moto_server -p N``, ``nginx -p ...``, or any command ending with ``&``): started in the
   background, awaited (``Press Ctrl-C`` for the demo, else its port), stopped when the page ends;
-- anything else: must exit 0, or the status its comment names (``# ... exits 1``).
+- anything else: must exit 0, or the status its comment names (``# ... exits 1``), and when
+  its comment says ``# prints TEXT`` (up to a comma or the end), its output must contain TEXT.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ HOW_TO = (
 
 _FENCE = re.compile(r"^```([\w-]*)[^\n]*\n(.*?)^```[ \t]*$", re.S | re.M)
 _EXITS = re.compile(r"#.*\bexits (\d+)\b")
+_PRINTS = re.compile(r"#.*\bprints ([^,]+)")
 _PORT = re.compile(r"(?:--port|-p)\s+(\d+)\b")
 _LISTEN = re.compile(r"--listen\s+[\w.]+:(\d+)")
 
@@ -52,6 +54,7 @@ class Command:
     text: str  # the command as shown, continuation lines joined with their backslashes
     kind: str  # "run", "server", "cloud", "suite"
     expected_status: int = 0
+    expected_output: str | None = None  # ``# prints TEXT``: the output contains TEXT
     ready_output: str | None = None  # a server is ready when its output shows this...
     ready_port: int | None = None  # ...or when this port accepts connections
 
@@ -124,8 +127,16 @@ def classify(where: str, text: str, context: str = "") -> Command:
         return Command(where, text, "server", ready_port=int(listen.group(1)) if listen else None)
     if code.endswith("&"):
         return Command(where, text, "server", ready_port=int(port.group(1)) if port else None)
-    exits = _EXITS.search(text[len(code) :])
-    return Command(where, text, "run", expected_status=int(exits.group(1)) if exits else 0)
+    comment = text[len(code) :]
+    exits = _EXITS.search(comment)
+    prints = _PRINTS.search(comment)
+    return Command(
+        where,
+        text,
+        "run",
+        expected_status=int(exits.group(1)) if exits else 0,
+        expected_output=prints.group(1).strip() if prints else None,
+    )
 
 
 def session_script(page: list[Command], logs: Path) -> str:
@@ -160,9 +171,20 @@ def session_script(page: list[Command], logs: Path) -> str:
                 wait = "sleep 2"
             out.append(f"{wait} || {{ cat {log} >&2; __fail {where} 'the server did not start'; }}")
             continue
-        out.append(cmd.code)
+        if cmd.expected_output is None:
+            out.append(cmd.code)
+        else:
+            # In this shell (not a subshell: `source` and assignments must stick), output kept.
+            out.append(f"{cmd.code} >{logs}/out 2>&1")
         out.append(
             f'__s=$?; [ "$__s" -eq {cmd.expected_status} ] || '
             f'__fail {where} "exit status $__s, expected {cmd.expected_status}"'
         )
+        if cmd.expected_output is not None:
+            wanted = shlex.quote(cmd.expected_output)
+            out.append(f"cat {logs}/out")
+            out.append(
+                f"grep -qF -- {wanted} {logs}/out || "
+                f"__fail {where} {shlex.quote('its output lacks ' + repr(cmd.expected_output))}"
+            )
     return "\n".join(out) + "\n"

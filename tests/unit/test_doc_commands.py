@@ -45,3 +45,9 @@ def test_servers_suite_and_cloud_commands() -> None:
     assert classify("x", "./scripts/test   # the suite").kind == "suite"
     assert classify("x", f"aws s3 cp a s3://b/c {CLOUD_MARK}").kind == "cloud"
     assert classify("x", "sleep 5 &").code == "sleep 5"
+
+
+def test_prints_comment_names_the_expected_output() -> None:
+    cmd = classify("x", 'curl -s "$URL"   # prints 403 revoked, after the revocation')
+    assert (cmd.kind, cmd.code, cmd.expected_output) == ("run", 'curl -s "$URL"', "403 revoked")
+    assert classify("x", "echo hi").expected_output is None
