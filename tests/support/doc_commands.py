@@ -151,6 +151,9 @@ def session_script(page: list[Command], logs: Path) -> str:
         '__fail() { printf \'DOC COMMAND FAILED at %s: %s\\n\' "$1" "$2" >&2; exit 97; }',
         '__wait_output() { for _ in $(seq 1800); do grep -q -- "$2" "$1" && return 0;'
         ' kill -0 "$3" 2>/dev/null || return 1; sleep 0.1; done; return 1; }',
+        # A port shown in the docs may be busy with another run of these tests: wait a while.
+        '__port_free() { for _ in $(seq 1200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null'
+        " || return 0; sleep 0.1; done; return 1; }",
         '__wait_port() { for _ in $(seq 600); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null'
         ' && return 0; kill -0 "$2" 2>/dev/null || return 1; sleep 0.1; done; return 1; }',
     ]
@@ -161,6 +164,9 @@ def session_script(page: list[Command], logs: Path) -> str:
             continue
         if cmd.kind == "server":
             log = logs / f"server-{n}.log"
+            if cmd.ready_port:
+                busy = shlex.quote(f"port {cmd.ready_port} is taken by another program")
+                out.append(f"__port_free {cmd.ready_port} || __fail {where} {busy}")
             out.append(f"setsid bash -c {shlex.quote(cmd.code)} >{log} 2>&1 &")
             out.append('__servers+=("$!")')
             if cmd.ready_output:
