@@ -26,7 +26,7 @@ from edge_validator.core.decision import (
 from edge_validator.core.errors import PlayGateError
 from edge_validator.core.keyring import KeyRing, new_keyring_json
 from edge_validator.env import Env
-from signer.api_keys import generate_api_key, hash_api_key
+from signer.api_keys import SCOPES, generate_api_key, hash_api_key, make_caller
 from signer.issuing import issue, parse_playback_request
 
 from .explain import explain
@@ -122,9 +122,12 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 
 
 def cmd_api_key(args: argparse.Namespace) -> int:
+    scopes = [s.strip() for s in args.scopes.split(",")] if args.scopes else list(SCOPES)
+    caller = make_caller(args.name, scopes, args.video_prefix or "")
     key = generate_api_key()
+    entry = f"{args.name}:{hash_api_key(key)}{caller.entry_suffix()}"
     print(f"API key (give to the app backend): {key}")
-    print(f"PLAYGATE_API_KEYS entry (give to the signer): {args.name}:{hash_api_key(key)}")
+    print(f"PLAYGATE_API_KEYS entry (give to the signer): {entry}")
     return 0
 
 
@@ -169,21 +172,19 @@ def configure_logging() -> None:
     logging.basicConfig(
         level=level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
+    # httpx and httpcore log every origin request (and its URL) at INFO and DEBUG: PlayGate's
+    # own lines say what matters, with token ids.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def _serve(app: ASGIApp, host: str, port: int) -> int:
     import uvicorn
 
-    # proxy_headers off: the validator decides itself which forwarding headers to trust.
-    # access_log off: uvicorn's access log would print the token; we log token ids instead.
-    uvicorn.run(
-        app,
-        host=host,
-        port=port,
-        proxy_headers=False,
-        access_log=False,
-        server_header=False,
-    )
+    from .serving import ServerLimits, uvicorn_config
+
+    limits = ServerLimits.from_env(os.environ).within_file_limit()
+    uvicorn.Server(uvicorn_config(app, limits, host=host, port=port)).run()
     return 0
 
 
@@ -246,6 +247,12 @@ def cmd_nginx_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_nginx_error_log(args: argparse.Namespace) -> int:
+    from .nginx.error_log import main as filter_error_log
+
+    return filter_error_log()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="playgate", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -257,6 +264,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("api-key", help="generate a caller API key and its stored hash")
     p.add_argument("--name", default="app")
+    p.add_argument(
+        "--scopes", help=f"comma-separated, of {','.join(SCOPES)} (default: all of them)"
+    )
+    p.add_argument("--video-prefix", help="limit the key to video ids starting with this")
     p.set_defaults(func=cmd_api_key)
 
     p = sub.add_parser("sign", help="sign a playback URL offline from a key ring file")
@@ -307,6 +318,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--user", help="user the workers run as when nginx starts as root")
     p.add_argument("--output", "-o", help="write here instead of stdout")
     p.set_defaults(func=cmd_nginx_config)
+
+    p = sub.add_parser(
+        "nginx-error-log",
+        help="copy nginx's stderr (its error log) from stdin to stdout without request text",
+    )
+    p.set_defaults(func=cmd_nginx_error_log)
 
     p = sub.add_parser("demo", help="run signer and validator on loopback with the sample video")
     p.add_argument("--host", default="127.0.0.1")

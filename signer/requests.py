@@ -13,11 +13,13 @@ from edge_validator.core.errors import (
     UnsupportedMediaType,
 )
 
+from .api_keys import Caller
 from .settings import SignerSettings
 
 
-def authenticate(request: Request, settings: SignerSettings) -> str:
-    """The caller's name for the presented ``Authorization: Bearer`` key, else Unauthorized."""
+def authenticate(request: Request, settings: SignerSettings, scope: str) -> Caller:
+    """The caller of the presented ``Authorization: Bearer`` key, else Unauthorized; its key
+    must hold ``scope``, else MissingScope (403)."""
     scheme, _, key = request.headers.get("authorization", "").partition(" ")
     key = key.strip()
     if scheme.lower() != "bearer" or not key:
@@ -29,6 +31,7 @@ def authenticate(request: Request, settings: SignerSettings) -> str:
             "this API key is not one of the signer's PLAYGATE_API_KEYS: check the key, "
             "or add its entry (playgate api-key prints both)"
         )
+    caller.require(scope)
     return caller
 
 

@@ -19,7 +19,7 @@ from ..state.guard import StateGuard
 from ..state.store import build_store
 from .auth import auth
 from .health import healthz, readyz
-from .problems import http_error
+from .problems import http_error, internal_error
 from .shield import shield
 
 _ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
@@ -44,7 +44,10 @@ def create_app(
     origin: Origin | None = None,
 ) -> Starlette:
     """``guard``: share one state guard (the demo); by default built from ``settings.state``."""
-    guard = guard or StateGuard(build_store(settings.state), settings.state)
+    if guard is None:
+        # A store of its own in memory is shared with nobody: limits there are refused.
+        store = build_store(settings.state)
+        guard = StateGuard(store, settings.state, shared=store.backend != "memory")
     origin = origin or make_origin(settings)
 
     @contextlib.asynccontextmanager
@@ -65,7 +68,9 @@ def create_app(
         # GET and HEAD only: Starlette answers anything else 405 with Allow (see http_error).
         routes.append(Route("/{path:path}", shield, methods=["GET", "HEAD"]))
     app = Starlette(
-        routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error}
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: http_error, Exception: internal_error},
     )
     app.state.settings = settings
     app.state.gate = Gate(settings.verifier(), guard)
@@ -78,6 +83,8 @@ def app_from_env() -> Starlette:
     """App factory for ``playgate serve-validator``.
 
     Under plain uvicorn, pass ``--no-proxy-headers --no-access-log``: uvicorn's defaults would
-    believe X-Forwarded-For from loopback and write every token into its access log.
+    believe X-Forwarded-For from loopback and write every token into its access log. Plain
+    uvicorn also lacks the head, body, timeout and connection limits that ``playgate
+    serve-validator`` adds (``playgate.serving``): expose it only behind nginx.
     """
     return create_app(ValidatorSettings.from_env())
