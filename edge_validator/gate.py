@@ -31,10 +31,12 @@ class Gate:
         self.guard = guard
         self.clock = clock
 
-    async def authorize(self, target: str, client: ClientAddress | None) -> Grant:
+    async def authorize(
+        self, target: str, client: ClientAddress | None, header_token: str | None = None
+    ) -> Grant:
         """Verify a raw request target; the grant carries the query without the token."""
         try:
-            grant = self.verifier.verify_target(target, client, self.clock())
+            grant = self.verifier.verify_target(target, client, self.clock(), header_token)
             if self.guard is not None:
                 await self.guard.check(grant)
             elif grant.claims.max_uses or grant.claims.max_streams:

@@ -9,6 +9,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from .core.addresses import Network
+from .core.cat.verify import CatVerifier
 from .core.decision import DEFAULT_LEEWAY, DEFAULT_MAX_TTL, MAX_LEEWAY, MAX_TTL_LIMIT, Verifier
 from .core.errors import ConfigurationError
 from .core.keyring import KeyRing
@@ -41,6 +42,8 @@ class ValidatorSettings:
     public_url: Url | None = None
     # Revocations, use and stream limits: in memory, or Redis when REDIS_URL is set.
     state: StateSettings = field(default_factory=StateSettings)
+    # CTA-5007 Common Access Tokens (PLAYGATE_CAT_KEYS...); None: only PlayGate tokens.
+    cat: CatVerifier | None = None
 
     def __post_init__(self) -> None:
         # A kept allow does not see revocations: it may not outlast the staleness bound.
@@ -58,7 +61,7 @@ class ValidatorSettings:
             )
 
     def verifier(self) -> Verifier:
-        return Verifier(self.keyring, max_ttl=self.max_ttl, leeway=self.leeway)
+        return Verifier(self.keyring, max_ttl=self.max_ttl, leeway=self.leeway, cat=self.cat)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ValidatorSettings:
@@ -92,6 +95,7 @@ class ValidatorSettings:
             grant_cache_seconds=env.integer("PLAYGATE_GRANT_CACHE_SECONDS", 0, low=0, high=300),
             public_url=public_url(env),
             state=StateSettings.from_env(environ),
+            cat=env.cat_verifier(),
         )
 
 

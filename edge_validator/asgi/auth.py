@@ -13,7 +13,7 @@ from ..core.protocol import GRANT_CACHE_HEADER, NO_STORE, ORIGINAL_URI_HEADER, T
 from ..gate import Gate
 from ..settings import ValidatorSettings
 from .problems import denied
-from .requests import viewer
+from .requests import header_token, viewer
 
 log = logging.getLogger("playgate.validator")
 
@@ -25,7 +25,8 @@ async def auth(request: Request) -> Response:
     try:
         if target is None:
             raise BadPath("no X-Original-URI header")
-        grant = await gate.authorize(target, viewer(request, settings))
+        from_header = header_token(request)
+        grant = await gate.authorize(target, viewer(request, settings), from_header)
     except PlaybackTokenError as exc:
         return denied(exc, body=False)
     except Exception:  # deny by default: a bug must never open the gate
@@ -33,7 +34,10 @@ async def auth(request: Request) -> Response:
         return denied(InternalError(), body=False)
     # nginx's proxy_cache honours X-Accel-Expires; 0 says "never keep" explicitly. The limit is
     # at most the revocation staleness bound (ValidatorSettings).
-    seconds = grant_cache_seconds(grant, settings.grant_cache_seconds)
+    # nginx keys a kept allow by the token in the URI: a header token must never be kept.
+    seconds = (
+        0 if from_header is not None else grant_cache_seconds(grant, settings.grant_cache_seconds)
+    )
     headers = {
         TOKEN_ID_HEADER: grant.token_id,
         "Cache-Control": NO_STORE,

@@ -27,6 +27,9 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp
 
 from edge_validator.asgi.app import create_app as create_validator
+from edge_validator.core.cat.claims import CatPolicy
+from edge_validator.core.cat.keys import CatKeyRing, new_cat_keyring_json
+from edge_validator.core.cat.verify import CatVerifier
 from edge_validator.core.keyring import KeyRing, new_keyring_json
 from edge_validator.core.protocol import REAL_IP, REASON_HEADER
 from edge_validator.env import networks
@@ -36,7 +39,7 @@ from edge_validator.state.settings import StateSettings
 from edge_validator.state.store import build_store
 from signer.api_keys import ApiKeys, generate_api_key, hash_api_key
 from signer.app import create_app as create_signer
-from signer.issuing import PlaybackRequest, issue
+from signer.issuing import CatIssuer, PlaybackRequest, issue
 from signer.settings import SignerSettings
 
 from ..nginx.config import INSTALL_HINT, nginx_binary
@@ -46,6 +49,9 @@ from ..serving import ServerLimits, uvicorn_config
 from . import DEMO_VIDEO, SAMPLES
 from .backend import create_backend_app
 from .origin import create_origin_app
+
+# The issuer every demo CAT names, and the demo edge expects (PLAYGATE_CAT_ISSUER).
+DEMO_CAT_ISSUER = "playgate-demo"
 
 
 class _Server(uvicorn.Server):
@@ -137,6 +143,11 @@ def _run_in(workdir: Path, args: argparse.Namespace, nginx_bin: str | None) -> i
     keyring_text = new_keyring_json("demo1")
     (workdir / "keyring.json").write_text(keyring_text)
     keyring = KeyRing.from_json(keyring_text)
+    # CTA-5007 Common Access Tokens next to PlayGate's own: one HS256 key, one issuer.
+    cat_text = new_cat_keyring_json("cat1")
+    (workdir / "cat-keys.json").write_text(cat_text)
+    cat_ring = CatKeyRing.from_json(cat_text)
+    cat_policy = CatPolicy(issuer=DEMO_CAT_ISSUER)
     api_key = generate_api_key()
 
     nginx: NginxEdge | None = None
@@ -169,12 +180,15 @@ def _run_in(workdir: Path, args: argparse.Namespace, nginx_bin: str | None) -> i
     # In memory unless REDIS_URL is set; one store shared, so a revocation reaches the edge.
     state_settings = StateSettings.from_env(os.environ)
     store = build_store(state_settings)
-    validator_settings = dataclasses.replace(validator_settings, state=state_settings)
+    validator_settings = dataclasses.replace(
+        validator_settings, state=state_settings, cat=CatVerifier(cat_ring, cat_policy)
+    )
     signer_settings = SignerSettings(
         keyring=keyring,
         api_keys=ApiKeys({"demo": hash_api_key(api_key)}),
         public_url=edge_url,
         state=state_settings,
+        cat=CatIssuer(cat_ring, cat_policy),
     )
     first = issue(PlaybackRequest(DEMO_VIDEO, 600), keyring, time.time(), public_url=edge_url)
     dash = issue(
@@ -183,7 +197,11 @@ def _run_in(workdir: Path, args: argparse.Namespace, nginx_bin: str | None) -> i
         time.time(),
         public_url=edge_url,
     )
+    cat_url = CatIssuer(cat_ring, cat_policy).issue(
+        PlaybackRequest(DEMO_VIDEO, 600, format="cat"), time.time(), public_url=edge_url
+    )
     body = json.dumps({"video_id": DEMO_VIDEO})
+    cat_body = json.dumps({"video_id": DEMO_VIDEO, "format": "cat"})
     player_url = f"{base_url(player_sock)}/player/"
     env_file = write_env_file(
         workdir / "env",
@@ -202,7 +220,11 @@ def _run_in(workdir: Path, args: argparse.Namespace, nginx_bin: str | None) -> i
         f"Player: {player_url}",
         "New URL: curl -s -X POST -H 'Authorization: Bearer " + api_key + "' "
         f"-H 'Content-Type: application/json' -d '{body}' {signer_url}/v1/playback-urls",
+        f"CAT URL: {cat_url.url}",
+        "New CAT URL: curl -s -X POST -H 'Authorization: Bearer " + api_key + "' "
+        f"-H 'Content-Type: application/json' -d '{cat_body}' {signer_url}/v1/playback-urls",
         f"Key ring: {workdir / 'keyring.json'} (removed when the demo stops)",
+        f"CAT keys: {workdir / 'cat-keys.json'}",
         f"Shell: source {env_file}",
         f"Origin: {_describe_origin(validator_settings)}",
         f"State: {store.backend}",

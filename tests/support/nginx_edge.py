@@ -11,6 +11,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from edge_validator.asgi.app import create_app as create_validator
 from edge_validator.asgi.client_address import REAL_IP
+from edge_validator.core.cat.verify import CatVerifier
 from edge_validator.core.keyring import KeyRing
 from edge_validator.env import networks
 from edge_validator.settings import ValidatorSettings
@@ -67,7 +68,12 @@ def _counting(app: ASGIApp, hits: list[str], bodies: list[bytes] | None = None) 
 
 @contextlib.contextmanager
 def nginx_edge(
-    keyring: KeyRing, media_root: Path, prefix: Path, *, grant_cache_seconds: int = 0
+    keyring: KeyRing,
+    media_root: Path,
+    prefix: Path,
+    *,
+    grant_cache_seconds: int = 0,
+    cat: CatVerifier | None = None,
 ) -> Iterator[Edge]:
     nginx = require_tool("nginx")
     hits: list[str] = []
@@ -83,6 +89,7 @@ def nginx_edge(
             client_ip_header=REAL_IP,
             grant_cache_seconds=grant_cache_seconds,
             origin_url=origin_url,
+            cat=cat,
         )
         # This one validator is the whole deployment: its store counts as shared, as the demo's
         # (a standalone validator's own memory refuses limited tokens).

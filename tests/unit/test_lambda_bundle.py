@@ -23,7 +23,7 @@ EVENTS = ROOT / "tests" / "events"
 CORE = ROOT / "edge_validator" / "core"
 # The core folder whole (no hand-kept list), the package's __init__ and the handler.
 EXPECTED = {
-    *(f"edge_validator/core/{p.name}" for p in CORE.glob("*.py")),
+    *(f"edge_validator/core/{p.relative_to(CORE).as_posix()}" for p in CORE.rglob("*.py")),
     "edge_validator/__init__.py",
     "edge_validator/lambda_edge.py",
     "edge_validator/baked_config.json",
@@ -151,6 +151,61 @@ def test_unzipped_bundle_runs_with_the_standard_library_only(
     for denied in (bad1, bad2):
         assert denied["status"] == "403"
         assert denied["headers"]["cache-control"][0]["value"] == "no-store"
+
+
+def cat_keys_file(tmp_path: Path, *, es256: bool = False) -> Path:
+    import base64
+
+    secret = base64.urlsafe_b64encode(factories.CAT_SECRET).rstrip(b"=").decode()
+    keys: dict[str, Any] = {"c1": {"alg": "HS256", "k": secret}}
+    if es256:
+        keys["e1"] = {k: v for k, v in factories.CAT_ES256.items() if k != "d"}
+    path = tmp_path / ("cat-es.json" if es256 else "cat.json")
+    path.write_text(json.dumps({"keys": keys}))
+    return path
+
+
+def test_hs256_cat_runs_in_the_bundle_with_the_standard_library_only(
+    keyring_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PLAYGATE_CAT_ISSUER", factories.CAT_ISSUER)
+    output = tmp_path / "cat.zip"
+    done = build(keyring_file, output, "--cat-keys", str(cat_keys_file(tmp_path)))
+    assert done.returncode == 0, done.stderr
+    assert output.stat().st_size <= MAX_ZIP_BYTES
+    with zipfile.ZipFile(output) as zf:
+        zf.extractall(tmp_path / "task")
+        assert (
+            json.loads(zf.read("edge_validator/baked_config.json"))["cat"]["issuer"]
+            == "playgate-test"
+        )
+    now = int(time.time())
+    good = factories.cat_token(now=now - 5)
+    events = [event(good), event(good, "viewer-request-query-token.json"), event(good[:-2] + "AA")]
+    done = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", RUNNER, str(tmp_path / "task")],
+        input=json.dumps(events),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["foreign"] == []
+    allowed, query, bad = out["results"]
+    assert allowed["uri"] == "/videos/demo/master.m3u8"
+    assert query["uri"] == "/videos/demo/hls/v0/seg_000.ts"
+    assert bad["status"] == "403"
+
+
+def test_an_es256_cat_key_is_refused_at_build_time(keyring_file: Path, tmp_path: Path) -> None:
+    output = tmp_path / "es.zip"
+    done = build(keyring_file, output, "--cat-keys", str(cat_keys_file(tmp_path, es256=True)))
+    assert done.returncode != 0
+    assert "ES256" in done.stderr
+    assert "HS256 only" in done.stderr
+    assert not output.exists()
 
 
 def test_the_bundle_is_never_readable_by_others(
