@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from .core.addresses import ClientAddress
 from .core.decision import Grant, Verifier
 from .core.errors import PlaybackTokenError, StateUnavailable
+from .formats.accept import ForeignVerifier
 from .state.guard import StateGuard
 
 log = logging.getLogger("playgate.validator")
@@ -25,18 +26,34 @@ class Gate:
         verifier: Verifier,
         guard: StateGuard | None,
         clock: Callable[[], float] = time.time,
+        foreign: ForeignVerifier | None = None,
     ) -> None:
         self.verifier = verifier
+        # The CDN formats this validator also accepts (PLAYGATE_ACCEPT_FORMATS), or None.
+        self.foreign = foreign
         # None: no shared state at all, so tokens with use or stream limits are denied.
         self.guard = guard
         self.clock = clock
 
     async def authorize(
-        self, target: str, client: ClientAddress | None, header_token: str | None = None
+        self,
+        target: str,
+        client: ClientAddress | None,
+        header_token: str | None = None,
+        cookies: Mapping[str, str] | None = None,
     ) -> Grant:
-        """Verify a raw request target; the grant carries the query without the token."""
+        """Verify a raw request target; the grant carries the query without the token.
+
+        ``header_token``: a CAT from its CTA-Common-Access-Token header. ``cookies``:
+        CloudFront, Akamai and Media CDN tokens may travel as cookies.
+        """
         try:
-            grant = self.verifier.verify_target(target, client, self.clock(), header_token)
+            now = self.clock()
+            grant = None
+            if self.foreign is not None and header_token is None:
+                grant = await self.foreign.authorize_async(target, cookies or {}, client, now)
+            if grant is None:
+                grant = self.verifier.verify_target(target, client, now, header_token)
             if self.guard is not None:
                 await self.guard.check(grant)
             elif grant.claims.max_uses or grant.claims.max_streams:

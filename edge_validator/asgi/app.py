@@ -73,7 +73,7 @@ def create_app(
         exception_handlers={HTTPException: http_error, Exception: internal_error},
     )
     app.state.settings = settings
-    app.state.gate = Gate(settings.verifier(), guard)
+    app.state.gate = Gate(settings.verifier(), guard, foreign=settings.foreign_verifier())
     app.state.guard = guard
     app.state.origin = origin
     return app

@@ -7,6 +7,7 @@ them, so variables and files carry over; servers it starts keep running until th
 
 How a command is treated:
 - ends with ``# needs a real AWS account``: not run (checked to be marked, nothing else);
+- ends with ``# benchmark, run by hand``: not run (benchmarks are never part of the suite);
 - ``./scripts/test``: not run (it is the suite that runs this test);
 - a server (``./scripts/demo``, ``playgate demo``, ``serve-signer``/``serve-validator --port N``,
   ``moto_server -p N``, ``nginx -p ...``, or any command ending with ``&``): started in the
@@ -24,11 +25,14 @@ from pathlib import Path
 
 COMMAND_LANGUAGES = ("bash", "sh", "shell")
 CLOUD_MARK = "# needs a real AWS account"
+# Benchmarks are run by hand, never by the suite (timings on a shared machine mean nothing).
+BENCH_MARK = "# benchmark, run by hand"
 HOW_TO = (
     "Every command in a ```bash/```sh block of README.md and docs/*.md runs in "
     "tests/e2e/test_docs_commands.py (a fresh folder with the checkout's scripts and .venv, "
     "a private TMPDIR, real servers on loopback). Make it run as written there, or end the "
-    f"command's line with `{CLOUD_MARK}` if it needs a real cloud account. Servers are "
+    f"command's line with `{CLOUD_MARK}` if it needs a real cloud account (or "
+    f"`{BENCH_MARK}` for a benchmark). Servers are "
     "recognized (see tests/support/doc_commands.py); a command that must fail names its "
     "status in its comment (`# ... exits 1`). Output and diagrams go in ```text blocks."
 )
@@ -115,6 +119,8 @@ def classify(where: str, text: str, context: str = "") -> Command:
     code = _strip_comment(text)
     if CLOUD_MARK in text:
         return Command(where, text, "cloud")
+    if BENCH_MARK in text:
+        return Command(where, text, "bench")
     if re.match(r"\./scripts/test(\s|$)", code):
         return Command(where, text, "suite")
     if re.search(r"(^|\s)(\./scripts/demo|(\S*/)?playgate demo)(\s|$)", code):
@@ -159,7 +165,7 @@ def session_script(page: list[Command], logs: Path) -> str:
     ]
     for n, cmd in enumerate(page):
         where = shlex.quote(cmd.where)
-        if cmd.kind in ("cloud", "suite"):
+        if cmd.kind in ("cloud", "suite", "bench"):
             out.append(f": skipped {cmd.kind} {where}")
             continue
         if cmd.kind == "server":
