@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import sys
 import time
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
+from typing import NoReturn
+from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp
 
@@ -18,6 +22,7 @@ from edge_validator.core.decision import (
     DEFAULT_LEEWAY,
     DEFAULT_MAX_TTL,
     DEFAULT_SESSION,
+    MAX_LEEWAY,
     MAX_TTL_LIMIT,
     Verifier,
 )
@@ -32,6 +37,73 @@ from signer.issuing import FORMATS, PLAYGATE_FORMAT, CatIssuer, issue, parse_pla
 
 from .explain import explain
 from .revoke_cli import add_commands as add_revocation_commands
+
+
+class CliError(Exception):
+    """A mistake the user can fix: ``main`` prints it as one line, ``playgate <command>: ...``."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line that says what to do (not the whole usage)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def moment(text: str) -> float:
+    """``--at``: ISO 8601 with a zone, as explain prints it (2026-11-22T05:40:00Z), or unix time."""
+    try:
+        value = float(text)
+    except ValueError:
+        try:
+            when = datetime.fromisoformat(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not a time: give ISO 8601 (2026-11-22T05:40:00Z) or unix seconds"
+            ) from None
+        if when.tzinfo is None:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} has no time zone: add Z for UTC (2026-11-22T05:40:00Z) or an offset"
+            ) from None
+        return when.timestamp()
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a unix time: give seconds since 1970")
+    return value
+
+
+def leeway(text: str) -> int:
+    """``--leeway``: seconds, in the range validators accept (PLAYGATE_LEEWAY)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= MAX_LEEWAY:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give whole seconds from 0 to {MAX_LEEWAY}, as validators accept"
+        )
+    return value
+
+
+def _write(path: Path, text: str, *, new: bool = False) -> None:
+    """Write ``text`` to ``path``; a missing folder or an existing key ring is a CliError."""
+    try:
+        if new:
+            # Created private from the start: a key ring must never be world-readable, even briefly.
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(text)
+        else:
+            path.write_text(text, encoding="utf-8")
+    except FileExistsError:
+        raise CliError(
+            f"{path} already exists and is never overwritten: choose a new file"
+        ) from None
+    except FileNotFoundError:
+        raise CliError(
+            f"folder {path.parent} does not exist: create it (mkdir -p {path.parent}) first"
+        ) from None
+    except OSError as exc:
+        raise CliError(f"cannot write {path}: {exc.strerror}") from None
 
 
 def _keyring(path: str | None) -> KeyRing:
@@ -63,10 +135,7 @@ def cmd_keygen(args: argparse.Namespace) -> int:
     text = new_cat_keyring_json(args.key_id) if args.cat else new_keyring_json(args.key_id)
     if args.output:
         out = Path(args.output)
-        # Created private from the start: a key ring must never be world-readable, even briefly.
-        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        _write(out, text, new=True)
         print(f"wrote key ring with active key {args.key_id!r} to {out}", file=sys.stderr)
     else:
         sys.stdout.write(text)
@@ -143,7 +212,13 @@ def cmd_sign(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    now = float(args.at) if args.at is not None else time.time()
+    parts = urlsplit(args.url)
+    if not (parts.scheme in ("http", "https") and parts.netloc) and not args.url.startswith("/"):
+        raise CliError(
+            f"{args.url!r} is not a URL: give the whole playback URL, in quotes "
+            "(http://host/t/<token>/videos/<id>/master.m3u8)"
+        )
+    now = args.at if args.at is not None else time.time()
     verifier = Verifier(
         _keyring(args.keyring),
         max_ttl=_max_ttl(),
@@ -182,12 +257,22 @@ def _serve(app: ASGIApp, host: str, port: int) -> int:
     return 0
 
 
+NO_API_KEYS = (
+    "playgate serve-signer: no API keys (PLAYGATE_API_KEYS is empty), so every request gets 401: "
+    "run `playgate api-key --name web` and set PLAYGATE_API_KEYS to the entry it prints"
+)
+
+
 def cmd_serve_signer(args: argparse.Namespace) -> int:
-    from signer.app import app_from_env
+    from signer.app import create_app
+    from signer.settings import SignerSettings
 
     configure_logging()
     # Built before the server starts: a bad setting is one line here, not a traceback.
-    return _serve(app_from_env(), args.host, args.port)
+    settings = SignerSettings.from_env()
+    if not settings.api_keys:
+        print(NO_API_KEYS, file=sys.stderr, flush=True)
+    return _serve(create_app(settings), args.host, args.port)
 
 
 def cmd_serve_validator(args: argparse.Namespace) -> int:
@@ -205,7 +290,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_nginx_config(args: argparse.Namespace) -> int:
-    from .nginx.config import EdgeConfig, render
+    from .nginx.config import EdgeConfig, make_prefix_dirs, render
 
     config = EdgeConfig(
         listen=args.listen,
@@ -214,10 +299,18 @@ def cmd_nginx_config(args: argparse.Namespace) -> int:
         prefix=Path(args.prefix),
         workers=args.workers,
         daemon=args.daemon,
+        user=args.user,
     )
     text = render(config)
     if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
+        # nginx does not create its temp and cache folders: the config is ready to run.
+        try:
+            make_prefix_dirs(config.prefix)
+        except OSError as exc:
+            raise CliError(
+                f"cannot create nginx's folders in {config.prefix}: {exc.strerror}"
+            ) from None
+        _write(Path(args.output), text)
     else:
         sys.stdout.write(text)
     return 0
@@ -230,7 +323,7 @@ def cmd_nginx_error_log(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="playgate", description=__doc__)
+    parser = _Parser(prog="playgate", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("keygen", help="generate a key ring with one new key")
@@ -270,8 +363,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("url")
     p.add_argument("--keyring")
     p.add_argument("--client-ip")
-    p.add_argument("--at", help="judge at this unix time instead of now")
-    p.add_argument("--leeway", type=int, default=DEFAULT_LEEWAY)
+    p.add_argument(
+        "--at", type=moment, help="judge at this time (ISO 8601 or unix seconds) instead of now"
+    )
+    p.add_argument(
+        "--leeway", type=leeway, default=DEFAULT_LEEWAY, help=f"clock skew, 0-{MAX_LEEWAY} s"
+    )
     p.add_argument("--cat-keys", help="CAT key ring file (else PLAYGATE_CAT_KEYS_FILE)")
     p.set_defaults(func=cmd_explain)
 
@@ -290,9 +387,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--listen", default="127.0.0.1:8088", help="nginx listen value")
     p.add_argument("--validator-url", required=True, help="http://host:port of the validator")
     p.add_argument("--origin-url", required=True, help="http://host:port of the media origin")
-    p.add_argument("--prefix", required=True, help="folder for nginx temp files, cache and logs")
+    p.add_argument(
+        "--prefix",
+        required=True,
+        help="folder for nginx temp files, cache and logs (created with -o)",
+    )
     p.add_argument("--workers", default="auto")
     p.add_argument("--daemon", action="store_true", help="let nginx daemonize")
+    p.add_argument("--user", help="user the workers run as when nginx starts as root")
     p.add_argument("--output", "-o", help="write here instead of stdout")
     p.set_defaults(func=cmd_nginx_config)
 
@@ -321,9 +423,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         result: int = args.func(args)
+        sys.stdout.flush()
     except PlayGateError as exc:
         print(f"playgate: {exc.reason}: {exc.message}", file=sys.stderr)
         return 2
+    except CliError as exc:
+        print(f"playgate {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        # `playgate explain ... | head`: the reader left; say nothing more (Python's recipe:
+        # point stdout at devnull so the flush at exit does not raise again).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, as a shell tool killed by the closed pipe would exit
     return result
 
 

@@ -17,7 +17,7 @@ from edge_validator.core.token import Claims
 def _when(ts: int, now: float) -> str:
     iso = datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     delta = int(ts - now)
-    return f"{iso} ({'in ' + str(delta) if delta >= 0 else str(-delta) + ' ago'} s)"
+    return f"{iso} ({f'in {delta} s' if delta >= 0 else f'{-delta} s ago'})"
 
 
 def describe_claims(claims: Claims, now: float, session: bool = False) -> list[str]:

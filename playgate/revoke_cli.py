@@ -11,10 +11,13 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 
 from edge_validator.state.revocations import KINDS
+
+P = TypeVar("P", bound=argparse.ArgumentParser)
 
 
 def _api_key(args: argparse.Namespace) -> str | None:
@@ -56,10 +59,24 @@ def _call(method: str, url: str, api_key: str, body: object = None) -> int:
             timeout=10,
         )
     except httpx.HTTPError as exc:
-        print(f"playgate: cannot reach the signer: {exc}", file=sys.stderr)
+        print(f"playgate: cannot reach the signer at {url}: {exc}", file=sys.stderr)
         return 2
-    print(json.dumps(resp.json(), indent=2))
-    return 0 if resp.is_success else 1
+    try:
+        body = resp.json()
+    except ValueError:
+        body = None
+    if resp.is_success and body is not None:
+        print(json.dumps(body, indent=2))
+        return 0
+    # One line: the signer's reason and message (they differ for a missing and a wrong key).
+    error = body.get("error", "") if isinstance(body, dict) else ""
+    message = body.get("message", "") if isinstance(body, dict) else resp.text[:200]
+    advice = " (check PLAYGATE_API_KEY or --api-key-file)" if resp.status_code == 401 else ""
+    print(
+        f"playgate: the signer answered {resp.status_code} {error}: {message}{advice}",
+        file=sys.stderr,
+    )
+    return 1
 
 
 def cmd_revoke(args: argparse.Namespace) -> int:
@@ -75,7 +92,7 @@ def cmd_revocations(args: argparse.Namespace) -> int:
     return _call("GET", f"{signer}/v1/revocations", api_key)
 
 
-def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_commands(sub: argparse._SubParsersAction[P]) -> None:
     p = sub.add_parser("revoke", help="revoke a token, session, video or user via the signer")
     for kind in KINDS:
         p.add_argument("--" + kind.replace("_", "-"), dest=kind)

@@ -98,6 +98,9 @@ class ApiKeys:
     def __repr__(self) -> str:
         return f"ApiKeys(callers={sorted(c.name for c in self._by_hash.values())!r})"
 
+    def __len__(self) -> int:
+        return len(self._by_hash)
+
     def caller(self, key: str) -> Caller | None:
         """The caller for a presented key, or None."""
         return self._by_hash.get(hash_api_key(key))

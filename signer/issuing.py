@@ -77,7 +77,7 @@ class IssuedUrl:
     cookies: dict[str, str] | None = None
 
     def as_json(self) -> dict[str, Any]:
-        iso = datetime.fromtimestamp(self.expires_at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        iso = iso_time(self.expires_at)
         doc: dict[str, Any] = {
             "url": self.url,
             "token": self.token,
@@ -89,6 +89,15 @@ class IssuedUrl:
         if self.cookies:
             doc["cookies"] = self.cookies
         return doc
+
+
+def iso_time(ts: float) -> str:
+    """Every time the signer API answers with: ISO 8601 UTC, ``2026-11-22T05:45:00Z``; with
+    milliseconds when ``ts`` has a fraction (a revocation's instant), whole seconds otherwise."""
+    when = datetime.fromtimestamp(ts, UTC)
+    if when.microsecond:
+        return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _int(doc: dict[str, Any], name: str, default: int, low: int, high: int) -> int:

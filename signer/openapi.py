@@ -162,8 +162,16 @@ REVOCATION = {
     "properties": {
         "kind": {"enum": ["token_id", "session_id", "video_id", "user_id"]},
         "value": {"type": "string"},
-        "revoked_at": {"type": "number", "description": "unix seconds"},
-        "expires_at": {"type": "number", "description": "unix seconds; kept until then"},
+        "revoked_at": {
+            "type": "string",
+            "format": "date-time",
+            "description": "ISO 8601 UTC, milliseconds; covers tokens issued at or before it",
+        },
+        "expires_at": {
+            "type": "string",
+            "format": "date-time",
+            "description": "ISO 8601 UTC; the revocation is kept until then",
+        },
     },
 }
 REVOCATION_LIST = {

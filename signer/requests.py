@@ -21,9 +21,16 @@ def authenticate(request: Request, settings: SignerSettings, scope: str) -> Call
     """The caller of the presented ``Authorization: Bearer`` key, else Unauthorized; its key
     must hold ``scope``, else MissingScope (403)."""
     scheme, _, key = request.headers.get("authorization", "").partition(" ")
-    caller = settings.api_keys.caller(key.strip()) if scheme.lower() == "bearer" and key else None
+    key = key.strip()
+    if scheme.lower() != "bearer" or not key:
+        raise Unauthorized("no API key: send Authorization: Bearer <api key>")
+    caller = settings.api_keys.caller(key)
     if caller is None:
-        raise Unauthorized("send Authorization: Bearer <api key>")
+        # A different message from a missing key: this one is a configuration mismatch.
+        raise Unauthorized(
+            "this API key is not one of the signer's PLAYGATE_API_KEYS: check the key, "
+            "or add its entry (playgate api-key prints both)"
+        )
     caller.require(scope)
     return caller
 

@@ -9,7 +9,7 @@ from edge_validator.core.decision import MAX_LEEWAY
 from edge_validator.core.errors import InvalidField
 from edge_validator.state.revocations import KINDS, TARGET_RE, Revocation
 
-from .issuing import VIDEO_ID_RE
+from .issuing import VIDEO_ID_RE, iso_time
 
 
 def parse_revocation(doc: object, now: float, retention: int) -> Revocation:
@@ -43,9 +43,11 @@ def settle_seconds(rev: Revocation, now: float) -> float:
 
 
 def revocation_json(rev: Revocation) -> dict[str, Any]:
+    # ISO 8601, as playback URLs' expires_at; a revocation covers tokens issued at or before
+    # revoked_at, so its milliseconds are kept (truncated: never later than the real instant).
     return {
         "kind": rev.kind,
         "value": rev.value,
-        "revoked_at": rev.revoked_at,
-        "expires_at": rev.expires_at,
+        "revoked_at": iso_time(rev.revoked_at),
+        "expires_at": iso_time(math.ceil(rev.expires_at)),
     }

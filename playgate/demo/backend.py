@@ -19,6 +19,9 @@ from starlette.routing import Route
 from . import PLAYER_DIR
 
 HLS_JS = Path("node_modules") / "hls.js" / "dist" / "hls.min.js"
+PLAYER_INSTALL_HINT = (
+    "hls.js is not installed: run ./scripts/demo (it runs npm ci in playgate/demo/player)"
+)
 # The only files the page needs; anything else is 404 (no directory serving).
 _FILES = {
     "index.html": ("index.html", "text/html; charset=utf-8"),
@@ -49,8 +52,11 @@ def create_backend_app(
         relative, media_type = _FILES[name]
         path = player_dir / relative
         if not path.is_file():
+            # The page reads this to say what is wrong (not to blame the browser).
             return JSONResponse(
-                {"error": "player_not_installed", "hint": "run ./scripts/install"}, 500
+                {"error": "player_not_installed", "hint": PLAYER_INSTALL_HINT},
+                503,
+                headers={"Cache-Control": "no-store"},
             )
         return FileResponse(path, media_type=media_type)
 

@@ -12,6 +12,8 @@ import contextlib
 import dataclasses
 import json
 import os
+import shlex
+import shutil
 import signal
 import socket
 import sys
@@ -132,6 +134,14 @@ def run_demo(args: argparse.Namespace) -> int:
         print("playgate demo: with --edge nginx, --origin must be a folder", file=sys.stderr)
         return 2
     workdir = Path(tempfile.mkdtemp(prefix="playgate-demo-"))
+    try:
+        return _run_in(workdir, args, nginx_bin)
+    finally:
+        # The key ring lives as long as the demo: nothing of it stays behind in /tmp.
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _run_in(workdir: Path, args: argparse.Namespace, nginx_bin: str | None) -> int:
     keyring_text = new_keyring_json("demo1")
     (workdir / "keyring.json").write_text(keyring_text)
     keyring = KeyRing.from_json(keyring_text)
@@ -201,20 +211,31 @@ def run_demo(args: argparse.Namespace) -> int:
     )
     body = json.dumps({"video_id": DEMO_VIDEO})
     cat_body = json.dumps({"video_id": DEMO_VIDEO, "format": "cat"})
+    player_url = f"{base_url(player_sock)}/player/"
+    env_file = write_env_file(
+        workdir / "env",
+        PLAYBACK_URL=first.url,
+        DASH_URL=dash.url,
+        PLAYER_URL=player_url,
+        PLAYGATE_SIGNER_URL=signer_url,
+        PLAYGATE_API_KEY=api_key,
+        PLAYGATE_KEYRING_FILE=str(workdir / "keyring.json"),
+    )
     lines = [
         f"Signer: {signer_url}",
         f"API key: {api_key}",
         f"Playback URL: {first.url}",
         f"DASH URL: {dash.url}",
-        f"Player: {base_url(player_sock)}/player/",
+        f"Player: {player_url}",
         "New URL: curl -s -X POST -H 'Authorization: Bearer " + api_key + "' "
         f"-H 'Content-Type: application/json' -d '{body}' {signer_url}/v1/playback-urls",
         f"CAT URL: {cat_url.url}",
         "New CAT URL: curl -s -X POST -H 'Authorization: Bearer " + api_key + "' "
         f"-H 'Content-Type: application/json' -d '{cat_body}' {signer_url}/v1/playback-urls",
-        f"Key ring: {workdir / 'keyring.json'}",
+        f"Key ring: {workdir / 'keyring.json'} (removed when the demo stops)",
         f"CAT keys: {workdir / 'cat-keys.json'}",
         f"Formats: {','.join(('playgate', 'cat', *FORMATS)) if format_keys else 'playgate,cat'}",
+        f"Shell: source {env_file}",
         f"Origin: {_describe_origin(validator_settings)}",
         f"State: {store.backend}",
         "Press Ctrl-C to stop.",
@@ -243,6 +264,17 @@ def run_demo(args: argparse.Namespace) -> int:
         if nginx is not None:
             nginx.stop()
     return 0
+
+
+def write_env_file(path: Path, **values: str) -> Path:
+    """The demo's URLs and credentials as shell exports, for README's tour in a second terminal
+    (``playgate explain`` and ``playgate revoke`` read the PLAYGATE_* ones). Private: it holds
+    the API key and names the key ring."""
+    text = "".join(f"export {name}={shlex.quote(value)}\n" for name, value in values.items())
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    return path
 
 
 def with_cors(app: ASGIApp) -> ASGIApp:

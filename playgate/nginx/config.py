@@ -67,6 +67,7 @@ class EdgeConfig:
 
 
 _SEGMENT_RE = "[A-Za-z0-9_-][A-Za-z0-9._-]*"
+_USER_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}")
 
 
 def contract_values() -> dict[str, str]:
@@ -111,6 +112,8 @@ def render(config: EdgeConfig, template: str | None = None) -> str:
 
     rendered = _PLACEHOLDER.sub(substitute, text)
     if config.user:
+        if not _USER_RE.fullmatch(config.user):
+            raise ConfigurationError(f"nginx user {config.user!r} is not a user name")
         # A master running as root drops workers to this user; they must own the temp dirs.
         rendered = f"user {config.user};\n" + rendered
     return rendered
@@ -123,10 +126,15 @@ def nginx_binary() -> str | None:
     return "/usr/sbin/nginx" if os.access("/usr/sbin/nginx", os.X_OK) else None
 
 
+def make_prefix_dirs(prefix: Path) -> None:
+    """The temp and cache folders nginx needs under its prefix (it does not create them)."""
+    for sub in _TEMP_DIRS:
+        (prefix / sub).mkdir(parents=True, exist_ok=True)
+
+
 def prepare_prefix(config: EdgeConfig) -> Path:
     """Create the prefix's temp and cache folders, write nginx.conf there, return its path."""
-    for sub in _TEMP_DIRS:
-        (config.prefix / sub).mkdir(parents=True, exist_ok=True)
+    make_prefix_dirs(config.prefix)
     conf = config.prefix / "nginx.conf"
     conf.write_text(render(config), encoding="utf-8")
     return conf

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+from collections import defaultdict
 from collections.abc import Iterator
 
 import httpx
@@ -71,6 +73,41 @@ def test_demo_dash_url_serves_the_mpd(demo: dict[str, str]) -> None:
     assert resp.status_code == 200
     assert resp.headers["content-type"] == "application/dash+xml"
     assert (SAMPLES / "videos/demo/dash/manifest.mpd").read_text() == resp.text
+
+
+@pytest.mark.parametrize(("name", "kinds"), [("Playback URL", "vava"), ("DASH URL", "vva")])
+def test_ffmpeg_reads_the_whole_presentation(demo: dict[str, str], name: str, kinds: str) -> None:
+    # Every rendition, every segment: a segment the manifest promises but the origin lacks is
+    # an error here (the DASH video once had 3 segments, its audio 4, and ffmpeg asked for a 4th).
+    ffmpeg, ffprobe = require_tool("ffmpeg"), require_tool("ffprobe")
+    url = demo[name]
+    decoded = subprocess.run(
+        [ffmpeg, "-nostdin", "-v", "error", "-i", url, "-map", "0", "-f", "null", "-"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (decoded.returncode, decoded.stderr) == (0, "")
+    entries = "stream=index,codec_type:packet=stream_index,pts_time,duration_time"
+    probed = subprocess.run(
+        [ffprobe, "-v", "error", "-of", "json", "-show_entries", entries, url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert probed.stderr == ""
+    report = json.loads(probed.stdout)
+    assert "".join(s["codec_type"][0] for s in report["streams"]) == kinds
+    spans: dict[int, list[tuple[float, float]]] = defaultdict(list)
+    for packet in report["packets"]:
+        start = float(packet["pts_time"])
+        spans[packet["stream_index"]].append((start, start + float(packet["duration_time"])))
+    for stream in report["streams"]:
+        packets = spans[stream["index"]]
+        duration = max(end for _, end in packets) - min(start for start, _ in packets)
+        # 6 s of video; the tone stops at 5.9 s, padded to whole AAC frames (5.944 s).
+        assert 5.85 <= duration <= 6.05, (stream, duration)
 
 
 def test_demo_cat_url_from_the_signer_plays_through_the_edge(demo: dict[str, str]) -> None:

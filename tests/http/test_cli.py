@@ -16,7 +16,7 @@ import pytest
 from edge_validator.core.decision import Verifier
 from edge_validator.core.keyring import KeyRing, new_keyring_json
 from edge_validator.core.sessions import seal_session, session_claims, session_location
-from playgate.cli import main
+from playgate.cli import NO_API_KEYS, main
 from playgate.demo.origin import create_origin_app
 from signer.api_keys import ApiKeys, hash_api_key
 from tests.support import factories
@@ -41,9 +41,31 @@ def test_keygen_writes_private_loadable_ring(ring_file: Path) -> None:
     assert KeyRing.from_file(ring_file).active.key_id == "main"
 
 
-def test_keygen_refuses_to_overwrite(ring_file: Path) -> None:
-    with pytest.raises(FileExistsError):
-        main(["keygen", "-o", str(ring_file)])
+def test_keygen_refuses_to_overwrite_in_one_line(
+    ring_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = ring_file.read_text()
+    code, _, err = run(capsys, "keygen", "-o", str(ring_file))
+    assert code == 2
+    assert err == (
+        f"playgate keygen: {ring_file} already exists and is never overwritten: choose a new file\n"
+    )
+    assert ring_file.read_text() == before
+
+
+@pytest.mark.parametrize("command", ["keygen", "nginx-config"])
+def test_output_into_a_missing_folder_is_one_line(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "missing" / "edge.conf"
+    urls = ["--validator-url", "http://127.0.0.1:1", "--origin-url", "http://127.0.0.1:2"]
+    extra = [*urls, "--prefix", str(tmp_path)] if command == "nginx-config" else []
+    code, _, err = run(capsys, command, *extra, "-o", str(out))
+    assert code == 2
+    assert err == (
+        f"playgate {command}: folder {out.parent} does not exist: "
+        f"create it (mkdir -p {out.parent}) first\n"
+    )
 
 
 def test_api_key_prints_key_and_its_hash(capsys: pytest.CaptureFixture[str]) -> None:
@@ -142,7 +164,84 @@ def test_explain_expired_shows_claims(ring_file: Path, capsys: pytest.CaptureFix
     assert code == 1
     assert out.startswith("REJECTED: expired")
     assert "client network: 203.0.113.4/32" in out
-    assert "ago" in out
+    assert " s ago)" in out
+    assert "ago s" not in out
+
+
+def _explain_at(
+    ring_file: Path, capsys: pytest.CaptureFixture[str], at: str
+) -> tuple[int, str, str]:
+    _, url, _ = run(capsys, "sign", "v42", "--keyring", str(ring_file), "--ttl", "60")
+    return run(capsys, "explain", url.strip(), "--keyring", str(ring_file), "--at", at)
+
+
+def test_explain_at_takes_the_iso_dates_it_prints(
+    ring_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = _explain_at(ring_file, capsys, "2000-01-01T00:00:00Z")
+    assert code == 1
+    assert out.startswith("REJECTED: not_yet_valid")
+    # Its own output, pasted back: the expiry it printed, with a zone.
+    expires = out.split("expires:")[1].split()[0]
+    code, out, _ = _explain_at(ring_file, capsys, expires)
+    assert code == 0
+    assert "(in 0 s)" in out
+    code, out, _ = _explain_at(ring_file, capsys, str(int(time.time())))
+    assert code == 0
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--at", "2026-11-22T05:40:00"], "has no time zone: add Z for UTC"),
+        (["--at", "yesterday"], "is not a time: give ISO 8601"),
+        (["--at", "nan"], "is not a unix time"),
+        (["--leeway", "999"], "give whole seconds from 0 to 60, as validators accept"),
+        (["--leeway", "-1"], "give whole seconds from 0 to 60"),
+    ],
+)
+def test_explain_refuses_bad_options_in_one_line(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["explain", "http://cdn.example/t/x/videos/v/m.m3u8", *argv])
+    assert exit_info.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("playgate explain: argument --")
+    assert message in lines[0]
+    assert lines[0].endswith("(see playgate explain --help)")
+
+
+@pytest.mark.parametrize("text", ["not a url", "cdn.example/t/x/videos/v/m.m3u8", ""])
+def test_explain_says_what_a_url_is(
+    text: str, ring_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(capsys, "explain", text, "--keyring", str(ring_file))
+    assert code == 2
+    assert out == ""
+    assert err.startswith(f"playgate explain: {text!r} is not a URL: give the whole playback URL")
+    assert "dot segments" not in err
+
+
+def test_explain_into_a_closed_pipe_is_quiet(ring_file: Path) -> None:
+    # `playgate explain ... | head`: the reader is gone before explain writes.
+    url = subprocess.run(
+        [sys.executable, "-m", "playgate.cli", "sign", "v42", "--keyring", str(ring_file)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    explain = f"{sys.executable} -m playgate.cli explain '{url}' --keyring {ring_file}"
+    done = subprocess.run(
+        ["bash", "-c", f"{explain} | true; echo ${{PIPESTATUS[0]}}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert done.stderr == ""
+    assert done.stdout.strip() in ("0", "141")
 
 
 def test_bad_input_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -178,6 +277,20 @@ def test_key_ring_from_the_environment(
     code, url, _ = run(capsys, "sign", "v42")
     assert code == 0
     assert run(capsys, "explain", url.strip())[0] == 0
+
+
+def test_serve_signer_without_api_keys_says_so_at_start(tmp_path: Path) -> None:
+    keyring_file = tmp_path / "keyring.json"
+    keyring_file.write_text(new_keyring_json("k1"))
+    env = {**os.environ, "PLAYGATE_KEYRING_FILE": str(keyring_file)}
+    env.pop("PLAYGATE_API_KEYS", None)
+    env.pop("REDIS_URL", None)
+    log = tmp_path / "signer.log"
+    port = free_port()
+    argv = [sys.executable, "-m", "playgate.cli", "serve-signer", "--port", str(port)]
+    with run_process(argv, port=port, env=env, log=log):
+        pass
+    assert NO_API_KEYS in log.read_text()
 
 
 @pytest.mark.parametrize(

@@ -76,6 +76,12 @@ def test_missing_or_unknown_api_key_is_401(signer_url: str, headers: dict[str, s
     assert resp.status_code == 401
     assert resp.json()["error"] == "unauthorized"
     assert resp.headers["www-authenticate"] == "Bearer"
+    # A wrong key and a missing one are different mistakes, with different fixes.
+    presented = headers.get("Authorization", "").startswith("Bearer ") and headers != {
+        "Authorization": "Bearer"
+    }
+    expected = "is not one of the signer's PLAYGATE_API_KEYS" if presented else "no API key: send"
+    assert expected in resp.json()["message"]
 
 
 def test_malformed_json_is_400(signer_url: str) -> None:

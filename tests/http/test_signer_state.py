@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -62,10 +64,16 @@ def test_revocations_are_created_and_listed(signer: str) -> None:
     assert made.status_code == 201
     doc = made.json()
     assert (doc["kind"], doc["value"]) == ("video_id", "demo")
-    # Kept as long as the longest-lived token or session could live: max(max TTL 3600, max
-    # session 43200) + leeway cap (60), from the revocation's whole second.
-    assert doc["revoked_at"] == int(doc["revoked_at"])
-    assert doc["expires_at"] - doc["revoked_at"] == pytest.approx(43260, abs=1)
+    # ISO 8601 like a playback URL's expires_at; kept as long as the longest-lived token or
+    # session could live: max(max TTL 3600, max session 43200) + leeway cap (60), from the
+    # revocation's whole second.
+    revoked_at = datetime.fromisoformat(doc["revoked_at"])
+    expires_at = datetime.fromisoformat(doc["expires_at"])
+    assert doc["revoked_at"].endswith("Z")
+    assert doc["expires_at"].endswith("Z")
+    assert revoked_at.timestamp() == int(revoked_at.timestamp())
+    assert (expires_at - revoked_at).total_seconds() == pytest.approx(43260, abs=1)
+    assert abs(revoked_at.timestamp() - time.time()) < 60
     listed = httpx.get(f"{signer}/v1/revocations", headers=AUTH).json()["revocations"]
     assert [(r["kind"], r["value"]) for r in listed] == [("video_id", "demo")]
 
@@ -167,6 +175,17 @@ def test_cli_revokes_through_the_signer(
     listed = json.loads(capsys.readouterr().out)["revocations"]
     assert [(r["kind"], r["value"]) for r in listed] == [("user_id", "u-9")]
     assert cli_main(["revoke", "--user-id", "bad id"]) == 1
+    assert capsys.readouterr().err.startswith("playgate: the signer answered 422 invalid_field:")
+    # A wrong key: one line naming the mistake and where the key comes from.
+    monkeypatch.setenv("PLAYGATE_API_KEY", "pgk_wrong")
+    assert cli_main(["revoke", "--user-id", "u-1"]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == (
+        "playgate: the signer answered 401 unauthorized: this API key is not one of the "
+        "signer's PLAYGATE_API_KEYS: check the key, or add its entry (playgate api-key prints "
+        "both) (check PLAYGATE_API_KEY or --api-key-file)\n"
+    )
     with pytest.raises(SystemExit):
         cli_main(["revoke", "--user-id", "a", "--token-id", "b"])
 

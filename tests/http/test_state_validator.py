@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Iterator
+from datetime import datetime
 
 import httpx
 import pytest
@@ -60,10 +61,10 @@ def test_session_and_user_revocations(live: Stack) -> None:
 
 def test_video_revocation_covers_tokens_issued_before_it_only(live: Stack) -> None:
     before = live.issue()
-    revoked_at = live.revoke(video_id="demo").json()["revoked_at"]
+    revoked_at = datetime.fromisoformat(live.revoke(video_id="demo").json()["revoked_at"])
     assert wait_for_status(before["url"], 403).headers[REASON] == "revoked"
     # Tokens carry whole-second issue times; one issued in a later second is not covered.
-    time.sleep(max(0.0, int(revoked_at) + 1 - time.time()) + 0.01)
+    time.sleep(max(0.0, int(revoked_at.timestamp()) + 1 - time.time()) + 0.01)
     after = live.issue()
     assert httpx.get(after["url"]).status_code == 200
     assert httpx.get(before["url"]).status_code == 403

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tests.support.servers import free_port
 
-REQUIRED = {"Signer", "API key", "Playback URL", "DASH URL", "New URL"}
+REQUIRED = {"Signer", "API key", "Playback URL", "DASH URL", "New URL", "Key ring"}
 
 
 @contextlib.contextmanager
@@ -43,3 +43,6 @@ def running_demo(
         if proc.stdout is not None:
             proc.stdout.close()
     assert code == 0
+    # Its temporary key ring folder goes with it.
+    ring = lines["Key ring"].removesuffix(" (removed when the demo stops)")
+    assert not Path(ring).parent.exists(), ring

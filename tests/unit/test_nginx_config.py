@@ -45,6 +45,7 @@ def test_rendered_config_passes_nginx_t(tmp_path: Path) -> None:
         {"validator_url": "https://127.0.0.1:8081"},
         {"validator_url": "http://127.0.0.1:8081/auth"},
         {"origin_url": "http://127.0.0.1:9000?x=1"},
+        {"user": "root; include /etc/passwd"},
     ],
 )
 def test_refuses_values_that_would_change_the_config(tmp_path: Path, bad: dict[str, str]) -> None:
@@ -58,3 +59,13 @@ def test_cli_writes_the_config(tmp_path: Path) -> None:
     argv += ["--validator-url", "http://127.0.0.1:8081", "--origin-url", "http://127.0.0.1:9000"]
     assert main([*argv, "--output", str(out)]) == 0
     assert "auth_request /_playgate/auth;" in out.read_text()
+
+
+def test_cli_makes_the_prefix_ready_for_nginx(tmp_path: Path) -> None:
+    prefix = tmp_path / "edge"
+    argv = ["nginx-config", "--listen", "127.0.0.1:8088", "--prefix", str(prefix), "--user", "www"]
+    argv += ["--validator-url", "http://127.0.0.1:8081", "--origin-url", "http://127.0.0.1:9000"]
+    assert main([*argv, "--output", str(prefix / "edge.conf")]) == 0
+    assert (prefix / "tmp" / "body").is_dir()
+    assert (prefix / "cache").is_dir()
+    assert (prefix / "edge.conf").read_text().startswith("user www;\n")

@@ -5,10 +5,23 @@
 const video = document.getElementById("video");
 const statusBox = document.getElementById("status");
 
-function show(text, isError) {
+// state: "loading", "playing", "paused", "ended" or "error" (tests wait on body[data-state]).
+function show(text, state) {
   statusBox.textContent = text;
-  statusBox.className = isError ? "error" : "";
-  document.body.dataset.state = isError ? "error" : text.startsWith("Playing") ? "playing" : "loading";
+  statusBox.className = state === "error" ? "error" : "";
+  document.body.dataset.state = state;
+}
+
+// hls.min.js did not load: ask the app backend why, instead of blaming the browser.
+async function missingPlayerMessage() {
+  try {
+    const resp = await fetch("hls.min.js", { cache: "no-store" });
+    const body = await resp.json();
+    if (body.hint) return `The demo cannot play: ${body.hint}.`;
+  } catch (_err) {
+    // Not JSON: fall through to the generic message.
+  }
+  return "The demo cannot play: hls.min.js did not load (see the app backend's terminal).";
 }
 
 async function playbackUrl() {
@@ -40,25 +53,34 @@ async function start() {
   try {
     url = await playbackUrl();
   } catch (err) {
-    show(`Could not get a playback URL: ${err.message}`, true);
+    show(`Could not get a playback URL: ${err.message}`, "error");
     return;
   }
-  if (!window.Hls || !Hls.isSupported()) {
-    show("This browser cannot play HLS with hls.js (no Media Source Extensions).", true);
+  if (!window.Hls) {
+    show(await missingPlayerMessage(), "error");
+    return;
+  }
+  if (!Hls.isSupported()) {
+    show("This browser cannot play HLS with hls.js (no Media Source Extensions).", "error");
     return;
   }
   const hls = new Hls();
   hls.on(Hls.Events.ERROR, (_event, data) => {
     if (data.fatal) {
-      show(deniedMessage(data), true);
+      show(deniedMessage(data), "error");
       hls.destroy();
     }
   });
   hls.on(Hls.Events.MANIFEST_PARSED, () => {
-    show("Loading…", false);
-    video.play().catch((err) => show(`The browser would not start playback: ${err.message}`, true));
+    show("Loading…", "loading");
+    video.play().catch((err) => show(`The browser would not start playback: ${err.message}`, "error"));
   });
-  video.addEventListener("playing", () => show("Playing", false));
+  video.addEventListener("playing", () => show("Playing", "playing"));
+  video.addEventListener("pause", () => {
+    // A pause at the end is followed by "ended", which says more.
+    if (!video.ended) show("Paused", "paused");
+  });
+  video.addEventListener("ended", () => show("Finished: the whole video played", "ended"));
   hls.loadSource(url);
   hls.attachMedia(video);
 }
