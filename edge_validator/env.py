@@ -9,6 +9,7 @@ import ipaddress
 from collections.abc import Mapping
 
 from .core.addresses import Network, packed_ip
+from .core.cors import DEFAULT_MAX_AGE, MAX_MAX_AGE, CorsPolicy, parse_origins
 from .core.errors import ConfigurationError
 from .core.keyring import KeyRing
 
@@ -69,6 +70,14 @@ class Env:
 
     def networks(self, name: str) -> tuple[Network, ...]:
         return networks(self.text(name, "") or "", name)
+
+    def cors(self) -> CorsPolicy:
+        """``PLAYGATE_CORS_ORIGINS`` (``*`` or comma-separated origins; unset: no CORS) and
+        ``PLAYGATE_CORS_MAX_AGE`` (seconds a browser may keep a preflight answer)."""
+        return CorsPolicy(
+            parse_origins(self.text("PLAYGATE_CORS_ORIGINS", "") or ""),
+            self.integer("PLAYGATE_CORS_MAX_AGE", DEFAULT_MAX_AGE, low=0, high=MAX_MAX_AGE),
+        )
 
     def keyring(self) -> KeyRing:
         """``PLAYGATE_KEYRING`` (JSON text) or ``PLAYGATE_KEYRING_FILE`` (a path)."""

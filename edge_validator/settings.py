@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .core.addresses import Network
+from .core.cors import CorsPolicy
 from .core.decision import DEFAULT_LEEWAY, DEFAULT_MAX_TTL, MAX_LEEWAY, MAX_TTL_LIMIT, Verifier
 from .core.errors import ConfigurationError
 from .core.keyring import KeyRing
@@ -40,6 +41,8 @@ class ValidatorSettings:
     public_url: Url | None = None
     # Revocations, use and stream limits: in memory, or Redis when REDIS_URL is set.
     state: StateSettings = field(default_factory=StateSettings)
+    # Which web pages on other origins may read media and denial reasons (none by default).
+    cors: CorsPolicy = field(default_factory=CorsPolicy)
 
     def __post_init__(self) -> None:
         # A kept allow does not see revocations: it may not outlast the staleness bound.
@@ -85,6 +88,7 @@ class ValidatorSettings:
             grant_cache_seconds=env.integer("PLAYGATE_GRANT_CACHE_SECONDS", 0, low=0, high=300),
             public_url=public_url(env),
             state=StateSettings.from_env(environ),
+            cors=env.cors(),
         )
 
 

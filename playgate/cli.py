@@ -130,8 +130,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_nginx_config(args: argparse.Namespace) -> int:
-    from .nginx.config import EdgeConfig, render
+    from edge_validator.core.cors import CorsPolicy, parse_origins
 
+    from .nginx.config import EdgeConfig, make_prefix, render
+
+    cors = Env(os.environ).cors()  # PLAYGATE_CORS_ORIGINS, as the validator reads it
+    if args.cors_origins is not None:
+        cors = CorsPolicy(parse_origins(args.cors_origins, "--cors-origins"), cors.max_age)
     config = EdgeConfig(
         listen=args.listen,
         validator_url=args.validator_url,
@@ -139,10 +144,28 @@ def cmd_nginx_config(args: argparse.Namespace) -> int:
         prefix=Path(args.prefix),
         workers=args.workers,
         daemon=args.daemon,
+        cors=cors,
     )
     text = render(config)
-    if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
+    output = Path(args.output) if args.output else None
+    if output is not None and not output.parent.is_dir():
+        print(
+            f"playgate nginx-config: folder {output.parent} does not exist; create it or "
+            "choose another --output",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        make_prefix(config)  # nginx needs its temp and cache folders before `nginx -t`
+    except OSError as exc:
+        print(
+            f"playgate nginx-config: cannot create the prefix folders ({exc.strerror}: "
+            f"{exc.filename}); choose a writable --prefix",
+            file=sys.stderr,
+        )
+        return 2
+    if output is not None:
+        output.write_text(text, encoding="utf-8")
     else:
         sys.stdout.write(text)
     return 0
@@ -198,6 +221,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prefix", required=True, help="folder for nginx temp files, cache and logs")
     p.add_argument("--workers", default="auto")
     p.add_argument("--daemon", action="store_true", help="let nginx daemonize")
+    p.add_argument(
+        "--cors-origins",
+        help="'*' or comma-separated origins of web players (default: PLAYGATE_CORS_ORIGINS)",
+    )
     p.add_argument("--output", "-o", help="write here instead of stdout")
     p.set_defaults(func=cmd_nginx_config)
 

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import edge_validator
+from edge_validator.core.cors import CorsPolicy
 from edge_validator.core.decision import DEFAULT_LEEWAY, DEFAULT_MAX_TTL, MAX_LEEWAY, MAX_TTL_LIMIT
 from edge_validator.core.errors import ConfigurationError
 from edge_validator.core.keyring import KeyRing
@@ -38,11 +39,16 @@ def bundle_sources() -> list[Path]:
     return [PACKAGE_DIR / "__init__.py", *core, PACKAGE_DIR / "lambda_edge.py"]
 
 
-def baked_config_json(keyring_file: Path, max_ttl: int, leeway: int) -> str:
-    """The key ring, checked as the validator loads it, reduced to its verification keys."""
+def baked_config_json(
+    keyring_file: Path, max_ttl: int, leeway: int, cors: CorsPolicy | None = None
+) -> str:
+    """The key ring, checked as the validator loads it, reduced to its verification keys, and
+    the policy (``cors``: PLAYGATE_CORS_ORIGINS, for the responses the function generates)."""
     KeyRing.from_file(keyring_file)  # refuses bad JSON, non-canonical secrets and short keys
     keys = json.loads(keyring_file.read_text(encoding="utf-8"))["keys"]
-    doc = {"keys": keys, "max_ttl": max_ttl, "leeway": leeway}
+    doc: dict[str, object] = {"keys": keys, "max_ttl": max_ttl, "leeway": leeway}
+    if cors is not None and cors.enabled:
+        doc["cors"] = {"origins": ",".join(cors.origins), "max_age": cors.max_age}
     return json.dumps(doc, sort_keys=True) + "\n"
 
 
@@ -53,13 +59,15 @@ def _entry(name: str) -> zipfile.ZipInfo:
     return info
 
 
-def build_zip(keyring_file: Path, max_ttl: int, leeway: int) -> bytes:
+def build_zip(
+    keyring_file: Path, max_ttl: int, leeway: int, cors: CorsPolicy | None = None
+) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as bundle:
         for source in bundle_sources():
             name = source.relative_to(PACKAGE_DIR.parent).as_posix()
             bundle.writestr(_entry(name), source.read_bytes())
-        bundle.writestr(_entry(BAKED_NAME), baked_config_json(keyring_file, max_ttl, leeway))
+        bundle.writestr(_entry(BAKED_NAME), baked_config_json(keyring_file, max_ttl, leeway, cors))
     return buffer.getvalue()
 
 
@@ -70,9 +78,10 @@ def write_bundle(
     max_ttl: int = DEFAULT_MAX_TTL,
     leeway: int = DEFAULT_LEEWAY,
     max_bytes: int = MAX_ZIP_BYTES,
+    cors: CorsPolicy | None = None,
 ) -> int:
     """Write the zip to ``output`` and return its size; refuse (and write nothing) when too big."""
-    data = build_zip(keyring_file, max_ttl, leeway)
+    data = build_zip(keyring_file, max_ttl, leeway, cors)
     if len(data) > max_bytes:
         raise ConfigurationError(f"the bundle is {len(data)} bytes; the limit is {max_bytes}")
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -102,6 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             max_ttl=max_ttl,
             leeway=leeway,
             max_bytes=args.max_bytes,
+            cors=env.cors(),
         )
     except ConfigurationError as exc:
         print(f"build-lambda: {exc.reason}: {exc.message}", file=sys.stderr)

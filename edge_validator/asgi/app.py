@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from ..core.protocol import AUTH_ROUTE
@@ -18,6 +19,7 @@ from ..settings import ValidatorSettings
 from ..state.guard import StateGuard
 from ..state.store import build_store
 from .auth import auth
+from .cors import CorsMiddleware
 from .health import healthz, readyz
 from .problems import http_error
 from .shield import shield
@@ -65,7 +67,11 @@ def create_app(
         # GET and HEAD only: Starlette answers anything else 405 with Allow (see http_error).
         routes.append(Route("/{path:path}", shield, methods=["GET", "HEAD"]))
     app = Starlette(
-        routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error}
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: http_error},
+        # Outside the routes: preflights never reach them, and denials carry CORS headers too.
+        middleware=[Middleware(CorsMiddleware, policy=settings.cors)],
     )
     app.state.settings = settings
     app.state.gate = Gate(settings.verifier(), guard)

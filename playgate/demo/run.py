@@ -21,13 +21,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import uvicorn
-from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp
 
 from edge_validator.asgi.app import create_app as create_validator
+from edge_validator.core.cors import CorsPolicy
 from edge_validator.core.keyring import KeyRing, new_keyring_json
-from edge_validator.core.protocol import REAL_IP, REASON_HEADER
-from edge_validator.env import networks
+from edge_validator.core.protocol import REAL_IP
+from edge_validator.env import Env, networks
 from edge_validator.settings import ValidatorSettings
 from edge_validator.state.guard import StateGuard
 from edge_validator.state.settings import StateSettings
@@ -136,18 +136,25 @@ def run_demo(args: argparse.Namespace) -> int:
 
     nginx: NginxEdge | None = None
     origin_sock: socket.socket | None = None
+    player_sock = bind(args.host, 8082)
+    # The player page is on its own origin: the edge lets it read media and denial reasons.
+    cors = demo_cors(base_url(player_sock))
     if nginx_bin is not None:
         # nginx is the edge; the validator answers its auth_request, a plain app is the origin.
         edge_sock = bind(args.host, 0)
         origin_sock = bind(args.host, 0)
         nginx_port = free_port(args.host, args.edge_port or 8081)
         nginx = NginxEdge(
-            nginx_bin, args.host, nginx_port, base_url(edge_sock), base_url(origin_sock)
+            nginx_bin,
+            args.host,
+            nginx_port,
+            base_url(edge_sock),
+            base_url(origin_sock),
+            cors,
         )
     else:
         edge_sock = bind(args.host, args.edge_port or 8081)
     signer_sock = bind(args.host, args.signer_port or 8080)
-    player_sock = bind(args.host, 8082)
     edge_url = nginx.url if nginx else base_url(edge_sock)
     signer_url = base_url(signer_sock)
 
@@ -164,7 +171,7 @@ def run_demo(args: argparse.Namespace) -> int:
     # In memory unless REDIS_URL is set; one store shared, so a revocation reaches the edge.
     state_settings = StateSettings.from_env(os.environ)
     store = build_store(state_settings)
-    validator_settings = dataclasses.replace(validator_settings, state=state_settings)
+    validator_settings = dataclasses.replace(validator_settings, state=state_settings, cors=cors)
     signer_settings = SignerSettings(
         keyring=keyring,
         api_keys=ApiKeys({"demo": hash_api_key(api_key)}),
@@ -194,9 +201,7 @@ def run_demo(args: argparse.Namespace) -> int:
     ]
     servers = [
         server(
-            with_cors(
-                create_validator(validator_settings, guard=StateGuard(store, state_settings))
-            ),
+            create_validator(validator_settings, guard=StateGuard(store, state_settings)),
             edge_sock,
         ),
         server(create_signer(signer_settings, store=store), signer_sock),
@@ -214,8 +219,7 @@ def run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def with_cors(app: ASGIApp) -> ASGIApp:
-    """The player page lives on another origin: let it read media and the reason header."""
-    return CORSMiddleware(
-        app, allow_origins=["*"], allow_methods=["GET", "HEAD"], expose_headers=[REASON_HEADER]
-    )
+def demo_cors(player_url: str) -> CorsPolicy:
+    """PLAYGATE_CORS_ORIGINS as in production; unset, the demo's own player page."""
+    cors = Env(os.environ).cors()
+    return cors if cors.enabled else CorsPolicy((player_url,), cors.max_age)

@@ -12,11 +12,12 @@ import pwd
 import re
 import shutil
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from edge_validator.core import protocol
+from edge_validator.core.cors import EXPOSED_HEADERS, CorsPolicy
 from edge_validator.core.errors import ConfigurationError
 
 TEMPLATE = Path(__file__).resolve().parent / "edge.conf.template"
@@ -52,6 +53,8 @@ class EdgeConfig:
     media_cache_time: str = "10m"
     cache_max_size: str = "1g"
     user: str | None = None
+    # PLAYGATE_CORS_ORIGINS, as the validator reads it: the same policy at both.
+    cors: CorsPolicy = field(default_factory=CorsPolicy)
 
     def values(self) -> dict[str, str]:
         return {
@@ -90,13 +93,27 @@ def contract_values() -> dict[str, str]:
     }
 
 
+def cors_values(cors: CorsPolicy) -> dict[str, str]:
+    """The CORS map entries; origins are already checked to hold no character nginx parses."""
+    lines = ['        default "*";' if cors.any_origin else '        default "";']
+    if not cors.any_origin:
+        lines += [f'        "{origin}" $http_origin;' for origin in cors.origins]
+    return {
+        "cors_origin_map": "\n".join(lines),
+        "cors_expose": ", ".join(EXPOSED_HEADERS),
+        # A reflected origin varies by request; "*" and "no CORS" do not.
+        "cors_vary": "Origin" if cors.enabled and not cors.any_origin else '""',
+        "cors_max_age": str(cors.max_age),
+    }
+
+
 def render(config: EdgeConfig, template: str | None = None) -> str:
     """The nginx.conf text for ``config``; refuses values that could inject directives."""
     operator = config.values()
     for name, value in operator.items():
         if not _SAFE_VALUE.fullmatch(value):
             raise ConfigurationError(f"nginx {name} {value!r} has characters nginx would parse")
-    values = {**contract_values(), **operator}
+    values = {**contract_values(), **cors_values(config.cors), **operator}
     text = template if template is not None else TEMPLATE.read_text(encoding="utf-8")
 
     def substitute(match: re.Match[str]) -> str:
@@ -119,10 +136,15 @@ def nginx_binary() -> str | None:
     return "/usr/sbin/nginx" if os.access("/usr/sbin/nginx", os.X_OK) else None
 
 
-def prepare_prefix(config: EdgeConfig) -> Path:
-    """Create the prefix's temp and cache folders, write nginx.conf there, return its path."""
+def make_prefix(config: EdgeConfig) -> None:
+    """Create the prefix's temp and cache folders, which nginx needs before it starts."""
     for sub in _TEMP_DIRS:
         (config.prefix / sub).mkdir(parents=True, exist_ok=True)
+
+
+def prepare_prefix(config: EdgeConfig) -> Path:
+    """Create the prefix's temp and cache folders, write nginx.conf there, return its path."""
+    make_prefix(config)
     conf = config.prefix / "nginx.conf"
     conf.write_text(render(config), encoding="utf-8")
     return conf

@@ -13,13 +13,21 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from edge_validator.core.cors import CorsPolicy
+
 from ..processes import stop_process
 from .config import EdgeConfig, current_user_if_root, nginx_argv, prepare_prefix
 
 
 class NginxEdge:
     def __init__(
-        self, binary: str, listen_host: str, port: int, validator_url: str, origin_url: str
+        self,
+        binary: str,
+        listen_host: str,
+        port: int,
+        validator_url: str,
+        origin_url: str,
+        cors: CorsPolicy | None = None,
     ):
         self.host, self.port = listen_host, port
         self.prefix = Path(tempfile.mkdtemp(prefix="playgate-nginx-"))
@@ -30,6 +38,7 @@ class NginxEdge:
             prefix=self.prefix,
             workers="2",
             user=current_user_if_root(),
+            cors=cors or CorsPolicy(),
         )
         self.binary = binary
         self.proc: subprocess.Popen[bytes] | None = None
