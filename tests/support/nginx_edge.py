@@ -11,6 +11,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from edge_validator.asgi.app import create_app as create_validator
 from edge_validator.asgi.client_address import REAL_IP
+from edge_validator.core.cors import CorsPolicy
 from edge_validator.core.keyring import KeyRing
 from edge_validator.env import networks
 from edge_validator.settings import ValidatorSettings
@@ -44,7 +45,12 @@ def _counting(app: ASGIApp, hits: list[str]) -> ASGIApp:
 
 @contextlib.contextmanager
 def nginx_edge(
-    keyring: KeyRing, media_root: Path, prefix: Path, *, grant_cache_seconds: int = 0
+    keyring: KeyRing,
+    media_root: Path,
+    prefix: Path,
+    *,
+    grant_cache_seconds: int = 0,
+    cors: CorsPolicy | None = None,
 ) -> Iterator[Edge]:
     nginx = require_tool("nginx")
     hits: list[str] = []
@@ -59,6 +65,7 @@ def nginx_edge(
             client_ip_header=REAL_IP,
             grant_cache_seconds=grant_cache_seconds,
             origin_url=origin_url,
+            cors=cors or CorsPolicy(),
         )
         validator_app = _counting(create_validator(settings), auth_calls)
         validator_url = stack.enter_context(serve_app(validator_app))
@@ -70,6 +77,7 @@ def nginx_edge(
             prefix=prefix,
             workers="1",
             user=current_user_if_root(),
+            cors=cors or CorsPolicy(),
         )
         prepare_prefix(config)
         with run_process(nginx_argv(nginx, config), port=port, log=prefix / "nginx.out"):
