@@ -14,6 +14,7 @@ from collections.abc import Callable
 from .core.addresses import ClientAddress
 from .core.decision import Grant, Verifier
 from .core.errors import PlaybackTokenError, StateUnavailable
+from .metrics import metrics
 from .state.guard import StateGuard
 
 log = logging.getLogger("playgate.validator")
@@ -33,6 +34,21 @@ class Gate:
 
     async def authorize(self, target: str, client: ClientAddress | None) -> Grant:
         """Verify a raw request target; the grant carries the query without the token."""
+        started = time.perf_counter()
+        try:
+            grant = await self._authorize(target, client)
+        except PlaybackTokenError as exc:
+            self._count(started, "deny", exc.reason)
+            raise
+        self._count(started, "allow", "ok")
+        return grant
+
+    def _count(self, started: float, outcome: str, reason: str) -> None:
+        m = metrics()
+        m.verification_seconds.observe(time.perf_counter() - started)
+        m.decisions.labels(outcome, reason).inc()
+
+    async def _authorize(self, target: str, client: ClientAddress | None) -> Grant:
         try:
             grant = self.verifier.verify_target(target, client, self.clock())
             if self.guard is not None:

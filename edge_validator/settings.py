@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .admin_key import AdminKey
 from .core.addresses import Network
 from .core.cors import CorsPolicy
 from .core.decision import DEFAULT_LEEWAY, DEFAULT_MAX_TTL, MAX_LEEWAY, MAX_TTL_LIMIT, Verifier
@@ -43,6 +44,8 @@ class ValidatorSettings:
     state: StateSettings = field(default_factory=StateSettings)
     # Which web pages on other origins may read media and denial reasons (none by default).
     cors: CorsPolicy = field(default_factory=CorsPolicy)
+    # The operators' key for /metrics and /admin/health (None: those routes do not exist).
+    admin_key: AdminKey | None = None
 
     def __post_init__(self) -> None:
         # A kept allow does not see revocations: it may not outlast the staleness bound.
@@ -89,6 +92,7 @@ class ValidatorSettings:
             public_url=public_url(env),
             state=StateSettings.from_env(environ),
             cors=env.cors(),
+            admin_key=env.admin_key(),
         )
 
 

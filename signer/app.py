@@ -9,10 +9,12 @@ from collections.abc import AsyncIterator, Callable
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from edge_validator.asgi.admin import RequestMetrics, admin_routes
 from edge_validator.asgi.problems import http_error, problem
 from edge_validator.core.errors import (
     BodyTooLarge,
@@ -26,6 +28,7 @@ from edge_validator.core.errors import (
     UnsupportedMediaType,
 )
 from edge_validator.core.protocol import NO_STORE
+from edge_validator.metrics import metrics
 from edge_validator.state.store import StateStore, build_store
 
 from .health import SignerHealth
@@ -72,6 +75,7 @@ class SignerApi:
             await self.limiter.check_viewer(caller, req)
         issued = issue(req, s.keyring, self.clock(), public_url=s.public_url, mode=s.token_mode)
         log.info("issued token_id=%s video=%s caller=%s", issued.token_id, req.video_id, caller)
+        metrics().urls_issued.labels(caller).inc()
         return JSONResponse(issued.as_json(), 201, {"Cache-Control": NO_STORE})
 
 
@@ -142,6 +146,7 @@ def create_app(
     api = SignerApi(settings, clock, RateLimiter(state_store, settings.state))
     revocations = RevocationsApi(settings, state_store, clock, shared=shared)
     contract = endpoints(api, revocations, SignerHealth(state_store, shared=shared))
+
     document = openapi_document(contract)
 
     async def openapi(request: Request) -> Response:
@@ -161,6 +166,12 @@ def create_app(
 
     routes = [Route(e.path, e.handler, methods=[e.method]) for e in contract]
     routes.append(Route("/openapi.json", openapi, methods=["GET"]))
+    health = SignerHealth(state_store, shared=shared)
+    routes += admin_routes(settings.admin_key, health.details)
+    known = {e.path for e in contract} | {"/openapi.json", "/metrics", "/admin/health"}
+
+    def route_name(path: str) -> str:
+        return path if path in known else "other"
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -172,6 +183,7 @@ def create_app(
         routes=routes,
         lifespan=lifespan,
         exception_handlers={PlayGateError: playgate_error, HTTPException: http_error},
+        middleware=[Middleware(RequestMetrics, service="signer", route_of=route_name)],
     )
 
 

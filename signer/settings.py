@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from edge_validator.admin_key import AdminKey
 from edge_validator.core.decision import MAX_TTL_LIMIT
 from edge_validator.core.errors import ConfigurationError
 from edge_validator.core.keyring import KeyRing
@@ -28,6 +29,8 @@ class SignerSettings:
     max_body_bytes: int = 16 * 1024
     # Revocations and rate limits: in memory, or Redis when REDIS_URL is set.
     state: StateSettings = field(default_factory=StateSettings)
+    # The operators' key for /metrics and /admin/health (None: those routes do not exist).
+    admin_key: AdminKey | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> SignerSettings:
@@ -48,4 +51,5 @@ class SignerSettings:
             token_mode=env.choice("PLAYGATE_TOKEN_MODE", "path", ("path", "query")),
             entry_file=env.text("PLAYGATE_ENTRY_FILE", "master.m3u8") or "master.m3u8",
             state=StateSettings.from_env(os.environ if environ is None else environ),
+            admin_key=env.admin_key(),
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -18,11 +19,13 @@ from ..origins.http import HttpOrigin
 from ..settings import ValidatorSettings
 from ..state.guard import StateGuard
 from ..state.store import build_store
+from .admin import RequestMetrics, admin_routes
 from .auth import auth
 from .cors import CorsMiddleware
-from .health import healthz, readyz
+from .health import health_details, healthz, readyz
 from .problems import http_error
 from .shield import shield
+from .state_gauges import state_gauges
 
 _ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
@@ -52,14 +55,19 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await guard.start()
-        yield
+        async with state_gauges(guard):
+            yield
         await guard.stop()
         if origin is not None:
             await origin.close()
 
+    async def details() -> dict[str, Any]:
+        return health_details(guard)
+
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        *admin_routes(settings.admin_key, details),
         # auth_request subrequests carry the viewer's method; every method gets 204/401/403.
         Route(AUTH_ROUTE, auth, methods=_ALL_METHODS),
     ]
@@ -71,13 +79,25 @@ def create_app(
         lifespan=lifespan,
         exception_handlers={HTTPException: http_error},
         # Outside the routes: preflights never reach them, and denials carry CORS headers too.
-        middleware=[Middleware(CorsMiddleware, policy=settings.cors)],
+        middleware=[
+            Middleware(RequestMetrics, service="validator", route_of=route_name),
+            Middleware(CorsMiddleware, policy=settings.cors),
+        ],
     )
     app.state.settings = settings
     app.state.gate = Gate(settings.verifier(), guard)
     app.state.guard = guard
     app.state.origin = origin
     return app
+
+
+def route_name(path: str) -> str:
+    """A fixed label per route for the request metrics (never the path: it holds tokens)."""
+    if path == AUTH_ROUTE:
+        return "auth"
+    if path in ("/healthz", "/readyz", "/metrics") or path.startswith("/admin/"):
+        return "admin"
+    return "shield"
 
 
 def app_from_env() -> Starlette:
