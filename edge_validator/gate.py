@@ -26,11 +26,15 @@ class Gate:
         verifier: Verifier,
         guard: StateGuard | None,
         clock: Callable[[], float] = time.time,
+        *,
+        log_allowed: bool = False,
     ) -> None:
         self.verifier = verifier
         # None: no shared state at all, so tokens with use or stream limits are denied.
         self.guard = guard
         self.clock = clock
+        # Allowed requests are logged at INFO (one line per decision) or only at DEBUG.
+        self.allow_level = logging.INFO if log_allowed else logging.DEBUG
 
     async def authorize(self, target: str, client: ClientAddress | None) -> Grant:
         """Verify a raw request target; the grant carries the query without the token."""
@@ -38,32 +42,63 @@ class Gate:
         try:
             grant = await self._authorize(target, client)
         except PlaybackTokenError as exc:
-            self._count(started, "deny", exc.reason)
+            self._decided(started, client, None, exc)
             raise
-        self._count(started, "allow", "ok")
+        self._decided(started, client, grant, None)
         return grant
-
-    def _count(self, started: float, outcome: str, reason: str) -> None:
-        m = metrics()
-        m.verification_seconds.observe(time.perf_counter() - started)
-        m.decisions.labels(outcome, reason).inc()
 
     async def _authorize(self, target: str, client: ClientAddress | None) -> Grant:
-        try:
-            grant = self.verifier.verify_target(target, client, self.clock())
-            if self.guard is not None:
-                await self.guard.check(grant)
-            elif grant.claims.max_uses or grant.claims.max_streams:
-                raise StateUnavailable(
-                    "no shared state enforces limits", token_id=grant.claims.token_id
-                )
-        except PlaybackTokenError as exc:
-            log.info(
-                "deny reason=%s token_id=%s client=%s",
-                exc.reason,
-                exc.token_id,
-                client.text if client else None,
+        # Read once: a key ring reload (SIGHUP) swaps the verifier between two requests.
+        grant = self.verifier.verify_target(target, client, self.clock())
+        if self.guard is not None:
+            await self.guard.check(grant)
+        elif grant.claims.max_uses or grant.claims.max_streams:
+            raise StateUnavailable(
+                "no shared state enforces limits", token_id=grant.claims.token_id
             )
-            raise
-        log.debug("allow token_id=%s path=%s", grant.token_id, grant.path)
         return grant
+
+    def _decided(
+        self,
+        started: float,
+        client: ClientAddress | None,
+        grant: Grant | None,
+        error: PlaybackTokenError | None,
+    ) -> None:
+        """Count the decision, time it, and log it by token id (never the token)."""
+        latency = time.perf_counter() - started
+        m = metrics()
+        m.verification_seconds.observe(latency)
+        if error is not None:
+            outcome, reason, token_id, session_id = "deny", error.reason, error.token_id, None
+            level = logging.INFO
+        else:
+            assert grant is not None
+            outcome, reason = "allow", "ok"
+            token_id, session_id = grant.token_id, grant.claims.session_id
+            level = self.allow_level
+        m.decisions.labels(outcome, reason).inc()
+        if not log.isEnabledFor(level):
+            return
+        fields = {
+            "event": "decision",
+            "outcome": outcome,
+            "reason": reason,
+            "token_id": token_id,
+            "session_id": session_id,
+            "client": client.text if client else None,
+            "latency_ms": round(latency * 1000, 3),
+        }
+        if grant is not None:
+            fields["path"] = grant.path  # the token is not part of it
+        log.log(
+            level,
+            "%s reason=%s token_id=%s session_id=%s client=%s latency_ms=%.3f",
+            outcome,
+            reason,
+            token_id,
+            session_id,
+            fields["client"],
+            fields["latency_ms"],
+            extra={"fields": fields},
+        )

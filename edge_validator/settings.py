@@ -46,6 +46,9 @@ class ValidatorSettings:
     cors: CorsPolicy = field(default_factory=CorsPolicy)
     # The operators' key for /metrics and /admin/health (None: those routes do not exist).
     admin_key: AdminKey | None = None
+    # One log line per allowed request too (at INFO), not only per denial. Default: on with
+    # PLAYGATE_LOG_FORMAT=json, whose lines a log pipeline indexes.
+    log_allowed: bool = False
 
     def __post_init__(self) -> None:
         # A kept allow does not see revocations: it may not outlast the staleness bound.
@@ -93,6 +96,9 @@ class ValidatorSettings:
             state=StateSettings.from_env(environ),
             cors=env.cors(),
             admin_key=env.admin_key(),
+            log_allowed=env.flag(
+                "PLAYGATE_LOG_ALLOWED", (env.text("PLAYGATE_LOG_FORMAT") or "").lower() == "json"
+            ),
         )
 
 

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-
-from starlette.types import ASGIApp
 
 from edge_validator.core.decision import DEFAULT_LEEWAY, DEFAULT_MAX_TTL, MAX_TTL_LIMIT, Verifier
 from edge_validator.core.errors import PlayGateError
@@ -20,6 +17,7 @@ from signer.api_keys import generate_api_key, hash_api_key
 from signer.issuing import issue, parse_playback_request
 
 from .explain import explain
+from .logs import configure_logging
 from .revoke_cli import add_commands as add_revocation_commands
 
 
@@ -79,47 +77,25 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0 if accepted else 1
 
 
-LOG_LEVELS = ("debug", "info", "warning", "error")
-
-
-def configure_logging() -> None:
-    """Decision lines (token ids, reasons, never tokens) on stderr; PLAYGATE_LOG_LEVEL sets the
-    level (debug adds one line per allowed request)."""
-    level = Env(os.environ).choice("PLAYGATE_LOG_LEVEL", "info", LOG_LEVELS, fold_case=True)
-    logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
-
-
-def _serve(app: ASGIApp, host: str, port: int) -> int:
-    import uvicorn
-
-    # proxy_headers off: the validator decides itself which forwarding headers to trust.
-    # access_log off: uvicorn's access log would print the token; we log token ids instead.
-    uvicorn.run(
-        app,
-        host=host,
-        port=port,
-        proxy_headers=False,
-        access_log=False,
-        server_header=False,
-    )
-    return 0
-
-
 def cmd_serve_signer(args: argparse.Namespace) -> int:
-    from signer.app import app_from_env
+    from signer.settings import SignerSettings
+
+    from .serving import SIGNER_FACTORY, serve
 
     configure_logging()
-    # Built before the server starts: a bad setting is one line here, not a traceback.
-    return _serve(app_from_env(), args.host, args.port)
+    # Read before any worker starts: a bad setting is one line here, not a traceback per worker.
+    SignerSettings.from_env()
+    return serve(SIGNER_FACTORY, args.host, args.port, args.workers)
 
 
 def cmd_serve_validator(args: argparse.Namespace) -> int:
-    from edge_validator.asgi.app import app_from_env
+    from edge_validator.settings import ValidatorSettings
+
+    from .serving import VALIDATOR_FACTORY, serve
 
     configure_logging()
-    return _serve(app_from_env(), args.host, args.port)
+    ValidatorSettings.from_env()
+    return serve(VALIDATOR_FACTORY, args.host, args.port, args.workers)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -171,6 +147,14 @@ def cmd_nginx_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def workers(text: str) -> int:
+    from .serving import MAX_WORKERS
+
+    if not text.isdigit() or not 1 <= int(text) <= MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"give a number of processes from 1 to {MAX_WORKERS}")
+    return int(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="playgate", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -210,6 +194,12 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=f"run the {name[6:]} (settings from the environment)")
         p.add_argument("--host", default="127.0.0.1")
         p.add_argument("--port", type=int, default=port)
+        p.add_argument(
+            "--workers",
+            type=workers,
+            default=1,
+            help="worker processes (each with its own revocation view); SIGHUP reloads keys",
+        )
         p.set_defaults(func=func)
 
     add_revocation_commands(sub)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
+import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -28,6 +30,7 @@ from edge_validator.core.errors import (
     UnsupportedMediaType,
 )
 from edge_validator.core.protocol import NO_STORE
+from edge_validator.env import Env
 from edge_validator.metrics import metrics
 from edge_validator.state.store import StateStore, build_store
 
@@ -133,11 +136,13 @@ def create_app(
     store: StateStore | None = None,
     *,
     contract_check: bool = False,
+    on_started: Callable[[Callable[[], object]], None] | None = None,
 ) -> Starlette:
     """``store``: share one state store (the demo); by default built from settings.state.
 
     ``contract_check`` (tests): an error its route did not declare becomes a 500, so a test
-    notices the OpenAPI document would have missed it.
+    notices the OpenAPI document would have missed it. ``on_started(reload)``: called once
+    serving, with the function that reloads the signing key ring (run on SIGHUP).
     """
     own_store = store is None
     state_store = store or build_store(settings.state)
@@ -175,6 +180,8 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if on_started is not None:
+            on_started(lambda: reload_keyring(api, os.environ))
         yield
         if own_store:
             await state_store.close()
@@ -185,6 +192,20 @@ def create_app(
         exception_handlers={PlayGateError: playgate_error, HTTPException: http_error},
         middleware=[Middleware(RequestMetrics, service="signer", route_of=route_name)],
     )
+
+
+def reload_keyring(api: SignerApi, environ: Mapping[str, str]) -> bool:
+    """Re-read the key ring; the next URL is signed with its active key. A ring that does not
+    load, or has no active key, is logged and the running one kept."""
+    try:
+        keyring = Env(environ).keyring()
+        keyring.active  # noqa: B018 - raises when the ring cannot sign
+    except PlayGateError as exc:
+        log.error("key ring reload refused, keeping the running ring: %s", exc.message)
+        return False
+    api.settings = dataclasses.replace(api.settings, keyring=keyring)
+    log.info("key ring reloaded: active key %s", keyring.active_key_id)
+    return True
 
 
 def app_from_env() -> Starlette:

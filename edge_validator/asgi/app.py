@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+import dataclasses
+import logging
+import os
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from starlette.applications import Starlette
@@ -11,7 +14,9 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.routing import Route
 
+from ..core.errors import PlayGateError
 from ..core.protocol import AUTH_ROUTE
+from ..env import Env
 from ..gate import Gate
 from ..origins.base import Origin
 from ..origins.files import FileOrigin
@@ -27,6 +32,7 @@ from .problems import http_error
 from .shield import shield
 from .state_gauges import state_gauges
 
+log = logging.getLogger("playgate.validator")
 _ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
@@ -47,14 +53,20 @@ def create_app(
     *,
     guard: StateGuard | None = None,
     origin: Origin | None = None,
+    on_started: Callable[[Callable[[], object]], None] | None = None,
 ) -> Starlette:
-    """``guard``: share one state guard (the demo); by default built from ``settings.state``."""
+    """``guard``: share one state guard (the demo); by default built from ``settings.state``.
+
+    ``on_started(reload)``: called once serving, with the function that reloads the key ring
+    (``playgate serve-validator`` runs it on SIGHUP)."""
     guard = guard or StateGuard(build_store(settings.state), settings.state)
     origin = origin or make_origin(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await guard.start()
+        if on_started is not None:
+            on_started(lambda: reload_keyring(app, os.environ))
         async with state_gauges(guard):
             yield
         await guard.stop()
@@ -85,10 +97,26 @@ def create_app(
         ],
     )
     app.state.settings = settings
-    app.state.gate = Gate(settings.verifier(), guard)
+    app.state.gate = Gate(settings.verifier(), guard, log_allowed=settings.log_allowed)
     app.state.guard = guard
     app.state.origin = origin
     return app
+
+
+def reload_keyring(app: Starlette, environ: Mapping[str, str]) -> bool:
+    """Re-read the key ring (PLAYGATE_KEYRING_FILE) and swap in a new Verifier: one attribute
+    assignment between two requests, so each request is judged wholly by the old or the new
+    ring. A ring that does not load is logged and the running one kept."""
+    try:
+        keyring = Env(environ).keyring()
+    except PlayGateError as exc:
+        log.error("key ring reload refused, keeping the running ring: %s", exc.message)
+        return False
+    settings = dataclasses.replace(app.state.settings, keyring=keyring)
+    app.state.gate.verifier = settings.verifier()
+    app.state.settings = settings
+    log.info("key ring reloaded: key ids %s", ",".join(keyring.key_ids))
+    return True
 
 
 def route_name(path: str) -> str:
