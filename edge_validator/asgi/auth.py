@@ -11,6 +11,7 @@ from ..core.errors import BadPath, InternalError, PlaybackTokenError
 from ..core.grant_cache import grant_cache_seconds
 from ..core.protocol import GRANT_CACHE_HEADER, NO_STORE, ORIGINAL_URI_HEADER, TOKEN_ID_HEADER
 from ..gate import Gate
+from ..metrics import metrics
 from ..settings import ValidatorSettings
 from .problems import denied
 from .requests import viewer
@@ -34,6 +35,7 @@ async def auth(request: Request) -> Response:
     # nginx's proxy_cache honours X-Accel-Expires; 0 says "never keep" explicitly. The limit is
     # at most the revocation staleness bound (ValidatorSettings).
     seconds = grant_cache_seconds(grant, settings.grant_cache_seconds)
+    metrics().grant_cache_answers.labels("kept" if seconds > 0 else "not_kept").inc()
     headers = {
         TOKEN_ID_HEADER: grant.token_id,
         "Cache-Control": NO_STORE,
