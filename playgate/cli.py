@@ -115,7 +115,8 @@ def cmd_nginx_config(args: argparse.Namespace) -> int:
         cors = CorsPolicy(parse_origins(args.cors_origins, "--cors-origins"), cors.max_age)
     config = EdgeConfig(
         listen=args.listen,
-        validator_url=args.validator_url,
+        validator_url=args.validator_url[0],
+        more_validator_urls=tuple(args.validator_url[1:]),
         origin_url=args.origin_url,
         prefix=Path(args.prefix),
         workers=args.workers,
@@ -206,7 +207,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("nginx-config", help="render the nginx edge config (infra/nginx)")
     p.add_argument("--listen", default="127.0.0.1:8088", help="nginx listen value")
-    p.add_argument("--validator-url", required=True, help="http://host:port of the validator")
+    p.add_argument(
+        "--validator-url",
+        required=True,
+        action="append",
+        help="http://host:port of a validator (repeat for several)",
+    )
     p.add_argument("--origin-url", required=True, help="http://host:port of the media origin")
     p.add_argument("--prefix", required=True, help="folder for nginx temp files, cache and logs")
     p.add_argument("--workers", default="auto")

@@ -55,11 +55,17 @@ class EdgeConfig:
     user: str | None = None
     # PLAYGATE_CORS_ORIGINS, as the validator reads it: the same policy at both.
     cors: CorsPolicy = field(default_factory=CorsPolicy)
+    # More validators beside ``validator_url``: nginx spreads checks over all of them and
+    # retries a check on the next when one is down or restarting.
+    more_validator_urls: tuple[str, ...] = ()
+
+    def validator_addrs(self) -> list[str]:
+        urls = (self.validator_url, *self.more_validator_urls)
+        return [_host_port(url, "validator URL") for url in urls]
 
     def values(self) -> dict[str, str]:
         return {
             "listen": self.listen,
-            "validator_addr": _host_port(self.validator_url, "validator URL"),
             "origin_addr": _host_port(self.origin_url, "origin URL"),
             "prefix": str(self.prefix.resolve()),
             "workers": self.workers,
@@ -113,7 +119,21 @@ def render(config: EdgeConfig, template: str | None = None) -> str:
     for name, value in operator.items():
         if not _SAFE_VALUE.fullmatch(value):
             raise ConfigurationError(f"nginx {name} {value!r} has characters nginx would parse")
-    values = {**contract_values(), **cors_values(config.cors), **operator}
+    for addr in config.validator_addrs():
+        if not _SAFE_VALUE.fullmatch(addr):
+            raise ConfigurationError(f"nginx validator {addr!r} has characters nginx would parse")
+    servers = "\n".join(
+        # One failed check takes a validator out for 2 s; the check goes to the next one. In a
+        # rolling restart, wait that long after a validator is back before stopping the next.
+        f"        server {addr} max_fails=1 fail_timeout=2s;"
+        for addr in config.validator_addrs()
+    )
+    values = {
+        **contract_values(),
+        **cors_values(config.cors),
+        "validator_servers": servers,
+        **operator,
+    }
     text = template if template is not None else TEMPLATE.read_text(encoding="utf-8")
 
     def substitute(match: re.Match[str]) -> str:
