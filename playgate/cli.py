@@ -110,34 +110,47 @@ def cmd_nginx_config(args: argparse.Namespace) -> int:
 
     from .nginx.config import EdgeConfig, make_prefix, render
 
-    cors = Env(os.environ).cors()  # PLAYGATE_CORS_ORIGINS, as the validator reads it
+    env = Env(os.environ)
+    cors = env.cors()  # PLAYGATE_CORS_ORIGINS, as the validator reads it
     if args.cors_origins is not None:
         cors = CorsPolicy(parse_origins(args.cors_origins, "--cors-origins"), cors.max_age)
+    # Unset options come from the environment (the systemd unit's edge.env).
+    origin_url = args.origin_url or env.text("PLAYGATE_EDGE_ORIGIN_URL")
+    if origin_url is None:
+        print(
+            "playgate nginx-config: give --origin-url (or PLAYGATE_EDGE_ORIGIN_URL)",
+            file=sys.stderr,
+        )
+        return 2
+    tls_cert = args.tls_cert or env.text("PLAYGATE_EDGE_TLS_CERT")
+    tls_key = args.tls_key or env.text("PLAYGATE_EDGE_TLS_KEY")
     config = EdgeConfig(
-        listen=args.listen,
+        listen=args.listen or env.text("PLAYGATE_EDGE_LISTEN") or "127.0.0.1:8088",
         validator_url=args.validator_url[0],
         more_validator_urls=tuple(args.validator_url[1:]),
-        origin_url=args.origin_url,
+        origin_url=origin_url,
         prefix=Path(args.prefix),
         workers=args.workers,
         daemon=args.daemon,
         cors=cors,
+        tls_cert=Path(tls_cert) if tls_cert else None,
+        tls_key=Path(tls_key) if tls_key else None,
     )
     text = render(config)
-    output = Path(args.output) if args.output else None
-    if output is not None and not output.parent.is_dir():
-        print(
-            f"playgate nginx-config: folder {output.parent} does not exist; create it or "
-            "choose another --output",
-            file=sys.stderr,
-        )
-        return 2
     try:
         make_prefix(config)  # nginx needs its temp and cache folders before `nginx -t`
     except OSError as exc:
         print(
             f"playgate nginx-config: cannot create the prefix folders ({exc.strerror}: "
             f"{exc.filename}); choose a writable --prefix",
+            file=sys.stderr,
+        )
+        return 2
+    output = Path(args.output) if args.output else None
+    if output is not None and not output.parent.is_dir():
+        print(
+            f"playgate nginx-config: folder {output.parent} does not exist; create it or "
+            "choose another --output",
             file=sys.stderr,
         )
         return 2
@@ -206,14 +219,18 @@ def build_parser() -> argparse.ArgumentParser:
     add_revocation_commands(sub)
 
     p = sub.add_parser("nginx-config", help="render the nginx edge config (infra/nginx)")
-    p.add_argument("--listen", default="127.0.0.1:8088", help="nginx listen value")
+    p.add_argument(
+        "--listen", help="nginx listen value (default: PLAYGATE_EDGE_LISTEN, else 127.0.0.1:8088)"
+    )
     p.add_argument(
         "--validator-url",
         required=True,
         action="append",
         help="http://host:port of a validator (repeat for several)",
     )
-    p.add_argument("--origin-url", required=True, help="http://host:port of the media origin")
+    p.add_argument(
+        "--origin-url", help="http://host:port of the media origin (or PLAYGATE_EDGE_ORIGIN_URL)"
+    )
     p.add_argument("--prefix", required=True, help="folder for nginx temp files, cache and logs")
     p.add_argument("--workers", default="auto")
     p.add_argument("--daemon", action="store_true", help="let nginx daemonize")
@@ -221,6 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--cors-origins",
         help="'*' or comma-separated origins of web players (default: PLAYGATE_CORS_ORIGINS)",
     )
+    p.add_argument("--tls-cert", help="HTTPS certificate chain, PEM (or PLAYGATE_EDGE_TLS_CERT)")
+    p.add_argument("--tls-key", help="its private key, PEM (or PLAYGATE_EDGE_TLS_KEY)")
     p.add_argument("--output", "-o", help="write here instead of stdout")
     p.set_defaults(func=cmd_nginx_config)
 

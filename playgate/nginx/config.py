@@ -58,6 +58,9 @@ class EdgeConfig:
     # More validators beside ``validator_url``: nginx spreads checks over all of them and
     # retries a check on the next when one is down or restarting.
     more_validator_urls: tuple[str, ...] = ()
+    # HTTPS: certificate chain and private key (PEM files nginx reads at start).
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
 
     def validator_addrs(self) -> list[str]:
         urls = (self.validator_url, *self.more_validator_urls)
@@ -113,12 +116,33 @@ def cors_values(cors: CorsPolicy) -> dict[str, str]:
     }
 
 
+def tls_values(config: EdgeConfig) -> dict[str, str]:
+    """``listen ... ssl`` and the certificate lines, or nothing (plain HTTP)."""
+    if config.tls_cert is None or config.tls_key is None:
+        return {"listen_ssl": "", "tls_directives": "        # plain HTTP (no --tls-cert)"}
+    lines = [
+        f"ssl_certificate {config.tls_cert.resolve()};",
+        f"ssl_certificate_key {config.tls_key.resolve()};",
+        "ssl_protocols TLSv1.2 TLSv1.3;",
+        "ssl_session_cache shared:playgate_tls:10m;",
+        "ssl_session_timeout 1h;",
+    ]
+    return {"listen_ssl": " ssl", "tls_directives": "\n".join(f"        {x}" for x in lines)}
+
+
 def render(config: EdgeConfig, template: str | None = None) -> str:
     """The nginx.conf text for ``config``; refuses values that could inject directives."""
     operator = config.values()
     for name, value in operator.items():
         if not _SAFE_VALUE.fullmatch(value):
             raise ConfigurationError(f"nginx {name} {value!r} has characters nginx would parse")
+    if (config.tls_cert is None) != (config.tls_key is None):
+        raise ConfigurationError("give both --tls-cert and --tls-key, or neither")
+    for path in (config.tls_cert, config.tls_key):
+        if path is not None and not _SAFE_VALUE.fullmatch(str(path.resolve())):
+            raise ConfigurationError(
+                f"nginx TLS file {str(path)!r} has characters nginx would parse"
+            )
     for addr in config.validator_addrs():
         if not _SAFE_VALUE.fullmatch(addr):
             raise ConfigurationError(f"nginx validator {addr!r} has characters nginx would parse")
@@ -132,6 +156,7 @@ def render(config: EdgeConfig, template: str | None = None) -> str:
         **contract_values(),
         **cors_values(config.cors),
         "validator_servers": servers,
+        **tls_values(config),
         **operator,
     }
     text = template if template is not None else TEMPLATE.read_text(encoding="utf-8")
