@@ -8,6 +8,7 @@ edge); ``?src=`` makes it play a URL the test signs.
 from __future__ import annotations
 
 import contextlib
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -101,10 +102,11 @@ def template_cors_rules() -> list[dict[str, Any]]:
     return [{names.get(k, k): v for k, v in rule.items()} for rule in rules]
 
 
-@pytest.fixture(scope="module")
-def s3_redirect(ring: KeyRing, page_origin: str) -> Iterator[str]:
-    """moto's S3 server WITHOUT its global CORS, the bucket configured as the template says."""
-    moto_server = Path(__import__("sys").executable).with_name("moto_server")
+@contextlib.contextmanager
+def s3_shield(ring: KeyRing, page_origin: str, bucket_cors: bool) -> Iterator[str]:
+    """moto's S3 server WITHOUT its global CORS; the bucket configured as the template says
+    (or with no CORS at all), behind a shield in redirect mode."""
+    moto_server = Path(sys.executable).with_name("moto_server")
     assert moto_server.exists(), "moto[server] is required; ./scripts/install installs it"
     port = free_port()
     env = {**AWS_ENV, "MOTO_DISABLE_GLOBAL_CORS": "true", "AWS_SHARED_CREDENTIALS_FILE": "/x"}
@@ -122,12 +124,30 @@ def s3_redirect(ring: KeyRing, page_origin: str) -> Iterator[str]:
             cors=CorsPolicy.from_text(page_origin),
         )
         upload_samples(settings, SAMPLES)
-        client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
-        client.put_bucket_cors(
-            Bucket=BUCKET, CORSConfiguration={"CORSRules": template_cors_rules()}
-        )
-        client.close()
+        if bucket_cors:
+            client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+            rules = {"CORSRules": template_cors_rules()}
+            client.put_bucket_cors(Bucket=BUCKET, CORSConfiguration=rules)
+            client.close()
         yield stack.enter_context(serve_app(create_app(settings)))
+
+
+@pytest.fixture(scope="module")
+def s3_redirect(ring: KeyRing, page_origin: str) -> Iterator[str]:
+    with s3_shield(ring, page_origin, bucket_cors=True) as url:
+        yield url
+
+
+def test_without_the_bucket_cors_rule_redirected_segments_fail(
+    ring: KeyRing, page_origin: str, browser: Browser
+) -> None:
+    """Why the template's bucket has a CORS rule: the page gets the playlist, not the media."""
+    with s3_shield(ring, page_origin, bucket_cors=False) as edge:
+        status, _ = play(browser, page_origin, signed(edge, ring))
+    assert status != "Playing"
+    blocked = [m for m in CONSOLE if "blocked by CORS policy" in m]
+    assert blocked, CONSOLE
+    assert all("X-Amz-Signature" in m for m in blocked)  # only the bucket's answers
 
 
 def signed(edge: str, ring: KeyRing) -> str:
@@ -140,11 +160,17 @@ def tampered(url: str) -> str:
     return url.replace(token, token[:20] + ("B" if token[20] != "B" else "C") + token[21:])
 
 
+CONSOLE: list[str] = []
+
+
 def play(browser: Browser, page_url: str, src: str) -> tuple[str, list[tuple[int, str]]]:
-    """Open the player page on ``src``; the status once it plays or fails, and every response."""
+    """Open the player page on ``src``; the status once it plays or fails, and every response.
+    The page's console messages are left in CONSOLE."""
     page = browser.new_page(bypass_csp=True)
     seen: list[tuple[int, str]] = []
+    CONSOLE.clear()
     page.on("response", lambda r: seen.append((r.status, r.url)))
+    page.on("console", lambda m: CONSOLE.append(m.text))
     try:
         page.goto(f"{page_url}/player/?src={quote(src, safe='')}")
         page.wait_for_function(
