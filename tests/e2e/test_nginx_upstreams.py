@@ -38,7 +38,14 @@ def start_validator(port: int, env: dict[str, str], log: Path) -> subprocess.Pop
     with open(log, "ab") as out:
         proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
     wait_for_port(port, proc=proc)
-    return proc
+    # The supervisor listens before its worker is ready; a restart is done once it answers.
+    deadline = time.monotonic() + 60
+    while True:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"http://{LOOPBACK}:{port}/readyz", timeout=2).status_code == 200:
+                return proc
+        assert time.monotonic() < deadline and proc.poll() is None, log.read_text()
+        time.sleep(0.1)
 
 
 @contextlib.contextmanager
