@@ -44,7 +44,8 @@ def start_validator(port: int, env: dict[str, str], log: Path) -> subprocess.Pop
         with contextlib.suppress(httpx.HTTPError):
             if httpx.get(f"http://{LOOPBACK}:{port}/readyz", timeout=2).status_code == 200:
                 return proc
-        assert time.monotonic() < deadline and proc.poll() is None, log.read_text()
+        assert proc.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, log.read_text()
         time.sleep(0.1)
 
 
