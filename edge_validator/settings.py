@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from .admin_key import AdminKey
 from .core.addresses import Network
@@ -58,6 +59,12 @@ class ValidatorSettings:
             )
         if sum(x is not None for x in (self.media_root, self.origin_url, self.s3)) > 1:
             raise ConfigurationError("configure one origin: a folder, an http(s) URL or s3://")
+        if self.origin_url is not None and "@" in urlsplit(self.origin_url).netloc:
+            # A password in the URL would travel into httpx's logs, error messages and reprs.
+            raise ConfigurationError(
+                "PLAYGATE_ORIGIN_URL must not hold a user or password; "
+                "protect the origin by network (a private address or security group)"
+            )
 
     def verifier(self) -> Verifier:
         return Verifier(self.keyring, max_ttl=self.max_ttl, leeway=self.leeway)

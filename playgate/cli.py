@@ -13,7 +13,7 @@ from edge_validator.core.decision import DEFAULT_LEEWAY, DEFAULT_MAX_TTL, MAX_TT
 from edge_validator.core.errors import PlayGateError
 from edge_validator.core.keyring import KeyRing, new_keyring_json
 from edge_validator.env import Env
-from signer.api_keys import generate_api_key, hash_api_key
+from signer.api_keys import SCOPES, generate_api_key, hash_api_key, make_caller
 from signer.issuing import issue, parse_playback_request
 
 from .explain import explain
@@ -46,9 +46,12 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 
 
 def cmd_api_key(args: argparse.Namespace) -> int:
+    scopes = [s.strip() for s in args.scopes.split(",")] if args.scopes else list(SCOPES)
+    caller = make_caller(args.name, scopes, args.video_prefix or "")
     key = generate_api_key()
+    entry = f"{args.name}:{hash_api_key(key)}{caller.entry_suffix()}"
     print(f"API key (give to the app backend): {key}")
-    print(f"PLAYGATE_API_KEYS entry (give to the signer): {args.name}:{hash_api_key(key)}")
+    print(f"PLAYGATE_API_KEYS entry (give to the signer): {entry}")
     return 0
 
 
@@ -80,7 +83,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 def cmd_serve_signer(args: argparse.Namespace) -> int:
     from signer.settings import SignerSettings
 
-    from .serving import SIGNER_FACTORY, serve
+    from .workers import SIGNER_FACTORY, serve
 
     configure_logging()
     # Read before any worker starts: a bad setting is one line here, not a traceback per worker.
@@ -91,7 +94,7 @@ def cmd_serve_signer(args: argparse.Namespace) -> int:
 def cmd_serve_validator(args: argparse.Namespace) -> int:
     from edge_validator.settings import ValidatorSettings
 
-    from .serving import VALIDATOR_FACTORY, serve
+    from .workers import VALIDATOR_FACTORY, serve
 
     configure_logging()
     ValidatorSettings.from_env()
@@ -162,11 +165,17 @@ def cmd_nginx_config(args: argparse.Namespace) -> int:
 
 
 def workers(text: str) -> int:
-    from .serving import MAX_WORKERS
+    from .workers import MAX_WORKERS
 
     if not text.isdigit() or not 1 <= int(text) <= MAX_WORKERS:
         raise argparse.ArgumentTypeError(f"give a number of processes from 1 to {MAX_WORKERS}")
     return int(text)
+
+
+def cmd_nginx_error_log(args: argparse.Namespace) -> int:
+    from .nginx.error_log import main as filter_error_log
+
+    return filter_error_log()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -180,6 +189,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("api-key", help="generate a caller API key and its stored hash")
     p.add_argument("--name", default="app")
+    p.add_argument(
+        "--scopes", help=f"comma-separated, of {','.join(SCOPES)} (default: all of them)"
+    )
+    p.add_argument("--video-prefix", help="limit the key to video ids starting with this")
     p.set_defaults(func=cmd_api_key)
 
     p = sub.add_parser("sign", help="sign a playback URL offline from a key ring file")
@@ -242,6 +255,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tls-key", help="its private key, PEM (or PLAYGATE_EDGE_TLS_KEY)")
     p.add_argument("--output", "-o", help="write here instead of stdout")
     p.set_defaults(func=cmd_nginx_config)
+
+    p = sub.add_parser(
+        "nginx-error-log",
+        help="copy nginx's stderr (its error log) from stdin to stdout without request text",
+    )
+    p.set_defaults(func=cmd_nginx_error_log)
 
     p = sub.add_parser("demo", help="run signer and validator on loopback with the sample video")
     p.add_argument("--host", default="127.0.0.1")

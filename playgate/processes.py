@@ -16,6 +16,8 @@ from pathlib import Path
 import uvicorn
 from starlette.types import ASGIApp
 
+from .serving import ServerLimits, uvicorn_config
+
 LOOPBACK = "127.0.0.1"
 
 
@@ -78,14 +80,11 @@ def wait_for_port(
 
 
 @contextlib.contextmanager
-def serve_app(app: ASGIApp) -> Iterator[str]:
+def serve_app(app: ASGIApp, limits: ServerLimits | None = None) -> Iterator[str]:
     """Run ``app`` under a real uvicorn server in a thread on loopback; yield its base URL."""
     sock = bind(LOOPBACK, 0)
     port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        app, proxy_headers=False, access_log=False, log_level="warning", lifespan="on"
-    )
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(uvicorn_config(app, limits, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     try:

@@ -10,17 +10,39 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 
 import httpx
 
 from edge_validator.state.revocations import KINDS
 
 
+def _api_key(args: argparse.Namespace) -> str | None:
+    # Never from argv: every local user reads a command line in `ps` and /proc.
+    if args.api_key is not None:
+        raise SystemExit(
+            "playgate: --api-key would show the key in `ps`; "
+            "set PLAYGATE_API_KEY or use --api-key-file FILE"
+        )
+    if args.api_key_file:
+        try:
+            text = Path(args.api_key_file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise SystemExit(f"playgate: cannot read {args.api_key_file}: {exc.strerror}") from None
+        if not text:
+            raise SystemExit(f"playgate: {args.api_key_file} is empty; put the API key in it")
+        return text
+    return os.environ.get("PLAYGATE_API_KEY") or None
+
+
 def _target(args: argparse.Namespace) -> tuple[str, str]:
     signer = args.signer or os.environ.get("PLAYGATE_SIGNER_URL")
-    api_key = args.api_key or os.environ.get("PLAYGATE_API_KEY")
+    api_key = _api_key(args)
     if not signer or not api_key:
-        raise SystemExit("playgate: give --signer URL and --api-key (or PLAYGATE_SIGNER_URL, ...)")
+        raise SystemExit(
+            "playgate: give --signer URL (or PLAYGATE_SIGNER_URL) and the API key in "
+            "PLAYGATE_API_KEY or --api-key-file FILE"
+        )
     return signer.rstrip("/"), api_key
 
 
@@ -66,4 +88,6 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
 
 def _connection(p: argparse.ArgumentParser) -> None:
     p.add_argument("--signer", help="signer base URL (or PLAYGATE_SIGNER_URL)")
-    p.add_argument("--api-key", help="caller API key (or PLAYGATE_API_KEY)")
+    p.add_argument("--api-key-file", help="file holding the caller API key (or PLAYGATE_API_KEY)")
+    # Refused with a hint: a key on the command line is visible to every local user.
+    p.add_argument("--api-key", help=argparse.SUPPRESS)

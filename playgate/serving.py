@@ -1,124 +1,284 @@
-"""``playgate serve-signer`` / ``serve-validator``: N uvicorn workers under one supervisor.
+"""Serving PlayGate's ASGI apps where hostile clients can reach them: uvicorn with limits.
 
-- ``--workers N`` (default 1): uvicorn's supervisor runs N worker processes on one listening
-  socket, replaces any that die, and is always used (even for one worker) so that signals mean
-  the same thing at every N. Each validator worker keeps its own revocation view.
-- ``SIGHUP``: every worker re-reads its key ring file and swaps in a new Verifier (validator) or
-  signing ring (signer) between two requests; nothing restarts, no request fails. A ring that
-  does not load is logged and the running one kept.
-- ``SIGTERM``/``SIGINT``: workers stop accepting, finish in-flight requests, then exit.
-- Metrics: every worker writes to ``PROMETHEUS_MULTIPROC_DIR`` (a private temp folder made
-  here unless the operator set one), and ``/metrics`` sums them (``edge_validator.metrics``).
+uvicorn with httptools (the fast parser the signer's throughput target assumes) has no limit on
+the size of a request head, no timeout on a slow head or body, never closes a silent
+connection, and accepts connections until the process runs out of file descriptors. httptools
+also re-joins a header value on every chunk, so parse time grows with the square of its size.
+``GuardedHttpToolsProtocol`` adds what nginx's ``large_client_header_buffers``,
+``client_header_timeout``, ``client_body_timeout``, ``client_max_body_size``, ``send_timeout``
+and ``worker_connections`` give, at the protocol level, before any of it reaches the app:
+
+- the request head (request line and headers) is cut at ``max_head_bytes`` (431);
+- the head must arrive within ``head_timeout`` of the connection opening or of the previous
+  response (silent and slowloris connections are closed, 408 when a head had begun);
+- a declared or chunked body over ``max_body_bytes`` is refused (413), and a body must arrive
+  within ``body_timeout`` of its head (408);
+- a client that stops reading a response is dropped after ``send_timeout``;
+- at ``max_connections`` open connections, the connection that has waited longest for a request
+  head is closed to make room (a flood of idle sockets cannot lock viewers out); when every
+  connection is busy with a request, the new one is closed.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
-import os
-import shutil
-import signal
-import tempfile
-import threading
-from collections.abc import Callable, Iterator
+import collections
+import dataclasses
+import json
+import resource
+import weakref
+from collections.abc import Mapping
 
-from starlette.applications import Starlette
+import uvicorn
+from starlette.types import ASGIApp
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.server import ServerState
 
-log = logging.getLogger("playgate.serving")
-VALIDATOR_FACTORY = "playgate.serving:validator_app"
-SIGNER_FACTORY = "playgate.serving:signer_app"
-MAX_WORKERS = 64
+from edge_validator.core.protocol import NO_STORE, REASON_HEADER
+from edge_validator.env import Env
 
-
-@contextlib.contextmanager
-def metrics_dir() -> Iterator[str]:
-    """The operator's PROMETHEUS_MULTIPROC_DIR, else a private one removed at exit.
-
-    Set before any worker starts (prometheus-client picks its storage when first imported)."""
-    from edge_validator.metrics import MULTIPROC_DIR
-
-    given = os.environ.get(MULTIPROC_DIR)
-    if given:
-        yield given
-        return
-    path = tempfile.mkdtemp(prefix="playgate-metrics-")
-    os.environ[MULTIPROC_DIR] = path
-    try:
-        yield path
-    finally:
-        os.environ.pop(MULTIPROC_DIR, None)
-        shutil.rmtree(path, ignore_errors=True)
+# File descriptors the process keeps for itself beyond client connections: the listening socket,
+# Redis and origin pools, media files, logs.
+FD_RESERVE = 128
+LINGER_SECONDS = 1.0
+# How often deadlines are checked: every timeout holds to within this.
+SWEEP_SECONDS = 0.5
 
 
-def serve(factory: str, host: str, port: int, workers: int) -> int:
-    import uvicorn
-    from uvicorn.supervisors import Multiprocess
+@dataclasses.dataclass(frozen=True)
+class ServerLimits:
+    max_connections: int = 1024
+    max_head_bytes: int = 16 * 1024
+    max_body_bytes: int = 64 * 1024
+    head_timeout: float = 10.0
+    body_timeout: float = 10.0
+    send_timeout: float = 30.0
+    keep_alive_timeout: float = 5.0
 
-    class Supervisor(Multiprocess):
-        """uvicorn's supervisor, but SIGHUP reloads settings inside the workers (see above)
-        instead of replacing them."""
-
-        def handle_hup(self) -> None:
-            for process in self.processes:
-                pid = process.process.pid
-                if pid is not None:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(pid, signal.SIGHUP)
-
-    with metrics_dir():
-        config = uvicorn.Config(
-            factory,
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            # proxy_headers off: the validator decides itself which forwarding headers to
-            # trust. access_log off: uvicorn's access line holds the path, hence the token;
-            # the validator logs token ids instead. log_config None: the workers configure
-            # PlayGate's own logging (configure_logging), never uvicorn's defaults.
-            proxy_headers=False,
-            access_log=False,
-            server_header=False,
-            log_config=None,
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> ServerLimits:
+        env = Env(environ)
+        return cls(
+            max_connections=env.integer("PLAYGATE_MAX_CONNECTIONS", 1024, low=16, high=1_000_000),
+            max_head_bytes=env.integer(
+                "PLAYGATE_MAX_HEAD_BYTES", 16 * 1024, low=4096, high=1024 * 1024
+            ),
+            max_body_bytes=env.integer(
+                "PLAYGATE_MAX_BODY_BYTES", 64 * 1024, low=1024, high=64 * 1024 * 1024
+            ),
+            head_timeout=env.number("PLAYGATE_HEAD_TIMEOUT", 10.0, low=0.5, high=300),
+            body_timeout=env.number("PLAYGATE_BODY_TIMEOUT", 10.0, low=0.5, high=300),
+            send_timeout=env.number("PLAYGATE_SEND_TIMEOUT", 30.0, low=0.5, high=3600),
         )
-        sock = config.bind_socket()
-        try:
-            Supervisor(config, sockets=[sock]).run()
-        finally:
-            sock.close()
-    return 0
+
+    def within_file_limit(self) -> ServerLimits:
+        """Raise the soft ``nofile`` limit to the hard one, and keep the connection cap below it:
+        a process out of descriptors fails everyone, the cap sheds idle clients instead."""
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft != hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        if soft == resource.RLIM_INFINITY:
+            return self
+        cap = max(16, min(self.max_connections, soft - FD_RESERVE))
+        return dataclasses.replace(self, max_connections=cap)
 
 
-def on_sighup(reload: Callable[[], object]) -> None:
-    """Run ``reload`` on SIGHUP, in the event loop (between requests). Main thread only."""
-    if threading.current_thread() is not threading.main_thread():
-        return
-    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload)
+# Refusals made before the app sees the request, with a reason as every PlayGate denial has.
+_REASONS = {408: "request_timeout", 413: "body_too_large", 431: "head_too_large"}
 
 
-def validator_app() -> Starlette:
-    """Factory run in each validator worker."""
-    from edge_validator.asgi.app import create_app
-    from edge_validator.settings import ValidatorSettings
-
-    from .logs import configure_logging
-
-    configure_logging()
-    app = create_app(ValidatorSettings.from_env(), on_started=_install_reload)
-    return app
-
-
-def signer_app() -> Starlette:
-    """Factory run in each signer worker."""
-    from signer.app import create_app
-    from signer.settings import SignerSettings
-
-    from .logs import configure_logging
-
-    configure_logging()
-    return create_app(SignerSettings.from_env(), on_started=_install_reload)
+def _status(code: int) -> bytes:
+    reason = _REASONS[code]
+    body = json.dumps({"error": reason}).encode()
+    head = (
+        f"content-type: application/json\r\ncontent-length: {len(body)}\r\n"
+        f"{REASON_HEADER.lower()}: {reason}\r\ncache-control: {NO_STORE}\r\n"
+        "connection: close\r\n\r\n"
+    )
+    return STATUS_LINE[code] + head.encode() + body
 
 
-def _install_reload(reload: Callable[[], object]) -> None:
-    on_sighup(reload)
+class _Server:
+    """Per server: the connections waiting for a request head, oldest first (the eviction
+    order), and one sweep every ``SWEEP_SECONDS`` that enforces every connection's deadline.
+    Deadlines are numbers, not timers: a request costs two clock reads, not two timer heaps."""
+
+    def __init__(self, state: ServerState, loop: asyncio.AbstractEventLoop) -> None:
+        self.state = state
+        self.loop = loop
+        self.waiting: collections.OrderedDict[GuardedHttpToolsProtocol, None] = (
+            collections.OrderedDict()
+        )
+        self.sweeping = False
+
+    def start_sweeping(self) -> None:
+        if not self.sweeping:
+            self.sweeping = True
+            self.loop.call_later(SWEEP_SECONDS, self.sweep)
+
+    def sweep(self) -> None:
+        now = self.loop.time()
+        for conn in list(self.state.connections):
+            if not isinstance(conn, GuardedHttpToolsProtocol):
+                continue
+            if 0 < conn.send_deadline <= now:
+                conn.transport.abort()  # the client stopped reading its response
+            elif 0 < conn.deadline <= now:
+                conn.deadline_passed()
+        self.sweeping = False
+        if self.state.connections:
+            self.start_sweeping()
+
+
+_servers: weakref.WeakKeyDictionary[ServerState, _Server] = weakref.WeakKeyDictionary()
+
+
+class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    limits = ServerLimits()
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._reading_head = True
+        self._head_bytes = 0
+        self._body_bytes = 0
+        # When the current wait for the client ends (0: none): its head, its body, or the end of
+        # a lingering close; and when it must have read what it was sent.
+        self.deadline = 0.0
+        self.send_deadline = 0.0
+        self._lingering = False
+        self._refused = False
+        server = _servers.get(self.server_state)
+        if server is None:
+            server = _servers[self.server_state] = _Server(self.server_state, self.loop)
+        self._server = server
+        if len(self.connections) > self.limits.max_connections and not self._evict():
+            self._refused = True
+            transport.abort()
+            return
+        server.start_sweeping()
+        self._wait_for_head()
+
+    def _evict(self) -> bool:
+        waiting = self._server.waiting
+        if not waiting:
+            return False
+        oldest, _ = waiting.popitem(last=False)
+        oldest._refused = True
+        oldest.deadline = 0.0
+        oldest.transport.abort()
+        return True
+
+    def _wait_for_head(self) -> None:
+        self._server.waiting[self] = None
+        self.deadline = self.loop.time() + self.limits.head_timeout
+
+    def deadline_passed(self) -> None:
+        self.deadline = 0.0
+        if self._lingering:
+            self.transport.abort()
+            return
+        # A head or body had begun: say why; a silent connection is just closed.
+        started = self._head_bytes > 0 or not self._reading_head
+        self._refuse(408 if started else None)
+
+    def _refuse(self, status: int | None) -> None:
+        self._refused = True
+        self._server.waiting.pop(self, None)
+        self.deadline = 0.0
+        if self.transport.is_closing():
+            return
+        if status is not None and (self.cycle is None or not self.cycle.response_started):
+            # A lingering close, as nginx does: closing with unread input would reset the
+            # connection and the client would never read the status. Input is discarded
+            # (``_refused``) for about a second.
+            self.transport.write(_status(status))
+            if self.transport.can_write_eof():
+                self.transport.write_eof()
+            self._lingering = True
+            self.deadline = self.loop.time() + LINGER_SECONDS
+        else:
+            self.transport.abort()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._server.waiting.pop(self, None)
+        self.deadline = self.send_deadline = 0.0
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return
+        if self._reading_head:
+            self._head_bytes += len(data)
+        super().data_received(data)
+        # Checked after parsing: the chunk may also hold the body. httptools has parsed at most
+        # one chunk past the limit, so the quadratic re-joining stays bounded.
+        too_big = self._head_bytes > self.limits.max_head_bytes
+        if self._reading_head and too_big and not self._refused:
+            self._refuse(431)
+
+    def on_headers_complete(self) -> None:
+        self._reading_head = False
+        self._server.waiting.pop(self, None)
+        length = dict(self.headers).get(b"content-length", b"0")
+        # llhttp has checked the digits; their count is bounded by the head limit.
+        if len(length) > 18 or int(length) > self.limits.max_body_bytes:
+            self._refuse(413)
+            return
+        self._body_bytes = 0
+        self.deadline = self.loop.time() + self.limits.body_timeout
+        super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        if self._refused:
+            return
+        self._body_bytes += len(body)
+        if self._body_bytes > self.limits.max_body_bytes:
+            self._refuse(413)
+            return
+        super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        if self._refused:
+            return
+        self.deadline = 0.0
+        # Whatever comes next is the next request's head (pipelined or after the response).
+        self._reading_head, self._head_bytes = True, 0
+        super().on_message_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing() and not self.pipeline and not self._refused:
+            self._wait_for_head()
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        self.send_deadline = self.loop.time() + self.limits.send_timeout
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self.send_deadline = 0.0
+
+
+def guarded_protocol(limits: ServerLimits) -> type[GuardedHttpToolsProtocol]:
+    """A protocol class carrying ``limits`` (uvicorn builds one protocol per connection)."""
+    return type("GuardedHttpToolsProtocol", (GuardedHttpToolsProtocol,), {"limits": limits})
+
+
+def uvicorn_config(
+    app: ASGIApp, limits: ServerLimits | None = None, **options: object
+) -> uvicorn.Config:
+    """uvicorn settings for a PlayGate server. proxy_headers off: the validator decides itself
+    which forwarding headers to trust; access_log off: uvicorn's access log would print the
+    token (PlayGate logs token ids instead)."""
+    limits = limits or ServerLimits()
+    return uvicorn.Config(
+        app,
+        http=guarded_protocol(limits),
+        ws="none",  # no PlayGate route speaks WebSocket: no upgrade path to guard
+        proxy_headers=False,
+        access_log=False,
+        server_header=False,
+        timeout_keep_alive=int(limits.keep_alive_timeout),
+        **options,  # type: ignore[arg-type]
+    )

@@ -17,23 +17,26 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from edge_validator.asgi.admin import RequestMetrics, admin_routes
-from edge_validator.asgi.problems import http_error, problem
+from edge_validator.asgi.problems import http_error, internal_error, problem
 from edge_validator.core.errors import (
     BodyTooLarge,
     InvalidField,
     MalformedJson,
+    MissingScope,
     PlayGateError,
     RateLimited,
     StateNotShared,
     StoreUnavailable,
     Unauthorized,
     UnsupportedMediaType,
+    VideoNotAllowed,
 )
 from edge_validator.core.protocol import NO_STORE
 from edge_validator.env import Env
 from edge_validator.metrics import metrics
 from edge_validator.state.store import StateStore, build_store
 
+from .api_keys import SIGN
 from .health import SignerHealth
 from .issuing import issue, parse_playback_request
 from .openapi import (
@@ -43,6 +46,7 @@ from .openapi import (
     REVOCATION_LIST,
     REVOCATION_REQUEST,
     Endpoint,
+    Handler,
     openapi_document,
 )
 from .rate_limits import RateLimiter
@@ -51,6 +55,8 @@ from .revocations_api import RevocationsApi
 from .settings import SignerSettings
 
 log = logging.getLogger("playgate.signer")
+# Who may call: a known key (401), with the route's scope and covering the video (403).
+_CALLER_ERRORS = (Unauthorized, MissingScope, VideoNotAllowed)
 _BODY_ERRORS = (UnsupportedMediaType, BodyTooLarge, MalformedJson, InvalidField)
 
 
@@ -67,18 +73,21 @@ class SignerApi:
 
     async def playback_urls(self, request: Request) -> Response:
         s = self.settings
-        caller = authenticate(request, s)
+        caller = authenticate(request, s, SIGN)
         if self.limiter is not None:
-            await self.limiter.check_caller(caller)
+            await self.limiter.check_caller(caller.name)
         doc = await read_json(request, s.max_body_bytes)
         req = parse_playback_request(
             doc, default_ttl=s.default_ttl, max_ttl=s.max_ttl, entry_file=s.entry_file
         )
+        caller.require_video(req.video_id)
         if self.limiter is not None:
-            await self.limiter.check_viewer(caller, req)
+            await self.limiter.check_viewer(caller.name, req)
         issued = issue(req, s.keyring, self.clock(), public_url=s.public_url, mode=s.token_mode)
-        log.info("issued token_id=%s video=%s caller=%s", issued.token_id, req.video_id, caller)
-        metrics().urls_issued.labels(caller).inc()
+        log.info(
+            "issued token_id=%s video=%s caller=%s", issued.token_id, req.video_id, caller.name
+        )
+        metrics().urls_issued.labels(caller.name).inc()
         return JSONResponse(issued.as_json(), 201, {"Cache-Control": NO_STORE})
 
 
@@ -91,7 +100,7 @@ def endpoints(api: SignerApi, revocations: RevocationsApi, health: SignerHealth)
             api.playback_urls,
             "Issue a signed playback URL for one video",
             {201: ("issued", PLAYBACK_URL)},
-            (Unauthorized, RateLimited, *_BODY_ERRORS, StoreUnavailable),
+            (*_CALLER_ERRORS, RateLimited, *_BODY_ERRORS, StoreUnavailable),
             PLAYBACK_REQUEST,
         ),
         Endpoint(
@@ -100,7 +109,7 @@ def endpoints(api: SignerApi, revocations: RevocationsApi, health: SignerHealth)
             revocations.revoke,
             "Revoke a token, session, video or user before expiry",
             {201: ("revoked", REVOCATION)},
-            (Unauthorized, StateNotShared, *_BODY_ERRORS, StoreUnavailable),
+            (*_CALLER_ERRORS, StateNotShared, *_BODY_ERRORS, StoreUnavailable),
             REVOCATION_REQUEST,
         ),
         Endpoint(
@@ -109,7 +118,7 @@ def endpoints(api: SignerApi, revocations: RevocationsApi, health: SignerHealth)
             revocations.list_revocations,
             "List live revocations",
             {200: ("live revocations", REVOCATION_LIST)},
-            (Unauthorized, StoreUnavailable),
+            (Unauthorized, MissingScope, StoreUnavailable),
         ),
         Endpoint(
             "GET",
@@ -128,6 +137,23 @@ def endpoints(api: SignerApi, revocations: RevocationsApi, health: SignerHealth)
             bearer=False,
         ),
     ]
+
+
+def _routes(contract: list[Endpoint]) -> list[Route]:
+    """One route per path holding all its methods: Starlette's 405 lists the ``Allow`` of the
+    first route matching the path only, so one route per method hid the others."""
+    by_path: dict[str, dict[str, Handler]] = {}
+    for e in contract:
+        by_path.setdefault(e.path, {})[e.method] = e.handler
+    routes = []
+    for path, handlers in by_path.items():
+
+        async def dispatch(request: Request, handlers: dict[str, Handler] = handlers) -> Response:
+            method = "GET" if request.method == "HEAD" else request.method
+            return await handlers[method](request)
+
+        routes.append(Route(path, dispatch, methods=sorted(handlers)))
+    return routes
 
 
 def create_app(
@@ -169,7 +195,7 @@ def create_app(
         extra = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
         return problem(exc, extra)
 
-    routes = [Route(e.path, e.handler, methods=[e.method]) for e in contract]
+    routes = _routes(contract)
     routes.append(Route("/openapi.json", openapi, methods=["GET"]))
     health = SignerHealth(state_store, shared=shared)
     routes += admin_routes(settings.admin_key, health.details)
@@ -189,7 +215,11 @@ def create_app(
     return Starlette(
         routes=routes,
         lifespan=lifespan,
-        exception_handlers={PlayGateError: playgate_error, HTTPException: http_error},
+        exception_handlers={
+            PlayGateError: playgate_error,
+            HTTPException: http_error,
+            Exception: internal_error,
+        },
         middleware=[Middleware(RequestMetrics, service="signer", route_of=route_name)],
     )
 
@@ -209,5 +239,6 @@ def reload_keyring(api: SignerApi, environ: Mapping[str, str]) -> bool:
 
 
 def app_from_env() -> Starlette:
-    """App factory for ``playgate serve-signer`` (under plain uvicorn: ``--no-proxy-headers``)."""
+    """App factory for ``playgate serve-signer`` (under plain uvicorn: ``--no-proxy-headers``,
+    and without ``playgate.serving``'s limits: expose that only behind a proxy)."""
     return create_app(SignerSettings.from_env())

@@ -49,10 +49,18 @@ class RateLimiter:
             await self._hit(f"ip:{caller}:{network}", self.settings.viewer_rate, "viewer")
 
 
+# The unit a viewer holds: one IPv4 address; one IPv6 /64 (a subscriber line holds a whole /64,
+# so per-address buckets would give every line 2^64 of them).
+_UNIT = {4: 32, 6: 64}
+
+
 def address_bucket(network: str) -> str:
-    """IPv6 viewers are counted per /64: one subscriber line holds a whole /64, so per-address
-    buckets would give every line 2^64 of them."""
+    """The viewer a network names, whatever its width: the unit holding its first address.
+
+    Keyed by the network's text, every wider CIDR around one address (``/31``, ``/30``, ...)
+    had a fresh bucket; here every network starting at the same address, every spelling and
+    every width, shares one.
+    """
     parsed = ipaddress.ip_network(network)
-    if isinstance(parsed, ipaddress.IPv6Network) and parsed.prefixlen > 64:
-        return str(parsed.supernet(new_prefix=64))
-    return str(parsed)
+    unit = _UNIT[parsed.version]
+    return str(ipaddress.ip_network((parsed.network_address, unit), strict=False))

@@ -13,15 +13,18 @@ from edge_validator.core.errors import (
     UnsupportedMediaType,
 )
 
+from .api_keys import Caller
 from .settings import SignerSettings
 
 
-def authenticate(request: Request, settings: SignerSettings) -> str:
-    """The caller's name for the presented ``Authorization: Bearer`` key, else Unauthorized."""
+def authenticate(request: Request, settings: SignerSettings, scope: str) -> Caller:
+    """The caller of the presented ``Authorization: Bearer`` key, else Unauthorized; its key
+    must hold ``scope``, else MissingScope (403)."""
     scheme, _, key = request.headers.get("authorization", "").partition(" ")
     caller = settings.api_keys.caller(key.strip()) if scheme.lower() == "bearer" and key else None
     if caller is None:
         raise Unauthorized("send Authorization: Bearer <api key>")
+    caller.require(scope)
     return caller
 
 

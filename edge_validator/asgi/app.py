@@ -28,7 +28,7 @@ from .admin import RequestMetrics, admin_routes
 from .auth import auth
 from .cors import CorsMiddleware
 from .health import health_details, healthz, readyz
-from .problems import http_error
+from .problems import http_error, internal_error
 from .shield import shield
 from .state_gauges import state_gauges
 
@@ -59,7 +59,10 @@ def create_app(
 
     ``on_started(reload)``: called once serving, with the function that reloads the key ring
     (``playgate serve-validator`` runs it on SIGHUP)."""
-    guard = guard or StateGuard(build_store(settings.state), settings.state)
+    if guard is None:
+        # A store of its own in memory is shared with nobody: limits there are refused.
+        store = build_store(settings.state)
+        guard = StateGuard(store, settings.state, shared=store.backend != "memory")
     origin = origin or make_origin(settings)
 
     @contextlib.asynccontextmanager
@@ -89,7 +92,7 @@ def create_app(
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
-        exception_handlers={HTTPException: http_error},
+        exception_handlers={HTTPException: http_error, Exception: internal_error},
         # Outside the routes: preflights never reach them, and denials carry CORS headers too.
         middleware=[
             Middleware(RequestMetrics, service="validator", route_of=route_name),
@@ -132,6 +135,8 @@ def app_from_env() -> Starlette:
     """App factory for ``playgate serve-validator``.
 
     Under plain uvicorn, pass ``--no-proxy-headers --no-access-log``: uvicorn's defaults would
-    believe X-Forwarded-For from loopback and write every token into its access log.
+    believe X-Forwarded-For from loopback and write every token into its access log. Plain
+    uvicorn also lacks the head, body, timeout and connection limits that ``playgate
+    serve-validator`` adds (``playgate.serving``): expose it only behind nginx.
     """
     return create_app(ValidatorSettings.from_env())

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 
 from starlette.exceptions import HTTPException
@@ -10,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from ..core.errors import (
+    InternalError,
     MethodNotAllowed,
     NotFound,
     PlaybackTokenError,
@@ -45,3 +47,12 @@ async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     error = _HTTP_ERRORS.get(exc.status_code, RequestError)(str(exc.detail))
     return problem(error, exc.headers)
+
+
+async def internal_error(request: Request, exc: Exception) -> Response:
+    """A bug anywhere (a file gone between stat and send, a broken store): denied with a
+    reason and never cached, instead of Starlette's bare, cacheable 500 page."""
+    logging.getLogger("playgate").error(
+        "unexpected %s on %s %s", type(exc).__name__, request.method, request.url.path
+    )
+    return problem(InternalError("an unexpected error; the request is denied"))

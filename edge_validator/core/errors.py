@@ -132,6 +132,22 @@ class RateLimited(RequestError):
         self.retry_after = retry_after
 
 
+class MissingScope(RequestError):
+    """The caller's API key does not allow this operation."""
+
+    reason = "missing_scope"
+    status = 403
+    hint = "give the caller a key with that scope: playgate api-key --scopes ..."
+
+
+class VideoNotAllowed(RequestError):
+    """The caller's API key is limited to other videos (its video-id prefix)."""
+
+    reason = "video_not_allowed"
+    status = 403
+    hint = "the key's video prefix does not cover this video id; use the key meant for it"
+
+
 class StateNotShared(RequestError):
     """This signer's state reaches no validator (no REDIS_URL)."""
 

@@ -12,6 +12,11 @@ TOKEN_PARAM = "token"
 # Every token character is base64url; nothing else can appear in one, so none needs escaping.
 TOKEN_CHARS = "A-Za-z0-9_-"
 MAX_TOKEN_CHARS = 2048
+# The shortest v1 token: a version byte, one claim byte and the 32-byte MAC, in base64url. Log
+# filters rely on it: a run of token characters shorter than this cannot be a token.
+SHORTEST_TOKEN_CHARS = 46
+# The edge's access log writes a path only when every segment is plain and this short.
+LOGGED_SEGMENT_CHARS = 40
 
 # Response headers the validator sets, and the request header nginx's auth_request sends.
 REASON_HEADER = "X-PlayGate-Reason"

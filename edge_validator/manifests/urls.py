@@ -21,6 +21,7 @@ _SCHEME_RE = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
 # so "/\evil.example/" and "/<TAB>/evil.example/" name another host there.
 _URI_CHARS = re.compile(r"[\x21-\x5b\x5d-\x7e]*")
 _HOST_RE = re.compile(r"[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?|\[[0-9a-f:.]+\]")
+_PORT_RE = re.compile(r"[1-9][0-9]{0,4}")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 URI_ENDS = " \t\r\n"
 
@@ -55,7 +56,10 @@ def parse_public_url(public_url: str) -> Url:
         raise ValueError("the public URL must be a plain http(s) URL without query or fragment")
     scheme = _SCHEME_RE.match(public_url)
     rest = public_url[scheme.end() :] if scheme else ""
-    url = _absolute(scheme.group(1), rest) if scheme else None
+    try:
+        url = _absolute(scheme.group(1), rest) if scheme else None
+    except BadManifest:
+        url = None
     if url is None:
         raise ValueError("the public URL must be http(s)://host[:port][/path]")
     return url._replace(path=url.path.rstrip("/"))
@@ -78,6 +82,10 @@ def _authority(scheme: str, raw: str) -> str | None:
     # Anything unusual (userinfo, percent-encoding, IDN, an empty host) is simply not ours.
     if not _HOST_RE.fullmatch(host) or (colon and not port.isdigit()):
         return None
+    if colon and not _PORT_RE.fullmatch(port):
+        # Leading zeros or more digits than a port has: players read "0…0443" as 443, a
+        # 4,301-digit number is beyond int(). Ambiguous: refused, never guessed.
+        raise BadManifest("a URI has a port with leading zeros or more than five digits")
     number = int(port) if port else _DEFAULT_PORTS[scheme]
     if number > 65535:
         return None

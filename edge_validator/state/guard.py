@@ -29,9 +29,13 @@ log = logging.getLogger("playgate.state")
 class StateGuard:
     """The validator's stateful checks, run by the Gate, plus health for /healthz and /readyz."""
 
-    def __init__(self, store: StateStore, settings: StateSettings) -> None:
+    def __init__(self, store: StateStore, settings: StateSettings, *, shared: bool = True) -> None:
+        """``shared``: other processes see this store (Redis, or the demo's one store shared
+        by its signer and validator). A validator's own memory is seen by no signer and no
+        other validator, and forgets on restart: counts kept there would be a lie."""
         self.store = store
         self.settings = settings
+        self.shared = shared
         self.sync = RevocationSync(store, settings)
 
     async def check(self, grant: Grant) -> None:
@@ -43,6 +47,11 @@ class StateGuard:
             raise Revoked(f"revoked by {rev.kind}", token_id=claims.token_id)
         if not self.sync.trusted():
             raise StateUnavailable("revocation state is unavailable", token_id=claims.token_id)
+        if (claims.max_uses or claims.max_streams) and not self.shared:
+            raise StateUnavailable(
+                "use and stream limits need state shared by every validator (REDIS_URL)",
+                token_id=claims.token_id,
+            )
         if not self.sync.healthy:
             # Judged on a view that may miss revocations: the fail-open policy at work.
             metrics().fail_open_decisions.inc()
@@ -86,6 +95,7 @@ class StateGuard:
         staleness = sync.staleness()
         return {
             "backend": self.store.backend,
+            "shared": self.shared,
             "connected": sync.healthy,
             "failure_policy": self.settings.failure_policy,
             "revocations": len(sync.view),

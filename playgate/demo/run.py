@@ -40,6 +40,7 @@ from signer.settings import SignerSettings
 from ..nginx.config import INSTALL_HINT, nginx_binary
 from ..nginx.runner import NginxEdge
 from ..processes import bind, free_port
+from ..serving import ServerLimits, uvicorn_config
 from . import DEMO_VIDEO, SAMPLES
 from .backend import create_backend_app
 from .origin import create_origin_app
@@ -53,16 +54,10 @@ class _Server(uvicorn.Server):
         yield
 
 
-def server(app: ASGIApp, sock: socket.socket) -> tuple[_Server, socket.socket]:
-    config = uvicorn.Config(
-        app,
-        proxy_headers=False,
-        access_log=False,
-        server_header=False,
-        log_level="warning",
-        lifespan="on",
-    )
-    return _Server(config), sock
+def server(
+    app: ASGIApp, sock: socket.socket, limits: ServerLimits
+) -> tuple[_Server, socket.socket]:
+    return _Server(uvicorn_config(app, limits, log_level="warning", lifespan="on")), sock
 
 
 def base_url(sock: socket.socket) -> str:
@@ -199,18 +194,22 @@ def run_demo(args: argparse.Namespace) -> int:
         f"State: {store.backend}",
         "Press Ctrl-C to stop.",
     ]
+    # The limits are per server; the descriptors are the process's, shared by all of them.
+    limits = ServerLimits.from_env(os.environ).within_file_limit()
+    limits = dataclasses.replace(limits, max_connections=limits.max_connections // 4)
     servers = [
         server(
             create_validator(validator_settings, guard=StateGuard(store, state_settings)),
             edge_sock,
+            limits,
         ),
-        server(create_signer(signer_settings, store=store), signer_sock),
-        server(create_backend_app(signer_url, api_key), player_sock),
+        server(create_signer(signer_settings, store=store), signer_sock, limits),
+        server(create_backend_app(signer_url, api_key), player_sock, limits),
     ]
     if nginx is not None and origin_sock is not None:
         lines.insert(-1, f"Edge: nginx at {nginx.url}, config {nginx.prefix / 'nginx.conf'}")
         media = Path(args.origin) if args.origin else SAMPLES
-        servers.append(server(create_origin_app(media), origin_sock))
+        servers.append(server(create_origin_app(media), origin_sock, limits))
     try:
         asyncio.run(_serve_all(servers, "\n".join(lines), nginx))
     finally:

@@ -49,7 +49,6 @@ class EdgeConfig:
     workers: str = "auto"
     daemon: bool = False
     access_log: str | None = None
-    error_log: str = "stderr"
     media_cache_time: str = "10m"
     cache_max_size: str = "1g"
     user: str | None = None
@@ -74,7 +73,6 @@ class EdgeConfig:
             "workers": self.workers,
             "daemon": "on" if self.daemon else "off",
             "access_log": self.access_log or str(self.prefix.resolve() / "access.log"),
-            "error_log": self.error_log,
             "media_cache_time": self.media_cache_time,
             "cache_max_size": self.cache_max_size,
         }
@@ -99,6 +97,7 @@ def contract_values() -> dict[str, str]:
         "token_id_var": protocol.nginx_variable(protocol.TOKEN_ID_HEADER),
         "original_uri_header": protocol.ORIGINAL_URI_HEADER,
         "grant_cache_header": protocol.GRANT_CACHE_HEADER,
+        "logged_segment_chars": str(protocol.LOGGED_SEGMENT_CHARS),
     }
 
 

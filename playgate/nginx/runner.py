@@ -11,12 +11,38 @@ import contextlib
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from edge_validator.core.cors import CorsPolicy
 
-from ..processes import stop_process
+from ..processes import stop_process, wait_for_port
 from .config import EdgeConfig, current_user_if_root, nginx_argv, prepare_prefix
+from .error_log import pipe_in_thread
+
+ERROR_LOG = "error.log"
+
+
+def start_nginx(binary: str, config: EdgeConfig) -> subprocess.Popen[bytes]:
+    """nginx in the foreground; its stderr (the error log, see the template) is redacted into
+    ``<prefix>/error.log`` (``playgate.nginx.error_log``)."""
+    proc = subprocess.Popen(
+        nginx_argv(binary, config), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    assert proc.stderr is not None
+    pipe_in_thread(proc.stderr, config.prefix / ERROR_LOG)
+    return proc
+
+
+@contextlib.contextmanager
+def running_nginx(binary: str, config: EdgeConfig, port: int) -> Iterator[subprocess.Popen[bytes]]:
+    """``start_nginx``, wait until ``port`` listens, always stop it."""
+    proc = start_nginx(binary, config)
+    try:
+        wait_for_port(port, proc=proc, host=config.listen.rsplit(":", 1)[0].strip("[]"))
+        yield proc
+    finally:
+        stop_process(proc)
 
 
 class NginxEdge:
@@ -49,18 +75,14 @@ class NginxEdge:
 
     def start(self) -> None:
         prepare_prefix(self.config)
-        log = open(self.prefix / "nginx.out", "wb")  # noqa: SIM115 - closed when nginx stops
-        self.proc = subprocess.Popen(
-            nginx_argv(self.binary, self.config), stdout=log, stderr=subprocess.STDOUT
-        )
-        log.close()
+        self.proc = start_nginx(self.binary, self.config)
 
     async def wait_ready(self, timeout: float = 10.0) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while loop.time() < deadline:
             if self.proc is not None and self.proc.poll() is not None:
-                output = (self.prefix / "nginx.out").read_text(errors="replace")
+                output = (self.prefix / ERROR_LOG).read_text(errors="replace")
                 raise RuntimeError(f"nginx exited: {output.strip()}")
             with contextlib.suppress(OSError):
                 _, writer = await asyncio.open_connection(self.host, self.port)

@@ -44,6 +44,7 @@ def test_the_documented_deploy_runs(tmp_path: Path) -> None:
         origin = stack.enter_context(serve_app(create_origin_app(SAMPLES)))
         replacements = {
             "/var/lib/playgate-nginx": str(tmp_path / "prefix"),
+            "/var/log/playgate": str(tmp_path / "log"),
             "0.0.0.0:80": f"127.0.0.1:{edge}",
             "127.0.0.1:8081": f"127.0.0.1:{v1}",
             "127.0.0.1:8082": f"127.0.0.1:{v2}",
@@ -67,10 +68,15 @@ def test_the_documented_deploy_runs(tmp_path: Path) -> None:
         )
         assert done.returncode == 0, done.stderr  # nginx -t passes on the fresh prefix
         run_nginx, run_validator = commands(local(blocks["nginx-run"]))
-        if os.geteuid() == 0:
-            run_nginx += " -g 'user root;'"  # workers must use the private temp prefix
+        if os.geteuid() == 0:  # workers must use the private temp prefix
+            run_nginx = run_nginx.replace(" -e stderr", " -e stderr -g 'user root;'")
+        (tmp_path / "log").mkdir()
+        prefix = tmp_path / "prefix"
+        quit_nginx = ["nginx", "-s", "quit", "-p", str(prefix), "-c", str(prefix / "edge.conf")]
+        # nginx runs in a pipeline: stop it itself, as its unit's ExecStop does.
+        stack.callback(subprocess.run, quit_nginx, env=env, capture_output=True, timeout=30)
         stack.enter_context(
-            run_process(["bash", "-c", f"exec {run_nginx}"], port=edge, env=env, log=tmp_path / "n")
+            run_process(["bash", "-c", run_nginx], port=edge, env=env, log=tmp_path / "n")
         )
         stack.enter_context(
             run_process(

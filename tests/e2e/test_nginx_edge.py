@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import re
 import shutil
 import socket
 import subprocess
@@ -13,12 +15,14 @@ import httpx
 import pytest
 
 from edge_validator.core.keyring import KeyRing
+from edge_validator.core.protocol import SHORTEST_TOKEN_CHARS, TOKEN_CHARS
 from edge_validator.core.token import open_token
-from playgate.nginx.config import EdgeConfig, current_user_if_root, nginx_argv, prepare_prefix
+from playgate.nginx.config import EdgeConfig, current_user_if_root, prepare_prefix
+from playgate.nginx.runner import ERROR_LOG, running_nginx
 from signer.issuing import PlaybackRequest, issue
 from tests.support.factories import SAMPLES
 from tests.support.nginx_edge import Edge, nginx_edge
-from tests.support.servers import LOOPBACK, free_port, require_tool, run_process
+from tests.support.servers import LOOPBACK, free_port, require_tool
 
 SEGMENT = "hls/v0/seg_001.ts"
 KEYRING = KeyRing({"k1": b"E" * 32}, "k1")
@@ -271,7 +275,7 @@ def test_validator_outage_is_503_no_store_never_allowed(tmp_path: Path) -> None:
         user=current_user_if_root(),
     )
     prepare_prefix(config)
-    with run_process(nginx_argv(nginx, config), port=port, log=tmp_path / "nginx.out"):
+    with running_nginx(nginx, config, port):
         url = issue(
             PlaybackRequest("demo", 600),
             KEYRING,
@@ -279,6 +283,92 @@ def test_validator_outage_is_503_no_store_never_allowed(tmp_path: Path) -> None:
             public_url=f"http://{LOOPBACK}:{port}",
         ).url
         resp = httpx.get(url, timeout=10)
+        time.sleep(0.3)  # the error line passes through the redacting pipe
     assert resp.status_code == 503
     assert resp.headers["cache-control"] == "no-store"
     assert resp.headers["x-playgate-reason"] == "validator_unavailable"
+    # nginx's error line about it names the cause, never the request line.
+    errors = (tmp_path / ERROR_LOG).read_text()
+    assert "(111: Connection refused)" in errors
+    assert_no_token(errors, token_of(url))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"Content-Length: 7\r\n\r\nSMUGGLE",
+        b"Transfer-Encoding: chunked\r\n\r\n7\r\nSMUGGLE\r\n0\r\n\r\n",
+    ],
+    ids=["length", "chunked"],
+)
+def test_a_viewers_get_body_never_reaches_the_origin(edge: Edge, body: bytes) -> None:
+    # A file no other test fetches, so this request misses the cache and reaches the origin.
+    file = "dash/chunk-2-00004.m4s" if b"Length" in body else "dash/chunk-2-00003.m4s"
+    path = signed(edge, file).split(edge.url, 1)[1]
+    before = len(edge.origin_hits)
+    host, port = edge.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: edge\r\nConnection: close\r\n".encode() + body)
+        reply = b"".join(iter(lambda: sock.recv(65536), b""))
+    assert reply.startswith(b"HTTP/1.1 200 "), reply[:200]
+    assert len(edge.origin_hits) == before + 1
+    assert edge.origin_bodies == []
+
+
+# --- No log line holds a token ---------------------------------------------------------------
+
+TOKEN_RUN = re.compile(f"[{TOKEN_CHARS}]{{{SHORTEST_TOKEN_CHARS},}}")
+
+
+def assert_no_token(log: str, token: str) -> None:
+    assert token not in log, log
+    # Structural: no run of token characters long enough to be any token, in any spelling.
+    assert TOKEN_RUN.search(log) is None, log
+
+
+NEAR_MISSES = [
+    "/%74/{t}/videos/demo/master.m3u8",
+    "/T/{t}/videos/demo/master.m3u8",
+    "/x/../t/{t}/videos/demo/master.m3u8",
+    "/t/{t}/t/{t}/videos/demo/master.m3u8",
+    "/t/{t}/videos/demo/{t}.ts",
+    "/videos/demo/master.m3u8?token={t}",
+    "/videos/demo/{t}/master.m3u8",
+    "/t/{t}/videos/demo/master.m3u8?x={t}",
+    "/t/%{t}/videos/demo/master.m3u8",
+    '/t/{t}/videos/"demo"/{t}',
+]
+
+
+def test_no_access_or_error_log_line_holds_a_token(edge: Edge) -> None:
+    url = signed(edge, "hls/v0/seg_000.ts")
+    tok = token_of(url)
+    assert httpx.get(url, timeout=10).status_code == 200
+    for spelling in NEAR_MISSES:
+        raw_status(edge, spelling.format(t=tok).encode())
+    raw_status(edge, b"G" + tok.encode() + b" /t/" + tok.encode() + b"/videos/demo/ HTTP/1.1")
+    time.sleep(0.3)  # nginx writes the log line after the response
+    log = edge.access_log.read_text()
+    assert_no_token(log, tok)
+    assert_no_token(edge.error_log.read_text(), tok)
+    # What the log is for is still there: the path of what was served, its token id.
+    assert '"GET /videos/demo/hls/v0/seg_000.ts" 200' in log
+    assert f"token_id={open_token(tok, KEYRING).token_id}" in log
+
+
+def test_a_cache_io_error_is_logged_without_the_request_line(
+    media_root: Path, tmp_path: Path
+) -> None:
+    with nginx_edge(KEYRING, media_root, tmp_path) as broken:
+        # The media cache folder becomes a file: nginx cannot write the object ("crit").
+        cache = tmp_path / "cache" / "media"
+        shutil.rmtree(cache)
+        cache.write_text("not a folder")
+        url = signed(broken, "hls/v0/seg_002.ts")
+        with contextlib.suppress(httpx.HTTPError):  # nginx drops the response it cannot store
+            httpx.get(url, timeout=10)
+        time.sleep(0.5)
+        errors = broken.error_log.read_text()
+    assert "[crit]" in errors
+    assert "(20: Not a directory)" in errors
+    assert_no_token(errors, token_of(url))

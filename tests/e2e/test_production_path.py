@@ -70,19 +70,25 @@ class Machine:
         pairs = (ln.split("=", 1) for ln in path.read_text().splitlines() if "=" in ln)
         return {k: v for k, v in pairs}
 
-    def unit_commands(self, unit: str, instance: str = "") -> tuple[list[list[str]], list[str]]:
-        """(ExecStartPre argvs, ExecStart argv) of a unit, as systemd would run them."""
-        pre, start = [], []
+    def unit_commands(
+        self, unit: str, instance: str = ""
+    ) -> tuple[list[list[str]], list[str], list[list[str]]]:
+        """(ExecStartPre argvs, ExecStart argv, ExecStop argvs), as systemd would run them."""
+        pre: list[list[str]] = []
+        start: list[str] = []
+        stop: list[list[str]] = []
         for line in (UNITS / unit).read_text().splitlines():
             key, _, value = line.partition("=")
+            if key == "ExecStop":
+                stop.append(shlex.split(self.local(value.replace("%i", instance))))
             if key in ("ExecStartPre", "ExecStart"):
                 argv = shlex.split(self.local(value.replace("%i", instance)))
-                if argv[0].endswith("nginx") and os.geteuid() == 0:
+                if os.geteuid() == 0 and argv[:2] == ["/bin/sh", "-c"] and "nginx -" in argv[2]:
                     # The unit runs nginx as User=playgate-edge; as root here, keep workers root
                     # so that they can use the private temporary prefix.
-                    argv += ["-g", "user root;"]
+                    argv[2] = argv[2].replace(" -e stderr", " -e stderr -g 'user root;'")
                 (pre.append(argv) if key == "ExecStartPre" else start.extend(argv))
-        return pre, start
+        return pre, start, stop
 
 
 @contextlib.contextmanager
@@ -96,7 +102,7 @@ def service(
     for line in (UNITS / unit).read_text().splitlines():
         if line.startswith("StateDirectory="):  # systemd creates it, owned by the unit's user
             (machine.root / "var/lib" / line.split("=", 1)[1]).mkdir(parents=True)
-    pre, start = machine.unit_commands(unit, instance)
+    pre, start, stop = machine.unit_commands(unit, instance)
     for argv in pre:
         done = subprocess.run(
             argv, env={**os.environ, **env}, capture_output=True, text=True, timeout=60, check=False
@@ -104,7 +110,11 @@ def service(
         assert done.returncode == 0, (argv, done.stderr)
     log = machine.root / f"{unit}{instance}.log"
     with run_process(start, port=port, env=env, log=log):
-        yield
+        try:
+            yield
+        finally:
+            for argv in stop:  # as systemd does before signalling what is left
+                subprocess.run(argv, capture_output=True, timeout=30, check=False)
 
 
 def test_production_path_plays_over_https(tmp_path: Path, redis_url: str) -> None:

@@ -10,11 +10,15 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from edge_validator.core.keyring import KeyRing, new_keyring_json
 from playgate.cli import main
-from signer.api_keys import hash_api_key
+from playgate.demo.origin import create_origin_app
+from signer.api_keys import ApiKeys, hash_api_key
+from tests.support import factories
+from tests.support.servers import free_port, run_process, serve_app
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -44,6 +48,24 @@ def test_api_key_prints_key_and_its_hash(capsys: pytest.CaptureFixture[str]) -> 
     _, out, _ = run(capsys, "api-key", "--name", "web")
     key = out.split("backend): ")[1].split()[0]
     assert f"web:{hash_api_key(key)}" in out
+
+
+def test_api_key_with_scopes_and_a_video_prefix(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["api-key", "--name", "cms", "--scopes", "sign,revoke", "--video-prefix", "tenant-a-"]
+    _, out, _ = run(capsys, *argv)
+    key = out.split("backend): ")[1].split()[0]
+    entry = out.split("signer): ")[1].strip()
+    assert entry == f"cms:{hash_api_key(key)}:sign+revoke:tenant-a-"
+    caller = ApiKeys.parse(entry).caller(key)
+    assert caller is not None
+    assert (caller.name, caller.scopes, caller.video_prefix) == (
+        "cms",
+        frozenset({"sign", "revoke"}),
+        "tenant-a-",
+    )
+    code, _, err = run(capsys, "api-key", "--scopes", "sign,admin")
+    assert code == 2
+    assert err.startswith("playgate: bad_configuration: API key 'app': scopes are one or more of")
 
 
 def test_sign_then_explain_accepts(ring_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -188,3 +210,54 @@ def test_a_bad_setting_stops_a_server_with_one_line(
     assert len(lines) == 1, done.stderr
     assert lines[0].startswith("playgate: bad_configuration:")
     assert needle in lines[0]
+
+
+def test_nginx_error_log_filter_keeps_no_request_text() -> None:
+    tok = factories.token()
+    line = f'2026/01/01 10:00:00 [error] 7#7: *1 x, client: 1.2.3.4, request: "GET /t/{tok}/v"\n'
+    done = subprocess.run(
+        [sys.executable, "-m", "playgate.cli", "nginx-error-log"],
+        input=line,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert done.stdout == '2026/01/01 10:00:00 [error] 7#7: *1 x, client: 1.2.3.4, request: "…"\n'
+
+
+def _validator_env(tmp_path: Path, **extra: str) -> tuple[dict[str, str], KeyRing]:
+    text = new_keyring_json("k1")
+    env = {**os.environ, "PLAYGATE_KEYRING": text, **extra}
+    env.pop("REDIS_URL", None)
+    return env, KeyRing.from_json(text)
+
+
+def test_origin_url_with_a_password_is_refused(tmp_path: Path) -> None:
+    env, _ = _validator_env(tmp_path, PLAYGATE_ORIGIN_URL="http://cdn:s3cret@127.0.0.1:9")
+    done = subprocess.run(
+        [sys.executable, "-m", "playgate.cli", "serve-validator", "--port", "0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr.startswith("playgate: bad_configuration: PLAYGATE_ORIGIN_URL must not")
+    assert "s3cret" not in done.stderr
+
+
+def test_origin_requests_are_not_logged_by_httpx(tmp_path: Path) -> None:
+    log = tmp_path / "validator.log"
+    with serve_app(create_origin_app(factories.SAMPLES)) as origin:
+        env, ring = _validator_env(tmp_path, PLAYGATE_ORIGIN_URL=origin, PLAYGATE_LOG_LEVEL="debug")
+        port = free_port()
+        argv = [sys.executable, "-m", "playgate.cli", "serve-validator", "--port", str(port)]
+        with run_process(argv, port=port, env=env, log=log):
+            target = factories.target(factories.token(ring), "/videos/demo/hls/v0/seg_000.ts")
+            assert httpx.get(f"http://127.0.0.1:{port}{target}", timeout=10).status_code == 200
+    text = log.read_text()
+    assert "tid-test" in text  # PlayGate's own debug line about the allowed request
+    assert "HTTP Request" not in text, text
+    assert "httpcore" not in text, text

@@ -82,6 +82,10 @@ def hostile_root(tmp_path: Path) -> Path:
     (video / "define.m3u8").write_text(
         '#EXTM3U\n#EXT-X-DEFINE:NAME="h",VALUE="https://evil.example"\n#EXTINF:2,\n{$h}/s.ts\n'
     )
+    # Python's int() refuses more than 4,300 digits: once a bare 500 without no-store.
+    (video / "longport.m3u8").write_text(
+        "#EXTM3U\n#EXTINF:2,\nhttps://edge.example:" + "0" * 5000 + "443/a.ts\n"
+    )
     (video / "foreign.mpd").write_text(
         '<MPD xmlns="urn:mpeg:dash:schema:mpd:2011"><BaseURL>https://other-cdn.example/v/'
         '</BaseURL><Period><AdaptationSet><Representation id="0">'
@@ -112,7 +116,7 @@ def test_a_spoofed_host_header_never_makes_a_third_party_uri_ours(
     assert resp.text.count(token) == (2 if public_url else 1)
 
 
-@pytest.mark.parametrize("file", ["leaky.m3u8", "define.m3u8", "foreign.mpd"])
+@pytest.mark.parametrize("file", ["leaky.m3u8", "define.m3u8", "foreign.mpd", "longport.m3u8"])
 def test_a_manifest_that_could_leak_the_token_is_refused_with_a_clean_403(
     keyring: KeyRing, hostile_root: Path, file: str
 ) -> None:

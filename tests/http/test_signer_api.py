@@ -154,6 +154,10 @@ def test_unknown_route_and_method_are_json_4xx(signer_url: str) -> None:
     assert resp.json()["error"] == "method_not_allowed"
     assert resp.headers["allow"] == "POST"
     assert resp.headers["x-playgate-reason"] == "method_not_allowed"
+    # A path with several methods lists them all (one route per method listed only one).
+    resp = httpx.put(f"{signer_url}/v1/revocations", timeout=10)
+    assert resp.status_code == 405
+    assert {m.strip() for m in resp.headers["allow"].split(",")} == {"GET", "HEAD", "POST"}
 
 
 def test_healthz_and_openapi(signer_url: str) -> None:

@@ -25,9 +25,13 @@ def test_openapi_lists_every_error_each_route_declares(signer_url: str) -> None:
             for status, answer in op["responses"].items():
                 assert answer["description"], (path, method, status)
     post = paths["/v1/playback-urls"]["post"]["responses"]
-    assert {"201", "400", "401", "413", "415", "422", "429", "503"} == set(post)
+    assert {"201", "400", "401", "403", "413", "415", "422", "429", "503"} == set(post)
     revoke = paths["/v1/revocations"]["post"]["responses"]
-    assert {"201", "400", "401", "413", "415", "422", "501", "503"} == set(revoke)
+    assert {"201", "400", "401", "403", "413", "415", "422", "501", "503"} == set(revoke)
+    forbidden = revoke["403"]["content"]["application/json"]["schema"]["properties"]["error"]
+    assert forbidden["enum"] == ["missing_scope", "video_not_allowed"]
+    listing = paths["/v1/revocations"]["get"]["responses"]
+    assert {"200", "401", "403", "503"} == set(listing)
     error = post["503"]["content"]["application/json"]["schema"]["properties"]["error"]
     assert error["enum"] == ["store_unavailable"]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -143,12 +144,25 @@ def test_rate_limit_per_viewer(keyring: KeyRing, state: StateSettings) -> None:
         # Nor does a fresh IPv6 address inside the same /64.
         v6 = [_post(issue, {"video_id": "demo", "client_ip": f"2001:db8::{i}"}) for i in range(3)]
         assert [r.status_code for r in v6] == [201, 201, 429]
+        # Nor a wider network written around the same viewer: the bucket is the viewer's.
+        for spellings in (
+            ["192.0.2.0", "192.0.2.0/31", "192.0.2.0/24"],
+            ["2001:db8:7::/64", "2001:db8:7::/48", "2001:db8:7::/56"],
+        ):
+            wide = [_post(issue, {"video_id": "demo", "client_ip": ip}) for ip in spellings]
+            assert [r.status_code for r in wide] == [201, 201, 429], spellings
 
 
 def test_cli_revokes_through_the_signer(
-    signer: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    signer: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
-    assert cli_main(["revoke", "--user-id", "u-9", "--signer", signer, "--api-key", API_KEY]) == 0
+    key_file = tmp_path / "api-key"
+    key_file.write_text(API_KEY + "\n")
+    argv = ["revoke", "--user-id", "u-9", "--signer", signer, "--api-key-file", str(key_file)]
+    assert cli_main(argv) == 0
     assert json.loads(capsys.readouterr().out)["kind"] == "user_id"
     monkeypatch.setenv("PLAYGATE_SIGNER_URL", signer)
     monkeypatch.setenv("PLAYGATE_API_KEY", API_KEY)
@@ -158,6 +172,12 @@ def test_cli_revokes_through_the_signer(
     assert cli_main(["revoke", "--user-id", "bad id"]) == 1
     with pytest.raises(SystemExit):
         cli_main(["revoke", "--user-id", "a", "--token-id", "b"])
+
+
+def test_cli_refuses_an_api_key_on_the_command_line(signer: str) -> None:
+    # Any local user reads argv (`ps`, /proc/<pid>/cmdline): the key is never taken from it.
+    with pytest.raises(SystemExit, match="PLAYGATE_API_KEY or use --api-key-file"):
+        cli_main(["revoke", "--user-id", "u-1", "--signer", signer, "--api-key", API_KEY])
 
 
 def test_signer_without_redis_answers_503_and_not_ready(keyring: KeyRing) -> None:
@@ -191,3 +211,17 @@ def test_revocations_survive_a_signer_restart(
     with serve_app(create_signer(_signer(keyring, state))) as url:
         listed = httpx.get(f"{url}/v1/revocations", headers=AUTH).json()["revocations"]
     assert [(r["kind"], r["value"]) for r in listed] == [("session_id", "s-keep")]
+
+
+class _BrokenStore(MemoryStore):
+    async def hit_rate(self, bucket: str, limit: int, window: int) -> float:
+        raise RuntimeError("a bug in a store")
+
+
+def test_an_unexpected_error_is_a_json_error_never_a_bare_500(keyring: KeyRing) -> None:
+    app = create_signer(_signer(keyring, StateSettings()), store=_BrokenStore())
+    with serve_app(app) as url:
+        resp = _post(f"{url}/v1/playback-urls", {"video_id": "demo"})
+    assert resp.headers["x-playgate-reason"] == "internal_error"
+    assert resp.headers["cache-control"] == "no-store"
+    assert resp.json()["error"] == "internal_error"

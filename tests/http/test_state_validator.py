@@ -150,11 +150,18 @@ def test_limited_tokens_are_denied_without_a_state_backend(keyring: KeyRing) -> 
     token = factories.token(keyring, token_id="tid-1", max_uses=1)
     with pytest.raises(StateUnavailable):  # a gate without shared state (Lambda@Edge's case)
         asyncio.run(Gate(settings.verifier(), None).authorize(factories.target(token), None))
-    # The embedded in-memory default enforces it in one process.
+    # A standalone validator's memory is its own: a restart or a second process would reset
+    # the count, so limited tokens are refused and /healthz says the state is not shared.
+    streams = factories.token(keyring, token_id="tid-2", max_streams=1)
+    plain = factories.token(keyring, token_id="tid-3")
     with serve_app(create_validator(settings)) as url:
-        assert httpx.get(f"{url}/t/{token}/videos/demo/master.m3u8").status_code == 200
-        second = httpx.get(f"{url}/t/{token}/videos/demo/master.m3u8")
-        assert second.headers[REASON] == "use_limit_reached"
+        for limited in (token, streams):
+            resp = httpx.get(f"{url}/t/{limited}/videos/demo/master.m3u8")
+            assert resp.status_code == 403
+            assert resp.headers[REASON] == "state_unavailable"
+        assert httpx.get(f"{url}/t/{plain}/videos/demo/master.m3u8").status_code == 200
+        state = httpx.get(f"{url}/healthz").json()["state"]
+    assert (state["backend"], state["shared"]) == ("memory", False)
 
 
 def test_in_memory_default_revokes_within_one_process(keyring: KeyRing) -> None:

@@ -20,6 +20,7 @@ from starlette.routing import Route
 from edge_validator.asgi.app import create_app
 from edge_validator.core.keyring import KeyRing
 from edge_validator.env import networks
+from edge_validator.origins.base import OriginReply
 from edge_validator.origins.media_types import MEDIA_TYPES
 from edge_validator.settings import ValidatorSettings
 from tests.support import factories
@@ -342,3 +343,23 @@ def test_an_unexpected_origin_failure_denies_with_a_reason_never_a_bare_500(
             assert resp.headers["cache-control"] == "no-store"
             assert resp.json()["error"] == "internal_error"
             assert "Traceback" not in resp.text
+
+
+class _VanishingFileOrigin:
+    """An origin whose file disappears between its answer and the send (a real race)."""
+
+    async def fetch(self, path: str, headers: object, method: str) -> OriginReply:
+        return OriginReply(200, {"content-type": "video/mp2t"}, file=Path("/nonexistent/seg.ts"))
+
+    async def close(self) -> None:
+        return None
+
+
+def test_an_unexpected_error_after_the_check_is_a_denial_with_a_reason(keyring: KeyRing) -> None:
+    settings = ValidatorSettings(keyring=keyring, media_root=SAMPLES)
+    app = create_app(settings, origin=_VanishingFileOrigin())  # type: ignore[arg-type]
+    with serve_app(app) as base:
+        resp = httpx.get(base + factories.target(factories.token(keyring)), timeout=10)
+    assert resp.headers["x-playgate-reason"] == "internal_error"
+    assert resp.headers["cache-control"] == "no-store"
+    assert resp.json()["error"] == "internal_error"

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from edge_validator.asgi.app import create_app as create_validator
 from edge_validator.asgi.client_address import REAL_IP
@@ -15,9 +15,12 @@ from edge_validator.core.cors import CorsPolicy
 from edge_validator.core.keyring import KeyRing
 from edge_validator.env import networks
 from edge_validator.settings import ValidatorSettings
+from edge_validator.state.guard import StateGuard
+from edge_validator.state.memory import MemoryStore
 from playgate.demo.origin import create_origin_app
-from playgate.nginx.config import EdgeConfig, current_user_if_root, nginx_argv, prepare_prefix
-from tests.support.servers import LOOPBACK, free_port, require_tool, run_process, serve_app
+from playgate.nginx.config import EdgeConfig, current_user_if_root, prepare_prefix
+from playgate.nginx.runner import ERROR_LOG, running_nginx
+from tests.support.servers import LOOPBACK, free_port, require_tool, serve_app
 
 
 @dataclass(frozen=True)
@@ -26,19 +29,39 @@ class Edge:
     prefix: Path
     origin_hits: list[str]
     auth_calls: list[str]
+    # What the origin received beyond the path: request bodies and Content-Length headers.
+    origin_bodies: list[bytes]
 
     @property
     def access_log(self) -> Path:
         return self.prefix / "access.log"
 
+    @property
+    def error_log(self) -> Path:
+        return self.prefix / ERROR_LOG
 
-def _counting(app: ASGIApp, hits: list[str]) -> ASGIApp:
-    """``app``, recording the path of every HTTP request it gets."""
+
+def _counting(app: ASGIApp, hits: list[str], bodies: list[bytes] | None = None) -> ASGIApp:
+    """``app``, recording the path of every HTTP request it gets (and, with ``bodies``, any
+    request body or Content-Length it is sent)."""
 
     async def wrapper(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            hits.append(scope["path"])
-        await app(scope, receive, send)
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        hits.append(scope["path"])
+        if bodies is not None:
+            for name, value in scope["headers"]:
+                if name in (b"content-length", b"transfer-encoding") and value != b"0":
+                    bodies.append(name + b": " + value)
+
+        async def recording() -> Message:
+            message = await receive()
+            if bodies is not None and message.get("body"):
+                bodies.append(message["body"])
+            return message
+
+        await app(scope, recording, send)
 
     return wrapper
 
@@ -55,7 +78,8 @@ def nginx_edge(
     nginx = require_tool("nginx")
     hits: list[str] = []
     auth_calls: list[str] = []
-    origin_app = _counting(create_origin_app(media_root), hits)
+    bodies: list[bytes] = []
+    origin_app = _counting(create_origin_app(media_root), hits, bodies)
     with contextlib.ExitStack() as stack:
         origin_url = stack.enter_context(serve_app(origin_app))
         # The validator is also the shield that rewrites query-token manifests.
@@ -67,7 +91,10 @@ def nginx_edge(
             origin_url=origin_url,
             cors=cors or CorsPolicy(),
         )
-        validator_app = _counting(create_validator(settings), auth_calls)
+        # This one validator is the whole deployment: its store counts as shared, as the demo's
+        # (a standalone validator's own memory refuses limited tokens).
+        guard = StateGuard(MemoryStore(), settings.state, shared=True)
+        validator_app = _counting(create_validator(settings, guard=guard), auth_calls)
         validator_url = stack.enter_context(serve_app(validator_app))
         port = free_port()
         config = EdgeConfig(
@@ -80,5 +107,5 @@ def nginx_edge(
             cors=cors or CorsPolicy(),
         )
         prepare_prefix(config)
-        with run_process(nginx_argv(nginx, config), port=port, log=prefix / "nginx.out"):
-            yield Edge(f"http://{LOOPBACK}:{port}", prefix, hits, auth_calls)
+        with running_nginx(nginx, config, port):
+            yield Edge(f"http://{LOOPBACK}:{port}", prefix, hits, auth_calls, bodies)

@@ -123,3 +123,31 @@ def test_bucket_cors_lets_redirected_players_read_presigned_objects(
     assert rule["AllowedOrigins"] == ["*"]
     encryption = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
     assert encryption[0]["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+
+
+def test_a_certificate_gets_a_tls_12_policy_and_the_default_is_documented(
+    template: dict[str, Any],
+) -> None:
+    params = template["Parameters"]
+    assert params["CertificateArn"]["Default"] == ""
+    assert all(v.startswith("TLSv1.2") for v in params["MinimumProtocolVersion"]["AllowedValues"])
+    assert "TLSv1" in params["CertificateArn"]["Description"]  # what the default allows
+    (distribution,) = resources(template, "AWS::CloudFront::Distribution")
+    condition, custom, default = distribution["DistributionConfig"]["ViewerCertificate"]["Fn::If"]
+    assert condition == "HasCertificate"
+    assert custom["MinimumProtocolVersion"] == {"Ref": "MinimumProtocolVersion"}
+    assert custom["SslSupportMethod"] == "sni-only"
+    assert default == {"CloudFrontDefaultCertificate": True}
+
+
+def test_access_logs_stay_off_and_the_template_says_why(template: dict[str, Any]) -> None:
+    (distribution,) = resources(template, "AWS::CloudFront::Distribution")
+    assert "Logging" not in distribution["DistributionConfig"]
+    assert "RealtimeLogConfigArn" not in str(distribution)
+    text = TEMPLATE.read_text()
+    assert "record the viewer's request URI and query string" in text
+    # checkov's "enable access logging" is answered where it is raised, with the reason.
+    (dist,) = [r for r in template["Resources"].values() if r["Type"].endswith("Distribution")]
+    (skip,) = dist["Metadata"]["checkov"]["skip"]
+    assert skip["id"] == "CKV_AWS_86"
+    assert "token" in skip["comment"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 import sys
 import time
@@ -14,7 +15,7 @@ from typing import Any
 import pytest
 
 from edge_validator.core.keyring import KeyRing, new_keyring_json
-from playgate.lambda_bundle import MAX_ZIP_BYTES
+from playgate.lambda_bundle import MAX_ZIP_BYTES, write_bundle
 from tests.support import factories
 from tests.support.factories import ROOT
 
@@ -191,3 +192,26 @@ def test_the_bundle_carries_the_cors_policy(keyring_file: Path, tmp_path: Path) 
     allow = refused["headers"]["access-control-allow-origin"][0]["value"]
     assert allow == "https://app.example"
     assert answered["status"] == "204"
+
+
+def test_the_bundle_is_never_readable_by_others(
+    keyring_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It holds the key ring, which can also sign: private from its first byte, whatever the
+    umask (the file was once created world-readable and made 0600 only after the secret)."""
+    modes: list[int] = []
+    real_fdopen = os.fdopen
+
+    def watching_fdopen(fd: int, *args: Any, **kwargs: Any) -> Any:
+        modes.append(stat.S_IMODE(os.fstat(fd).st_mode))  # before a byte is written
+        return real_fdopen(fd, *args, **kwargs)
+
+    monkeypatch.setattr(os, "fdopen", watching_fdopen)
+    monkeypatch.setattr(os, "chmod", lambda *a, **k: modes.append(-1))  # no repair afterwards
+    previous = os.umask(0)
+    try:
+        write_bundle(keyring_file, tmp_path / "lambda-edge.zip")
+    finally:
+        os.umask(previous)
+    assert modes == [0o600]
+    assert stat.S_IMODE((tmp_path / "lambda-edge.zip").stat().st_mode) == 0o600

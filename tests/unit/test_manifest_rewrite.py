@@ -90,6 +90,9 @@ LEAKY = [
     "s\x01eg.ts",
     "s\u00e9g.ts",
     "{$h}/seg.ts",
+    # A port players read as 443 (WHATWG drops leading zeros) but no 5-digit reader does.
+    "https://edge.example:" + "0" * 5000 + "443/a.ts",
+    "https://edge.example:000443/a.ts",
 ]
 
 

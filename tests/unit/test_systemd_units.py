@@ -15,6 +15,8 @@ from tests.support.servers import require_tool
 
 UNITS = ROOT / "infra" / "systemd"
 INSTALLED = "/opt/playgate/venv/bin/playgate"
+NGINX_CTL = "/usr/sbin/nginx -s"
+PREFIX = "-p /var/lib/playgate-edge -c /var/lib/playgate-edge/nginx.conf"
 NAMES = ["playgate-signer.service", "playgate-validator@.service", "playgate-edge.service"]
 
 
@@ -69,8 +71,15 @@ def test_services_run_unprivileged_and_stop_gracefully(name: str) -> None:
     assert service["User"].startswith("playgate-")
     assert service["NoNewPrivileges"] == "yes"
     assert service["ProtectSystem"] == "strict"
-    assert service["ExecReload"] == "/bin/kill -HUP $MAINPID"  # keys (or nginx config) reload
-    assert service["KillSignal"] in ("SIGTERM", "SIGQUIT")  # drain, never SIGKILL first
+    # Reload: key rings (SIGHUP to the serve command) or nginx's rendered config.
+    assert service["ExecReload"] in ("/bin/kill -HUP $MAINPID", f"{NGINX_CTL} reload {PREFIX}")
+    assert service["KillSignal"] == "SIGTERM"  # drain, never SIGKILL first
+
+
+def test_nginx_errors_reach_the_journal_only_through_the_filter() -> None:
+    service = read("playgate-edge.service")["Service"]
+    assert service["ExecStart"].endswith(f"2>&1 | {INSTALLED} nginx-error-log'")
+    assert service["ExecStop"] == f"{NGINX_CTL} quit {PREFIX}"  # graceful
 
 
 def test_servers_listen_on_loopback_only() -> None:
