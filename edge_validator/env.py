@@ -10,6 +10,9 @@ from collections.abc import Mapping
 
 from .admin_key import AdminKey
 from .core.addresses import Network, packed_ip
+from .core.cat.claims import CatPolicy
+from .core.cat.keys import CatKeyRing, Es256Factory
+from .core.cat.verify import CatVerifier
 from .core.cors import DEFAULT_MAX_AGE, MAX_MAX_AGE, CorsPolicy, parse_origins
 from .core.errors import ConfigurationError
 from .core.keyring import KeyRing
@@ -96,6 +99,44 @@ class Env:
         if path:
             return KeyRing.from_file(path)
         raise ConfigurationError("set PLAYGATE_KEYRING_FILE (or PLAYGATE_KEYRING) to a key ring")
+
+    def cat_keyring(self) -> CatKeyRing | None:
+        """``PLAYGATE_CAT_KEYS`` (JSON text) or ``PLAYGATE_CAT_KEYS_FILE``; None: CAT is off."""
+        text = self.text("PLAYGATE_CAT_KEYS")
+        path = self.text("PLAYGATE_CAT_KEYS_FILE")
+        if text and path:
+            raise ConfigurationError("set PLAYGATE_CAT_KEYS or PLAYGATE_CAT_KEYS_FILE, not both")
+        if text:
+            return CatKeyRing.from_json(text, es256_factory())
+        if path:
+            return CatKeyRing.from_file(path, es256_factory())
+        return None
+
+    def cat_policy(self) -> CatPolicy:
+        """What every CAT must say: issuer, audience, and the origin catu is judged against."""
+        origin = self.text("PLAYGATE_CAT_ORIGIN")
+        parsed: tuple[str, str] | None = None
+        if origin is not None:
+            scheme, sep, host = origin.lower().rstrip("/").partition("://")
+            if scheme not in ("http", "https") or not sep or not host or "/" in host:
+                raise ConfigurationError("PLAYGATE_CAT_ORIGIN must be scheme://host[:port]")
+            parsed = (scheme, host)
+        return CatPolicy(
+            self.text("PLAYGATE_CAT_ISSUER"), self.text("PLAYGATE_CAT_AUDIENCE"), parsed
+        )
+
+    def cat_verifier(self) -> CatVerifier | None:
+        keyring = self.cat_keyring()
+        return None if keyring is None else CatVerifier(keyring, self.cat_policy())
+
+
+def es256_factory() -> Es256Factory | None:
+    """ES256 keys where the ``cryptography`` package is installed (not in Lambda@Edge)."""
+    try:
+        from .cat_es256 import load_es256
+    except ImportError:  # pragma: no cover - the test environment has cryptography
+        return None
+    return load_es256
 
 
 def networks(text: str, name: str = "networks") -> tuple[Network, ...]:

@@ -36,20 +36,24 @@ class Gate:
         # Allowed requests are logged at INFO (one line per decision) or only at DEBUG.
         self.allow_level = logging.INFO if log_allowed else logging.DEBUG
 
-    async def authorize(self, target: str, client: ClientAddress | None) -> Grant:
+    async def authorize(
+        self, target: str, client: ClientAddress | None, header_token: str | None = None
+    ) -> Grant:
         """Verify a raw request target; the grant carries the query without the token."""
         started = time.perf_counter()
         try:
-            grant = await self._authorize(target, client)
+            grant = await self._authorize(target, client, header_token)
         except PlaybackTokenError as exc:
             self._decided(started, client, None, exc)
             raise
         self._decided(started, client, grant, None)
         return grant
 
-    async def _authorize(self, target: str, client: ClientAddress | None) -> Grant:
+    async def _authorize(
+        self, target: str, client: ClientAddress | None, header_token: str | None
+    ) -> Grant:
         # Read once: a key ring reload (SIGHUP) swaps the verifier between two requests.
-        grant = self.verifier.verify_target(target, client, self.clock())
+        grant = self.verifier.verify_target(target, client, self.clock(), header_token)
         if self.guard is not None:
             await self.guard.check(grant)
         elif grant.claims.max_uses or grant.claims.max_streams:

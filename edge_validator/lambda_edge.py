@@ -17,17 +17,21 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from .core.cat.claims import CatPolicy
+from .core.cat.keys import CatKeyRing
+from .core.cat.verify import CatVerifier
 from .core.cors import DEFAULT_MAX_AGE, CorsPolicy, parse_origins
 from .core.decision import DEFAULT_LEEWAY, Verifier
 from .core.errors import (
     CorsRefused,
     InternalError,
+    MalformedToken,
     MethodNotAllowed,
     PlayGateError,
     StateUnavailable,
 )
 from .core.keyring import KeyRing
-from .core.protocol import NO_STORE, REASON_HEADER
+from .core.protocol import CAT_HEADER, NO_STORE, REASON_HEADER
 
 log = logging.getLogger("playgate.lambda_edge")
 
@@ -114,7 +118,8 @@ def viewer_request(
         query: str = request.get("querystring") or ""
         uri: str = request["uri"]
         client = client_ip if isinstance(client_ip, str) else None  # parsed only if needed
-        grant = verifier.verify_target(f"{uri}?{query}" if query else uri, client, now)
+        target = f"{uri}?{query}" if query else uri
+        grant = verifier.verify_target(target, client, now, _header_token(request))
         claims = grant.claims
         # No shared state reaches a CloudFront POP: a token that needs it is refused, not waved on.
         if claims.max_uses or claims.max_streams:
@@ -128,6 +133,14 @@ def viewer_request(
     # A new dict: the event stays as CloudFront sent it. The path is still percent-encoded, as
     # CloudFront expects; the query keeps every parameter except the token.
     return {**request, "uri": grant.target.path, "querystring": grant.target.query}
+
+
+def _header_token(request: Mapping[str, Any]) -> str | None:
+    """A ``CTA-Common-Access-Token`` header (CloudFront lower-cases header names), or None."""
+    values = (request.get("headers") or {}).get(CAT_HEADER.lower()) or []
+    if len(values) > 1:
+        raise MalformedToken("more than one token in the request")
+    return str(values[0].get("value", "")) if values else None
 
 
 def make_handler(
@@ -153,7 +166,10 @@ def verifier_from_config(text: str) -> Verifier:
     doc = json.loads(text)
     keyring = KeyRing.from_json(json.dumps({"keys": doc["keys"]}))
     return Verifier(
-        keyring, max_ttl=int(doc["max_ttl"]), leeway=int(doc.get("leeway", DEFAULT_LEEWAY))
+        keyring,
+        max_ttl=int(doc["max_ttl"]),
+        leeway=int(doc.get("leeway", DEFAULT_LEEWAY)),
+        cat=None if doc.get("cat") is None else cat_verifier(doc["cat"]),
     )
 
 
@@ -162,6 +178,15 @@ def cors_from_config(text: str) -> CorsPolicy:
     doc = json.loads(text).get("cors") or {}
     origins = parse_origins(str(doc.get("origins", "")), "baked cors.origins")
     return CorsPolicy(origins, int(doc.get("max_age", DEFAULT_MAX_AGE)))
+
+
+def cat_verifier(doc: Mapping[str, Any]) -> CatVerifier:
+    """HS256 CAT keys baked by build-lambda (no ES256 here: no ``cryptography`` at the edge)."""
+    keyring = CatKeyRing.from_json(json.dumps({"keys": doc["keys"]}), es256=None)
+    origin = doc.get("origin")
+    scheme, _, host = origin.partition("://") if isinstance(origin, str) else ("", "", "")
+    policy = CatPolicy(doc.get("issuer"), doc.get("audience"), (scheme, host) if host else None)
+    return CatVerifier(keyring, policy)
 
 
 @lru_cache(maxsize=1)

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 from .admin_key import AdminKey
 from .core.addresses import Network
+from .core.cat.verify import CatVerifier
 from .core.cors import CorsPolicy
 from .core.decision import DEFAULT_LEEWAY, DEFAULT_MAX_TTL, MAX_LEEWAY, MAX_TTL_LIMIT, Verifier
 from .core.errors import ConfigurationError
@@ -43,6 +44,8 @@ class ValidatorSettings:
     public_url: Url | None = None
     # Revocations, use and stream limits: in memory, or Redis when REDIS_URL is set.
     state: StateSettings = field(default_factory=StateSettings)
+    # CTA-5007 Common Access Tokens (PLAYGATE_CAT_KEYS...); None: only PlayGate tokens.
+    cat: CatVerifier | None = None
     # Which web pages on other origins may read media and denial reasons (none by default).
     cors: CorsPolicy = field(default_factory=CorsPolicy)
     # The operators' key for /metrics and /admin/health (None: those routes do not exist).
@@ -67,7 +70,7 @@ class ValidatorSettings:
             )
 
     def verifier(self) -> Verifier:
-        return Verifier(self.keyring, max_ttl=self.max_ttl, leeway=self.leeway)
+        return Verifier(self.keyring, max_ttl=self.max_ttl, leeway=self.leeway, cat=self.cat)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ValidatorSettings:
@@ -101,6 +104,7 @@ class ValidatorSettings:
             grant_cache_seconds=env.integer("PLAYGATE_GRANT_CACHE_SECONDS", 0, low=0, high=300),
             public_url=public_url(env),
             state=StateSettings.from_env(environ),
+            cat=env.cat_verifier(),
             cors=env.cors(),
             admin_key=env.admin_key(),
             log_allowed=env.flag(

@@ -9,12 +9,14 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from edge_validator.core.cat.keys import CatKeyRing, new_cat_keyring_json
+from edge_validator.core.cat.verify import CatVerifier
 from edge_validator.core.decision import DEFAULT_LEEWAY, DEFAULT_MAX_TTL, MAX_TTL_LIMIT, Verifier
-from edge_validator.core.errors import PlayGateError
+from edge_validator.core.errors import ConfigurationError, PlayGateError
 from edge_validator.core.keyring import KeyRing, new_keyring_json
-from edge_validator.env import Env
+from edge_validator.env import Env, es256_factory
 from signer.api_keys import SCOPES, generate_api_key, hash_api_key, make_caller
-from signer.issuing import issue, parse_playback_request
+from signer.issuing import CatIssuer, issue, parse_playback_request
 
 from .explain import explain
 from .logs import configure_logging
@@ -26,13 +28,23 @@ def _keyring(path: str | None) -> KeyRing:
     return KeyRing.from_file(path) if path else Env(os.environ).keyring()
 
 
+def _cat_keyring(path: str | None) -> CatKeyRing | None:
+    """``--cat-keys FILE``, else PLAYGATE_CAT_KEYS(_FILE) from the environment, else None."""
+    return CatKeyRing.from_file(path, es256_factory()) if path else Env(os.environ).cat_keyring()
+
+
+def _cat_verifier(path: str | None) -> CatVerifier | None:
+    keyring = _cat_keyring(path)
+    return None if keyring is None else CatVerifier(keyring, Env(os.environ).cat_policy())
+
+
 def _max_ttl() -> int:
     # The validators' PLAYGATE_MAX_TTL: the CLI signs and judges by the same bound.
     return Env(os.environ).integer("PLAYGATE_MAX_TTL", DEFAULT_MAX_TTL, low=1, high=MAX_TTL_LIMIT)
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
-    text = new_keyring_json(args.key_id)
+    text = new_cat_keyring_json(args.key_id) if args.cat else new_keyring_json(args.key_id)
     if args.output:
         out = Path(args.output)
         # Created private from the start: a key ring must never be world-readable, even briefly.
@@ -56,25 +68,41 @@ def cmd_api_key(args: argparse.Namespace) -> int:
 
 
 def cmd_sign(args: argparse.Namespace) -> int:
-    keyring = _keyring(args.keyring)
+    # The key ring first: a broken ring is the first thing to report.
+    keyring = _keyring(args.keyring) if args.format != "cat" else None
     doc = {
         k: v
         for k, v in vars(args).items()
-        if k in ("video_id", "ttl_seconds", "client_ip", "session_id", "file") and v is not None
+        if k in ("video_id", "ttl_seconds", "client_ip", "session_id", "file", "format")
+        and v is not None
     }
     max_ttl = _max_ttl()
     default_ttl = min(300, max_ttl)
     req = parse_playback_request(
         doc, default_ttl=default_ttl, max_ttl=max_ttl, entry_file="master.m3u8"
     )
-    issued = issue(req, keyring, time.time(), public_url=args.base_url.rstrip("/"), mode=args.mode)
+    base_url = args.base_url.rstrip("/")
+    if req.format == "cat":
+        cat_keyring = _cat_keyring(args.cat_keys)
+        if cat_keyring is None:
+            raise ConfigurationError("--format cat needs --cat-keys FILE or PLAYGATE_CAT_KEYS_FILE")
+        cat = CatIssuer(cat_keyring, Env(os.environ).cat_policy())
+        issued = cat.issue(req, time.time(), public_url=base_url, mode=args.mode)
+    else:
+        assert keyring is not None  # loaded above for every format but cat
+        issued = issue(req, keyring, time.time(), public_url=base_url, mode=args.mode)
     print(issued.url)
     return 0
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
     now = float(args.at) if args.at is not None else time.time()
-    verifier = Verifier(_keyring(args.keyring), max_ttl=_max_ttl(), leeway=args.leeway)
+    verifier = Verifier(
+        _keyring(args.keyring),
+        max_ttl=_max_ttl(),
+        leeway=args.leeway,
+        cat=_cat_verifier(args.cat_keys),
+    )
     accepted, lines = explain(args.url, verifier, now, args.client_ip)
     print("\n".join(lines))
     return 0 if accepted else 1
@@ -185,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("keygen", help="generate a key ring with one new key")
     p.add_argument("--key-id", default="k1")
     p.add_argument("--output", "-o", help="write to this new file (mode 600)")
+    p.add_argument("--cat", action="store_true", help="a CAT key ring (one HS256 key)")
     p.set_defaults(func=cmd_keygen)
 
     p = sub.add_parser("api-key", help="generate a caller API key and its stored hash")
@@ -204,6 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--file")
     p.add_argument("--base-url", default="http://127.0.0.1:8081")
     p.add_argument("--mode", choices=("path", "query"), default="path")
+    p.add_argument("--format", choices=("playgate", "cat"), default="playgate")
+    p.add_argument("--cat-keys", help="CAT key ring file (else PLAYGATE_CAT_KEYS_FILE)")
     p.set_defaults(func=cmd_sign)
 
     p = sub.add_parser("explain", help="explain why a URL is accepted or rejected")
@@ -212,6 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--client-ip")
     p.add_argument("--at", help="judge at this unix time instead of now")
     p.add_argument("--leeway", type=int, default=DEFAULT_LEEWAY)
+    p.add_argument("--cat-keys", help="CAT key ring file (else PLAYGATE_CAT_KEYS_FILE)")
     p.set_defaults(func=cmd_explain)
 
     for name, func, port in (

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 from edge_validator.core.addresses import ClientAddress
+from edge_validator.core.cat.claims import CatClaims
 from edge_validator.core.decision import Verifier
 from edge_validator.core.errors import PlaybackTokenError
 from edge_validator.core.paths import split_target
@@ -26,15 +27,42 @@ def describe_claims(claims: Claims, now: float) -> list[str]:
         f"  not before:     {_when(claims.not_before, now)}",
         f"  expires:        {_when(claims.expires_at, now)}",
     ]
-    optional = {
+    optional: dict[str, object] = {
         "client network": claims.client_network,
         "session id": claims.session_id,
         "user id": claims.user_id,
         "max uses": claims.max_uses or None,
         "max streams": claims.max_streams or None,
     }
+    if isinstance(claims, CatClaims):
+        optional.update(_cat_lines(claims))
     lines += [f"  {k + ':':<15} {v}" for k, v in optional.items() if v is not None]
     return lines
+
+
+def _cat_lines(claims: CatClaims) -> dict[str, object]:
+    """What only a Common Access Token says (claim names as CTA-5007 spells them)."""
+    rules = claims.rules
+    renewal = rules.renewal
+    return {
+        "format": "CAT (CTA-5007)",
+        "iss": rules.issuer,
+        "catu": ", ".join(
+            f"{name}={value}"
+            for name, value in (
+                ("scheme", rules.scheme),
+                ("host", rules.host),
+                ("path", rules.path_exact or f"{claims.scope}*"),
+            )
+            if value is not None
+        ),
+        "catnip": ", ".join(rules.network_texts) or None,
+        "catm": ", ".join(rules.methods) if rules.methods else None,
+        "catreplay": {0: None, 1: "prohibited", 2: "reuse detection"}[rules.replay],
+        "catr": None
+        if renewal is None
+        else f"{renewal.type}, expadd {renewal.expadd} s, deadline {renewal.deadline} s",
+    }
 
 
 def explain(

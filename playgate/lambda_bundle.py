@@ -19,8 +19,10 @@ import sys
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import edge_validator
+from edge_validator.core.cat.keys import CatKeyRing
 from edge_validator.core.cors import CorsPolicy
 from edge_validator.core.decision import DEFAULT_LEEWAY, DEFAULT_MAX_TTL, MAX_LEEWAY, MAX_TTL_LIMIT
 from edge_validator.core.errors import ConfigurationError
@@ -35,21 +37,40 @@ _EPOCH = (1980, 1, 1, 0, 0, 0)
 
 def bundle_sources() -> list[Path]:
     """What the handler imports: the package's ``__init__``, ``core/`` whole, the handler."""
-    core = sorted((PACKAGE_DIR / "core").glob("*.py"))
+    core = sorted((PACKAGE_DIR / "core").rglob("*.py"))
     return [PACKAGE_DIR / "__init__.py", *core, PACKAGE_DIR / "lambda_edge.py"]
 
 
 def baked_config_json(
-    keyring_file: Path, max_ttl: int, leeway: int, cors: CorsPolicy | None = None
+    keyring_file: Path,
+    max_ttl: int,
+    leeway: int,
+    cat: dict[str, Any] | None = None,
+    cors: CorsPolicy | None = None,
 ) -> str:
     """The key ring, checked as the validator loads it, reduced to its verification keys, and
     the policy (``cors``: PLAYGATE_CORS_ORIGINS, for the responses the function generates)."""
     KeyRing.from_file(keyring_file)  # refuses bad JSON, non-canonical secrets and short keys
     keys = json.loads(keyring_file.read_text(encoding="utf-8"))["keys"]
-    doc: dict[str, object] = {"keys": keys, "max_ttl": max_ttl, "leeway": leeway}
+    doc: dict[str, Any] = {"keys": keys, "max_ttl": max_ttl, "leeway": leeway}
+    if cat is not None:
+        doc["cat"] = cat
     if cors is not None and cors.enabled:
         doc["cors"] = {"origins": ",".join(cors.origins), "max_age": cors.max_age}
     return json.dumps(doc, sort_keys=True) + "\n"
+
+
+def baked_cat(cat_keys_file: Path, env: Env) -> dict[str, Any]:
+    """CAT keys and policy for the bundle: HS256 only, checked as the edge will load them.
+
+    No ``cryptography`` ships in the bundle, so an ES256 key is refused here, at build time,
+    with a message saying so, instead of failing every request at the edge.
+    """
+    CatKeyRing.from_file(cat_keys_file, es256=None)
+    keys = json.loads(cat_keys_file.read_text(encoding="utf-8"))["keys"]
+    policy = env.cat_policy()
+    origin = None if policy.origin is None else "://".join(policy.origin)
+    return {"keys": keys, "issuer": policy.issuer, "audience": policy.audience, "origin": origin}
 
 
 def _entry(name: str) -> zipfile.ZipInfo:
@@ -60,14 +81,19 @@ def _entry(name: str) -> zipfile.ZipInfo:
 
 
 def build_zip(
-    keyring_file: Path, max_ttl: int, leeway: int, cors: CorsPolicy | None = None
+    keyring_file: Path,
+    max_ttl: int,
+    leeway: int,
+    cat: dict[str, Any] | None = None,
+    cors: CorsPolicy | None = None,
 ) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as bundle:
         for source in bundle_sources():
             name = source.relative_to(PACKAGE_DIR.parent).as_posix()
             bundle.writestr(_entry(name), source.read_bytes())
-        bundle.writestr(_entry(BAKED_NAME), baked_config_json(keyring_file, max_ttl, leeway, cors))
+        baked = baked_config_json(keyring_file, max_ttl, leeway, cat, cors)
+        bundle.writestr(_entry(BAKED_NAME), baked)
     return buffer.getvalue()
 
 
@@ -78,10 +104,11 @@ def write_bundle(
     max_ttl: int = DEFAULT_MAX_TTL,
     leeway: int = DEFAULT_LEEWAY,
     max_bytes: int = MAX_ZIP_BYTES,
+    cat: dict[str, Any] | None = None,
     cors: CorsPolicy | None = None,
 ) -> int:
     """Write the zip to ``output`` and return its size; refuse (and write nothing) when too big."""
-    data = build_zip(keyring_file, max_ttl, leeway, cors)
+    data = build_zip(keyring_file, max_ttl, leeway, cat, cors)
     if len(data) > max_bytes:
         raise ConfigurationError(f"the bundle is {len(data)} bytes; the limit is {max_bytes}")
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -101,6 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("keyring_file", type=Path)
     parser.add_argument("--output", "-o", type=Path, default=Path("dist/lambda-edge.zip"))
     parser.add_argument("--max-bytes", type=int, default=MAX_ZIP_BYTES)
+    parser.add_argument("--cat-keys", type=Path, help="CAT key ring (HS256 keys only)")
     try:
         max_ttl = env.integer("PLAYGATE_MAX_TTL", DEFAULT_MAX_TTL, low=1, high=MAX_TTL_LIMIT)
         leeway = env.integer("PLAYGATE_LEEWAY", DEFAULT_LEEWAY, low=0, high=MAX_LEEWAY)
@@ -111,6 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             max_ttl=max_ttl,
             leeway=leeway,
             max_bytes=args.max_bytes,
+            cat=None if args.cat_keys is None else baked_cat(args.cat_keys, env),
             cors=env.cors(),
         )
     except ConfigurationError as exc:

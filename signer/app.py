@@ -83,7 +83,9 @@ class SignerApi:
         caller.require_video(req.video_id)
         if self.limiter is not None:
             await self.limiter.check_viewer(caller.name, req)
-        issued = issue(req, s.keyring, self.clock(), public_url=s.public_url, mode=s.token_mode)
+        issued = issue(
+            req, s.keyring, self.clock(), public_url=s.public_url, mode=s.token_mode, cat=s.cat
+        )
         log.info(
             "issued token_id=%s video=%s caller=%s", issued.token_id, req.video_id, caller.name
         )

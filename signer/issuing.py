@@ -9,6 +9,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from edge_validator.core.cat.claims import CatPolicy, build_claims
+from edge_validator.core.cat.keys import CatKeyRing
+from edge_validator.core.cat.verify import seal_cat
 from edge_validator.core.errors import InvalidField
 from edge_validator.core.keyring import KeyRing
 from edge_validator.core.protocol import TOKEN_PARAM, TOKEN_PREFIX
@@ -30,8 +33,11 @@ _FIELDS = frozenset(
         "user_id",
         "max_uses",
         "max_streams",
+        "format",
     }
 )
+# Token formats: PlayGate's own v1 (the default, the fastest), or CTA-5007 Common Access Token.
+FORMATS = ("playgate", "cat")
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,7 @@ class PlaybackRequest:
     user_id: str | None = None
     max_uses: int = 0
     max_streams: int = 0
+    format: str = "playgate"
 
     @property
     def scope(self) -> str:
@@ -122,6 +129,12 @@ def parse_playback_request(
     max_streams = _int(doc, "max_streams", 0, 0, 1000)
     if max_streams and user_id is None:
         raise InvalidField("max_streams", "requires user_id (streams are counted per user)")
+    token_format = doc.get("format", "playgate")
+    if token_format not in FORMATS:
+        raise InvalidField("format", f"must be one of {', '.join(FORMATS)}")
+    max_uses = _int(doc, "max_uses", 0, 0, 1_000_000)
+    if token_format == "cat" and max_uses > 1:
+        raise InvalidField("max_uses", "a CAT carries one-time use only (catreplay): 0 or 1")
     return PlaybackRequest(
         video_id=video_id,
         ttl_seconds=_int(doc, "ttl_seconds", default_ttl, 1, max_ttl),
@@ -129,8 +142,9 @@ def parse_playback_request(
         session_id=_text(doc, "session_id", SESSION_ID_RE),
         file=_entry_file(doc.get("file"), entry_file),
         user_id=user_id,
-        max_uses=_int(doc, "max_uses", 0, 0, 1_000_000),
+        max_uses=max_uses,
         max_streams=max_streams,
+        format=token_format,
     )
 
 
@@ -152,8 +166,13 @@ def issue(
     public_url: str,
     mode: str = "path",
     token_id: str | None = None,
+    cat: CatIssuer | None = None,
 ) -> IssuedUrl:
     """Sign a token for the request's video and build the viewer's URL."""
+    if request.format == "cat":
+        if cat is None:
+            raise InvalidField("format", "this signer has no CAT key ring (PLAYGATE_CAT_KEYS)")
+        return cat.issue(request, now, public_url=public_url, mode=mode, token_id=token_id)
     claims = Claims(
         key_id=keyring.active.key_id,
         expires_at=int(now) + request.ttl_seconds,
@@ -169,3 +188,39 @@ def issue(
     token = seal(claims, keyring)
     url = playback_url(public_url, token, request.scope + request.file, mode)
     return IssuedUrl(url, token, claims.token_id, claims.expires_at)
+
+
+@dataclass(frozen=True)
+class CatIssuer:
+    """Issues CTA-5007 Common Access Tokens from the same request, scope and expiry."""
+
+    keyring: CatKeyRing
+    policy: CatPolicy
+
+    def issue(
+        self,
+        request: PlaybackRequest,
+        now: float,
+        *,
+        public_url: str,
+        mode: str = "path",
+        token_id: str | None = None,
+    ) -> IssuedUrl:
+        key = self.keyring.signing_key()
+        claims = Claims(
+            key_id=key.key_id,
+            expires_at=int(now) + request.ttl_seconds,
+            not_before=int(now),
+            scope=request.scope,
+            # The CWT id (cti) is bytes; its hex spelling is the token id revocations name.
+            token_id=token_id or secrets.token_hex(16),
+            session_id=request.session_id,
+            client_network=request.client_network,
+            user_id=request.user_id,
+            max_uses=request.max_uses,
+            max_streams=request.max_streams,
+        )
+        doc = build_claims(claims, issuer=self.policy.issuer, audience=self.policy.audience)
+        token = seal_cat(doc, key)
+        url = playback_url(public_url, token, request.scope + request.file, mode)
+        return IssuedUrl(url, token, claims.token_id, claims.expires_at)

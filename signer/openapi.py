@@ -102,6 +102,12 @@ PLAYBACK_REQUEST = {
         "user_id": {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,128}$"},
         "max_uses": {"type": "integer", "minimum": 0},
         "max_streams": {"type": "integer", "minimum": 0},
+        "format": {
+            "type": "string",
+            "enum": ["playgate", "cat"],
+            "default": "playgate",
+            "description": "playgate (v1) or cat (CTA-5007 Common Access Token; max_uses 0 or 1)",
+        },
     },
 }
 

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from edge_validator.admin_key import AdminKey
+from edge_validator.core.cat.keys import CatKeyRing
 from edge_validator.core.decision import MAX_TTL_LIMIT
 from edge_validator.core.errors import ConfigurationError
 from edge_validator.core.keyring import KeyRing
@@ -14,6 +15,7 @@ from edge_validator.env import Env
 from edge_validator.state.settings import StateSettings
 
 from .api_keys import ApiKeys
+from .issuing import CatIssuer
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,8 @@ class SignerSettings:
     max_body_bytes: int = 16 * 1024
     # Revocations and rate limits: in memory, or Redis when REDIS_URL is set.
     state: StateSettings = field(default_factory=StateSettings)
+    # CTA-5007 Common Access Tokens ("format": "cat"); None: the signer issues PlayGate's only.
+    cat: CatIssuer | None = None
     # The operators' key for /metrics and /admin/health (None: those routes do not exist).
     admin_key: AdminKey | None = None
 
@@ -42,7 +46,10 @@ class SignerSettings:
         public_url = env.text("PLAYGATE_PUBLIC_URL", cls.public_url) or cls.public_url
         if not public_url.startswith(("http://", "https://")):
             raise ConfigurationError("PLAYGATE_PUBLIC_URL must be an http(s) URL")
+        cat_keyring = env.cat_keyring()
+        cat = None if cat_keyring is None else cat_issuer(cat_keyring, env)
         return cls(
+            cat=cat,
             keyring=keyring,
             api_keys=ApiKeys.parse(env.text("PLAYGATE_API_KEYS", "") or ""),
             public_url=public_url.rstrip("/"),
@@ -53,3 +60,8 @@ class SignerSettings:
             state=StateSettings.from_env(os.environ if environ is None else environ),
             admin_key=env.admin_key(),
         )
+
+
+def cat_issuer(keyring: CatKeyRing, env: Env) -> CatIssuer:
+    keyring.signing_key()  # refuses a ring with no active key that can sign, at start-up
+    return CatIssuer(keyring, env.cat_policy())

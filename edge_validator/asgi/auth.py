@@ -14,7 +14,7 @@ from ..gate import Gate
 from ..metrics import metrics
 from ..settings import ValidatorSettings
 from .problems import denied
-from .requests import viewer
+from .requests import header_token, viewer
 
 log = logging.getLogger("playgate.validator")
 
@@ -26,7 +26,8 @@ async def auth(request: Request) -> Response:
     try:
         if target is None:
             raise BadPath("no X-Original-URI header")
-        grant = await gate.authorize(target, viewer(request, settings))
+        from_header = header_token(request)
+        grant = await gate.authorize(target, viewer(request, settings), from_header)
     except PlaybackTokenError as exc:
         return denied(exc, body=False)
     except Exception:  # deny by default: a bug must never open the gate
@@ -34,7 +35,10 @@ async def auth(request: Request) -> Response:
         return denied(InternalError(), body=False)
     # nginx's proxy_cache honours X-Accel-Expires; 0 says "never keep" explicitly. The limit is
     # at most the revocation staleness bound (ValidatorSettings).
-    seconds = grant_cache_seconds(grant, settings.grant_cache_seconds)
+    # nginx keys a kept allow by the token in the URI: a header token must never be kept.
+    seconds = (
+        0 if from_header is not None else grant_cache_seconds(grant, settings.grant_cache_seconds)
+    )
     metrics().grant_cache_answers.labels("kept" if seconds > 0 else "not_kept").inc()
     headers = {
         TOKEN_ID_HEADER: grant.token_id,

@@ -5,7 +5,8 @@ from __future__ import annotations
 from starlette.requests import Request
 
 from ..core.addresses import ClientAddress
-from ..core.errors import BadPath
+from ..core.errors import BadPath, MalformedToken
+from ..core.protocol import CAT_HEADER
 from ..settings import ValidatorSettings
 from .client_address import client_address
 
@@ -24,3 +25,11 @@ def raw_target(request: Request) -> str:
     query: bytes = request.scope.get("query_string", b"")
     target = raw_path.decode("latin-1")
     return target + "?" + query.decode("latin-1") if query else target
+
+
+def header_token(request: Request) -> str | None:
+    """The token of a ``CTA-Common-Access-Token`` header (CTA-5007), or None; never two."""
+    values = request.headers.getlist(CAT_HEADER)
+    if len(values) > 1:
+        raise MalformedToken("more than one token in the request")
+    return values[0] if values else None

@@ -22,7 +22,7 @@ from ..manifests.query_mode import manifest_request_headers, needs_rewrite, rewr
 from ..origins.base import Origin, OriginReply
 from ..settings import ValidatorSettings
 from .problems import denied, problem
-from .requests import raw_target, viewer
+from .requests import header_token, raw_target, viewer
 
 log = logging.getLogger("playgate.validator")
 _CACHEABLE = frozenset({200, 206, 304})
@@ -32,7 +32,9 @@ async def shield(request: Request) -> Response:
     gate: Gate = request.app.state.gate
     settings: ValidatorSettings = request.app.state.settings
     try:
-        grant = await gate.authorize(raw_target(request), viewer(request, settings))
+        grant = await gate.authorize(
+            raw_target(request), viewer(request, settings), header_token(request)
+        )
     except PlaybackTokenError as exc:
         return denied(exc)
     except Exception:  # deny by default: a bug must never open the gate

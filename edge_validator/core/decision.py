@@ -11,9 +11,11 @@ from collections import OrderedDict
 from typing import NamedTuple
 
 from .addresses import ClientAddress, in_network
+from .cat.claims import CatClaims
+from .cat.verify import CatVerifier, looks_like_cat
 from .errors import Expired, IpMismatch, LifetimeExceeded, NotYetValid, OutOfScope
 from .keyring import KeyRing
-from .paths import Target, normalize_path, split_target
+from .paths import Target, normalize_path, split_target, with_header_token
 from .token import Claims, open_token
 
 DEFAULT_LEEWAY = 5
@@ -47,7 +49,7 @@ class Grant(NamedTuple):
 class Verifier:
     """Verifies tokens against one key ring under one policy, remembering authentic tokens."""
 
-    __slots__ = ("_memo", "keyring", "leeway", "max_ttl", "memo_size")
+    __slots__ = ("_memo", "cat", "keyring", "leeway", "max_ttl", "memo_size")
 
     def __init__(
         self,
@@ -56,8 +58,11 @@ class Verifier:
         max_ttl: int,
         leeway: int = DEFAULT_LEEWAY,
         memo_size: int = MEMO_SIZE,
+        cat: CatVerifier | None = None,
     ) -> None:
         self.keyring = keyring
+        # CTA-5007 Common Access Tokens, verified next to PlayGate's own (None: refused).
+        self.cat = cat
         # Revocations are kept for the longest lifetime the signer issues; a longer-lived token
         # (an old setting, a hand-made one) would outlive its revocation, so it is refused.
         self.max_ttl = max_ttl
@@ -80,16 +85,21 @@ class Verifier:
             known = memo.get(token)
             if known is not None:
                 return known
-        claims = open_token(token, self.keyring)  # raises MissingToken for None or ""
+        if token and self.cat is not None and looks_like_cat(token):
+            claims: Claims = self.cat.open(token)
+        else:
+            claims = open_token(token, self.keyring)  # raises MissingToken for None or ""
         if self.memo_size:
             if len(memo) >= self.memo_size:
                 memo.popitem(last=False)
             memo[token] = claims  # type: ignore[index]  # open_token refused None and ""
         return claims
 
-    def verify_target(self, target: str, client: Client, now: float) -> Grant:
-        """Split a raw request target and verify it."""
-        return self.judge(split_target(target), client, now)
+    def verify_target(
+        self, target: str, client: Client, now: float, header_token: str | None = None
+    ) -> Grant:
+        """Split a raw request target and verify it (``header_token``: a CAT from its header)."""
+        return self.judge(with_header_token(split_target(target), header_token), client, now)
 
     def judge(self, target: Target, client: Client, now: float) -> Grant:
         """Decide whether ``target`` lets ``client`` fetch its path at time ``now``.
@@ -114,7 +124,14 @@ class Verifier:
             raise IpMismatch(
                 "the token is bound to another client network", token_id=claims.token_id
             )
+        if claims.__class__ is not Claims:  # a CAT: the checks only a CAT carries
+            self._judge_cat(claims, decoded, client)
         return _new_tuple(Grant, (claims, decoded, target, now))
+
+    def _judge_cat(self, claims: Claims, path: str, client: Client) -> None:
+        assert self.cat is not None
+        assert isinstance(claims, CatClaims)
+        self.cat.judge(claims, path, client)
 
 
 def verify(

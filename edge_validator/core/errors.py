@@ -233,6 +233,13 @@ class MalformedToken(PlaybackTokenError):
     hint = "the token was cut or altered in transit (check URL encoding and length)"
 
 
+class UnsupportedClaim(MalformedToken):
+    """The CAT carries a claim (or a claim form) this validator does not implement."""
+
+    reason = "unsupported_claim"
+    hint = "the CAT asks for a check PlayGate does not implement (refused, never ignored)"
+
+
 class BadPath(PlaybackTokenError):
     """The request path is ambiguous or unsafe."""
 

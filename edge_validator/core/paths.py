@@ -10,7 +10,7 @@ import re
 from typing import NamedTuple
 
 from .errors import BadPath, MalformedToken
-from .protocol import TOKEN_PARAM, TOKEN_PREFIX
+from .protocol import CAT_PARAM, TOKEN_PARAM, TOKEN_PREFIX
 
 # NamedTuple's own __new__ is Python code; building the tuple directly saves a frame per request.
 _new_tuple = tuple.__new__
@@ -72,6 +72,21 @@ class Target(NamedTuple):
         return f"Target(path={self.path!r}, query={self.query!r}, in_query={self.token_in_query})"
 
 
+_PARAMS_FOLDED = frozenset({TOKEN_PARAM, CAT_PARAM.lower()})
+
+
+def with_header_token(target: Target, header_token: str | None) -> Target:
+    """The target with the token of a ``CTA-Common-Access-Token`` header, if one came.
+
+    Never two tokens: a request carrying one in the URL and one in the header is refused.
+    """
+    if header_token is None:
+        return target
+    if target.token is not None:
+        raise MalformedToken("more than one token in the request")
+    return _new_tuple(Target, (header_token, target.path, target.query, False))
+
+
 def split_target(target: str) -> Target:
     """Split a raw request target into the token, the path and the query without the token.
 
@@ -93,13 +108,13 @@ def split_target(target: str) -> Target:
     kept: list[str] = []
     for param in query.split("&"):
         name = param.partition("=")[0]
-        if name == TOKEN_PARAM:
+        if name in (TOKEN_PARAM, CAT_PARAM):
             if token is not None:
                 raise MalformedToken("more than one token in the request")
-            token = param[len(TOKEN_PARAM) + 1 :]
+            token = param[len(name) + 1 :]
             if not token:
                 raise MalformedToken("empty token parameter")
-        elif name.lower() == TOKEN_PARAM or ("%" in name and _looks_like_token_param(name)):
+        elif name.lower() in _PARAMS_FOLDED or ("%" in name and _looks_like_token_param(name)):
             raise MalformedToken("ambiguous token parameter")
         else:
             kept.append(param)
@@ -111,4 +126,4 @@ def _looks_like_token_param(name: str) -> bool:
         decoded = re.sub(r"%([0-9a-fA-F]{2})", lambda m: chr(int(m.group(1), 16)), name)
     except ValueError:  # pragma: no cover - the pattern only matches hex
         return True
-    return decoded.lower() == TOKEN_PARAM or "%" in decoded
+    return decoded.lower() in _PARAMS_FOLDED or "%" in decoded

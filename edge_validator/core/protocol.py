@@ -11,6 +11,11 @@ TOKEN_PREFIX = "/t/"
 TOKEN_PARAM = "token"
 # Every token character is base64url; nothing else can appear in one, so none needs escaping.
 TOKEN_CHARS = "A-Za-z0-9_-"
+# Where CTA-5007 Common Access Tokens also travel: a request header, and a query parameter
+# (the spelling Akamai's CAT module uses; @eyevinn/cat defaults to lower-case "cat", which
+# is refused as ambiguous like "Token": docs/cat.md).
+CAT_HEADER = "CTA-Common-Access-Token"
+CAT_PARAM = "CAT"
 MAX_TOKEN_CHARS = 2048
 # The shortest v1 token: a version byte, one claim byte and the 32-byte MAC, in base64url. Log
 # filters rely on it: a run of token characters shorter than this cannot be a token.

@@ -24,6 +24,9 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from edge_validator.asgi.app import create_app as create_validator
+from edge_validator.core.cat.claims import CatPolicy
+from edge_validator.core.cat.keys import CatKeyRing, new_cat_keyring_json
+from edge_validator.core.cat.verify import CatVerifier
 from edge_validator.core.cors import CorsPolicy
 from edge_validator.core.keyring import KeyRing, new_keyring_json
 from edge_validator.core.protocol import REAL_IP
@@ -34,7 +37,7 @@ from edge_validator.state.settings import StateSettings
 from edge_validator.state.store import build_store
 from signer.api_keys import ApiKeys, generate_api_key, hash_api_key
 from signer.app import create_app as create_signer
-from signer.issuing import PlaybackRequest, issue
+from signer.issuing import CatIssuer, PlaybackRequest, issue
 from signer.settings import SignerSettings
 
 from ..nginx.config import INSTALL_HINT, nginx_binary
@@ -44,6 +47,9 @@ from ..serving import ServerLimits, uvicorn_config
 from . import DEMO_VIDEO, SAMPLES
 from .backend import create_backend_app
 from .origin import create_origin_app
+
+# The issuer every demo CAT names, and the demo edge expects (PLAYGATE_CAT_ISSUER).
+DEMO_CAT_ISSUER = "playgate-demo"
 
 
 class _Server(uvicorn.Server):
@@ -127,6 +133,11 @@ def run_demo(args: argparse.Namespace) -> int:
     keyring_text = new_keyring_json("demo1")
     (workdir / "keyring.json").write_text(keyring_text)
     keyring = KeyRing.from_json(keyring_text)
+    # CTA-5007 Common Access Tokens next to PlayGate's own: one HS256 key, one issuer.
+    cat_text = new_cat_keyring_json("cat1")
+    (workdir / "cat-keys.json").write_text(cat_text)
+    cat_ring = CatKeyRing.from_json(cat_text)
+    cat_policy = CatPolicy(issuer=DEMO_CAT_ISSUER)
     api_key = generate_api_key()
 
     nginx: NginxEdge | None = None
@@ -166,12 +177,15 @@ def run_demo(args: argparse.Namespace) -> int:
     # In memory unless REDIS_URL is set; one store shared, so a revocation reaches the edge.
     state_settings = StateSettings.from_env(os.environ)
     store = build_store(state_settings)
-    validator_settings = dataclasses.replace(validator_settings, state=state_settings, cors=cors)
+    validator_settings = dataclasses.replace(
+        validator_settings, state=state_settings, cat=CatVerifier(cat_ring, cat_policy), cors=cors
+    )
     signer_settings = SignerSettings(
         keyring=keyring,
         api_keys=ApiKeys({"demo": hash_api_key(api_key)}),
         public_url=edge_url,
         state=state_settings,
+        cat=CatIssuer(cat_ring, cat_policy),
     )
     first = issue(PlaybackRequest(DEMO_VIDEO, 600), keyring, time.time(), public_url=edge_url)
     dash = issue(
@@ -180,7 +194,11 @@ def run_demo(args: argparse.Namespace) -> int:
         time.time(),
         public_url=edge_url,
     )
+    cat_url = CatIssuer(cat_ring, cat_policy).issue(
+        PlaybackRequest(DEMO_VIDEO, 600, format="cat"), time.time(), public_url=edge_url
+    )
     body = json.dumps({"video_id": DEMO_VIDEO})
+    cat_body = json.dumps({"video_id": DEMO_VIDEO, "format": "cat"})
     lines = [
         f"Signer: {signer_url}",
         f"API key: {api_key}",
@@ -189,7 +207,11 @@ def run_demo(args: argparse.Namespace) -> int:
         f"Player: {base_url(player_sock)}/player/",
         "New URL: curl -s -X POST -H 'Authorization: Bearer " + api_key + "' "
         f"-H 'Content-Type: application/json' -d '{body}' {signer_url}/v1/playback-urls",
+        f"CAT URL: {cat_url.url}",
+        "New CAT URL: curl -s -X POST -H 'Authorization: Bearer " + api_key + "' "
+        f"-H 'Content-Type: application/json' -d '{cat_body}' {signer_url}/v1/playback-urls",
         f"Key ring: {workdir / 'keyring.json'}",
+        f"CAT keys: {workdir / 'cat-keys.json'}",
         f"Origin: {_describe_origin(validator_settings)}",
         f"State: {store.backend}",
         "Press Ctrl-C to stop.",

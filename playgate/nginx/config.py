@@ -97,6 +97,8 @@ def contract_values() -> dict[str, str]:
         "token_id_var": protocol.nginx_variable(protocol.TOKEN_ID_HEADER),
         "original_uri_header": protocol.ORIGINAL_URI_HEADER,
         "grant_cache_header": protocol.GRANT_CACHE_HEADER,
+        "cat_header": protocol.CAT_HEADER,
+        "cat_header_var": "$http_" + protocol.CAT_HEADER.lower().replace("-", "_"),
         "logged_segment_chars": str(protocol.LOGGED_SEGMENT_CHARS),
     }
 

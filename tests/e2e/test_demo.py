@@ -69,3 +69,25 @@ def test_demo_dash_url_serves_the_mpd(demo: dict[str, str]) -> None:
     assert resp.status_code == 200
     assert resp.headers["content-type"] == "application/dash+xml"
     assert (SAMPLES / "videos/demo/dash/manifest.mpd").read_text() == resp.text
+
+
+def test_demo_cat_url_from_the_signer_plays_through_the_edge(demo: dict[str, str]) -> None:
+    """The demo enables CTA-5007: a "format": "cat" URL from its signer plays in ffprobe."""
+    curl = require_tool("curl")
+    command = demo["New CAT URL"].replace("curl ", f"{curl} ", 1)
+    out = subprocess.run(
+        ["bash", "-c", command], capture_output=True, text=True, timeout=30, check=True
+    ).stdout
+    url = httpx.Response(200, content=out).json()["url"]
+    ffprobe = require_tool("ffprobe")
+    probed = subprocess.run(
+        [ffprobe, "-v", "error", "-show_entries", "stream=codec_name", "-of", "csv=p=0", url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    assert "h264" in probed.split()
+    assert httpx.get(demo["CAT URL"], timeout=10).status_code == 200
+    tampered = url.replace("/videos/demo/", "/videos/other/")
+    assert httpx.get(tampered, timeout=10).headers["x-playgate-reason"] == "out_of_scope"

@@ -17,6 +17,10 @@ from tests.support.demo import running_demo
 from tests.support.factories import ROOT
 from tests.support.servers import free_port, run_process
 
+# Building the wheel and installing it with its dependencies (cryptography among them) into a
+# fresh virtual environment takes a minute alone and several on a loaded machine.
+pytestmark = pytest.mark.timeout(600)
+
 
 def run(*argv: str | Path, cwd: Path, env: dict[str, str] | None = None) -> str:
     done = subprocess.run(

@@ -11,6 +11,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from edge_validator.cat_es256 import load_es256
+from edge_validator.core.cat.claims import CatPolicy, build_claims
+from edge_validator.core.cat.keys import ES256, HS256, CatKey, CatKeyRing
+from edge_validator.core.cat.verify import CatVerifier, seal_cat
 from edge_validator.core.decision import Grant, Verifier
 from edge_validator.core.keyring import KeyRing
 from edge_validator.core.paths import Target
@@ -28,6 +32,15 @@ AUTH = {"Authorization": f"Bearer {API_KEY}"}
 ADMIN_KEY = "pgk_admin-key-0123456789abcdefghijklmnopqrstu"
 ADMIN_AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
 ADMIN_KEY_HASH = hashlib.sha256(ADMIN_KEY.encode()).hexdigest()
+# CAT keys: the RFC 8392 Appendix A.2.2 secret, and a P-256 key for ES256 (base64url parts).
+CAT_SECRET = bytes.fromhex("403697de87af64611c1d32a05dab0fe1fcb715a86ab435f1ec99192d79569388")
+CAT_ES256 = {
+    "alg": "ES256",
+    "x": "FDMpzOeGjkFpJ1mc9lo0884v_aVafspp7YkZo5TULw8",
+    "y": "YPfxp4DYp4O_t6LdayeW6BKNu87509Fo25Uplxo257k",
+    "d": "bBOCdlrsU1jxF3M9KBwce9w5iE0EpFoebGfIWLwgbBk",
+}
+CAT_ISSUER = "playgate-test"
 SCOPE = "/videos/demo/"
 MASTER = "/videos/demo/master.m3u8"
 
@@ -84,3 +97,47 @@ def grant(path: str = MASTER, *, now: float | None = None, **fields: Any) -> Gra
     """A grant as the verifier makes it, for checks that run after the decision."""
     at = time.time() if now is None else now
     return Grant(claims(now=at, **fields), path, Target("tok", path, "", False), at)
+
+
+def cat_keyring() -> CatKeyRing:
+    """``c1`` (HS256, active) and ``e1`` (ES256 with its private part)."""
+    return CatKeyRing(
+        [
+            CatKey("c1", HS256, secret=CAT_SECRET),
+            CatKey("e1", ES256, public=load_es256("e1", CAT_ES256)),
+        ],
+        "c1",
+    )
+
+
+def cat_policy(**fields: Any) -> CatPolicy:
+    fields.setdefault("issuer", CAT_ISSUER)
+    return CatPolicy(**fields)
+
+
+def cat_verifier(
+    ring: KeyRing | None = None, cat_ring: CatKeyRing | None = None, **policy: Any
+) -> Verifier:
+    """A Verifier that takes PlayGate tokens and CATs (issuer ``CAT_ISSUER``)."""
+    cat = CatVerifier(cat_ring or cat_keyring(), cat_policy(**policy.pop("cat", {})))
+    return verifier(ring, cat=cat, **policy)
+
+
+def cat_token(
+    key_id: str = "c1",
+    *,
+    extra: dict[Any, Any] | None = None,
+    drop: tuple[int, ...] = (),
+    cwt_tag: bool = False,
+    **fields: Any,
+) -> str:
+    """A CAT for ``claims(**fields)`` (hex token id), issued by ``CAT_ISSUER``; ``extra`` adds or
+    replaces raw claims by label, ``drop`` removes labels."""
+    fields.setdefault("token_id", "0b71" * 4)
+    doc = build_claims(claims(**fields), issuer=CAT_ISSUER)
+    doc.update(extra or {})
+    for label in drop:
+        doc.pop(label, None)
+    key = cat_keyring().get(key_id.encode())
+    assert key is not None
+    return seal_cat(doc, key, cwt_tag=cwt_tag)

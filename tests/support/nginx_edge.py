@@ -11,6 +11,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from edge_validator.asgi.app import create_app as create_validator
 from edge_validator.asgi.client_address import REAL_IP
+from edge_validator.core.cat.verify import CatVerifier
 from edge_validator.core.cors import CorsPolicy
 from edge_validator.core.keyring import KeyRing
 from edge_validator.env import networks
@@ -74,6 +75,7 @@ def nginx_edge(
     *,
     grant_cache_seconds: int = 0,
     cors: CorsPolicy | None = None,
+    cat: CatVerifier | None = None,
 ) -> Iterator[Edge]:
     nginx = require_tool("nginx")
     hits: list[str] = []
@@ -90,6 +92,7 @@ def nginx_edge(
             grant_cache_seconds=grant_cache_seconds,
             origin_url=origin_url,
             cors=cors or CorsPolicy(),
+            cat=cat,
         )
         # This one validator is the whole deployment: its store counts as shared, as the demo's
         # (a standalone validator's own memory refuses limited tokens).

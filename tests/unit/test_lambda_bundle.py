@@ -23,7 +23,7 @@ EVENTS = ROOT / "tests" / "events"
 CORE = ROOT / "edge_validator" / "core"
 # The core folder whole (no hand-kept list), the package's __init__ and the handler.
 EXPECTED = {
-    *(f"edge_validator/core/{p.name}" for p in CORE.glob("*.py")),
+    *(f"edge_validator/core/{p.relative_to(CORE).as_posix()}" for p in CORE.rglob("*.py")),
     "edge_validator/__init__.py",
     "edge_validator/lambda_edge.py",
     "edge_validator/baked_config.json",
@@ -153,6 +153,84 @@ def test_unzipped_bundle_runs_with_the_standard_library_only(
         assert denied["headers"]["cache-control"][0]["value"] == "no-store"
 
 
+def cat_keys_file(tmp_path: Path, *, es256: bool = False) -> Path:
+    import base64
+
+    secret = base64.urlsafe_b64encode(factories.CAT_SECRET).rstrip(b"=").decode()
+    keys: dict[str, Any] = {"c1": {"alg": "HS256", "k": secret}}
+    if es256:
+        keys["e1"] = {k: v for k, v in factories.CAT_ES256.items() if k != "d"}
+    path = tmp_path / ("cat-es.json" if es256 else "cat.json")
+    path.write_text(json.dumps({"keys": keys}))
+    return path
+
+
+def test_hs256_cat_runs_in_the_bundle_with_the_standard_library_only(
+    keyring_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PLAYGATE_CAT_ISSUER", factories.CAT_ISSUER)
+    output = tmp_path / "cat.zip"
+    done = build(keyring_file, output, "--cat-keys", str(cat_keys_file(tmp_path)))
+    assert done.returncode == 0, done.stderr
+    assert output.stat().st_size <= MAX_ZIP_BYTES
+    with zipfile.ZipFile(output) as zf:
+        zf.extractall(tmp_path / "task")
+        assert (
+            json.loads(zf.read("edge_validator/baked_config.json"))["cat"]["issuer"]
+            == "playgate-test"
+        )
+    now = int(time.time())
+    good = factories.cat_token(now=now - 5)
+    events = [event(good), event(good, "viewer-request-query-token.json"), event(good[:-2] + "AA")]
+    done = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", RUNNER, str(tmp_path / "task")],
+        input=json.dumps(events),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["foreign"] == []
+    allowed, query, bad = out["results"]
+    assert allowed["uri"] == "/videos/demo/master.m3u8"
+    assert query["uri"] == "/videos/demo/hls/v0/seg_000.ts"
+    assert bad["status"] == "403"
+
+
+def test_an_es256_cat_key_is_refused_at_build_time(keyring_file: Path, tmp_path: Path) -> None:
+    output = tmp_path / "es.zip"
+    done = build(keyring_file, output, "--cat-keys", str(cat_keys_file(tmp_path, es256=True)))
+    assert done.returncode != 0
+    assert "ES256" in done.stderr
+    assert "HS256 only" in done.stderr
+    assert not output.exists()
+
+
+def test_the_bundle_is_never_readable_by_others(
+    keyring_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It holds the key ring, which can also sign: private from its first byte, whatever the
+    umask (the file was once created world-readable and made 0600 only after the secret)."""
+    modes: list[int] = []
+    real_fdopen = os.fdopen
+
+    def watching_fdopen(fd: int, *args: Any, **kwargs: Any) -> Any:
+        modes.append(stat.S_IMODE(os.fstat(fd).st_mode))  # before a byte is written
+        return real_fdopen(fd, *args, **kwargs)
+
+    monkeypatch.setattr(os, "fdopen", watching_fdopen)
+    monkeypatch.setattr(os, "chmod", lambda *a, **k: modes.append(-1))  # no repair afterwards
+    previous = os.umask(0)
+    try:
+        write_bundle(keyring_file, tmp_path / "lambda-edge.zip")
+    finally:
+        os.umask(previous)
+    assert modes == [0o600]
+    assert stat.S_IMODE((tmp_path / "lambda-edge.zip").stat().st_mode) == 0o600
+
+
 def test_the_bundle_carries_the_cors_policy(keyring_file: Path, tmp_path: Path) -> None:
     """PLAYGATE_CORS_ORIGINS at build time: the function's denials and preflight answers let
     the listed page read them (Lambda@Edge has no environment of its own)."""
@@ -192,26 +270,3 @@ def test_the_bundle_carries_the_cors_policy(keyring_file: Path, tmp_path: Path) 
     allow = refused["headers"]["access-control-allow-origin"][0]["value"]
     assert allow == "https://app.example"
     assert answered["status"] == "204"
-
-
-def test_the_bundle_is_never_readable_by_others(
-    keyring_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """It holds the key ring, which can also sign: private from its first byte, whatever the
-    umask (the file was once created world-readable and made 0600 only after the secret)."""
-    modes: list[int] = []
-    real_fdopen = os.fdopen
-
-    def watching_fdopen(fd: int, *args: Any, **kwargs: Any) -> Any:
-        modes.append(stat.S_IMODE(os.fstat(fd).st_mode))  # before a byte is written
-        return real_fdopen(fd, *args, **kwargs)
-
-    monkeypatch.setattr(os, "fdopen", watching_fdopen)
-    monkeypatch.setattr(os, "chmod", lambda *a, **k: modes.append(-1))  # no repair afterwards
-    previous = os.umask(0)
-    try:
-        write_bundle(keyring_file, tmp_path / "lambda-edge.zip")
-    finally:
-        os.umask(previous)
-    assert modes == [0o600]
-    assert stat.S_IMODE((tmp_path / "lambda-edge.zip").stat().st_mode) == 0o600
