@@ -78,11 +78,15 @@ def test_the_documented_deploy_runs(tmp_path: Path) -> None:
         stack.enter_context(
             run_process(["bash", "-c", run_nginx], port=edge, env=env, log=tmp_path / "n")
         )
-        stack.enter_context(
-            run_process(
-                ["bash", "-c", f"exec env {run_validator}"], port=v1, env=env, log=tmp_path / "v"
+        # Both validators the config names (the doc starts the first; the second is the same
+        # command on the other port): a port named but not ours could answer anything.
+        for port in (v1, v2):
+            command = run_validator.replace(f"--port {v1}", f"--port {port}")
+            stack.enter_context(
+                run_process(
+                    ["bash", "-c", f"exec env {command}"], port=port, env=env, log=tmp_path / "v"
+                )
             )
-        )
         token = factories.token(KeyRing.from_file(ring_file), token_id="tid-docs")
         for _ in range(3):  # whichever validator nginx asks first, the check succeeds
             resp = httpx.get(
