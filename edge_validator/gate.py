@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from .core.addresses import ClientAddress
 from .core.decision import Grant, Verifier
 from .core.errors import PlaybackTokenError, StateUnavailable
+from .formats.accept import ForeignVerifier
 from .metrics import metrics
 from .state.guard import StateGuard
 
@@ -26,10 +27,13 @@ class Gate:
         verifier: Verifier,
         guard: StateGuard | None,
         clock: Callable[[], float] = time.time,
+        foreign: ForeignVerifier | None = None,
         *,
         log_allowed: bool = False,
     ) -> None:
         self.verifier = verifier
+        # The CDN formats this validator also accepts (PLAYGATE_ACCEPT_FORMATS), or None.
+        self.foreign = foreign
         # None: no shared state at all, so tokens with use or stream limits are denied.
         self.guard = guard
         self.clock = clock
@@ -37,12 +41,20 @@ class Gate:
         self.allow_level = logging.INFO if log_allowed else logging.DEBUG
 
     async def authorize(
-        self, target: str, client: ClientAddress | None, header_token: str | None = None
+        self,
+        target: str,
+        client: ClientAddress | None,
+        header_token: str | None = None,
+        cookies: Mapping[str, str] | None = None,
     ) -> Grant:
-        """Verify a raw request target; the grant carries the query without the token."""
+        """Verify a raw request target; the grant carries the query without the token.
+
+        ``header_token``: a CAT from its CTA-Common-Access-Token header. ``cookies``:
+        CloudFront, Akamai and Media CDN tokens may travel as cookies.
+        """
         started = time.perf_counter()
         try:
-            grant = await self._authorize(target, client, header_token)
+            grant = await self._authorize(target, client, header_token, cookies)
         except PlaybackTokenError as exc:
             self._decided(started, client, None, exc)
             raise
@@ -50,10 +62,19 @@ class Gate:
         return grant
 
     async def _authorize(
-        self, target: str, client: ClientAddress | None, header_token: str | None
+        self,
+        target: str,
+        client: ClientAddress | None,
+        header_token: str | None,
+        cookies: Mapping[str, str] | None,
     ) -> Grant:
-        # Read once: a key ring reload (SIGHUP) swaps the verifier between two requests.
-        grant = self.verifier.verify_target(target, client, self.clock(), header_token)
+        now = self.clock()
+        grant = None
+        if self.foreign is not None and header_token is None:
+            grant = await self.foreign.authorize_async(target, cookies or {}, client, now)
+        if grant is None:
+            # Read once: a key ring reload (SIGHUP) swaps the verifier between two requests.
+            grant = self.verifier.verify_target(target, client, now, header_token)
         if self.guard is not None:
             await self.guard.check(grant)
         elif grant.claims.max_uses or grant.claims.max_streams:

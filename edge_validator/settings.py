@@ -17,6 +17,10 @@ from .core.errors import ConfigurationError
 from .core.keyring import KeyRing
 from .core.protocol import CLIENT_IP_HEADERS, FORWARDED_FOR
 from .env import Env
+from .formats.accept import ForeignVerifier
+from .formats.config import accept_formats, format_keys, jwks_cache
+from .formats.jwks import JwksCache
+from .formats.keys import FormatKeys
 from .manifests.urls import Url, parse_public_url
 from .origins.s3_location import MODES, S3Location, S3Settings
 from .state.settings import StateSettings
@@ -46,6 +50,11 @@ class ValidatorSettings:
     state: StateSettings = field(default_factory=StateSettings)
     # CTA-5007 Common Access Tokens (PLAYGATE_CAT_KEYS...); None: only PlayGate tokens.
     cat: CatVerifier | None = None
+    # Foreign token formats accepted besides PlayGate's own (edge_validator/formats).
+    accept_formats: tuple[str, ...] = ()
+    format_keys: FormatKeys | None = None
+    # The signer's JWKS (PLAYGATE_JWKS_URL): JWT public keys fetched, not deployed.
+    jwks: JwksCache | None = None
     # Which web pages on other origins may read media and denial reasons (none by default).
     cors: CorsPolicy = field(default_factory=CorsPolicy)
     # The operators' key for /metrics and /admin/health (None: those routes do not exist).
@@ -71,6 +80,14 @@ class ValidatorSettings:
 
     def verifier(self) -> Verifier:
         return Verifier(self.keyring, max_ttl=self.max_ttl, leeway=self.leeway, cat=self.cat)
+
+    def foreign_verifier(self) -> ForeignVerifier | None:
+        if not self.accept_formats:
+            return None
+        keys = self.format_keys or FormatKeys()
+        return ForeignVerifier(
+            keys, self.accept_formats, max_ttl=self.max_ttl, leeway=self.leeway, jwks=self.jwks
+        )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ValidatorSettings:
@@ -105,6 +122,9 @@ class ValidatorSettings:
             public_url=public_url(env),
             state=StateSettings.from_env(environ),
             cat=env.cat_verifier(),
+            accept_formats=accept_formats(env),
+            format_keys=format_keys(env),
+            jwks=jwks_cache(env),
             cors=env.cors(),
             admin_key=env.admin_key(),
             log_allowed=env.flag(

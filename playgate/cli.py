@@ -15,8 +15,10 @@ from edge_validator.core.decision import DEFAULT_LEEWAY, DEFAULT_MAX_TTL, MAX_TT
 from edge_validator.core.errors import ConfigurationError, PlayGateError
 from edge_validator.core.keyring import KeyRing, new_keyring_json
 from edge_validator.env import Env, es256_factory
+from edge_validator.formats.config import format_keys
+from edge_validator.formats.keys import FormatKeys
 from signer.api_keys import SCOPES, generate_api_key, hash_api_key, make_caller
-from signer.issuing import CatIssuer, issue, parse_playback_request
+from signer.issuing import FORMATS, PLAYGATE_FORMAT, CatIssuer, issue, parse_playback_request
 
 from .explain import explain
 from .logs import configure_logging
@@ -90,8 +92,20 @@ def cmd_sign(args: argparse.Namespace) -> int:
         issued = cat.issue(req, time.time(), public_url=base_url, mode=args.mode)
     else:
         assert keyring is not None  # loaded above for every format but cat
-        issued = issue(req, keyring, time.time(), public_url=base_url, mode=args.mode)
+        # A CDN format's keys: --format-keys FILE, else the signer's environment.
+        keys = None
+        if req.format != PLAYGATE_FORMAT:
+            keys = (
+                FormatKeys.from_file(args.format_keys)
+                if args.format_keys
+                else format_keys(Env(os.environ))
+            )
+        issued = issue(
+            req, keyring, time.time(), public_url=base_url, mode=args.mode, format_keys=keys
+        )
     print(issued.url)
+    for name, value in (issued.cookies or {}).items():
+        print(f"cookie {name}={value}")
     return 0
 
 
@@ -233,8 +247,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--file")
     p.add_argument("--base-url", default="http://127.0.0.1:8081")
     p.add_argument("--mode", choices=("path", "query"), default="path")
-    p.add_argument("--format", choices=("playgate", "cat"), default="playgate")
+    p.add_argument("--format", choices=FORMATS, default="playgate", help="docs/formats.md")
     p.add_argument("--cat-keys", help="CAT key ring file (else PLAYGATE_CAT_KEYS_FILE)")
+    p.add_argument("--format-keys", help="a CDN format's keys file (PLAYGATE_FORMAT_KEYS_FILE)")
     p.set_defaults(func=cmd_sign)
 
     p = sub.add_parser("explain", help="explain why a URL is accepted or rejected")

@@ -33,6 +33,7 @@ from edge_validator.core.errors import (
 )
 from edge_validator.core.protocol import NO_STORE
 from edge_validator.env import Env
+from edge_validator.formats.jwks import JWKS_PATH, jwks_document
 from edge_validator.metrics import metrics
 from edge_validator.state.store import StateStore, build_store
 
@@ -40,6 +41,7 @@ from .api_keys import SIGN
 from .health import SignerHealth
 from .issuing import issue, parse_playback_request
 from .openapi import (
+    JWKS,
     PLAYBACK_REQUEST,
     PLAYBACK_URL,
     REVOCATION,
@@ -84,13 +86,26 @@ class SignerApi:
         if self.limiter is not None:
             await self.limiter.check_viewer(caller.name, req)
         issued = issue(
-            req, s.keyring, self.clock(), public_url=s.public_url, mode=s.token_mode, cat=s.cat
+            req,
+            s.keyring,
+            self.clock(),
+            public_url=s.public_url,
+            mode=s.token_mode,
+            cat=s.cat,
+            format_keys=s.format_keys,
         )
         log.info(
             "issued token_id=%s video=%s caller=%s", issued.token_id, req.video_id, caller.name
         )
         metrics().urls_issued.labels(caller.name).inc()
         return JSONResponse(issued.as_json(), 201, {"Cache-Control": NO_STORE})
+
+    async def jwks(self, request: Request) -> Response:
+        """The public halves of the signer's JWT keys, for validators (PLAYGATE_JWKS_URL)."""
+        keys = self.settings.format_keys
+        private = [k for k in keys.jwt.values() if k.is_private] if keys else []
+        headers = {"Cache-Control": "public, max-age=300"}
+        return JSONResponse(jwks_document(private), headers=headers)
 
 
 def endpoints(api: SignerApi, revocations: RevocationsApi, health: SignerHealth) -> list[Endpoint]:
@@ -136,6 +151,14 @@ def endpoints(api: SignerApi, revocations: RevocationsApi, health: SignerHealth)
             health.readyz,
             "Readiness: shared state reachable",
             {200: ("ready", None), 503: ("not ready", None)},
+            bearer=False,
+        ),
+        Endpoint(
+            "GET",
+            JWKS_PATH,
+            api.jwks,
+            "The public keys of the signer's JWT formats (JWKS)",
+            {200: ("JWKS", JWKS)},
             bearer=False,
         ),
     ]

@@ -16,6 +16,10 @@ from edge_validator.core.errors import InvalidField
 from edge_validator.core.keyring import KeyRing
 from edge_validator.core.protocol import TOKEN_PARAM, TOKEN_PREFIX
 from edge_validator.core.token import V4_MAPPED_NETWORK, Claims, seal
+from edge_validator.formats.emit import emit
+from edge_validator.formats.keys import FORMATS as CDN_FORMATS
+from edge_validator.formats.keys import FormatKeys
+from edge_validator.formats.policy import Policy
 
 VIDEO_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,128}")
 SESSION_ID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
@@ -36,8 +40,10 @@ _FIELDS = frozenset(
         "format",
     }
 )
-# Token formats: PlayGate's own v1 (the default, the fastest), or CTA-5007 Common Access Token.
-FORMATS = ("playgate", "cat")
+PLAYGATE_FORMAT = "playgate"
+# Token formats: PlayGate's own v1 (the default, the fastest), CTA-5007 Common Access Token, and
+# the CDNs' own (edge_validator/formats): one policy, any of them.
+FORMATS = (PLAYGATE_FORMAT, "cat", *CDN_FORMATS)
 
 
 @dataclass(frozen=True)
@@ -50,7 +56,7 @@ class PlaybackRequest:
     user_id: str | None = None
     max_uses: int = 0
     max_streams: int = 0
-    format: str = "playgate"
+    format: str = PLAYGATE_FORMAT
 
     @property
     def scope(self) -> str:
@@ -63,10 +69,23 @@ class IssuedUrl:
     token: str
     token_id: str
     expires_at: int
+    format: str = PLAYGATE_FORMAT
+    # CloudFront: the signed cookies that cover the video's segments (set them for the viewer).
+    cookies: dict[str, str] | None = None
 
     def as_json(self) -> dict[str, Any]:
         iso = datetime.fromtimestamp(self.expires_at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        return {"url": self.url, "token": self.token, "token_id": self.token_id, "expires_at": iso}
+        doc: dict[str, Any] = {
+            "url": self.url,
+            "token": self.token,
+            "token_id": self.token_id,
+            "expires_at": iso,
+        }
+        if self.format != PLAYGATE_FORMAT:
+            doc["format"] = self.format
+        if self.cookies:
+            doc["cookies"] = self.cookies
+        return doc
 
 
 def _int(doc: dict[str, Any], name: str, default: int, low: int, high: int) -> int:
@@ -129,12 +148,17 @@ def parse_playback_request(
     max_streams = _int(doc, "max_streams", 0, 0, 1000)
     if max_streams and user_id is None:
         raise InvalidField("max_streams", "requires user_id (streams are counted per user)")
-    token_format = doc.get("format", "playgate")
+    token_format = doc.get("format", PLAYGATE_FORMAT)
     if token_format not in FORMATS:
         raise InvalidField("format", f"must be one of {', '.join(FORMATS)}")
     max_uses = _int(doc, "max_uses", 0, 0, 1_000_000)
     if token_format == "cat" and max_uses > 1:
         raise InvalidField("max_uses", "a CAT carries one-time use only (catreplay): 0 or 1")
+    if token_format in CDN_FORMATS:
+        # The CDNs' formats carry no user id or limits: refused, never issued without them.
+        for name in ("user_id", "max_uses", "max_streams"):
+            if doc.get(name):
+                raise InvalidField(name, f"cannot be carried by the {token_format} format")
     return PlaybackRequest(
         video_id=video_id,
         ttl_seconds=_int(doc, "ttl_seconds", default_ttl, 1, max_ttl),
@@ -167,12 +191,15 @@ def issue(
     mode: str = "path",
     token_id: str | None = None,
     cat: CatIssuer | None = None,
+    format_keys: FormatKeys | None = None,
 ) -> IssuedUrl:
     """Sign a token for the request's video and build the viewer's URL."""
     if request.format == "cat":
         if cat is None:
             raise InvalidField("format", "this signer has no CAT key ring (PLAYGATE_CAT_KEYS)")
         return cat.issue(request, now, public_url=public_url, mode=mode, token_id=token_id)
+    if request.format != PLAYGATE_FORMAT:
+        return issue_foreign(request, format_keys, now, public_url, token_id)
     claims = Claims(
         key_id=keyring.active.key_id,
         expires_at=int(now) + request.ttl_seconds,
@@ -188,6 +215,38 @@ def issue(
     token = seal(claims, keyring)
     url = playback_url(public_url, token, request.scope + request.file, mode)
     return IssuedUrl(url, token, claims.token_id, claims.expires_at)
+
+
+def issue_foreign(
+    request: PlaybackRequest,
+    keys: FormatKeys | None,
+    now: float,
+    public_url: str,
+    token_id: str | None = None,
+) -> IssuedUrl:
+    """The same policy in a CDN's format (edge_validator/formats)."""
+    if keys is None or request.format not in keys.configured():
+        raise InvalidField("format", f"this signer has no {request.format} key")
+    try:
+        policy = Policy(
+            scope=request.scope,
+            expires_at=int(now) + request.ttl_seconds,
+            not_before=int(now),
+            token_id=token_id or new_token_id(),
+            entry=request.file,
+            client_network=request.client_network,
+            session_id=request.session_id,
+        )
+    except ValueError as exc:  # parse_playback_request checked the same rules; never a 500
+        raise InvalidField("body", str(exc)) from None
+    try:
+        emitted = emit(request.format, policy, keys, public_url)
+    except ValueError as exc:  # the only field a format may not express: the client binding
+        raise InvalidField("client_ip", str(exc)) from None
+    cookies = emitted.cookies or None
+    return IssuedUrl(
+        emitted.url, emitted.token, emitted.token_id, policy.expires_at, request.format, cookies
+    )
 
 
 @dataclass(frozen=True)

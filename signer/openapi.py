@@ -104,11 +104,18 @@ PLAYBACK_REQUEST = {
         "max_streams": {"type": "integer", "minimum": 0},
         "format": {
             "type": "string",
-            "enum": ["playgate", "cat"],
+            "enum": ["playgate", "cat", "cloudfront", "akamai", "mediacdn", "secure_link", "jwt"],
             "default": "playgate",
-            "description": "playgate (v1) or cat (CTA-5007 Common Access Token; max_uses 0 or 1)",
+            "description": "playgate (v1), cat (CTA-5007 Common Access Token; max_uses 0 or 1), "
+            "or a CDN's format (the signer's format keys; docs/formats.md)",
         },
     },
+}
+
+JWKS = {
+    "type": "object",
+    "required": ["keys"],
+    "properties": {"keys": {"type": "array", "items": {"type": "object"}}},
 }
 
 PLAYBACK_URL = {
@@ -119,6 +126,12 @@ PLAYBACK_URL = {
         "token": {"type": "string"},
         "token_id": {"type": "string"},
         "expires_at": {"type": "string", "format": "date-time"},
+        "format": {"type": "string", "description": "present for a CDN format"},
+        "cookies": {
+            "type": "object",
+            "additionalProperties": {"type": "string"},
+            "description": "CloudFront: signed cookies that cover the video's segments",
+        },
     },
 }
 

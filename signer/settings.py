@@ -12,6 +12,8 @@ from edge_validator.core.decision import MAX_TTL_LIMIT
 from edge_validator.core.errors import ConfigurationError
 from edge_validator.core.keyring import KeyRing
 from edge_validator.env import Env
+from edge_validator.formats.config import format_keys
+from edge_validator.formats.keys import FormatKeys
 from edge_validator.state.settings import StateSettings
 
 from .api_keys import ApiKeys
@@ -33,6 +35,8 @@ class SignerSettings:
     state: StateSettings = field(default_factory=StateSettings)
     # CTA-5007 Common Access Tokens ("format": "cat"); None: the signer issues PlayGate's only.
     cat: CatIssuer | None = None
+    # Keys for the CDN formats a request may ask for ("format"); None: no CDN format.
+    format_keys: FormatKeys | None = None
     # The operators' key for /metrics and /admin/health (None: those routes do not exist).
     admin_key: AdminKey | None = None
 
@@ -58,6 +62,7 @@ class SignerSettings:
             token_mode=env.choice("PLAYGATE_TOKEN_MODE", "path", ("path", "query")),
             entry_file=env.text("PLAYGATE_ENTRY_FILE", "master.m3u8") or "master.m3u8",
             state=StateSettings.from_env(os.environ if environ is None else environ),
+            format_keys=format_keys(env),
             admin_key=env.admin_key(),
         )
 

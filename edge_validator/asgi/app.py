@@ -100,7 +100,12 @@ def create_app(
         ],
     )
     app.state.settings = settings
-    app.state.gate = Gate(settings.verifier(), guard, log_allowed=settings.log_allowed)
+    app.state.gate = Gate(
+        settings.verifier(),
+        guard,
+        foreign=settings.foreign_verifier(),
+        log_allowed=settings.log_allowed,
+    )
     app.state.guard = guard
     app.state.origin = origin
     return app

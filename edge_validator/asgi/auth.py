@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -27,7 +28,8 @@ async def auth(request: Request) -> Response:
         if target is None:
             raise BadPath("no X-Original-URI header")
         from_header = header_token(request)
-        grant = await gate.authorize(target, viewer(request, settings), from_header)
+        cookies = _cookies(request, gate)
+        grant = await gate.authorize(target, viewer(request, settings), from_header, cookies)
     except PlaybackTokenError as exc:
         return denied(exc, body=False)
     except Exception:  # deny by default: a bug must never open the gate
@@ -46,3 +48,8 @@ async def auth(request: Request) -> Response:
         GRANT_CACHE_HEADER: str(seconds),
     }
     return Response(status_code=204, headers=headers)
+
+
+def _cookies(request: Request, gate: Gate) -> Mapping[str, str] | None:
+    # Parsed only where a foreign format may travel in a cookie (CloudFront, Akamai, Media CDN).
+    return request.cookies if gate.foreign is not None else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from starlette.background import BackgroundTask
 from starlette.requests import Request
@@ -33,7 +34,10 @@ async def shield(request: Request) -> Response:
     settings: ValidatorSettings = request.app.state.settings
     try:
         grant = await gate.authorize(
-            raw_target(request), viewer(request, settings), header_token(request)
+            raw_target(request),
+            viewer(request, settings),
+            header_token(request),
+            _cookies(request, gate),
         )
     except PlaybackTokenError as exc:
         return denied(exc)
@@ -89,3 +93,8 @@ def build_response(reply: OriginReply, headers: dict[str, str]) -> Response:
         background = BackgroundTask(reply.release)
         return StreamingResponse(reply.body, reply.status, headers, background=background)
     return Response(reply.content, reply.status, headers)
+
+
+def _cookies(request: Request, gate: Gate) -> Mapping[str, str] | None:
+    # Parsed only where a foreign format may travel in a cookie (CloudFront, Akamai, Media CDN).
+    return request.cookies if gate.foreign is not None else None

@@ -29,6 +29,10 @@ def grant_cache_seconds(grant: Grant, limit: int) -> int:
     claims = grant.claims
     if limit <= 0 or claims.max_uses or claims.max_streams:
         return 0
+    # A foreign format's grant (edge_validator.formats) has no PlayGate token, and nginx keys a
+    # kept allow by the PlayGate token: it must never be kept.
+    if grant.target.token is None:
+        return 0
     scope = grant_scope(grant.path)
     if scope is None or not in_scope(scope, claims.scope):
         return 0

@@ -31,6 +31,7 @@ from edge_validator.core.cors import CorsPolicy
 from edge_validator.core.keyring import KeyRing, new_keyring_json
 from edge_validator.core.protocol import REAL_IP
 from edge_validator.env import Env, networks
+from edge_validator.formats.keys import FORMATS
 from edge_validator.settings import ValidatorSettings
 from edge_validator.state.guard import StateGuard
 from edge_validator.state.settings import StateSettings
@@ -46,6 +47,7 @@ from ..processes import bind, free_port
 from ..serving import ServerLimits, uvicorn_config
 from . import DEMO_VIDEO, SAMPLES
 from .backend import create_backend_app
+from .formats import demo_format_keys
 from .origin import create_origin_app
 
 # The issuer every demo CAT names, and the demo edge expects (PLAYGATE_CAT_ISSUER).
@@ -180,12 +182,19 @@ def run_demo(args: argparse.Namespace) -> int:
     validator_settings = dataclasses.replace(
         validator_settings, state=state_settings, cat=CatVerifier(cat_ring, cat_policy), cors=cors
     )
+    # Every CDN format too, at the shield (nginx's template routes PlayGate's URL shapes only).
+    format_keys = None if nginx else demo_format_keys(edge_url, workdir / "formats.json")
+    if format_keys is not None:
+        validator_settings = dataclasses.replace(
+            validator_settings, accept_formats=FORMATS, format_keys=format_keys
+        )
     signer_settings = SignerSettings(
         keyring=keyring,
         api_keys=ApiKeys({"demo": hash_api_key(api_key)}),
         public_url=edge_url,
         state=state_settings,
         cat=CatIssuer(cat_ring, cat_policy),
+        format_keys=format_keys,
     )
     first = issue(PlaybackRequest(DEMO_VIDEO, 600), keyring, time.time(), public_url=edge_url)
     dash = issue(
@@ -212,6 +221,7 @@ def run_demo(args: argparse.Namespace) -> int:
         f"-H 'Content-Type: application/json' -d '{cat_body}' {signer_url}/v1/playback-urls",
         f"Key ring: {workdir / 'keyring.json'}",
         f"CAT keys: {workdir / 'cat-keys.json'}",
+        f"Formats: {','.join(('playgate', 'cat', *FORMATS)) if format_keys else 'playgate,cat'}",
         f"Origin: {_describe_origin(validator_settings)}",
         f"State: {store.backend}",
         "Press Ctrl-C to stop.",

@@ -1,0 +1,40 @@
+"""`playgate demo` enables every format: a URL in any format from its signer plays at its edge."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import httpx
+
+from edge_validator.formats.keys import FORMATS
+from tests.http.test_demo_state import _banner
+from tests.support.factories import ROOT
+from tests.support.servers import free_port, run_process
+
+SEGMENT = "hls/v0/seg_001.ts"
+
+
+def test_a_url_in_every_format_plays_through_the_demo(tmp_path: Path) -> None:
+    signer_port, edge_port = free_port(), free_port()
+    log = tmp_path / "demo.log"
+    argv = [sys.executable, "-m", "playgate.cli", "demo", "--signer-port", str(signer_port)]
+    with run_process([*argv, "--edge-port", str(edge_port)], cwd=ROOT, log=log):
+        banner = _banner(log)
+        assert banner["Formats"] == ",".join(("playgate", "cat", *FORMATS))
+        auth = {"Authorization": f"Bearer {banner['API key']}"}
+        for name in ("playgate", "cat", *FORMATS):
+            issued = httpx.post(
+                f"{banner['Signer']}/v1/playback-urls",
+                json={"video_id": "demo", "format": name},
+                headers=auth,
+                timeout=10,
+            ).json()
+            master = httpx.get(issued["url"], timeout=10)
+            assert master.status_code == 200, (name, master.headers.get("x-playgate-reason"))
+            cookies = dict(issued.get("cookies", {}))
+            if name == "akamai":
+                cookies["hdnts"] = issued["token"]
+            segment = httpx.URL(issued["url"]).copy_with(query=None).join(SEGMENT)
+            resp = httpx.get(segment, cookies=cookies, timeout=10)
+            assert resp.status_code == 200, (name, resp.headers.get("x-playgate-reason"))
