@@ -8,10 +8,12 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Mapping
 
+from .admin_key import AdminKey
 from .core.addresses import Network, packed_ip
 from .core.cat.claims import CatPolicy
 from .core.cat.keys import CatKeyRing, Es256Factory
 from .core.cat.verify import CatVerifier
+from .core.cors import DEFAULT_MAX_AGE, MAX_MAX_AGE, CorsPolicy, parse_origins
 from .core.errors import ConfigurationError
 from .core.keyring import KeyRing
 
@@ -72,6 +74,19 @@ class Env:
 
     def networks(self, name: str) -> tuple[Network, ...]:
         return networks(self.text(name, "") or "", name)
+
+    def cors(self) -> CorsPolicy:
+        """``PLAYGATE_CORS_ORIGINS`` (``*`` or comma-separated origins; unset: no CORS) and
+        ``PLAYGATE_CORS_MAX_AGE`` (seconds a browser may keep a preflight answer)."""
+        return CorsPolicy(
+            parse_origins(self.text("PLAYGATE_CORS_ORIGINS", "") or ""),
+            self.integer("PLAYGATE_CORS_MAX_AGE", DEFAULT_MAX_AGE, low=0, high=MAX_MAX_AGE),
+        )
+
+    def admin_key(self) -> AdminKey | None:
+        """``PLAYGATE_ADMIN_KEY_HASH``: sha256 hex of the key for /metrics and /admin/health."""
+        text = self.text("PLAYGATE_ADMIN_KEY_HASH")
+        return AdminKey(text.strip().lower()) if text else None
 
     def keyring(self) -> KeyRing:
         """``PLAYGATE_KEYRING`` (JSON text) or ``PLAYGATE_KEYRING_FILE`` (a path)."""

@@ -21,6 +21,7 @@ from .core.errors import PlaybackTokenError, SessionRedirectRequired, StateUnava
 from .core.sessions import opens_session, seal_session, session_claims, session_location
 from .core.token import Claims
 from .formats.accept import ForeignVerifier
+from .metrics import metrics
 from .state.guard import StateGuard
 
 log = logging.getLogger("playgate.validator")
@@ -43,6 +44,7 @@ class Gate:
         foreign: ForeignVerifier | None = None,
         *,
         narrow_sessions: bool = True,
+        log_allowed: bool = False,
     ) -> None:
         self.verifier = verifier
         # The CDN formats this validator also accepts (PLAYGATE_ACCEPT_FORMATS), or None.
@@ -52,6 +54,8 @@ class Gate:
         self.clock = clock
         # Narrow an unbound start token's session to the viewer's /24 or /64 (sessions.py).
         self.narrow_sessions = narrow_sessions
+        # Allowed requests are logged at INFO (one line per decision) or only at DEBUG.
+        self.allow_level = logging.INFO if log_allowed else logging.DEBUG
 
     async def authorize(
         self,
@@ -107,7 +111,9 @@ class Gate:
         redirect: bool,
     ) -> Admission:
         session: Claims | None = None
+        started = time.perf_counter()
         try:
+            # Read once: a key ring reload (SIGHUP) swaps the verifier between two requests.
             grant = await self._verify(target, client, header_token, cookies)
             if opens_session(grant):
                 if not redirect:
@@ -122,17 +128,13 @@ class Gate:
                 )
             await self._check_state(grant, session)
         except PlaybackTokenError as exc:
-            log.info(
-                "deny reason=%s token_id=%s client=%s",
-                exc.reason,
-                exc.token_id,
-                client.text if client else None,
-            )
+            self._decided(started, client, None, exc)
             raise
+        self._decided(started, client, grant, None)
         if session is None:
-            log.debug("allow token_id=%s path=%s", grant.token_id, grant.path)
             return Admission(grant)
         token = seal_session(session, self.verifier.sessions)
+        metrics().sessions_renewed.inc()
         log.info(
             "session opened token_id=%s session_id=%s expires_at=%d client=%s",
             session.token_id,
@@ -148,3 +150,48 @@ class Gate:
             await self.guard.check(grant, stream_id=session.session_id if session else None)
         elif grant.claims.max_uses or grant.claims.max_streams:
             raise StateUnavailable("no shared state enforces limits", token_id=grant.token_id)
+
+    def _decided(
+        self,
+        started: float,
+        client: ClientAddress | None,
+        grant: Grant | None,
+        error: PlaybackTokenError | None,
+    ) -> None:
+        """Count the decision, time it, and log it by token id (never the token)."""
+        latency = time.perf_counter() - started
+        m = metrics()
+        m.verification_seconds.observe(latency)
+        if error is not None:
+            outcome, reason, token_id, session_id = "deny", error.reason, error.token_id, None
+            level = logging.INFO
+        else:
+            assert grant is not None
+            outcome, reason = "allow", "ok"
+            token_id, session_id = grant.token_id, grant.claims.session_id
+            level = self.allow_level
+        m.decisions.labels(outcome, reason).inc()
+        if not log.isEnabledFor(level):
+            return
+        fields = {
+            "event": "decision",
+            "outcome": outcome,
+            "reason": reason,
+            "token_id": token_id,
+            "session_id": session_id,
+            "client": client.text if client else None,
+            "latency_ms": round(latency * 1000, 3),
+        }
+        if grant is not None:
+            fields["path"] = grant.path  # the token is not part of it
+        log.log(
+            level,
+            "%s reason=%s token_id=%s session_id=%s client=%s latency_ms=%.3f",
+            outcome,
+            reason,
+            token_id,
+            session_id,
+            fields["client"],
+            fields["latency_ms"],
+            extra={"fields": fields},
+        )

@@ -21,8 +21,10 @@ from .core.addresses import ClientAddress
 from .core.cat.claims import CatPolicy
 from .core.cat.keys import CatKeyRing
 from .core.cat.verify import CatVerifier
+from .core.cors import DEFAULT_MAX_AGE, CorsPolicy, parse_origins
 from .core.decision import DEFAULT_LEEWAY, DEFAULT_MAX_SESSION, Grant, Verifier
 from .core.errors import (
+    CorsRefused,
     InternalError,
     MalformedToken,
     MethodNotAllowed,
@@ -40,11 +42,13 @@ log = logging.getLogger("playgate.lambda_edge")
 BAKED_CONFIG = Path(__file__).with_name("baked_config.json")
 _ALLOWED_METHODS = frozenset({"GET", "HEAD"})
 _STATUS_TEXT = {
+    204: "No Content",
     302: "Found",
     401: "Unauthorized",
     403: "Forbidden",
     405: "Method Not Allowed",
 }
+_NO_CORS = CorsPolicy()
 
 Event = Mapping[str, Any]
 Result = dict[str, Any]
@@ -54,13 +58,19 @@ def _header(name: str, value: str) -> list[dict[str, str]]:
     return [{"key": name, "value": value}]
 
 
-def denied_response(error: PlayGateError) -> Result:
-    """A generated response in CloudFront's shape: status as a string, lowercase header keys."""
+def _headers(values: Mapping[str, str]) -> dict[str, list[dict[str, str]]]:
+    return {name.lower(): _header(name, value) for name, value in values.items()}
+
+
+def denied_response(error: PlayGateError, cors: Mapping[str, str] | None = None) -> Result:
+    """A generated response in CloudFront's shape: status as a string, lowercase header keys.
+    ``cors``: the policy's headers for this viewer, so a web player can read the reason."""
     body = json.dumps({"error": error.reason, "message": error.message})
     headers = {
         "cache-control": _header("Cache-Control", NO_STORE),
         "content-type": _header("Content-Type", "application/json"),
         REASON_HEADER.lower(): _header(REASON_HEADER, error.reason),
+        **_headers(cors or {}),
     }
     if error.status == 405:
         headers["allow"] = _header("Allow", "GET, HEAD")
@@ -104,11 +114,41 @@ def session_response(grant: Grant, client: ClientAddress | None, verifier: Verif
     }
 
 
-def viewer_request(request: Mapping[str, Any], verifier: Verifier, now: float) -> Result:
-    """Judge one CloudFront request object; return the request to forward or a response."""
-    client_ip = request.get("clientIp")
+def _request_header(request: Mapping[str, Any], name: str) -> str | None:
+    """A header of CloudFront's request object (lowercase keys, lists of key/value)."""
+    values = (request.get("headers") or {}).get(name)
+    if not isinstance(values, list) or not values or not isinstance(values[0], Mapping):
+        return None
+    value = values[0].get("value")
+    return value if isinstance(value, str) else None
+
+
+def preflight_response(request: Mapping[str, Any], cors: CorsPolicy) -> Result:
+    """A CORS preflight, answered at the edge: 204 with the policy's headers, or 403."""
     try:
-        if request.get("method") not in _ALLOWED_METHODS:
+        headers = cors.preflight(
+            _request_header(request, "origin"),
+            _request_header(request, "access-control-request-method") or "",
+            _request_header(request, "access-control-request-headers"),
+        )
+    except CorsRefused as exc:
+        return denied_response(exc)
+    return {"status": "204", "statusDescription": "No Content", "headers": _headers(headers)}
+
+
+def viewer_request(
+    request: Mapping[str, Any], verifier: Verifier, now: float, cors: CorsPolicy = _NO_CORS
+) -> Result:
+    """Judge one CloudFront request object; return the request to forward or a response.
+
+    Allowed media gets its CORS headers from the distribution's response headers policy
+    (infra/aws/playgate.yaml); the responses generated here carry them from ``cors``."""
+    client_ip = request.get("clientIp")
+    method = request.get("method")
+    if method == "OPTIONS" and _request_header(request, "access-control-request-method"):
+        return preflight_response(request, cors)
+    try:
+        if method not in _ALLOWED_METHODS:
             raise MethodNotAllowed("only GET and HEAD")
         query: str = request.get("querystring") or ""
         uri: str = request["uri"]
@@ -125,7 +165,7 @@ def viewer_request(request: Mapping[str, Any], verifier: Verifier, now: float) -
             )
     except PlayGateError as exc:
         log.info("deny reason=%s token_id=%s client=%s", exc.reason, exc.token_id, client_ip)
-        return denied_response(exc)
+        return denied_response(exc, cors.response_headers(_request_header(request, "origin")))
     except Exception:  # deny by default: a bug must never open the gate
         log.exception("viewer-request check failed")
         return denied_response(InternalError())
@@ -143,16 +183,19 @@ def _header_token(request: Mapping[str, Any]) -> str | None:
 
 
 def make_handler(
-    load_verifier: Callable[[], Verifier], clock: Callable[[], float] = time.time
+    load_verifier: Callable[[], Verifier],
+    clock: Callable[[], float] = time.time,
+    load_cors: Callable[[], CorsPolicy] = lambda: _NO_CORS,
 ) -> Callable[[Event, object], Result]:
     def handle(event: Event, context: object) -> Result:
         try:
             request = event["Records"][0]["cf"]["request"]
             verifier = load_verifier()
+            cors = load_cors()
         except Exception:  # a malformed event or a broken bundle: deny, never forward
             log.exception("cannot read the event or the baked configuration")
             return denied_response(InternalError())
-        return viewer_request(request, verifier, clock())
+        return viewer_request(request, verifier, clock(), cors)
 
     return handle
 
@@ -171,6 +214,13 @@ def verifier_from_config(text: str) -> Verifier:
     )
 
 
+def cors_from_config(text: str) -> CorsPolicy:
+    """``{"cors": {"origins": "*" or "https://a,https://b", "max_age": N}}``; absent: no CORS."""
+    doc = json.loads(text).get("cors") or {}
+    origins = parse_origins(str(doc.get("origins", "")), "baked cors.origins")
+    return CorsPolicy(origins, int(doc.get("max_age", DEFAULT_MAX_AGE)))
+
+
 def cat_verifier(doc: Mapping[str, Any]) -> CatVerifier:
     """HS256 CAT keys baked by build-lambda (no ES256 here: no ``cryptography`` at the edge)."""
     keyring = CatKeyRing.from_json(json.dumps({"keys": doc["keys"]}), es256=None)
@@ -186,5 +236,10 @@ def baked_verifier() -> Verifier:
     return verifier_from_config(BAKED_CONFIG.read_text(encoding="utf-8"))
 
 
-handler = make_handler(baked_verifier)
+@lru_cache(maxsize=1)
+def baked_cors() -> CorsPolicy:
+    return cors_from_config(BAKED_CONFIG.read_text(encoding="utf-8"))
+
+
+handler = make_handler(baked_verifier, load_cors=baked_cors)
 """The Lambda entry point: ``edge_validator.lambda_edge.handler``."""

@@ -8,8 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from .admin_key import AdminKey
 from .core.addresses import Network
 from .core.cat.verify import CatVerifier
+from .core.cors import CorsPolicy
 from .core.decision import (
     DEFAULT_LEEWAY,
     DEFAULT_MAX_SESSION,
@@ -65,6 +67,13 @@ class ValidatorSettings:
     format_keys: FormatKeys | None = None
     # The signer's JWKS (PLAYGATE_JWKS_URL): JWT public keys fetched, not deployed.
     jwks: JwksCache | None = None
+    # Which web pages on other origins may read media and denial reasons (none by default).
+    cors: CorsPolicy = field(default_factory=CorsPolicy)
+    # The operators' key for /metrics and /admin/health (None: those routes do not exist).
+    admin_key: AdminKey | None = None
+    # One log line per allowed request too (at INFO), not only per denial. Default: on with
+    # PLAYGATE_LOG_FORMAT=json, whose lines a log pipeline indexes.
+    log_allowed: bool = False
 
     def __post_init__(self) -> None:
         # A kept allow does not see revocations: it may not outlast the staleness bound.
@@ -137,6 +146,11 @@ class ValidatorSettings:
             accept_formats=accept_formats(env),
             format_keys=format_keys(env),
             jwks=jwks_cache(env),
+            cors=env.cors(),
+            admin_key=env.admin_key(),
+            log_allowed=env.flag(
+                "PLAYGATE_LOG_ALLOWED", (env.text("PLAYGATE_LOG_FORMAT") or "").lower() == "json"
+            ),
         )
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import math
 import os
 import sys
@@ -13,8 +12,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import NoReturn
 from urllib.parse import urlsplit
-
-from starlette.types import ASGIApp
 
 from edge_validator.core.cat.keys import CatKeyRing, new_cat_keyring_json
 from edge_validator.core.cat.verify import CatVerifier
@@ -36,6 +33,7 @@ from signer.api_keys import SCOPES, generate_api_key, hash_api_key, make_caller
 from signer.issuing import FORMATS, PLAYGATE_FORMAT, CatIssuer, issue, parse_playback_request
 
 from .explain import explain
+from .logs import configure_logging
 from .revoke_cli import add_commands as add_revocation_commands
 
 
@@ -231,32 +229,6 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0 if accepted else 1
 
 
-LOG_LEVELS = ("debug", "info", "warning", "error")
-
-
-def configure_logging() -> None:
-    """Decision lines (token ids, reasons, never tokens) on stderr; PLAYGATE_LOG_LEVEL sets the
-    level (debug adds one line per allowed request)."""
-    level = Env(os.environ).choice("PLAYGATE_LOG_LEVEL", "info", LOG_LEVELS, fold_case=True)
-    logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
-    # httpx and httpcore log every origin request (and its URL) at INFO and DEBUG: PlayGate's
-    # own lines say what matters, with token ids.
-    for name in ("httpx", "httpcore"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-
-
-def _serve(app: ASGIApp, host: str, port: int) -> int:
-    import uvicorn
-
-    from .serving import ServerLimits, uvicorn_config
-
-    limits = ServerLimits.from_env(os.environ).within_file_limit()
-    uvicorn.Server(uvicorn_config(app, limits, host=host, port=port)).run()
-    return 0
-
-
 NO_API_KEYS = (
     "playgate serve-signer: no API keys (PLAYGATE_API_KEYS is empty), so every request gets 401: "
     "run `playgate api-key --name web` and set PLAYGATE_API_KEYS to the entry it prints"
@@ -264,22 +236,26 @@ NO_API_KEYS = (
 
 
 def cmd_serve_signer(args: argparse.Namespace) -> int:
-    from signer.app import create_app
     from signer.settings import SignerSettings
 
+    from .workers import SIGNER_FACTORY, serve
+
     configure_logging()
-    # Built before the server starts: a bad setting is one line here, not a traceback.
+    # Read before any worker starts: a bad setting is one line here, not a traceback per worker.
     settings = SignerSettings.from_env()
     if not settings.api_keys:
         print(NO_API_KEYS, file=sys.stderr, flush=True)
-    return _serve(create_app(settings), args.host, args.port)
+    return serve(SIGNER_FACTORY, args.host, args.port, args.workers)
 
 
 def cmd_serve_validator(args: argparse.Namespace) -> int:
-    from edge_validator.asgi.app import app_from_env
+    from edge_validator.settings import ValidatorSettings
+
+    from .workers import VALIDATOR_FACTORY, serve
 
     configure_logging()
-    return _serve(app_from_env(), args.host, args.port)
+    ValidatorSettings.from_env()
+    return serve(VALIDATOR_FACTORY, args.host, args.port, args.workers)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -290,30 +266,58 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_nginx_config(args: argparse.Namespace) -> int:
-    from .nginx.config import EdgeConfig, make_prefix_dirs, render
+    from edge_validator.core.cors import CorsPolicy, parse_origins
 
+    from .nginx.config import EdgeConfig, make_prefix, render
+
+    env = Env(os.environ)
+    cors = env.cors()  # PLAYGATE_CORS_ORIGINS, as the validator reads it
+    if args.cors_origins is not None:
+        cors = CorsPolicy(parse_origins(args.cors_origins, "--cors-origins"), cors.max_age)
+    # Unset options come from the environment (the systemd unit's edge.env).
+    origin_url = args.origin_url or env.text("PLAYGATE_EDGE_ORIGIN_URL")
+    if origin_url is None:
+        print(
+            "playgate nginx-config: give --origin-url (or PLAYGATE_EDGE_ORIGIN_URL)",
+            file=sys.stderr,
+        )
+        return 2
+    tls_cert = args.tls_cert or env.text("PLAYGATE_EDGE_TLS_CERT")
+    tls_key = args.tls_key or env.text("PLAYGATE_EDGE_TLS_KEY")
     config = EdgeConfig(
-        listen=args.listen,
-        validator_url=args.validator_url,
-        origin_url=args.origin_url,
+        listen=args.listen or env.text("PLAYGATE_EDGE_LISTEN") or "127.0.0.1:8088",
+        validator_url=args.validator_url[0],
+        more_validator_urls=tuple(args.validator_url[1:]),
+        origin_url=origin_url,
         prefix=Path(args.prefix),
         workers=args.workers,
         daemon=args.daemon,
         user=args.user,
+        cors=cors,
+        tls_cert=Path(tls_cert) if tls_cert else None,
+        tls_key=Path(tls_key) if tls_key else None,
     )
     text = render(config)
+    try:
+        make_prefix(config)  # nginx needs its temp and cache folders before `nginx -t`
+    except OSError as exc:
+        raise CliError(
+            f"cannot create the prefix folders ({exc.strerror}: {exc.filename}); "
+            "choose a writable --prefix"
+        ) from None
     if args.output:
-        # nginx does not create its temp and cache folders: the config is ready to run.
-        try:
-            make_prefix_dirs(config.prefix)
-        except OSError as exc:
-            raise CliError(
-                f"cannot create nginx's folders in {config.prefix}: {exc.strerror}"
-            ) from None
         _write(Path(args.output), text)
     else:
         sys.stdout.write(text)
     return 0
+
+
+def workers(text: str) -> int:
+    from .workers import MAX_WORKERS
+
+    if not text.isdigit() or not 1 <= int(text) <= MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"give a number of processes from 1 to {MAX_WORKERS}")
+    return int(text)
 
 
 def cmd_nginx_error_log(args: argparse.Namespace) -> int:
@@ -379,22 +383,41 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=f"run the {name[6:]} (settings from the environment)")
         p.add_argument("--host", default="127.0.0.1")
         p.add_argument("--port", type=int, default=port)
+        p.add_argument(
+            "--workers",
+            type=workers,
+            default=1,
+            help="worker processes (each with its own revocation view); SIGHUP reloads keys",
+        )
         p.set_defaults(func=func)
 
     add_revocation_commands(sub)
 
     p = sub.add_parser("nginx-config", help="render the nginx edge config (infra/nginx)")
-    p.add_argument("--listen", default="127.0.0.1:8088", help="nginx listen value")
-    p.add_argument("--validator-url", required=True, help="http://host:port of the validator")
-    p.add_argument("--origin-url", required=True, help="http://host:port of the media origin")
     p.add_argument(
-        "--prefix",
+        "--listen", help="nginx listen value (default: PLAYGATE_EDGE_LISTEN, else 127.0.0.1:8088)"
+    )
+    p.add_argument(
+        "--validator-url",
         required=True,
-        help="folder for nginx temp files, cache and logs (created with -o)",
+        action="append",
+        help="http://host:port of a validator (repeat for several)",
+    )
+    p.add_argument(
+        "--origin-url", help="http://host:port of the media origin (or PLAYGATE_EDGE_ORIGIN_URL)"
+    )
+    p.add_argument(
+        "--prefix", required=True, help="folder for nginx temp files, cache and logs (created)"
     )
     p.add_argument("--workers", default="auto")
     p.add_argument("--daemon", action="store_true", help="let nginx daemonize")
     p.add_argument("--user", help="user the workers run as when nginx starts as root")
+    p.add_argument(
+        "--cors-origins",
+        help="'*' or comma-separated origins of web players (default: PLAYGATE_CORS_ORIGINS)",
+    )
+    p.add_argument("--tls-cert", help="HTTPS certificate chain, PEM (or PLAYGATE_EDGE_TLS_CERT)")
+    p.add_argument("--tls-key", help="its private key, PEM (or PLAYGATE_EDGE_TLS_KEY)")
     p.add_argument("--output", "-o", help="write here instead of stdout")
     p.set_defaults(func=cmd_nginx_config)
 

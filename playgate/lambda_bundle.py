@@ -23,6 +23,7 @@ from typing import Any
 
 import edge_validator
 from edge_validator.core.cat.keys import CatKeyRing
+from edge_validator.core.cors import CorsPolicy
 from edge_validator.core.decision import (
     DEFAULT_LEEWAY,
     DEFAULT_MAX_SESSION,
@@ -54,8 +55,10 @@ def baked_config_json(
     cat: dict[str, Any] | None = None,
     *,
     max_session: int = DEFAULT_MAX_SESSION,
+    cors: CorsPolicy | None = None,
 ) -> str:
-    """The key ring, checked as the validator loads it, reduced to its verification keys.
+    """The key ring, checked as the validator loads it, reduced to its verification keys, and
+    the policy (``cors``: PLAYGATE_CORS_ORIGINS, for the responses the function generates).
 
     The same keys mint session tokens at the edge (under the session MAC context), so the
     bundle also carries the session cap every validator enforces.
@@ -70,6 +73,8 @@ def baked_config_json(
     }
     if cat is not None:
         doc["cat"] = cat
+    if cors is not None and cors.enabled:
+        doc["cors"] = {"origins": ",".join(cors.origins), "max_age": cors.max_age}
     return json.dumps(doc, sort_keys=True) + "\n"
 
 
@@ -100,13 +105,16 @@ def build_zip(
     cat: dict[str, Any] | None = None,
     *,
     max_session: int = DEFAULT_MAX_SESSION,
+    cors: CorsPolicy | None = None,
 ) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as bundle:
         for source in bundle_sources():
             name = source.relative_to(PACKAGE_DIR.parent).as_posix()
             bundle.writestr(_entry(name), source.read_bytes())
-        baked = baked_config_json(keyring_file, max_ttl, leeway, cat, max_session=max_session)
+        baked = baked_config_json(
+            keyring_file, max_ttl, leeway, cat, max_session=max_session, cors=cors
+        )
         bundle.writestr(_entry(BAKED_NAME), baked)
     return buffer.getvalue()
 
@@ -120,9 +128,10 @@ def write_bundle(
     max_bytes: int = MAX_ZIP_BYTES,
     cat: dict[str, Any] | None = None,
     max_session: int = DEFAULT_MAX_SESSION,
+    cors: CorsPolicy | None = None,
 ) -> int:
     """Write the zip to ``output`` and return its size; refuse (and write nothing) when too big."""
-    data = build_zip(keyring_file, max_ttl, leeway, cat, max_session=max_session)
+    data = build_zip(keyring_file, max_ttl, leeway, cat, max_session=max_session, cors=cors)
     if len(data) > max_bytes:
         raise ConfigurationError(f"the bundle is {len(data)} bytes; the limit is {max_bytes}")
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -156,6 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             max_bytes=args.max_bytes,
             cat=None if args.cat_keys is None else baked_cat(args.cat_keys, env),
             max_session=session_cap,
+            cors=env.cors(),
         )
     except ConfigurationError as exc:
         print(f"build-lambda: {exc.reason}: {exc.message}", file=sys.stderr)

@@ -50,6 +50,9 @@ def bind(host: str, preferred: int) -> socket.socket:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
+            # Listening at once: with SO_REUSEADDR two processes can both *bind* a preferred
+            # port (two demos at once) and the second would fail only later, in listen().
+            sock.listen(2048)
         except OSError:
             sock.close()
             continue

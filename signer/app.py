@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
+import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from edge_validator.asgi.admin import RequestMetrics, admin_routes
 from edge_validator.asgi.problems import http_error, internal_error, problem
 from edge_validator.core.errors import (
     BodyTooLarge,
@@ -28,7 +32,9 @@ from edge_validator.core.errors import (
     VideoNotAllowed,
 )
 from edge_validator.core.protocol import NO_STORE
+from edge_validator.env import Env
 from edge_validator.formats.jwks import JWKS_PATH, jwks_document
+from edge_validator.metrics import metrics
 from edge_validator.state.store import StateStore, build_store
 
 from .api_keys import SIGN
@@ -96,6 +102,7 @@ class SignerApi:
         log.info(
             "issued token_id=%s video=%s caller=%s", issued.token_id, req.video_id, caller.name
         )
+        metrics().urls_issued.labels(caller.name).inc()
         return JSONResponse(issued.as_json(), 201, {"Cache-Control": NO_STORE})
 
     async def jwks(self, request: Request) -> Response:
@@ -185,11 +192,13 @@ def create_app(
     store: StateStore | None = None,
     *,
     contract_check: bool = False,
+    on_started: Callable[[Callable[[], object]], None] | None = None,
 ) -> Starlette:
     """``store``: share one state store (the demo); by default built from settings.state.
 
     ``contract_check`` (tests): an error its route did not declare becomes a 500, so a test
-    notices the OpenAPI document would have missed it.
+    notices the OpenAPI document would have missed it. ``on_started(reload)``: called once
+    serving, with the function that reloads the signing key ring (run on SIGHUP).
     """
     own_store = store is None
     state_store = store or build_store(settings.state)
@@ -198,6 +207,7 @@ def create_app(
     api = SignerApi(settings, clock, RateLimiter(state_store, settings.state))
     revocations = RevocationsApi(settings, state_store, clock, shared=shared)
     contract = endpoints(api, revocations, SignerHealth(state_store, shared=shared))
+
     document = openapi_document(contract)
 
     async def openapi(request: Request) -> Response:
@@ -217,9 +227,17 @@ def create_app(
 
     routes = _routes(contract)
     routes.append(Route("/openapi.json", openapi, methods=["GET"]))
+    health = SignerHealth(state_store, shared=shared)
+    routes += admin_routes(settings.admin_key, health.details)
+    known = {e.path for e in contract} | {"/openapi.json", "/metrics", "/admin/health"}
+
+    def route_name(path: str) -> str:
+        return path if path in known else "other"
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if on_started is not None:
+            on_started(lambda: reload_keyring(api, os.environ))
         yield
         if own_store:
             await state_store.close()
@@ -232,7 +250,22 @@ def create_app(
             HTTPException: http_error,
             Exception: internal_error,
         },
+        middleware=[Middleware(RequestMetrics, service="signer", route_of=route_name)],
     )
+
+
+def reload_keyring(api: SignerApi, environ: Mapping[str, str]) -> bool:
+    """Re-read the key ring; the next URL is signed with its active key. A ring that does not
+    load, or has no active key, is logged and the running one kept."""
+    try:
+        keyring = Env(environ).keyring()
+        keyring.active  # noqa: B018 - raises when the ring cannot sign
+    except PlayGateError as exc:
+        log.error("key ring reload refused, keeping the running ring: %s", exc.message)
+        return False
+    api.settings = dataclasses.replace(api.settings, keyring=keyring)
+    log.info("key ring reloaded: active key %s", keyring.active_key_id)
+    return True
 
 
 def app_from_env() -> Starlette:

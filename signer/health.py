@@ -1,4 +1,4 @@
-"""The signer's /healthz and /readyz: is the state store reachable?"""
+"""The signer's public /healthz and /readyz (no details), and /admin/health's details."""
 
 from __future__ import annotations
 
@@ -29,9 +29,14 @@ class SignerHealth:
         return state
 
     async def healthz(self, request: Request) -> Response:
-        return JSONResponse({"status": "ok", "state": await self._state()}, headers=_NO_STORE)
+        return JSONResponse({"status": "ok"}, headers=_NO_STORE)
 
     async def readyz(self, request: Request) -> Response:
         state = await self._state()
         ready = bool(state["connected"])
-        return JSONResponse({"ready": ready, "state": state}, 200 if ready else 503, _NO_STORE)
+        return JSONResponse({"ready": ready}, 200 if ready else 503, _NO_STORE)
+
+    async def details(self) -> dict[str, Any]:
+        """For /admin/health: the store, whether it answers, and its last error."""
+        state = await self._state()
+        return {"status": "ok", "ready": bool(state["connected"]), "state": state}

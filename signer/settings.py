@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from edge_validator.admin_key import AdminKey
 from edge_validator.core.cat.keys import CatKeyRing
 from edge_validator.core.decision import DEFAULT_MAX_SESSION, DEFAULT_SESSION, MAX_TTL_LIMIT
 from edge_validator.core.errors import ConfigurationError
@@ -40,6 +41,8 @@ class SignerSettings:
     cat: CatIssuer | None = None
     # Keys for the CDN formats a request may ask for ("format"); None: no CDN format.
     format_keys: FormatKeys | None = None
+    # The operators' key for /metrics and /admin/health (None: those routes do not exist).
+    admin_key: AdminKey | None = None
 
     @property
     def revocation_retention(self) -> int:
@@ -74,6 +77,7 @@ class SignerSettings:
             entry_file=env.text("PLAYGATE_ENTRY_FILE", "master.m3u8") or "master.m3u8",
             state=StateSettings.from_env(os.environ if environ is None else environ),
             format_keys=format_keys(env),
+            admin_key=env.admin_key(),
         )
 
 

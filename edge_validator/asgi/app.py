@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+import dataclasses
+import logging
+import os
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.routing import Route
 
+from ..core.errors import PlayGateError
 from ..core.protocol import AUTH_ROUTE
+from ..env import Env
 from ..gate import Gate
 from ..origins.base import Origin
 from ..origins.files import FileOrigin
@@ -17,11 +24,15 @@ from ..origins.http import HttpOrigin
 from ..settings import ValidatorSettings
 from ..state.guard import StateGuard
 from ..state.store import build_store
+from .admin import RequestMetrics, admin_routes
 from .auth import auth
-from .health import healthz, readyz
+from .cors import CorsMiddleware
+from .health import health_details, healthz, readyz
 from .problems import http_error, internal_error
 from .shield import shield
+from .state_gauges import state_gauges
 
+log = logging.getLogger("playgate.validator")
 _ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
@@ -42,8 +53,12 @@ def create_app(
     *,
     guard: StateGuard | None = None,
     origin: Origin | None = None,
+    on_started: Callable[[Callable[[], object]], None] | None = None,
 ) -> Starlette:
-    """``guard``: share one state guard (the demo); by default built from ``settings.state``."""
+    """``guard``: share one state guard (the demo); by default built from ``settings.state``.
+
+    ``on_started(reload)``: called once serving, with the function that reloads the key ring
+    (``playgate serve-validator`` runs it on SIGHUP)."""
     if guard is None:
         # A store of its own in memory is shared with nobody: limits there are refused.
         store = build_store(settings.state)
@@ -53,14 +68,21 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await guard.start()
-        yield
+        if on_started is not None:
+            on_started(lambda: reload_keyring(app, os.environ))
+        async with state_gauges(guard):
+            yield
         await guard.stop()
         if origin is not None:
             await origin.close()
 
+    async def details() -> dict[str, Any]:
+        return health_details(guard)
+
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        *admin_routes(settings.admin_key, details),
         # auth_request subrequests carry the viewer's method; every method gets 204/401/403.
         Route(AUTH_ROUTE, auth, methods=_ALL_METHODS),
     ]
@@ -71,6 +93,11 @@ def create_app(
         routes=routes,
         lifespan=lifespan,
         exception_handlers={HTTPException: http_error, Exception: internal_error},
+        # Outside the routes: preflights never reach them, and denials carry CORS headers too.
+        middleware=[
+            Middleware(RequestMetrics, service="validator", route_of=route_name),
+            Middleware(CorsMiddleware, policy=settings.cors),
+        ],
     )
     app.state.settings = settings
     app.state.gate = Gate(
@@ -78,10 +105,36 @@ def create_app(
         guard,
         foreign=settings.foreign_verifier(),
         narrow_sessions=settings.session_binding,
+        log_allowed=settings.log_allowed,
     )
     app.state.guard = guard
     app.state.origin = origin
     return app
+
+
+def reload_keyring(app: Starlette, environ: Mapping[str, str]) -> bool:
+    """Re-read the key ring (PLAYGATE_KEYRING_FILE) and swap in a new Verifier: one attribute
+    assignment between two requests, so each request is judged wholly by the old or the new
+    ring. A ring that does not load is logged and the running one kept."""
+    try:
+        keyring = Env(environ).keyring()
+    except PlayGateError as exc:
+        log.error("key ring reload refused, keeping the running ring: %s", exc.message)
+        return False
+    settings = dataclasses.replace(app.state.settings, keyring=keyring)
+    app.state.gate.verifier = settings.verifier()
+    app.state.settings = settings
+    log.info("key ring reloaded: key ids %s", ",".join(keyring.key_ids))
+    return True
+
+
+def route_name(path: str) -> str:
+    """A fixed label per route for the request metrics (never the path: it holds tokens)."""
+    if path == AUTH_ROUTE:
+        return "auth"
+    if path in ("/healthz", "/readyz", "/metrics") or path.startswith("/admin/"):
+        return "admin"
+    return "shield"
 
 
 def app_from_env() -> Starlette:

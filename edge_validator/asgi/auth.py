@@ -12,6 +12,7 @@ from ..core.errors import BadPath, InternalError, PlaybackTokenError
 from ..core.grant_cache import grant_cache_seconds
 from ..core.protocol import GRANT_CACHE_HEADER, NO_STORE, ORIGINAL_URI_HEADER, TOKEN_ID_HEADER
 from ..gate import Gate
+from ..metrics import metrics
 from ..settings import ValidatorSettings
 from .problems import denied
 from .requests import header_token, viewer
@@ -40,6 +41,7 @@ async def auth(request: Request) -> Response:
     seconds = (
         0 if from_header is not None else grant_cache_seconds(grant, settings.grant_cache_seconds)
     )
+    metrics().grant_cache_answers.labels("kept" if seconds > 0 else "not_kept").inc()
     headers = {
         TOKEN_ID_HEADER: grant.token_id,
         "Cache-Control": NO_STORE,

@@ -1,4 +1,5 @@
-"""/healthz (liveness, with state details) and /readyz (may this process take traffic?)."""
+"""Public /healthz (the process answers) and /readyz (may it take traffic?), with no details:
+state details are for operators, at /admin/health behind the admin key (``admin.py``)."""
 
 from __future__ import annotations
 
@@ -19,18 +20,16 @@ def _guard(request: Request) -> StateGuard | None:
 
 
 async def healthz(request: Request) -> Response:
-    guard = _guard(request)
-    body: dict[str, Any] = {"status": "ok"}
-    if guard is not None:
-        body["state"] = guard.health()
-    return JSONResponse(body, headers=_NO_STORE)
+    return JSONResponse({"status": "ok"}, headers=_NO_STORE)
 
 
 async def readyz(request: Request) -> Response:
     """200 when the state this process needs is usable under its failure policy, else 503."""
     guard = _guard(request)
     ready = guard is None or guard.ready()
-    body: dict[str, Any] = {"ready": ready}
-    if guard is not None:
-        body["state"] = guard.health()
-    return JSONResponse(body, 200 if ready else 503, headers=_NO_STORE)
+    return JSONResponse({"ready": ready}, 200 if ready else 503, headers=_NO_STORE)
+
+
+def health_details(guard: StateGuard) -> dict[str, Any]:
+    """What /admin/health shows: the state backend, the view's size and age, the last error."""
+    return {"status": "ok", "ready": guard.ready(), "state": guard.health()}

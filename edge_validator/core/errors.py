@@ -66,6 +66,13 @@ class MethodNotAllowed(PlayGateError):
     status = 405
 
 
+class CorsRefused(PlayGateError):
+    """A cross-origin preflight this edge does not allow (origin, method or header)."""
+
+    reason = "cors_refused"
+    status = 403
+
+
 # --- the signer API ---------------------------------------------------------------------------
 
 

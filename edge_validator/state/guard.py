@@ -18,6 +18,7 @@ from ..core.errors import (
     TooManyStreams,
     UseLimitReached,
 )
+from ..metrics import metrics
 from .settings import FAIL_OPEN, StateSettings
 from .store import StateStore
 from .sync import RevocationSync
@@ -54,6 +55,9 @@ class StateGuard:
                 "use and stream limits need state shared by every validator (REDIS_URL)",
                 token_id=claims.token_id,
             )
+        if not self.sync.healthy:
+            # Judged on a view that may miss revocations: the fail-open policy at work.
+            metrics().fail_open_decisions.inc()
         if claims.max_uses:
             await self._check_uses(grant, now)
         if claims.max_streams:
@@ -81,6 +85,7 @@ class StateGuard:
         except StoreUnavailable as exc:
             log.warning("stream count unavailable token_id=%s: %s", claims.token_id, exc)
             if self.settings.failure_policy == FAIL_OPEN and self.sync.trusted():
+                metrics().fail_open_decisions.inc()
                 return  # fail-open and the outage is young enough: let the stream play
             raise StateUnavailable(
                 "stream counts are unavailable", token_id=claims.token_id

@@ -25,6 +25,7 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..core.errors import StoreUnavailable
+from ..metrics import metrics
 from .revocations import Revocation
 from .settings import StateSettings
 from .store import OnRevocation, OnSubscribed
@@ -156,6 +157,7 @@ return 0
                     await self._warm_up()
                 yield
         except (RedisError, OSError, TimeoutError) as exc:
+            metrics().redis_errors.inc()
             raise StoreUnavailable(f"redis: {exc.__class__.__name__}: {exc}") from exc
 
     async def revoke(self, rev: Revocation) -> None:

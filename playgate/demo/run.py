@@ -23,16 +23,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import uvicorn
-from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp
 
 from edge_validator.asgi.app import create_app as create_validator
 from edge_validator.core.cat.claims import CatPolicy
 from edge_validator.core.cat.keys import CatKeyRing, new_cat_keyring_json
 from edge_validator.core.cat.verify import CatVerifier
+from edge_validator.core.cors import CorsPolicy
 from edge_validator.core.keyring import KeyRing, new_keyring_json
-from edge_validator.core.protocol import REAL_IP, REASON_HEADER
-from edge_validator.env import networks
+from edge_validator.core.protocol import REAL_IP
+from edge_validator.env import Env, networks
 from edge_validator.formats.keys import FORMATS
 from edge_validator.settings import ValidatorSettings
 from edge_validator.state.guard import StateGuard
@@ -154,18 +154,25 @@ def _run_in(workdir: Path, args: argparse.Namespace, nginx_bin: str | None) -> i
 
     nginx: NginxEdge | None = None
     origin_sock: socket.socket | None = None
+    player_sock = bind(args.host, 8082)
+    # The player page is on its own origin: the edge lets it read media and denial reasons.
+    cors = demo_cors(base_url(player_sock))
     if nginx_bin is not None:
         # nginx is the edge; the validator answers its auth_request, a plain app is the origin.
         edge_sock = bind(args.host, 0)
         origin_sock = bind(args.host, 0)
         nginx_port = free_port(args.host, args.edge_port or 8081)
         nginx = NginxEdge(
-            nginx_bin, args.host, nginx_port, base_url(edge_sock), base_url(origin_sock)
+            nginx_bin,
+            args.host,
+            nginx_port,
+            base_url(edge_sock),
+            base_url(origin_sock),
+            cors,
         )
     else:
         edge_sock = bind(args.host, args.edge_port or 8081)
     signer_sock = bind(args.host, args.signer_port or 8080)
-    player_sock = bind(args.host, 8082)
     edge_url = nginx.url if nginx else base_url(edge_sock)
     signer_url = base_url(signer_sock)
 
@@ -183,7 +190,7 @@ def _run_in(workdir: Path, args: argparse.Namespace, nginx_bin: str | None) -> i
     state_settings = StateSettings.from_env(os.environ)
     store = build_store(state_settings)
     validator_settings = dataclasses.replace(
-        validator_settings, state=state_settings, cat=CatVerifier(cat_ring, cat_policy)
+        validator_settings, state=state_settings, cat=CatVerifier(cat_ring, cat_policy), cors=cors
     )
     # Every CDN format too, at the shield (nginx's template routes PlayGate's URL shapes only).
     format_keys = None if nginx else demo_format_keys(edge_url, workdir / "formats.json")
@@ -245,9 +252,7 @@ def _run_in(workdir: Path, args: argparse.Namespace, nginx_bin: str | None) -> i
     limits = dataclasses.replace(limits, max_connections=limits.max_connections // 4)
     servers = [
         server(
-            with_cors(
-                create_validator(validator_settings, guard=StateGuard(store, state_settings))
-            ),
+            create_validator(validator_settings, guard=StateGuard(store, state_settings)),
             edge_sock,
             limits,
         ),
@@ -277,8 +282,7 @@ def write_env_file(path: Path, **values: str) -> Path:
     return path
 
 
-def with_cors(app: ASGIApp) -> ASGIApp:
-    """The player page lives on another origin: let it read media and the reason header."""
-    return CORSMiddleware(
-        app, allow_origins=["*"], allow_methods=["GET", "HEAD"], expose_headers=[REASON_HEADER]
-    )
+def demo_cors(player_url: str) -> CorsPolicy:
+    """PLAYGATE_CORS_ORIGINS as in production; unset, the demo's own player page."""
+    cors = Env(os.environ).cors()
+    return cors if cors.enabled else CorsPolicy((player_url,), cors.max_age)

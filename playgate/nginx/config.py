@@ -12,11 +12,12 @@ import pwd
 import re
 import shutil
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from edge_validator.core import protocol
+from edge_validator.core.cors import EXPOSED_HEADERS, CorsPolicy
 from edge_validator.core.errors import ConfigurationError
 
 TEMPLATE = Path(__file__).resolve().parent / "edge.conf.template"
@@ -51,11 +52,22 @@ class EdgeConfig:
     media_cache_time: str = "10m"
     cache_max_size: str = "1g"
     user: str | None = None
+    # PLAYGATE_CORS_ORIGINS, as the validator reads it: the same policy at both.
+    cors: CorsPolicy = field(default_factory=CorsPolicy)
+    # More validators beside ``validator_url``: nginx spreads checks over all of them and
+    # retries a check on the next when one is down or restarting.
+    more_validator_urls: tuple[str, ...] = ()
+    # HTTPS: certificate chain and private key (PEM files nginx reads at start).
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+
+    def validator_addrs(self) -> list[str]:
+        urls = (self.validator_url, *self.more_validator_urls)
+        return [_host_port(url, "validator URL") for url in urls]
 
     def values(self) -> dict[str, str]:
         return {
             "listen": self.listen,
-            "validator_addr": _host_port(self.validator_url, "validator URL"),
             "origin_addr": _host_port(self.origin_url, "origin URL"),
             "prefix": str(self.prefix.resolve()),
             "workers": self.workers,
@@ -95,13 +107,63 @@ def contract_values() -> dict[str, str]:
     }
 
 
+def cors_values(cors: CorsPolicy) -> dict[str, str]:
+    """The CORS map entries; origins are already checked to hold no character nginx parses."""
+    lines = ['        default "*";' if cors.any_origin else '        default "";']
+    if not cors.any_origin:
+        lines += [f'        "{origin}" $http_origin;' for origin in cors.origins]
+    return {
+        "cors_origin_map": "\n".join(lines),
+        "cors_expose": ", ".join(EXPOSED_HEADERS),
+        # A reflected origin varies by request; "*" and "no CORS" do not.
+        "cors_vary": "Origin" if cors.enabled and not cors.any_origin else '""',
+        "cors_max_age": str(cors.max_age),
+    }
+
+
+def tls_values(config: EdgeConfig) -> dict[str, str]:
+    """``listen ... ssl`` and the certificate lines, or nothing (plain HTTP)."""
+    if config.tls_cert is None or config.tls_key is None:
+        return {"listen_ssl": "", "tls_directives": "        # plain HTTP (no --tls-cert)"}
+    lines = [
+        f"ssl_certificate {config.tls_cert.resolve()};",
+        f"ssl_certificate_key {config.tls_key.resolve()};",
+        "ssl_protocols TLSv1.2 TLSv1.3;",
+        "ssl_session_cache shared:playgate_tls:10m;",
+        "ssl_session_timeout 1h;",
+    ]
+    return {"listen_ssl": " ssl", "tls_directives": "\n".join(f"        {x}" for x in lines)}
+
+
 def render(config: EdgeConfig, template: str | None = None) -> str:
     """The nginx.conf text for ``config``; refuses values that could inject directives."""
     operator = config.values()
     for name, value in operator.items():
         if not _SAFE_VALUE.fullmatch(value):
             raise ConfigurationError(f"nginx {name} {value!r} has characters nginx would parse")
-    values = {**contract_values(), **operator}
+    if (config.tls_cert is None) != (config.tls_key is None):
+        raise ConfigurationError("give both --tls-cert and --tls-key, or neither")
+    for path in (config.tls_cert, config.tls_key):
+        if path is not None and not _SAFE_VALUE.fullmatch(str(path.resolve())):
+            raise ConfigurationError(
+                f"nginx TLS file {str(path)!r} has characters nginx would parse"
+            )
+    for addr in config.validator_addrs():
+        if not _SAFE_VALUE.fullmatch(addr):
+            raise ConfigurationError(f"nginx validator {addr!r} has characters nginx would parse")
+    servers = "\n".join(
+        # One failed check takes a validator out for 2 s; the check goes to the next one. In a
+        # rolling restart, wait that long after a validator is back before stopping the next.
+        f"        server {addr} max_fails=1 fail_timeout=2s;"
+        for addr in config.validator_addrs()
+    )
+    values = {
+        **contract_values(),
+        **cors_values(config.cors),
+        "validator_servers": servers,
+        **tls_values(config),
+        **operator,
+    }
     text = template if template is not None else TEMPLATE.read_text(encoding="utf-8")
 
     def substitute(match: re.Match[str]) -> str:
@@ -126,15 +188,15 @@ def nginx_binary() -> str | None:
     return "/usr/sbin/nginx" if os.access("/usr/sbin/nginx", os.X_OK) else None
 
 
-def make_prefix_dirs(prefix: Path) -> None:
-    """The temp and cache folders nginx needs under its prefix (it does not create them)."""
+def make_prefix(config: EdgeConfig) -> None:
+    """Create the prefix's temp and cache folders, which nginx needs before it starts."""
     for sub in _TEMP_DIRS:
-        (prefix / sub).mkdir(parents=True, exist_ok=True)
+        (config.prefix / sub).mkdir(parents=True, exist_ok=True)
 
 
 def prepare_prefix(config: EdgeConfig) -> Path:
     """Create the prefix's temp and cache folders, write nginx.conf there, return its path."""
-    make_prefix_dirs(config.prefix)
+    make_prefix(config)
     conf = config.prefix / "nginx.conf"
     conf.write_text(render(config), encoding="utf-8")
     return conf

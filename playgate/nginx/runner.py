@@ -14,6 +14,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from edge_validator.core.cors import CorsPolicy
+
 from ..processes import stop_process, wait_for_port
 from .config import EdgeConfig, current_user_if_root, nginx_argv, prepare_prefix
 from .error_log import pipe_in_thread
@@ -45,7 +47,13 @@ def running_nginx(binary: str, config: EdgeConfig, port: int) -> Iterator[subpro
 
 class NginxEdge:
     def __init__(
-        self, binary: str, listen_host: str, port: int, validator_url: str, origin_url: str
+        self,
+        binary: str,
+        listen_host: str,
+        port: int,
+        validator_url: str,
+        origin_url: str,
+        cors: CorsPolicy | None = None,
     ):
         self.host, self.port = listen_host, port
         self.prefix = Path(tempfile.mkdtemp(prefix="playgate-nginx-"))
@@ -56,6 +64,7 @@ class NginxEdge:
             prefix=self.prefix,
             workers="2",
             user=current_user_if_root(),
+            cors=cors or CorsPolicy(),
         )
         self.binary = binary
         self.proc: subprocess.Popen[bytes] | None = None

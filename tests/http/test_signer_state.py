@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from edge_validator.admin_key import AdminKey
 from edge_validator.core.keyring import KeyRing
 from edge_validator.state import StateSettings
 from edge_validator.state.memory import MemoryStore
@@ -20,14 +21,17 @@ from playgate.cli import main as cli_main
 from signer.api_keys import ApiKeys, hash_api_key
 from signer.app import create_app as create_signer
 from signer.settings import SignerSettings
-from tests.support.factories import API_KEY
+from tests.support.factories import ADMIN_AUTH, ADMIN_KEY_HASH, API_KEY
 from tests.support.servers import free_port, serve_app
 from tests.support.state_helpers import AUTH
 
 
 def _signer(keyring: KeyRing, state: StateSettings) -> SignerSettings:
     return SignerSettings(
-        keyring=keyring, api_keys=ApiKeys({"test": hash_api_key(API_KEY)}), state=state
+        keyring=keyring,
+        api_keys=ApiKeys({"test": hash_api_key(API_KEY)}),
+        state=state,
+        admin_key=AdminKey(ADMIN_KEY_HASH),
     )
 
 
@@ -52,7 +56,8 @@ def test_standalone_memory_signer_refuses_revocations(keyring: KeyRing) -> None:
         made = _post(f"{url}/v1/revocations", {"token_id": "t1"})
         assert made.status_code == 501
         assert made.json()["error"] == "state_not_shared"
-        assert httpx.get(f"{url}/healthz", timeout=10).json()["state"]["shared"] is False
+        health = httpx.get(f"{url}/admin/health", headers=ADMIN_AUTH, timeout=10)
+        assert health.json()["state"]["shared"] is False
 
 
 def _post(url: str, body: object, headers: dict[str, str] | None = None) -> httpx.Response:
@@ -205,7 +210,9 @@ def test_signer_without_redis_answers_503_and_not_ready(keyring: KeyRing) -> Non
         assert resp.headers["retry-after"] == "1"
         ready = httpx.get(f"{url}/readyz")
         assert ready.status_code == 503
-        assert ready.json()["state"]["connected"] is False
+        assert ready.json() == {"ready": False}
+        details = httpx.get(f"{url}/admin/health", headers=ADMIN_AUTH).json()
+        assert details["state"]["connected"] is False
         # Fail-open (the default) still issues URLs when rate limits cannot be checked.
         assert _post(f"{url}/v1/playback-urls", {"video_id": "demo"}).status_code == 201
     closed = dataclasses.replace(down, failure_policy="fail_closed")

@@ -22,6 +22,7 @@ from edge_validator.core.keyring import KeyRing
 from edge_validator.state import Revocation, StateSettings
 from edge_validator.state.redis_store import RedisStore
 from playgate.redis_server import RedisServer
+from tests.support.factories import ADMIN_AUTH
 from tests.support.state_helpers import Stack, stack, wait_for_status
 
 REASON = "x-playgate-reason"
@@ -82,7 +83,8 @@ def _status(url: str) -> tuple[int, str | None]:
 def _wait_disconnected(validator: str) -> dict[str, object]:
     deadline = time.monotonic() + 10
     while True:
-        state: dict[str, object] = httpx.get(f"{validator}/healthz").json()["state"]
+        health = httpx.get(f"{validator}/admin/health", headers=ADMIN_AUTH)
+        state: dict[str, object] = health.json()["state"]
         if state["connected"] is False or time.monotonic() > deadline:
             assert state["connected"] is False
             return state

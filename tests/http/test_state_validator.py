@@ -11,12 +11,13 @@ import httpx
 import pytest
 import redis
 
+from edge_validator.admin_key import AdminKey
 from edge_validator.asgi.app import create_app as create_validator
 from edge_validator.core.keyring import KeyRing
 from edge_validator.settings import ValidatorSettings
 from edge_validator.state import StateSettings
 from tests.support import factories
-from tests.support.factories import SAMPLES
+from tests.support.factories import ADMIN_AUTH, ADMIN_KEY_HASH, SAMPLES
 from tests.support.servers import serve_app
 from tests.support.state_helpers import Stack, stack, validator, wait_for_status
 
@@ -122,15 +123,23 @@ def test_stream_limit_denies_new_sessions_and_keeps_existing_ones(live: Stack) -
 
 
 def test_health_and_readiness_report_redis(live: Stack) -> None:
-    health = httpx.get(f"{live.validator}/healthz").json()
+    """Details for operators behind the admin key; the public endpoints say only ok/ready."""
+    health = httpx.get(f"{live.validator}/admin/health", headers=ADMIN_AUTH).json()
     assert health["state"]["backend"] == "redis"
     assert health["state"]["connected"] is True
     ready = httpx.get(f"{live.validator}/readyz")
     assert ready.status_code == 200
-    assert ready.json()["ready"] is True
+    assert ready.json() == {"ready": True}
+    assert httpx.get(f"{live.validator}/healthz").json() == {"status": "ok"}
     signer = httpx.get(f"{live.signer}/readyz")
     assert signer.status_code == 200
-    assert signer.json()["state"] == {"backend": "redis", "connected": True, "shared": True}
+    assert signer.json() == {"ready": True}
+    details = httpx.get(f"{live.signer}/admin/health", headers=ADMIN_AUTH).json()
+    assert details["state"] == {"backend": "redis", "connected": True, "shared": True}
+    for url in (live.validator, live.signer):
+        assert httpx.get(f"{url}/admin/health").status_code == 401
+        wrong = {"Authorization": "Bearer " + "x" * 40}
+        assert httpx.get(f"{url}/admin/health", headers=wrong).status_code == 401
 
 
 def test_limited_tokens_are_denied_without_a_state_backend(keyring: KeyRing) -> None:
@@ -139,7 +148,9 @@ def test_limited_tokens_are_denied_without_a_state_backend(keyring: KeyRing) -> 
     from edge_validator.core.errors import StateUnavailable
     from edge_validator.gate import Gate
 
-    settings = ValidatorSettings(keyring=keyring, media_root=SAMPLES)
+    settings = ValidatorSettings(
+        keyring=keyring, media_root=SAMPLES, admin_key=AdminKey(ADMIN_KEY_HASH)
+    )
     token = factories.token(keyring, token_id="tid-1", max_uses=1)
     with pytest.raises(StateUnavailable):  # a gate without shared state (Lambda@Edge's case)
         asyncio.run(Gate(settings.verifier(), None).authorize(factories.target(token), None))
@@ -153,7 +164,8 @@ def test_limited_tokens_are_denied_without_a_state_backend(keyring: KeyRing) -> 
             assert resp.status_code == 403
             assert resp.headers[REASON] == "state_unavailable"
         assert httpx.get(f"{url}/t/{plain}/videos/demo/master.m3u8").status_code == 200
-        state = httpx.get(f"{url}/healthz").json()["state"]
+        health = httpx.get(f"{url}/admin/health", headers=ADMIN_AUTH).json()
+    state = health["state"]
     assert (state["backend"], state["shared"]) == ("memory", False)
 
 

@@ -6,6 +6,7 @@ with ``token(...)``; the defaults say what a typical playback token looks like.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,10 @@ SECRET_A = b"A" * 32
 SECRET_B = bytes(range(32, 64))
 API_KEY = "pgk_test-key-0123456789abcdefghijklmnopqrstuv"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
+# The operators' key for /metrics and /admin/health (servers hold its hash).
+ADMIN_KEY = "pgk_admin-key-0123456789abcdefghijklmnopqrstu"
+ADMIN_AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
+ADMIN_KEY_HASH = hashlib.sha256(ADMIN_KEY.encode()).hexdigest()
 # CAT keys: the RFC 8392 Appendix A.2.2 secret, and a P-256 key for ES256 (base64url parts).
 CAT_SECRET = bytes.fromhex("403697de87af64611c1d32a05dab0fe1fcb715a86ab435f1ec99192d79569388")
 CAT_ES256 = {
@@ -40,6 +45,9 @@ SCOPE = "/videos/demo/"
 MASTER = "/videos/demo/master.m3u8"
 
 __all__ = [
+    "ADMIN_AUTH",
+    "ADMIN_KEY",
+    "ADMIN_KEY_HASH",
     "API_KEY",
     "AUTH",
     "MASTER",

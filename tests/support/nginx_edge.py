@@ -12,6 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from edge_validator.asgi.app import create_app as create_validator
 from edge_validator.asgi.client_address import REAL_IP
 from edge_validator.core.cat.verify import CatVerifier
+from edge_validator.core.cors import CorsPolicy
 from edge_validator.core.decision import DEFAULT_LEEWAY
 from edge_validator.core.keyring import KeyRing
 from edge_validator.env import networks
@@ -75,6 +76,7 @@ def nginx_edge(
     *,
     grant_cache_seconds: int = 0,
     leeway: int = DEFAULT_LEEWAY,
+    cors: CorsPolicy | None = None,
     cat: CatVerifier | None = None,
 ) -> Iterator[Edge]:
     nginx = require_tool("nginx")
@@ -92,6 +94,7 @@ def nginx_edge(
             grant_cache_seconds=grant_cache_seconds,
             origin_url=origin_url,
             leeway=leeway,
+            cors=cors or CorsPolicy(),
             cat=cat,
         )
         # This one validator is the whole deployment: its store counts as shared, as the demo's
@@ -107,6 +110,7 @@ def nginx_edge(
             prefix=prefix,
             workers="1",
             user=current_user_if_root(),
+            cors=cors or CorsPolicy(),
         )
         prepare_prefix(config)
         with running_nginx(nginx, config, port):

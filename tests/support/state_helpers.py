@@ -9,6 +9,7 @@ from typing import NamedTuple
 
 import httpx
 
+from edge_validator.admin_key import AdminKey
 from edge_validator.asgi.app import create_app as create_validator
 from edge_validator.core.keyring import KeyRing
 from edge_validator.settings import ValidatorSettings
@@ -16,7 +17,7 @@ from edge_validator.state import StateSettings
 from signer.api_keys import ApiKeys, hash_api_key
 from signer.app import create_app as create_signer
 from signer.settings import SignerSettings
-from tests.support.factories import API_KEY, SAMPLES
+from tests.support.factories import ADMIN_KEY_HASH, API_KEY, SAMPLES
 from tests.support.servers import serve_app
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
@@ -44,7 +45,9 @@ class Stack(NamedTuple):
 
 @contextlib.contextmanager
 def validator(keyring: KeyRing, state: StateSettings) -> Iterator[str]:
-    settings = ValidatorSettings(keyring=keyring, media_root=SAMPLES, state=state)
+    settings = ValidatorSettings(
+        keyring=keyring, media_root=SAMPLES, state=state, admin_key=AdminKey(ADMIN_KEY_HASH)
+    )
     with serve_app(create_validator(settings)) as url:
         yield url
 
@@ -57,6 +60,7 @@ def stack(keyring: KeyRing, state: StateSettings) -> Iterator[Stack]:
             api_keys=ApiKeys({"test": hash_api_key(API_KEY)}),
             public_url=validator_url,
             state=state,
+            admin_key=AdminKey(ADMIN_KEY_HASH),
         )
         with serve_app(create_signer(settings)) as signer_url:
             yield Stack(signer_url, validator_url, keyring, state)

@@ -78,7 +78,9 @@ def test_every_request_is_validated_before_the_cache(template: dict[str, Any]) -
     assert "CacheBehaviors" not in config  # one behaviour: no unprotected path
     default = config["DefaultCacheBehavior"]
     assert default["ViewerProtocolPolicy"] == "https-only"
-    assert default["AllowedMethods"] == ["GET", "HEAD"]
+    # OPTIONS reaches the function too, which answers preflights itself.
+    assert default["AllowedMethods"] == ["GET", "HEAD", "OPTIONS"]
+    assert default["CachedMethods"] == ["GET", "HEAD"]
     (association,) = default["LambdaFunctionAssociations"]
     assert association["EventType"] == "viewer-request"
     assert association["LambdaFunctionARN"] == {"Ref": "EdgeFunctionVersion"}
@@ -97,6 +99,30 @@ def test_cache_key_never_holds_the_token(template: dict[str, Any]) -> None:
     default = dist["DistributionConfig"]["DefaultCacheBehavior"]
     assert default["CachePolicyId"] == {"Ref": "CachePolicy"}
     assert "OriginRequestPolicyId" not in default  # nothing beyond the key reaches S3
+
+
+def test_web_players_on_other_origins_read_media_and_reasons(template: dict[str, Any]) -> None:
+    (policy,) = resources(template, "AWS::CloudFront::ResponseHeadersPolicy")
+    cors = policy["ResponseHeadersPolicyConfig"]["CorsConfig"]
+    assert cors["AccessControlAllowCredentials"] is False  # the token is the credential
+    assert cors["AccessControlAllowOrigins"]["Items"] == {"Ref": "PlayerOrigins"}
+    assert "X-PlayGate-Reason" in cors["AccessControlExposeHeaders"]["Items"]
+    (dist,) = resources(template, "AWS::CloudFront::Distribution")
+    default = dist["DistributionConfig"]["DefaultCacheBehavior"]
+    assert default["ResponseHeadersPolicyId"] == {"Ref": "CorsHeadersPolicy"}
+
+
+def test_bucket_cors_lets_redirected_players_read_presigned_objects(
+    template: dict[str, Any],
+) -> None:
+    """Redirect mode: after a cross-origin redirect a browser sends Origin: null, so the rule
+    allows any origin; reading still needs a presigned URL (the bucket stays private)."""
+    (bucket,) = resources(template, "AWS::S3::Bucket")
+    (rule,) = bucket["CorsConfiguration"]["CorsRules"]
+    assert rule["AllowedMethods"] == ["GET", "HEAD"]
+    assert rule["AllowedOrigins"] == ["*"]
+    encryption = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert encryption[0]["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
 
 
 def test_a_certificate_gets_a_tls_12_policy_and_the_default_is_documented(

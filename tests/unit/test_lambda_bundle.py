@@ -231,3 +231,44 @@ def test_the_bundle_is_never_readable_by_others(
         os.umask(previous)
     assert modes == [0o600]
     assert stat.S_IMODE((tmp_path / "lambda-edge.zip").stat().st_mode) == 0o600
+
+
+def test_the_bundle_carries_the_cors_policy(keyring_file: Path, tmp_path: Path) -> None:
+    """PLAYGATE_CORS_ORIGINS at build time: the function's denials and preflight answers let
+    the listed page read them (Lambda@Edge has no environment of its own)."""
+    output = tmp_path / "cors.zip"
+    env = {**os.environ, "PLAYGATE_CORS_ORIGINS": "https://app.example"}
+    done = subprocess.run(
+        [str(ROOT / "scripts" / "build-lambda"), str(keyring_file), "--output", str(output)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    with zipfile.ZipFile(output) as zf:
+        zf.extractall(tmp_path / "task")
+    denied = event("not-a-token")
+    request = denied["Records"][0]["cf"]["request"]
+    request["headers"]["origin"] = [{"key": "Origin", "value": "https://app.example"}]
+    preflight = json.loads(json.dumps(denied))
+    pre_request = preflight["Records"][0]["cf"]["request"]
+    pre_request["method"] = "OPTIONS"
+    pre_request["headers"]["access-control-request-method"] = [
+        {"key": "Access-Control-Request-Method", "value": "GET"}
+    ]
+    ran = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", RUNNER, str(tmp_path / "task")],
+        input=json.dumps([denied, preflight]),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert ran.returncode == 0, ran.stderr
+    refused, answered = json.loads(ran.stdout)["results"]
+    assert refused["status"] in ("401", "403")
+    allow = refused["headers"]["access-control-allow-origin"][0]["value"]
+    assert allow == "https://app.example"
+    assert answered["status"] == "204"

@@ -26,7 +26,7 @@ def test_renders_every_placeholder(tmp_path: Path) -> None:
     text = render(config(tmp_path))
     assert "{{" not in text
     assert "listen 127.0.0.1:8088;" in text
-    assert "server 127.0.0.1:8081;" in text
+    assert "server 127.0.0.1:8081 max_fails=1 fail_timeout=2s;" in text
     assert "server 127.0.0.1:9000;" in text
     assert "proxy_set_header X-Original-URI $request_uri;" in text
 

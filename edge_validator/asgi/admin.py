@@ -1,0 +1,81 @@
+"""Operator endpoints, for the validator and the signer alike: ``/metrics`` (Prometheus text)
+and ``/admin/health`` (state details). Both need ``Authorization: Bearer <admin key>``; with no
+``PLAYGATE_ADMIN_KEY_HASH`` they do not exist (404). The public /healthz and /readyz say only
+"ok" and "ready": nothing about Redis, revocations or errors reaches the internet.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ..admin_key import AdminKey
+from ..core.errors import NotFound, Unauthorized
+from ..core.protocol import NO_STORE
+from ..metrics import CONTENT_TYPE, exposition, metrics
+from .problems import problem
+
+Details = Callable[[], Awaitable[dict[str, Any]]]
+_NO_STORE = {"Cache-Control": NO_STORE}
+
+
+def admin_routes(key: AdminKey | None, details: Details) -> list[Route]:
+    def refused(request: Request) -> Response | None:
+        if key is None:
+            return problem(NotFound("no such route"))
+        if not key.accepts(request.headers.get("authorization")):
+            return problem(
+                Unauthorized("send Authorization: Bearer <admin key>"),
+                {"WWW-Authenticate": "Bearer"},
+            )
+        return None
+
+    async def metrics_text(request: Request) -> Response:
+        return refused(request) or Response(
+            exposition(), headers={"Content-Type": CONTENT_TYPE, **_NO_STORE}
+        )
+
+    async def health(request: Request) -> Response:
+        return refused(request) or JSONResponse(await details(), headers=_NO_STORE)
+
+    return [
+        Route("/metrics", metrics_text, methods=["GET"]),
+        Route("/admin/health", health, methods=["GET"]),
+    ]
+
+
+class RequestMetrics:
+    """Latency and status class of every HTTP response, by service and a fixed route name
+    (``route_of`` maps a path to one of a few names: never the path, which holds tokens)."""
+
+    def __init__(self, app: ASGIApp, service: str, route_of: Callable[[str], str]) -> None:
+        self.app = app
+        self.service = service
+        self.route_of = route_of
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def timed_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, timed_send)
+        finally:
+            route = self.route_of(scope["path"])
+            m = metrics()
+            m.request_seconds.labels(self.service, route).observe(time.perf_counter() - started)
+            m.http_responses.labels(self.service, route, f"{status // 100}xx").inc()
