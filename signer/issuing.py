@@ -182,7 +182,8 @@ def parse_playback_request(
     own = token_format == PLAYGATE_FORMAT
     session_seconds = _int(doc, "session_seconds", default_session if own else 0, 0, max_session)
     if not own and session_seconds:
-        raise InvalidField("session_seconds", f"a {token_format} URL opens no playback session: 0")
+        what = "a CAT" if token_format == "cat" else f"a {token_format} URL"
+        raise InvalidField("session_seconds", f"{what} opens no playback session: 0")
     return PlaybackRequest(
         video_id=video_id,
         ttl_seconds=_int(doc, "ttl_seconds", default_ttl, 1, max_ttl),
