@@ -40,6 +40,17 @@ def test_every_code_block_says_what_it_holds() -> None:
     assert not unlabelled, f"fenced blocks without a language: {unlabelled}. {HOW_TO}"
 
 
+def test_blocks_tested_elsewhere_name_a_test_that_runs_them() -> None:
+    """``<!-- tested: NAME -->`` is a promise: a test under tests/e2e reads that block."""
+    tests = "".join(p.read_text() for p in (ROOT / "tests" / "e2e").glob("test_*.py"))
+    for page in PAGES:
+        for block in blocks(page):
+            if block.tested_by is not None:
+                assert f'"{block.tested_by}"' in tests, (
+                    f"{page_name(page)}:{block.line}: no test runs the block '{block.tested_by}'"
+                )
+
+
 @pytest.mark.timeout(900)
 @pytest.mark.parametrize("page", PAGES, ids=page_name)
 def test_doc_commands_run(page: Path, tmp_path: Path) -> None:

@@ -20,10 +20,10 @@ import httpx
 import pytest
 
 from edge_validator.asgi.app import create_app as create_validator
+from edge_validator.core.cors import CorsPolicy
 from edge_validator.core.keyring import KeyRing
 from edge_validator.settings import ValidatorSettings
 from edge_validator.state import StateSettings
-from playgate.demo.run import with_cors
 from playgate.redis_server import redis_server
 from signer.api_keys import ApiKeys, hash_api_key
 from signer.app import create_app as create_signer
@@ -66,8 +66,12 @@ def edges(media: Path, tmp: Path) -> Iterator[Edges]:
         state = StateSettings(
             redis_url=redis.url, resync_seconds=1.0, timeout=2.0, connect_timeout=2.0
         )
-        settings = ValidatorSettings(keyring=ring, media_root=media, state=state, leeway=LEEWAY)
-        shield = stack.enter_context(serve_app(with_cors(create_validator(settings))))
+        # The player pages live on another origin: CORS as production configures it.
+        cors = CorsPolicy.from_text("*")
+        settings = ValidatorSettings(
+            keyring=ring, media_root=media, state=state, leeway=LEEWAY, cors=cors
+        )
+        shield = stack.enter_context(serve_app(create_validator(settings)))
         signer_settings = SignerSettings(
             keyring=ring,
             api_keys=ApiKeys({"test": hash_api_key(factories.API_KEY)}),
@@ -75,7 +79,7 @@ def edges(media: Path, tmp: Path) -> Iterator[Edges]:
             state=state,
         )
         signer = stack.enter_context(serve_app(create_signer(signer_settings, contract_check=True)))
-        edge = stack.enter_context(nginx_edge(ring, media, tmp / "nginx", leeway=LEEWAY))
+        edge = stack.enter_context(nginx_edge(ring, media, tmp / "nginx", leeway=LEEWAY, cors=cors))
         yield Edges(shield, signer, edge.url, ring)
 
 

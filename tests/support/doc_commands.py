@@ -8,6 +8,10 @@ them, so variables and files carry over; servers it starts keep running until th
 How a command is treated:
 - ends with ``# needs a real AWS account``: not run (checked to be marked, nothing else);
 - ends with ``# benchmark, run by hand``: not run (benchmarks are never part of the suite);
+- ends with ``# on a real server, as root``: not run here (it installs packages, creates users
+  or starts system services); the production path's tested blocks stand in for it;
+- in a block preceded by ``<!-- tested: NAME -->``: run by the test that names that block
+  (tests/e2e/test_production_path.py, test_docs_nginx.py), with folders and ports replaced;
 - ``./scripts/test``: not run (it is the suite that runs this test);
 - a server (``./scripts/demo``, ``playgate demo``, ``serve-signer``/``serve-validator --port N``,
   ``moto_server -p N``, ``nginx -p ...``, or any command ending with ``&``): started in the
@@ -27,12 +31,15 @@ COMMAND_LANGUAGES = ("bash", "sh", "shell")
 CLOUD_MARK = "# needs a real AWS account"
 # Benchmarks are run by hand, never by the suite (timings on a shared machine mean nothing).
 BENCH_MARK = "# benchmark, run by hand"
+SERVER_MARK = "# on a real server, as root"
+_TESTED = re.compile(r"<!-- tested: ([a-z-]+) -->\s*$")
 HOW_TO = (
     "Every command in a ```bash/```sh block of README.md and docs/*.md runs in "
     "tests/e2e/test_docs_commands.py (a fresh folder with the checkout's scripts and .venv, "
     "a private TMPDIR, real servers on loopback). Make it run as written there, or end the "
     f"command's line with `{CLOUD_MARK}` if it needs a real cloud account (or "
-    f"`{BENCH_MARK}` for a benchmark). Servers are "
+    f"`{BENCH_MARK}` for a benchmark, `{SERVER_MARK}` for system administration; a block "
+    "preceded by `<!-- tested: NAME -->` is run by the test that names it). Servers are "
     "recognized (see tests/support/doc_commands.py); a command that must fail names its "
     "status in its comment (`# ... exits 1`). Output and diagrams go in ```text blocks."
 )
@@ -50,13 +57,14 @@ class Block:
     line: int  # of the opening fence, 1-based
     language: str
     body: str
+    tested_by: str | None = None  # ``<!-- tested: NAME -->`` just above: another test runs it
 
 
 @dataclass(frozen=True)
 class Command:
     where: str  # "docs/api.md:42"
     text: str  # the command as shown, continuation lines joined with their backslashes
-    kind: str  # "run", "server", "cloud", "suite"
+    kind: str  # "run", "server", "cloud", "suite", "bench", "server-admin", "elsewhere"
     expected_status: int = 0
     expected_output: str | None = None  # ``# prints TEXT``: the output contains TEXT
     ready_output: str | None = None  # a server is ready when its output shows this...
@@ -71,10 +79,13 @@ class Command:
 
 def blocks(path: Path) -> list[Block]:
     text = path.read_text(encoding="utf-8")
-    return [
-        Block(path, text[: m.start()].count("\n") + 1, m.group(1), m.group(2))
-        for m in _FENCE.finditer(text)
-    ]
+    found = []
+    for m in _FENCE.finditer(text):
+        before = text[: m.start()].rstrip("\n").rsplit("\n", 1)[-1]
+        tested = _TESTED.match(before)
+        line = text[: m.start()].count("\n") + 1
+        found.append(Block(path, line, m.group(1), m.group(2), tested.group(1) if tested else None))
+    return found
 
 
 def page_name(path: Path) -> str:
@@ -111,6 +122,9 @@ def commands(block: Block) -> list[Command]:
         if not text.strip() or text.lstrip().startswith("#"):
             continue
         where = f"{page_name(block.path)}:{block.line + 1 + start}"
+        if block.tested_by is not None:
+            found.append(Command(where, text, "elsewhere"))
+            continue
         found.append(classify(where, text, block.body))
     return found
 
@@ -121,6 +135,8 @@ def classify(where: str, text: str, context: str = "") -> Command:
         return Command(where, text, "cloud")
     if BENCH_MARK in text:
         return Command(where, text, "bench")
+    if SERVER_MARK in text:
+        return Command(where, text, "server-admin")
     if re.match(r"\./scripts/test(\s|$)", code):
         return Command(where, text, "suite")
     if re.search(r"(^|\s)(\./scripts/demo|(\S*/)?playgate demo)(\s|$)", code):
@@ -165,7 +181,7 @@ def session_script(page: list[Command], logs: Path) -> str:
     ]
     for n, cmd in enumerate(page):
         where = shlex.quote(cmd.where)
-        if cmd.kind in ("cloud", "suite", "bench"):
+        if cmd.kind in ("cloud", "suite", "bench", "server-admin", "elsewhere"):
             out.append(f": skipped {cmd.kind} {where}")
             continue
         if cmd.kind == "server":

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.support.doc_commands import BENCH_MARK, CLOUD_MARK, Block, blocks, classify, commands
+from tests.support.doc_commands import (
+    BENCH_MARK,
+    CLOUD_MARK,
+    SERVER_MARK,
+    Block,
+    blocks,
+    classify,
+    commands,
+)
 
 
 def _commands(body: str) -> list[tuple[str, str, int]]:
@@ -45,6 +53,7 @@ def test_servers_suite_and_cloud_commands() -> None:
     assert classify("x", "./scripts/test   # the suite").kind == "suite"
     assert classify("x", f"aws s3 cp a s3://b/c {CLOUD_MARK}").kind == "cloud"
     assert classify("x", f"valgrind python -m bench.x {BENCH_MARK}").kind == "bench"
+    assert classify("x", f"useradd --system edge {SERVER_MARK}").kind == "server-admin"
     assert classify("x", "sleep 5 &").code == "sleep 5"
 
 
