@@ -30,7 +30,8 @@ def test_a_url_in_every_format_plays_through_the_demo(tmp_path: Path) -> None:
                 headers=auth,
                 timeout=10,
             ).json()
-            master = httpx.get(issued["url"], timeout=10)
+            # A PlayGate URL opens a playback session: a 302 to /s/<session>/, as players follow.
+            master = httpx.get(issued["url"], timeout=10, follow_redirects=True)
             assert master.status_code == 200, (name, master.headers.get("x-playgate-reason"))
             cookies = dict(issued.get("cookies", {}))
             if name == "akamai":

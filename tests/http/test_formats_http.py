@@ -147,5 +147,6 @@ def test_requests_a_format_cannot_carry_are_refused(
 def test_playgate_tokens_still_play_beside_the_formats(deployment: Deployment) -> None:
     issued = deployment.issue(video_id="demo")
     assert "format" not in issued
-    assert httpx.get(str(issued["url"]), timeout=10).status_code == 200
+    opened = httpx.get(str(issued["url"]), timeout=10, follow_redirects=True)  # via its session
+    assert opened.status_code == 200
     assert json.dumps(issued)  # the default response is unchanged

@@ -89,8 +89,11 @@ def play(entry: str, shield: str, cookies: dict[str, str] | None = None) -> int:
     fetched = 0
     with httpx.Client(cookies=cookies, timeout=10) as client:
         master_url = httpx.URL(entry.replace(CDN, shield))
-        master = client.get(master_url)
+        # A PlayGate URL opens a playback session (302 to /s/<session>/); players resolve
+        # relative URIs against the URL the redirect ends at.
+        master = client.get(master_url, follow_redirects=True)
         assert master.status_code == 200, master.headers.get("x-playgate-reason")
+        master_url = master.url
         for variant in [line for line in master.text.splitlines() if line.endswith(".m3u8")]:
             # Relative URIs resolve against the URL fetched, without its query (RFC 3986).
             variant_url = master_url.copy_with(query=None).join(variant)
