@@ -17,19 +17,8 @@ from playgate.cli import build_parser
 from playgate.demo import PLAYER_DIR
 from playgate.demo import run as demo
 from playgate.demo.backend import PLAYER_INSTALL_HINT, create_backend_app
+from tests.support.players import CHROMIUM_ARGS
 from tests.support.servers import require_tool, run_process, serve_app
-
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--autoplay-policy=no-user-gesture-required",
-]
 
 
 @pytest.fixture(scope="module", params=["nginx", "shield"])
