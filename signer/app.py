@@ -76,8 +76,6 @@ class SignerApi:
     async def playback_urls(self, request: Request) -> Response:
         s = self.settings
         caller = authenticate(request, s, SIGN)
-        if self.limiter is not None:
-            await self.limiter.check_caller(caller.name)
         doc = await read_json(request, s.max_body_bytes)
         req = parse_playback_request(
             doc,
@@ -89,7 +87,7 @@ class SignerApi:
         )
         caller.require_video(req.video_id)
         if self.limiter is not None:
-            await self.limiter.check_viewer(caller.name, req)
+            await self.limiter.check(caller.name, req)
         issued = issue(
             req,
             s.keyring,

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import math
-from collections.abc import AsyncIterator
+import secrets
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -28,7 +30,7 @@ from ..core.errors import StoreUnavailable
 from ..metrics import metrics
 from .revocations import Revocation
 from .settings import StateSettings
-from .store import OnRevocation, OnSubscribed
+from .store import OnRevocation, OnSubscribed, RateBucket, RateVerdict
 
 log = logging.getLogger("playgate.state")
 
@@ -96,14 +98,38 @@ redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
 """
 
-    # KEYS[1] request counter of one caller for its current window
-    # ARGV[1] limit, ARGV[2] window ms
-    # Returns 0 when allowed, else milliseconds until the window ends.
+    # KEYS[i] sorted set, one rate-limit bucket: accepted request -> Redis time (µs)
+    # ARGV[1] a member naming this request, unique to it; ARGV[2i], ARGV[2i+1] limit and
+    # window (ms) of KEYS[i]
+    # Returns {0, 0} when every bucket has room (the request is then recorded in each), else
+    # {µs until all of them would, i - 1 of the bucket that frees last}, and nothing is recorded: a
+    # refused request costs no slot.
+    # An exact sliding log, not a fixed window (which let 2 x limit through across a window
+    # boundary), nor a sliding-window counter (it estimates from the previous window and can
+    # overshoot) or GCRA (a full burst, then the steady rate, passes up to 2 x limit in one
+    # window): here no window of the bucket's length ever holds more than its limit. Memory:
+    # at most `limit` entries per bucket, each gone one window after its request.
     HIT_RATE = """
-local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-if n > tonumber(ARGV[1]) then return math.max(redis.call('PTTL', KEYS[1]), 1) end
-return 0
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local wait, worst = 0, 0
+for i, key in ipairs(KEYS) do
+  local limit = tonumber(ARGV[2 * i])
+  local window = tonumber(ARGV[2 * i + 1]) * 1000
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+  local n = redis.call('ZCARD', key)
+  if n >= limit then
+    local oldest = redis.call('ZRANGE', key, n - limit, n - limit, 'WITHSCORES')
+    local free = tonumber(oldest[2]) + window - now
+    if free > wait then wait, worst = free, i - 1 end
+  end
+end
+if wait > 0 then return {wait, worst} end
+for i, key in ipairs(KEYS) do
+  redis.call('ZADD', key, now, ARGV[1])
+  redis.call('PEXPIRE', key, ARGV[2 * i + 1])
+end
+return {0, 0}
 """
 
     def __init__(self, settings: StateSettings, client: Any = None) -> None:
@@ -123,6 +149,8 @@ return 0
         self._count_use = self.client.register_script(self.COUNT_USE)
         self._claim_stream = self.client.register_script(self.CLAIM_STREAM)
         self._hit_rate = self.client.register_script(self.HIT_RATE)
+        self._rate_member_prefix = secrets.token_hex(8) + ":"
+        self._rate_members = itertools.count()
         self._scripts = (
             self._revoke,
             self._list,
@@ -188,11 +216,18 @@ return 0
         async with self._guard():
             return bool(await self._claim_stream([key], [session, int(idle * 1000), limit]))
 
-    async def hit_rate(self, bucket: str, limit: int, window: int) -> float:
-        key = f"{self._prefix}:rate:{{{bucket}}}"
+    async def hit_rate(self, group: str, buckets: Sequence[RateBucket]) -> RateVerdict:
+        # One hash tag per group (the signer's API key): its buckets share a cluster slot, so
+        # one script checks them all in one round trip. Every request of a group touches its
+        # key bucket anyway, so the tag adds no load to that node.
+        keys = [f"{self._prefix}:rate:{{{group}}}:{name}" for name, _, _ in buckets]
+        # The member is this process's and this request's: a retried call records it once.
+        args: list[object] = [f"{self._rate_member_prefix}{next(self._rate_members)}"]
+        for _, limit, window in buckets:
+            args += (limit, window * 1000)
         async with self._guard():
-            wait_ms = int(await self._hit_rate([key], [limit, window * 1000]))
-        return wait_ms / 1000
+            wait_us, worst = await self._hit_rate(keys, args)
+        return int(wait_us) / 1_000_000, int(worst)
 
     async def listen(self, on_revocation: OnRevocation, on_subscribed: OnSubscribed) -> None:
         pubsub = self.client.pubsub()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -17,6 +17,7 @@ from edge_validator.core.keyring import KeyRing
 from edge_validator.state import StateSettings
 from edge_validator.state.memory import MemoryStore
 from edge_validator.state.settings import RateLimit
+from edge_validator.state.store import RateBucket, RateVerdict
 from playgate.cli import main as cli_main
 from signer.api_keys import ApiKeys, hash_api_key
 from signer.app import create_app as create_signer
@@ -235,7 +236,7 @@ def test_revocations_survive_a_signer_restart(
 
 
 class _BrokenStore(MemoryStore):
-    async def hit_rate(self, bucket: str, limit: int, window: int) -> float:
+    async def hit_rate(self, group: str, buckets: Sequence[RateBucket]) -> RateVerdict:
         raise RuntimeError("a bug in a store")
 
 
