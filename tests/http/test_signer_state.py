@@ -164,6 +164,47 @@ def test_rate_limit_per_viewer(keyring: KeyRing, state: StateSettings) -> None:
             assert [r.status_code for r in wide] == [201, 201, 429], spellings
 
 
+def test_one_redis_script_per_url(keyring: KeyRing) -> None:
+    """The API key's and both viewer buckets are counted by one script call per URL (there were
+    three), and concurrent URLs share pipelines (command_batch)."""
+    import asyncio
+
+    import redis
+
+    from playgate.redis_server import redis_server
+
+    body = {"video_id": "demo", "session_id": "s-1", "client_ip": "203.0.113.9"}
+    roomy = RateLimit(1000, 60)
+    with redis_server() as server:
+        state = StateSettings(redis_url=server.url, api_key_rate=roomy, viewer_rate=roomy)
+        app = create_signer(_signer(keyring, state), contract_check=True)
+        with serve_app(app) as url, redis.Redis.from_url(server.url) as r:
+            assert _post(f"{url}/v1/playback-urls", body).status_code == 201  # loads the script
+            r.config_resetstat()
+
+            async def burst() -> list[int]:
+                async with httpx.AsyncClient(headers=AUTH, timeout=10) as client:
+                    posts = (client.post(f"{url}/v1/playback-urls", json=body) for _ in range(40))
+                    return [resp.status_code for resp in await asyncio.gather(*posts)]
+
+            assert asyncio.run(burst()) == [201] * 40
+            stats = r.info("commandstats")
+            assert stats["cmdstat_evalsha"]["calls"] == 40
+            # Nothing else ran but the script's own commands (Redis counts those too) and the
+            # handshake of any connection opened meanwhile.
+            inside = {"time", "zremrangebyscore", "zcard", "zrange", "zadd", "pexpire"}
+            others = {k.removeprefix("cmdstat_") for k in stats} - inside - {"evalsha"}
+            assert others <= {"config|resetstat", "hello", "client|setinfo"}
+            # The script and the signer agree on the buckets: 41 requests in each.
+            keys = sorted(k.decode() for k in r.scan_iter("playgate:rate:*"))
+            assert keys == [
+                "playgate:rate:{test}:ip:203.0.113.9/32",
+                "playgate:rate:{test}:key",
+                "playgate:rate:{test}:session:s-1",
+            ]
+            assert [r.zcard(k) for k in keys] == [41, 41, 41]
+
+
 def test_cli_revokes_through_the_signer(
     signer: str,
     capsys: pytest.CaptureFixture[str],

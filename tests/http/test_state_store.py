@@ -177,6 +177,22 @@ def test_concurrent_rate_hits_never_exceed_the_limit(settings: StateSettings) ->
     run(settings, scenario)
 
 
+def test_rate_limits_survive_a_script_flush(settings: StateSettings) -> None:
+    """A restarted or newly promoted Redis has no scripts: the pipelined EVALSHA gets NOSCRIPT
+    and the store loads the script again, with no error to the caller."""
+
+    async def scenario(store: StateStore) -> None:
+        assert (await store.hit_rate("app", [("key", 2, 60)]))[0] == 0
+        if isinstance(store, RedisStore):
+            await store.client.script_flush()
+        verdicts = await asyncio.gather(
+            *(store.hit_rate("app", [("key", 2, 60)]) for _ in range(3))
+        )
+        assert sorted(wait > 0 for wait, _ in verdicts) == [False, True, True]
+
+    run(settings, scenario)
+
+
 def test_a_burst_across_a_window_boundary_never_exceeds_the_limit(
     settings: StateSettings,
 ) -> None:
