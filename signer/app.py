@@ -39,6 +39,7 @@ from edge_validator.state.store import StateStore, build_store
 
 from .api_keys import SIGN
 from .health import SignerHealth
+from .issuance_log import IssuanceLog
 from .issuing import issue, parse_playback_request
 from .openapi import (
     JWKS,
@@ -72,6 +73,7 @@ class SignerApi:
         self.settings = settings
         self.clock = clock
         self.limiter = limiter
+        self.issued = IssuanceLog()
 
     async def playback_urls(self, request: Request) -> Response:
         s = self.settings
@@ -97,9 +99,7 @@ class SignerApi:
             cat=s.cat,
             format_keys=s.format_keys,
         )
-        log.info(
-            "issued token_id=%s video=%s caller=%s", issued.token_id, req.video_id, caller.name
-        )
+        self.issued.add(issued.token_id, req.video_id, caller.name)
         metrics().urls_issued.labels(caller.name).inc()
         return JSONResponse(issued.as_json(), 201, {"Cache-Control": NO_STORE})
 
@@ -237,6 +237,7 @@ def create_app(
         if on_started is not None:
             on_started(lambda: reload_keyring(api, os.environ))
         yield
+        api.issued.flush()
         if own_store:
             await state_store.close()
 

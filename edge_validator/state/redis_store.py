@@ -23,12 +23,12 @@ from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..core.errors import StoreUnavailable
 from ..metrics import metrics
-from .command_batch import CommandBatch
+from .rate_batch import RateBatch
 from .revocations import Revocation
 from .settings import StateSettings
 from .store import OnRevocation, OnSubscribed, RateBucket, RateVerdict
@@ -99,38 +99,50 @@ redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
 """
 
-    # KEYS[i] sorted set, one rate-limit bucket: accepted request -> Redis time (µs)
-    # ARGV[1] a member naming this request, unique to it; ARGV[2i], ARGV[2i+1] limit and
-    # window (ms) of KEYS[i]
-    # Returns {0, 0} when every bucket has room (the request is then recorded in each), else
-    # {µs until all of them would, i - 1 of the bucket that frees last}, and nothing is recorded: a
-    # refused request costs no slot.
+    # KEYS[k] sorted set, one rate-limit bucket: accepted request -> Redis time (µs)
+    # ARGV[r] request r: "member k:limit:window_ms k:limit:window_ms ...", its member unique
+    # to it, then each bucket it is counted in (KEYS[k]).
+    # Returns {wait_1, worst_1, wait_2, worst_2, ...}, one pair per request in order: {0, 0}
+    # when every bucket of the request has room (it is then recorded in each), else the µs
+    # until all of them would and the place (from 0) of the bucket that frees last, and
+    # nothing is recorded: a refused request costs no slot.
     # An exact sliding log, not a fixed window (which let 2 x limit through across a window
     # boundary), nor a sliding-window counter (it estimates from the previous window and can
     # overshoot) or GCRA (a full burst, then the steady rate, passes up to 2 x limit in one
-    # window): here no window of the bucket's length ever holds more than its limit. Memory:
-    # at most `limit` entries per bucket, each gone one window after its request.
+    # window): here no window of a bucket's length ever holds more than its limit. Memory: at
+    # most `limit` entries per bucket, each gone one window after its request. Several
+    # requests per call (rate_batch.py): the requests in flight share one call and its TIME.
     HIT_RATE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local wait, worst = 0, 0
-for i, key in ipairs(KEYS) do
-  local limit = tonumber(ARGV[2 * i])
-  local window = tonumber(ARGV[2 * i + 1]) * 1000
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
-  local n = redis.call('ZCARD', key)
-  if n >= limit then
-    local oldest = redis.call('ZRANGE', key, n - limit, n - limit, 'WITHSCORES')
-    local free = tonumber(oldest[2]) + window - now
-    if free > wait then wait, worst = free, i - 1 end
+local out, pruned = {}, {}
+for r = 1, #ARGV do
+  local member, specs = string.match(ARGV[r], '^(%S+)(.*)$')
+  local buckets, wait, worst = {}, 0, 0
+  for k, limit, window in string.gmatch(specs, ' (%d+):(%d+):(%d+)') do
+    local key, lim, win = KEYS[tonumber(k)], tonumber(limit), tonumber(window)
+    if not pruned[key] then
+      redis.call('ZREMRANGEBYSCORE', key, '-inf', now - win * 1000)
+      pruned[key] = true
+    end
+    local n = redis.call('ZCARD', key)
+    if n >= lim then
+      local oldest = redis.call('ZRANGE', key, n - lim, n - lim, 'WITHSCORES')
+      local free = tonumber(oldest[2]) + win * 1000 - now
+      if free > wait then wait, worst = free, #buckets end
+    end
+    buckets[#buckets + 1] = {key, window}
   end
+  if wait == 0 then
+    for _, b in ipairs(buckets) do
+      redis.call('ZADD', b[1], now, member)
+      redis.call('PEXPIRE', b[1], b[2])
+    end
+  end
+  out[#out + 1] = wait
+  out[#out + 1] = worst
 end
-if wait > 0 then return {wait, worst} end
-for i, key in ipairs(KEYS) do
-  redis.call('ZADD', key, now, ARGV[1])
-  redis.call('PEXPIRE', key, ARGV[2 * i + 1])
-end
-return {0, 0}
+return out
 """
 
     def __init__(self, settings: StateSettings, client: Any = None) -> None:
@@ -151,7 +163,7 @@ return {0, 0}
         self._claim_stream = self.client.register_script(self.CLAIM_STREAM)
         self._hit_rate = self.client.register_script(self.HIT_RATE)
         self._rate_member_prefix = secrets.token_hex(8) + ":"
-        self._rate_batch = CommandBatch(self.client, settings.call_budget)
+        self._rate_batch = RateBatch(self.client, self._hit_rate, settings.call_budget)
         self._rate_members = itertools.count()
         self._scripts = (
             self._revoke,
@@ -220,24 +232,14 @@ return {0, 0}
 
     async def hit_rate(self, group: str, buckets: Sequence[RateBucket]) -> RateVerdict:
         # One hash tag per group (the signer's API key): its buckets share a cluster slot, so
-        # one script checks them all in one round trip. Every request of a group touches its
-        # key bucket anyway, so the tag adds no load to that node.
+        # one script checks them all, and the requests in flight, in one round trip. Every
+        # request of a group touches its key bucket anyway, so the tag adds no load to a node.
         keys = [f"{self._prefix}:rate:{{{group}}}:{name}" for name, _, _ in buckets]
         # The member is this process's and this request's: a retried call records it once.
-        args: list[object] = [f"{self._rate_member_prefix}{next(self._rate_members)}"]
-        for _, limit, window in buckets:
-            args += (limit, window * 1000)
+        member = f"{self._rate_member_prefix}{next(self._rate_members)}"
         async with self._guard():
-            # Pipelined with the other requests in flight (command_batch): the signer's hot path.
-            reply = await self._rate_batch.send(
-                "EVALSHA", self._hit_rate.sha, len(keys), *keys, *args
-            )
-            if isinstance(reply, NoScriptError):  # a restarted or new primary: load it again
-                reply = await self._hit_rate(keys, args)
-            elif isinstance(reply, Exception):
-                raise reply
-        wait_us, worst = reply
-        return int(wait_us) / 1_000_000, int(worst)
+            wait_us, worst = await self._rate_batch.hit(group, keys, buckets, member)
+        return wait_us / 1_000_000, worst
 
     async def listen(self, on_revocation: OnRevocation, on_subscribed: OnSubscribed) -> None:
         pubsub = self.client.pubsub()
