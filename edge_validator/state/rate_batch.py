@@ -12,7 +12,8 @@ sends a batch of one.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from redis.exceptions import NoScriptError
@@ -22,16 +23,18 @@ from .store import RateBucket
 # Requests per script call: bounds how long one call holds Redis (a few µs each).
 MAX_BATCH = 128
 Verdict = tuple[int, int]  # (µs to wait, 0 when accepted; the bucket that refused)
+Guard = Callable[[], AbstractAsyncContextManager[None]]
 _Pending = tuple[Sequence[str], Sequence[RateBucket], str, "asyncio.Future[Verdict]"]
 
 
 class RateBatch:
-    def __init__(self, client: Any, script: Any, budget: float) -> None:
+    def __init__(self, client: Any, script: Any, guard: Guard) -> None:
         """``client``: redis-py asyncio (single, Sentinel or Cluster); ``script``: the
-        registered HIT_RATE script; ``budget``: the longest one batch may take."""
+        registered HIT_RATE script; ``guard``: the store's bound on one call and its error
+        translation, applied once per batch (its errors reach every caller of the batch)."""
         self.client = client
         self.script = script
-        self.budget = budget
+        self.guard = guard
         self._groups: dict[str, list[_Pending]] = {}
         self._sending: set[asyncio.Task[None]] = set()
 
@@ -56,29 +59,31 @@ class RateBatch:
             for i in range(0, len(requests), MAX_BATCH)
         ]
         try:
-            pipe = self.client.pipeline(transaction=False)
-            for keys, args, _ in calls:
-                # (a cluster pipeline refuses its evalsha method, not the command itself)
-                pipe.execute_command("EVALSHA", self.script.sha, len(keys), *keys, *args)
-            async with asyncio.timeout(self.budget):
-                replies = await pipe.execute(raise_on_error=False)
-                for n, ((keys, args, _), reply) in enumerate(zip(calls, replies, strict=True)):
-                    if isinstance(reply, NoScriptError):  # a restarted or new primary
-                        replies[n] = await self.script(keys, args)  # loads it again
+            async with self.guard():
+                pipe = self.client.pipeline(transaction=False)
+                for keys, args, _ in calls:
+                    # (a cluster pipeline refuses its evalsha method, not the command itself)
+                    pipe.execute_command("EVALSHA", self.script.sha, len(keys), *keys, *args)
+                try:
+                    replies = await pipe.execute()
+                except NoScriptError:  # a restarted or new primary: load the script again
+                    # A request counted before the error is recorded under its own member,
+                    # so running it again adds nothing.
+                    replies = [await self.script(keys, args) for keys, args, _ in calls]
         except asyncio.CancelledError:
             for _, _, futures in calls:
                 for future in futures:
                     future.cancel()
             raise
-        except Exception as exc:  # noqa: BLE001 - each caller's guard judges it, bugs included
-            replies = [exc] * len(calls)
+        except Exception as exc:  # noqa: BLE001 - every caller gets it, bugs included
+            for _, _, futures in calls:
+                for future in futures:
+                    if not future.done():
+                        future.set_exception(exc)
+            return
         for (_, _, futures), reply in zip(calls, replies, strict=True):
             for n, future in enumerate(futures):
-                if future.done():  # its caller gave up (timeout, cancelled): nobody listens
-                    continue
-                if isinstance(reply, Exception):
-                    future.set_exception(reply)
-                else:
+                if not future.done():  # its caller gave up (cancelled): nobody listens
                     future.set_result((int(reply[2 * n]), int(reply[2 * n + 1])))
 
 

@@ -163,7 +163,7 @@ return out
         self._claim_stream = self.client.register_script(self.CLAIM_STREAM)
         self._hit_rate = self.client.register_script(self.HIT_RATE)
         self._rate_member_prefix = secrets.token_hex(8) + ":"
-        self._rate_batch = RateBatch(self.client, self._hit_rate, settings.call_budget)
+        self._rate_batch = RateBatch(self.client, self._hit_rate, self._guard)
         self._rate_members = itertools.count()
         self._scripts = (
             self._revoke,
@@ -237,8 +237,8 @@ return out
         keys = [f"{self._prefix}:rate:{{{group}}}:{name}" for name, _, _ in buckets]
         # The member is this process's and this request's: a retried call records it once.
         member = f"{self._rate_member_prefix}{next(self._rate_members)}"
-        async with self._guard():
-            wait_us, worst = await self._rate_batch.hit(group, keys, buckets, member)
+        # Bounded and its errors translated by _guard, once per batch (rate_batch.py).
+        wait_us, worst = await self._rate_batch.hit(group, keys, buckets, member)
         return wait_us / 1_000_000, worst
 
     async def listen(self, on_revocation: OnRevocation, on_subscribed: OnSubscribed) -> None:
