@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
+import json
 import logging
 import os
 import time
@@ -61,6 +63,8 @@ log = logging.getLogger("playgate.signer")
 # Who may call: a known key (401), with the route's scope and covering the video (403).
 _CALLER_ERRORS = (Unauthorized, MissingScope, VideoNotAllowed)
 _BODY_ERRORS = (UnsupportedMediaType, BodyTooLarge, MalformedJson, InvalidField)
+# JSONResponse's own encoding, built once: JSONResponse makes an encoder per response.
+_JSON = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
 
 class SignerApi:
@@ -74,6 +78,8 @@ class SignerApi:
         self.clock = clock
         self.limiter = limiter
         self.issued = IssuanceLog()
+        # The counter of one caller's URLs, looked up once per caller (labels() takes a lock).
+        self._issued_count = functools.lru_cache(maxsize=1024)(metrics().urls_issued.labels)
 
     async def playback_urls(self, request: Request) -> Response:
         s = self.settings
@@ -100,8 +106,9 @@ class SignerApi:
             format_keys=s.format_keys,
         )
         self.issued.add(issued.token_id, req.video_id, caller.name)
-        metrics().urls_issued.labels(caller.name).inc()
-        return JSONResponse(issued.as_json(), 201, {"Cache-Control": NO_STORE})
+        self._issued_count(caller.name).inc()
+        body = _JSON.encode(issued.as_json()).encode()
+        return Response(body, 201, {"Cache-Control": NO_STORE}, "application/json")
 
     async def jwks(self, request: Request) -> Response:
         """The public halves of the signer's JWT keys, for validators (PLAYGATE_JWKS_URL)."""
