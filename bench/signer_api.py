@@ -37,12 +37,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from edge_validator.core.keyring import new_keyring_json
-from playgate.processes import free_port, run_process
+from playgate.processes import free_port, run_process, wait_for_port
 from signer.api_keys import generate_api_key, hash_api_key
 
 BODY = json.dumps({"video_id": "bench-video", "ttl_seconds": 300, "session_id": "s-1"})
 # Far above what wrk reaches, so every request is checked and none refused.
 NEVER_REACHED = "1000000000/1"
+# Seconds a server may take to start: imports are slow on a loaded machine.
+STARTUP = 120.0
 
 
 async def trivial(request: Request) -> Response:
@@ -62,7 +64,8 @@ def serve_trivial(workers: int) -> Iterator[tuple[int, int]]:
         *("--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)),
         *("--http", "httptools", "--loop", "uvloop", "--no-access-log", "--log-level", "warning"),
     ]
-    with run_process(argv, port=port) as proc:
+    with run_process(argv) as proc:
+        wait_for_port(port, proc=proc, timeout=STARTUP)
         yield port, proc.pid
 
 
@@ -71,7 +74,8 @@ def serve_signer(workers: int, env: dict[str, str], log: Path) -> Iterator[tuple
     port = free_port()
     argv = [sys.executable, "-m", "playgate.cli", "serve-signer"]
     argv += ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
-    with run_process(argv, port=port, env=env, log=log) as proc:
+    with run_process(argv, env=env, log=log) as proc:
+        wait_for_port(port, proc=proc, timeout=STARTUP)
         yield port, proc.pid
 
 
