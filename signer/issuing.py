@@ -98,7 +98,9 @@ def iso_time(ts: float) -> str:
     if ts == int(ts):
         return _iso_second(int(ts))
     when = datetime.fromtimestamp(ts, UTC)
-    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+    if when.microsecond:
+        return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+    return _iso_second(int(ts))
 
 
 @functools.lru_cache(maxsize=1024)

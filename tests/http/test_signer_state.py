@@ -134,6 +134,28 @@ def test_rate_limit_per_api_key(keyring: KeyRing, state: StateSettings) -> None:
     assert 1 <= int(refused.headers["retry-after"]) <= 60
 
 
+def test_retry_after_is_when_the_oldest_request_leaves_the_window(
+    keyring: KeyRing, state: StateSettings
+) -> None:
+    """Timed by the test's clock (the signer's and Redis's on this host): the first request
+    happened within [start, end], so Retry-After has exact bounds, with no timing guess."""
+    import math
+
+    limited = dataclasses.replace(state, api_key_rate=RateLimit(2, 30))
+    with serve_app(create_signer(_signer(keyring, limited))) as url:
+        start = time.time()
+        assert _post(f"{url}/v1/playback-urls", {"video_id": "demo"}).status_code == 201
+        end = time.time()
+        assert _post(f"{url}/v1/playback-urls", {"video_id": "demo"}).status_code == 201
+        asked = time.time()
+        refused = _post(f"{url}/v1/playback-urls", {"video_id": "demo"})
+        answered = time.time()
+    assert refused.status_code == 429
+    assert refused.json()["message"] == "too many requests for this API key"
+    retry_after = int(refused.headers["retry-after"])
+    assert math.ceil(start + 30 - answered) <= retry_after <= math.ceil(end + 30 - asked)
+
+
 def test_rate_limit_per_viewer(keyring: KeyRing, state: StateSettings) -> None:
     limited = dataclasses.replace(state, viewer_rate=RateLimit(2, 60))
     with serve_app(create_signer(_signer(keyring, limited))) as url:
