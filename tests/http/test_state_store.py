@@ -169,10 +169,12 @@ def test_rate_buckets_count_all_or_nothing(settings: StateSettings) -> None:
 
 def test_concurrent_rate_hits_never_exceed_the_limit(settings: StateSettings) -> None:
     async def scenario(store: StateStore) -> None:
-        verdicts = await asyncio.gather(
-            *(store.hit_rate("app", [("key", 7, 60)]) for _ in range(40))
-        )
-        assert sum(wait == 0 for wait, _ in verdicts) == 7
+        # Two API keys in one batch: in a cluster their buckets live in different slots.
+        groups = ["app", "other"] * 20
+        verdicts = await asyncio.gather(*(store.hit_rate(g, [("key", 7, 60)]) for g in groups))
+        for group in ("app", "other"):
+            mine = [wait for g, (wait, _) in zip(groups, verdicts, strict=True) if g == group]
+            assert sum(wait == 0 for wait in mine) == 7
 
     run(settings, scenario)
 
