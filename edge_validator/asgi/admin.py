@@ -10,6 +10,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from prometheus_client import Counter, Histogram
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -50,13 +51,40 @@ def admin_routes(key: AdminKey | None, details: Details) -> list[Route]:
     ]
 
 
-class RequestMetrics:
-    """Latency and status class of every HTTP response, by service and a fixed route name
-    (``route_of`` maps a path to one of a few names: never the path, which holds tokens)."""
+class ResponseMetrics:
+    """One service's latency histogram and response counters, by a fixed route name (never the
+    path, which holds tokens). Each label set is bound on first use and kept: ``labels()``
+    takes a lock and builds its key on every call, a cost per request for a handful of series."""
 
-    def __init__(self, app: ASGIApp, service: str, route_of: Callable[[str], str]) -> None:
-        self.app = app
+    def __init__(self, service: str) -> None:
         self.service = service
+        self._seconds: dict[str, Histogram] = {}
+        self._responses: dict[tuple[str, int], Counter] = {}
+
+    def record(self, route: str, started: float, status: int) -> None:
+        """One response of ``route``, begun at ``started`` (``time.perf_counter()``)."""
+        elapsed = time.perf_counter() - started
+        seconds = self._seconds.get(route)
+        if seconds is None:
+            seconds = self._seconds[route] = metrics().request_seconds.labels(self.service, route)
+        seconds.observe(elapsed)
+        key = (route, status // 100)
+        responses = self._responses.get(key)
+        if responses is None:
+            responses = metrics().http_responses.labels(self.service, route, f"{key[1]}xx")
+            self._responses[key] = responses
+        responses.inc()
+
+
+class RequestMetrics:
+    """Latency and status class of every HTTP response (``ResponseMetrics``); ``route_of``
+    maps a path to one of a few route names."""
+
+    def __init__(
+        self, app: ASGIApp, recorded: ResponseMetrics, route_of: Callable[[str], str]
+    ) -> None:
+        self.app = app
+        self.recorded = recorded
         self.route_of = route_of
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -75,7 +103,4 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, timed_send)
         finally:
-            route = self.route_of(scope["path"])
-            m = metrics()
-            m.request_seconds.labels(self.service, route).observe(time.perf_counter() - started)
-            m.http_responses.labels(self.service, route, f"{status // 100}xx").inc()
+            self.recorded.record(self.route_of(scope["path"]), started, status)

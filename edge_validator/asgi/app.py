@@ -24,7 +24,7 @@ from ..origins.http import HttpOrigin
 from ..settings import ValidatorSettings
 from ..state.guard import StateGuard
 from ..state.store import build_store
-from .admin import RequestMetrics, admin_routes
+from .admin import RequestMetrics, ResponseMetrics, admin_routes
 from .auth import auth
 from .cors import CorsMiddleware
 from .health import health_details, healthz, readyz
@@ -95,7 +95,7 @@ def create_app(
         exception_handlers={HTTPException: http_error, Exception: internal_error},
         # Outside the routes: preflights never reach them, and denials carry CORS headers too.
         middleware=[
-            Middleware(RequestMetrics, service="validator", route_of=route_name),
+            Middleware(RequestMetrics, recorded=ResponseMetrics("validator"), route_of=route_name),
             Middleware(CorsMiddleware, policy=settings.cors),
         ],
     )
