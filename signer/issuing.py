@@ -22,6 +22,8 @@ from edge_validator.formats.keys import FORMATS as CDN_FORMATS
 from edge_validator.formats.keys import FormatKeys
 from edge_validator.formats.policy import Policy
 
+from .viewers import viewer_unit
+
 VIDEO_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,128}")
 SESSION_ID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 VIDEO_PREFIX = "/videos/"
@@ -61,6 +63,8 @@ class PlaybackRequest:
     # The playback session the URL opens (0: none; the URL plays only within ttl_seconds).
     session_seconds: int = 0
     format: str = PLAYGATE_FORMAT
+    # The rate-limit unit of client_network (rate_limits.viewer_unit), from the same parse.
+    client_unit: str | None = None
 
     @property
     def scope(self) -> str:
@@ -127,7 +131,7 @@ def _text(doc: dict[str, Any], name: str, pattern: re.Pattern[str]) -> str | Non
     return value
 
 
-def _client_network(value: object) -> str | None:
+def _client_network(value: object) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
     if value is None:
         return None
     problem = "must be an IPv4 or IPv6 address or CIDR network"
@@ -143,8 +147,8 @@ def _client_network(value: object) -> str | None:
         if net.prefixlen < 96:
             raise InvalidField("client_ip", "an IPv4-mapped network needs a prefix of 96 or more")
         mapped = int(net.network_address) & 0xFFFFFFFF
-        return str(ipaddress.IPv4Network((mapped, net.prefixlen - 96)))
-    return str(net)
+        return ipaddress.IPv4Network((mapped, net.prefixlen - 96))
+    return net
 
 
 def _entry_file(value: object, default: str) -> str:
@@ -194,10 +198,11 @@ def parse_playback_request(
     if not own and session_seconds:
         what = "a CAT" if token_format == "cat" else f"a {token_format} URL"
         raise InvalidField("session_seconds", f"{what} opens no playback session: 0")
+    network = _client_network(doc.get("client_ip"))
     return PlaybackRequest(
         video_id=video_id,
         ttl_seconds=_int(doc, "ttl_seconds", default_ttl, 1, max_ttl),
-        client_network=_client_network(doc.get("client_ip")),
+        client_network=None if network is None else str(network),
         session_id=_text(doc, "session_id", SESSION_ID_RE),
         file=_entry_file(doc.get("file"), entry_file),
         user_id=user_id,
@@ -205,6 +210,7 @@ def parse_playback_request(
         max_streams=max_streams,
         session_seconds=session_seconds,
         format=token_format,
+        client_unit=None if network is None else viewer_unit(network),
     )
 
 

@@ -7,15 +7,18 @@ refused, by any limit or for bad input, counts in no bucket.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import math
+from typing import TYPE_CHECKING
 
 from edge_validator.core.errors import RateLimited, StoreUnavailable
 from edge_validator.state.settings import FAIL_OPEN, StateSettings
 from edge_validator.state.store import RateBucket, StateStore
 
-from .issuing import PlaybackRequest
+from .viewers import address_bucket
+
+if TYPE_CHECKING:
+    from .issuing import PlaybackRequest
 
 log = logging.getLogger("playgate.signer")
 API_KEY_BUCKET = "key"
@@ -38,8 +41,9 @@ class RateLimiter:
             if request.session_id is not None:
                 out.append((f"session:{request.session_id}", viewer.limit, viewer.window))
             if request.client_network is not None:
-                network = address_bucket(request.client_network)
-                out.append((f"ip:{network}", viewer.limit, viewer.window))
+                # parse_playback_request gives the unit; a request built by hand is parsed here.
+                unit = request.client_unit or address_bucket(request.client_network)
+                out.append((f"ip:{unit}", viewer.limit, viewer.window))
         return out
 
     async def check(self, caller: str, request: PlaybackRequest) -> None:
@@ -58,20 +62,3 @@ class RateLimiter:
         if wait > 0:
             what = "API key" if buckets[worst][0] == API_KEY_BUCKET else "viewer"
             raise RateLimited(f"too many requests for this {what}", max(1, math.ceil(wait)))
-
-
-# The unit a viewer holds: one IPv4 address; one IPv6 /64 (a subscriber line holds a whole /64,
-# so per-address buckets would give every line 2^64 of them).
-_UNIT = {4: 32, 6: 64}
-
-
-def address_bucket(network: str) -> str:
-    """The viewer a network names, whatever its width: the unit holding its first address.
-
-    Keyed by the network's text, every wider CIDR around one address (``/31``, ``/30``, ...)
-    had a fresh bucket; here every network starting at the same address, every spelling and
-    every width, shares one.
-    """
-    parsed = ipaddress.ip_network(network)
-    unit = _UNIT[parsed.version]
-    return str(ipaddress.ip_network((parsed.network_address, unit), strict=False))
