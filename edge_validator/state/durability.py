@@ -1,0 +1,66 @@
+"""A revocation is acknowledged only once enough replicas hold it (``WAIT``).
+
+Redis replicates asynchronously: the primary answers a write before any replica has it, and a
+Sentinel failover promotes a replica that may not. Worse, during a failover redis-py keeps
+writing to the old primary until Sentinel demotes it, and the demotion discards those writes
+(measured: 109 of 109 revocations acknowledged in that window were gone).
+
+``WAIT n timeout`` blocks until ``n`` replicas acknowledge every earlier write *of the same
+connection*. The revocation was written on some pooled connection, so ``confirm`` writes a small
+marker and waits on one pinned connection (a pipeline): the marker comes after the revocation in
+the primary's replication stream, so a replica that acknowledged the marker holds the
+revocation too. An old primary cut off by a failover has no replica left: ``WAIT`` answers 0 and
+the write is refused (``NotReplicated``) instead of acknowledged. Sentinel promotes the replica
+with the largest replication offset, so one acknowledging replica is enough for the promoted
+one to hold the write.
+
+The wait is bounded by the read timeout (``PLAYGATE_REDIS_TIMEOUT``): replicas on a healthy
+network acknowledge in about a millisecond.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from redis.exceptions import RedisError
+
+from ..core.errors import NotReplicated, StoreUnavailable
+from ..metrics import metrics
+from .settings import StateSettings
+
+# The share of the read timeout WAIT may block: its answer must arrive before the client's
+# socket timeout fires.
+_WAIT_SHARE = 0.8
+_MARKER_TTL_MS = 60_000
+
+
+class Durability:
+    """Confirms that writes made before ``confirm`` reached ``replicas`` replicas."""
+
+    def __init__(self, settings: StateSettings, marker_key: str) -> None:
+        """``marker_key``: a key in the same hash slot as the writes it vouches for."""
+        self.replicas = settings.replicas_to_wait
+        self.marker_key = marker_key
+        self.wait_ms = max(1, int(settings.timeout * _WAIT_SHARE * 1000))
+        self.budget = settings.call_budget
+
+    async def confirm(self, client: Any) -> None:
+        """Return when enough replicas hold every earlier write; else raise NotReplicated."""
+        if not self.replicas:
+            return
+        try:
+            async with asyncio.timeout(self.budget):
+                # One pipeline: one connection, so WAIT counts the marker written just before.
+                pipe = client.pipeline(transaction=False)
+                pipe.set(self.marker_key, "1", px=_MARKER_TTL_MS)
+                pipe.execute_command("WAIT", self.replicas, self.wait_ms)
+                _, acked = await pipe.execute()
+        except (RedisError, OSError, TimeoutError) as exc:
+            metrics().redis_errors.inc()
+            raise StoreUnavailable(f"redis: {exc.__class__.__name__}: {exc}") from exc
+        if int(acked) < self.replicas:
+            metrics().writes_not_replicated.inc()
+            raise NotReplicated(
+                f"{acked} of {self.replicas} replicas confirmed within {self.wait_ms} ms"
+            )
