@@ -38,16 +38,16 @@ def topology() -> Iterator[tuple[RedisServer, RedisServer, list[str]]]:
         yield primary, replica, sentinels
 
 
-def _primary_port(sentinel: str) -> int:
-    host, _, port = sentinel.rpartition(":")
-    out = subprocess.run(
-        [require_tool("redis-cli"), "-h", host, "-p", port, "sentinel"]
-        + ["get-master-addr-by-name", SERVICE],
-        capture_output=True,
-        text=True,
-        timeout=5,
+def _sentinel(address: str, *command: str) -> list[str]:
+    host, _, port = address.rpartition(":")
+    argv = [require_tool("redis-cli"), "-h", host, "-p", port, "sentinel", *command]
+    return subprocess.run(
+        argv, capture_output=True, text=True, timeout=5, check=True
     ).stdout.split()
-    return int(out[1])
+
+
+def _primary_port(sentinel: str) -> int:
+    return int(_sentinel(sentinel, "get-master-addr-by-name", SERVICE)[1])
 
 
 class Revoker(threading.Thread):
@@ -99,22 +99,7 @@ def test_revocations_acknowledged_during_a_failover_survive_it(
             deadline = time.monotonic() + 20
             while len(revoker.answers) < 20 and time.monotonic() < deadline:
                 time.sleep(0.01)
-            host, _, port = sentinels[0].rpartition(":")
-            subprocess.run(
-                [
-                    require_tool("redis-cli"),
-                    "-h",
-                    host,
-                    "-p",
-                    port,
-                    "sentinel",
-                    "failover",
-                    SERVICE,
-                ],
-                check=True,
-                capture_output=True,
-                timeout=5,
-            )
+            _sentinel(sentinels[0], "failover", SERVICE)
             # Until the sentinels name the replica, and then the writes reach it, or time is up.
             deadline = time.monotonic() + 30
             while _primary_port(sentinels[0]) != replica.port and time.monotonic() < deadline:
