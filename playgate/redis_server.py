@@ -170,11 +170,10 @@ def redis_sentinels(
             cli = require_tool("redis-cli")
             info = _cli(cli, primary.port, "info", "replication")
             replicas = int(info.split("connected_slaves:")[1].split()[0])
-            for port in ports:
-                _wait_for(
-                    lambda port=port: _knows(cli, port, service, count - 1, replicas),
-                    "the sentinels did not discover each other and the replicas",
-                )
+            _wait_for(
+                lambda: all(_knows(cli, p, service, count - 1, replicas) for p in ports),
+                "the sentinels did not discover each other and the replicas",
+            )
         yield [f"{LOOPBACK}:{port}" for port in ports]
 
 

@@ -240,7 +240,7 @@ return 0
         """Redis's clock (``TIME``), to measure this host's clock against."""
         async with self._guard():
             seconds, micros = await self.client.time()
-        return float(seconds) + micros / 1e6
+        return float(seconds) + float(micros) / 1e6
 
     async def close(self) -> None:
         for client in [self.client, *self._extra]:
