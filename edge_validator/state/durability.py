@@ -15,17 +15,16 @@ with the largest replication offset, so one acknowledging replica is enough for 
 one to hold the write.
 
 The wait is bounded by the read timeout (``PLAYGATE_REDIS_TIMEOUT``): replicas on a healthy
-network acknowledge in about a millisecond.
+network acknowledge in about a millisecond. ``RedisStore.revoke`` calls ``confirm`` inside its
+guard, which bounds the whole write and turns client errors into ``StoreUnavailable`` (only
+``redis_store`` imports redis).
 """
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
-from redis.exceptions import RedisError
-
-from ..core.errors import NotReplicated, StoreUnavailable
+from ..core.errors import NotReplicated
 from ..metrics import metrics
 from .settings import StateSettings
 
@@ -43,22 +42,16 @@ class Durability:
         self.replicas = settings.replicas_to_wait
         self.marker_key = marker_key
         self.wait_ms = max(1, int(settings.timeout * _WAIT_SHARE * 1000))
-        self.budget = settings.call_budget
 
     async def confirm(self, client: Any) -> None:
         """Return when enough replicas hold every earlier write; else raise NotReplicated."""
         if not self.replicas:
             return
-        try:
-            async with asyncio.timeout(self.budget):
-                # One pipeline: one connection, so WAIT counts the marker written just before.
-                pipe = client.pipeline(transaction=False)
-                pipe.set(self.marker_key, "1", px=_MARKER_TTL_MS)
-                pipe.execute_command("WAIT", self.replicas, self.wait_ms)
-                _, acked = await pipe.execute()
-        except (RedisError, OSError, TimeoutError) as exc:
-            metrics().redis_errors.inc()
-            raise StoreUnavailable(f"redis: {exc.__class__.__name__}: {exc}") from exc
+        # One pipeline: one connection, so WAIT counts the marker written just before.
+        pipe = client.pipeline(transaction=False)
+        pipe.set(self.marker_key, "1", px=_MARKER_TTL_MS)
+        pipe.execute_command("WAIT", self.replicas, self.wait_ms)
+        _, acked = await pipe.execute()
         if int(acked) < self.replicas:
             metrics().writes_not_replicated.inc()
             raise NotReplicated(

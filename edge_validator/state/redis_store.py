@@ -168,7 +168,7 @@ return 0
             await self._revoke(self._rev_keys, [rev.member, doc, rev.expires_at, rev.revoked_at])
             # Outside the script: in a cluster PUBLISH reaches every node from any node.
             await self.client.publish(self.channel, doc)
-        await self._durability.confirm(self.client)  # a failover must not lose it
+            await self._durability.confirm(self.client)  # a failover must not lose it
 
     async def revocations(self, now: float) -> list[Revocation]:
         async with self._guard():

@@ -21,12 +21,13 @@ import pytest
 from edge_validator.admin_key import AdminKey
 from edge_validator.core.keyring import KeyRing, new_keyring_json
 from edge_validator.state import StateSettings
+from playgate.processes import clock_offset_env, stop_process
 from signer.api_keys import ApiKeys, hash_api_key
 from signer.app import create_app as create_signer
 from signer.settings import SignerSettings
 from tests.support import factories
 from tests.support.factories import ADMIN_AUTH, ADMIN_KEY_HASH, API_KEY
-from tests.support.servers import LOOPBACK, free_port, require_tool, serve_app, wait_for_port
+from tests.support.servers import LOOPBACK, free_port, serve_app, wait_for_port
 from tests.support.state_helpers import AUTH
 
 BEHIND = 8
@@ -47,19 +48,16 @@ def late_validator(
         "PLAYGATE_ADMIN_KEY_HASH": ADMIN_KEY_HASH,
         "REDIS_URL": redis_url,
         "PLAYGATE_REDIS_PREFIX": key_prefix,
-        # Only the wall clock: asyncio's timers and timeouts read the monotonic one.
-        "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+        **clock_offset_env(-BEHIND),
     }
-    argv = [require_tool("faketime"), "-f", f"-{BEHIND}s"]
-    argv += [sys.executable, "-m", "playgate.cli", "serve-validator", "--port", str(port)]
+    argv = [sys.executable, "-m", "playgate.cli", "serve-validator", "--port", str(port)]
     with log.open("wb") as out:
         proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
         wait_for_port(port, proc=proc)
         yield f"http://{LOOPBACK}:{port}", KeyRing.from_json(text), log
     finally:
-        proc.terminate()
-        proc.wait(20)
+        stop_process(proc)
 
 
 def _url(validator: str, ring: KeyRing, state: StateSettings, margin: int) -> str:

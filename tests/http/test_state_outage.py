@@ -4,11 +4,13 @@ Real redis-server processes, stopped and started again: the default policy (fail
 ``serve`` fallback) keeps plain tokens playing past the staleness bound while revocations known
 before the outage hold and counted limits deny; a revocation issued during the outage is queued
 by the signer (202) and denied by a running validator within seconds of Redis's return; a
-revocation that too few replicas confirm is not acknowledged as done.
+revocation that too few replicas confirm is not acknowledged as done; the persistence the Redis
+guide requires is what a real redis-server runs with.
 """
 
 from __future__ import annotations
 
+import subprocess
 import time
 from pathlib import Path
 
@@ -18,6 +20,7 @@ from edge_validator.core.keyring import KeyRing
 from edge_validator.state import StateSettings
 from tests.http.test_state_faults import _prepare, _status, own_redis
 from tests.support.factories import ADMIN_AUTH
+from tests.support.servers import LOOPBACK, free_port, require_tool, run_process
 from tests.support.state_helpers import stack, wait_for_status
 
 
@@ -109,3 +112,23 @@ def test_a_revocation_too_few_replicas_confirm_is_not_acknowledged(
     with stack(keyring, state, revocation_spool=tmp_path / "spool") as live:
         queued = live.revoke(token_id="t-unreplicated")
         assert (queued.status_code, queued.json()["queued"]) == (202, True)
+
+
+def test_the_persistence_snippet_in_the_redis_guide_turns_the_append_only_file_on(
+    tmp_path: Path,
+) -> None:
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "redis.md").read_text()
+    section = guide.split("## Persistence", 1)[1]
+    snippet = section.split("```conf\n", 1)[1].split("```", 1)[0]
+    conf = tmp_path / "redis.conf"
+    conf.write_text(snippet)
+    port = free_port()
+    argv = [require_tool("redis-server"), str(conf), "--port", str(port)]
+    argv += ["--bind", LOOPBACK, "--dir", str(tmp_path)]
+    with run_process(argv, port=port):
+        cli = [require_tool("redis-cli"), "-h", LOOPBACK, "-p", str(port), "config", "get"]
+        for name, value in (("appendonly", "yes"), ("appendfsync", "everysec")):
+            out = subprocess.run(
+                [*cli, name], capture_output=True, text=True, timeout=5, check=True
+            )
+            assert out.stdout.split() == [name, value]
