@@ -78,7 +78,10 @@ def nginx_edge(
     leeway: int = DEFAULT_LEEWAY,
     cors: CorsPolicy | None = None,
     cat: CatVerifier | None = None,
+    keyring_file: Path | None = None,
 ) -> Iterator[Edge]:
+    """``keyring_file``: the key ring's JSON file, for nginx's native verifier (None: off, every
+    request goes through auth_request)."""
     nginx = require_tool("nginx")
     hits: list[str] = []
     auth_calls: list[str] = []
@@ -111,6 +114,7 @@ def nginx_edge(
             workers="1",
             user=current_user_if_root(),
             cors=cors or CorsPolicy(),
+            keyring_file=keyring_file,
         )
         prepare_prefix(config)
         with running_nginx(nginx, config, port):
