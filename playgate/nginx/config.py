@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from edge_validator.core import protocol
 from edge_validator.core.cors import EXPOSED_HEADERS, CorsPolicy
 from edge_validator.core.errors import ConfigurationError
+from edge_validator.core.keyring import KeyRing
 
 TEMPLATE = Path(__file__).resolve().parent / "edge.conf.template"
 # The native verifier (ngx_http_lua, Debian's libnginx-mod-http-lua and lua-cjson).
@@ -213,12 +214,13 @@ def native_values(config: EdgeConfig, contract: dict[str, str]) -> dict[str, str
     }
 
 
-def native_missing() -> str | None:
-    """Why the native verifier cannot load here, or None."""
+def check_native(config: EdgeConfig) -> None:
+    """Refuse to render a native edge that could not start: modules missing, bad key ring."""
     for module in NATIVE_MODULES:
         if not (NATIVE_MODULE_DIR / module).exists():
-            return NATIVE_HINT
-    return None
+            raise ConfigurationError(NATIVE_HINT)
+    assert config.keyring_file is not None
+    KeyRing.from_file(config.keyring_file)  # the validators' own checks, at render time
 
 
 def render(config: EdgeConfig, template: str | None = None) -> str:

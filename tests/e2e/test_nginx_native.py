@@ -11,6 +11,7 @@ what nginx cannot decide still reaches the validator.
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import shutil
 import socket
@@ -22,16 +23,24 @@ from typing import Any
 import httpx
 import pytest
 
+from edge_validator.asgi.app import create_app
+from edge_validator.asgi.client_address import REAL_IP
 from edge_validator.core.keyring import KeyRing
 from edge_validator.core.protocol import AUTH_ROUTE, NATIVE_FEED_ROUTE
+from edge_validator.env import networks
 from edge_validator.settings import ValidatorSettings
 from edge_validator.state.guard import StateGuard
 from edge_validator.state.memory import MemoryStore
 from edge_validator.state.revocations import Revocation
+from edge_validator.state.settings import FAIL_CLOSED, FAIL_OPEN, StateSettings
+from playgate.demo.origin import create_origin_app
+from playgate.nginx.config import EdgeConfig, current_user_if_root, prepare_prefix
+from playgate.nginx.runner import running_nginx
 from signer.issuing import PlaybackRequest, issue
 from tests.support.factories import SAMPLES, TESTS
 from tests.support.native_cases import Case, Verdict, cases, python_verdict, verifier
 from tests.support.nginx_edge import Edge, nginx_edge
+from tests.support.servers import LOOPBACK, free_port, require_tool, serve_app
 
 VECTORS = json.loads((TESTS / "vectors" / "tokens.json").read_text())
 KEYRING_DOC = VECTORS["keyring"]
@@ -326,3 +335,94 @@ def test_the_access_log_never_holds_a_token(edge: Edge) -> None:
     log = edge.access_log.read_text()
     assert token not in log
     assert "token_id=" in log and "reason=malformed" in log
+
+
+@contextlib.contextmanager
+def edge_with_stoppable_validator(
+    tmp_path: Path, media_root: Path, state: StateSettings
+) -> Iterator[tuple[str, contextlib.ExitStack]]:
+    """A native edge whose validator the test can stop (closing the returned stack)."""
+    keyring_file = tmp_path / "keyring.json"
+    keyring_file.write_text(json.dumps(KEYRING_DOC))
+    settings = ValidatorSettings(
+        keyring=KEYRING,
+        trusted_proxies=networks("127.0.0.1/32"),
+        client_ip_header=REAL_IP,
+        media_root=media_root,
+        state=state,
+    )
+    guard = StateGuard(MemoryStore(), state, shared=True)
+    validator = contextlib.ExitStack()
+    with validator:
+        validator_url = validator.enter_context(serve_app(create_app(settings, guard=guard)))
+        with serve_app(create_origin_app(media_root)) as origin_url:
+            port = free_port()
+            config = EdgeConfig(
+                listen=f"{LOOPBACK}:{port}",
+                validator_url=validator_url,
+                origin_url=origin_url,
+                prefix=tmp_path,
+                workers="1",
+                user=current_user_if_root(),
+                keyring_file=keyring_file,
+            )
+            prepare_prefix(config)
+            with running_nginx(require_tool("nginx"), config, port):
+                yield f"http://{LOOPBACK}:{port}", validator
+
+
+def _first_answer_other_than(url: str, status: int, seconds: float) -> httpx.Response:
+    deadline = time.monotonic() + seconds
+    while True:
+        resp = httpx.get(url, timeout=10)
+        if resp.status_code != status or time.monotonic() > deadline:
+            return resp
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize(
+    "state",
+    [
+        StateSettings(failure_policy=FAIL_CLOSED),
+        StateSettings(failure_policy=FAIL_OPEN, max_staleness=1.0),
+    ],
+    ids=["fail_closed", "fail_open-past-staleness"],
+)
+def test_an_unreachable_validator_stops_native_allows_as_its_policy_says(
+    tmp_path: Path, media_root: Path, state: StateSettings
+) -> None:
+    with edge_with_stoppable_validator(tmp_path, media_root, state) as (edge_url, validator):
+        url = issue(
+            PlaybackRequest("demo", 600, file="hls/v0/seg_001.ts"),
+            KEYRING,
+            time.time(),
+            public_url=edge_url,
+        ).url
+        assert _first_answer_other_than(url, 503, 20).status_code == 200  # first poll done
+        validator.close()
+        resp = _first_answer_other_than(url, 200, 20)
+    # Past the bound (a second for fail_closed, the staleness for fail_open), nginx asks the
+    # validator, which cannot answer: unavailable, never allowed, never cached.
+    assert resp.status_code == 503
+    assert resp.headers["x-playgate-reason"] == "validator_unavailable"
+    assert resp.headers["cache-control"] == "no-store"
+
+
+def test_fail_open_keeps_deciding_natively_while_the_view_is_young(
+    tmp_path: Path, media_root: Path
+) -> None:
+    state = StateSettings(failure_policy=FAIL_OPEN, max_staleness=3600.0)
+    with edge_with_stoppable_validator(tmp_path, media_root, state) as (edge_url, validator):
+        url = issue(
+            PlaybackRequest("demo", 600, file="hls/v0/seg_001.ts"),
+            KEYRING,
+            time.time(),
+            public_url=edge_url,
+        ).url
+        assert _first_answer_other_than(url, 503, 20).status_code == 200
+        validator.close()
+        time.sleep(2)  # well past the one-second freshness bound, well within the staleness
+        assert httpx.get(url, timeout=10).status_code == 200
+        tampered = httpx.get(url.replace("/t/", "/t/x"), timeout=10)
+        assert tampered.status_code == 403  # still every check but revocation
+        assert tampered.headers["x-playgate-reason"] == "malformed"
