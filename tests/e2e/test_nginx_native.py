@@ -182,7 +182,9 @@ def _vector_cases() -> list[tuple[str, Case]]:
     for vector in VECTORS["invalid"]:
         prefix = "/s/" if vector.get("kind") == "session" else "/t/"
         target = f"{prefix}{vector['token']}{vector['path']}"
-        named.append((vector["name"], Case(target.encode(), vector["client_ip"] or "", vector["now"])))
+        named.append(
+            (vector["name"], Case(target.encode(), vector["client_ip"] or "", vector["now"]))
+        )
     return named
 
 
@@ -268,7 +270,8 @@ def test_real_requests_get_the_python_verdict_without_asking_python(edge: Edge) 
         else:
             assert status not in (401, 403, 500, 503), case
             assert "x-playgate-reason" not in headers
-    assert judged["allow"] > 20 and judged["deny"] > 100
+    assert judged["allow"] > 20
+    assert judged["deny"] > 100
 
 
 def _revoke(store: MemoryStore, kind: str, value: str, at: float) -> None:
@@ -334,7 +337,8 @@ def test_the_access_log_never_holds_a_token(edge: Edge) -> None:
     time.sleep(0.2)
     log = edge.access_log.read_text()
     assert token not in log
-    assert "token_id=" in log and "reason=malformed" in log
+    assert "token_id=" in log
+    assert "reason=malformed" in log
 
 
 @contextlib.contextmanager

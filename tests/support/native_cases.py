@@ -15,8 +15,12 @@ import struct
 from collections.abc import Iterator
 from typing import NamedTuple
 
-from edge_validator.core.decision import DEFAULT_LEEWAY, DEFAULT_MAX_SESSION, DEFAULT_MAX_TTL
-from edge_validator.core.decision import Verifier
+from edge_validator.core.decision import (
+    DEFAULT_LEEWAY,
+    DEFAULT_MAX_SESSION,
+    DEFAULT_MAX_TTL,
+    Verifier,
+)
 from edge_validator.core.errors import PlaybackTokenError
 from edge_validator.core.keyring import SESSION_CONTEXT, KeyRing
 from edge_validator.core.sessions import opens_session
@@ -367,7 +371,7 @@ def cases(keyring: KeyRing, count: int, seed: int = 16, t0: int = T0) -> list[Ca
         # The same token in the wrong place, under another key, or signed elsewhere.
         add(place(token, not session))
         add(place(_sealed(claims_bytes(claims), other, kid, session), session))
-        swapped = claims._replace(key_id=rng.choice(key_ids + ["zz", "nope"]))
+        swapped = claims._replace(key_id=rng.choice([*key_ids, "zz", "nope"]))
         if swapped.key_id in key_ids:
             add(place(_sealed(claims_bytes(swapped), keyring, kid, session), session))
         else:
