@@ -75,9 +75,9 @@ class EdgeConfig:
     # the validator through auth_request.
     keyring_file: Path | None = None
     native: bool = True
-    # Shared memory for the revocations nginx holds (about 150 bytes each; when full, nginx
-    # stops deciding natively rather than forget one).
-    native_dict_size: str = "64m"
+    # Shared memory for the revocations nginx holds (when full, nginx stops deciding natively
+    # rather than forget one); only the pages in use take memory.
+    native_dict_size: str = "256m"
 
     @property
     def native_active(self) -> bool:

@@ -613,9 +613,17 @@ local function poll_one(addr, dict)
         return false, err
     end
     local status = sock:receive("*l")
-    if status == nil or not find(status, "^HTTP/1%.[01] 200") then
+    if status == nil then
         sock:close()
-        return false, "feed answered " .. tostring(status)
+        return false, err
+    end
+    if not find(status, "^HTTP/1%.[01] 200") then
+        -- The validator answers but refuses (a key ring changed on one side): it is reachable,
+        -- so its failure policy does not apply here; it decides every request itself.
+        sock:close()
+        dict:set("meta:poll_at", ngx.now())
+        dict:set("meta:trusted", false)
+        return true
     end
     repeat
         local line = sock:receive("*l")
@@ -657,6 +665,10 @@ local function poll_one(addr, dict)
     end
     local now = ngx.now()
     for i = 1, nrev do
+        if i % 2000 == 0 then
+            ngx.sleep(0) -- a full answer can be long: let this worker serve requests meanwhile
+            now = ngx.now()
+        end
         local k, v, at, exp = revs[i]:match("^r (%S) (%S+) (%S+) (%S+)$")
         at, exp = tonumber(at), tonumber(exp)
         if k and at and exp and exp > now then
