@@ -10,6 +10,7 @@ what nginx cannot decide still reaches the validator.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import contextlib
 import json
@@ -31,8 +32,10 @@ from edge_validator.env import networks
 from edge_validator.settings import ValidatorSettings
 from edge_validator.state.guard import StateGuard
 from edge_validator.state.memory import MemoryStore
+from edge_validator.state.redis_store import RedisStore
 from edge_validator.state.revocations import Revocation
 from edge_validator.state.settings import FAIL_CLOSED, FAIL_OPEN, StateSettings
+from edge_validator.state.store import build_store
 from playgate.demo.origin import create_origin_app
 from playgate.nginx.config import EdgeConfig, current_user_if_root, prepare_prefix
 from playgate.nginx.runner import running_nginx
@@ -275,8 +278,6 @@ def test_real_requests_get_the_python_verdict_without_asking_python(edge: Edge) 
 
 
 def _revoke(store: MemoryStore, kind: str, value: str, at: float) -> None:
-    import asyncio
-
     asyncio.run(store.revoke(Revocation(kind, value, at, at + 3600)))
 
 
@@ -343,11 +344,15 @@ def test_the_access_log_never_holds_a_token(edge: Edge) -> None:
 
 @contextlib.contextmanager
 def edge_with_stoppable_validator(
-    tmp_path: Path, media_root: Path, state: StateSettings
+    tmp_path: Path,
+    media_root: Path,
+    state: StateSettings,
+    nginx_keyring: dict[str, Any] = KEYRING_DOC,
 ) -> Iterator[tuple[str, contextlib.ExitStack]]:
-    """A native edge whose validator the test can stop (closing the returned stack)."""
+    """A native edge whose validator the test can stop (closing the returned stack); its
+    state in memory, or in Redis when ``state`` says so."""
     keyring_file = tmp_path / "keyring.json"
-    keyring_file.write_text(json.dumps(KEYRING_DOC))
+    keyring_file.write_text(json.dumps(nginx_keyring))
     settings = ValidatorSettings(
         keyring=KEYRING,
         trusted_proxies=networks("127.0.0.1/32"),
@@ -355,7 +360,7 @@ def edge_with_stoppable_validator(
         media_root=media_root,
         state=state,
     )
-    guard = StateGuard(MemoryStore(), state, shared=True)
+    guard = StateGuard(build_store(state), state, shared=True)
     validator = contextlib.ExitStack()
     with validator:
         validator_url = validator.enter_context(serve_app(create_app(settings, guard=guard)))
@@ -430,3 +435,58 @@ def test_fail_open_keeps_deciding_natively_while_the_view_is_young(
         tampered = httpx.get(url.replace("/t/", "/t/x"), timeout=10)
         assert tampered.status_code == 403  # still every check but revocation
         assert tampered.headers["x-playgate-reason"] == "malformed"
+
+
+def _issue(edge_url: str, **fields: Any) -> str:
+    request = PlaybackRequest("demo", 600, file="hls/v0/seg_001.ts", **fields)
+    return issue(request, KEYRING, time.time(), public_url=edge_url).url
+
+
+def test_a_revocation_published_in_redis_reaches_nginx_within_a_second(
+    tmp_path: Path, media_root: Path, redis_url: str, key_prefix: str
+) -> None:
+    state = StateSettings(redis_url=redis_url, key_prefix=key_prefix)
+    with edge_with_stoppable_validator(tmp_path, media_root, state) as (edge_url, _):
+        url = _issue(edge_url, user_id="viewer-7")
+        assert _first_answer_other_than(url, 503, 20).status_code == 200
+
+        async def revoke() -> None:
+            signer_side = RedisStore(state)  # another process's store: only Redis links them
+            await signer_side.revoke(
+                Revocation("user_id", "viewer-7", time.time(), time.time() + 600)
+            )
+            await signer_side.close()
+
+        asyncio.run(revoke())
+        started = time.monotonic()
+        resp = _first_answer_other_than(url, 200, 10)
+        print(f"Redis revocation reached nginx in {time.monotonic() - started:.3f} s")
+    assert resp.status_code == 403
+    assert resp.headers["x-playgate-reason"] == "revoked"
+
+
+def test_nginx_decides_nothing_when_its_key_ring_differs_from_the_validators(
+    tmp_path: Path, media_root: Path
+) -> None:
+    rotated = {"keys": {**KEYRING_DOC["keys"], "k1": "Q" * 43}}  # one secret differs
+    with edge_with_stoppable_validator(
+        tmp_path, media_root, StateSettings(), nginx_keyring=rotated
+    ) as (edge_url, _):
+        url = _issue(edge_url)
+        # MACed with the secret only nginx's ring holds: nginx alone would allow it.
+        forged = url.replace(url.split("/t/")[1].split("/")[0], _forged())
+        for _ in range(3):
+            time.sleep(0.5)  # several feed polls
+            # The validator judges (Python's reasons), never nginx with its other secret.
+            assert httpx.get(url, timeout=10).status_code == 200
+            resp = httpx.get(forged, timeout=10)
+            assert resp.status_code == 403
+            assert resp.headers["x-playgate-reason"] == "bad_signature"
+
+
+def _forged() -> str:
+    """A token MACed with the secret only nginx's (wrong) ring holds."""
+    ring = KeyRing.from_json(json.dumps({"active": "k1", "keys": {"k1": "Q" * 43}}))
+    request = PlaybackRequest("demo", 600, file="hls/v0/seg_001.ts")
+    url = issue(request, ring, time.time(), public_url="http://x").url
+    return url.split("/t/")[1].split("/")[0]
