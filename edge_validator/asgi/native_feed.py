@@ -35,9 +35,11 @@ async def native_feed(request: Request) -> Response:
     full = fresh is None
     revocations = feed.everything(guard.sync.view) if fresh is None else fresh
     state = guard.settings
-    # nginx decides natively only PlayGate's own tokens: with CTA-5007 or foreign formats
-    # accepted, which can travel where PlayGate tokens do, every request comes here.
-    native = gate.foreign is None and verifier.cat is None
+    # nginx decides natively only PlayGate's own tokens: with foreign formats accepted (they
+    # can travel anywhere, cookies included) every request comes here; with CTA-5007, start
+    # tokens that look like a CAT do (cat/verify.py looks_like_cat).
+    native = gate.foreign is None
+    cat = verifier.cat is not None
     trusted = feed.live and guard.sync.trusted()
     lines = [
         FEED_VERSION,
@@ -46,7 +48,7 @@ async def native_feed(request: Request) -> Response:
         f"full {int(full)}",
         f"trusted {int(trusted)}",
         f"verify {int(native)} {verifier.leeway} {verifier.max_ttl} {verifier.max_session}"
-        f" {state.failure_policy} {state.max_staleness!r} {state.stale_fallback}",
+        f" {state.failure_policy} {state.max_staleness!r} {state.stale_fallback} {int(cat)}",
         f"keys {key_probes(verifier.keyring)}",
         *(revocation_line(rev) for rev in revocations),
         "end",

@@ -543,6 +543,11 @@ function _M.decide(target, client_text, now, policy, dict)
         return "deny", "missing"
     end
     local session = kind == "session"
+    -- With CTA-5007 accepted, a start token that does not begin as every PlayGate token does
+    -- ("A": version byte 1 or 2) is a CAT to the validator (cat/verify.py looks_like_cat).
+    if policy.cat and not session and byte(token, 1) ~= 65 then
+        return "defer"
+    end
     local claims, reason = open_token(token, session)
     if claims == nil then
         return "deny", reason
@@ -693,7 +698,7 @@ local function poll_one(addr, dict)
     if head.trusted == "1" then
         dict:set("meta:trusted_at", fresh)
     end
-    -- "<native> <leeway> <max_ttl> <max_session> <policy> <max_staleness> <stale_fallback>"
+    -- "<native> <leeway> <max_ttl> <max_session> <policy> <max_staleness> <stale_fallback> <cat>"
     local verify = head.verify or ""
     local native = head.keys == key_probes and key_error == nil
     dict:set("meta:policy", (native and verify) or "0")
@@ -731,8 +736,8 @@ end
 local policy_text, policy = nil, nil
 
 local function parse_policy(text)
-    local native, leeway, max_ttl, max_session, failure, staleness, fallback =
-        text:match("^(%d) (%d+) (%d+) (%d+) (%S+) (%S+) (%S+)$")
+    local native, leeway, max_ttl, max_session, failure, staleness, fallback, cat =
+        text:match("^(%d) (%d+) (%d+) (%d+) (%S+) (%S+) (%S+) (%d)$")
     if native ~= "1" then
         return false
     end
@@ -743,6 +748,7 @@ local function parse_policy(text)
         fail_open = failure == "fail_open",
         max_staleness = tonumber(staleness),
         serve_stale = fallback == "serve",
+        cat = cat == "1",
     }
 end
 
