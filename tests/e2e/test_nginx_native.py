@@ -41,7 +41,14 @@ from playgate.nginx.config import EdgeConfig, current_user_if_root, prepare_pref
 from playgate.nginx.runner import running_nginx
 from signer.issuing import PlaybackRequest, issue
 from tests.support.factories import SAMPLES, TESTS
-from tests.support.native_cases import Case, Verdict, cases, python_verdict, verifier
+from tests.support.native_cases import (
+    ATTACK_PATHS,
+    Case,
+    Verdict,
+    cases,
+    python_verdict,
+    verifier,
+)
 from tests.support.nginx_edge import Edge, nginx_edge
 from tests.support.servers import LOOPBACK, free_port, require_tool, serve_app
 
@@ -490,3 +497,26 @@ def _forged() -> str:
     request = PlaybackRequest("demo", 600, file="hls/v0/seg_001.ts")
     url = issue(request, ring, time.time(), public_url="http://x").url
     return url.split("/t/")[1].split("/")[0]
+
+
+def test_the_path_attack_table_is_refused_in_nginx_as_python_refuses_it(edge: Edge) -> None:
+    token = signed(edge, "master.m3u8").split("/t/", 1)[1].split("/", 1)[0]
+    asked = checks(edge)
+    denied = 0
+    for path in ATTACK_PATHS:
+        for target in (f"/t/{token}{path}", f"{path}?token={token}"):
+            raw = target.encode("latin-1")
+            hits = list(edge.origin_hits)
+            status, headers = raw_get(edge, raw)
+            if status == 400:
+                continue  # nginx refused the request line itself, in either mode
+            python = python_verdict(VERIFIER, Case(raw, "127.0.0.1", time.time()))
+            if python.verdict == "allow":  # the table's few unambiguous escapes (%20, %21)
+                assert status not in (401, 403), target
+                continue
+            denied += 1
+            assert status == 403, target
+            assert headers.get("x-playgate-reason") == python.reason, target
+            assert edge.origin_hits == hits, target
+    assert checks(edge) == asked
+    assert denied > 60
