@@ -525,3 +525,20 @@ def test_the_path_attack_table_is_refused_in_nginx_as_python_refuses_it(edge: Ed
             assert edge.origin_hits == hits, target
     assert denied > 60
     assert in_nginx > denied // 2  # (a loaded machine can delay a feed poll: then Python judged)
+
+
+def test_many_revocations_at_once_reach_nginx_in_parts(edge: Edge, store: MemoryStore) -> None:
+    first, last = signed(edge, user_id="bulk-first"), signed(edge, user_id="bulk-last")
+
+    async def revoke_many() -> None:
+        now = time.time()
+        await store.revoke(Revocation("user_id", "bulk-first", now, now + 600))
+        for i in range(12_000):  # more than one part of the feed's answer
+            await store.revoke(Revocation("token_id", f"bulk-{i}", now, now + 600))
+        await store.revoke(Revocation("user_id", "bulk-last", now, now + 600))
+
+    asyncio.run(revoke_many())
+    for url in (first, last):
+        resp = _first_answer_other_than(url, 200, 10)
+        assert resp.status_code == 403
+        assert resp.headers["x-playgate-reason"] == "revoked"

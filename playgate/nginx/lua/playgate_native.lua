@@ -601,6 +601,9 @@ end
 
 local POLL = 0.2
 local FRESH = 0.75
+-- The feed's state (poll times, trust, policy) in a dict of its own: writing it can never push
+-- a revocation out of the revocation dict.
+local meta
 local feed_epoch, feed_cursor = "-", 0
 
 local function feed_auth()
@@ -612,6 +615,26 @@ local function feed_auth()
     local kid = ids[1]
     local ts = tostring(math.floor(ngx.now()))
     return kid .. "." .. ts .. "." .. to_hex(hmac(keys[kid], FEED_CONTEXT .. "auth:" .. ts))
+end
+
+local function store_revocation(dict, line, now)
+    local k, v, at, exp = line:match("^r (%S) (%S+) (%S+) (%S+)$")
+    at, exp = tonumber(at), tonumber(exp)
+    if not (k and at and exp and exp > now) then
+        return
+    end
+    local key = k .. ":" .. v
+    local known = dict:get(key)
+    if known ~= nil and known >= at then
+        return -- a later revocation of the same target covers more: keep it
+    end
+    local stored, err = dict:safe_set(key, at, exp - now)
+    if not stored then
+        -- A full dict would forget revocations: stop deciding natively.
+        meta:set("overflow", err or "full")
+        ngx.log(ngx.ERR, "playgate native: revocation dict is full; every request goes to ",
+            "the validator (raise native_dict_size)")
+    end
 end
 
 -- One poll of one validator; true when the feed was applied.
@@ -640,8 +663,8 @@ local function poll_one(addr, dict)
         -- The validator answers but refuses (a key ring changed on one side): it is reachable,
         -- so its failure policy does not apply here; it decides every request itself.
         sock:close()
-        dict:set("meta:poll_at", ngx.now())
-        dict:set("meta:trusted", false)
+        meta:set("poll_at", ngx.now())
+        meta:set("trusted", false)
         return true
     end
     repeat
@@ -652,13 +675,15 @@ local function poll_one(addr, dict)
         end
     until line == ""
     local head = {}
-    local revs, nrev = {}, 0
     local first = sock:receive("*l")
     if first ~= FEED_VERSION then
         sock:close()
         return false, "not a feed"
     end
-    local complete = false
+    -- Revocations are stored as they arrive (adding one is always safe, even from an answer
+    -- cut short); the cursor and the policy only once the answer is complete.
+    local complete, nrev = false, 0
+    local now = ngx.now()
     while true do
         local line = sock:receive("*l")
         if line == nil then
@@ -670,7 +695,11 @@ local function poll_one(addr, dict)
         end
         if byte(line, 1) == 114 then -- "r kind value revoked_at expires_at"
             nrev = nrev + 1
-            revs[nrev] = line
+            if nrev % 2000 == 0 then
+                ngx.sleep(0) -- a full answer can be long: let this worker serve requests
+                now = ngx.now()
+            end
+            store_revocation(dict, line, now)
         else
             local name, value = line:match("^(%S+) (.*)$")
             if name then
@@ -682,40 +711,18 @@ local function poll_one(addr, dict)
     if not complete then
         return false, "feed cut short"
     end
-    local now = ngx.now()
-    for i = 1, nrev do
-        if i % 2000 == 0 then
-            ngx.sleep(0) -- a full answer can be long: let this worker serve requests meanwhile
-            now = ngx.now()
-        end
-        local k, v, at, exp = revs[i]:match("^r (%S) (%S+) (%S+) (%S+)$")
-        at, exp = tonumber(at), tonumber(exp)
-        if k and at and exp and exp > now then
-            local key = k .. ":" .. v
-            local known = dict:get(key)
-            if known == nil or at > known then
-                local stored, serr = dict:safe_set(key, at, exp - now)
-                if not stored then
-                    -- A full dict would forget revocations: stop deciding natively.
-                    dict:set("meta:overflow", serr or "full")
-                    ngx.log(ngx.ERR, "playgate native: revocation dict is full; ",
-                        "every request goes to the validator (raise native_dict_size)")
-                end
-            end
-        end
-    end
     feed_epoch = head.epoch or "-"
     feed_cursor = tonumber(head.cursor) or 0
-    local fresh = now
-    dict:set("meta:poll_at", fresh)
-    dict:set("meta:trusted", head.trusted == "1")
+    local fresh = ngx.now()
+    meta:set("poll_at", fresh)
+    meta:set("trusted", head.trusted == "1")
     if head.trusted == "1" then
-        dict:set("meta:trusted_at", fresh)
+        meta:set("trusted_at", fresh)
     end
     -- "<native> <leeway> <max_ttl> <max_session> <policy> <max_staleness> <stale_fallback> <cat>"
     local verify = head.verify or ""
     local native = head.keys == key_probes and key_error == nil
-    dict:set("meta:policy", (native and verify) or "0")
+    meta:set("policy", (native and verify) or "0")
     return true
 end
 
@@ -737,6 +744,7 @@ local function poll(premature)
 end
 
 function _M.init_worker()
+    meta = ngx.shared[conf.meta_dict]
     if ngx.worker.id() == 0 and key_error == nil then
         ngx.timer.at(0, poll)
     end
@@ -767,24 +775,24 @@ local function parse_policy(text)
 end
 
 -- The policy to decide with now, or nil: then the Python validator decides.
-local function usable_policy(dict, now)
-    local text = dict:get("meta:policy")
+local function usable_policy(now)
+    local text = meta:get("policy")
     if text ~= policy_text then
         policy_text, policy = text, text and parse_policy(text)
     end
-    if not policy or dict:get("meta:overflow") then
+    if not policy or meta:get("overflow") then
         return nil
     end
-    local poll_at = dict:get("meta:poll_at")
+    local poll_at = meta:get("poll_at")
     if poll_at == nil then
         return nil
     end
     if now - poll_at <= FRESH then
         -- The validator answers: its word on whether its view can be trusted stands.
-        return dict:get("meta:trusted") and policy or nil
+        return meta:get("trusted") and policy or nil
     end
     -- The validator is unreachable: its failure policy, as it would apply it to Redis.
-    local trusted_at = dict:get("meta:trusted_at")
+    local trusted_at = meta:get("trusted_at")
     if policy.fail_open and trusted_at
             and (policy.serve_stale or now - trusted_at <= policy.max_staleness) then
         return policy
@@ -822,7 +830,7 @@ end
 function _M.access()
     local dict = ngx.shared[conf.dict]
     local now = ngx.now()
-    local active = usable_policy(dict, now)
+    local active = usable_policy(now)
     if active == nil or ngx.var.http_cta_common_access_token ~= nil then
         return ask_validator()
     end
