@@ -89,9 +89,13 @@ class RevocationFeed:
         self.live = False
         self._task: asyncio.Task[None] | None = None
 
-    def _on_revocation(self, rev: Revocation) -> None:
-        self.cursor += 1
-        self._log.append((self.cursor, rev))
+    def _on_revocation(self, published: object) -> None:
+        # What the store's pub/sub delivers: a Revocation, or a message that carries one as
+        # ``rev`` (a numbered notice); anything else is not a revocation.
+        rev = getattr(published, "rev", published)
+        if isinstance(rev, Revocation):
+            self.cursor += 1
+            self._log.append((self.cursor, rev))
 
     async def _on_subscribed(self) -> None:
         # Messages published while unsubscribed were never logged: pollers must start over.
