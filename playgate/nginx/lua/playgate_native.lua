@@ -595,16 +595,20 @@ local function feed_auth()
     return kid .. "." .. ts .. "." .. to_hex(hmac(keys[kid], FEED_CONTEXT .. "auth:" .. ts))
 end
 
+-- Store one "r <kind> <value> <revoked at> <expires at>" line; false when it is not one.
 local function store_revocation(dict, line, now)
-    local k, v, at, exp = line:match("^r (%S) (%S+) (%S+) (%S+)$")
+    local k, v, at, exp = line:match("^r ([tsuv]) (%S+) (%S+) (%S+)$")
     at, exp = tonumber(at), tonumber(exp)
-    if not (k and at and exp and exp > now) then
-        return
+    if not (k and at and exp) then
+        return false
+    end
+    if exp <= now then
+        return true -- expired already: nothing left to deny
     end
     local key = k .. ":" .. v
     local known = dict:get(key)
     if known ~= nil and known >= at then
-        return -- a later revocation of the same target covers more: keep it
+        return true -- a later revocation of the same target covers more: keep it
     end
     local stored, err = dict:safe_set(key, at, exp - now)
     if not stored then
@@ -613,6 +617,7 @@ local function store_revocation(dict, line, now)
         ngx.log(ngx.ERR, "playgate native: revocation dict is full; every request goes to ",
             "the validator (raise native_dict_size)")
     end
+    return true
 end
 
 -- One poll of one validator; true when the feed was applied.
@@ -647,9 +652,10 @@ local function poll_one(addr, dict)
     end
     repeat
         local line = sock:receive("*l")
-        if line == nil then
+        if line == nil or find(lower(line), "^transfer%-encoding:") then
+            -- Only a plain body is read line by line: chunk marks would split lines.
             sock:close()
-            return false, "feed cut short"
+            return false, "feed cut short or chunked"
         end
     until line == ""
     local head = {}
@@ -677,12 +683,17 @@ local function poll_one(addr, dict)
                 ngx.sleep(0) -- a full answer can be long: let this worker serve requests
                 now = ngx.now()
             end
-            store_revocation(dict, line, now)
-        else
-            local name, value = line:match("^(%S+) (.*)$")
-            if name then
-                head[name] = value
+            if not store_revocation(dict, line, now) then
+                sock:close()
+                return false, "not a revocation line"
             end
+        else
+            local name, value = line:match("^(%l+) (.*)$")
+            if name == nil then
+                sock:close()
+                return false, "not a feed line"
+            end
+            head[name] = value
         end
     end
     sock:close()
