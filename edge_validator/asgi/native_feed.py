@@ -37,14 +37,14 @@ async def native_feed(request: Request) -> Response:
     # Both read before any await: the log and its cursor belong together.
     fresh = feed.since(epoch, cursor)
     full = fresh is None
-    revocations = feed.everything(guard.sync.view) if fresh is None else fresh
+    revocations = feed.everything() if fresh is None else fresh
     state = guard.settings
     # nginx decides natively only PlayGate's own tokens: with foreign formats accepted (they
     # can travel anywhere, cookies included) every request comes here; with CTA-5007, start
     # tokens that look like a CAT do (cat/verify.py looks_like_cat).
     native = gate.foreign is None
     cat = verifier.cat is not None
-    trusted = feed.live and guard.sync.trusted()
+    trusted = guard.sync.trusted()
     head = [
         FEED_VERSION,
         f"epoch {feed.epoch}",
@@ -56,7 +56,7 @@ async def native_feed(request: Request) -> Response:
         f"keys {key_probes(verifier.keyring)}",
     ]
     # Taken now, with the cursor: what comes later is in the next poll's answer.
-    entries = list(revocations)
+    entries = revocations
     parts = ["\n".join(head) + "\n"]
     for start in range(0, len(entries), _CHUNK):
         parts.append(
