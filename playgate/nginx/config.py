@@ -174,6 +174,8 @@ _NATIVE_HTTP = """\
     lua_package_path "{lua_dir}/?.lua;;";
     lua_shared_dict playgate_native {dict_size};
     lua_shared_dict playgate_native_meta 1m;
+    # The poller says itself when the feed is lost and back, not one line per failed poll.
+    lua_socket_log_errors off;
     init_by_lua_block {{
         require("playgate_native").init({{
             keyring_file = "{keyring_file}",

@@ -583,6 +583,7 @@ local FRESH = 0.75
 -- a revocation out of the revocation dict.
 local meta
 local feed_epoch, feed_cursor = "-", 0
+local feed_ok = true
 
 local function feed_auth()
     local ids = {}
@@ -720,11 +721,20 @@ local function poll(premature)
         return
     end
     local dict = ngx.shared[conf.dict]
+    local polled, why = false, nil
     for _, addr in ipairs(conf.validators) do
-        local ok, err = pcall(poll_one, addr, dict)
-        if ok and err then
+        local ran, ok, err = pcall(poll_one, addr, dict)
+        if ran and ok then
+            polled = true
             break
         end
+        why = ran and err or ok -- the poll's reason, or the error it raised
+    end
+    -- One line when the feed is lost and one when it is back, not one per poll.
+    if polled ~= feed_ok then
+        feed_ok = polled
+        ngx.log(ngx.ERR, "playgate native: revocation feed ",
+            polled and "back" or ("lost (" .. tostring(why) .. ")"))
     end
     local ok, err = ngx.timer.at(POLL, poll)
     if not ok then
