@@ -156,7 +156,7 @@ REVOCATION_REQUEST = {
         "user_id": _TARGET,
     },
 }
-REVOCATION = {
+REVOCATION: dict[str, Any] = {
     "type": "object",
     "required": ["kind", "value", "revoked_at", "expires_at"],
     "properties": {
@@ -171,6 +171,17 @@ REVOCATION = {
             "type": "string",
             "format": "date-time",
             "description": "ISO 8601 UTC; the revocation is kept until then",
+        },
+    },
+}
+QUEUED = {
+    **REVOCATION,
+    "required": [*REVOCATION["required"], "queued"],
+    "properties": {
+        **REVOCATION["properties"],
+        "queued": {
+            "const": True,
+            "description": "held in the signer's spool; written to Redis as soon as it answers",
         },
     },
 }

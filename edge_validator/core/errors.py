@@ -164,6 +164,13 @@ class StoreUnavailable(PlayGateError):
     retry_after = 1
 
 
+class NotReplicated(StoreUnavailable):
+    """The primary took a write but too few replicas confirmed it: a failover could lose it,
+    so it is not acknowledged as done (PLAYGATE_REDIS_WAIT_REPLICAS)."""
+
+    reason = "not_replicated"
+
+
 # --- origins ----------------------------------------------------------------------------------
 
 
