@@ -14,7 +14,9 @@ import asyncio
 import collections
 import contextlib
 import json
+import os
 import shutil
+import signal
 import socket
 import time
 from collections.abc import Iterator
@@ -56,6 +58,8 @@ VECTORS = json.loads((TESTS / "vectors" / "tokens.json").read_text())
 KEYRING_DOC = VECTORS["keyring"]
 KEYRING = KeyRing.from_json(json.dumps(KEYRING_DOC))
 VERIFIER = verifier(KEYRING)
+# nginx's ring with one secret the validator's lacks (see _forged).
+ROTATED = {"keys": {**KEYRING_DOC["keys"], "k1": "Q" * 43}}
 
 # Test only: judge a batch of requests (one a line: hex target, client, now) with the native
 # verifier's own decision function, in this nginx, and answer one verdict a line.
@@ -480,9 +484,8 @@ def test_a_revocation_published_in_redis_reaches_nginx_within_a_second(
 def test_nginx_decides_nothing_when_its_key_ring_differs_from_the_validators(
     tmp_path: Path, media_root: Path
 ) -> None:
-    rotated = {"keys": {**KEYRING_DOC["keys"], "k1": "Q" * 43}}  # one secret differs
     with edge_with_stoppable_validator(
-        tmp_path, media_root, StateSettings(), nginx_keyring=rotated
+        tmp_path, media_root, StateSettings(), nginx_keyring=ROTATED
     ) as (edge_url, _):
         url = _issue(edge_url)
         # MACed with the secret only nginx's ring holds: nginx alone would allow it.
@@ -494,6 +497,46 @@ def test_nginx_decides_nothing_when_its_key_ring_differs_from_the_validators(
             resp = httpx.get(forged, timeout=10)
             assert resp.status_code == 403
             assert resp.headers["x-playgate-reason"] == "bad_signature"
+
+
+def test_a_reload_with_another_key_ring_decides_nothing_on_the_old_loads_feed(
+    tmp_path: Path, media_root: Path
+) -> None:
+    # The shared dicts outlive a reload: the feed state the old load's poller left there (its
+    # ring matched the validator's) must not let the new load decide with its new ring.
+    state = StateSettings(failure_policy=FAIL_OPEN, max_staleness=3600.0)
+    with edge_with_stoppable_validator(tmp_path, media_root, state) as (edge_url, validator):
+        url = _issue(edge_url)
+        forged = url.replace(url.split("/t/")[1].split("/")[0], _forged())
+        assert _first_answer_other_than(url, 503, 20).status_code == 200  # first poll done
+        validator.close()  # the new load can never poll: only the old load's state is there
+        (tmp_path / "keyring.json").write_text(json.dumps(ROTATED))
+        os.kill(int((tmp_path / "nginx.pid").read_text()), signal.SIGHUP)
+        # The old workers allow (old ring, young view) until the new ones take over.
+        resp = _first_answer_other_than(url, 200, 20)
+        forged_resp = httpx.get(forged, timeout=10)
+    # The new load asks the validator, which cannot answer; the forged token never plays.
+    assert resp.status_code == 503, resp.headers
+    assert forged_resp.status_code == 503, forged_resp.headers
+
+
+def test_a_revocation_renewed_at_the_same_time_outlives_its_first_expiry(
+    edge: Edge, store: MemoryStore
+) -> None:
+    url = signed(edge, user_id="renewed")
+    at = time.time()
+
+    async def revoke_twice() -> None:
+        await store.revoke(Revocation("user_id", "renewed", at, at + 1))
+        # The same revocation, kept longer: the validator's view keeps this one.
+        await store.revoke(Revocation("user_id", "renewed", at, at + 600))
+
+    asyncio.run(revoke_twice())
+    time.sleep(2.5)  # past the first expiry; several feed polls
+    asked = checks(edge)
+    resp = httpx.get(url, timeout=10)
+    assert (resp.status_code, checks(edge) == asked) == (403, True)
+    assert resp.headers["x-playgate-reason"] == "revoked"
 
 
 def _forged() -> str:
