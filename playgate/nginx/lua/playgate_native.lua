@@ -656,7 +656,10 @@ local function poll_one(addr, dict)
     if not find(status, "^HTTP/1%.[01] 200") then
         -- The validator answers but refuses (a key ring changed on one side): it is reachable,
         -- so its failure policy does not apply here; it decides every request itself.
+        -- Its ring may no longer be nginx's (a 401): the policy known from when they agreed
+        -- must not outlive it if the validator goes away next.
         sock:close()
+        meta:set("policy", generation .. " 0")
         meta:set("poll_at", ngx.now())
         meta:set("trusted", false)
         return true
