@@ -58,7 +58,12 @@ async def shield(request: Request) -> Response:
     except Exception:  # an origin or rewriting bug: deny with a reason, never a bare 500
         log.exception("shield fetch failed token_id=%s", grant.token_id)
         return denied(InternalError())
-    return _response(reply, grant)
+    response = _response(reply, grant)
+    if admission.set_cookie is not None:
+        # A Media CDN long token for this viewer (mediacdn_dual.py): never kept by a cache.
+        response.headers["Cache-Control"] = NO_STORE
+        response.headers.append("Set-Cookie", admission.set_cookie)
+    return response
 
 
 async def _fetch(request: Request, grant: Grant) -> OriginReply:

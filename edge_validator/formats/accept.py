@@ -19,7 +19,13 @@ from collections.abc import Hashable, Mapping
 from typing import NamedTuple
 
 from ..core.addresses import ClientAddress
-from ..core.decision import DEFAULT_LEEWAY, DEFAULT_MAX_TTL, MEMO_SIZE, Grant
+from ..core.decision import (
+    DEFAULT_LEEWAY,
+    DEFAULT_MAX_SESSION,
+    DEFAULT_MAX_TTL,
+    MEMO_SIZE,
+    Grant,
+)
 from ..core.errors import ConfigurationError, MalformedToken, UnknownKey
 from ..core.paths import Target
 from ..core.protocol import TOKEN_PARAM, TOKEN_PREFIX
@@ -27,7 +33,7 @@ from ..core.token import Claims
 from . import akamai, cloudfront, jwt_playback, mediacdn, secure_link
 from .cloudfront import CloudFrontPublicKey
 from .jwks import JwksCache
-from .keys import FORMATS, FormatKeys
+from .keys import FORMATS, FormatKeys, MediaKey
 from .policy import VIDEO_SCOPE_RE, Access, derived_token_id, judge, video_scope
 
 Client = ClientAddress | str | None
@@ -55,6 +61,7 @@ class ForeignVerifier:
         leeway: int = DEFAULT_LEEWAY,
         memo_size: int = MEMO_SIZE,
         jwks: JwksCache | None = None,
+        max_session: int = DEFAULT_MAX_SESSION,
     ) -> None:
         unknown = set(accept) - set(FORMATS)
         if unknown:
@@ -69,6 +76,10 @@ class ForeignVerifier:
         self.keys = keys
         self.accept = frozenset(accept)
         self.max_ttl = max_ttl
+        # Media CDN long tokens (dual-token flow) are sessions: judged against the session cap.
+        self.max_session = max_session
+        self.mediacdn_long = frozenset(keys.mediacdn_long)
+        self._mediacdn_keys: dict[str, MediaKey] = {**keys.mediacdn, **keys.mediacdn_long}
         self.leeway = leeway
         self.memo_size = memo_size
         self._memo: OrderedDict[Hashable, Access] = OrderedDict()
@@ -116,8 +127,10 @@ class ForeignVerifier:
         if opened is None:
             return None
         access = self._authenticate(opened, path, query, cookies, client)
+        long = access.format == "mediacdn" and access.key_id in self.mediacdn_long
+        max_ttl = self.max_session if long else self.max_ttl
         decoded = judge(
-            access, opened.origin_path, client, now, leeway=self.leeway, max_ttl=self.max_ttl
+            access, opened.origin_path, client, now, leeway=self.leeway, max_ttl=max_ttl
         )
         scope = access.scope
         if access.exact and VIDEO_SCOPE_RE.match(decoded):
@@ -211,7 +224,7 @@ class ForeignVerifier:
             return jwt_playback.verify(opened.material, jwt_keys)
         if opened.format == "cloudfront":
             return cloudfront.verify(path, query, cookies, self._cloudfront, public_url)
-        return mediacdn.verify(path, query, cookies, keys.mediacdn, public_url)[0]
+        return mediacdn.verify(path, query, cookies, self._mediacdn_keys, public_url)[0]
 
 
 def _memo_key(opened: Opened, path: str, query: str, cookies: Mapping[str, str]) -> Hashable:
