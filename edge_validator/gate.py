@@ -213,9 +213,11 @@ class Gate:
 def _exchanged(grant: Grant, exchange: Exchange, client: ClientAddress | None) -> Admission:
     metrics().sessions_renewed.inc()
     log.info(
-        "media cdn long token issued token_id=%s long_token_id=%s expires_at=%d client=%s",
+        "media cdn long token issued token_id=%s long_token_id=%s cookie_token_id=%s"
+        " expires_at=%d client=%s",
         grant.token_id,
         exchange.token_id,
+        exchange.cookie_token_id,
         exchange.expires_at,
         client.text if client else None,
     )

@@ -11,7 +11,10 @@ session (``Gate``), and answers the way Media CDN does:
   playlist and segment carries it (Media CDN's cookieless HLS rewrites the manifest instead;
   the redirect needs no rewriting and works for DASH too);
 - any other file: served, with the long token as Media CDN's signed cookie
-  (``Set-Cookie: Edge-Cache-Cookie=URLPrefix=..:Expires=..:KeyName=..:Signature=..``).
+  (``Set-Cookie: Edge-Cache-Cookie=URLPrefix=..:Expires=..:KeyName=..:Signature=..``). The
+  redirect sets the same cookie, for players that resolve a manifest's URIs against the URL
+  they were first given rather than the one a redirect ended at (ffmpeg's DASH demuxer; Media
+  CDN itself offers DASH with cookies only).
 
 Both are Media CDN's own signed-request formats over the URL prefix ``<public_url><scope>``,
 signed with Ed25519 by a key of their own (``mediacdn_long`` in the format keys, Google's
@@ -48,10 +51,11 @@ _COOKIE_ATTRIBUTES_HTTPS = "HttpOnly; Secure; SameSite=None"
 class Exchange(NamedTuple):
     """The long token a short token was exchanged for, and how it travels back."""
 
-    token_id: str  # the long token's (derived) id
+    token_id: str  # the long token's (derived) id: the path token's for a manifest
     expires_at: int
     location: str | None = None  # a manifest: redirect here (path-component long token)
-    set_cookie: str | None = None  # another file: serve it with this Set-Cookie value
+    set_cookie: str | None = None  # the long token as Media CDN's cookie, on every exchange
+    cookie_token_id: str | None = None  # the cookie's (derived) id
 
 
 class DualToken:
@@ -88,15 +92,17 @@ class DualToken:
         if not scope.endswith("/") or not raw_path.startswith(scope):
             return None  # an exact token outside a video scope: it plays within its own life
         expires = int(grant.now) + self.max_session
-        if is_manifest(grant.path):
-            if not redirect:
-                raise SessionRedirectRequired(
-                    "a Media CDN short token is exchanged by a redirect", token_id=grant.token_id
-                )
-            return self._path_token(grant, scope, raw_path, expires)
-        return self._cookie(scope, expires)
+        cookie, cookie_id = self._cookie(scope, expires)
+        if not is_manifest(grant.path):
+            return Exchange(cookie_id, expires, None, cookie, cookie_id)
+        if not redirect:
+            raise SessionRedirectRequired(
+                "a Media CDN short token is exchanged by a redirect", token_id=grant.token_id
+            )
+        location, path_id = self._path_token(grant, scope, raw_path, expires)
+        return Exchange(path_id, expires, location, cookie, cookie_id)
 
-    def _path_token(self, grant: Grant, scope: str, raw_path: str, expires: int) -> Exchange:
+    def _path_token(self, grant: Grant, scope: str, raw_path: str, expires: int) -> tuple[str, str]:
         url = mediacdn.sign_path_component(
             self.public_url + scope, raw_path[len(scope) :], self.key, expires
         )
@@ -105,20 +111,18 @@ class DualToken:
         query = grant.target.query
         if query:
             location = f"{location}?{query}"
-        return Exchange(derived_token_id(mediacdn.FORMAT, token), expires, location=location)
+        return location, derived_token_id(mediacdn.FORMAT, token)
 
-    def _cookie(self, scope: str, expires: int) -> Exchange:
+    def _cookie(self, scope: str, expires: int) -> tuple[str, str]:
+        """The ``Set-Cookie`` value and the cookie token's id."""
         value = mediacdn.sign_cookie(self.public_url + scope, self.key, expires)
         attributes = f"Path={scope}; Max-Age={self.max_session}"
         if self.public_url.startswith("https://"):
             attributes = f"{attributes}; {_COOKIE_ATTRIBUTES_HTTPS}"
         else:
             attributes = f"{attributes}; HttpOnly; SameSite=Lax"
-        return Exchange(
-            derived_token_id(mediacdn.FORMAT, value),
-            expires,
-            set_cookie=f"{mediacdn.COOKIE}={value}; {attributes}",
-        )
+        header = f"{mediacdn.COOKIE}={value}; {attributes}"
+        return header, derived_token_id(mediacdn.FORMAT, value)
 
 
 def _carries_short_token(target: str) -> bool:
