@@ -27,17 +27,14 @@ from ..core.decision import (
     Grant,
 )
 from ..core.errors import ConfigurationError, MalformedToken, UnknownKey
-from ..core.paths import Target
 from ..core.protocol import TOKEN_PARAM, TOKEN_PREFIX
-from ..core.token import Claims
 from . import akamai, cloudfront, jwt_playback, mediacdn, secure_link
 from .cloudfront import CloudFrontPublicKey
 from .jwks import JwksCache
 from .keys import FORMATS, FormatKeys, MediaKey
-from .policy import VIDEO_SCOPE_RE, Access, derived_token_id, judge, video_scope
+from .policy import Access, foreign_grant
 
 Client = ClientAddress | str | None
-_new_tuple = tuple.__new__
 
 
 class Opened(NamedTuple):
@@ -129,26 +126,8 @@ class ForeignVerifier:
         access = self._authenticate(opened, path, query, cookies, client)
         long = access.format == "mediacdn" and access.key_id in self.mediacdn_long
         max_ttl = self.max_session if long else self.max_ttl
-        decoded = judge(
-            access, opened.origin_path, client, now, leeway=self.leeway, max_ttl=max_ttl
-        )
-        scope = access.scope
-        if access.exact and VIDEO_SCOPE_RE.match(decoded):
-            # A token for one file: judged exactly above. Its claims name the file's video, so
-            # revoking the video revokes it too (RevocationView reads /videos/<id>/ scopes).
-            scope = video_scope(decoded)
-        claims = Claims(
-            key_id=access.key_id,
-            expires_at=access.expires_at,
-            not_before=access.not_before,
-            scope=scope,
-            token_id=access.token_id or derived_token_id(opened.format, opened.material),
-            session_id=access.session_id,
-            client_network=access.client_network,
-        )
-        # No PlayGate token: the grant cache and query-token manifest rewriting stay off.
-        request = Target(None, opened.origin_path, opened.origin_query, False)
-        return _new_tuple(Grant, (claims, decoded, request, now))
+        opened_at = (opened.format, opened.material, opened.origin_path, opened.origin_query)
+        return foreign_grant(access, opened_at, client, now, leeway=self.leeway, max_ttl=max_ttl)
 
     def recognise(self, path: str, query: str, cookies: Mapping[str, str]) -> Opened | None:
         accept = self.accept
