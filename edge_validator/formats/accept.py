@@ -26,13 +26,13 @@ from ..core.decision import (
     MEMO_SIZE,
     Grant,
 )
-from ..core.errors import ConfigurationError, MalformedToken, UnknownKey
+from ..core.errors import ConfigurationError, UnknownKey
 from ..core.protocol import TOKEN_PARAM, TOKEN_PREFIX
 from . import akamai, cloudfront, jwt_playback, mediacdn, secure_link
 from .cloudfront import CloudFrontPublicKey
 from .jwks import JwksCache
 from .keys import FORMATS, FormatKeys, MediaKey
-from .policy import Access, foreign_grant
+from .policy import Access, foreign_grant, query_params, query_without
 
 Client = ClientAddress | str | None
 
@@ -131,7 +131,7 @@ class ForeignVerifier:
 
     def recognise(self, path: str, query: str, cookies: Mapping[str, str]) -> Opened | None:
         accept = self.accept
-        params = _params(query)
+        params = query_params(query)
         if "secure_link" in accept and path.startswith(secure_link.PREFIX):
             md5, _, origin = secure_link.split(path)
             return Opened("secure_link", origin, query, md5)
@@ -154,7 +154,7 @@ class ForeignVerifier:
         if "akamai" in accept:
             token = params.get(akamai.TOKEN_NAME) or cookies.get(akamai.TOKEN_NAME)
             if token:
-                return Opened("akamai", path, _without(query, akamai.TOKEN_NAME), token)
+                return Opened("akamai", path, query_without(query, akamai.TOKEN_NAME), token)
         return None
 
     def _mediacdn(
@@ -166,7 +166,7 @@ class ForeignVerifier:
             return Opened("mediacdn", prefix[:-1] + rest, query, token)
         short = params.get(mediacdn.SHORT_TOKEN_PARAM)
         if short:
-            return Opened("mediacdn", path, _without(query, mediacdn.SHORT_TOKEN_PARAM), short)
+            return Opened("mediacdn", path, query_without(query, mediacdn.SHORT_TOKEN_PARAM), short)
         cookie = cookies.get(mediacdn.COOKIE)
         if cookie:
             return Opened("mediacdn", path, query, cookie)
@@ -225,22 +225,6 @@ def _memo_key(opened: Opened, path: str, query: str, cookies: Mapping[str, str])
     return ("mediacdn", opened.material, token_prefix, full_path)
 
 
-def _params(query: str) -> dict[str, str]:
-    """First value of each parameter; the formats' own parsers refuse duplicates."""
-    found: dict[str, str] = {}
-    for param in query.split("&") if query else ():
-        name, _, value = param.partition("=")
-        found.setdefault(name, value)
-    return found
-
-
-def _without(query: str, name: str) -> str:
-    kept = [p for p in query.split("&") if p.partition("=")[0] != name]
-    if len(kept) < len(query.split("&")) - 1:
-        raise MalformedToken(f"more than one {name}")
-    return "&".join(kept)
-
-
 def _jwt(path: str, query: str, params: dict[str, str]) -> Opened | None:
     if path.startswith(TOKEN_PREFIX):
         token, slash, rest = path[len(TOKEN_PREFIX) :].partition("/")
@@ -249,5 +233,5 @@ def _jwt(path: str, query: str, params: dict[str, str]) -> Opened | None:
         return None
     in_query = params.get(TOKEN_PARAM)
     if in_query and jwt_playback.looks_like_jwt(in_query):
-        return Opened("jwt", path, _without(query, TOKEN_PARAM), in_query)
+        return Opened("jwt", path, query_without(query, TOKEN_PARAM), in_query)
     return None

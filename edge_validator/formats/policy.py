@@ -20,7 +20,14 @@ from typing import NamedTuple
 
 from ..core.addresses import ClientAddress, in_network
 from ..core.decision import DEFAULT_LEEWAY, DEFAULT_MAX_TTL, Grant
-from ..core.errors import Expired, IpMismatch, LifetimeExceeded, NotYetValid, OutOfScope
+from ..core.errors import (
+    Expired,
+    IpMismatch,
+    LifetimeExceeded,
+    MalformedToken,
+    NotYetValid,
+    OutOfScope,
+)
 from ..core.paths import Target, normalize_path
 from ..core.token import Claims
 
@@ -182,3 +189,20 @@ def foreign_grant(
     # No PlayGate token: the grant cache and query-token manifest rewriting stay off.
     request = Target(None, origin_path, origin_query, False)
     return _new_tuple(Grant, (claims, decoded, request, now))
+
+
+def query_params(query: str) -> dict[str, str]:
+    """First value of each parameter; the formats' own parsers refuse duplicates."""
+    found: dict[str, str] = {}
+    for param in query.split("&") if query else ():
+        name, _, value = param.partition("=")
+        found.setdefault(name, value)
+    return found
+
+
+def query_without(query: str, name: str) -> str:
+    """The query with the parameter ``name`` removed; refused when it appears twice."""
+    kept = [p for p in query.split("&") if p.partition("=")[0] != name]
+    if len(kept) < len(query.split("&")) - 1:
+        raise MalformedToken(f"more than one {name}")
+    return "&".join(kept)

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from edge_validator.core.keyring import KeyRing, new_keyring_json
-from playgate.lambda_bundle import MAX_ZIP_BYTES, write_bundle
+from playgate.lambda_bundle import LAMBDA_FORMAT_MODULES, MAX_ZIP_BYTES, write_bundle
 from tests.support import factories
 from tests.support.factories import ROOT
 
@@ -27,6 +27,8 @@ EXPECTED = {
     "edge_validator/__init__.py",
     "edge_validator/lambda_edge.py",
     "edge_validator/baked_config.json",
+    # The shared-secret formats, verified at the edge (formats/lambda_formats.py).
+    *(f"edge_validator/formats/{name}.py" for name in LAMBDA_FORMAT_MODULES),
 }
 # Runs inside the unzipped bundle with -I -S: no site-packages, no environment, no cwd on the path.
 RUNNER = """
