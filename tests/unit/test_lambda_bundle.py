@@ -46,6 +46,21 @@ json.dump({"results": results, "foreign": foreign}, sys.stdout)
 """
 
 
+def run_bundle(folder: Path, events: list[dict[str, Any]]) -> dict[str, Any]:
+    """The handler of an unzipped bundle on ``events``, in a fresh ``python -I -S``."""
+    done = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", RUNNER, str(folder)],
+        input=json.dumps(events),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    out: dict[str, Any] = json.loads(done.stdout)
+    return out
+
+
 def build(keyring_file: Path, output: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [
@@ -136,16 +151,7 @@ def test_unzipped_bundle_runs_with_the_standard_library_only(
         event(good[:-2] + "AA"),
         event(good.replace("A", "B", 1)),
     ]
-    done = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", RUNNER, str(tmp_path / "task")],
-        input=json.dumps(events),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    out = json.loads(done.stdout)
+    out = run_bundle(tmp_path / "task", events)
     assert out["foreign"] == []
     allowed, query, ipv6, bad1, bad2 = out["results"]
     assert allowed["uri"] == "/videos/demo/master.m3u8"
@@ -186,16 +192,7 @@ def test_hs256_cat_runs_in_the_bundle_with_the_standard_library_only(
     now = int(time.time())
     good = factories.cat_token(now=now - 5)
     events = [event(good), event(good, "viewer-request-query-token.json"), event(good[:-2] + "AA")]
-    done = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", RUNNER, str(tmp_path / "task")],
-        input=json.dumps(events),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    out = json.loads(done.stdout)
+    out = run_bundle(tmp_path / "task", events)
     assert out["foreign"] == []
     allowed, query, bad = out["results"]
     assert allowed["uri"] == "/videos/demo/master.m3u8"

@@ -5,8 +5,6 @@ the real bundle, unzipped and run with no site-packages."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 import zipfile
 from pathlib import Path
@@ -21,7 +19,7 @@ from edge_validator.formats.lambda_formats import LambdaFormats
 from edge_validator.lambda_edge import make_handler
 from tests.support import factories
 from tests.support.formats import NOW, format_keys_json, policy
-from tests.unit.test_lambda_bundle import RUNNER, build
+from tests.unit.test_lambda_bundle import build, run_bundle
 
 PUBLIC_URL = "https://cdn.example.com"
 KEYS_JSON = format_keys_json(PUBLIC_URL)
@@ -124,15 +122,7 @@ def test_the_bundle_verifies_them_with_the_standard_library_only(tmp_path: Path)
     issued = {n: emit(n, policy(now=_now()), KEYS, PUBLIC_URL) for n in ("secure_link", "akamai")}
     cloudfront = emit("cloudfront", policy(now=_now()), KEYS, PUBLIC_URL)
     events = [event(issued["secure_link"].url), event(issued["akamai"].url), event(cloudfront.url)]
-    out = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", RUNNER, str(tmp_path / "unzipped")],
-        input=json.dumps(events),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    doc = json.loads(out.stdout)
+    doc = run_bundle(tmp_path / "unzipped", events)
     assert doc["foreign"] == []
     secure, akamai, refused = doc["results"]
     assert secure["uri"] == "/videos/demo/master.m3u8"
