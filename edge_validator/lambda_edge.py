@@ -28,6 +28,7 @@ from .core.errors import (
     InternalError,
     MalformedToken,
     MethodNotAllowed,
+    PlaybackTokenError,
     PlayGateError,
     SessionRedirectRequired,
     StateUnavailable,
@@ -163,10 +164,15 @@ def viewer_request(
         uri: str = request["uri"]
         client = client_ip if isinstance(client_ip, str) else None  # parsed only if needed
         target = f"{uri}?{query}" if query else uri
-        cookies = _request_cookies(request)
-        grant = formats.authorize(uri, query, cookies, client, now) or verifier.verify_target(
-            target, client, now, _header_token(request)
-        )
+        try:
+            grant = verifier.verify_target(target, client, now, _header_token(request))
+        except PlaybackTokenError:
+            # Not a good PlayGate token: a foreign format's, or refused by name? A valid
+            # PlayGate token never pays for the question.
+            found = formats.authorize(uri, query, _request_cookies(request), client, now)
+            if found is None:
+                raise
+            grant = found
         claims = grant.claims
         # No shared state reaches a CloudFront POP: a token that needs it is refused, not waved on.
         if claims.max_uses or claims.max_streams:

@@ -40,7 +40,7 @@ REFUSED = {
     "jwt": "JWT playback tokens are verified by the origin shield; the Lambda@Edge bundle has "
     "no RSA, ECDSA or Ed25519",
 }
-_MEDIACDN_MARKS = ("/edge-cache-token=",)
+_MEDIACDN_PATH = "/edge-cache-token="
 
 
 class LambdaFormats:
@@ -84,18 +84,27 @@ class LambdaFormats:
     ) -> Grant | None:
         """A grant for a secure_link or Akamai token; None when the request carries no foreign
         format's mark (a PlayGate token, judged as always); ``UnsupportedFormat`` for the
-        others, or for a format whose keys the bundle does not hold."""
-        cookies = _cookies(cookie_header)
-        params = query_params(query)
-        refused = _refused(uri, params, cookies)
+        others, or for a format whose keys the bundle does not hold.
+
+        Every request passes here first: substring tests on the raw strings decide whether
+        anything is parsed, so a PlayGate path token without query or cookies costs a few
+        string scans.
+        """
+        cookie_header = cookie_header or ""
+        refused = _refused(uri, query, cookie_header)
         if refused is not None:
             raise UnsupportedFormat(REFUSED[refused])
         if uri.startswith(secure_link.PREFIX):
             return self._secure_link(uri, query, client, now)
-        token = params.get(akamai.TOKEN_NAME) or cookies.get(akamai.TOKEN_NAME)
-        if token:
-            return self._akamai(token, uri, query_without(query, akamai.TOKEN_NAME), client, now)
-        return None
+        mark = akamai.TOKEN_NAME + "="
+        if mark not in query and mark not in cookie_header:
+            return None
+        token = query_params(query).get(akamai.TOKEN_NAME) or _cookies(cookie_header).get(
+            akamai.TOKEN_NAME
+        )
+        if not token:
+            return None
+        return self._akamai(token, uri, query_without(query, akamai.TOKEN_NAME), client, now)
 
     def _secure_link(self, uri: str, query: str, client: str | None, now: float) -> Grant:
         if not self.secure_link:
@@ -117,25 +126,36 @@ class LambdaFormats:
         return foreign_grant(access, opened, address, now, leeway=self.leeway, max_ttl=self.max_ttl)
 
 
-def _refused(uri: str, params: Mapping[str, str], cookies: Mapping[str, str]) -> str | None:
-    if any(mark in uri for mark in _MEDIACDN_MARKS) or "edge-cache-token" in params:
+def _refused(uri: str, query: str, cookie_header: str) -> str | None:
+    """The public-key format a request carries, by its marks; None for none."""
+    if _MEDIACDN_PATH in uri:
         return "mediacdn"
-    if "Edge-Cache-Cookie" in cookies:
-        return "mediacdn"
-    if "Key-Pair-Id" in params or any(name.startswith("CloudFront-") for name in cookies):
-        return "cloudfront"
+    if query and ("edge-cache-token=" in query or "Key-Pair-Id=" in query):
+        params = query_params(query)
+        if "edge-cache-token" in params:
+            return "mediacdn"
+        if "Key-Pair-Id" in params:
+            return "cloudfront"
+    if cookie_header and ("Edge-Cache-Cookie=" in cookie_header or "CloudFront-" in cookie_header):
+        cookies = _cookies(cookie_header)
+        if "Edge-Cache-Cookie" in cookies:
+            return "mediacdn"
+        if any(name.startswith("CloudFront-") for name in cookies):
+            return "cloudfront"
     if uri.startswith(TOKEN_PREFIX):
         token = uri[len(TOKEN_PREFIX) :].partition("/")[0]
+    elif query and TOKEN_PARAM + "=" in query:
+        token = query_params(query).get(TOKEN_PARAM, "")
     else:
-        token = params.get(TOKEN_PARAM, "")
-    # PlayGate tokens are base64url: a dot means a JWT (header.payload.signature).
+        return None
+    # PlayGate tokens are base64url: two dots mean a JWT (header.payload.signature).
     return "jwt" if token.count(".") == 2 else None
 
 
-def _cookies(header: str | None) -> dict[str, str]:
+def _cookies(header: str) -> dict[str, str]:
     """``Cookie: a=1; b=2`` as CloudFront passes it; the first value of a repeated name."""
     found: dict[str, str] = {}
-    for part in (header or "").split(";"):
+    for part in header.split(";"):
         name, eq, value = part.strip().partition("=")
         if eq and name:
             found.setdefault(name, value)
