@@ -201,3 +201,30 @@ def test_long_keys_are_configured_apart_and_must_sign() -> None:
     with pytest.raises(ConfigurationError, match="private key"):
         DualToken(keys.public_only().mediacdn_long, HOST, max_session=60)
     assert "seed" not in repr(DualToken(keys.mediacdn_long, HOST, max_session=60))
+
+
+@pytest.mark.parametrize(
+    "case",
+    [c for c in DUAL["tokens"] if "full_path" not in c],
+    ids=lambda c: c["id"],
+)
+def test_googles_published_short_tokens_are_exchanged(case: dict[str, str]) -> None:
+    """Google's dual-token samples (python-docs-samples media_cdn/dualtoken_test.py), as an
+    app server would hand them out for the host they name, answered with a long token."""
+    host = "http://10.20.30.40"
+    keys = FormatKeys(
+        host,
+        mediacdn={"short-ed": SHORT_ED, "short-mac": SHORT_MAC},
+        mediacdn_long={"long-1": LONG},
+    )
+    now = DUAL["expires"] - 30
+    target = f"/master.m3u8?edge-cache-token={case['token']}"
+    grant = ForeignVerifier(keys, ("mediacdn",), max_ttl=600).authorize(target, {}, None, now)
+    assert grant is not None
+    found = DualToken(keys.mediacdn_long, host, max_session=MAX_SESSION).exchange(
+        target, grant, redirect=True
+    )
+    assert found is not None
+    assert found.location is not None
+    assert found.location.startswith(f"/edge-cache-token=Expires={now + MAX_SESSION}&KeyName=")
+    assert found.location.endswith("/master.m3u8")
