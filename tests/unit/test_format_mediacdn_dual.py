@@ -21,11 +21,12 @@ from edge_validator.core.errors import (
 )
 from edge_validator.formats import mediacdn
 from edge_validator.formats.accept import ForeignVerifier
+from edge_validator.formats.emit import emit
 from edge_validator.formats.keys import FormatKeys
 from edge_validator.formats.mediacdn import MediaCdnHmacKey, MediaCdnKey
 from edge_validator.formats.mediacdn_dual import DualToken, Exchange
 from edge_validator.formats.policy import derived_token_id
-from tests.support.formats import NOW, vectors
+from tests.support.formats import NOW, policy, vectors
 
 HOST = "https://media.example.com"
 SCOPE = "/videos/demo/"
@@ -228,3 +229,24 @@ def test_googles_published_short_tokens_are_exchanged(case: dict[str, str]) -> N
     assert found.location is not None
     assert found.location.startswith(f"/edge-cache-token=Expires={now + MAX_SESSION}&KeyName=")
     assert found.location.endswith("/master.m3u8")
+
+
+def test_the_signer_emits_short_tokens_the_edge_exchanges() -> None:
+    """``"format": "mediacdn_short"``: the start window as Starts/Expires, the token id as Data,
+    the session id and binding copied, signed with the first private mediacdn key."""
+    signer_keys = FormatKeys(HOST, mediacdn={"short-ed": SHORT_ED})
+    pol = policy(session_id="s-1", ttl=60)
+    issued = emit("mediacdn_short", pol, signer_keys, HOST)
+    assert issued.url.startswith(f"{HOST}{SCOPE}master.m3u8?edge-cache-token=URLPrefix=")
+    assert issued.token_id == "tid-test"
+    target = issued.url.removeprefix(HOST)
+    grant = verifier().authorize(target, {}, None, NOW)
+    assert grant is not None
+    assert (grant.token_id, grant.claims.session_id) == ("tid-test", "s-1")
+    assert grant.claims.not_before == NOW
+    found = dual().exchange(target, grant, redirect=True)
+    assert found is not None
+    bound = emit("mediacdn_short", policy(client_network="192.0.2.0/24"), signer_keys, HOST)
+    bound_grant = verifier().authorize(bound.url.removeprefix(HOST), {}, "192.0.2.9", NOW)
+    assert bound_grant is not None
+    assert bound_grant.claims.client_network == "192.0.2.0/24"
