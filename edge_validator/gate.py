@@ -135,8 +135,9 @@ class Gate:
                     max_session=self.verifier.max_session,
                     narrow=self.narrow_sessions,
                 )
-            elif self.dual is not None and header_token is None:
-                exchange = self.dual.exchange(target, grant, redirect=redirect)
+            elif self.dual is not None and self.foreign is not None and header_token is None:
+                opened = self.foreign.opened(target, cookies or {})
+                exchange = self.dual.exchange(target, grant, opened, redirect=redirect)
             await self._check_state(grant, session)
         except PlaybackTokenError as exc:
             self._decided(started, client, None, exc)

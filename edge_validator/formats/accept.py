@@ -129,6 +129,11 @@ class ForeignVerifier:
         opened_at = (opened.format, opened.material, opened.origin_path, opened.origin_query)
         return foreign_grant(access, opened_at, client, now, leeway=self.leeway, max_ttl=max_ttl)
 
+    def opened(self, target: str, cookies: Mapping[str, str]) -> Opened | None:
+        """What ``authorize`` recognised in a request target (the format and its token)."""
+        path, _, query = target.partition("?")
+        return self.recognise(path, query, cookies)
+
     def recognise(self, path: str, query: str, cookies: Mapping[str, str]) -> Opened | None:
         accept = self.accept
         params = query_params(query)

@@ -40,8 +40,9 @@ from ..core.decision import Grant
 from ..core.errors import ConfigurationError, SessionRedirectRequired
 from ..core.protocol import is_manifest
 from . import mediacdn
+from .accept import Opened
 from .mediacdn import MediaCdnKey
-from .policy import derived_token_id
+from .policy import derived_token_id, query_params
 
 # What a browser needs to send the cookie back only for the video, over HTTPS, from players on
 # other origins too (a cross-site XHR sends only SameSite=None cookies).
@@ -76,14 +77,24 @@ class DualToken:
     def __repr__(self) -> str:
         return f"DualToken(key={self.key.key_name!r}, max_session={self.max_session})"
 
-    def exchange(self, target: str, grant: Grant, *, redirect: bool) -> Exchange | None:
+    def exchange(
+        self,
+        target: str,
+        grant: Grant,
+        opened: Opened | None,
+        *,
+        redirect: bool,
+    ) -> Exchange | None:
         """The long token for a request a Media CDN short token was granted, else None.
 
-        ``redirect``: whether the adapter can answer a 302 (``/auth`` cannot: a manifest there
-        is refused with ``session_redirect_required``, as a PlayGate start token is).
+        ``opened``: what ``ForeignVerifier.recognise`` made of the request, so that only a grant
+        for a short token is exchanged (never one for another format that happens to carry an
+        ``edge-cache-token`` parameter too). ``redirect``: whether the adapter can answer a 302
+        (``/auth`` cannot: a manifest there is refused with ``session_redirect_required``, as a
+        PlayGate start token is).
         """
         claims = grant.claims
-        if not _carries_short_token(target) or claims.key_id in self.long_key_names:
+        if not _is_short_token(target, opened) or claims.key_id in self.long_key_names:
             return None
         if claims.client_network is not None:
             return None  # no long format carries IPRanges: it plays within its own life
@@ -125,13 +136,15 @@ class DualToken:
         return header, derived_token_id(mediacdn.FORMAT, value)
 
 
-def _carries_short_token(target: str) -> bool:
-    """The request was granted for a short token: ``edge-cache-token`` in its query (the
-    verifier refused anything else that named it, and a path token or cookie comes first)."""
+def _is_short_token(target: str, opened: Opened | None) -> bool:
+    """The grant is a Media CDN short token's: recognised as Media CDN, and the token verified
+    is the ``edge-cache-token`` query parameter (not a path token, not the cookie)."""
+    if opened is None or opened.format != mediacdn.FORMAT:
+        return False
     path, _, query = target.partition("?")
     if mediacdn.split_path(path) is not None:
         return False
-    return any(p.startswith(mediacdn.SHORT_TOKEN_PARAM + "=") for p in query.split("&"))
+    return query_params(query).get(mediacdn.SHORT_TOKEN_PARAM) == opened.material
 
 
 def _is_private(key: MediaCdnKey) -> bool:

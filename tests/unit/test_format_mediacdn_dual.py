@@ -26,7 +26,7 @@ from edge_validator.formats.keys import FormatKeys
 from edge_validator.formats.mediacdn import MediaCdnHmacKey, MediaCdnKey
 from edge_validator.formats.mediacdn_dual import DualToken, Exchange
 from edge_validator.formats.policy import derived_token_id
-from tests.support.formats import NOW, policy, vectors
+from tests.support.formats import NOW, format_keys_json, policy, vectors
 
 HOST = "https://media.example.com"
 SCOPE = "/videos/demo/"
@@ -58,7 +58,7 @@ def short_token(key: MediaCdnKey | MediaCdnHmacKey = SHORT_ED, **fields: object)
 def exchange(target: str, *, redirect: bool = True, now: float = NOW) -> tuple[Grant, Exchange]:
     grant = verifier().authorize(target, {}, None, now)
     assert grant is not None
-    found = dual().exchange(target, grant, redirect=redirect)
+    found = dual().exchange(target, grant, verifier().opened(target, {}), redirect=redirect)
     assert found is not None
     return grant, found
 
@@ -139,21 +139,16 @@ def test_a_full_path_short_token_is_exchanged_for_its_video() -> None:
 def test_a_short_token_bound_to_a_network_is_not_exchanged() -> None:
     """No long format carries IPRanges: the short token plays within its own life, still bound,
     rather than being traded for a long token that plays from anywhere."""
-    token = short_token(ip_ranges="192.0.2.0/24")
-    grant = verifier().authorize(
-        f"{SCOPE}master.m3u8?edge-cache-token={token}", {}, "192.0.2.7", NOW
-    )
+    target = f"{SCOPE}master.m3u8?edge-cache-token={short_token(ip_ranges='192.0.2.0/24')}"
+    grant = verifier().authorize(target, {}, "192.0.2.7", NOW)
     assert grant is not None
-    assert (
-        dual().exchange(f"{SCOPE}master.m3u8?edge-cache-token={token}", grant, redirect=True)
-        is None
-    )
+    assert dual().exchange(target, grant, verifier().opened(target, {}), redirect=True) is None
 
 
 def not_exchanged(target: str) -> bool:
     grant = verifier().authorize(target, {}, None, NOW)
     assert grant is not None
-    return dual().exchange(target, grant, redirect=True) is None
+    return dual().exchange(target, grant, verifier().opened(target, {}), redirect=True) is None
 
 
 def test_only_short_tokens_are_exchanged() -> None:
@@ -220,10 +215,11 @@ def test_googles_published_short_tokens_are_exchanged(case: dict[str, str]) -> N
     )
     now = DUAL["expires"] - 30
     target = f"/master.m3u8?edge-cache-token={case['token']}"
-    grant = ForeignVerifier(keys, ("mediacdn",), max_ttl=600).authorize(target, {}, None, now)
+    foreign = ForeignVerifier(keys, ("mediacdn",), max_ttl=600)
+    grant = foreign.authorize(target, {}, None, now)
     assert grant is not None
     found = DualToken(keys.mediacdn_long, host, max_session=MAX_SESSION).exchange(
-        target, grant, redirect=True
+        target, grant, foreign.opened(target, {}), redirect=True
     )
     assert found is not None
     assert found.location is not None
@@ -244,9 +240,39 @@ def test_the_signer_emits_short_tokens_the_edge_exchanges() -> None:
     assert grant is not None
     assert (grant.token_id, grant.claims.session_id) == ("tid-test", "s-1")
     assert grant.claims.not_before == NOW
-    found = dual().exchange(target, grant, redirect=True)
+    found = dual().exchange(target, grant, verifier().opened(target, {}), redirect=True)
     assert found is not None
     bound = emit("mediacdn_short", policy(client_network="192.0.2.0/24"), signer_keys, HOST)
     bound_grant = verifier().authorize(bound.url.removeprefix(HOST), {}, "192.0.2.9", NOW)
     assert bound_grant is not None
     assert bound_grant.claims.client_network == "192.0.2.0/24"
+
+
+def test_only_a_grant_for_the_short_token_itself_is_exchanged() -> None:
+    """A URL in another format that also carries an ``edge-cache-token`` parameter is judged
+    as that format, and never turned into a Media CDN long token (regression)."""
+    signer_keys = FormatKeys.from_json(format_keys_json(HOST))
+    keys = FormatKeys(
+        HOST,
+        secure_link=signer_keys.secure_link,
+        mediacdn={"short-ed": SHORT_ED},
+        mediacdn_long={"long-1": LONG},
+    )
+    foreign = ForeignVerifier(keys, ("secure_link", "mediacdn"), max_ttl=600)
+    url = emit("secure_link", policy(), keys, HOST).url
+    target = f"{url.removeprefix(HOST)}?edge-cache-token={short_token()}"
+    grant = foreign.authorize(target, {}, None, NOW)
+    assert grant is not None
+    opened = foreign.opened(target, {})
+    assert opened is not None
+    assert opened.format == "secure_link"
+    assert dual().exchange(target, grant, opened, redirect=True) is None
+    # Nor the cookie or a path token: only the query's short token.
+    _, found = exchange(f"{SCOPE}master.m3u8?edge-cache-token={short_token()}")
+    assert found.set_cookie is not None
+    cookie = found.set_cookie.partition("=")[2].partition(";")[0]
+    cookies = {"Edge-Cache-Cookie": cookie}
+    plain = f"{SCOPE}film.mp4"
+    grant = verifier().authorize(plain, cookies, None, NOW)
+    assert grant is not None
+    assert dual().exchange(plain, grant, verifier().opened(plain, cookies), redirect=True) is None
