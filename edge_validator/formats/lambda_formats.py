@@ -86,9 +86,9 @@ class LambdaFormats:
         format's mark (a PlayGate token, judged as always); ``UnsupportedFormat`` for the
         others, or for a format whose keys the bundle does not hold.
 
-        Every request passes here first: substring tests on the raw strings decide whether
-        anything is parsed, so a PlayGate path token without query or cookies costs a few
-        string scans.
+        The handler asks only about requests PlayGate's own verifier refused (a valid PlayGate
+        token never pays for it); substring tests on the raw strings decide whether anything is
+        parsed.
         """
         cookie_header = cookie_header or ""
         refused = _refused(uri, query, cookie_header)
