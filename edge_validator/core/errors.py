@@ -337,6 +337,14 @@ class SessionRedirectRequired(PlaybackTokenError):
     )
 
 
+class UnsupportedFormat(PlaybackTokenError):
+    """A foreign token format this validator cannot verify here (Lambda@Edge: public-key
+    formats); refused by name, never judged as a PlayGate token."""
+
+    reason = "unsupported_format"
+    hint = "verify this format at the origin shield (docs/formats.md, the format table)"
+
+
 class BadManifest(PlaybackTokenError):
     """The origin's manifest cannot be rewritten safely; the request is denied."""
 
