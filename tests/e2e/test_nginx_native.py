@@ -414,7 +414,8 @@ def _first_answer_other_than(url: str, status: int, seconds: float) -> httpx.Res
     "state",
     [
         StateSettings(failure_policy=FAIL_CLOSED),
-        StateSettings(failure_policy=FAIL_OPEN, max_staleness=1.0),
+        # "deny" past the staleness (main's default became "serve": native, forever).
+        StateSettings(failure_policy=FAIL_OPEN, max_staleness=1.0, stale_fallback="deny"),
     ],
     ids=["fail_closed", "fail_open-past-staleness"],
 )
