@@ -26,6 +26,7 @@ from edge_validator.core.errors import (
     PlayGateError,
     RateLimited,
     StateNotShared,
+    StoreBusy,
     StoreUnavailable,
     Unauthorized,
     UnsupportedMediaType,
@@ -122,7 +123,7 @@ def endpoints(api: SignerApi, revocations: RevocationsApi, health: SignerHealth)
             api.playback_urls,
             "Issue a signed playback URL for one video",
             {201: ("issued", PLAYBACK_URL)},
-            (*_CALLER_ERRORS, RateLimited, *_BODY_ERRORS, StoreUnavailable),
+            (*_CALLER_ERRORS, RateLimited, *_BODY_ERRORS, StoreUnavailable, StoreBusy),
             PLAYBACK_REQUEST,
         ),
         Endpoint(
@@ -131,7 +132,7 @@ def endpoints(api: SignerApi, revocations: RevocationsApi, health: SignerHealth)
             revocations.revoke,
             "Revoke a token, session, video or user before expiry",
             {201: ("revoked", REVOCATION)},
-            (*_CALLER_ERRORS, StateNotShared, *_BODY_ERRORS, StoreUnavailable),
+            (*_CALLER_ERRORS, StateNotShared, *_BODY_ERRORS, StoreUnavailable, StoreBusy),
             REVOCATION_REQUEST,
         ),
         Endpoint(
@@ -140,7 +141,7 @@ def endpoints(api: SignerApi, revocations: RevocationsApi, health: SignerHealth)
             revocations.list_revocations,
             "List live revocations",
             {200: ("live revocations", REVOCATION_LIST)},
-            (Unauthorized, MissingScope, StoreUnavailable),
+            (Unauthorized, MissingScope, StoreUnavailable, StoreBusy),
         ),
         Endpoint(
             "GET",

@@ -198,7 +198,7 @@ def test_periodic_resync_repairs_a_missed_message(
 
         async def store_without_publishing() -> None:
             store = RedisStore(state)
-            await store._revoke(store._rev_keys, [rev.member, rev.to_json(), rev.expires_at, now])
+            await store.log.append(store.client, [rev], now)
             await store.close()
 
         asyncio.run(store_without_publishing())

@@ -12,6 +12,7 @@ import pytest
 from edge_validator.state import Revocation, StateSettings, StateStore, build_store
 from edge_validator.state.memory import MemoryStore
 from edge_validator.state.redis_store import RedisStore
+from edge_validator.state.revocation_log import Notice
 from playgate.redis_server import redis_sentinel, redis_server
 
 
@@ -84,11 +85,13 @@ def test_expired_revocations_are_dropped_from_storage(settings: StateSettings) -
             assert len(store._revocations) == 1
             return
         assert isinstance(store, RedisStore)
-        expiry_key, data_key = store._rev_keys
-        assert await store.client.zrange(expiry_key, 0, -1) == ["token_id:new"]
-        assert await store.client.hkeys(data_key) == ["token_id:new"]
+        log = store.log
+        assert await store.client.zrange(log.expiry_key, 0, -1) == ["token_id:new"]
+        assert await store.client.hkeys(log.data_key) == ["token_id:new"]
+        assert await store.client.zrange(log.log_key, 0, -1) == ["token_id:new"]
         # The keys themselves expire with the last revocation: the set is bounded in time too.
-        assert 0 < await store.client.ttl(expiry_key) <= 62
+        for key in (log.expiry_key, log.data_key, log.log_key):
+            assert 0 < await store.client.ttl(key) <= 62
 
     run(settings, scenario)
 
@@ -150,7 +153,7 @@ def test_rate_window(settings: StateSettings) -> None:
 
 def test_listeners_receive_revocations(settings: StateSettings) -> None:
     async def scenario(store: StateStore) -> None:
-        got: list[Revocation] = []
+        got: list[Notice] = []
         subscribed = asyncio.Event()
 
         async def on_subscribed() -> None:
@@ -162,13 +165,16 @@ def test_listeners_receive_revocations(settings: StateSettings) -> None:
         rev = Revocation("session_id", "sess-9", now, now + 60)
         # A second store (another process, in production) publishes.
         other = build_store(settings) if settings.uses_redis else store
-        await other.revoke(rev)
+        seq = await other.revoke(rev)
         deadline = time.monotonic() + 5
-        while rev not in got and time.monotonic() < deadline:
+        while not got and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
         listener.cancel()
         if other is not store:
             await other.close()
-        assert rev in got
+        # The notice carries the entry's number in the log and the log's epoch.
+        (notice,) = got
+        assert (notice.rev, notice.seq) == (rev, seq)
+        assert notice.epoch == (await store.changes(0)).epoch.id
 
     run(settings, scenario)
