@@ -25,7 +25,7 @@ from .revocations import Revocation
 log = logging.getLogger("playgate.state")
 
 # Entries per read: each read blocks Redis well under a millisecond (docs/redis.md, measured).
-PAGE = 1000
+PAGE = 500
 
 
 class Epoch(NamedTuple):

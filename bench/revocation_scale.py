@@ -1,0 +1,207 @@
+"""Revocations by the million: what one validator's sync costs, and what it costs Redis.
+
+    .venv/bin/python bench/revocation_scale.py [--sizes 10000,100000,1000000] [--rate 100]
+        [--seconds 20]
+
+For each size: a real redis-server is filled with that many live revocations (written through
+the log's own script, 1,000 per call), then a validator's revocation sync starts in a separate
+process (``--validator``, so its CPU and memory are its own) and the writer adds ``--rate`` new
+revocations per second for ``--seconds``. Reported per size:
+
+- cold sync: from the store's creation to a complete view (every entry in);
+- longest Redis block: the slowest command Redis ran during the cold sync and the steady
+  phase (``SLOWLOG`` with a 0 µs threshold);
+- steady sync CPU: the validator process's CPU time over the steady phase, % of one core;
+- memory per revocation: the validator's RSS growth over the cold sync, divided by the size;
+- propagation p50/p99: from just before a new revocation is written to its arrival in the
+  validator's view (same machine, same clock).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from edge_validator.state import Revocation, RevocationSync, StateSettings
+from edge_validator.state.redis_store import RedisStore
+from edge_validator.state.revocation_log import Notice
+from playgate.redis_server import redis_server
+
+PREFIX = "bench"
+SEED_BATCH = 1000
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+async def seed(url: str, count: int) -> None:
+    """``count`` live revocations, a batch per script call (what a busy signer would write)."""
+    store = RedisStore(StateSettings(redis_url=url, key_prefix=PREFIX, timeout=5))
+    now = time.time()
+    kinds = ("token_id", "session_id", "video_id", "user_id")
+    try:
+        for start in range(0, count, SEED_BATCH):
+            batch = [
+                Revocation(kinds[i % 4], f"seed-{i}", now, now + 3600)
+                for i in range(start, min(start + SEED_BATCH, count))
+            ]
+            await store.log.append(store.client, batch, now)
+    finally:
+        await store.close()
+
+
+async def validator(url: str) -> None:
+    """The validator side, in its own process: cold sync, then steady state on 'go'."""
+    gc.collect()
+    rss0 = _rss()
+    started = time.perf_counter()
+    store = RedisStore(StateSettings(redis_url=url, key_prefix=PREFIX))
+    sync = RevocationSync(store, StateSettings(redis_url=url, key_prefix=PREFIX))
+    delays: list[float] = []
+    apply = sync.apply
+
+    def timed(notice: Notice) -> None:
+        apply(notice)
+        delays.append(time.time() - notice.rev.revoked_at)
+
+    sync.apply = timed  # type: ignore[method-assign]
+    await sync.start()
+    while not sync.synced_once:
+        await asyncio.sleep(0.005)
+    cold = time.perf_counter() - started
+    entries = len(sync.view)
+    gc.collect()
+    print(json.dumps({"cold": cold, "entries": entries, "rss": _rss() - rss0}), flush=True)
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, sys.stdin.readline)  # "go"
+    delays.clear()
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    await loop.run_in_executor(None, sys.stdin.readline)  # "stop"
+    cpu = (time.process_time() - cpu0) / (time.perf_counter() - wall0)
+    print(json.dumps({"cpu": cpu, "delays": delays, "final": len(sync.view)}), flush=True)
+    await sync.stop()
+    await store.close()
+
+
+async def write_steady(url: str, rate: int, seconds: float) -> int:
+    store = RedisStore(StateSettings(redis_url=url, key_prefix=PREFIX))
+    written = 0
+    start = time.perf_counter()
+    try:
+        while time.perf_counter() - start < seconds:
+            now = time.time()
+            await store.revoke(Revocation("token_id", f"new-{written}", now, now + 3600))
+            written += 1
+            await asyncio.sleep(max(0.0, start + written / rate - time.perf_counter()))
+    finally:
+        await store.close()
+    return written
+
+
+def redis_cli(port: int, *args: str) -> str:
+    return subprocess.run(
+        ["redis-cli", "-p", str(port), *args], capture_output=True, text=True, check=True
+    ).stdout
+
+
+def longest_block(port: int) -> tuple[float, str]:
+    """The slowest command in the slow log (ms) and its name."""
+    out = subprocess.run(
+        ["redis-cli", "-p", str(port), "--json", "slowlog", "get", "-1"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    entries = json.loads(out) if out.strip() else []
+    if not entries:
+        return 0.0, "-"
+    worst = max(entries, key=lambda e: e[2])
+    command = worst[3][0] if worst[3] else "?"
+    return worst[2] / 1000, str(command)
+
+
+def measure(size: int, rate: int, seconds: float) -> dict[str, object]:
+    with redis_server("--appendonly", "no") as redis:
+        t = time.perf_counter()
+        asyncio.run(seed(redis.url, size))
+        seeded = time.perf_counter() - t
+        redis_cli(redis.port, "config", "set", "slowlog-log-slower-than", "0")
+        redis_cli(redis.port, "config", "set", "slowlog-max-len", "1000000")
+        redis_cli(redis.port, "slowlog", "reset")
+        child = subprocess.Popen(
+            [sys.executable, __file__, "--validator", redis.url],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert child.stdin is not None and child.stdout is not None
+        try:
+            cold = json.loads(child.stdout.readline())
+            child.stdin.write("go\n")
+            child.stdin.flush()
+            written = asyncio.run(write_steady(redis.url, rate, seconds))
+            time.sleep(0.5)
+            child.stdin.write("stop\n")
+            child.stdin.flush()
+            steady = json.loads(child.stdout.readline())
+        finally:
+            child.stdin.close()
+            child.wait(30)
+        block_ms, command = longest_block(redis.port)
+    delays = sorted(steady["delays"])
+    return {
+        "size": size,
+        "seeded_s": seeded,
+        "cold_s": cold["cold"],
+        "entries": cold["entries"],
+        "bytes_per_rev": cold["rss"] / max(size, 1),
+        "block_ms": block_ms,
+        "block_cmd": command,
+        "cpu_pct": steady["cpu"] * 100,
+        "written": written,
+        "received": len(delays),
+        "p50_ms": statistics.median(delays) * 1000 if delays else float("nan"),
+        "p99_ms": delays[int(len(delays) * 0.99) - 1] * 1000 if delays else float("nan"),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sizes", default="10000,100000,1000000")
+    parser.add_argument("--rate", type=int, default=100)
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--validator", metavar="REDIS_URL", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.validator:
+        asyncio.run(validator(args.validator))
+        return 0
+    print(
+        "| live revocations | cold sync | longest Redis block | steady sync CPU "
+        "| memory per revocation | propagation p50 / p99 |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|")
+    for size in (int(s) for s in args.sizes.split(",")):
+        r = measure(size, args.rate, args.seconds)
+        print(
+            f"| {r['size']:,} | {r['cold_s']:.2f} s | {r['block_ms']:.2f} ms ({r['block_cmd']}) "
+            f"| {r['cpu_pct']:.2f} % | {r['bytes_per_rev']:.0f} B "
+            f"| {r['p50_ms']:.1f} / {r['p99_ms']:.1f} ms ({r['received']}/{r['written']}) |",
+            flush=True,
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
