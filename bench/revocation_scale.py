@@ -29,6 +29,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -60,6 +61,22 @@ async def seed(url: str, count: int) -> None:
             await store.log.append(store.client, batch, now)
     finally:
         await store.close()
+
+
+def use_parser(name: str) -> None:
+    """Make redis-py parse replies in pure Python ("python") or with hiredis (its default when
+    hiredis is installed): the bench compares both in one run."""
+    import redis.asyncio.connection as rc
+    from redis._parsers import _AsyncHiredisParser, _AsyncRESP3Parser
+
+    parser = {"python": _AsyncRESP3Parser, "hiredis": _AsyncHiredisParser}[name]
+    init = rc.AbstractConnection.__init__
+
+    def patched(self: rc.AbstractConnection, *args: object, **kwargs: object) -> None:
+        kwargs["parser_class"] = parser
+        init(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    rc.AbstractConnection.__init__ = patched  # type: ignore[method-assign]
 
 
 async def validator(url: str) -> None:
@@ -132,7 +149,7 @@ def longest_block(port: int) -> tuple[float, str]:
     return worst[2] / 1000, str(command)
 
 
-def measure(size: int, rate: int, seconds: float) -> dict[str, object]:
+def measure(size: int, rate: int, seconds: float, parser: str) -> dict[str, Any]:
     with redis_server("--appendonly", "no") as redis:
         t = time.perf_counter()
         asyncio.run(seed(redis.url, size))
@@ -141,12 +158,13 @@ def measure(size: int, rate: int, seconds: float) -> dict[str, object]:
         redis_cli(redis.port, "config", "set", "slowlog-max-len", "1000000")
         redis_cli(redis.port, "slowlog", "reset")
         child = subprocess.Popen(
-            [sys.executable, __file__, "--validator", redis.url],
+            [sys.executable, __file__, "--validator", redis.url, "--parser", parser],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
         )
-        assert child.stdin is not None and child.stdout is not None
+        assert child.stdin is not None
+        assert child.stdout is not None
         try:
             cold = json.loads(child.stdout.readline())
             child.stdin.write("go\n")
@@ -163,6 +181,7 @@ def measure(size: int, rate: int, seconds: float) -> dict[str, object]:
     delays = sorted(steady["delays"])
     return {
         "size": size,
+        "parser": parser,
         "seeded_s": seeded,
         "cold_s": cold["cold"],
         "entries": cold["entries"],
@@ -182,25 +201,35 @@ def main() -> int:
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--rate", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument(
+        "--parsers", default="python,hiredis", help="redis-py reply parsers to compare"
+    )
     parser.add_argument("--validator", metavar="REDIS_URL", help=argparse.SUPPRESS)
+    parser.add_argument("--parser", default="python", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.validator:
+        use_parser(args.parser)
         asyncio.run(validator(args.validator))
         return 0
     print(
-        "| live revocations | cold sync | longest Redis block | steady sync CPU "
+        "| live revocations | parser | cold sync | longest Redis block | steady sync CPU "
         "| memory per revocation | propagation p50 / p99 |"
     )
-    print("|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---|---:|---:|---:|---:|---:|")
     for size in (int(s) for s in args.sizes.split(",")):
-        r = measure(size, args.rate, args.seconds)
-        print(
-            f"| {r['size']:,} | {r['cold_s']:.2f} s | {r['block_ms']:.2f} ms ({r['block_cmd']}) "
-            f"| {r['cpu_pct']:.2f} % | {r['bytes_per_rev']:.0f} B "
-            f"| {r['p50_ms']:.1f} / {r['p99_ms']:.1f} ms ({r['received']}/{r['written']}) |",
-            flush=True,
-        )
+        for name in args.parsers.split(","):
+            report(measure(size, args.rate, args.seconds, name))
     return 0
+
+
+def report(r: dict[str, Any]) -> None:
+    print(
+        f"| {r['size']:,} | {r['parser']} | {r['cold_s']:.2f} s "
+        f"| {r['block_ms']:.2f} ms ({r['block_cmd']}) "
+        f"| {r['cpu_pct']:.2f} % | {r['bytes_per_rev']:.0f} B "
+        f"| {r['p50_ms']:.1f} / {r['p99_ms']:.1f} ms ({r['received']}/{r['written']}) |",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":
