@@ -37,8 +37,6 @@ log = logging.getLogger("playgate.state")
 # A quiet subscription is probed this often (seconds); see RedisStore._deliver.
 HEARTBEAT = 1.0
 HEARTBEAT_MESSAGE = "playgate-heartbeat"
-# Seconds a listener lets messages gather after one arrives (adds at most this to propagation).
-COALESCE = 0.05
 _SYNC_CONNECTIONS = 4
 _RESTORE_BATCH = 200
 
@@ -212,7 +210,6 @@ return 0
         deadline = self.settings.timeout
         heard = time.monotonic()  # the last reply of any kind
         pinged: float | None = None  # when the unanswered PING left
-        napped = float("-inf")
         while True:
             now = time.monotonic()
             if pinged is None and now - heard >= HEARTBEAT:
@@ -237,11 +234,6 @@ return 0
                     on_revocation(Notice.from_json(reply[2]))
                 except (ValueError, KeyError, TypeError):
                     log.warning("ignoring a malformed revocation message")
-                if heard - napped >= COALESCE:
-                    # Let the next messages gather, then read them from the buffer in one
-                    # wake-up: a wake-up costs several times a buffered message.
-                    await asyncio.sleep(COALESCE)
-                    napped = time.monotonic()
 
     async def ping(self) -> None:
         # On the sync client: health answers "up" while request traffic fills its pool.

@@ -217,8 +217,11 @@ class RevocationSync:
         while not self._stopping:
             # A gap seen by the listener wakes it at once; else a periodic check for a lost
             # last message, one cheap read when nothing is new.
+            period = self.settings.resync_seconds
+            if not self.resync_ok:
+                period = min(period, _RETRY_CAP)  # a failed page: resume soon where it stopped
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.settings.resync_seconds)
+                await asyncio.wait_for(self._wake.wait(), period)
             self._wake.clear()
             await self.resync()
 
