@@ -97,6 +97,12 @@ class StateGuard:
             raise StateBusy("shared state is busy; retry", token_id=claims.token_id) from None
         except StoreUnavailable as exc:
             log.warning("stream count unavailable token_id=%s: %s", claims.token_id, exc)
+            if self.sync.healthy:
+                # Redis answers the sync's own connection (its heartbeat has a deadline): this
+                # call failed under load, a viewer's flood maybe, and load never selects the
+                # failure policy. Only an outage the sync has seen may fail open.
+                metrics().state_busy.inc()
+                raise StateBusy("shared state is busy; retry", token_id=claims.token_id) from None
             if self.settings.failure_policy == FAIL_OPEN and self.sync.trusted():
                 metrics().fail_open_decisions.inc()
                 return  # fail-open and the outage is young enough: let the stream play

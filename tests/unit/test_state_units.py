@@ -223,3 +223,13 @@ def test_the_view_drops_expired_entries_a_batch_at_a_time() -> None:
     assert len(view) == 30  # t0 lives on; t1..t20 went
     assert view.prune(100) == 29
     assert [rev.value for rev in view] == ["t0"]
+
+
+def test_a_malformed_stored_revocation_is_skipped_not_fatal() -> None:
+    from edge_validator.state.revocation_log import parse_revocations
+
+    good = Revocation("token_id", "t1", 1.0, 2.0)
+    docs = [good.to_json(), "{not json", '{"kind": "nope", "value": "x"}', good.to_json()]
+    assert parse_revocations(docs) == [good, good]
+    assert parse_revocations([good.to_json()]) == [good]
+    assert parse_revocations([]) == []
