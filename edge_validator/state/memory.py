@@ -53,10 +53,19 @@ class MemoryStore:
         return self._revocations.entries()
 
     async def changes(self, after: int, limit: int = PAGE) -> Changes:
-        page = [(seq, rev) for seq, rev in self._log.values() if seq > after][:limit]
+        return self._range(after, self._seq, limit)
+
+    async def windows(self, after: int, upto: int) -> list[Changes]:
+        return [
+            self._range(start, min(start + PAGE, upto), PAGE) for start in range(after, upto, PAGE)
+        ]
+
+    def _range(self, after: int, upto: int, limit: int) -> Changes:
+        page = [(seq, rev) for seq, rev in self._log.values() if after < seq <= upto][:limit]
         more = len(page) == limit
-        next_after = page[-1][0] if more else self._seq
-        return Changes(self._epoch, next_after, [rev.to_json() for _, rev in page], more)
+        next_after = page[-1][0] if more else upto
+        docs = [rev.to_json() for _, rev in page]
+        return Changes(self._epoch, next_after, docs, more, self._seq)
 
     async def restore(self, revs: Sequence[Revocation], lost_epoch: str) -> int:
         missing = [rev for rev in revs if rev.member not in self._log]

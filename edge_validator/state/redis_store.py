@@ -141,6 +141,10 @@ return 0
         async with self._guard():
             return await self.log.changes(self.sync_client, after, limit)
 
+    async def windows(self, after: int, upto: int) -> list[Changes]:
+        async with self._guard():
+            return await self.log.windows(self.sync_client, after, upto, PAGE)
+
     async def restore(self, revs: Sequence[Revocation], lost_epoch: str) -> int:
         async with self._guard():
             await self.log.replace_epoch(self.sync_client, lost_epoch)

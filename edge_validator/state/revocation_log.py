@@ -24,8 +24,10 @@ from .revocations import Revocation
 
 log = logging.getLogger("playgate.state")
 
-# Entries per read: each read blocks Redis well under a millisecond (docs/redis.md, measured).
+# Entries per read: each read blocks Redis about a millisecond (docs/redis.md, measured).
 PAGE = 500
+# Reads sent in one round trip by a reader far behind (a cold start): each still one page.
+WINDOWS = 10
 
 
 class Epoch(NamedTuple):
@@ -47,6 +49,8 @@ class Changes(NamedTuple):
     docs: list[str]
     # A full page: more may follow.
     more: bool
+    # The log's current number (how far behind the reader is).
+    head: int
 
 
 class Notice(NamedTuple):

@@ -26,6 +26,10 @@ class StateStore(Protocol):
     async def changes(self, after: int, limit: int = PAGE) -> Changes:
         """One page of the revocation log: the entries numbered after ``after``."""
 
+    async def windows(self, after: int, upto: int) -> list[Changes]:
+        """The log's entries numbered in (after, upto], a page per window of ``PAGE`` numbers,
+        fetched in one round trip (a reader far behind)."""
+
     async def restore(self, revs: Sequence[Revocation], lost_epoch: str) -> int:
         """Write back revocations the store lost (those it does not hold) and mark its epoch as
         the replacement of ``lost_epoch``; returns how many were written."""

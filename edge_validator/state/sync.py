@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 from ..core.errors import StoreBusy, StoreUnavailable
 from ..metrics import metrics
-from .revocation_log import Changes, Epoch, Notice, parse_revocations
+from .revocation_log import PAGE, WINDOWS, Changes, Epoch, Notice, parse_revocations
 from .revocations import RevocationView
 from .settings import FAIL_OPEN, StateSettings
 from .store import StateStore
@@ -151,7 +151,23 @@ class RevocationSync:
             self.seq = changes.next_after
             if not changes.more:
                 break
+            if not await self._read_windows(changes.head):
+                continue  # the store lost its data meanwhile: start over
         self.view.prune(self.clock(), _PRUNE)
+
+    async def _read_windows(self, head: int) -> bool:
+        """Far behind (a cold start): read up to ``head`` in windows of a page, many per round
+        trip. False when the store lost its data meanwhile."""
+        while self.seq < head:
+            upto = min(head, self.seq + PAGE * WINDOWS)
+            pages = await self.store.windows(self.seq, upto)
+            for page in pages:
+                if self._lost(page):
+                    await self._recover(page.epoch)
+                    return False
+                await self._absorb(page.docs)
+            self.seq = upto
+        return True
 
     def _lost(self, changes: Changes) -> bool:
         """The store lost its data: another epoch, or its numbers went backwards."""
@@ -214,12 +230,17 @@ class RevocationSync:
             await asyncio.sleep(delay)
 
     async def _resync_forever(self) -> None:
+        retry = 0.1
         while not self._stopping:
             # A gap seen by the listener wakes it at once; else a periodic check for a lost
             # last message, one cheap read when nothing is new.
             period = self.settings.resync_seconds
             if not self.resync_ok:
-                period = min(period, _RETRY_CAP)  # a failed page: resume soon where it stopped
+                # A failed page: resume soon where it stopped, backing off while it keeps failing.
+                period = min(period, retry)
+                retry = min(retry * 2, _RETRY_CAP)
+            else:
+                retry = 0.1
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), period)
             self._wake.clear()

@@ -179,14 +179,19 @@ def test_the_sync_reads_the_log_in_pages_and_follows_notices() -> None:
 
     store = MemoryStore()
     sync = RevocationSync(store, StateSettings())
-    reads: list[int] = []
-    changes = store.changes
+    reads: list[tuple[int, ...]] = []
+    changes, windows = store.changes, store.windows
 
     async def counted(after: int, limit: int = PAGE) -> object:
-        reads.append(after)
+        reads.append((after,))
         return await changes(after, limit)
 
+    async def counted_windows(after: int, upto: int) -> object:
+        reads.append((after, upto))
+        return await windows(after, upto)
+
     store.changes = counted  # type: ignore[method-assign]
+    store.windows = counted_windows  # type: ignore[method-assign]
 
     async def scenario() -> None:
         now = time.time()
@@ -194,7 +199,9 @@ def test_the_sync_reads_the_log_in_pages_and_follows_notices() -> None:
             await store.revoke(Revocation("token_id", f"t{i}", now, now + 60))
         await sync.resync()
         assert len(sync.view) == 2 * PAGE + 7
-        assert reads == [0, PAGE, 2 * PAGE]  # a page at a time, from the last number held
+        # A page from the last number held; far behind, the rest as windows in one round trip;
+        # then a last page for anything written meanwhile.
+        assert reads == [(0,), (PAGE, 2 * PAGE + 7), (2 * PAGE + 7,)]
         assert sync.seq == 2 * PAGE + 7
         assert sync.epoch is not None
         # In step: the next number moves the cursor; a gap or another epoch wakes the catch-up.
@@ -209,7 +216,7 @@ def test_the_sync_reads_the_log_in_pages_and_follows_notices() -> None:
         assert sync._wake.is_set()
         reads.clear()
         await sync.resync()  # nothing new: one read
-        assert reads == [2 * PAGE + 8]
+        assert reads == [(2 * PAGE + 8,)]
 
     asyncio.run(scenario())
 
