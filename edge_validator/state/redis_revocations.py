@@ -19,6 +19,8 @@ import secrets
 from collections.abc import Sequence
 from typing import Any
 
+from redis.asyncio.cluster import RedisCluster
+
 from .revocation_log import Changes, Epoch
 from .revocations import Revocation
 
@@ -159,10 +161,16 @@ return current
         each holds at most ``width`` entries and blocks Redis as briefly as a page), all sent
         in one round trip: a cold start pays a round trip per many pages, not per page."""
         keys = [self.log_key, self.data_key, self.seq_key, self.epoch_key]
+        bounds = [(start, min(start + width, upto)) for start in range(after, upto, width)]
+        if isinstance(client, RedisCluster):
+            # redis-py refuses scripts in a cluster pipeline: one round trip each there.
+            return [
+                _changes(await self._changes(keys, [a, width, new_epoch_id(), b], client=client))
+                for a, b in bounds
+            ]
         pipe = client.pipeline(transaction=False)
-        for start in range(after, upto, width):
-            end = min(start + width, upto)
-            await self._changes(keys, [start, width, new_epoch_id(), end], client=pipe)
+        for a, b in bounds:
+            await self._changes(keys, [a, width, new_epoch_id(), b], client=pipe)
         return [_changes(out) for out in await pipe.execute()]
 
     async def replace_epoch(self, client: Any, lost: str) -> str:

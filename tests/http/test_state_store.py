@@ -178,3 +178,33 @@ def test_listeners_receive_revocations(settings: StateSettings) -> None:
         assert notice.epoch == (await store.changes(0)).epoch.id
 
     run(settings, scenario)
+
+
+def test_the_log_numbers_every_write_and_reads_back_by_page_and_window(
+    settings: StateSettings,
+) -> None:
+    async def scenario(store: StateStore) -> None:
+        now = time.time()
+        seqs = [
+            await store.revoke(Revocation("token_id", f"t{i}", now, now + 60)) for i in range(7)
+        ]
+        assert seqs == list(range(seqs[0], seqs[0] + 7))
+        first = seqs[0] - 1
+        page = await store.changes(first, 3)  # a full page: more may follow
+        assert (page.more, page.next_after, page.head) == (True, first + 3, seqs[-1])
+        assert [Revocation.from_json(d).value for d in page.docs] == ["t0", "t1", "t2"]
+        rest = await store.changes(page.next_after, 100)
+        assert (rest.more, rest.next_after) == (False, seqs[-1])
+        assert len(rest.docs) == 4
+        windows = await store.windows(first, seqs[-1])
+        assert sum(len(w.docs) for w in windows) == 7
+        assert {w.epoch for w in windows} == {page.epoch}
+        # Revoking a target again moves it to a new number: one entry, the latest.
+        again = await store.revoke(Revocation("token_id", "t0", now + 1, now + 61))
+        tail = await store.changes(seqs[-1], 100)
+        assert ([Revocation.from_json(d).value for d in tail.docs], tail.next_after) == (
+            ["t0"],
+            again,
+        )
+
+    run(settings, scenario)
