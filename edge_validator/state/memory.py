@@ -6,8 +6,7 @@ import asyncio
 import time
 from collections.abc import Callable, Mapping, Sequence
 
-from .redis_revocations import new_epoch_id
-from .revocation_log import PAGE, Changes, Epoch, Notice
+from .revocation_log import PAGE, Changes, Epoch, Notice, new_epoch_id
 from .revocations import Revocation, RevocationView
 from .store import OnRevocation, OnSubscribed
 

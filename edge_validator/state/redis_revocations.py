@@ -15,20 +15,13 @@ the set (docs/redis.md has the figures).
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Sequence
 from typing import Any
 
-from redis.asyncio.cluster import RedisCluster
-
-from .revocation_log import Changes, Epoch
+from .revocation_log import Changes, Epoch, new_epoch_id
 from .revocations import Revocation
 
 PRUNE = 200
-
-
-def new_epoch_id() -> str:
-    return secrets.token_hex(8)
 
 
 class RedisRevocationLog:
@@ -156,13 +149,15 @@ return current
         out = await self._changes(keys, [after, limit, new_epoch_id(), "+inf"], client=client)
         return _changes(out)
 
-    async def windows(self, client: Any, after: int, upto: int, width: int) -> list[Changes]:
+    async def windows(
+        self, client: Any, after: int, upto: int, width: int, *, pipelined: bool = True
+    ) -> list[Changes]:
         """The entries numbered in (after, upto], read as windows ``width`` numbers wide (so
         each holds at most ``width`` entries and blocks Redis as briefly as a page), all sent
         in one round trip: a cold start pays a round trip per many pages, not per page."""
         keys = [self.log_key, self.data_key, self.seq_key, self.epoch_key]
         bounds = [(start, min(start + width, upto)) for start in range(after, upto, width)]
-        if isinstance(client, RedisCluster):
+        if not pipelined:
             # redis-py refuses scripts in a cluster pipeline: one round trip each there.
             return [
                 _changes(await self._changes(keys, [a, width, new_epoch_id(), b], client=client))

@@ -143,7 +143,9 @@ return 0
 
     async def windows(self, after: int, upto: int) -> list[Changes]:
         async with self._guard():
-            return await self.log.windows(self.sync_client, after, upto, PAGE)
+            return await self.log.windows(
+                self.sync_client, after, upto, PAGE, pipelined=not self.settings.redis_cluster
+            )
 
     async def restore(self, revs: Sequence[Revocation], lost_epoch: str) -> int:
         async with self._guard():

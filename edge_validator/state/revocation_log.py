@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -28,6 +29,10 @@ log = logging.getLogger("playgate.state")
 PAGE = 500
 # Reads sent in one round trip by a reader far behind (a cold start): each still one page.
 WINDOWS = 10
+
+
+def new_epoch_id() -> str:
+    return secrets.token_hex(8)
 
 
 class Epoch(NamedTuple):
