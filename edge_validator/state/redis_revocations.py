@@ -163,10 +163,11 @@ return current
                 _changes(await self._changes(keys, [a, width, new_epoch_id(), b], client=client))
                 for a, b in bounds
             ]
-        pipe = client.pipeline(transaction=False)
-        for a, b in bounds:
-            await self._changes(keys, [a, width, new_epoch_id(), b], client=pipe)
-        return [_changes(out) for out in await pipe.execute()]
+        async with client.pipeline(transaction=False) as pipe:  # hands its connection back
+            for a, b in bounds:
+                await self._changes(keys, [a, width, new_epoch_id(), b], client=pipe)
+            replies = await pipe.execute()
+        return [_changes(out) for out in replies]
 
     async def replace_epoch(self, client: Any, lost: str) -> str:
         return str(

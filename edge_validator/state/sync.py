@@ -219,7 +219,7 @@ class RevocationSync:
             before = self._subscriptions
             try:
                 await self.store.listen(self.apply, self._on_subscribed)
-            except StoreUnavailable as exc:
+            except (StoreUnavailable, StoreBusy) as exc:
                 self.last_error = str(exc)
             except Exception as exc:  # a client bug must not end the listener
                 log.exception("revocation listener failed")
