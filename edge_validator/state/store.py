@@ -11,6 +11,11 @@ from .settings import StateSettings
 
 OnRevocation = Callable[[Notice], None]
 OnSubscribed = Callable[[], Awaitable[None]]
+# One rate-limit bucket: (name, limit, window seconds).
+RateBucket = tuple[str, int, int]
+# Seconds until a refused request may be retried (0: accepted), and the index of the bucket
+# that refused it (the one that frees last).
+RateVerdict = tuple[float, int]
 
 
 class StateStore(Protocol):
@@ -40,8 +45,10 @@ class StateStore(Protocol):
     async def claim_stream(self, owner: str, session: str, limit: int, idle: float) -> bool:
         """Mark ``session`` of ``owner`` active; False when it would exceed ``limit``."""
 
-    async def hit_rate(self, bucket: str, limit: int, window: int) -> float:
-        """Count one request in ``bucket``; 0 when allowed, else seconds until it may retry."""
+    async def hit_rate(self, group: str, buckets: Sequence[RateBucket]) -> RateVerdict:
+        """Count one request in every bucket of ``group`` at once, all or nothing: accepted
+        when each has room (then each counts it), else refused and counted by none. A sliding
+        log: no bucket ever accepts more than its limit (≥ 1) in any window of its length."""
 
     async def listen(self, on_revocation: OnRevocation, on_subscribed: OnSubscribed) -> None:
         """Deliver published notices until the connection is lost or stops answering (then
