@@ -29,6 +29,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..core.errors import StoreBusy, StoreUnavailable
 from ..metrics import metrics
+from .durability import Durability
 from .rate_batch import RateBatch
 from .redis_revocations import RedisRevocationLog
 from .revocation_log import PAGE, Changes, Notice, parse_revocations
@@ -139,6 +140,7 @@ return out
         self._scripts = (*self.log.scripts, self._count_use, self._claim_stream, self._hit_rate)
         self._warm = False
         self._warming = asyncio.Lock()
+        self._durability = Durability(settings, f"{p}:{{revocations}}:durable")
 
     async def _warm_up(self) -> None:
         """Connect and load every script once, before concurrent callers race to do both.
@@ -178,6 +180,7 @@ return out
             epoch, (seq,) = await self.log.append(self.client, [rev], rev.revoked_at)
             # Outside the script: in a cluster PUBLISH reaches every node from any node.
             await self.client.publish(self.channel, Notice(rev, seq, epoch).to_json())
+            await self._durability.confirm(self.client)  # a failover must not lose it
         return seq
 
     async def changes(self, after: int, limit: int = PAGE) -> Changes:
@@ -298,6 +301,12 @@ return out
         # On the sync client: health answers "up" while request traffic fills its pool.
         async with self._guard():
             await self.sync_client.ping()
+
+    async def server_time(self) -> float | None:
+        """Redis's clock (``TIME``), to measure this host's clock against."""
+        async with self._guard():
+            seconds, micros = await self.client.time()
+        return float(seconds) + float(micros) / 1e6
 
     async def close(self) -> None:
         for client in [self.client, *self._extra]:

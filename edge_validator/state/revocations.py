@@ -12,7 +12,7 @@ from __future__ import annotations
 import heapq
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, NamedTuple
 
 from ..core.token import Claims
@@ -67,6 +67,13 @@ class RevocationView:
         # (expiry, kind, value) of every entry added: pruning pops what has expired, a few at a
         # time, instead of walking a million entries on the event loop.
         self._expiries: list[tuple[float, str, str]] = []
+        # Told of every entry that denies more than before (state/feed.py: nginx's copy).
+        self._watchers: list[Callable[[Revocation], None]] = []
+
+    def watch(self, watcher: Callable[[Revocation], None]) -> None:
+        """Call ``watcher`` with each revocation this view takes in from now on that is new or
+        changes what it denies (a resync's unchanged entries are not news)."""
+        self._watchers.append(watcher)
 
     def __len__(self) -> int:
         return sum(len(index) for index in self._by_kind.values())
@@ -79,6 +86,9 @@ class RevocationView:
             index[rev.value] = rev
             if known is None or rev.expires_at != known.expires_at:
                 heapq.heappush(self._expiries, (rev.expires_at, rev.kind, rev.value))
+            if known is None or rev[2:] != known[2:]:  # revoked_at or expires_at changed
+                for watcher in self._watchers:
+                    watcher(rev)
 
     def merge(self, revocations: list[Revocation], now: float) -> None:
         """Fold in a full snapshot (a resync) and drop what has expired.

@@ -9,7 +9,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import httpx
 
@@ -58,7 +58,8 @@ def validator(keyring: KeyRing, state: StateSettings) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def stack(keyring: KeyRing, state: StateSettings) -> Iterator[Stack]:
+def stack(keyring: KeyRing, state: StateSettings, **signer: Any) -> Iterator[Stack]:
+    """``signer``: more SignerSettings fields (a revocation spool, a not-before margin)."""
     with validator(keyring, state) as validator_url:
         settings = SignerSettings(
             keyring=keyring,
@@ -66,6 +67,7 @@ def stack(keyring: KeyRing, state: StateSettings) -> Iterator[Stack]:
             public_url=validator_url,
             state=state,
             admin_key=AdminKey(ADMIN_KEY_HASH),
+            **signer,
         )
         with serve_app(create_signer(settings)) as signer_url:
             yield Stack(signer_url, validator_url, keyring, state)
