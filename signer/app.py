@@ -151,7 +151,14 @@ def endpoints(api: SignerApi, revocations: RevocationsApi, health: SignerHealth)
                 ),
                 202: ("queued: Redis could not take it; the signer's spool will write it", QUEUED),
             },
-            (*_CALLER_ERRORS, StateNotShared, *_BODY_ERRORS, StoreUnavailable, StoreBusy, NotReplicated),
+            (
+                *_CALLER_ERRORS,
+                StateNotShared,
+                *_BODY_ERRORS,
+                StoreUnavailable,
+                StoreBusy,
+                NotReplicated,
+            ),
             REVOCATION_REQUEST,
         ),
         Endpoint(
