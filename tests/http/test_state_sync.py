@@ -23,6 +23,7 @@ from edge_validator.state import Revocation, RevocationSync, StateSettings
 from edge_validator.state.redis_store import RedisStore
 from playgate.processes import free_port, run_process
 from playgate.redis_server import RedisServer
+from signer.settings import SignerSettings
 from tests.support.factories import ADMIN_AUTH, SAMPLES
 from tests.support.state_helpers import own_redis, stack, validator, wait_for_status
 
@@ -190,7 +191,9 @@ def test_redis_losing_its_data_is_detected_and_repaired(tmp_path: Path, keyring:
                 # Its use counts are gone: a one-time link from before is not countable.
                 old = httpx.get(one_time["url"].replace(live.validator, fresh))
                 assert (old.status_code, old.headers[REASON]) == (403, "state_unavailable")
-            time.sleep(1.1)  # a second later than the new epoch's start (whole seconds)
+            # Issued after the new epoch began: its not_before (set back by the signer's
+            # margin, in whole seconds) is later than the epoch's start.
+            time.sleep(SignerSettings.not_before_margin + 1.1)
             fresh_limited = live.issue(max_uses=5)
             assert httpx.get(fresh_limited["url"]).status_code == 200
 
