@@ -31,6 +31,7 @@ from edge_validator.core.errors import (
     PlayGateError,
     RateLimited,
     StateNotShared,
+    StoreBusy,
     StoreUnavailable,
     Unauthorized,
     UnsupportedMediaType,
@@ -135,7 +136,7 @@ def endpoints(api: SignerApi, revocations: RevocationsApi, health: SignerHealth)
             api.playback_urls,
             "Issue a signed playback URL for one video",
             {201: ("issued", PLAYBACK_URL)},
-            (*_CALLER_ERRORS, RateLimited, *_BODY_ERRORS, StoreUnavailable),
+            (*_CALLER_ERRORS, RateLimited, *_BODY_ERRORS, StoreUnavailable, StoreBusy),
             PLAYBACK_REQUEST,
         ),
         Endpoint(
@@ -150,7 +151,14 @@ def endpoints(api: SignerApi, revocations: RevocationsApi, health: SignerHealth)
                 ),
                 202: ("queued: Redis could not take it; the signer's spool will write it", QUEUED),
             },
-            (*_CALLER_ERRORS, StateNotShared, *_BODY_ERRORS, StoreUnavailable, NotReplicated),
+            (
+                *_CALLER_ERRORS,
+                StateNotShared,
+                *_BODY_ERRORS,
+                StoreUnavailable,
+                StoreBusy,
+                NotReplicated,
+            ),
             REVOCATION_REQUEST,
         ),
         Endpoint(
@@ -159,7 +167,7 @@ def endpoints(api: SignerApi, revocations: RevocationsApi, health: SignerHealth)
             revocations.list_revocations,
             "List live revocations",
             {200: ("live revocations", REVOCATION_LIST)},
-            (Unauthorized, MissingScope, StoreUnavailable),
+            (Unauthorized, MissingScope, StoreUnavailable, StoreBusy),
         ),
         Endpoint(
             "GET",

@@ -171,6 +171,15 @@ class NotReplicated(StoreUnavailable):
     reason = "not_replicated"
 
 
+class StoreBusy(PlayGateError):
+    """The state backend is up but every connection is busy (a flood). Not an outage: it never
+    selects the failure policy; the request is refused, to retry shortly (503 on the signer)."""
+
+    reason = "store_busy"
+    status = 503
+    retry_after = 1
+
+
 # --- origins ----------------------------------------------------------------------------------
 
 
@@ -325,6 +334,14 @@ class StateUnavailable(PlaybackTokenError):
     """Shared state cannot vouch for this token under the failure policy; deny."""
 
     reason = "state_unavailable"
+
+
+class StateBusy(PlaybackTokenError):
+    """Shared state is too busy to run this token's check (use or stream limits); deny, and let
+    the player retry. Load never chooses the failure policy."""
+
+    reason = "state_busy"
+    retry_after = 1
 
 
 class SessionRedirectRequired(PlaybackTokenError):
