@@ -71,6 +71,8 @@ class Metrics:
     redis_errors: Counter
     # Shared state too busy to answer (a full pool), which never selects the failure policy.
     state_busy: Counter
+    # Times a validator found that Redis had lost its revocation data (a new epoch).
+    state_data_losses: Counter
     # Stateful checks let through by the fail-open policy while the state was unreachable.
     fail_open_decisions: Counter
     # Writes the primary took but too few replicas confirmed (state/durability.py).
@@ -135,6 +137,10 @@ def metrics() -> Metrics:
         ),
         state_busy=Counter(
             "playgate_state_busy", "Stateful checks refused because shared state was busy"
+        ),
+        state_data_losses=Counter(
+            "playgate_state_data_losses",
+            "Times Redis was found to have lost its revocation data (validators wrote it back)",
         ),
         fail_open_decisions=Counter(
             "playgate_fail_open_decisions",

@@ -32,6 +32,7 @@ from edge_validator.core.errors import (
     PlayGateError,
     RateLimited,
     StateNotShared,
+    StoreBusy,
     StoreUnavailable,
     Unauthorized,
     UnsupportedMediaType,
@@ -150,7 +151,7 @@ def endpoints(api: SignerApi, revocations: RevocationsApi, health: SignerHealth)
             api.playback_urls,
             "Issue a signed playback URL for one video",
             {201: ("issued", PLAYBACK_URL)},
-            (*_CALLER_ERRORS, RateLimited, *_BODY_ERRORS, StoreUnavailable),
+            (*_CALLER_ERRORS, RateLimited, *_BODY_ERRORS, StoreUnavailable, StoreBusy),
             PLAYBACK_REQUEST,
         ),
         Endpoint(
@@ -165,7 +166,14 @@ def endpoints(api: SignerApi, revocations: RevocationsApi, health: SignerHealth)
                 ),
                 202: ("queued: Redis could not take it; the signer's spool will write it", QUEUED),
             },
-            (*_CALLER_ERRORS, StateNotShared, *_BODY_ERRORS, StoreUnavailable, NotReplicated),
+            (
+                *_CALLER_ERRORS,
+                StateNotShared,
+                *_BODY_ERRORS,
+                StoreUnavailable,
+                StoreBusy,
+                NotReplicated,
+            ),
             REVOCATION_REQUEST,
         ),
         Endpoint(
@@ -174,7 +182,7 @@ def endpoints(api: SignerApi, revocations: RevocationsApi, health: SignerHealth)
             revocations.list_revocations,
             "List live revocations",
             {200: ("live revocations", REVOCATION_LIST)},
-            (Unauthorized, MissingScope, StoreUnavailable),
+            (Unauthorized, MissingScope, StoreUnavailable, StoreBusy),
         ),
         Endpoint(
             "GET",

@@ -171,6 +171,15 @@ class NotReplicated(StoreUnavailable):
     reason = "not_replicated"
 
 
+class StoreBusy(PlayGateError):
+    """The state backend is up but every connection is busy (a flood). Not an outage: it never
+    selects the failure policy; the request is refused, to retry shortly (503 on the signer)."""
+
+    reason = "store_busy"
+    status = 503
+    retry_after = 1
+
+
 # --- origins ----------------------------------------------------------------------------------
 
 
@@ -327,6 +336,14 @@ class StateUnavailable(PlaybackTokenError):
     reason = "state_unavailable"
 
 
+class StateBusy(PlaybackTokenError):
+    """Shared state is too busy to run this token's check (use or stream limits); deny, and let
+    the player retry. Load never chooses the failure policy."""
+
+    reason = "state_busy"
+    retry_after = 1
+
+
 class SessionRedirectRequired(PlaybackTokenError):
     """A start token opens a playback session only where the edge can answer a redirect."""
 
@@ -335,6 +352,14 @@ class SessionRedirectRequired(PlaybackTokenError):
         "start-token manifests must reach the origin shield or Lambda@Edge, which answer with "
         "a redirect to a session URL (render the nginx edge with `playgate nginx-config`)"
     )
+
+
+class UnsupportedFormat(PlaybackTokenError):
+    """A foreign token format this validator cannot verify here (Lambda@Edge: public-key
+    formats); refused by name, never judged as a PlayGate token."""
+
+    reason = "unsupported_format"
+    hint = "verify this format at the origin shield (docs/formats.md, the format table)"
 
 
 class BadManifest(PlaybackTokenError):

@@ -14,7 +14,9 @@ from typing import Any
 from ..core.decision import Grant
 from ..core.errors import (
     Revoked,
+    StateBusy,
     StateUnavailable,
+    StoreBusy,
     StoreUnavailable,
     TooManyStreams,
     UseLimitReached,
@@ -69,8 +71,16 @@ class StateGuard:
 
     async def _check_uses(self, grant: Grant, now: float) -> None:
         claims = grant.claims
+        epoch = self.sync.epoch
+        if epoch is not None and epoch.replaced and claims.not_before <= epoch.since:
+            # Redis lost its data: uses counted before are gone, so this link cannot be counted.
+            raise StateUnavailable(
+                "use counts made before Redis lost its data are gone", token_id=claims.token_id
+            )
         try:
             used = await self.store.count_use(claims.token_id, claims.expires_at - now + 60)
+        except StoreBusy:
+            raise StateBusy("shared state is busy; retry", token_id=claims.token_id) from None
         except StoreUnavailable as exc:
             # Never fail open here: a one-time link that cannot be counted is not one-time.
             log.warning("use count unavailable token_id=%s: %s", claims.token_id, exc)
@@ -86,8 +96,17 @@ class StateGuard:
             ok = await self.store.claim_stream(
                 owner, session, claims.max_streams, self.settings.stream_idle_seconds
             )
+        except StoreBusy:
+            # Load is not an outage: a flood of requests must never select fail-open.
+            raise StateBusy("shared state is busy; retry", token_id=claims.token_id) from None
         except StoreUnavailable as exc:
             log.warning("stream count unavailable token_id=%s: %s", claims.token_id, exc)
+            if self.sync.healthy:
+                # Redis answers the sync's own connection (its heartbeat has a deadline): this
+                # call failed under load, a viewer's flood maybe, and load never selects the
+                # failure policy. Only an outage the sync has seen may fail open.
+                metrics().state_busy.inc()
+                raise StateBusy("shared state is busy; retry", token_id=claims.token_id) from None
             if self._young_outage():
                 metrics().fail_open_decisions.inc()
                 return  # fail-open and the outage is young enough: let the stream play
@@ -120,6 +139,10 @@ class StateGuard:
             "view_staleness_seconds": None if staleness == float("inf") else round(staleness, 3),
             "last_resync": sync.last_resync,
             "last_error": None if sync.healthy else sync.last_error,
+            "epoch": sync.epoch.id if sync.epoch else None,
+            "sequence": sync.seq,
+            "data_losses": sync.data_losses,
+            "last_data_loss": sync.last_data_loss,
             "clock_offset_seconds": _rounded(self.clock_skew.offset),
         }
 

@@ -7,6 +7,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence, Sized
 
+from .revocation_log import PAGE, Changes, Epoch, Notice, new_epoch_id
 from .revocations import Revocation, RevocationView
 from .store import OnRevocation, OnSubscribed, RateBucket, RateVerdict
 
@@ -17,6 +18,11 @@ class MemoryStore:
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
         self._revocations = RevocationView()
+        # The log: target -> (sequence number, revocation), kept in number order (a target
+        # written again moves to the end). The epoch never changes: this memory dies with it.
+        self._log: dict[str, tuple[int, Revocation]] = {}
+        self._seq = 0
+        self._epoch = Epoch(new_epoch_id(), clock())
         self._listeners: list[OnRevocation] = []
         self._uses: dict[str, tuple[int, float]] = {}
         self._streams: dict[str, dict[str, float]] = {}
@@ -24,15 +30,49 @@ class MemoryStore:
         self._rates: dict[tuple[str, str], tuple[int, deque[float]]] = {}
         self._calls: dict[str, int] = {}
 
-    async def revoke(self, rev: Revocation) -> None:
-        self._revocations.prune(self._clock())
-        self._revocations.add(rev)
+    async def revoke(self, rev: Revocation) -> int:
+        seq = self._append(rev)
+        notice = Notice(rev, seq, self._epoch.id)
         for listener in self._listeners:
-            listener(rev)
+            listener(notice)
+        return seq
+
+    def _append(self, rev: Revocation) -> int:
+        now = self._clock()
+        self._revocations.prune(now)
+        if len(self._log) > 2 * len(self._revocations) + 1024:  # amortized: rarely a full walk
+            for member in [m for m, (_, r) in self._log.items() if r.expires_at <= now]:
+                del self._log[member]
+        self._revocations.add(rev)
+        self._seq += 1
+        self._log.pop(rev.member, None)
+        self._log[rev.member] = (self._seq, rev)
+        return self._seq
 
     async def revocations(self, now: float) -> list[Revocation]:
         self._revocations.prune(now)
         return self._revocations.entries()
+
+    async def changes(self, after: int, limit: int = PAGE) -> Changes:
+        return self._range(after, self._seq, limit)
+
+    async def windows(self, after: int, upto: int) -> list[Changes]:
+        return [
+            self._range(start, min(start + PAGE, upto), PAGE) for start in range(after, upto, PAGE)
+        ]
+
+    def _range(self, after: int, upto: int, limit: int) -> Changes:
+        page = [(seq, rev) for seq, rev in self._log.values() if after < seq <= upto][:limit]
+        more = len(page) == limit
+        next_after = page[-1][0] if more else upto
+        docs = [rev.to_json() for _, rev in page]
+        return Changes(self._epoch, next_after, docs, more, self._seq)
+
+    async def restore(self, revs: Sequence[Revocation], lost_epoch: str) -> int:
+        missing = [rev for rev in revs if rev.member not in self._log]
+        for rev in missing:
+            self._append(rev)
+        return len(missing)
 
     async def count_use(self, token_id: str, ttl: float) -> int:
         now = self._clock()

@@ -13,68 +13,41 @@ import itertools
 import logging
 import math
 import secrets
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import MaxConnectionsError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from ..core.errors import StoreUnavailable
+from ..core.errors import StoreBusy, StoreUnavailable
 from ..metrics import metrics
 from .durability import Durability
 from .rate_batch import RateBatch
+from .redis_revocations import RedisRevocationLog
+from .revocation_log import PAGE, Changes, Notice, parse_revocations
 from .revocations import Revocation
 from .settings import StateSettings
 from .store import OnRevocation, OnSubscribed, RateBucket, RateVerdict
 
 log = logging.getLogger("playgate.state")
+# A quiet subscription is probed this often (seconds); see RedisStore._deliver.
+HEARTBEAT = 1.0
+HEARTBEAT_MESSAGE = "playgate-heartbeat"
+_GRACE = 0.02
+_SYNC_CONNECTIONS = 4
+_RESTORE_BATCH = 200
 
 
 class RedisStore:
     backend = "redis"
-
-    # KEYS[1] sorted set: revocation member -> expiry (unix seconds)
-    # KEYS[2] hash: revocation member -> revocation JSON
-    # ARGV[1] member, ARGV[2] JSON, ARGV[3] expiry, ARGV[4] now (unix seconds)
-    # Drops revocations that can no longer deny a live token, so the set stays bounded, and
-    # lets both keys expire with the last revocation.
-    REVOKE = """
-local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[4], 'LIMIT', 0, 1000)
-if #expired > 0 then
-  redis.call('ZREM', KEYS[1], unpack(expired))
-  redis.call('HDEL', KEYS[2], unpack(expired))
-end
-redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
-local until_ts = math.ceil(tonumber(last[2])) + 1
-redis.call('EXPIREAT', KEYS[1], until_ts)
-redis.call('EXPIREAT', KEYS[2], until_ts)
-return 1
-"""
-
-    # KEYS[1] sorted set: revocation member -> expiry, KEYS[2] hash: member -> JSON
-    # ARGV[1] now (unix seconds)
-    # Returns the JSON of every revocation still live, read atomically.
-    LIST = """
-local live = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf')
-if #live == 0 then return {} end
-local out = {}
-for i = 1, #live, 500 do
-  local chunk = redis.call('HMGET', KEYS[2], unpack(live, i, math.min(i + 499, #live)))
-  for _, doc in ipairs(chunk) do
-    if doc then out[#out + 1] = doc end
-  end
-end
-return out
-"""
 
     # KEYS[1] use counter of one token
     # ARGV[1] milliseconds until the token expires (the counter lives as long)
@@ -146,33 +119,25 @@ end
 return out
 """
 
-    def __init__(self, settings: StateSettings, client: Any = None) -> None:
+    def __init__(self, settings: StateSettings) -> None:
         self.settings = settings
-        self.client: Any
-        self._extra: list[Any] = []
-        if client is not None:
-            self.client = client
-        else:
-            self.client, self._extra = connect(settings)
+        # Request traffic (counts, streams, rate limits, writes) on a pool that waits; the
+        # revocation sync and its subscription on a client of their own, so a flood of requests
+        # can never starve them (nor make them look like an outage).
+        self.client, extra = connect(settings, requests=True)
+        self.sync_client, sync_extra = connect(settings, requests=False)
+        self._extra = [self.sync_client, *extra, *sync_extra]
         p = settings.key_prefix
-        self._rev_keys = [f"{p}:{{revocations}}:expiry", f"{p}:{{revocations}}:data"]
+        self.log = RedisRevocationLog(self.client, p)
         self.channel = f"{p}:revocations"
         self._prefix = p
-        self._revoke = self.client.register_script(self.REVOKE)
-        self._list = self.client.register_script(self.LIST)
         self._count_use = self.client.register_script(self.COUNT_USE)
         self._claim_stream = self.client.register_script(self.CLAIM_STREAM)
         self._hit_rate = self.client.register_script(self.HIT_RATE)
         self._rate_member_prefix = secrets.token_hex(8) + ":"
         self._rate_batch = RateBatch(self.client, self._hit_rate, self._guard)
         self._rate_members = itertools.count()
-        self._scripts = (
-            self._revoke,
-            self._list,
-            self._count_use,
-            self._claim_stream,
-            self._hit_rate,
-        )
+        self._scripts = (*self.log.scripts, self._count_use, self._claim_stream, self._hit_rate)
         self._warm = False
         self._warming = asyncio.Lock()
         self._durability = Durability(settings, f"{p}:{{revocations}}:durable")
@@ -181,47 +146,77 @@ return out
         """Connect and load every script once, before concurrent callers race to do both.
 
         (redis-py's cluster client breaks connections when many first calls initialize it and
-        reload scripts at the same time.)
+        reload scripts at the same time.) Scripts live on the server: one load serves both
+        clients.
         """
         async with self._warming:
             if self._warm:
                 return
-            if hasattr(self.client, "initialize"):
-                await self.client.initialize()
+            for client in (self.client, self.sync_client):
+                if hasattr(client, "initialize"):
+                    await client.initialize()
             for script in self._scripts:
                 script.sha = await self.client.script_load(script.script)
             self._warm = True
 
     @asynccontextmanager
     async def _guard(self) -> AsyncIterator[None]:
-        """Bound a call by the settings' budget and turn every failure into StoreUnavailable."""
+        """Bound a call by the settings' budget; a full pool becomes StoreBusy, every other
+        failure StoreUnavailable."""
         try:
             async with asyncio.timeout(self.settings.call_budget):
                 if not self._warm:
                     await self._warm_up()
                 yield
+        except (PoolExhausted, MaxConnectionsError) as exc:
+            metrics().state_busy.inc()
+            raise StoreBusy(f"redis: every connection is busy ({exc})") from exc
         except (RedisError, OSError, TimeoutError) as exc:
             metrics().redis_errors.inc()
             raise StoreUnavailable(f"redis: {exc.__class__.__name__}: {exc}") from exc
 
-    async def revoke(self, rev: Revocation) -> None:
-        doc = rev.to_json()
+    async def revoke(self, rev: Revocation) -> int:
         async with self._guard():
-            await self._revoke(self._rev_keys, [rev.member, doc, rev.expires_at, rev.revoked_at])
+            epoch, (seq,) = await self.log.append(self.client, [rev], rev.revoked_at)
             # Outside the script: in a cluster PUBLISH reaches every node from any node.
-            await self.client.publish(self.channel, doc)
+            await self.client.publish(self.channel, Notice(rev, seq, epoch).to_json())
             await self._durability.confirm(self.client)  # a failover must not lose it
+        return seq
+
+    async def changes(self, after: int, limit: int = PAGE) -> Changes:
+        async with self._guard():
+            return await self.log.changes(self.sync_client, after, limit)
+
+    async def windows(self, after: int, upto: int) -> list[Changes]:
+        async with self._guard():
+            return await self.log.windows(
+                self.sync_client, after, upto, PAGE, pipelined=not self.settings.redis_cluster
+            )
+
+    async def restore(self, revs: Sequence[Revocation], lost_epoch: str) -> int:
+        async with self._guard():
+            await self.log.replace_epoch(self.sync_client, lost_epoch)
+        written = 0
+        for i in range(0, len(revs), _RESTORE_BATCH):
+            batch = revs[i : i + _RESTORE_BATCH]
+            async with self._guard():
+                _, seqs = await self.log.append(
+                    self.sync_client, batch, time.time(), only_absent=True
+                )
+            written += sum(1 for seq in seqs if seq)
+        return written
 
     async def revocations(self, now: float) -> list[Revocation]:
-        async with self._guard():
-            docs = await self._list(self._rev_keys, [now])
-        out = []
-        for doc in docs:
-            try:
-                out.append(Revocation.from_json(doc))
-            except (ValueError, KeyError, TypeError):
-                log.warning("ignoring a malformed revocation entry")
-        return out
+        out: dict[str, Revocation] = {}
+        after, more = 0, True
+        while more:
+            async with self._guard():
+                page = await self.log.changes(self.client, after, PAGE)
+            after, more = page.next_after, page.more
+            for rev in parse_revocations(page.docs):
+                if rev.expires_at > now:
+                    out[rev.member] = rev
+        return sorted(out.values(), key=lambda rev: rev.revoked_at)
 
     async def count_use(self, token_id: str, ttl: float) -> int:
         key = f"{self._prefix}:uses:{{{token_id}}}"
@@ -245,43 +240,67 @@ return out
         return wait_us / 1_000_000, worst
 
     async def listen(self, on_revocation: OnRevocation, on_subscribed: OnSubscribed) -> None:
-        pubsub = self.client.pubsub()
-        task = asyncio.current_task()
+        pubsub = self.sync_client.pubsub()
         try:
             async with self._guard():
                 await pubsub.subscribe(self.channel)
                 # Wait for the confirmation: only then is nothing published later missed.
-                while await pubsub.get_message(timeout=self.settings.timeout) is None:
+                while (
+                    await pubsub.parse_response(block=False, timeout=self.settings.timeout) is None
+                ):
                     pass
             await on_subscribed()
-            while True:
-                try:
-                    message = await pubsub.get_message(
-                        ignore_subscribe_messages=True, timeout=self.settings.resync_seconds
-                    )
-                except (RedisError, OSError) as exc:
-                    raise StoreUnavailable(f"redis pub/sub: {exc}") from exc
-                if task is not None and task.cancelling():
-                    # redis-py may turn a cancellation into "no message yet"; honour it.
-                    raise asyncio.CancelledError
-                if message is None:
-                    # Quiet channel: prove the connection still answers.
-                    async with self._guard():
-                        await pubsub.ping()
-                    continue
-                if message.get("type") != "message":
-                    continue
-                try:
-                    on_revocation(Revocation.from_json(message["data"]))
-                except (ValueError, KeyError, TypeError):
-                    log.warning("ignoring a malformed revocation message")
+            await self._deliver(pubsub, on_revocation)
         finally:
             with contextlib.suppress(RedisError, OSError, TimeoutError):
                 await asyncio.wait_for(pubsub.aclose(), 1)
 
+    async def _deliver(self, pubsub: Any, on_revocation: OnRevocation) -> None:
+        """Hand over messages until the connection fails or stops answering.
+
+        A quiet channel is probed with a PING every ``HEARTBEAT`` seconds; no answer within the
+        read timeout ends the session (a frozen Redis is noticed within about HEARTBEAT plus the
+        read timeout). Replies are read raw: with decode_responses redis-py's get_message turns
+        a PONG into None at once, and a loop waiting for it spun on a core.
+        """
+        task = asyncio.current_task()
+        deadline = self.settings.timeout
+        heard = time.monotonic()  # the last reply of any kind
+        pinged: float | None = None  # when the unanswered PING left
+        last_chance = False
+        while True:
+            now = time.monotonic()
+            if pinged is None and now - heard >= HEARTBEAT:
+                async with self._guard():
+                    await pubsub.ping(HEARTBEAT_MESSAGE)
+                pinged = now
+            wait = pinged + deadline - now if pinged is not None else heard + HEARTBEAT - now
+            if pinged is not None and wait <= 0:
+                if last_chance:
+                    raise StoreUnavailable(f"redis pub/sub: no PING answer within {deadline} s")
+                # One last short read: on a loaded host the answer may be waiting behind our
+                # own event loop's lag rather than missing.
+                wait, last_chance = _GRACE, True
+            try:
+                reply = await pubsub.parse_response(block=False, timeout=max(wait, 0.001))
+            except (RedisError, OSError) as exc:
+                raise StoreUnavailable(f"redis pub/sub: {exc}") from exc
+            if task is not None and task.cancelling():
+                # redis-py may turn a cancellation into "no message yet"; honour it.
+                raise asyncio.CancelledError
+            if reply is None:
+                continue
+            heard, pinged, last_chance = time.monotonic(), None, False
+            if isinstance(reply, list) and len(reply) == 3 and reply[0] == "message":
+                try:
+                    on_revocation(Notice.from_json(reply[2]))
+                except (ValueError, KeyError, TypeError):
+                    log.warning("ignoring a malformed revocation message")
+
     async def ping(self) -> None:
+        # On the sync client: health answers "up" while request traffic fills its pool.
         async with self._guard():
-            await self.client.ping()
+            await self.sync_client.ping()
 
     async def server_time(self) -> float | None:
         """Redis's clock (``TIME``), to measure this host's clock against."""
@@ -295,10 +314,32 @@ return out
                 await asyncio.wait_for(client.aclose(), 2)
 
 
-def connect(settings: StateSettings) -> tuple[Any, list[Any]]:
+class PoolExhausted(RedisError):
+    """No connection of the request pool came free in time: Redis is busy, not down."""
+
+
+class WaitingPool(BlockingConnectionPool):
+    """redis-py's pool that waits for a free connection, and says so when none comes (its own
+    error is a ConnectionError, which would read as an outage)."""
+
+    async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().get_connection(*args, **kwargs)  # type: ignore[no-untyped-call]
+        except RedisConnectionError as exc:
+            if isinstance(exc.__cause__, TimeoutError):
+                raise PoolExhausted(f"no free connection within {self.timeout} s") from exc
+            raise
+
+
+def connect(settings: StateSettings, *, requests: bool) -> tuple[Any, list[Any]]:
     """A client for a single server, a Sentinel-monitored primary, or a Redis Cluster, and the
-    other clients (the sentinels') to close with it."""
+    other clients (the sentinels') to close with it.
+
+    ``requests``: the client of request traffic, bounded by ``max_connections``; else the
+    revocation sync's (a few connections: the subscription and one call at a time).
+    """
     url = settings.redis_url or "redis://"
+    size = settings.max_connections if requests else _SYNC_CONNECTIONS
     kwargs: dict[str, Any] = {
         "socket_connect_timeout": settings.connect_timeout,
         "socket_timeout": settings.timeout,
@@ -306,12 +347,14 @@ def connect(settings: StateSettings) -> tuple[Any, list[Any]]:
         "decode_responses": True,
     }
     if settings.redis_cluster:
-        return RedisCluster.from_url(url, **kwargs), []
+        # Per node; a full node pool raises MaxConnectionsError at once (busy, not down).
+        return RedisCluster.from_url(url, max_connections=size, **kwargs), []
     if settings.sentinel_service:
         hosts = [(h, int(p)) for h, _, p in (a.rpartition(":") for a in settings.sentinels)]
         timeouts = {k: kwargs[k] for k in ("socket_connect_timeout", "socket_timeout")}
         sentinel = Sentinel(hosts, sentinel_kwargs=timeouts, **kwargs)  # type: ignore[no-untyped-call]
-        master = sentinel.master_for(settings.sentinel_service, **kwargs)
+        master = sentinel.master_for(settings.sentinel_service, max_connections=size, **kwargs)
         return master, list(sentinel.sentinels)
     kwargs["retry_on_error"] = [RedisConnectionError, RedisTimeoutError]
-    return Redis.from_url(url, **kwargs), []
+    pool = WaitingPool.from_url(url, max_connections=size, timeout=settings.pool_timeout, **kwargs)
+    return Redis.from_pool(pool), []  # it owns the pool: closing the client closes it

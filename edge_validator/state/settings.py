@@ -49,6 +49,11 @@ class StateSettings:
     connect_timeout: float = 0.25
     timeout: float = 0.25
     retries: int = 1
+    # Request traffic shares a pool of this many connections per process and waits up to
+    # pool_timeout for a free one; then the call is refused as busy (StoreBusy), never treated
+    # as an outage. The revocation sync has connections of its own.
+    max_connections: int = 64
+    pool_timeout: float = 0.25
     # What the validator does when Redis is unreachable.
     failure_policy: str = FAIL_OPEN
     max_staleness: float = 60.0
@@ -95,7 +100,8 @@ class StateSettings:
     @property
     def call_budget(self) -> float:
         """The longest one guarded Redis call may take, retries included."""
-        return (self.connect_timeout + self.timeout) * (self.retries + 1) + 0.05 * self.retries
+        attempts = (self.connect_timeout + self.timeout) * (self.retries + 1)
+        return self.pool_timeout + attempts + 0.05 * self.retries
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> StateSettings:
@@ -126,6 +132,8 @@ class StateSettings:
             connect_timeout=env.number("PLAYGATE_REDIS_CONNECT_TIMEOUT", 0.25, low=0.01, high=10),
             timeout=env.number("PLAYGATE_REDIS_TIMEOUT", 0.25, low=0.01, high=10),
             retries=env.integer("PLAYGATE_REDIS_RETRIES", 1, low=0, high=5),
+            max_connections=env.integer("PLAYGATE_REDIS_MAX_CONNECTIONS", 64, low=1, high=10000),
+            pool_timeout=env.number("PLAYGATE_REDIS_POOL_TIMEOUT", 0.25, low=0.001, high=10),
             failure_policy=env.choice(
                 "PLAYGATE_STATE_FAILURE_POLICY", FAIL_OPEN, (FAIL_OPEN, FAIL_CLOSED)
             ),

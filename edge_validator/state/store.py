@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
+from .revocation_log import PAGE, Changes, Notice
 from .revocations import Revocation
 from .settings import StateSettings
 
-OnRevocation = Callable[[Revocation], None]
+OnRevocation = Callable[[Notice], None]
 OnSubscribed = Callable[[], Awaitable[None]]
 # One rate-limit bucket: (name, limit, window seconds).
 RateBucket = tuple[str, int, int]
@@ -20,11 +21,23 @@ RateVerdict = tuple[float, int]
 class StateStore(Protocol):
     backend: str
 
-    async def revoke(self, rev: Revocation) -> None:
-        """Store a revocation until it expires and tell every listener."""
+    async def revoke(self, rev: Revocation) -> int:
+        """Store a revocation until it expires and tell every listener; returns its sequence
+        number in the revocation log."""
 
     async def revocations(self, now: float) -> list[Revocation]:
         """Every revocation still live at ``now``."""
+
+    async def changes(self, after: int, limit: int = PAGE) -> Changes:
+        """One page of the revocation log: the entries numbered after ``after``."""
+
+    async def windows(self, after: int, upto: int) -> list[Changes]:
+        """The log's entries numbered in (after, upto], a page per window of ``PAGE`` numbers,
+        fetched in one round trip (a reader far behind)."""
+
+    async def restore(self, revs: Sequence[Revocation], lost_epoch: str) -> int:
+        """Write back revocations the store lost (those it does not hold) and mark its epoch as
+        the replacement of ``lost_epoch``; returns how many were written."""
 
     async def count_use(self, token_id: str, ttl: float) -> int:
         """Count one use of a token; returns the uses so far, this one included."""
@@ -38,7 +51,8 @@ class StateStore(Protocol):
         log: no bucket ever accepts more than its limit (≥ 1) in any window of its length."""
 
     async def listen(self, on_revocation: OnRevocation, on_subscribed: OnSubscribed) -> None:
-        """Deliver new revocations until the connection is lost (then raise StoreUnavailable).
+        """Deliver published notices until the connection is lost or stops answering (then
+        raise StoreUnavailable).
 
         ``on_subscribed`` runs once the subscription is live, so a resync made then misses
         nothing published later.

@@ -1,25 +1,37 @@
 """The revocation view kept fresh from the store, and how far it may be trusted.
 
 The hot path never waits on Redis for revocations: it reads ``RevocationView``. A background
-listener applies pub/sub messages as they arrive, and a periodic full resync repairs anything
-missed. While Redis is unreachable the failure policy decides whether the last view may still
-be trusted (fail-open, up to ``max_staleness`` seconds) or not (fail-closed).
+listener applies published notices as they arrive; each carries its number in the revocation
+log (``revocation_log``), so a gap is seen at once and the catch-up task reads only what came
+after the last number held, a page at a time (a cold start is the same read from 0), parsing
+each page in chunks between which requests run. The catch-up also runs after every
+(re)subscription and every ``resync_seconds``, which repairs a lost last message. While Redis
+is unreachable the failure policy decides whether the last view may still be trusted
+(fail-open, up to ``max_staleness`` seconds) or not (fail-closed). When the store lost its data
+(another epoch, or numbers going backwards) the validator writes back what it holds.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
 
-from ..core.errors import StoreUnavailable
-from .revocations import Revocation, RevocationView
+from ..core.errors import StoreBusy, StoreUnavailable
+from ..metrics import metrics
+from .revocation_log import PAGE, WINDOWS, Changes, Epoch, Notice, parse_revocations
+from .revocations import RevocationView
 from .settings import FAIL_OPEN, StateSettings
 from .store import StateStore
 
 log = logging.getLogger("playgate.state")
 _RETRY_CAP = 2.0
+# Documents parsed between two yields to the event loop (about a millisecond of work).
+_CHUNK = 256
+# Expired view entries dropped per catch-up: bounded work on the event loop.
+_PRUNE = 10_000
 
 
 class RevocationSync:
@@ -49,6 +61,13 @@ class RevocationSync:
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
         self._subscriptions = 0
+        # Where the view stands in the store's log: its epoch and the last number held.
+        self.epoch: Epoch | None = None
+        self.seq = 0
+        self.data_losses = 0
+        self.last_data_loss: float | None = None
+        self._catching_up = asyncio.Lock()
+        self._wake = asyncio.Event()
 
     @property
     def healthy(self) -> bool:
@@ -88,31 +107,106 @@ class RevocationSync:
                 log.info("revocation view in sync (%d entries)", len(self.view))
             self.lost_at = None
 
-    def apply(self, rev: Revocation) -> None:
-        self.view.add(rev)
+    def apply(self, notice: Notice) -> None:
+        """A published revocation: into the view at once; a gap in the numbers (or another
+        epoch) wakes the catch-up."""
+        self.view.add(notice.rev)
+        in_step = self.epoch is not None and notice.epoch == self.epoch.id
+        if in_step and notice.seq == self.seq + 1 and not self._catching_up.locked():
+            self.seq = notice.seq
+        elif not in_step or notice.seq > self.seq:
+            self._wake.set()
 
     async def resync(self) -> None:
-        now = self.clock()
-        try:
-            revocations = await self.store.revocations(now)
-        except StoreUnavailable as exc:
-            self.last_error = str(exc)
-            if not self.synced_once and not self._warned_unsynced:
-                # Never in sync yet: every request is denied until Redis answers. Say so once.
-                log.warning("shared state unreachable, denying until the first sync: %s", exc)
-                self._warned_unsynced = True
-            self._mark(resync_ok=False)
-            return
-        except Exception as exc:  # a client bug must not end the resync loop
-            log.exception("revocation resync failed")
-            self.last_error = repr(exc)
-            self._mark(resync_ok=False)
-            return
-        self.view.merge(revocations, now)
+        """Catch up with the store's log; record whether it worked."""
+        async with self._catching_up:
+            try:
+                await self._catch_up()
+            except (StoreUnavailable, StoreBusy) as exc:
+                self.last_error = str(exc)
+                if not self.synced_once and not self._warned_unsynced:
+                    # Never in sync yet: every request is denied until Redis answers. Say so once.
+                    log.warning("shared state unreachable, denying until the first sync: %s", exc)
+                    self._warned_unsynced = True
+                self._mark(resync_ok=False)
+                return
+            except Exception as exc:  # a client bug must not end the catch-up loop
+                log.exception("revocation catch-up failed")
+                self.last_error = repr(exc)
+                self._mark(resync_ok=False)
+                return
         self.synced_once = True
         self.last_resync = self.clock()
         self._last_resync_mono = self.monotonic()
         self._mark(resync_ok=True)
+
+    async def _catch_up(self) -> None:
+        while True:
+            changes = await self.store.changes(self.seq)
+            if self._lost(changes):
+                await self._recover(changes.epoch)
+                continue
+            self.epoch = changes.epoch
+            await self._absorb(changes.docs)
+            self.seq = changes.next_after
+            if not changes.more:
+                break
+            if not await self._read_windows(changes.head):
+                continue  # the store lost its data meanwhile: start over
+        self.view.prune(self.clock(), _PRUNE)
+
+    async def _read_windows(self, head: int) -> bool:
+        """Far behind (a cold start): read up to ``head`` in windows of a page, many per round
+        trip. False when the store lost its data meanwhile."""
+        while self.seq < head:
+            upto = min(head, self.seq + PAGE * WINDOWS)
+            pages = await self.store.windows(self.seq, upto)
+            for page in pages:
+                if self._lost(page):
+                    await self._recover(page.epoch)
+                    return False
+                await self._absorb(page.docs)
+            self.seq = upto
+        return True
+
+    def _lost(self, changes: Changes) -> bool:
+        """The store lost its data: another epoch, or its numbers went backwards."""
+        held = self.epoch
+        return held is not None and (
+            changes.epoch.id != held.id or (changes.next_after < self.seq and not changes.more)
+        )
+
+    async def _absorb(self, docs: list[str]) -> None:
+        """Parse and add a page in chunks, yielding between them: a cold start of a million
+        entries never holds the event loop for more than a chunk."""
+        now = self.clock()
+        for i in range(0, len(docs), _CHUNK):
+            for rev in parse_revocations(docs[i : i + _CHUNK]):
+                if rev.expires_at > now:
+                    self.view.add(rev)
+            await asyncio.sleep(0)
+
+    async def _recover(self, epoch: Epoch) -> None:
+        """Redis lost revocations: write back every live one this view holds, so validators
+        started since learn them too, then read the new epoch from its start."""
+        assert self.epoch is not None
+        lost = self.epoch.id
+        now = self.clock()
+        live = [rev for rev in self.view if rev.expires_at > now]
+        log.error(
+            "REDIS LOST ITS REVOCATION DATA (epoch %s, now %s): writing back the %d live "
+            "revocations this validator holds; use counts made before are gone (one-time "
+            "links issued before are refused); run Redis with persistence (docs/redis.md)",
+            lost,
+            epoch.id,
+            len(live),
+        )
+        self.data_losses += 1
+        self.last_data_loss = self.clock()
+        metrics().state_data_losses.inc()
+        written = await self.store.restore(live, lost)
+        log.warning("wrote back %d revocations Redis had lost", written)
+        self.epoch, self.seq = None, 0
 
     async def _on_subscribed(self) -> None:
         self._subscriptions += 1
@@ -125,7 +219,7 @@ class RevocationSync:
             before = self._subscriptions
             try:
                 await self.store.listen(self.apply, self._on_subscribed)
-            except StoreUnavailable as exc:
+            except (StoreUnavailable, StoreBusy) as exc:
                 self.last_error = str(exc)
             except Exception as exc:  # a client bug must not end the listener
                 log.exception("revocation listener failed")
@@ -136,8 +230,20 @@ class RevocationSync:
             await asyncio.sleep(delay)
 
     async def _resync_forever(self) -> None:
+        retry = 0.1
         while not self._stopping:
-            await asyncio.sleep(self.settings.resync_seconds)
+            # A gap seen by the listener wakes it at once; else a periodic check for a lost
+            # last message, one cheap read when nothing is new.
+            period = self.settings.resync_seconds
+            if not self.resync_ok:
+                # A failed page: resume soon where it stopped, backing off while it keeps failing.
+                period = min(period, retry)
+                retry = min(retry * 2, _RETRY_CAP)
+            else:
+                retry = 0.1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), period)
+            self._wake.clear()
             await self.resync()
 
     async def start(self) -> None:

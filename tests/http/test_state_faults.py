@@ -7,39 +7,20 @@ fail) while a player keeps fetching; then it starts again from its append-only f
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
-import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 
 from edge_validator.core.keyring import KeyRing
 from edge_validator.state import Revocation, StateSettings
 from edge_validator.state.redis_store import RedisStore
-from playgate.redis_server import RedisServer
 from tests.support.factories import ADMIN_AUTH
-from tests.support.state_helpers import Stack, stack, wait_for_status
+from tests.support.state_helpers import Stack, own_redis, stack, wait_for_status
 
 REASON = "x-playgate-reason"
-
-
-@contextlib.contextmanager
-def own_redis() -> Iterator[RedisServer]:
-    with tempfile.TemporaryDirectory(prefix="playgate-fault-") as tmp:
-        server = RedisServer(Path(tmp))
-        server.start()
-        try:
-            yield server
-        finally:
-            if server.proc is not None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(server.proc.pid, signal.SIGCONT)
-            server.stop()
 
 
 class PlaybackLoad:
@@ -198,7 +179,7 @@ def test_periodic_resync_repairs_a_missed_message(
 
         async def store_without_publishing() -> None:
             store = RedisStore(state)
-            await store._revoke(store._rev_keys, [rev.member, rev.to_json(), rev.expires_at, now])
+            await store.log.append(store.client, [rev], now)
             await store.close()
 
         asyncio.run(store_without_publishing())

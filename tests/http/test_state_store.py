@@ -12,6 +12,7 @@ import pytest
 from edge_validator.state import Revocation, StateSettings, StateStore, build_store
 from edge_validator.state.memory import MemoryStore
 from edge_validator.state.redis_store import RedisStore
+from edge_validator.state.revocation_log import Notice
 from playgate.redis_server import redis_replica, redis_sentinel, redis_server
 
 
@@ -85,11 +86,13 @@ def test_expired_revocations_are_dropped_from_storage(settings: StateSettings) -
             assert len(store._revocations) == 1
             return
         assert isinstance(store, RedisStore)
-        expiry_key, data_key = store._rev_keys
-        assert await store.client.zrange(expiry_key, 0, -1) == ["token_id:new"]
-        assert await store.client.hkeys(data_key) == ["token_id:new"]
+        log = store.log
+        assert await store.client.zrange(log.expiry_key, 0, -1) == ["token_id:new"]
+        assert await store.client.hkeys(log.data_key) == ["token_id:new"]
+        assert await store.client.zrange(log.log_key, 0, -1) == ["token_id:new"]
         # The keys themselves expire with the last revocation: the set is bounded in time too.
-        assert 0 < await store.client.ttl(expiry_key) <= 62
+        for key in (log.expiry_key, log.data_key, log.log_key):
+            assert 0 < await store.client.ttl(key) <= 62
 
     run(settings, scenario)
 
@@ -242,7 +245,7 @@ def test_a_burst_across_a_window_boundary_never_exceeds_the_limit(
 
 def test_listeners_receive_revocations(settings: StateSettings) -> None:
     async def scenario(store: StateStore) -> None:
-        got: list[Revocation] = []
+        got: list[Notice] = []
         subscribed = asyncio.Event()
 
         async def on_subscribed() -> None:
@@ -254,13 +257,46 @@ def test_listeners_receive_revocations(settings: StateSettings) -> None:
         rev = Revocation("session_id", "sess-9", now, now + 60)
         # A second store (another process, in production) publishes.
         other = build_store(settings) if settings.uses_redis else store
-        await other.revoke(rev)
+        seq = await other.revoke(rev)
         deadline = time.monotonic() + 5
-        while rev not in got and time.monotonic() < deadline:
+        while not got and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
         listener.cancel()
         if other is not store:
             await other.close()
-        assert rev in got
+        # The notice carries the entry's number in the log and the log's epoch.
+        (notice,) = got
+        assert (notice.rev, notice.seq) == (rev, seq)
+        assert notice.epoch == (await store.changes(0)).epoch.id
+
+    run(settings, scenario)
+
+
+def test_the_log_numbers_every_write_and_reads_back_by_page_and_window(
+    settings: StateSettings,
+) -> None:
+    async def scenario(store: StateStore) -> None:
+        now = time.time()
+        seqs = [
+            await store.revoke(Revocation("token_id", f"t{i}", now, now + 60)) for i in range(7)
+        ]
+        assert seqs == list(range(seqs[0], seqs[0] + 7))
+        first = seqs[0] - 1
+        page = await store.changes(first, 3)  # a full page: more may follow
+        assert (page.more, page.next_after, page.head) == (True, first + 3, seqs[-1])
+        assert [Revocation.from_json(d).value for d in page.docs] == ["t0", "t1", "t2"]
+        rest = await store.changes(page.next_after, 100)
+        assert (rest.more, rest.next_after) == (False, seqs[-1])
+        assert len(rest.docs) == 4
+        windows = await store.windows(first, seqs[-1])
+        assert sum(len(w.docs) for w in windows) == 7
+        assert {w.epoch for w in windows} == {page.epoch}
+        # Revoking a target again moves it to a new number: one entry, the latest.
+        again = await store.revoke(Revocation("token_id", "t0", now + 1, now + 61))
+        tail = await store.changes(seqs[-1], 100)
+        assert ([Revocation.from_json(d).value for d in tail.docs], tail.next_after) == (
+            ["t0"],
+            again,
+        )
 
     run(settings, scenario)

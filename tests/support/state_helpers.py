@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
+import tempfile
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import httpx
@@ -14,6 +18,7 @@ from edge_validator.asgi.app import create_app as create_validator
 from edge_validator.core.keyring import KeyRing
 from edge_validator.settings import ValidatorSettings
 from edge_validator.state import StateSettings
+from playgate.redis_server import RedisServer
 from signer.api_keys import ApiKeys, hash_api_key
 from signer.app import create_app as create_signer
 from signer.settings import SignerSettings
@@ -77,3 +82,18 @@ def wait_for_status(url: str, status: int, timeout: float = 10.0) -> httpx.Respo
             if resp.status_code == status or time.monotonic() > deadline:
                 return resp
             time.sleep(0.01)
+
+
+@contextlib.contextmanager
+def own_redis(*extra: str) -> Iterator[RedisServer]:
+    """A redis-server of the test's own (to stop, freeze or restart); always thawed and stopped."""
+    with tempfile.TemporaryDirectory(prefix="playgate-fault-") as tmp:
+        server = RedisServer(Path(tmp), None, *extra)
+        server.start()
+        try:
+            yield server
+        finally:
+            if server.proc is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(server.proc.pid, signal.SIGCONT)
+            server.stop()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from edge_validator.core.errors import ConfigurationError
@@ -167,3 +169,74 @@ def test_memory_store_prunes_every_table_even_when_calls_alternate() -> None:
     # Everything older than a second is gone from each table, give or take one sweep period.
     for table in (store._uses, store._rates, store._streams):
         assert len(table) < 1024 + 256
+
+
+def test_the_sync_reads_the_log_in_pages_and_follows_notices() -> None:
+    import asyncio
+
+    from edge_validator.state.memory import MemoryStore
+    from edge_validator.state.revocation_log import PAGE, Notice
+
+    store = MemoryStore()
+    sync = RevocationSync(store, StateSettings())
+    reads: list[tuple[int, ...]] = []
+    changes, windows = store.changes, store.windows
+
+    async def counted(after: int, limit: int = PAGE) -> object:
+        reads.append((after,))
+        return await changes(after, limit)
+
+    async def counted_windows(after: int, upto: int) -> object:
+        reads.append((after, upto))
+        return await windows(after, upto)
+
+    store.changes = counted  # type: ignore[method-assign]
+    store.windows = counted_windows  # type: ignore[method-assign]
+
+    async def scenario() -> None:
+        now = time.time()
+        for i in range(2 * PAGE + 7):
+            await store.revoke(Revocation("token_id", f"t{i}", now, now + 60))
+        await sync.resync()
+        assert len(sync.view) == 2 * PAGE + 7
+        # A page from the last number held; far behind, the rest as windows in one round trip;
+        # then a last page for anything written meanwhile.
+        assert reads == [(0,), (PAGE, 2 * PAGE + 7), (2 * PAGE + 7,)]
+        assert sync.seq == 2 * PAGE + 7
+        assert sync.epoch is not None
+        # In step: the next number moves the cursor; a gap or another epoch wakes the catch-up.
+        rev = Revocation("token_id", "next", now, now + 60)
+        seq = await store.revoke(rev)  # no listener here: the notice is handed over below
+        sync.apply(Notice(rev, seq, sync.epoch.id))
+        assert (sync.seq, sync._wake.is_set()) == (2 * PAGE + 8, False)
+        sync.apply(Notice(rev, sync.seq + 2, sync.epoch.id))
+        assert sync._wake.is_set()
+        sync._wake.clear()
+        sync.apply(Notice(rev, sync.seq + 1, "another-epoch"))
+        assert sync._wake.is_set()
+        reads.clear()
+        await sync.resync()  # nothing new: one read
+        assert reads == [(2 * PAGE + 8,)]
+
+    asyncio.run(scenario())
+
+
+def test_the_view_drops_expired_entries_a_batch_at_a_time() -> None:
+    view = RevocationView()
+    for i in range(50):
+        view.add(Revocation("token_id", f"t{i}", 0, 10 + i))
+    view.add(Revocation("token_id", "t0", 1, 1000))  # revoked again: lives longer
+    assert view.prune(100, limit=20) == 20
+    assert len(view) == 30  # t0 lives on; t1..t20 went
+    assert view.prune(100) == 29
+    assert [rev.value for rev in view] == ["t0"]
+
+
+def test_a_malformed_stored_revocation_is_skipped_not_fatal() -> None:
+    from edge_validator.state.revocation_log import parse_revocations
+
+    good = Revocation("token_id", "t1", 1.0, 2.0)
+    docs = [good.to_json(), "{not json", '{"kind": "nope", "value": "x"}', good.to_json()]
+    assert parse_revocations(docs) == [good, good]
+    assert parse_revocations([good.to_json()]) == [good]
+    assert parse_revocations([]) == []
