@@ -40,6 +40,7 @@ from edge_validator.state.settings import StateSettings
 from edge_validator.state.store import build_store
 from signer.api_keys import ApiKeys, generate_api_key, hash_api_key
 from signer.app import create_app as create_signer
+from signer.clock_margin import backdated
 from signer.issuing import CatIssuer, PlaybackRequest, issue
 from signer.settings import SignerSettings
 
@@ -207,16 +208,18 @@ def _run_in(workdir: Path, args: argparse.Namespace, nginx_bin: str | None) -> i
         cat=CatIssuer(cat_ring, cat_policy),
         format_keys=format_keys,
     )
-    first = issue(PlaybackRequest(DEMO_VIDEO, 600), keyring, time.time(), public_url=edge_url)
-    dash = issue(
-        PlaybackRequest(DEMO_VIDEO, 600, file="dash/manifest.mpd"),
-        keyring,
-        time.time(),
-        public_url=edge_url,
-    )
-    cat_url = CatIssuer(cat_ring, cat_policy).issue(
-        PlaybackRequest(DEMO_VIDEO, 600, format="cat"), time.time(), public_url=edge_url
-    )
+
+    def signed_now(request: PlaybackRequest) -> tuple[PlaybackRequest, float]:
+        # As the signer signs: not_before set back by its margin, which revocations assume.
+        s = signer_settings
+        return backdated(request, time.time(), s.not_before_margin, s.max_ttl)
+
+    hls_request, hls_now = signed_now(PlaybackRequest(DEMO_VIDEO, 600))
+    first = issue(hls_request, keyring, hls_now, public_url=edge_url)
+    dash_request, dash_now = signed_now(PlaybackRequest(DEMO_VIDEO, 600, file="dash/manifest.mpd"))
+    dash = issue(dash_request, keyring, dash_now, public_url=edge_url)
+    cat_request, cat_now = signed_now(PlaybackRequest(DEMO_VIDEO, 600, format="cat"))
+    cat_url = CatIssuer(cat_ring, cat_policy).issue(cat_request, cat_now, public_url=edge_url)
     body = json.dumps({"video_id": DEMO_VIDEO})
     cat_body = json.dumps({"video_id": DEMO_VIDEO, "format": "cat"})
     player_url = f"{base_url(player_sock)}/player/"
