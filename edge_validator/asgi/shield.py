@@ -9,6 +9,7 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response, StreamingResponse
 
+from ..core.cat.renewal import RenewedCat, renewal_headers
 from ..core.decision import Grant
 from ..core.errors import (
     BadManifest,
@@ -47,6 +48,9 @@ async def shield(request: Request) -> Response:
     grant = admission.grant
     if admission.location is not None:
         return session_redirect(admission.location, grant)
+    renewal = admission.renewal
+    if isinstance(renewal, RenewedCat) and renewal.location is not None:
+        return session_redirect(renewal.location, grant)  # catr redirect: same shape
     try:
         reply = await _fetch(request, grant)
     except BadManifest as exc:
@@ -58,7 +62,10 @@ async def shield(request: Request) -> Response:
     except Exception:  # an origin or rewriting bug: deny with a reason, never a bare 500
         log.exception("shield fetch failed token_id=%s", grant.token_id)
         return denied(InternalError())
-    return _response(reply, grant)
+    response = _response(reply, grant)
+    if renewal is not None:
+        response.headers.update(renewal_headers(renewal, grant.now))
+    return response
 
 
 async def _fetch(request: Request, grant: Grant) -> OriginReply:
