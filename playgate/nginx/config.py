@@ -103,6 +103,9 @@ def contract_values() -> dict[str, str]:
         "grant_cache_header": protocol.GRANT_CACHE_HEADER,
         "cat_header": protocol.CAT_HEADER,
         "cat_header_var": "$http_" + protocol.CAT_HEADER.lower().replace("-", "_"),
+        "cat_header_upstream_var": protocol.nginx_variable(protocol.CAT_HEADER),
+        "renewal_header": protocol.RENEWAL_HEADER,
+        "renewal_var": protocol.nginx_variable(protocol.RENEWAL_HEADER),
         "logged_segment_chars": str(protocol.LOGGED_SEGMENT_CHARS),
     }
 

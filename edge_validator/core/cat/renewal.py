@@ -91,6 +91,14 @@ class RenewedCat(NamedTuple):
         return f"{self.name}={self.token}; {attributes}"
 
 
+def seconds_until_due(claims: CatClaims, now: float) -> int:
+    """Seconds before a renewal is due (0: due now); catr must be present."""
+    renewal = claims.rules.renewal
+    assert renewal is not None
+    deadline = DEFAULT_DEADLINE if renewal.deadline is None else renewal.deadline
+    return max(0, int(claims.expires_at - deadline - now))
+
+
 def renewal_due(claims: CatClaims, now: float) -> bool:
     """True when the token carries catr and ``now`` is within its deadline of ``exp``."""
     renewal = claims.rules.renewal
