@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from typing import Any
 
 import pytest
@@ -22,6 +23,7 @@ from edge_validator.core.decision import Grant
 from edge_validator.core.errors import LifetimeExceeded
 from edge_validator.core.grant_cache import grant_cache_seconds
 from edge_validator.core.paths import split_target, with_header_token
+from edge_validator.core.protocol import CAT_HEADER
 from tests.support import factories
 from tests.support.factories import CAT_ES256, CAT_SECRET, MASTER
 
@@ -280,3 +282,41 @@ def test_the_grant_cache_never_keeps_an_allow_for_an_exact_path_or_methods() -> 
         )
         == 30
     )
+
+
+# --- Lambda@Edge: a viewer-request function can answer a redirect, nothing else ---------------
+
+
+def viewer(token: str, uri: str, query: str = "", header: bool = False) -> dict[str, Any]:
+    from edge_validator.lambda_edge import make_handler
+
+    text = (factories.TESTS / "events/viewer-request-path-token.json").read_text()
+    event: dict[str, Any] = json.loads(text.replace("__TOKEN__", token))
+    request = event["Records"][0]["cf"]["request"]
+    request.update(uri=uri, querystring=query)
+    if header:
+        request["headers"]["cta-common-access-token"] = [{"key": CAT_HEADER, "value": token}]
+    verifier = factories.cat_verifier(max_session=MAX_SESSION)
+    result: dict[str, Any] = make_handler(lambda: verifier, lambda: T0 + 40)(event, None)
+    return result
+
+
+def test_lambda_renews_by_redirect_in_the_path_and_the_query() -> None:
+    token = cat({0: 0, 1: 120, 2: 30})
+    result = viewer(token, f"/t/{token}{MASTER}")
+    assert result["status"] == "302"
+    location = result["headers"]["location"][0]["value"]
+    assert location.startswith("/t/")
+    assert location.endswith(MASTER)
+    assert result["headers"]["cache-control"][0]["value"] == "no-store"
+    result = viewer(token, MASTER, f"CAT={token}")
+    assert result["headers"]["location"][0]["value"].startswith(f"{MASTER}?CAT=")
+
+
+def test_lambda_forwards_but_cannot_hand_over_header_or_cookie_renewals() -> None:
+    for catr in ({0: 2, 1: 120, 2: 30}, {0: 1, 1: 120, 2: 30}):
+        token = cat(catr)
+        forwarded = viewer(token, f"/t/{token}{MASTER}")
+        assert forwarded["uri"] == MASTER  # served with the token it carried
+    token = cat({0: 0, 1: 120, 2: 30})
+    assert viewer(token, MASTER, header=True)["uri"] == MASTER
