@@ -320,3 +320,21 @@ def test_lambda_forwards_but_cannot_hand_over_header_or_cookie_renewals() -> Non
         assert forwarded["uri"] == MASTER  # served with the token it carried
     token = cat({0: 0, 1: 120, 2: 30})
     assert viewer(token, MASTER, header=True)["uri"] == MASTER
+
+
+def test_explain_tells_a_renewed_cat_and_its_catr() -> None:
+    from playgate.explain import explain
+
+    new = renewed(cat({0: 3, 1: 120}), T0 + 10)  # no deadline: the 60 s default, due now
+    assert isinstance(new, RenewedCat)
+    verifier = factories.cat_verifier(max_session=MAX_SESSION)
+    accepted, lines = explain(f"https://cdn.example{new.location}", verifier, T0 + 20)
+    assert accepted
+    text = "\n".join(lines)
+    assert "renewed (iat after nbf)" in text
+    assert "catr:           redirect, expadd 120 s, deadline 60 s" in text
+    assert "renewal:        due in 50 s: 302 to the same URL with the new token" in text
+    assert "kind:           renewable CAT (110 s left; the edge renews it near its end)" in text
+    assert "renewals end:   2027-01-15T12:00:00Z" in text
+    accepted, lines = explain(f"https://cdn.example{factories.target(cat())}", verifier, T0)
+    assert not any(line.lstrip().startswith(("catr", "renewal", "iat")) for line in lines)
