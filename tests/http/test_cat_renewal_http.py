@@ -168,3 +168,37 @@ def test_auth_request_carries_header_and_cookie_renewals_and_never_lets_nginx_ke
     assert resp.status_code == 204
     assert RENEWAL not in resp.headers
     assert 0 < int(resp.headers["x-accel-expires"]) <= 30
+
+
+def test_the_signer_issues_catr_and_the_edge_renews_it(keyring: KeyRing, edge: str) -> None:
+    from signer.api_keys import ApiKeys, hash_api_key
+    from signer.app import create_app as create_signer
+    from signer.issuing import CatIssuer
+    from signer.settings import SignerSettings
+
+    signer = SignerSettings(
+        keyring=keyring,
+        api_keys=ApiKeys({"test": hash_api_key(factories.API_KEY)}),
+        public_url=edge,
+        cat=CatIssuer(factories.cat_keyring(), factories.cat_policy()),
+    )
+    with serve_app(create_signer(signer, contract_check=True)) as signer_url:
+
+        def issue(**body: object) -> httpx.Response:
+            body = {"video_id": "demo", "format": "cat", **body}
+            return httpx.post(
+                f"{signer_url}/v1/playback-urls", json=body, headers=factories.AUTH, timeout=10
+            )
+
+        issued = issue(ttl_seconds=30, cat_renewal="redirect:900:60")
+        assert issued.status_code == 201, issued.text
+        first = httpx.get(issued.json()["url"], timeout=10)
+        assert first.status_code == 302  # 30 s left, deadline 60 s: renewed at once
+        assert httpx.get(f"{edge}{first.headers['location']}", timeout=10).status_code == 200
+        for bad in (
+            {"cat_renewal": "sideways:10"},
+            {"cat_renewal": "header:0"},
+            {"cat_renewal": "header:60", "format": "playgate"},
+        ):
+            refused = issue(**bad)
+            assert (refused.status_code, refused.json()["field"]) == (422, "cat_renewal")
