@@ -34,7 +34,13 @@ from .core.errors import (
     StateUnavailable,
 )
 from .core.keyring import KeyRing
-from .core.protocol import CAT_HEADER, NO_STORE, REASON_HEADER, TOKEN_ID_HEADER
+from .core.protocol import (
+    CAT_HEADER,
+    NO_STORE,
+    REASON_HEADER,
+    RENEWAL_HEADER,
+    TOKEN_ID_HEADER,
+)
 from .core.sessions import opens_session, seal_session, session_claims, session_location
 
 log = logging.getLogger("playgate.lambda_edge")
@@ -200,7 +206,9 @@ def viewer_request(
         if claims.__class__ is CatClaims:
             location = cat_renewal(grant, verifier, target, header_token is not None)
             if location is not None:
-                return redirect_response(location, grant.token_id)
+                renewed = redirect_response(location, grant.token_id)
+                renewed["headers"][RENEWAL_HEADER.lower()] = _header(RENEWAL_HEADER, "redirect")
+                return renewed
     except PlayGateError as exc:
         log.info("deny reason=%s token_id=%s client=%s", exc.reason, exc.token_id, client_ip)
         return denied_response(exc, cors.response_headers(_request_header(request, "origin")))

@@ -50,7 +50,9 @@ async def shield(request: Request) -> Response:
         return session_redirect(admission.location, grant)
     renewal = admission.renewal
     if isinstance(renewal, RenewedCat) and renewal.location is not None:
-        return session_redirect(renewal.location, grant)  # catr redirect: same shape
+        redirect = session_redirect(renewal.location, grant)  # catr redirect: the same shape
+        redirect.headers.update(renewal_headers(renewal, grant.now))
+        return redirect
     try:
         reply = await _fetch(request, grant)
     except BadManifest as exc:

@@ -88,7 +88,7 @@ def test_a_header_carried_token_is_renewed_in_the_header(edge: str) -> None:
 def test_redirect_renewal_sends_the_player_to_the_same_path_under_the_new_token(edge: str) -> None:
     token = due({0: 3, 1: 600, 2: 60})
     resp = httpx.get(f"{edge}{factories.target(token)}?lang=en", timeout=10)
-    assert resp.status_code == 302
+    assert (resp.status_code, resp.headers[RENEWAL]) == (302, "redirect")
     assert resp.headers["cache-control"] == "no-store"
     location = resp.headers["location"]
     assert location.endswith("/videos/demo/master.m3u8?lang=en")

@@ -309,6 +309,7 @@ def test_lambda_renews_by_redirect_in_the_path_and_the_query() -> None:
     assert location.startswith("/t/")
     assert location.endswith(MASTER)
     assert result["headers"]["cache-control"][0]["value"] == "no-store"
+    assert result["headers"]["x-playgate-renewal"][0]["value"] == "redirect"
     result = viewer(token, MASTER, f"CAT={token}")
     assert result["headers"]["location"][0]["value"].startswith(f"{MASTER}?CAT=")
 
