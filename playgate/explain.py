@@ -62,6 +62,11 @@ def _kind(claims: Claims, now: float, session: bool) -> str:
 
 
 def _expired_note(claims: Claims, session: bool) -> str:
+    if isinstance(claims, CatClaims) and claims.rules.renewal is not None:
+        return (
+            "a renewable CAT is renewed only by a request inside its deadline before exp; "
+            "once expired it is not renewed: ask the app backend for a new URL"
+        )
     if session:
         return "the playback session is over: the player must start again from a new URL"
     if claims.session_seconds:

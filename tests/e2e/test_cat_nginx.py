@@ -84,6 +84,10 @@ def test_header_renewal_rides_on_the_auth_request_allow(edge: Edge) -> None:
     follow = httpx.get(f"{edge.url}{factories.target(renewed, SEGMENT)}", timeout=10)
     assert follow.status_code == 200
     assert "cta-common-access-token" not in follow.headers  # not due: nothing to hand over
+    # A path-form manifest is answered by the shield location: the header passes through.
+    manifest = httpx.get(f"{edge.url}{factories.target(token)}", timeout=10)
+    assert (manifest.status_code, manifest.headers["x-playgate-renewal"]) == (200, "header")
+    assert manifest.headers["cta-common-access-token"] != token
 
 
 def test_a_header_carried_token_is_renewed_in_the_header_through_nginx(edge: Edge) -> None:

@@ -339,3 +339,8 @@ def test_explain_tells_a_renewed_cat_and_its_catr() -> None:
     assert "renewals end:   2027-01-15T12:00:00Z" in text
     accepted, lines = explain(f"https://cdn.example{factories.target(cat())}", verifier, T0)
     assert not any(line.lstrip().startswith(("catr", "renewal", "iat")) for line in lines)
+
+    expired = cat({0: 2, 1: 120})
+    accepted, lines = explain(f"https://cdn.example{factories.target(expired)}", verifier, T0 + 99)
+    assert not accepted
+    assert "once expired it is not renewed" in "\n".join(lines)
