@@ -177,7 +177,7 @@ class Gate:
             query_param=query_param_of(target),
         )
         if isinstance(outcome, RenewalRefused):
-            log.warning("cat renewal refused token_id=%s: %s", grant.token_id, outcome.why)
+            log.info("cat renewal refused token_id=%s: %s", grant.token_id, outcome.why)
         elif outcome is not None:
             log.info(
                 "cat renewed token_id=%s kind=%s expires_at=%d",

@@ -41,8 +41,8 @@ def grant_cache_seconds(grant: Grant, limit: int) -> int:
     seconds = min(limit, grant.seconds_left())
     if isinstance(claims, CatClaims):
         rules = claims.rules
-        if rules.path_exact is not None or rules.methods is not None:
-            # The kept allow would cover every path of the scope (and nginx passes no method).
+        if rules.path_exact is not None:
+            # A kept allow covers every path of the video scope; this CAT covers one path.
             return 0
         if rules.renewal is not None:
             # Never kept into the renewal window: every request there must reach the validator.

@@ -11,13 +11,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from edge_validator.core.cat.claims import CATR
+from edge_validator.core.cat.claims import CATR, CATU
 from edge_validator.core.cat.verify import CatVerifier
 from tests.support import factories
 from tests.support.factories import MASTER, SAMPLES
 from tests.support.nginx_edge import Edge, nginx_edge
 
 KEYRING = factories.keyring()
+SEGMENT = "/videos/demo/hls/v0/seg_000.ts"
 
 
 @pytest.fixture(scope="module")
@@ -58,9 +59,18 @@ def test_the_cat_query_parameter_plays(edge: Edge) -> None:
     assert resp.content == (Path(SAMPLES) / "videos/demo/hls/v0/seg_000.ts").read_bytes()
 
 
-# --- catr renewal through nginx (docs/cat.md#renewal) ------------------------------------------
+def test_an_exact_path_cat_is_never_kept_for_its_whole_video(edge: Edge) -> None:
+    """nginx keys a kept allow by token and video: an exact-path CAT's allow must not be kept,
+    or its token would open every other file of the video from the grant cache."""
+    one_file = "/videos/demo/poster.jpg"  # its folder is the video scope
+    token = factories.cat_token(now=time.time(), token_id="aa09", extra={CATU: {3: {0: one_file}}})
+    allowed = httpx.get(f"{edge.url}{factories.target(token, one_file)}", timeout=10)
+    assert allowed.status_code == 404  # allowed, and the origin has no such file
+    refused = httpx.get(f"{edge.url}{factories.target(token, SEGMENT)}", timeout=10)
+    assert (refused.status_code, refused.headers["x-playgate-reason"]) == (403, "out_of_scope")
 
-SEGMENT = "/videos/demo/hls/v0/seg_000.ts"
+
+# --- catr renewal through nginx (docs/cat.md#renewal) ------------------------------------------
 
 
 def due_cat(catr: dict[int, object], token_id: str) -> str:
