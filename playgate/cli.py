@@ -269,7 +269,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_nginx_config(args: argparse.Namespace) -> int:
     from edge_validator.core.cors import CorsPolicy, parse_origins
 
-    from .nginx.config import EdgeConfig, make_prefix, render
+    from .nginx.config import EdgeConfig, check_native, make_prefix, render
 
     env = Env(os.environ)
     cors = env.cors()  # PLAYGATE_CORS_ORIGINS, as the validator reads it
@@ -285,6 +285,9 @@ def cmd_nginx_config(args: argparse.Namespace) -> int:
         return 2
     tls_cert = args.tls_cert or env.text("PLAYGATE_EDGE_TLS_CERT")
     tls_key = args.tls_key or env.text("PLAYGATE_EDGE_TLS_KEY")
+    # The native verifier reads the validators' key ring file; without one, auth_request only.
+    keyring_file = args.keyring_file or env.text("PLAYGATE_KEYRING_FILE")
+    native = args.native and env.flag("PLAYGATE_EDGE_NATIVE", True)
     config = EdgeConfig(
         listen=args.listen or env.text("PLAYGATE_EDGE_LISTEN") or "127.0.0.1:8088",
         validator_url=args.validator_url[0],
@@ -297,7 +300,11 @@ def cmd_nginx_config(args: argparse.Namespace) -> int:
         cors=cors,
         tls_cert=Path(tls_cert) if tls_cert else None,
         tls_key=Path(tls_key) if tls_key else None,
+        keyring_file=Path(keyring_file) if keyring_file else None,
+        native=native,
     )
+    if config.native_active:
+        check_native(config)
     text = render(config)
     try:
         make_prefix(config)  # nginx needs its temp and cache folders before `nginx -t`
@@ -424,6 +431,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--tls-cert", help="HTTPS certificate chain, PEM (or PLAYGATE_EDGE_TLS_CERT)")
     p.add_argument("--tls-key", help="its private key, PEM (or PLAYGATE_EDGE_TLS_KEY)")
+    p.add_argument(
+        "--keyring-file",
+        help="the validators' key ring file, for the native verifier (or PLAYGATE_KEYRING_FILE)",
+    )
+    p.add_argument(
+        "--no-native",
+        dest="native",
+        action="store_false",
+        help="send every request to the validator (auth_request), as before the native verifier",
+    )
     p.add_argument("--output", "-o", help="write here instead of stdout")
     p.set_defaults(func=cmd_nginx_config)
 

@@ -19,8 +19,18 @@ from urllib.parse import urlsplit
 from edge_validator.core import protocol
 from edge_validator.core.cors import EXPOSED_HEADERS, CorsPolicy
 from edge_validator.core.errors import ConfigurationError
+from edge_validator.core.keyring import KeyRing
 
 TEMPLATE = Path(__file__).resolve().parent / "edge.conf.template"
+# The native verifier (ngx_http_lua, Debian's libnginx-mod-http-lua and lua-cjson).
+LUA_DIR = Path(__file__).resolve().parent / "lua"
+NATIVE_MODULES = ("ndk_http_module.so", "ngx_http_lua_module.so")
+NATIVE_MODULE_DIR = Path("/usr/lib/nginx/modules")
+NATIVE_HINT = (
+    "the native verifier needs ngx_http_lua: run `sudo apt-get install libnginx-mod-http-lua "
+    "lua-cjson` (Debian/Ubuntu), or render with --no-native"
+)
+_NATIVE_DICT_RE = re.compile(r"[1-9][0-9]{0,5}[km]")
 INSTALL_HINT = "nginx is not installed: run `sudo apt-get install nginx-light` (Debian/Ubuntu)"
 _PLACEHOLDER = re.compile(r"\{\{([a-z_]+)\}\}")
 _SAFE_VALUE = re.compile(r"[A-Za-z0-9_./:\-\[\]]+")
@@ -60,6 +70,18 @@ class EdgeConfig:
     # HTTPS: certificate chain and private key (PEM files nginx reads at start).
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    # The native verifier: nginx decides PlayGate tokens itself, reading this key ring file
+    # (the validator's PLAYGATE_KEYRING_FILE). None, or native=False: every request goes to
+    # the validator through auth_request.
+    keyring_file: Path | None = None
+    native: bool = True
+    # Shared memory for the revocations nginx holds (when full, nginx stops deciding natively
+    # rather than forget one); only the pages in use take memory.
+    native_dict_size: str = "256m"
+
+    @property
+    def native_active(self) -> bool:
+        return self.native and self.keyring_file is not None
 
     def validator_addrs(self) -> list[str]:
         urls = (self.validator_url, *self.more_validator_urls)
@@ -138,6 +160,82 @@ def tls_values(config: EdgeConfig) -> dict[str, str]:
     return {"listen_ssl": " ssl", "tls_directives": "\n".join(f"        {x}" for x in lines)}
 
 
+_AUTH_REQUEST = """\
+            auth_request /_playgate/auth;
+            auth_request_set $pg_token_id {token_id_var};
+            auth_request_set $pg_reason {reason_var};
+            auth_request_set $pg_cat_renewed {cat_header_upstream_var};
+            auth_request_set $pg_cat_cookie $upstream_http_set_cookie;
+            auth_request_set $pg_renewal {renewal_var};"""
+_NATIVE_ACCESS = """\
+            # The native verifier decides, or asks the validator (/_playgate/auth) as
+            # auth_request would: 2xx allows, 401/403 deny with its reason, else 503.
+            set $pg_token_id "";
+            set $pg_reason "";
+            set $pg_cat_renewed "";
+            set $pg_cat_cookie "";
+            set $pg_renewal "";
+            access_by_lua_block { require("playgate_native").access() }"""
+_NATIVE_HTTP = """\
+    # --- The native verifier (playgate/nginx/lua/playgate_native.lua) ----------------------
+    # PlayGate tokens are checked here, in every worker; worker 0 polls the validators'
+    # revocation feed ({feed_route}) into this shared dict several times a second.
+    lua_package_path "{lua_dir}/?.lua;;";
+    lua_shared_dict playgate_native {dict_size};
+    lua_shared_dict playgate_native_meta 1m;
+    # The poller says itself when the feed is lost and back, not one line per failed poll.
+    lua_socket_log_errors off;
+    init_by_lua_block {{
+        require("playgate_native").init({{
+            keyring_file = "{keyring_file}",
+            dict = "playgate_native",
+            meta_dict = "playgate_native_meta",
+            validators = {{ {validators} }},
+            auth_location = "/_playgate/auth",
+        }})
+    }}
+    init_worker_by_lua_block {{ require("playgate_native").init_worker() }}
+"""
+
+
+def native_values(config: EdgeConfig, contract: dict[str, str]) -> dict[str, str]:
+    """The native verifier's lines, or auth_request's when it is off."""
+    if not config.native_active:
+        return {
+            "native_modules": "",
+            "native_http": "",
+            "access_check": _AUTH_REQUEST.format(**contract),
+        }
+    assert config.keyring_file is not None
+    keyring_file = str(config.keyring_file.resolve())
+    if not _SAFE_VALUE.fullmatch(keyring_file):
+        raise ConfigurationError(f"key ring file {keyring_file!r} has characters nginx would parse")
+    if not _NATIVE_DICT_RE.fullmatch(config.native_dict_size):
+        raise ConfigurationError("the native dict size looks like 64m")
+    modules = "".join(f"load_module {NATIVE_MODULE_DIR / m};\n" for m in NATIVE_MODULES)
+    validators = ", ".join(f'"{addr}"' for addr in config.validator_addrs())
+    return {
+        "native_modules": modules,
+        "native_http": _NATIVE_HTTP.format(
+            feed_route=protocol.NATIVE_FEED_ROUTE,
+            lua_dir=LUA_DIR,
+            dict_size=config.native_dict_size,
+            keyring_file=keyring_file,
+            validators=validators,
+        ),
+        "access_check": _NATIVE_ACCESS,
+    }
+
+
+def check_native(config: EdgeConfig) -> None:
+    """Refuse to render a native edge that could not start: modules missing, bad key ring."""
+    for module in NATIVE_MODULES:
+        if not (NATIVE_MODULE_DIR / module).exists():
+            raise ConfigurationError(NATIVE_HINT)
+    assert config.keyring_file is not None
+    KeyRing.from_file(config.keyring_file)  # the validators' own checks, at render time
+
+
 def render(config: EdgeConfig, template: str | None = None) -> str:
     """The nginx.conf text for ``config``; refuses values that could inject directives."""
     operator = config.values()
@@ -160,8 +258,10 @@ def render(config: EdgeConfig, template: str | None = None) -> str:
         f"        server {addr} max_fails=1 fail_timeout=2s;"
         for addr in config.validator_addrs()
     )
+    contract = contract_values()
     values = {
-        **contract_values(),
+        **contract,
+        **native_values(config, contract),
         **cors_values(config.cors),
         "validator_servers": servers,
         **tls_values(config),

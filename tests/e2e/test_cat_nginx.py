@@ -4,6 +4,7 @@ renewal by header and cookie on auth_request allows, and by redirect for manifes
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +14,8 @@ import pytest
 
 from edge_validator.core.cat.claims import CATR, CATU
 from edge_validator.core.cat.verify import CatVerifier
+from edge_validator.core.keyring import encode_secret
+from edge_validator.core.protocol import AUTH_ROUTE
 from tests.support import factories
 from tests.support.factories import MASTER, SAMPLES
 from tests.support.nginx_edge import Edge, nginx_edge
@@ -57,6 +60,47 @@ def test_the_cat_query_parameter_plays(edge: Edge) -> None:
     resp = httpx.get(f"{edge.url}/videos/demo/hls/v0/seg_000.ts?CAT={token}", timeout=10)
     assert resp.status_code == 200
     assert resp.content == (Path(SAMPLES) / "videos/demo/hls/v0/seg_000.ts").read_bytes()
+
+
+def test_with_the_native_verifier_cats_still_reach_the_validator(tmp_path: Path) -> None:
+    keyring_file = tmp_path / "keyring.json"
+    secrets = {"k1": encode_secret(factories.SECRET_A), "k2": encode_secret(factories.SECRET_B)}
+    keyring_file.write_text(json.dumps({"active": "k1", "keys": secrets}))
+    cat = CatVerifier(factories.cat_keyring(), factories.cat_policy())
+    with nginx_edge(
+        KEYRING, SAMPLES, tmp_path / "nginx", cat=cat, keyring_file=keyring_file
+    ) as edge:
+        own = f"{edge.url}{factories.target(factories.token(now=time.time()), SEGMENT)}"
+        deadline = time.monotonic() + 20
+        while True:  # until nginx decides PlayGate tokens itself (its first feed poll)
+            asked = checks(edge)
+            assert httpx.get(own, timeout=10).status_code == 200
+            if checks(edge) == asked or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert checks(edge) == asked
+        cat_token = factories.cat_token(now=time.time(), token_id="aa09")
+        for url, headers in (
+            (f"{edge.url}{factories.target(cat_token, SEGMENT)}", {}),
+            (f"{edge.url}{SEGMENT}?CAT={cat_token}", {}),
+            (f"{edge.url}{SEGMENT}", {"CTA-Common-Access-Token": cat_token}),
+        ):
+            asked = checks(edge)
+            assert httpx.get(url, headers=headers, timeout=10).status_code == 200
+            assert checks(edge) == asked + 1  # the validator judged the CAT
+        # A renewal the validator gives rides on the native verifier's allow too.
+        for catr, kind, header in (
+            ({0: 2, 1: 600, 2: 60}, "header", "cta-common-access-token"),
+            ({0: 1, 1: 600, 2: 60}, "cookie", "set-cookie"),
+        ):
+            due = due_cat(catr, "bb0a")
+            resp = httpx.get(f"{edge.url}{factories.target(due, SEGMENT)}", timeout=10)
+            assert (resp.status_code, resp.headers["x-playgate-renewal"]) == (200, kind)
+            assert header in resp.headers
+
+
+def checks(edge: Edge) -> int:
+    return edge.auth_calls.count(AUTH_ROUTE)
 
 
 def test_an_exact_path_cat_is_never_kept_for_its_whole_video(edge: Edge) -> None:
