@@ -79,6 +79,31 @@ def _rows() -> dict[str, Callable[[], Callable[[], object]]]:
         target, client = Target(token, PATH, "", False), ClientAddress.parse("203.0.113.9")
         return lambda: verifier.judge(target, client, NOW)
 
+    def renewal() -> Callable[[], object]:
+        """A due catr renewal at the edge (core/cat/renewal.py): re-open, re-seal, handover."""
+        from edge_validator.core.cat.claims import CATR, CatClaims, CatPolicy, build_claims
+        from edge_validator.core.cat.keys import HS256, CatKey, CatKeyRing
+        from edge_validator.core.cat.renewal import renew
+        from edge_validator.core.cat.verify import CatVerifier, seal_cat
+        from edge_validator.core.decision import Verifier
+        from edge_validator.core.keyring import KeyRing
+        from edge_validator.core.paths import Target
+        from edge_validator.core.token import Claims
+
+        cat_ring = CatKeyRing([CatKey("c1", HS256, secret=SECRET)])
+        doc = build_claims(Claims("c1", NOW + 30, NOW, "/videos/demo/", "0b71" * 8), issuer="b")
+        doc[CATR] = {0: 2, 1: 600, 2: 60}
+        token = seal_cat(doc, cat_ring.get(b"c1"))  # type: ignore[arg-type]
+        verifier = Verifier(
+            KeyRing({"k1": SECRET}, "k1"),
+            max_ttl=3600,
+            cat=CatVerifier(cat_ring, CatPolicy(issuer="b")),
+        )
+        grant = verifier.judge(Target(token, PATH, "", False), None, NOW)
+        claims = grant.claims
+        assert isinstance(claims, CatClaims)
+        return lambda: renew(claims, grant.target, cat_ring, NOW, max_session=43200)
+
     def pyjwt() -> Callable[[], object]:
         import jwt
 
@@ -101,6 +126,7 @@ def _rows() -> dict[str, Callable[[], Callable[[], object]]]:
         "CAT HS256, repeat token": lambda: cat(True),
         "CAT HS256, first sight": lambda: cat(False),
         "CAT ES256, first sight": lambda: cat(False, "e1"),
+        "CAT HS256 catr renewal": renewal,
         "pyjwt HS256 decode": pyjwt,
     }
 

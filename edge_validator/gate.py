@@ -16,6 +16,8 @@ from collections.abc import Callable, Mapping
 from typing import NamedTuple
 
 from .core.addresses import ClientAddress
+from .core.cat.claims import CatClaims
+from .core.cat.renewal import RenewalRefused, RenewedCat, query_param_of, renew
 from .core.decision import Grant, Verifier
 from .core.errors import PlaybackTokenError, SessionRedirectRequired, StateUnavailable
 from .core.sessions import opens_session, seal_session, session_claims, session_location
@@ -38,6 +40,8 @@ class Admission(NamedTuple):
     session: Claims | None = None
     location: str | None = None
     set_cookie: str | None = None
+    # A CAT's catr renewal (core/cat/renewal.py): the renewed token to hand over, or why not.
+    renewal: RenewedCat | RenewalRefused | None = None
 
 
 class Gate:
@@ -80,6 +84,16 @@ class Gate:
         """
         admission = await self._admit(target, client, header_token, cookies, redirect=False)
         return admission.grant
+
+    async def check(
+        self,
+        target: str,
+        client: ClientAddress | None,
+        header_token: str | None = None,
+        cookies: Mapping[str, str] | None = None,
+    ) -> Admission:
+        """``authorize`` for ``/auth``, with a CAT renewal its allow can carry (headers only)."""
+        return await self._admit(target, client, header_token, cookies, redirect=False)
 
     async def admit(
         self,
@@ -146,6 +160,8 @@ class Gate:
         if exchange is not None:
             return _exchanged(grant, exchange, client)
         if session is None:
+            if grant.claims.__class__ is CatClaims:
+                return Admission(grant, renewal=self._renewal(grant, target, header_token))
             return Admission(grant)
         token = seal_session(session, self.verifier.sessions)
         metrics().sessions_renewed.inc()
@@ -157,6 +173,33 @@ class Gate:
             client.text if client else None,
         )
         return Admission(grant, session, session_location(grant, token))
+
+    def _renewal(
+        self, grant: Grant, target: str, header_token: str | None
+    ) -> RenewedCat | RenewalRefused | None:
+        """Renew a CAT whose catr is due. Runs after the state checks: a revoked token, user,
+        video or session was refused there and is never renewed."""
+        assert isinstance(grant.claims, CatClaims)
+        assert self.verifier.cat is not None
+        outcome = renew(
+            grant.claims,
+            grant.target,
+            self.verifier.cat.keyring,
+            grant.now,
+            max_session=self.verifier.max_session,
+            in_header=header_token is not None,
+            query_param=query_param_of(target),
+        )
+        if isinstance(outcome, RenewalRefused):
+            log.info("cat renewal refused token_id=%s: %s", grant.token_id, outcome.why)
+        elif outcome is not None:
+            log.info(
+                "cat renewed token_id=%s kind=%s expires_at=%d",
+                grant.token_id,
+                outcome.kind,
+                outcome.expires_at,
+            )
+        return outcome
 
     async def _check_state(self, grant: Grant, session: Claims | None) -> None:
         if self.guard is not None:

@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from .core.addresses import ClientAddress
-from .core.cat.claims import CatPolicy
+from .core.cat.claims import CatClaims, CatPolicy
 from .core.cat.keys import CatKeyRing
+from .core.cat.renewal import RenewalRefused, RenewedCat, query_param_of, renew
 from .core.cat.verify import CatVerifier
 from .core.cors import DEFAULT_MAX_AGE, CorsPolicy, parse_origins
 from .core.decision import DEFAULT_LEEWAY, DEFAULT_MAX_SESSION, Grant, Verifier
@@ -34,7 +35,13 @@ from .core.errors import (
     StateUnavailable,
 )
 from .core.keyring import KeyRing
-from .core.protocol import CAT_HEADER, NO_STORE, REASON_HEADER, TOKEN_ID_HEADER
+from .core.protocol import (
+    CAT_HEADER,
+    NO_STORE,
+    REASON_HEADER,
+    RENEWAL_HEADER,
+    TOKEN_ID_HEADER,
+)
 from .core.sessions import opens_session, seal_session, session_claims, session_location
 from .formats.lambda_formats import LambdaFormats
 
@@ -106,6 +113,11 @@ def session_response(grant: Grant, client: ClientAddress | None, verifier: Verif
         session.session_id,
         session.expires_at,
     )
+    return redirect_response(location, grant.token_id)
+
+
+def redirect_response(location: str, token_id: str) -> Result:
+    """A generated 302 (a session, or a CAT renewed by redirect); CloudFront never caches it."""
     return {
         "status": "302",
         "statusDescription": _STATUS_TEXT[302],
@@ -113,9 +125,36 @@ def session_response(grant: Grant, client: ClientAddress | None, verifier: Verif
             "location": _header("Location", location),
             "cache-control": _header("Cache-Control", NO_STORE),
             "referrer-policy": _header("Referrer-Policy", "no-referrer"),
-            TOKEN_ID_HEADER.lower(): _header(TOKEN_ID_HEADER, grant.token_id),
+            TOKEN_ID_HEADER.lower(): _header(TOKEN_ID_HEADER, token_id),
         },
     }
+
+
+def cat_renewal(grant: Grant, verifier: Verifier, target: str, in_header: bool) -> str | None:
+    """Where a CAT renewed by redirect sends the player, or None.
+
+    A viewer-request function can answer with a generated response but cannot add a header to
+    the response CloudFront later sends: header and cookie renewals would need a
+    viewer-response function, so they are logged and not given (the token simply expires).
+    """
+    assert isinstance(grant.claims, CatClaims)
+    assert verifier.cat is not None
+    outcome = renew(
+        grant.claims,
+        grant.target,
+        verifier.cat.keyring,
+        grant.now,
+        max_session=verifier.max_session,
+        in_header=in_header,
+        query_param=query_param_of(target),
+    )
+    if isinstance(outcome, RenewedCat) and outcome.location is not None:
+        log.info("cat renewed token_id=%s kind=redirect", grant.token_id)
+        return outcome.location
+    if outcome is not None:
+        why = outcome.why if isinstance(outcome, RenewalRefused) else "needs a viewer-response"
+        log.info("cat renewal not given token_id=%s: %s", grant.token_id, why)
+    return None
 
 
 def _request_header(request: Mapping[str, Any], name: str) -> str | None:
@@ -164,8 +203,9 @@ def viewer_request(
         uri: str = request["uri"]
         client = client_ip if isinstance(client_ip, str) else None  # parsed only if needed
         target = f"{uri}?{query}" if query else uri
+        header_token = _header_token(request)
         try:
-            grant = verifier.verify_target(target, client, now, _header_token(request))
+            grant = verifier.verify_target(target, client, now, header_token)
         except PlaybackTokenError:
             # Not a good PlayGate token: a foreign format's, or refused by name? A valid
             # PlayGate token never pays for the question.
@@ -181,6 +221,12 @@ def viewer_request(
             return session_response(
                 grant, ClientAddress.parse(client) if client else None, verifier
             )
+        if claims.__class__ is CatClaims:
+            location = cat_renewal(grant, verifier, target, header_token is not None)
+            if location is not None:
+                renewed = redirect_response(location, grant.token_id)
+                renewed["headers"][RENEWAL_HEADER.lower()] = _header(RENEWAL_HEADER, "redirect")
+                return renewed
     except PlayGateError as exc:
         log.info("deny reason=%s token_id=%s client=%s", exc.reason, exc.token_id, client_ip)
         return denied_response(exc, cors.response_headers(_request_header(request, "origin")))

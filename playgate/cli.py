@@ -165,6 +165,7 @@ def cmd_sign(args: argparse.Namespace) -> int:
             "file",
             "session_seconds",
             "format",
+            "cat_renewal",
         )
         and v is not None
     }
@@ -367,6 +368,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=("path", "query"), default="path")
     p.add_argument("--format", choices=FORMATS, default="playgate", help="docs/formats.md")
     p.add_argument("--cat-keys", help="CAT key ring file (else PLAYGATE_CAT_KEYS_FILE)")
+    p.add_argument(
+        "--cat-renewal",
+        metavar="TYPE:EXPADD[:DEADLINE]",
+        help="with --format cat: catr renewal at the edge, e.g. redirect:600:60 (docs/cat.md)",
+    )
     p.add_argument("--format-keys", help="a CDN format's keys file (PLAYGATE_FORMAT_KEYS_FILE)")
     p.set_defaults(func=cmd_sign)
 

@@ -7,9 +7,11 @@ from urllib.parse import urlsplit
 
 from edge_validator.core.addresses import ClientAddress
 from edge_validator.core.cat.claims import CatClaims
+from edge_validator.core.cat.renewal import DEFAULT_DEADLINE, seconds_until_due
 from edge_validator.core.decision import Verifier
 from edge_validator.core.errors import Expired, PlaybackTokenError
 from edge_validator.core.paths import Target, split_target
+from edge_validator.core.protocol import CAT_HEADER
 from edge_validator.core.sessions import opens_session
 from edge_validator.core.token import Claims
 
@@ -20,7 +22,9 @@ def _when(ts: int, now: float) -> str:
     return f"{iso} ({f'in {delta} s' if delta >= 0 else f'{-delta} s ago'})"
 
 
-def describe_claims(claims: Claims, now: float, session: bool = False) -> list[str]:
+def describe_claims(
+    claims: Claims, now: float, session: bool = False, max_session: int | None = None
+) -> list[str]:
     lines = [_kind(claims, now, session)]
     lines += [
         f"  token id:       {claims.token_id}",
@@ -38,7 +42,7 @@ def describe_claims(claims: Claims, now: float, session: bool = False) -> list[s
         "session length": f"{claims.session_seconds} s" if claims.session_seconds else None,
     }
     if isinstance(claims, CatClaims):
-        optional.update(_cat_lines(claims))
+        optional.update(_cat_lines(claims, now, max_session))
     lines += [f"  {k + ':':<15} {v}" for k, v in optional.items() if v is not None]
     return lines
 
@@ -47,6 +51,8 @@ def _kind(claims: Claims, now: float, session: bool) -> str:
     left = max(0, int(claims.expires_at - now))
     if session:
         return f"  kind:           session token (playback session, {left} s left)"
+    if isinstance(claims, CatClaims) and claims.rules.renewal is not None:
+        return f"  kind:           renewable CAT ({left} s left; the edge renews it near its end)"
     if claims.session_seconds:
         return (
             f"  kind:           start token (start window {left} s left; a manifest fetched in "
@@ -56,6 +62,11 @@ def _kind(claims: Claims, now: float, session: bool) -> str:
 
 
 def _expired_note(claims: Claims, session: bool) -> str:
+    if isinstance(claims, CatClaims) and claims.rules.renewal is not None:
+        return (
+            "a renewable CAT is renewed only by a request inside its deadline before exp; "
+            "once expired it is not renewed: ask the app backend for a new URL"
+        )
     if session:
         return "the playback session is over: the player must start again from a new URL"
     if claims.session_seconds:
@@ -66,13 +77,16 @@ def _expired_note(claims: Claims, session: bool) -> str:
     return "this URL opens no session, so playback stops when it expires"
 
 
-def _cat_lines(claims: CatClaims) -> dict[str, object]:
+def _cat_lines(claims: CatClaims, now: float, max_session: int | None) -> dict[str, object]:
     """What only a Common Access Token says (claim names as CTA-5007 spells them)."""
     rules = claims.rules
-    renewal = rules.renewal
+    renewed = rules.issued_at is not None and rules.issued_at > claims.not_before
     return {
         "format": "CAT (CTA-5007)",
         "iss": rules.issuer,
+        "iat": None
+        if not renewed or rules.issued_at is None
+        else f"{_when(rules.issued_at, now)}: renewed (iat after nbf)",
         "catu": ", ".join(
             f"{name}={value}"
             for name, value in (
@@ -85,10 +99,32 @@ def _cat_lines(claims: CatClaims) -> dict[str, object]:
         "catnip": ", ".join(rules.network_texts) or None,
         "catm": ", ".join(rules.methods) if rules.methods else None,
         "catreplay": {0: None, 1: "prohibited", 2: "reuse detection"}[rules.replay],
-        "catr": None
-        if renewal is None
-        else f"{renewal.type}, expadd {renewal.expadd} s, deadline {renewal.deadline} s",
+        **_renewal_lines(claims, now, max_session),
     }
+
+
+def _renewal_lines(claims: CatClaims, now: float, max_session: int | None) -> dict[str, object]:
+    """catr as the edge will apply it (core/cat/renewal.py): when, how, and until when."""
+    renewal = claims.rules.renewal
+    if renewal is None:
+        return {}
+    deadline = DEFAULT_DEADLINE if renewal.deadline is None else renewal.deadline
+    how = {
+        "automatic": "the way the token came (header: header; URL: redirect)",
+        "header": f"response header {renewal.name or CAT_HEADER}",
+        "cookie": f"cookie {renewal.name or CAT_HEADER}",
+        "redirect": "302 to the same URL with the new token",
+    }[renewal.type]
+    due = seconds_until_due(claims, now)
+    lines: dict[str, object] = {
+        "catr": f"{renewal.type}, expadd {renewal.expadd} s, deadline {deadline} s",
+        "renewal": f"{'due now' if due == 0 else f'due in {due} s'}: {how}",
+    }
+    if max_session is not None:
+        lines["renewals end"] = (
+            f"{_when(claims.not_before + max_session, now)} (PLAYGATE_MAX_SESSION after nbf)"
+        )
+    return lines
 
 
 def explain(
@@ -115,9 +151,10 @@ def explain(
         if isinstance(exc, Expired) and claims is not None:
             lines.append(f"  {_expired_note(claims, split.session)}")
         if claims is not None:
-            lines += describe_claims(claims, now, split.session)
+            lines += describe_claims(claims, now, split.session, verifier.max_session)
         return False, lines
-    lines = [f"ACCEPTED: serves {grant.path}", *describe_claims(grant.claims, now, split.session)]
+    described = describe_claims(grant.claims, now, split.session, verifier.max_session)
+    lines = [f"ACCEPTED: serves {grant.path}", *described]
     if opens_session(grant):
         lines.append("  the edge answers this manifest with a redirect to a new session URL")
     return True, lines

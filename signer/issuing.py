@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from edge_validator.core.cat.claims import CatPolicy, build_claims
+from edge_validator.core.cat.claims import CatPolicy, Renewal, build_claims
 from edge_validator.core.cat.keys import CatKeyRing
 from edge_validator.core.cat.verify import seal_cat
 from edge_validator.core.errors import InvalidField
@@ -29,6 +29,8 @@ SESSION_ID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 VIDEO_PREFIX = "/videos/"
 # Entry files: plain names joined by '/', so the URL needs no escaping and has no query or
 # fragment hidden in it.
+# A CAT's catr renewal in one string: type, expadd seconds, optional deadline seconds.
+CAT_RENEWAL_RE = re.compile(r"(automatic|cookie|header|redirect):([0-9]{1,5})(?::([0-9]{1,5}))?")
 ENTRY_FILE_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*(/[A-Za-z0-9_-][A-Za-z0-9._-]*)*")
 _FIELDS = frozenset(
     {
@@ -42,6 +44,7 @@ _FIELDS = frozenset(
         "max_streams",
         "session_seconds",
         "format",
+        "cat_renewal",
     }
 )
 PLAYGATE_FORMAT = "playgate"
@@ -65,6 +68,8 @@ class PlaybackRequest:
     format: str = PLAYGATE_FORMAT
     # The rate-limit unit of client_network (rate_limits.viewer_unit), from the same parse.
     client_unit: str | None = None
+    # A CAT's catr: how the edge renews it near its end (docs/cat.md#renewal).
+    cat_renewal: Renewal | None = None
 
     @property
     def scope(self) -> str:
@@ -151,6 +156,21 @@ def _client_network(value: object) -> ipaddress.IPv4Network | ipaddress.IPv6Netw
     return net
 
 
+def _cat_renewal(value: object, token_format: str) -> Renewal | None:
+    """``TYPE:EXPADD[:DEADLINE]`` (``redirect:600:60``) as a catr claim, for a CAT only."""
+    if value is None:
+        return None
+    match = CAT_RENEWAL_RE.fullmatch(value) if isinstance(value, str) else None
+    if match is None:
+        raise InvalidField("cat_renewal", f"must match {CAT_RENEWAL_RE.pattern}")
+    if token_format != "cat":
+        raise InvalidField("cat_renewal", "only a CAT carries catr renewal")
+    kind, expadd, deadline = match.groups()
+    if not 1 <= int(expadd) <= 86400 or int(deadline or 0) > 86400:
+        raise InvalidField("cat_renewal", "expadd 1-86400 s, deadline 0-86400 s")
+    return Renewal(kind, int(expadd), None if deadline is None else int(deadline), None)
+
+
 def _entry_file(value: object, default: str) -> str:
     if value is None:
         return default
@@ -211,6 +231,7 @@ def parse_playback_request(
         session_seconds=session_seconds,
         format=token_format,
         client_unit=None if network is None else viewer_unit(network),
+        cat_renewal=_cat_renewal(doc.get("cat_renewal"), token_format),
     )
 
 
@@ -322,7 +343,12 @@ class CatIssuer:
             max_uses=request.max_uses,
             max_streams=request.max_streams,
         )
-        doc = build_claims(claims, issuer=self.policy.issuer, audience=self.policy.audience)
+        doc = build_claims(
+            claims,
+            issuer=self.policy.issuer,
+            audience=self.policy.audience,
+            renewal=request.cat_renewal,
+        )
         token = seal_cat(doc, key)
         url = playback_url(public_url, token, request.scope + request.file, mode)
         return IssuedUrl(url, token, claims.token_id, claims.expires_at)

@@ -117,6 +117,12 @@ PLAYBACK_REQUEST = {
             "description": "playgate (v1), cat (CTA-5007 Common Access Token; max_uses 0 or 1), "
             "or a CDN's format (the signer's format keys; docs/formats.md)",
         },
+        "cat_renewal": {
+            "type": "string",
+            "pattern": "^(automatic|cookie|header|redirect):[0-9]{1,5}(:[0-9]{1,5})?$",
+            "description": "format cat only: the catr claim, TYPE:EXPADD[:DEADLINE] in seconds "
+            "(redirect:600:60); the edge renews the token near its end (docs/cat.md#renewal)",
+        },
     },
 }
 

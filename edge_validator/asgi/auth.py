@@ -8,9 +8,16 @@ from collections.abc import Mapping
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ..core.cat.renewal import RenewalRefused, RenewedCat, renewal_headers
 from ..core.errors import BadPath, InternalError, PlaybackTokenError
 from ..core.grant_cache import grant_cache_seconds
-from ..core.protocol import GRANT_CACHE_HEADER, NO_STORE, ORIGINAL_URI_HEADER, TOKEN_ID_HEADER
+from ..core.protocol import (
+    CAT_HEADER,
+    GRANT_CACHE_HEADER,
+    NO_STORE,
+    ORIGINAL_URI_HEADER,
+    TOKEN_ID_HEADER,
+)
 from ..gate import Gate
 from ..metrics import metrics
 from ..settings import ValidatorSettings
@@ -29,25 +36,41 @@ async def auth(request: Request) -> Response:
             raise BadPath("no X-Original-URI header")
         from_header = header_token(request)
         cookies = _cookies(request, gate)
-        grant = await gate.authorize(target, viewer(request, settings), from_header, cookies)
+        admission = await gate.check(target, viewer(request, settings), from_header, cookies)
     except PlaybackTokenError as exc:
         return denied(exc, body=False)
     except Exception:  # deny by default: a bug must never open the gate
         log.exception("auth check failed")
         return denied(InternalError(), body=False)
+    grant, renewal = admission.grant, admission.renewal
     # nginx's proxy_cache honours X-Accel-Expires; 0 says "never keep" explicitly. The limit is
     # at most the revocation staleness bound (ValidatorSettings).
-    # nginx keys a kept allow by the token in the URI: a header token must never be kept.
-    seconds = (
-        0 if from_header is not None else grant_cache_seconds(grant, settings.grant_cache_seconds)
-    )
+    # nginx keys a kept allow by the token in the URI: a header token must never be kept, nor
+    # an allow that hands over a renewed CAT (or says why not), which is for this request only.
+    keep = from_header is None and renewal is None
+    seconds = grant_cache_seconds(grant, settings.grant_cache_seconds) if keep else 0
     metrics().grant_cache_answers.labels("kept" if seconds > 0 else "not_kept").inc()
     headers = {
         TOKEN_ID_HEADER: grant.token_id,
         "Cache-Control": NO_STORE,
         GRANT_CACHE_HEADER: str(seconds),
     }
+    if renewal is not None:
+        # nginx copies these onto the response (auth_request_set + add_header). A redirect
+        # cannot ride on an allow: nginx honours only 2xx, 401 and 403 from auth_request.
+        headers.update(renewal_headers(_for_nginx(renewal), grant.now))
     return Response(status_code=204, headers=headers)
+
+
+def _for_nginx(renewal: RenewedCat | RenewalRefused) -> RenewedCat | RenewalRefused:
+    """What nginx can hand over: the header under its default name (add_header names are
+    fixed in the config) or the cookie; a redirect is for the shield location."""
+    if isinstance(renewal, RenewedCat):
+        if renewal.kind == "redirect":
+            return RenewalRefused("needs_redirect", "auth_request cannot answer a redirect")
+        if renewal.kind == "header" and renewal.name.lower() != CAT_HEADER.lower():
+            return RenewalRefused("header_name", "nginx sends only the default header name")
+    return renewal
 
 
 def _cookies(request: Request, gate: Gate) -> Mapping[str, str] | None:

@@ -9,6 +9,7 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response, StreamingResponse
 
+from ..core.cat.renewal import RenewalRefused, RenewedCat, renewal_headers
 from ..core.decision import Grant
 from ..core.errors import (
     BadManifest,
@@ -47,6 +48,10 @@ async def shield(request: Request) -> Response:
     grant = admission.grant
     if admission.location is not None:
         return _with_cookie(session_redirect(admission.location, grant), admission.set_cookie)
+    renewal = admission.renewal
+    if isinstance(renewal, RenewedCat) and renewal.location is not None:
+        redirect = session_redirect(renewal.location, grant)  # catr redirect: the same shape
+        return _with_renewal(redirect, renewal, grant.now)
     try:
         reply = await _fetch(request, grant)
     except BadManifest as exc:
@@ -58,7 +63,8 @@ async def shield(request: Request) -> Response:
     except Exception:  # an origin or rewriting bug: deny with a reason, never a bare 500
         log.exception("shield fetch failed token_id=%s", grant.token_id)
         return denied(InternalError())
-    return _with_cookie(_response(reply, grant), admission.set_cookie)
+    response = _with_cookie(_response(reply, grant), admission.set_cookie)
+    return response if renewal is None else _with_renewal(response, renewal, grant.now)
 
 
 def _with_cookie(response: Response, set_cookie: str | None) -> Response:
@@ -77,6 +83,15 @@ async def _fetch(request: Request, grant: Grant) -> OriginReply:
     headers = manifest_request_headers(request.headers)
     reply = await origin.fetch(grant.path, headers, request.method)
     return await rewritten_manifest(reply, grant, settings.public_url)
+
+
+def _with_renewal(response: Response, renewal: RenewedCat | RenewalRefused, now: float) -> Response:
+    """A CAT's catr outcome (core/cat/renewal.py); a renewed token is for this response only."""
+    for name, value in renewal_headers(renewal, now).items():
+        response.headers.append(name, value)
+    if isinstance(renewal, RenewedCat):
+        response.headers["Cache-Control"] = NO_STORE
+    return response
 
 
 def session_redirect(location: str, grant: Grant) -> Response:

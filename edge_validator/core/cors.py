@@ -13,14 +13,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .errors import ConfigurationError, CorsRefused
-from .protocol import REASON_HEADER
+from .protocol import CAT_HEADER, REASON_HEADER, RENEWAL_HEADER
 
 ANY_ORIGIN = "*"
 METHODS = ("GET", "HEAD")
 # Players send Range for byte-range media (fMP4, EXT-X-BYTERANGE); no other request header.
 ALLOWED_HEADERS = ("range",)
-# A player reads why it was refused, and byte-range answers (Content-Length is safelisted).
-EXPOSED_HEADERS = (REASON_HEADER, "Content-Range", "Accept-Ranges")
+# A player reads why it was refused, byte-range answers (Content-Length is safelisted), and a
+# CAT renewed in its response header (docs/cat.md).
+EXPOSED_HEADERS = (REASON_HEADER, "Content-Range", "Accept-Ranges", CAT_HEADER, RENEWAL_HEADER)
 DEFAULT_MAX_AGE = 600
 MAX_MAX_AGE = 86400
 # scheme://host[:port] exactly as a browser serializes an Origin: lower case, no path, no slash.

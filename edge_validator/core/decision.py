@@ -157,7 +157,10 @@ class Verifier:
             raise Expired("the token has expired", token_id=token_id)
         if now + leeway < not_before:
             raise NotYetValid("the token is not valid yet", token_id=token_id)
-        if expires_at - not_before > (self.max_session if session else self.max_ttl):
+        lifetime = expires_at - not_before
+        if lifetime > (self.max_session if session else self.max_ttl) and not (
+            self._renewable(claims, lifetime)
+        ):
             raise LifetimeExceeded("the token lives longer than allowed", token_id=token_id)
         # The scope ends in '/' (checked when the token was parsed): a prefix test is segment-wise.
         if not decoded.startswith(scope):
@@ -167,6 +170,13 @@ class Verifier:
         if claims.__class__ is not Claims:  # a CAT: the checks only a CAT carries
             self._judge_cat(claims, decoded, client)
         return _new_tuple(Grant, (claims, decoded, target, now))
+
+    def _renewable(self, claims: Claims, lifetime: int) -> bool:
+        """A CAT asking for renewal (catr) lives up to PLAYGATE_MAX_SESSION from its start, as a
+        playback session does: its renewals keep nbf, and the edge caps them there."""
+        if not isinstance(claims, CatClaims) or claims.rules.renewal is None:
+            return False
+        return lifetime <= self.max_session
 
     def _judge_cat(self, claims: Claims, path: str, client: Client) -> None:
         assert self.cat is not None

@@ -7,6 +7,8 @@ scope. Tokens whose every use must be counted (use or stream limits) are never k
 
 from __future__ import annotations
 
+from .cat.claims import CatClaims
+from .cat.renewal import seconds_until_due
 from .decision import Grant
 from .paths import in_scope
 from .protocol import GRANT_SCOPE_SEGMENTS
@@ -36,4 +38,13 @@ def grant_cache_seconds(grant: Grant, limit: int) -> int:
     scope = grant_scope(grant.path)
     if scope is None or not in_scope(scope, claims.scope):
         return 0
-    return max(0, min(limit, grant.seconds_left()))
+    seconds = min(limit, grant.seconds_left())
+    if isinstance(claims, CatClaims):
+        rules = claims.rules
+        if rules.path_exact is not None:
+            # A kept allow covers every path of the video scope; this CAT covers one path.
+            return 0
+        if rules.renewal is not None:
+            # Never kept into the renewal window: every request there must reach the validator.
+            seconds = min(seconds, seconds_until_due(claims, grant.now))
+    return max(0, seconds)

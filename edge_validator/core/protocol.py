@@ -21,6 +21,8 @@ TOKEN_CHARS = "A-Za-z0-9_-"
 # is refused as ambiguous like "Token": docs/cat.md).
 CAT_HEADER = "CTA-Common-Access-Token"
 CAT_PARAM = "CAT"
+# What became of a CAT's catr renewal on this response: the kind given, or "refused; <code>".
+RENEWAL_HEADER = "X-PlayGate-Renewal"
 MAX_TOKEN_CHARS = 2048
 # The shortest v1 token: a version byte, one claim byte and the 32-byte MAC, in base64url. Log
 # filters rely on it: a run of token characters shorter than this cannot be a token.

@@ -125,6 +125,9 @@ def contract_values() -> dict[str, str]:
         "grant_cache_header": protocol.GRANT_CACHE_HEADER,
         "cat_header": protocol.CAT_HEADER,
         "cat_header_var": "$http_" + protocol.CAT_HEADER.lower().replace("-", "_"),
+        "cat_header_upstream_var": protocol.nginx_variable(protocol.CAT_HEADER),
+        "renewal_header": protocol.RENEWAL_HEADER,
+        "renewal_var": protocol.nginx_variable(protocol.RENEWAL_HEADER),
         "logged_segment_chars": str(protocol.LOGGED_SEGMENT_CHARS),
     }
 
@@ -160,12 +163,18 @@ def tls_values(config: EdgeConfig) -> dict[str, str]:
 _AUTH_REQUEST = """\
             auth_request /_playgate/auth;
             auth_request_set $pg_token_id {token_id_var};
-            auth_request_set $pg_reason {reason_var};"""
+            auth_request_set $pg_reason {reason_var};
+            auth_request_set $pg_cat_renewed {cat_header_upstream_var};
+            auth_request_set $pg_cat_cookie $upstream_http_set_cookie;
+            auth_request_set $pg_renewal {renewal_var};"""
 _NATIVE_ACCESS = """\
             # The native verifier decides, or asks the validator (/_playgate/auth) as
             # auth_request would: 2xx allows, 401/403 deny with its reason, else 503.
             set $pg_token_id "";
             set $pg_reason "";
+            set $pg_cat_renewed "";
+            set $pg_cat_cookie "";
+            set $pg_renewal "";
             access_by_lua_block { require("playgate_native").access() }"""
 _NATIVE_HTTP = """\
     # --- The native verifier (playgate/nginx/lua/playgate_native.lua) ----------------------

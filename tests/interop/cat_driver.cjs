@@ -27,7 +27,8 @@ async function run(req) {
       if (req.ip) opts.ip = req.ip;
       const result = await cat.validate(req.token, 'mac', opts);
       if (result.error) return { error: result.error.message };
-      return { claims: result.cat.claims };
+      // shouldRenew: the library's own reading of catr's deadline, compared with PlayGate's.
+      return { claims: result.cat.claims, shouldRenew: result.cat.shouldRenew };
     }
     case 'sign': {
       // ES256 (COSE_Sign1): the library's token object signs with a P-256 private scalar.

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from edge_validator.core.cat.claims import CATR, CATREPLAY
+from edge_validator.core.cat.renewal import RenewedCat, renew
 from edge_validator.core.errors import BadSignature, IpMismatch, MalformedToken, OutOfScope
 from tests.support import factories
 from tests.support.factories import CAT_ES256, CAT_ISSUER, CAT_SECRET
@@ -217,3 +218,72 @@ def test_renewal_in_their_default_form_is_refused_here() -> None:
     assert "error" not in renewed, renewed
     with pytest.raises(MalformedToken):
         verify_here(renewed["token"])
+
+
+def renew_here(token: str, at: float | None = None) -> RenewedCat:
+    """PlayGate's own renewal at the edge (core/cat/renewal.py) of a token it accepts."""
+    when = now() if at is None else at
+    grant = verify_here(token)
+    outcome = renew(grant.claims, grant.target, factories.cat_keyring(), when, max_session=4 * 3600)
+    assert isinstance(outcome, RenewedCat), outcome
+    return outcome
+
+
+def test_renewal_round_trip_ours_renewed_here_verifies_there() -> None:
+    """PlayGate renews at the edge; the library accepts the renewed token, reads the same catr
+    and cti, exp = iat + expadd, and (like PlayGate) sees no renewal due any more."""
+    start = now() - 100
+    catr = {0: 2, 1: 300, 2: 60, 4: "cta-common-access-token"}
+    token = factories.cat_token(now=start, ttl=130, extra={CATR: catr}, cwt_tag=True)
+    before = node(
+        op="validate", cwtTag=True, kid="c1", key=KEY, issuer=CAT_ISSUER, token=token, url=URL
+    )
+    assert before["shouldRenew"] is True  # 30 s left, deadline 60 s: both agree it is due
+    renewed = renew_here(token)
+    answer = node(
+        op="validate",
+        cwtTag=True,
+        kid="c1",
+        key=KEY,
+        issuer=CAT_ISSUER,
+        token=renewed.token,
+        url=URL,
+    )
+    assert "error" not in answer, answer
+    claims = answer["claims"]
+    assert claims["exp"] - claims["iat"] == 300
+    assert claims["nbf"] == start
+    assert claims["cti"] == "0b71" * 4  # PlayGate keeps the token id (docs/cat.md says why)
+    assert claims["catr"] == {
+        "type": "header",
+        "expadd": 300,
+        "deadline": 60,
+        "header-name": "cta-common-access-token",
+    }
+    assert answer["shouldRenew"] is False
+
+
+def test_their_token_renewed_here_verifies_there_and_here() -> None:
+    """A token the library generated, with its catr, renewed by PlayGate for another round."""
+    start = now()
+    claims = their_claims(
+        exp=start + 30,
+        catu={"path": {"prefix-match": "/videos/demo/"}},
+        catr={"type": "automatic", "expadd": 240, "deadline": 45},
+    )
+    token = node(op="generate", cwtTag=True, kid="c1", key=KEY, claims=claims)["token"]
+    renewed = renew_here(token, start)
+    assert renewed.kind == "redirect"  # automatic, and the token came in the path
+    assert verify_here(renewed.token).claims.expires_at == start + 240
+    answer = node(
+        op="validate",
+        cwtTag=True,
+        kid="c1",
+        key=KEY,
+        issuer=CAT_ISSUER,
+        token=renewed.token,
+        url=URL,
+    )
+    assert "error" not in answer, answer
+    assert answer["claims"]["exp"] == start + 240
+    assert answer["claims"]["cti"] == "0b71cafe"

@@ -817,6 +817,7 @@ local function ask_validator()
     local res = ngx.location.capture(conf.auth_location)
     local status = res.status
     local reason, token_id = "", ""
+    local renewed, cookie, renewal = "", "", ""
     for name, value in pairs(res.header) do
         local l = lower(name)
         if type(value) == "string" then
@@ -824,11 +825,21 @@ local function ask_validator()
                 reason = value
             elseif l == "x-playgate-token-id" then
                 token_id = value
+            elseif l == "cta-common-access-token" then
+                renewed = value
+            elseif l == "set-cookie" then
+                cookie = value
+            elseif l == "x-playgate-renewal" then
+                renewal = value
             end
         end
     end
     if status >= 200 and status < 300 then
         ngx.var.pg_token_id = token_id
+        -- A CAT renewed by the validator (catr) rides on the allow, as with auth_request.
+        ngx.var.pg_cat_renewed = renewed
+        ngx.var.pg_cat_cookie = cookie
+        ngx.var.pg_renewal = renewal
         return
     end
     if status == 401 or status == 403 then
