@@ -1,0 +1,30 @@
+-- wrk script for bench/edge.py: N viewers playing one HLS video, as concurrent players do.
+-- Arguments: <viewer file> <N> <offset>. The viewer file has one line per viewer: the path
+-- prefix of the first step (the start token) and of the others (the session token), "-" for
+-- none. Request j is viewer (j mod N)'s step ((j div N) mod 13): every viewer comes back once
+-- every N requests, and a round starts where the configuration's last round stopped.
+
+local steps = {"master.m3u8", "master.m3u8", "v0/index.m3u8"}
+for i = 0, 9 do steps[#steps + 1] = string.format("v0/seg_%03d.ts", i) end
+
+local first, rest = {}, {}
+local n, j = 0, 0
+
+function init(args)
+  for line in io.lines(args[1]) do
+    local a, b = line:match("^(%S+) (%S+)$")
+    n = n + 1
+    first[n] = (a == "-") and "" or a
+    rest[n] = (b == "-") and "" or b
+  end
+  assert(n == tonumber(args[2]), "viewer file and N disagree")
+  j = tonumber(args[3])
+end
+
+function request()
+  local viewer = j % n + 1
+  local step = math.floor(j / n) % #steps + 1
+  j = j + 1
+  local prefix = (step == 1) and first[viewer] or rest[viewer]
+  return wrk.format("GET", prefix .. "/videos/bench/" .. steps[step])
+end
