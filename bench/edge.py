@@ -3,8 +3,9 @@ edge configuration, all configurations measured in alternating rounds in one run
 
 Each viewer fetches a master playlist, a media playlist and ten ~186 KB segments (test media
 made once with ffmpeg). wrk runs a Lua script that walks the viewers the way concurrent players
-do: request ``j`` is viewer ``j mod N``'s step ``(j div N) mod 13``, so a viewer comes back every
-N requests, and each configuration's next round continues where its last one stopped. The 13
+do: request ``j`` is viewer ``v = j mod N``'s step ``(j div N + v) mod 13``, so a viewer comes
+back every N requests for its next step, every stretch of N requests holds the same mix, and
+each configuration's next round continues where its last one stopped. The 13
 steps: the master playlist with the start token (PlayGate answers it with the redirect that
 opens the playback session; the peers with the playlist), the master playlist again, the media
 playlist, ten segments (PlayGate: with the session token).
@@ -39,6 +40,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -53,6 +55,7 @@ from playgate.nginx.config import (
     nginx_argv,
     nginx_binary,
     prepare_prefix,
+    remove_grant_cache,
 )
 from playgate.processes import stop_process
 from signer.issuing import PlaybackRequest, issue
@@ -61,8 +64,11 @@ LOOPBACK = "127.0.0.1"
 VIDEO = "bench"
 SEGMENTS = 10
 SECRET = "bench-secure-link-secret"
-STEPS = ("master.m3u8", "master.m3u8", "v0/index.m3u8") + tuple(
-    f"v0/seg_{i:03d}.ts" for i in range(SEGMENTS)
+STEPS = (
+    "master.m3u8",
+    "master.m3u8",
+    "v0/index.m3u8",
+    *(f"v0/seg_{i:03d}.ts" for i in range(SEGMENTS)),
 )
 LUA = Path(__file__).resolve().parent / "edge_viewers.lua"
 TICK = os.sysconf("SC_CLK_TCK")
@@ -117,7 +123,8 @@ PROXY = """
 # in the path like PlayGate's, so a player's relative URIs carry it.
 SECURE_LINK_LOCATIONS = (
     """
-        location ~ "^/sl/(?<sl_md5>[A-Za-z0-9_-]+)/(?<sl_exp>[0-9]+)(?<sl_path>(?<sl_dir>/videos/[A-Za-z0-9_-]+/)[^?]*)$" {{
+        location ~ "^/sl/(?<sl_md5>[A-Za-z0-9_-]+)/(?<sl_exp>[0-9]+)\
+(?<sl_path>(?<sl_dir>/videos/[A-Za-z0-9_-]+/)[^?]*)$" {{
             secure_link $sl_md5,$sl_exp;
             secure_link_md5 "$sl_exp$sl_dir {secret}";
             if ($secure_link = "") {{ return 403; }}
@@ -179,7 +186,6 @@ class Bench:
             "PLAYGATE_KEYRING": self.keyring_json,
             "PLAYGATE_TRUSTED_PROXIES": "127.0.0.1/32",
             "PLAYGATE_CLIENT_IP_HEADER": "x-real-ip",
-            "PLAYGATE_MEMO_SIZE": str(max(self.args.viewers * 2, 1000)),
             **extra,
         }
 
@@ -245,7 +251,8 @@ def serve_validator(bench: Bench, env: dict[str, str]) -> tuple[str, int]:
     return base, start(bench, argv, f"{base}/healthz", env)
 
 
-def playgate_nginx(bench: Bench, name: str, validator_env: dict[str, str]) -> Edge:
+def playgate_nginx(bench: Bench, name: str, validator_env: dict[str, str], **edge: Any) -> Edge:
+    """The shipped edge config (``edge`` overrides EdgeConfig fields) and its validator."""
     validator, validator_pid = serve_validator(
         bench, {**validator_env, "PLAYGATE_ORIGIN_URL": bench.origin}
     )
@@ -257,8 +264,10 @@ def playgate_nginx(bench: Bench, name: str, validator_env: dict[str, str]) -> Ed
         prefix=bench.work / f"nginx-{name}",
         workers=bench.args.workers,
         user=bench.user,
+        **edge,
     )
     prepare_prefix(config)
+    bench.stack.callback(remove_grant_cache, config)
     base = f"http://{LOOPBACK}:{port}"
     pid = start(bench, nginx_argv(bench.nginx, config), base)
     return Edge(base, playgate_prefixes, nginx=pid, validator=validator_pid)
@@ -292,6 +301,18 @@ def playgate_reuse(bench: Bench) -> Edge:
     )
 
 
+def playgate_reuse_disk(bench: Bench) -> Edge:
+    """Grant reuse as it was: a disk cache of 64 MB (16,000 kept allows of 4 KB)."""
+    seconds = str(bench.args.grant_cache_seconds)
+    return playgate_nginx(
+        bench,
+        "playgate_reuse_disk",
+        bench.validator_env(PLAYGATE_GRANT_CACHE_SECONDS=seconds),
+        grant_cache_dir=bench.work / "nginx-playgate_reuse_disk" / "cache" / "grants",
+        grant_cache_viewers=16_000,
+    )
+
+
 def shield(bench: Bench) -> Edge:
     base, pid = serve_validator(bench, bench.validator_env(PLAYGATE_MEDIA_ROOT=str(bench.media)))
     return Edge(base, playgate_prefixes, validator=pid)
@@ -299,6 +320,10 @@ def shield(bench: Bench) -> Edge:
 
 def native(bench: Bench) -> Edge:
     raise Unavailable("the native (njs/Lua) validator is not on this branch (njs-edge)")
+
+
+# Measured on request only (--configs): the grant cache as it was, for the comparison.
+EXTRA = ("playgate_reuse_disk",)
 
 
 class Unavailable(Exception):
@@ -310,6 +335,7 @@ CONFIGS: dict[str, tuple[str, Callable[[Bench], Edge]]] = {
     "no_auth": ("nginx, no auth (ceiling)", no_auth),
     "playgate": ("nginx + PlayGate `auth_request`, default", playgate_default),
     "playgate_reuse": ("nginx + PlayGate, grant reuse", playgate_reuse),
+    "playgate_reuse_disk": ("nginx + PlayGate, grant reuse on disk (before)", playgate_reuse_disk),
     "shield": ("PlayGate origin shield alone (uvicorn serving files)", shield),
     "native": ("nginx + PlayGate native validator", native),
 }
@@ -416,7 +442,8 @@ class Run:
 def wrk(edge: Edge, urls: Path, viewers: int, offset: int, args: argparse.Namespace) -> Run:
     before = cpu_seconds(edge.nginx), cpu_seconds(edge.validator)
     argv = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{args.duration}s",
-            "--latency", "-s", str(LUA), edge.base, "--", str(urls), str(viewers), str(offset)]  # fmt: skip
+            "--latency", "-s", str(LUA), edge.base,
+            "--", str(urls), str(viewers), str(offset)]  # fmt: skip
     out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
     after = cpu_seconds(edge.nginx), cpu_seconds(edge.validator)
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
@@ -451,10 +478,15 @@ def measure(bench: Bench, names: list[str], viewers: list[Viewer]) -> dict[str, 
     offsets = dict.fromkeys(edges, 0)
     results: dict[str, list[Run]] = {name: [] for name in edges}
     n = len(viewers)
-    if bench.args.warmup:  # fills memos and grant caches as a long-running edge has them
-        warm = argparse.Namespace(**{**vars(bench.args), "duration": bench.args.warmup})
-        for name, edge in edges.items():
-            offsets[name] += wrk(edge, lists[name], n, 0, warm).requests
+    # Warm-up, not counted: at least one request per viewer (up to --warmup-max seconds), so
+    # memos and grant caches hold the viewers as a long-running edge's do.
+    warm = argparse.Namespace(**{**vars(bench.args), "duration": bench.args.warmup})
+    for name, edge in edges.items():
+        deadline = time.monotonic() + bench.args.warmup_max
+        while offsets[name] < n or not offsets[name]:
+            offsets[name] += wrk(edge, lists[name], n, offsets[name], warm).requests
+            if time.monotonic() > deadline:
+                break
     for round_no in range(bench.args.rounds):
         for name, edge in edges.items():
             run = wrk(edge, lists[name], n, offsets[name], bench.args)
@@ -472,7 +504,7 @@ def report(results: dict[str, list[Run]], n: int, args: argparse.Namespace) -> s
         f"N = {n:,} viewers; wrk -t{args.threads} -c{args.connections} -d{args.duration}s, "
         f"{args.rounds} interleaved rounds, nginx workers={args.workers}, {os.cpu_count()} CPUs",
         "",
-        "| edge | best req/s | median req/s | × secure_link (median) | p99 ms (median) "
+        "| edge | best req/s | median req/s | x secure_link (median) | p99 ms (median) "
         "| nginx CPU µs/req | validator CPU µs/req |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
@@ -502,9 +534,14 @@ def report(results: dict[str, list[Run]], n: int, args: argparse.Namespace) -> s
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--viewers", type=int, nargs="+", default=[1, 1000, 20000, 100000])
-    parser.add_argument("--configs", nargs="+", choices=CONFIGS, default=list(CONFIGS))
+    parser.add_argument(
+        "--configs", nargs="+", choices=CONFIGS, default=[c for c in CONFIGS if c not in EXTRA]
+    )
     parser.add_argument("--duration", type=int, default=4, help="seconds per wrk run")
-    parser.add_argument("--warmup", type=int, default=4, help="seconds per config, not counted")
+    parser.add_argument("--warmup", type=int, default=4, help="seconds per warm-up run")
+    parser.add_argument(
+        "--warmup-max", type=int, default=120, help="warm-up seconds per config at most"
+    )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--connections", type=int, default=16)
@@ -532,7 +569,8 @@ def main(argv: list[str] | None = None) -> int:
             viewers = make_viewers(keyring, n, time.time())
             print(f"bench: {n:,} viewers signed in {time.perf_counter() - started:.1f} s",
                   file=sys.stderr)  # fmt: skip
-            print(report(run_one(args, nginx, work / f"n{n}", media, keyring_json, viewers), n, args))
+            results = run_one(args, nginx, work / f"n{n}", media, keyring_json, viewers)
+            print(report(results, n, args))
             print(flush=True)
     finally:
         if not os.environ.get("BENCH_KEEP"):

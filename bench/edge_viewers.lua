@@ -1,8 +1,9 @@
 -- wrk script for bench/edge.py: N viewers playing one HLS video, as concurrent players do.
 -- Arguments: <viewer file> <N> <offset>. The viewer file has one line per viewer: the path
 -- prefix of the first step (the start token) and of the others (the session token), "-" for
--- none. Request j is viewer (j mod N)'s step ((j div N) mod 13): every viewer comes back once
--- every N requests, and a round starts where the configuration's last round stopped.
+-- none. Request j is viewer v = (j mod N)'s step ((j div N + v) mod 13): every viewer comes
+-- back once every N requests for its next step, any N consecutive requests hold the same mix of
+-- steps, and a round starts where the configuration's last round stopped.
 
 local steps = {"master.m3u8", "master.m3u8", "v0/index.m3u8"}
 for i = 0, 9 do steps[#steps + 1] = string.format("v0/seg_%03d.ts", i) end
@@ -22,8 +23,9 @@ function init(args)
 end
 
 function request()
-  local viewer = j % n + 1
-  local step = math.floor(j / n) % #steps + 1
+  local v = j % n
+  local viewer = v + 1
+  local step = (math.floor(j / n) + v) % #steps + 1
   j = j + 1
   local prefix = (step == 1) and first[viewer] or rest[viewer]
   return wrk.format("GET", prefix .. "/videos/bench/" .. steps[step])

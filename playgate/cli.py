@@ -268,7 +268,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_nginx_config(args: argparse.Namespace) -> int:
     from edge_validator.core.cors import CorsPolicy, parse_origins
 
-    from .nginx.config import EdgeConfig, make_prefix, render
+    from .nginx.config import DEFAULT_GRANT_CACHE_VIEWERS, EdgeConfig, make_prefix, render
 
     env = Env(os.environ)
     cors = env.cors()  # PLAYGATE_CORS_ORIGINS, as the validator reads it
@@ -296,6 +296,8 @@ def cmd_nginx_config(args: argparse.Namespace) -> int:
         cors=cors,
         tls_cert=Path(tls_cert) if tls_cert else None,
         tls_key=Path(tls_key) if tls_key else None,
+        grant_cache_dir=Path(args.grant_cache_dir) if args.grant_cache_dir else None,
+        grant_cache_viewers=args.grant_cache_viewers or DEFAULT_GRANT_CACHE_VIEWERS,
     )
     text = render(config)
     try:
@@ -418,6 +420,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--tls-cert", help="HTTPS certificate chain, PEM (or PLAYGATE_EDGE_TLS_CERT)")
     p.add_argument("--tls-key", help="its private key, PEM (or PLAYGATE_EDGE_TLS_KEY)")
+    p.add_argument(
+        "--grant-cache-dir",
+        help="grant cache folder, on tmpfs (default: /dev/shm/playgate-grants-<prefix hash>)",
+    )
+    p.add_argument(
+        "--grant-cache-viewers",
+        type=int,
+        help="live viewers the grant cache is sized for, about 4 KB of memory each "
+        "(default 100000)",
+    )
     p.add_argument("--output", "-o", help="write here instead of stdout")
     p.set_defaults(func=cmd_nginx_config)
 

@@ -7,6 +7,8 @@ its directive (no spaces, quotes, braces or semicolons), then substituted for ``
 
 from __future__ import annotations
 
+import hashlib
+import math
 import os
 import pwd
 import re
@@ -25,6 +27,14 @@ INSTALL_HINT = "nginx is not installed: run `sudo apt-get install nginx-light` (
 _PLACEHOLDER = re.compile(r"\{\{([a-z_]+)\}\}")
 _SAFE_VALUE = re.compile(r"[A-Za-z0-9_./:\-\[\]]+")
 _TEMP_DIRS = ("tmp/body", "tmp/proxy", "tmp/fastcgi", "tmp/uwsgi", "tmp/scgi", "cache")
+# The grant cache lives in memory: on disk, nginx creates and deletes one inode per kept allow
+# and past its size it spends its time evicting (ext4 journal work), slower than no reuse.
+MEMORY_FS = Path("/dev/shm")
+DEFAULT_GRANT_CACHE_VIEWERS = 100_000
+# nginx keeps about 8,000 cache keys per MB of keys_zone; half that leaves room for the node
+# overhead and the LRU. Each kept allow is one small file: one 4 KB page on tmpfs.
+_KEYS_PER_MB = 4_000
+_BYTES_PER_GRANT = 4096
 
 
 def _host_port(url: str, name: str) -> str:
@@ -60,6 +70,17 @@ class EdgeConfig:
     # HTTPS: certificate chain and private key (PEM files nginx reads at start).
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    # The grant cache (PLAYGATE_GRANT_CACHE_SECONDS at the validator): a folder on tmpfs (default:
+    # one under /dev/shm named for the prefix), sized for this many live viewers (one kept
+    # allow each, about 4 KB of memory). More viewers than that: the oldest allows go first.
+    grant_cache_dir: Path | None = None
+    grant_cache_viewers: int = DEFAULT_GRANT_CACHE_VIEWERS
+
+    def grant_cache_path(self) -> Path:
+        if self.grant_cache_dir is not None:
+            return self.grant_cache_dir.resolve()
+        tag = hashlib.sha256(str(self.prefix.resolve()).encode()).hexdigest()[:12]
+        return MEMORY_FS / f"playgate-grants-{tag}"
 
     def validator_addrs(self) -> list[str]:
         urls = (self.validator_url, *self.more_validator_urls)
@@ -75,7 +96,20 @@ class EdgeConfig:
             "access_log": self.access_log or str(self.prefix.resolve() / "access.log"),
             "media_cache_time": self.media_cache_time,
             "cache_max_size": self.cache_max_size,
+            **grant_cache_values(self),
         }
+
+
+def grant_cache_values(config: EdgeConfig) -> dict[str, str]:
+    """Where the grant cache lives and how big its key zone and files may grow."""
+    viewers = config.grant_cache_viewers
+    if not 1 <= viewers <= 10_000_000:
+        raise ConfigurationError("the grant cache is sized for 1 to 10,000,000 viewers")
+    return {
+        "grant_cache_dir": str(config.grant_cache_path()),
+        "grant_keys_zone": f"{math.ceil(viewers / _KEYS_PER_MB) + 1}m",
+        "grant_cache_max_size": f"{math.ceil(viewers * _BYTES_PER_GRANT / 2**20) + 1}m",
+    }
 
 
 _SEGMENT_RE = "[A-Za-z0-9_-][A-Za-z0-9._-]*"
@@ -192,6 +226,14 @@ def make_prefix(config: EdgeConfig) -> None:
     """Create the prefix's temp and cache folders, which nginx needs before it starts."""
     for sub in _TEMP_DIRS:
         (config.prefix / sub).mkdir(parents=True, exist_ok=True)
+    config.grant_cache_path().parent.mkdir(parents=True, exist_ok=True)  # nginx makes the last
+
+
+def remove_grant_cache(config: EdgeConfig) -> None:
+    """Remove the default grant cache folder (under /dev/shm, named for the prefix) once its
+    nginx has stopped: memory outlives the prefix. An operator's own folder is left alone."""
+    if config.grant_cache_dir is None:
+        shutil.rmtree(config.grant_cache_path(), ignore_errors=True)
 
 
 def prepare_prefix(config: EdgeConfig) -> Path:
@@ -216,8 +258,11 @@ def nginx_argv(binary: str, config: EdgeConfig) -> list[str]:
 
 def check_config(binary: str, config: EdgeConfig) -> None:
     """``nginx -t`` on the rendered file; raises ConfigurationError with nginx's words."""
+    existed = config.grant_cache_path().exists()
     result = subprocess.run(
         [*nginx_argv(binary, config), "-t", "-q"], capture_output=True, text=True, check=False
     )
+    if not existed:  # nginx -t creates cache folders
+        remove_grant_cache(config)
     if result.returncode != 0:
         raise ConfigurationError(f"nginx rejected the config: {result.stderr.strip()}")
