@@ -31,7 +31,6 @@ import hashlib
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -53,11 +52,10 @@ from playgate.nginx.config import (
     EdgeConfig,
     current_user_if_root,
     nginx_argv,
-    nginx_binary,
     prepare_prefix,
     remove_grant_cache,
 )
-from playgate.processes import stop_process
+from playgate.processes import free_port, require_tool, stop_process
 from signer.issuing import PlaybackRequest, issue
 
 LOOPBACK = "127.0.0.1"
@@ -193,12 +191,6 @@ class Bench:
 # --- processes -----------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((LOOPBACK, 0))
-        return int(sock.getsockname()[1])
-
-
 def wait_for(url: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -322,10 +314,6 @@ def native(bench: Bench) -> Edge:
     raise Unavailable("the native (njs/Lua) validator is not on this branch (njs-edge)")
 
 
-# Measured on request only (--configs): the grant cache as it was, for the comparison.
-EXTRA = ("playgate_reuse_disk",)
-
-
 class Unavailable(Exception):
     """A configuration this checkout or machine cannot run (said once, then left out)."""
 
@@ -339,6 +327,11 @@ CONFIGS: dict[str, tuple[str, Callable[[Bench], Edge]]] = {
     "shield": ("PlayGate origin shield alone (uvicorn serving files)", shield),
     "native": ("nginx + PlayGate native validator", native),
 }
+
+
+# Measured on request only (--configs): the grant cache as it was, for the comparison.
+EXTRA = ("playgate_reuse_disk",)
+DEFAULT_CONFIGS = tuple(name for name in CONFIGS if name not in EXTRA)
 
 
 # --- viewers, media ------------------------------------------------------------------------
@@ -534,9 +527,7 @@ def report(results: dict[str, list[Run]], n: int, args: argparse.Namespace) -> s
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--viewers", type=int, nargs="+", default=[1, 1000, 20000, 100000])
-    parser.add_argument(
-        "--configs", nargs="+", choices=CONFIGS, default=[c for c in CONFIGS if c not in EXTRA]
-    )
+    parser.add_argument("--configs", nargs="+", choices=CONFIGS, default=list(DEFAULT_CONFIGS))
     parser.add_argument("--duration", type=int, default=4, help="seconds per wrk run")
     parser.add_argument("--warmup", type=int, default=4, help="seconds per warm-up run")
     parser.add_argument(
@@ -549,14 +540,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--grant-cache-seconds", type=int, default=30)
     parser.add_argument("--segment-kb", type=int, default=186)
     args = parser.parse_args(argv)
-    nginx = nginx_binary()
-    missing = [t for t in ("wrk", "ffmpeg") if shutil.which(t) is None]
-    if nginx is None or missing:
-        print(
-            "bench: needs nginx, wrk and ffmpeg: run ./scripts/install "
-            "(or apt-get install nginx-light wrk ffmpeg)",
-            file=sys.stderr,
-        )
+    try:
+        nginx, *_ = (require_tool(tool) for tool in ("nginx", "wrk", "ffmpeg"))
+    except FileNotFoundError as exc:  # ./bench/run-nginx installs them
+        print(f"bench: {exc}", file=sys.stderr)
         return 2
     work = Path(tempfile.mkdtemp(prefix="playgate-bench-"))
     try:
