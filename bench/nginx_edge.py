@@ -1,4 +1,5 @@
-"""Benchmark: nginx secure_link vs nginx + PlayGate, without and with decision caching.
+"""Benchmark: nginx secure_link vs nginx + PlayGate, without and with decision caching, and
+with the native verifier (PlayGate's check inside nginx).
 
 Everything runs on loopback: a plain origin (uvicorn), two validators (uvicorn, one worker each,
 grant cache 0 and 30 s), and three nginx instances with the same cache, log and worker settings.
@@ -163,7 +164,9 @@ def run(args: argparse.Namespace, nginx: str, work: Path) -> int:
     py = sys.executable
     origin_port, val_b, val_c = free_port(), free_port(), free_port()
     user = current_user_if_root()
-    ports = {"a": free_port(), "b": free_port(), "c": free_port()}
+    ports = {"a": free_port(), "b": free_port(), "c": free_port(), "d": free_port()}
+    keyring_file = work / "keyring.json"
+    keyring_file.write_text(keyring_json)
     origin_code = (
         "import sys, uvicorn; from pathlib import Path; "
         "from playgate.demo.origin import create_origin_app; "
@@ -209,8 +212,8 @@ def run(args: argparse.Namespace, nginx: str, work: Path) -> int:
         now = time.time()
         urls = {"a": secure_link_url(f"http://{LOOPBACK}:{ports['a']}", now)}
         stack.enter_context(started(argv_a, urls["a"]))
-        # (b), (c): the PlayGate edge config, as shipped
-        for name, validator_port in (("b", val_b), ("c", val_c)):
+        # (b), (c): the PlayGate edge config with auth_request only; (d) with the native verifier
+        for name, validator_port in (("b", val_b), ("c", val_c), ("d", val_b)):
             config = EdgeConfig(
                 listen=f"{LOOPBACK}:{ports[name]}",
                 validator_url=f"http://{LOOPBACK}:{validator_port}",
@@ -218,6 +221,7 @@ def run(args: argparse.Namespace, nginx: str, work: Path) -> int:
                 prefix=work / f"nginx-{name}",
                 workers=args.workers,
                 user=user,
+                keyring_file=keyring_file if name == "d" else None,
             )
             prepare_prefix(config)
             base = f"http://{LOOPBACK}:{ports[name]}"
@@ -246,6 +250,7 @@ def report(results: dict[str, list[float]], args: argparse.Namespace) -> None:
         "a": "(a) nginx secure_link",
         "b": "(b) nginx + PlayGate, no decision caching",
         "c": f"(c) nginx + PlayGate, decision caching {args.grant_cache_seconds} s",
+        "d": "(d) nginx + PlayGate native verifier (every check, revocations polled)",
     }
     print(
         f"188 KB segment, wrk -t{args.threads} -c{args.connections} -d{args.duration}s, "

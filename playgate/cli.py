@@ -268,7 +268,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_nginx_config(args: argparse.Namespace) -> int:
     from edge_validator.core.cors import CorsPolicy, parse_origins
 
-    from .nginx.config import DEFAULT_GRANT_CACHE_VIEWERS, EdgeConfig, make_prefix, render
+    from .nginx.config import (
+        DEFAULT_GRANT_CACHE_VIEWERS,
+        EdgeConfig,
+        check_native,
+        make_prefix,
+        render,
+    )
 
     env = Env(os.environ)
     cors = env.cors()  # PLAYGATE_CORS_ORIGINS, as the validator reads it
@@ -284,6 +290,9 @@ def cmd_nginx_config(args: argparse.Namespace) -> int:
         return 2
     tls_cert = args.tls_cert or env.text("PLAYGATE_EDGE_TLS_CERT")
     tls_key = args.tls_key or env.text("PLAYGATE_EDGE_TLS_KEY")
+    # The native verifier reads the validators' key ring file; without one, auth_request only.
+    keyring_file = args.keyring_file or env.text("PLAYGATE_KEYRING_FILE")
+    native = args.native and env.flag("PLAYGATE_EDGE_NATIVE", True)
     config = EdgeConfig(
         listen=args.listen or env.text("PLAYGATE_EDGE_LISTEN") or "127.0.0.1:8088",
         validator_url=args.validator_url[0],
@@ -298,7 +307,11 @@ def cmd_nginx_config(args: argparse.Namespace) -> int:
         tls_key=Path(tls_key) if tls_key else None,
         grant_cache_dir=Path(args.grant_cache_dir) if args.grant_cache_dir else None,
         grant_cache_viewers=args.grant_cache_viewers or DEFAULT_GRANT_CACHE_VIEWERS,
+        keyring_file=Path(keyring_file) if keyring_file else None,
+        native=native,
     )
+    if config.native_active:
+        check_native(config)
     text = render(config)
     try:
         make_prefix(config)  # nginx needs its temp and cache folders before `nginx -t`
@@ -429,6 +442,16 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help="live viewers the grant cache is sized for, about 4 KB of memory each "
         "(default 100000)",
+    )
+    p.add_argument(
+        "--keyring-file",
+        help="the validators' key ring file, for the native verifier (or PLAYGATE_KEYRING_FILE)",
+    )
+    p.add_argument(
+        "--no-native",
+        dest="native",
+        action="store_false",
+        help="send every request to the validator (auth_request), as before the native verifier",
     )
     p.add_argument("--output", "-o", help="write here instead of stdout")
     p.set_defaults(func=cmd_nginx_config)

@@ -49,6 +49,20 @@ ensure_apt() {
   apt_get install -y -qq --no-install-recommends "${missing[@]}"
 }
 
+# ensure_apt_packages PACKAGE...: install the packages dpkg does not have (for those that bring
+# a library or an nginx module, not a command).
+ensure_apt_packages() {
+  local missing=() package
+  for package in "$@"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" ||
+      missing+=("$package")
+  done
+  [ "${#missing[@]}" -eq 0 ] && return 0
+  echo "==> installing Debian packages: ${missing[*]}" >&2
+  apt_get update -qq
+  apt_get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
 # apt_get ARGS...: apt-get that waits (bounded) when another apt-get or dpkg holds the lock, as
 # unattended-upgrades does on a fresh cloud VM, and says so instead of failing with a raw error.
 APT_LOCK_TIMEOUT="${PLAYGATE_APT_LOCK_TIMEOUT:-600}"

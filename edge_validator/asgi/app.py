@@ -15,19 +15,21 @@ from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from ..core.errors import PlayGateError
-from ..core.protocol import AUTH_ROUTE
+from ..core.protocol import AUTH_ROUTE, NATIVE_FEED_ROUTE
 from ..env import Env
 from ..gate import Gate
 from ..origins.base import Origin
 from ..origins.files import FileOrigin
 from ..origins.http import HttpOrigin
 from ..settings import ValidatorSettings
+from ..state.feed import RevocationFeed
 from ..state.guard import StateGuard
 from ..state.store import build_store
 from .admin import RequestMetrics, admin_routes
 from .auth import auth
 from .cors import CorsMiddleware
 from .health import health_details, healthz, readyz
+from .native_feed import native_feed
 from .problems import http_error, internal_error
 from .shield import shield
 from .state_gauges import state_gauges
@@ -64,14 +66,18 @@ def create_app(
         store = build_store(settings.state)
         guard = StateGuard(store, settings.state, shared=store.backend != "memory")
     origin = origin or make_origin(settings)
+    # What nginx's native verifier polls: revocations as they arrive, and the policy.
+    feed = RevocationFeed(guard.store)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await guard.start()
+        await feed.start()
         if on_started is not None:
             on_started(lambda: reload_keyring(app, os.environ))
         async with state_gauges(guard):
             yield
+        await feed.stop()
         await guard.stop()
         if origin is not None:
             await origin.close()
@@ -85,6 +91,7 @@ def create_app(
         *admin_routes(settings.admin_key, details),
         # auth_request subrequests carry the viewer's method; every method gets 204/401/403.
         Route(AUTH_ROUTE, auth, methods=_ALL_METHODS),
+        Route(NATIVE_FEED_ROUTE, native_feed, methods=["GET"]),
     ]
     if origin is not None:
         # GET and HEAD only: Starlette answers anything else 405 with Allow (see http_error).
@@ -108,6 +115,7 @@ def create_app(
         log_allowed=settings.log_allowed,
     )
     app.state.guard = guard
+    app.state.feed = feed
     app.state.origin = origin
     return app
 
@@ -132,6 +140,8 @@ def route_name(path: str) -> str:
     """A fixed label per route for the request metrics (never the path: it holds tokens)."""
     if path == AUTH_ROUTE:
         return "auth"
+    if path == NATIVE_FEED_ROUTE:
+        return "native_feed"
     if path in ("/healthz", "/readyz", "/metrics") or path.startswith("/admin/"):
         return "admin"
     return "shield"

@@ -27,6 +27,9 @@ TOKEN_CONTEXT = b"PlayGate playback token\x00"
 # under their own context: a start token never verifies as a session token, nor the reverse,
 # whatever its bytes say (TOKEN_FORMAT.md, "Session tokens").
 SESSION_CONTEXT = b"PlayGate session token\x00"
+# The revocation feed nginx's native verifier polls (edge_validator/feed.py) is authenticated
+# with the same keys under a context of its own: nothing made for it is a token, nor the reverse.
+FEED_CONTEXT = b"PlayGate native feed\x00"
 # Derivation salt: a MAC key is used for playback tokens and nothing else, even if an operator
 # reuses the secret elsewhere.
 _PURPOSE = b"playgate/playback-token/mac-key/v1"

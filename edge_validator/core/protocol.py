@@ -41,6 +41,10 @@ CLIENT_IP_HEADERS = (FORWARDED_FOR, REAL_IP)
 
 # The validator's nginx auth_request endpoint.
 AUTH_ROUTE = "/auth"
+# The feed nginx's native verifier polls for revocations and policy (edge_validator/feed.py),
+# and the header that authenticates a poll: "<key id>.<unix seconds>.<hex MAC>".
+NATIVE_FEED_ROUTE = "/_playgate/native-feed"
+FEED_AUTH_HEADER = "X-PlayGate-Feed-Auth"
 # Manifests, which query-token mode rewrites (lower-case suffixes, compared case-insensitively).
 MANIFEST_SUFFIXES = (".m3u8", ".mpd")
 # nginx keys a reused allow by token, client and this many leading path segments (the video).

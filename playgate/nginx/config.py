@@ -7,12 +7,14 @@ its directive (no spaces, quotes, braces or semicolons), then substituted for ``
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import os
 import pwd
 import re
 import shutil
+import stat
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,15 +23,27 @@ from urllib.parse import urlsplit
 from edge_validator.core import protocol
 from edge_validator.core.cors import EXPOSED_HEADERS, CorsPolicy
 from edge_validator.core.errors import ConfigurationError
+from edge_validator.core.keyring import KeyRing
 
 TEMPLATE = Path(__file__).resolve().parent / "edge.conf.template"
+# The native verifier (ngx_http_lua, Debian's libnginx-mod-http-lua and lua-cjson).
+LUA_DIR = Path(__file__).resolve().parent / "lua"
+NATIVE_MODULES = ("ndk_http_module.so", "ngx_http_lua_module.so")
+NATIVE_MODULE_DIR = Path("/usr/lib/nginx/modules")
+NATIVE_HINT = (
+    "the native verifier needs ngx_http_lua: run `sudo apt-get install libnginx-mod-http-lua "
+    "lua-cjson` (Debian/Ubuntu), or render with --no-native"
+)
+_NATIVE_DICT_RE = re.compile(r"[1-9][0-9]{0,5}[km]")
 INSTALL_HINT = "nginx is not installed: run `sudo apt-get install nginx-light` (Debian/Ubuntu)"
 _PLACEHOLDER = re.compile(r"\{\{([a-z_]+)\}\}")
 _SAFE_VALUE = re.compile(r"[A-Za-z0-9_./:\-\[\]]+")
 _TEMP_DIRS = ("tmp/body", "tmp/proxy", "tmp/fastcgi", "tmp/uwsgi", "tmp/scgi", "cache")
 # The grant cache lives in memory: on disk, nginx creates and deletes one inode per kept allow
 # and past its size it spends its time evicting (ext4 journal work), slower than no reuse.
-MEMORY_FS = Path("/dev/shm")
+# /dev/shm is shared by every local user: make_prefix refuses a folder there (or anywhere) that
+# another user owns or may write, since a planted file would be a kept allow.
+MEMORY_FS = Path("/dev/shm")  # noqa: S108
 DEFAULT_GRANT_CACHE_VIEWERS = 100_000
 # nginx keeps about 8,000 cache keys per MB of keys_zone; half that leaves room for the node
 # overhead and the LRU. Each kept allow is one small file: one 4 KB page on tmpfs.
@@ -81,6 +95,19 @@ class EdgeConfig:
             return self.grant_cache_dir.resolve()
         tag = hashlib.sha256(str(self.prefix.resolve()).encode()).hexdigest()[:12]
         return MEMORY_FS / f"playgate-grants-{tag}"
+
+    # The native verifier: nginx decides PlayGate tokens itself, reading this key ring file
+    # (the validator's PLAYGATE_KEYRING_FILE). None, or native=False: every request goes to
+    # the validator through auth_request.
+    keyring_file: Path | None = None
+    native: bool = True
+    # Shared memory for the revocations nginx holds (when full, nginx stops deciding natively
+    # rather than forget one); only the pages in use take memory.
+    native_dict_size: str = "256m"
+
+    @property
+    def native_active(self) -> bool:
+        return self.native and self.keyring_file is not None
 
     def validator_addrs(self) -> list[str]:
         urls = (self.validator_url, *self.more_validator_urls)
@@ -169,6 +196,72 @@ def tls_values(config: EdgeConfig) -> dict[str, str]:
     return {"listen_ssl": " ssl", "tls_directives": "\n".join(f"        {x}" for x in lines)}
 
 
+_AUTH_REQUEST = """\
+            auth_request /_playgate/auth;
+            auth_request_set $pg_token_id {token_id_var};
+            auth_request_set $pg_reason {reason_var};"""
+_NATIVE_ACCESS = """\
+            # The native verifier decides, or asks the validator (/_playgate/auth) as
+            # auth_request would: 2xx allows, 401/403 deny with its reason, else 503.
+            set $pg_token_id "";
+            set $pg_reason "";
+            access_by_lua_block { require("playgate_native").access() }"""
+_NATIVE_HTTP = """\
+    # --- The native verifier (playgate/nginx/lua/playgate_native.lua) ----------------------
+    # PlayGate tokens are checked here, in every worker; worker 0 polls the validators'
+    # revocation feed ({feed_route}) into this shared dict several times a second.
+    lua_package_path "{lua_dir}/?.lua;;";
+    lua_shared_dict playgate_native {dict_size};
+    init_by_lua_block {{
+        require("playgate_native").init({{
+            keyring_file = "{keyring_file}",
+            dict = "playgate_native",
+            validators = {{ {validators} }},
+            auth_location = "/_playgate/auth",
+        }})
+    }}
+    init_worker_by_lua_block {{ require("playgate_native").init_worker() }}
+"""
+
+
+def native_values(config: EdgeConfig, contract: dict[str, str]) -> dict[str, str]:
+    """The native verifier's lines, or auth_request's when it is off."""
+    if not config.native_active:
+        return {
+            "native_modules": "",
+            "native_http": "",
+            "access_check": _AUTH_REQUEST.format(**contract),
+        }
+    assert config.keyring_file is not None
+    keyring_file = str(config.keyring_file.resolve())
+    if not _SAFE_VALUE.fullmatch(keyring_file):
+        raise ConfigurationError(f"key ring file {keyring_file!r} has characters nginx would parse")
+    if not _NATIVE_DICT_RE.fullmatch(config.native_dict_size):
+        raise ConfigurationError("the native dict size looks like 64m")
+    modules = "".join(f"load_module {NATIVE_MODULE_DIR / m};\n" for m in NATIVE_MODULES)
+    validators = ", ".join(f'"{addr}"' for addr in config.validator_addrs())
+    return {
+        "native_modules": modules,
+        "native_http": _NATIVE_HTTP.format(
+            feed_route=protocol.NATIVE_FEED_ROUTE,
+            lua_dir=LUA_DIR,
+            dict_size=config.native_dict_size,
+            keyring_file=keyring_file,
+            validators=validators,
+        ),
+        "access_check": _NATIVE_ACCESS,
+    }
+
+
+def check_native(config: EdgeConfig) -> None:
+    """Refuse to render a native edge that could not start: modules missing, bad key ring."""
+    for module in NATIVE_MODULES:
+        if not (NATIVE_MODULE_DIR / module).exists():
+            raise ConfigurationError(NATIVE_HINT)
+    assert config.keyring_file is not None
+    KeyRing.from_file(config.keyring_file)  # the validators' own checks, at render time
+
+
 def render(config: EdgeConfig, template: str | None = None) -> str:
     """The nginx.conf text for ``config``; refuses values that could inject directives."""
     operator = config.values()
@@ -191,8 +284,10 @@ def render(config: EdgeConfig, template: str | None = None) -> str:
         f"        server {addr} max_fails=1 fail_timeout=2s;"
         for addr in config.validator_addrs()
     )
+    contract = contract_values()
     values = {
-        **contract_values(),
+        **contract,
+        **native_values(config, contract),
         **cors_values(config.cors),
         "validator_servers": servers,
         **tls_values(config),
@@ -226,7 +321,24 @@ def make_prefix(config: EdgeConfig) -> None:
     """Create the prefix's temp and cache folders, which nginx needs before it starts."""
     for sub in _TEMP_DIRS:
         (config.prefix / sub).mkdir(parents=True, exist_ok=True)
-    config.grant_cache_path().parent.mkdir(parents=True, exist_ok=True)  # nginx makes the last
+    private_folder(config.grant_cache_path(), config.user)
+
+
+def private_folder(path: Path, user: str | None) -> None:
+    """Create ``path`` (mode 0700) or check that only we, or nginx's worker ``user``, own and
+    may write it: a file planted in the grant cache would be an allow nobody granted."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        path.mkdir(mode=0o700)
+    info = path.lstat()
+    owners = {os.geteuid()}
+    with contextlib.suppress(KeyError):  # an unknown user: nginx itself refuses to start
+        owners.add(pwd.getpwnam(user).pw_uid if user else os.geteuid())
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid not in owners or info.st_mode & 0o022:
+        raise ConfigurationError(
+            f"the grant cache folder {path} is not a private folder of this user: remove it, "
+            "or choose another with --grant-cache-dir"
+        )
 
 
 def remove_grant_cache(config: EdgeConfig) -> None:
@@ -258,11 +370,11 @@ def nginx_argv(binary: str, config: EdgeConfig) -> list[str]:
 
 def check_config(binary: str, config: EdgeConfig) -> None:
     """``nginx -t`` on the rendered file; raises ConfigurationError with nginx's words."""
-    existed = config.grant_cache_path().exists()
     result = subprocess.run(
         [*nginx_argv(binary, config), "-t", "-q"], capture_output=True, text=True, check=False
     )
-    if not existed:  # nginx -t creates cache folders
-        remove_grant_cache(config)
+    if config.grant_cache_dir is None:  # an unused default folder in memory: nginx makes it again
+        with contextlib.suppress(OSError):
+            config.grant_cache_path().rmdir()
     if result.returncode != 0:
         raise ConfigurationError(f"nginx rejected the config: {result.stderr.strip()}")

@@ -72,6 +72,7 @@ def test_the_wheel_holds_the_packages_and_their_data_not_the_tests(installed: In
         "signer/app.py",
         "playgate/cli.py",
         "playgate/nginx/edge.conf.template",
+        "playgate/nginx/lua/playgate_native.lua",
         "playgate/demo/samples/videos/demo/master.m3u8",
         "playgate/demo/player/index.html",
         "playgate/demo/player/node_modules/hls.js/dist/hls.min.js",

@@ -78,7 +78,13 @@ def nginx_edge(
     leeway: int = DEFAULT_LEEWAY,
     cors: CorsPolicy | None = None,
     cat: CatVerifier | None = None,
+    keyring_file: Path | None = None,
+    guard: StateGuard | None = None,
+    extra_locations: str = "",
 ) -> Iterator[Edge]:
+    """``keyring_file``: the key ring's JSON file, for nginx's native verifier (None: off, every
+    request goes through auth_request). ``guard``: the validator's state (to revoke in tests).
+    ``extra_locations``: nginx lines added to the server block (test-only locations)."""
     nginx = require_tool("nginx")
     hits: list[str] = []
     auth_calls: list[str] = []
@@ -99,7 +105,7 @@ def nginx_edge(
         )
         # This one validator is the whole deployment: its store counts as shared, as the demo's
         # (a standalone validator's own memory refuses limited tokens).
-        guard = StateGuard(MemoryStore(), settings.state, shared=True)
+        guard = guard or StateGuard(MemoryStore(), settings.state, shared=True)
         validator_app = _counting(create_validator(settings, guard=guard), auth_calls)
         validator_url = stack.enter_context(serve_app(validator_app))
         port = free_port()
@@ -111,7 +117,12 @@ def nginx_edge(
             workers="1",
             user=current_user_if_root(),
             cors=cors or CorsPolicy(),
+            keyring_file=keyring_file,
         )
-        prepare_prefix(config)
+        conf = prepare_prefix(config)
+        if extra_locations:
+            anchor = "        location = /_playgate/auth {"
+            text = conf.read_text(encoding="utf-8")
+            conf.write_text(text.replace(anchor, extra_locations + anchor), encoding="utf-8")
         with running_nginx(nginx, config, port):
             yield Edge(f"http://{LOOPBACK}:{port}", prefix, hits, auth_calls, bodies)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
 from edge_validator.core.errors import ConfigurationError
+from edge_validator.core.keyring import new_keyring_json
 from playgate.cli import main
-from playgate.nginx.config import EdgeConfig, check_config, prepare_prefix, render
+from playgate.nginx.config import EdgeConfig, check_config, check_native, prepare_prefix, render
 from tests.support.servers import require_tool
 
 
@@ -69,3 +71,105 @@ def test_cli_makes_the_prefix_ready_for_nginx(tmp_path: Path) -> None:
     assert (prefix / "tmp" / "body").is_dir()
     assert (prefix / "cache").is_dir()
     assert (prefix / "edge.conf").read_text().startswith("user www;\n")
+
+
+def _keyring_file(tmp_path: Path) -> Path:
+    path = tmp_path / "keyring.json"
+    path.write_text(new_keyring_json("k1"))
+    return path
+
+
+def test_the_native_verifier_is_rendered_with_a_key_ring_file(tmp_path: Path) -> None:
+    keyring_file = _keyring_file(tmp_path)
+    cfg = EdgeConfig(
+        "127.0.0.1:8088",
+        "http://127.0.0.1:8081",
+        "http://127.0.0.1:9000",
+        tmp_path,
+        more_validator_urls=("http://127.0.0.1:8082",),
+        keyring_file=keyring_file,
+    )
+    text = render(cfg)
+    assert "\nload_module /usr/lib/nginx/modules/ndk_http_module.so;\n" in text
+    assert 'require("playgate_native").access()' in text
+    assert f'keyring_file = "{keyring_file.resolve()}"' in text
+    assert 'validators = { "127.0.0.1:8081", "127.0.0.1:8082" }' in text
+    assert "auth_request /_playgate/auth;" not in text
+    prepare_prefix(cfg)
+    check_native(cfg)
+    check_config(require_tool("nginx"), cfg)
+
+
+def test_without_a_key_ring_file_or_with_native_off_every_request_asks_the_validator(
+    tmp_path: Path,
+) -> None:
+    off = EdgeConfig(
+        "127.0.0.1:8088",
+        "http://127.0.0.1:8081",
+        "http://127.0.0.1:9000",
+        tmp_path,
+        keyring_file=_keyring_file(tmp_path),
+        native=False,
+    )
+    for cfg in (config(tmp_path), off):
+        text = render(cfg)
+        assert "auth_request /_playgate/auth;" in text
+        assert "load_module" not in text
+        assert "_by_lua" not in text
+
+
+def test_a_native_edge_refuses_a_bad_key_ring_or_dict_size(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"keys": {"k1": "short"}}')
+    cfg = EdgeConfig(
+        "127.0.0.1:8088", "http://127.0.0.1:8081", "http://127.0.0.1:9000", tmp_path,
+        keyring_file=bad,
+    )  # fmt: skip
+    with pytest.raises(ConfigurationError):
+        check_native(cfg)
+    with pytest.raises(ConfigurationError, match="dict size"):
+        render(dataclasses.replace(cfg, native_dict_size="64m; evil"))
+    with pytest.raises(ConfigurationError, match="characters nginx would parse"):
+        render(dataclasses.replace(cfg, keyring_file=tmp_path / 'a";b.json'))
+
+
+def test_cli_renders_native_from_the_environment_and_no_native_turns_it_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PLAYGATE_KEYRING_FILE", str(_keyring_file(tmp_path)))
+    base = ["nginx-config", "--prefix", str(tmp_path), "--validator-url", "http://127.0.0.1:1"]
+    base += ["--origin-url", "http://127.0.0.1:2", "-o"]
+    assert main([*base, str(tmp_path / "native.conf")]) == 0
+    assert main([*base, str(tmp_path / "plain.conf"), "--no-native"]) == 0
+    assert "access_by_lua_block" in (tmp_path / "native.conf").read_text()
+    assert "access_by_lua_block" not in (tmp_path / "plain.conf").read_text()
+    monkeypatch.setenv("PLAYGATE_EDGE_NATIVE", "false")
+    assert main([*base, str(tmp_path / "env-off.conf")]) == 0
+    assert "access_by_lua_block" not in (tmp_path / "env-off.conf").read_text()
+
+
+def test_the_grant_cache_lives_in_memory_sized_for_the_viewers(tmp_path: Path) -> None:
+    small = render(dataclasses.replace(config(tmp_path), grant_cache_viewers=20_000))
+    large = render(config(tmp_path))  # 100,000 viewers by default
+    line = "proxy_cache_path {} levels=1:2 keys_zone=playgate_grants:{}"
+    default_dir = config(tmp_path).grant_cache_path()
+    assert default_dir.parent == Path("/dev/shm")
+    assert line.format(default_dir, "6m") in small
+    assert line.format(default_dir, "26m") in large
+    assert "max_size=80m inactive=1m" in small  # about 4 KB (one tmpfs page) per kept allow
+    assert "max_size=392m inactive=1m" in large
+    assert "/cache/grants" not in large
+
+
+def test_a_grant_cache_folder_others_may_write_is_refused(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    planted = tmp_path / "planted"
+    planted.symlink_to(shared)
+    for folder in (shared, planted):
+        with pytest.raises(ConfigurationError, match="not a private folder"):
+            prepare_prefix(dataclasses.replace(config(tmp_path), grant_cache_dir=folder))
+    own = tmp_path / "own" / "grants"
+    prepare_prefix(dataclasses.replace(config(tmp_path), grant_cache_dir=own))
+    assert own.stat().st_mode & 0o777 == 0o700

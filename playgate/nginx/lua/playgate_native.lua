@@ -1,0 +1,827 @@
+-- PlayGate's native verifier: the PlayGate token check inside nginx (ngx_http_lua), so the
+-- common request (a segment fetched with a v1/v2 start token or a session token) is decided
+-- without the auth_request hop to the Python validator.
+--
+-- It is a port of edge_validator/core/{paths,token,keyring,decision}.py and must agree with
+-- them on every input (tests/e2e/test_nginx_native.py runs both against the vectors and
+-- against thousands of random and mutated tokens). Anything it does not decide itself goes to
+-- the Python validator, as before: tokens with use or stream limits, a start token that would
+-- open a playback session, CTA-5007 tokens, and every request while its revocation view is not
+-- known to be fresh (deny by default: "not sure" is never "allow").
+--
+-- Revocations: worker 0 polls the validator's feed (/_playgate/native-feed) every POLL
+-- seconds and writes them into the shared dict; a view older than FRESH seconds is not used
+-- while the validator answers, and past that the validator's failure policy decides.
+
+local ffi = require("ffi")
+local cjson = require("cjson.safe")
+
+local byte, sub, find, char, lower = string.byte, string.sub, string.find, string.char, string.lower
+local concat = table.concat
+local ngx = ngx
+
+local _M = {}
+
+-- The wire contract (edge_validator/core/protocol.py, keyring.py); rendered values are passed
+-- to init() by the template, these are fixed by the token format.
+local TOKEN_CONTEXT = "PlayGate playback token\0"
+local SESSION_CONTEXT = "PlayGate session token\0"
+local FEED_CONTEXT = "PlayGate native feed\0"
+local PURPOSE = "playgate/playback-token/mac-key/v1"
+local MAC_BYTES = 32
+local MIN_KEY_BYTES = 32
+local FEED_VERSION = "PLAYGATE-FEED 1"
+
+ffi.cdef([[
+typedef struct evp_md_st EVP_MD;
+const EVP_MD *EVP_sha256(void);
+unsigned char *HMAC(const EVP_MD *evp_md, const void *key, int key_len,
+                    const unsigned char *d, size_t n, unsigned char *md, unsigned int *md_len);
+int CRYPTO_memcmp(const void *a, const void *b, size_t len);
+int inet_pton(int af, const char *src, void *dst);
+]])
+
+-- nginx links libcrypto itself; load it by name only where the symbols are not global.
+local crypto = ffi.C
+if not pcall(function() return crypto.EVP_sha256 end) then
+    crypto = ffi.load("libcrypto.so.3")
+end
+local SHA256 = crypto.EVP_sha256()
+local mac_out = ffi.new("unsigned char[32]")
+local mac_len = ffi.new("unsigned int[1]")
+local addr_buf = ffi.new("unsigned char[16]")
+local AF_INET, AF_INET6 = 2, 10
+
+local function hmac(key, data)
+    crypto.HMAC(SHA256, key, #key, data, #data, mac_out, mac_len)
+    return ffi.string(mac_out, 32)
+end
+
+local function to_hex(s)
+    return (s:gsub(".", function(c) return string.format("%02x", byte(c)) end))
+end
+
+-- Settings given by the template (init) and the key ring, loaded in the master.
+local conf = {}
+local keys = {}  -- key id -> derived MAC key
+local key_probes = ""  -- what the feed must report for this ring ("kid:probe,...")
+local key_error = nil
+
+-- --- base64url, canonical only (token.py _decode_b64) ----------------------------------------
+
+local B64 = {}
+do
+    local alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    for i = 1, 64 do
+        B64[byte(alphabet, i)] = i - 1
+    end
+end
+local LAST_OK = { [2] = "AQgw", [3] = "AEIMQUYcgkosw048" }
+
+-- The bytes of a canonical base64url string, or nil.
+local function b64url_decode(s)
+    local n = #s
+    local rem = n % 4
+    if rem == 1 then
+        return nil
+    end
+    local last = LAST_OK[rem]
+    if last and not find(last, sub(s, n, n), 1, true) then
+        return nil
+    end
+    local out, o = {}, 0
+    local i = 1
+    while i <= n do
+        local a, b, c, d = B64[byte(s, i)], B64[byte(s, i + 1) or -1], B64[byte(s, i + 2) or -1],
+            B64[byte(s, i + 3) or -1]
+        local left = n - i + 1
+        if a == nil or b == nil or (left >= 3 and c == nil) or (left >= 4 and d == nil) then
+            return nil
+        end
+        local v = a * 262144 + b * 4096 + (c or 0) * 64 + (d or 0)
+        o = o + 1
+        if left >= 4 then
+            out[o] = char(math.floor(v / 65536) % 256, math.floor(v / 256) % 256, v % 256)
+        elseif left == 3 then
+            out[o] = char(math.floor(v / 65536) % 256, math.floor(v / 256) % 256)
+        else
+            out[o] = char(math.floor(v / 65536) % 256)
+        end
+        i = i + 4
+    end
+    return concat(out)
+end
+
+-- --- the key ring (keyring.py) ---------------------------------------------------------------
+
+local function load_keyring(path)
+    local f, err = io.open(path, "rb")
+    if not f then
+        return nil, "cannot read the key ring file: " .. tostring(err)
+    end
+    local text = f:read("*a")
+    f:close()
+    local doc = cjson.decode(text)
+    if type(doc) ~= "table" or type(doc.keys) ~= "table" then
+        return nil, "the key ring needs a \"keys\" object"
+    end
+    local ring, ids = {}, {}
+    for kid, secret in pairs(doc.keys) do
+        if type(kid) ~= "string" or not ngx.re.find(kid, "^[A-Za-z0-9_-]{1,32}$", "jo") then
+            return nil, "bad key id"
+        end
+        if type(secret) ~= "string" then
+            return nil, "a key secret is not a string"
+        end
+        local raw = b64url_decode((secret:gsub("=+$", "")))
+        if raw == nil or #raw < MIN_KEY_BYTES then
+            return nil, "a key secret is not canonical base64url of at least 32 bytes"
+        end
+        ring[kid] = hmac(raw, PURPOSE)
+        ids[#ids + 1] = kid
+    end
+    if #ids == 0 then
+        return nil, "the key ring holds no key"
+    end
+    table.sort(ids)
+    local probes = {}
+    for i, kid in ipairs(ids) do
+        probes[i] = kid .. ":" .. to_hex(hmac(ring[kid], FEED_CONTEXT .. "key-check"))
+    end
+    return ring, concat(probes, ",")
+end
+
+-- init({keyring_file=, dict=, validators={"127.0.0.1:8000", ...}}), in init_by_lua.
+function _M.init(options)
+    conf = options
+    local ring, probes = load_keyring(options.keyring_file)
+    if ring == nil then
+        -- Never fatal: every request then goes to the Python validator, which says why.
+        key_error = probes
+        keys, key_probes = {}, ""
+        return
+    end
+    keys, key_probes, key_error = ring, probes, nil
+end
+
+-- --- paths (paths.py) ------------------------------------------------------------------------
+
+local HEX = {}
+for c in ("0123456789abcdefABCDEF"):gmatch(".") do
+    HEX[byte(c)] = true
+end
+-- Bytes whose escape is refused (paths._NO_ESCAPE).
+local NO_ESCAPE = {}
+do
+    local plain = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~/\\%?#;\127"
+    for i = 1, #plain do
+        NO_ESCAPE[byte(plain, i)] = true
+    end
+    for b = 0, 31 do
+        NO_ESCAPE[b] = true
+    end
+    for b = 128, 255 do
+        NO_ESCAPE[b] = true
+    end
+end
+
+-- The decoded path, or nil (bad_path). Never repairs.
+local function normalize_path(path)
+    if byte(path, 1) ~= 47 then
+        return nil
+    end
+    -- printable ASCII without space (0x21-0x7e), and no backslash
+    if find(path, "[^!-~]") or find(path, "\\", 1, true) then
+        return nil
+    end
+    if find(path, "//", 1, true) or find(path, ";", 1, true) then
+        return nil
+    end
+    local decoded = path
+    if find(path, "%", 1, true) then
+        local parts, n, pos = {}, 0, 1
+        while true do
+            local at = find(path, "%", pos, true)
+            if at == nil then
+                break
+            end
+            local h1, h2 = byte(path, at + 1), byte(path, at + 2)
+            if not (h1 and h2 and HEX[h1] and HEX[h2]) then
+                return nil
+            end
+            local value = tonumber(sub(path, at + 1, at + 2), 16)
+            if NO_ESCAPE[value] then
+                return nil
+            end
+            n = n + 1
+            parts[n] = sub(path, pos, at - 1)
+            n = n + 1
+            parts[n] = char(value)
+            pos = at + 3
+        end
+        n = n + 1
+        parts[n] = sub(path, pos)
+        decoded = concat(parts)
+    end
+    if find(decoded, "/.", 1, true) then
+        local probe = decoded .. "/"
+        if find(probe, "/./", 1, true) or find(probe, "/../", 1, true) then
+            return nil
+        end
+    end
+    return decoded
+end
+
+local PARAMS = { token = "start", session = "session", CAT = "cat" }
+local FOLDED = { token = true, session = true, cat = true }
+
+local function looks_like_token_param(name)
+    local decoded = name:gsub("%%(%x%x)", function(h) return char(tonumber(h, 16)) end)
+    return FOLDED[lower(decoded)] ~= nil or find(decoded, "%", 1, true) ~= nil
+end
+
+-- Split a raw target (paths.split_target): token, raw path, kind ("start", "session", "cat")
+-- or nil and a reason.
+local function split_target(target)
+    if find(target, "#", 1, true) then
+        return nil, "bad_path"
+    end
+    local path, query = target, ""
+    local q = find(target, "?", 1, true)
+    if q then
+        path, query = sub(target, 1, q - 1), sub(target, q + 1)
+    end
+    local token, kind = nil, "start"
+    if byte(path, 1) == 47 and byte(path, 3) == 47 then
+        local mark = byte(path, 2)
+        if mark == 116 or mark == 115 then -- "t" or "s"
+            kind = mark == 115 and "session" or "start"
+            local rest = sub(path, 4)
+            local slash = find(rest, "/", 1, true)
+            if slash == nil then
+                return nil, "bad_path"
+            end
+            token = sub(rest, 1, slash - 1)
+            path = "/" .. sub(rest, slash + 1)
+        end
+    end
+    if query == "" then
+        return token, path, kind
+    end
+    local pos = 1
+    local qlen = #query
+    while pos <= qlen + 1 do
+        local amp = find(query, "&", pos, true) or (qlen + 1)
+        local param = sub(query, pos, amp - 1)
+        local eq = find(param, "=", 1, true)
+        local name = eq and sub(param, 1, eq - 1) or param
+        local which = PARAMS[name]
+        if which then
+            if token ~= nil then
+                return nil, "malformed"
+            end
+            kind = which
+            token = sub(param, #name + 2)
+            if token == "" then
+                return nil, "malformed"
+            end
+        elseif FOLDED[lower(name)] or (find(name, "%", 1, true) and looks_like_token_param(name)) then
+            return nil, "malformed"
+        end
+        pos = amp + 1
+    end
+    return token, path, kind
+end
+
+-- --- the token (token.py) --------------------------------------------------------------------
+
+local function u16(s, i)
+    local a, b = byte(s, i, i + 1)
+    return a * 256 + b
+end
+
+local function u32(s, i)
+    local a, b, c, d = byte(s, i, i + 3)
+    return ((a * 256 + b) * 256 + c) * 256 + d
+end
+
+local function printable(s)
+    return not find(s, "[^\32-\126]")
+end
+
+-- Address bytes of a client address text (addresses.packed_ip), or nil.
+local function packed_ip(text)
+    if text == nil then
+        return nil
+    end
+    if ffi.C.inet_pton(AF_INET, text, addr_buf) == 1 then
+        return ffi.string(addr_buf, 4)
+    end
+    if ffi.C.inet_pton(AF_INET6, text, addr_buf) == 1 then
+        local packed = ffi.string(addr_buf, 16)
+        if sub(packed, 1, 12) == "\0\0\0\0\0\0\0\0\0\0\255\255" then
+            return sub(packed, 13)
+        end
+        return packed
+    end
+    return nil
+end
+
+-- A client network field (token.decode_network): true when well formed.
+local function network_ok(raw)
+    local n = #raw
+    if n ~= 5 and n ~= 17 then
+        return false
+    end
+    local prefix = byte(raw, 1)
+    local bits = 8 * (n - 1)
+    if prefix > bits then
+        return false
+    end
+    for i = 0, n - 2 do
+        local b = byte(raw, 2 + i)
+        local first = 8 * i -- bit index of this byte's top bit
+        if first >= prefix then
+            if b ~= 0 then
+                return false
+            end
+        elseif first + 8 > prefix then
+            local keep = prefix - first
+            if b % (2 ^ (8 - keep)) ~= 0 then
+                return false
+            end
+        end
+    end
+    if bits == 128 and prefix >= 96 and sub(raw, 2, 13) == "\0\0\0\0\0\0\0\0\0\0\255\255" then
+        return false
+    end
+    return true
+end
+
+local function in_network(client, raw)
+    local n = #raw - 1
+    if client == nil or #client ~= n then
+        return false
+    end
+    local prefix = byte(raw, 1)
+    for i = 0, n - 1 do
+        local first = 8 * i
+        if first >= prefix then
+            return true
+        end
+        local a, b = byte(client, 1 + i), byte(raw, 2 + i)
+        if first + 8 <= prefix then
+            if a ~= b then
+                return false
+            end
+        else
+            local drop = 2 ^ (8 - (prefix - first))
+            if math.floor(a / drop) ~= math.floor(b / drop) then
+                return false
+            end
+        end
+    end
+    return true
+end
+
+-- The claims of an authentic token, or nil and a reason (token.open_token).
+local function open_token(token, session)
+    local n = #token
+    if n > 2048 then
+        return nil, "malformed"
+    end
+    local raw = b64url_decode(token)
+    if raw == nil then
+        return nil, "malformed"
+    end
+    local len = #raw
+    local version = byte(raw, 1)
+    if len < 2 + MAC_BYTES or (version ~= 1 and version ~= 2) then
+        return nil, "malformed"
+    end
+    local blen = len - MAC_BYTES
+    local kid_end = 2 + byte(raw, 2)
+    if kid_end > blen then
+        return nil, "malformed"
+    end
+    local key_id = sub(raw, 3, kid_end)
+    if find(key_id, "[\128-\255]") then
+        return nil, "malformed"
+    end
+    local key = keys[key_id]
+    if key == nil then
+        return nil, "unknown_key"
+    end
+    local body = sub(raw, 1, blen)
+    local expected = hmac(key, (session and SESSION_CONTEXT or TOKEN_CONTEXT) .. body)
+    if crypto.CRYPTO_memcmp(expected, sub(raw, blen + 1), MAC_BYTES) ~= 0 then
+        return nil, "bad_signature"
+    end
+    -- Only authenticated bytes are parsed past this point; 1-based positions from here.
+    local pos = kid_end + 1
+    if pos + 17 > blen then
+        return nil, "malformed"
+    end
+    local expires_at = u32(body, pos) * 4294967296 + u32(body, pos + 4)
+    local not_before = u32(body, pos + 8) * 4294967296 + u32(body, pos + 12)
+    local scope_len = u16(body, pos + 16)
+    pos = pos + 18
+    local scope = sub(body, pos, pos + scope_len - 1)
+    pos = pos + scope_len
+    local fields = {}
+    for f = 1, 4 do
+        local flen = byte(body, pos)
+        if flen == nil then
+            return nil, "malformed"
+        end
+        fields[f] = sub(body, pos + 1, pos + flen)
+        pos = pos + 1 + flen
+    end
+    if pos + 5 > blen then
+        return nil, "malformed"
+    end
+    local max_uses = u32(body, pos)
+    local max_streams = u16(body, pos + 4)
+    pos = pos + 6
+    local session_seconds = 0
+    if version == 2 then
+        if pos + 3 > blen then
+            return nil, "malformed"
+        end
+        session_seconds = u32(body, pos)
+        pos = pos + 4
+        if session_seconds == 0 then
+            return nil, "malformed"
+        end
+    end
+    local token_id, session_id, network, user_id = fields[1], fields[2], fields[3], fields[4]
+    if pos ~= blen + 1 or #scope ~= scope_len or token_id == "" then
+        return nil, "malformed"
+    end
+    if byte(scope, 1) ~= 47 or byte(scope, -1) ~= 47 then
+        return nil, "malformed"
+    end
+    if not (printable(scope) and printable(token_id) and printable(session_id)
+            and printable(user_id)) then
+        return nil, "malformed"
+    end
+    if network ~= "" and not network_ok(network) then
+        return nil, "malformed"
+    end
+    return {
+        expires_at = expires_at,
+        not_before = not_before,
+        scope = scope,
+        token_id = token_id,
+        session_id = session_id ~= "" and session_id or nil,
+        network = network ~= "" and network or nil,
+        user_id = user_id ~= "" and user_id or nil,
+        max_uses = max_uses,
+        max_streams = max_streams,
+        session_seconds = session_seconds,
+    }
+end
+
+-- --- revocations (state/revocations.py), from the shared dict --------------------------------
+
+local function video_id(scope)
+    if sub(scope, 1, 8) == "/videos/" then
+        local rest = sub(scope, 9, -2)
+        if rest ~= "" and not find(rest, "/", 1, true) then
+            return rest
+        end
+    end
+    return nil
+end
+
+local function revoked(dict, claims)
+    if dict:get("t:" .. claims.token_id) then
+        return true
+    end
+    if claims.session_id and dict:get("s:" .. claims.session_id) then
+        return true
+    end
+    local nb = claims.not_before
+    if claims.user_id then
+        local at = dict:get("u:" .. claims.user_id)
+        if at and nb <= at then
+            return true
+        end
+    end
+    local video = video_id(claims.scope)
+    if video then
+        local at = dict:get("v:" .. video)
+        if at and nb <= at then
+            return true
+        end
+    end
+    return false
+end
+
+-- --- the decision ----------------------------------------------------------------------------
+
+local function is_manifest(path)
+    local l = lower(path)
+    return sub(l, -5) == ".m3u8" or sub(l, -4) == ".mpd"
+end
+
+-- The decision for one request: "allow", token id | "deny", reason, token id | "defer".
+-- ``policy``: {leeway=, max_ttl=, max_session=}; ``dict``: the revocations.
+function _M.decide(target, client_text, now, policy, dict)
+    local token, path, kind = split_target(target)
+    if kind == nil then -- split_target refused it: path is the reason
+        return "deny", path
+    end
+    if kind == "cat" then
+        return "defer"
+    end
+    local decoded = normalize_path(path)
+    if decoded == nil then
+        return "deny", "bad_path"
+    end
+    if token == nil or token == "" then
+        return "deny", "missing"
+    end
+    local session = kind == "session"
+    local claims, reason = open_token(token, session)
+    if claims == nil then
+        return "deny", reason
+    end
+    local tid = claims.token_id
+    local leeway = policy.leeway
+    if now > claims.expires_at + leeway then
+        return "deny", "expired", tid
+    end
+    if now + leeway < claims.not_before then
+        return "deny", "not_yet_valid", tid
+    end
+    if claims.expires_at - claims.not_before > (session and policy.max_session or policy.max_ttl) then
+        return "deny", "lifetime_exceeded", tid
+    end
+    local scope = claims.scope
+    if sub(decoded, 1, #scope) ~= scope then
+        return "deny", "out_of_scope", tid
+    end
+    if claims.network and not in_network(packed_ip(client_text), claims.network) then
+        return "deny", "ip_mismatch", tid
+    end
+    -- Past the pure check: what needs the validator (sessions to open, counted tokens).
+    if not session and claims.session_seconds > 0 and is_manifest(decoded) then
+        return "defer"
+    end
+    if claims.max_uses > 0 or claims.max_streams > 0 then
+        return "defer"
+    end
+    if dict and revoked(dict, claims) then
+        return "deny", "revoked", tid
+    end
+    return "allow", tid
+end
+
+-- --- the feed: revocations and policy from the Python validator ------------------------------
+
+local POLL = 0.2
+local FRESH = 0.75
+local feed_epoch, feed_cursor = "-", 0
+
+local function feed_auth()
+    local ids = {}
+    for kid in pairs(keys) do
+        ids[#ids + 1] = kid
+    end
+    table.sort(ids)
+    local kid = ids[1]
+    local ts = tostring(math.floor(ngx.now()))
+    return kid .. "." .. ts .. "." .. to_hex(hmac(keys[kid], FEED_CONTEXT .. "auth:" .. ts))
+end
+
+-- One poll of one validator; true when the feed was applied.
+local function poll_one(addr, dict)
+    local host, port = addr:match("^%[?([^%]]+)%]?:(%d+)$")
+    local sock = ngx.socket.tcp()
+    sock:settimeouts(250, 2000, 5000)
+    local ok, err = sock:connect(host, tonumber(port))
+    if not ok then
+        return false, err
+    end
+    local req = "GET /_playgate/native-feed?epoch=" .. feed_epoch .. "&cursor=" .. feed_cursor
+        .. " HTTP/1.0\r\nHost: playgate-native\r\nX-PlayGate-Feed-Auth: " .. feed_auth()
+        .. "\r\n\r\n"
+    ok, err = sock:send(req)
+    if not ok then
+        sock:close()
+        return false, err
+    end
+    local status = sock:receive("*l")
+    if status == nil then
+        sock:close()
+        return false, err
+    end
+    if not find(status, "^HTTP/1%.[01] 200") then
+        -- The validator answers but refuses (a key ring changed on one side): it is reachable,
+        -- so its failure policy does not apply here; it decides every request itself.
+        sock:close()
+        dict:set("meta:poll_at", ngx.now())
+        dict:set("meta:trusted", false)
+        return true
+    end
+    repeat
+        local line = sock:receive("*l")
+        if line == nil then
+            sock:close()
+            return false, "feed cut short"
+        end
+    until line == ""
+    local head = {}
+    local revs, nrev = {}, 0
+    local first = sock:receive("*l")
+    if first ~= FEED_VERSION then
+        sock:close()
+        return false, "not a feed"
+    end
+    local complete = false
+    while true do
+        local line = sock:receive("*l")
+        if line == nil then
+            break
+        end
+        if line == "end" then
+            complete = true
+            break
+        end
+        if byte(line, 1) == 114 then -- "r kind value revoked_at expires_at"
+            nrev = nrev + 1
+            revs[nrev] = line
+        else
+            local name, value = line:match("^(%S+) (.*)$")
+            if name then
+                head[name] = value
+            end
+        end
+    end
+    sock:close()
+    if not complete then
+        return false, "feed cut short"
+    end
+    local now = ngx.now()
+    for i = 1, nrev do
+        if i % 2000 == 0 then
+            ngx.sleep(0) -- a full answer can be long: let this worker serve requests meanwhile
+            now = ngx.now()
+        end
+        local k, v, at, exp = revs[i]:match("^r (%S) (%S+) (%S+) (%S+)$")
+        at, exp = tonumber(at), tonumber(exp)
+        if k and at and exp and exp > now then
+            local key = k .. ":" .. v
+            local known = dict:get(key)
+            if known == nil or at > known then
+                local stored, serr = dict:safe_set(key, at, exp - now)
+                if not stored then
+                    -- A full dict would forget revocations: stop deciding natively.
+                    dict:set("meta:overflow", serr or "full")
+                    ngx.log(ngx.ERR, "playgate native: revocation dict is full; ",
+                        "every request goes to the validator (raise native_dict_size)")
+                end
+            end
+        end
+    end
+    feed_epoch = head.epoch or "-"
+    feed_cursor = tonumber(head.cursor) or 0
+    local fresh = now
+    dict:set("meta:poll_at", fresh)
+    dict:set("meta:trusted", head.trusted == "1")
+    if head.trusted == "1" then
+        dict:set("meta:trusted_at", fresh)
+    end
+    -- "<native> <leeway> <max_ttl> <max_session> <policy> <max_staleness> <stale_fallback>"
+    local verify = head.verify or ""
+    local native = head.keys == key_probes and key_error == nil
+    dict:set("meta:policy", (native and verify) or "0")
+    return true
+end
+
+local function poll(premature)
+    if premature then
+        return
+    end
+    local dict = ngx.shared[conf.dict]
+    for _, addr in ipairs(conf.validators) do
+        local ok, err = pcall(poll_one, addr, dict)
+        if ok and err then
+            break
+        end
+    end
+    local ok, err = ngx.timer.at(POLL, poll)
+    if not ok then
+        ngx.log(ngx.ERR, "playgate native: cannot schedule the feed poll: ", err)
+    end
+end
+
+function _M.init_worker()
+    if ngx.worker.id() == 0 and key_error == nil then
+        ngx.timer.at(0, poll)
+    end
+    if key_error ~= nil then
+        ngx.log(ngx.WARN, "playgate native: off (", key_error, "); every request goes to the ",
+            "validator")
+    end
+end
+
+-- The policy of the last feed, parsed once per change.
+local policy_text, policy = nil, nil
+
+local function parse_policy(text)
+    local native, leeway, max_ttl, max_session, failure, staleness, fallback =
+        text:match("^(%d) (%d+) (%d+) (%d+) (%S+) (%S+) (%S+)$")
+    if native ~= "1" then
+        return false
+    end
+    return {
+        leeway = tonumber(leeway),
+        max_ttl = tonumber(max_ttl),
+        max_session = tonumber(max_session),
+        fail_open = failure == "fail_open",
+        max_staleness = tonumber(staleness),
+        serve_stale = fallback == "serve",
+    }
+end
+
+-- The policy to decide with now, or nil: then the Python validator decides.
+local function usable_policy(dict, now)
+    local text = dict:get("meta:policy")
+    if text ~= policy_text then
+        policy_text, policy = text, text and parse_policy(text)
+    end
+    if not policy or dict:get("meta:overflow") then
+        return nil
+    end
+    local poll_at = dict:get("meta:poll_at")
+    if poll_at == nil then
+        return nil
+    end
+    if now - poll_at <= FRESH then
+        -- The validator answers: its word on whether its view can be trusted stands.
+        return dict:get("meta:trusted") and policy or nil
+    end
+    -- The validator is unreachable: its failure policy, as it would apply it to Redis.
+    local trusted_at = dict:get("meta:trusted_at")
+    if policy.fail_open and trusted_at
+            and (policy.serve_stale or now - trusted_at <= policy.max_staleness) then
+        return policy
+    end
+    return nil
+end
+
+-- auth_request's contract, through a Lua subrequest: 2xx allows, 401/403 deny, else 500.
+local function ask_validator()
+    local res = ngx.location.capture(conf.auth_location)
+    local status = res.status
+    local reason, token_id = "", ""
+    for name, value in pairs(res.header) do
+        local l = lower(name)
+        if type(value) == "string" then
+            if l == "x-playgate-reason" then
+                reason = value
+            elseif l == "x-playgate-token-id" then
+                token_id = value
+            end
+        end
+    end
+    if status >= 200 and status < 300 then
+        ngx.var.pg_token_id = token_id
+        return
+    end
+    if status == 401 or status == 403 then
+        ngx.var.pg_reason = reason
+        return ngx.exit(status)
+    end
+    return ngx.exit(500)
+end
+
+-- access_by_lua: decide here, or ask the validator.
+function _M.access()
+    local dict = ngx.shared[conf.dict]
+    local now = ngx.now()
+    local active = usable_policy(dict, now)
+    if active == nil or ngx.var.http_cta_common_access_token ~= nil then
+        return ask_validator()
+    end
+    local verdict, reason, token_id = _M.decide(ngx.var.request_uri, ngx.var.remote_addr, now,
+        active, dict)
+    if verdict == "allow" then
+        ngx.var.pg_token_id = reason
+        return
+    end
+    if verdict == "deny" then
+        ngx.var.pg_reason = reason
+        ngx.var.pg_token_id = token_id or ""
+        return ngx.exit(reason == "missing" and 401 or 403)
+    end
+    return ask_validator()
+end
+
+-- For the tests: the pure decision without nginx state.
+_M._split_target = function(t) return split_target(t) end
+_M._normalize_path = normalize_path
+
+return _M

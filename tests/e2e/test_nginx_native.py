@@ -1,0 +1,492 @@
+"""nginx's native verifier (playgate/nginx/lua/playgate_native.lua) never disagrees with Python.
+
+A real nginx runs the native verifier; a test-only location hands it batches of requests to
+judge with the same function that judges live requests (``decide``), and every verdict is
+compared with the Python ``Verifier``'s: the test vectors, thousands of random and mutated
+tokens, the path attack table. Then real requests go through the edge: allowed ones are
+decided in nginx (the validator is never asked), revocations reach nginx within a second, and
+what nginx cannot decide still reaches the validator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import json
+import shutil
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from edge_validator.asgi.app import create_app
+from edge_validator.asgi.client_address import REAL_IP
+from edge_validator.core.keyring import KeyRing
+from edge_validator.core.protocol import AUTH_ROUTE, NATIVE_FEED_ROUTE
+from edge_validator.env import networks
+from edge_validator.settings import ValidatorSettings
+from edge_validator.state.guard import StateGuard
+from edge_validator.state.memory import MemoryStore
+from edge_validator.state.redis_store import RedisStore
+from edge_validator.state.revocations import Revocation
+from edge_validator.state.settings import FAIL_CLOSED, FAIL_OPEN, StateSettings
+from edge_validator.state.store import build_store
+from playgate.demo.origin import create_origin_app
+from playgate.nginx.config import EdgeConfig, current_user_if_root, prepare_prefix
+from playgate.nginx.runner import running_nginx
+from signer.issuing import PlaybackRequest, issue
+from tests.support.factories import SAMPLES, TESTS
+from tests.support.native_cases import Case, Verdict, cases, python_verdict, verifier
+from tests.support.nginx_edge import Edge, nginx_edge
+from tests.support.servers import LOOPBACK, free_port, require_tool, serve_app
+
+VECTORS = json.loads((TESTS / "vectors" / "tokens.json").read_text())
+KEYRING_DOC = VECTORS["keyring"]
+KEYRING = KeyRing.from_json(json.dumps(KEYRING_DOC))
+VERIFIER = verifier(KEYRING)
+
+# Test only: judge a batch of requests (one a line: hex target, client, now) with the native
+# verifier's own decision function, in this nginx, and answer one verdict a line.
+DECIDE = """
+        location = /_test/native-decide {
+            client_max_body_size 64m;
+            client_body_buffer_size 64m;
+            content_by_lua_block {
+                local native = require("playgate_native")
+                local function unhex(h)
+                    return (h:gsub("%x%x", function(x) return string.char(tonumber(x, 16)) end))
+                end
+                local function hex(s)
+                    return (s:gsub(".", function(c) return string.format("%02x", c:byte()) end))
+                end
+                ngx.req.read_body()
+                local body = ngx.req.get_body_data()
+                local lines = {}
+                local policy = { leeway = 5, max_ttl = 3600, max_session = 43200 }
+                for line in body:gmatch("[^\\n]+") do
+                    local target, client, now = line:match("^(%x*)\\t(%S*)\\t(%S+)$")
+                    local v, r, t = native.decide(unhex(target), client, tonumber(now), policy,
+                        nil)
+                    if v == "allow" then r, t = "", r end
+                    lines[#lines + 1] = v .. "\\t" .. (r or "") .. "\\t" .. hex(t or "")
+                end
+                ngx.print(table.concat(lines, "\\n"))
+            }
+        }
+"""
+
+
+@pytest.fixture(scope="module")
+def media_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("media")
+    for name in ("demo", "other"):
+        shutil.copytree(SAMPLES / "videos" / "demo", root / "videos" / name)
+    return root
+
+
+@pytest.fixture(scope="module")
+def store() -> MemoryStore:
+    return MemoryStore()
+
+
+@pytest.fixture(scope="module")
+def edge(
+    media_root: Path, store: MemoryStore, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Edge]:
+    prefix = tmp_path_factory.mktemp("nginx")
+    keyring_file = prefix / "keyring.json"
+    keyring_file.write_text(json.dumps(KEYRING_DOC))
+    guard = StateGuard(store, ValidatorSettings(keyring=KEYRING).state, shared=True)
+    with nginx_edge(
+        KEYRING,
+        media_root,
+        prefix,
+        keyring_file=keyring_file,
+        guard=guard,
+        extra_locations=DECIDE,
+    ) as running:
+        wait_until_native(running)
+        yield running
+
+
+def checks(edge: Edge) -> int:
+    """How many requests the validator was asked to judge (feed polls are not checks)."""
+    return sum(1 for path in edge.auth_calls if path == AUTH_ROUTE)
+
+
+def shielded(edge: Edge) -> int:
+    """How many requests the origin shield answered (manifests that open sessions or that
+    query-token mode rewrites: the validator judges them, as before)."""
+    return sum(1 for path in edge.auth_calls if path not in (AUTH_ROUTE, NATIVE_FEED_ROUTE))
+
+
+def signed(edge: Edge, file: str = "hls/v0/seg_001.ts", **fields: Any) -> str:
+    request = PlaybackRequest("demo", 600, file=file, **fields)
+    return issue(request, KEYRING, time.time(), public_url=edge.url).url
+
+
+def wait_until_native(edge: Edge) -> None:
+    """Until nginx decides a plain request without the validator (its first feed poll)."""
+    url = signed(edge)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        before = checks(edge)
+        assert httpx.get(url, timeout=10).status_code == 200
+        if checks(edge) == before:
+            return
+        time.sleep(0.1)
+    pytest.fail("nginx never decided natively: " + edge.error_log.read_text()[-2000:])
+
+
+def native_verdicts(edge: Edge, batch: list[Case]) -> list[Verdict]:
+    body = "\n".join(f"{c.target.hex()}\t{c.client}\t{c.now!r}" for c in batch)
+    resp = httpx.post(f"{edge.url}/_test/native-decide", content=body, timeout=120)
+    assert resp.status_code == 200, resp.text[:500]
+    out = []
+    for line in resp.text.split("\n"):
+        verdict, reason, token_id = line.split("\t")
+        out.append(Verdict(verdict, reason, bytes.fromhex(token_id).decode("latin-1")))
+    assert len(out) == len(batch)
+    return out
+
+
+def disagreements(edge: Edge, batch: list[Case]) -> list[tuple[Case, Verdict, Verdict]]:
+    """Cases where the native verdict differs from Python's (a native "defer" hands the
+    request to Python, so it never disagrees; it is allowed only where Python defers too or
+    where the native verifier does not know the token's format)."""
+    found = []
+    for case, native in zip(batch, native_verdicts(edge, batch), strict=True):
+        python = python_verdict(VERIFIER, case)
+        if native.verdict == "defer" and (python.verdict == "defer" or b"CAT=" in case.target):
+            continue
+        if native != python:
+            found.append((case, native, python))
+    return found
+
+
+def _vector_cases() -> list[tuple[str, Case]]:
+    named = []
+    for vector in VECTORS["valid"]:
+        claims = vector["claims"]
+        net = claims["client_network"]
+        client = net.split("/")[0] if net else "127.0.0.1"
+        target = f"/t/{vector['token']}{claims['scope']}seg.ts"
+        named.append((vector["name"], Case(target.encode(), client, claims["not_before"] + 1)))
+    for vector in VECTORS["sessions"]:
+        claims = vector["claims"]
+        client = claims["client_network"].split("/")[0] if claims["client_network"] else ""
+        target = f"/s/{vector['token']}{claims['scope']}seg.ts"
+        named.append((vector["name"], Case(target.encode(), client, claims["not_before"] + 1)))
+    for vector in VECTORS["invalid"]:
+        prefix = "/s/" if vector.get("kind") == "session" else "/t/"
+        target = f"{prefix}{vector['token']}{vector['path']}"
+        named.append(
+            (vector["name"], Case(target.encode(), vector["client_ip"] or "", vector["now"]))
+        )
+    return named
+
+
+def test_every_vector_is_judged_as_python_judges_it(edge: Edge) -> None:
+    named = _vector_cases()
+    batch = [case for _, case in named]
+    verdicts = native_verdicts(edge, batch)
+    for (name, case), native in zip(named, verdicts, strict=True):
+        assert native == python_verdict(VERIFIER, case), name
+    invalid = {v["name"]: v["reason"] for v in VECTORS["invalid"]}
+    for (name, _), native in zip(named, verdicts, strict=True):
+        if name in invalid:
+            assert (native.verdict, native.reason) == ("deny", invalid[name]), name
+        else:  # a valid vector with use or stream limits is the validator's to count
+            assert native.verdict in ("allow", "defer"), name
+
+
+def test_thousands_of_random_and_mutated_requests_agree_with_python(edge: Edge) -> None:
+    batch = cases(KEYRING, 6000)
+    found = disagreements(edge, batch)
+    assert not found, found[:5]
+    # The generator reaches every outcome, or the comparison proves little.
+    outcomes = collections.Counter(python_verdict(VERIFIER, c)[:2] for c in batch)
+    reasons = {reason for (verdict, reason) in outcomes if verdict == "deny"}
+    assert reasons >= {
+        "missing",
+        "malformed",
+        "bad_signature",
+        "unknown_key",
+        "expired",
+        "not_yet_valid",
+        "lifetime_exceeded",
+        "out_of_scope",
+        "ip_mismatch",
+        "bad_path",
+    }
+    assert outcomes[("allow", "")] > 200
+    assert outcomes[("defer", "")] > 20
+
+
+def raw_get(edge: Edge, target: bytes) -> tuple[int, dict[str, str]]:
+    host, port = edge.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(b"GET " + target + b" HTTP/1.1\r\nHost: edge\r\nConnection: close\r\n\r\n")
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    head = data.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
+    headers = {}
+    for line in head[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return int(head[0].split(" ", 2)[1]), headers
+
+
+def test_real_requests_get_the_python_verdict_without_asking_python(edge: Edge) -> None:
+    now = time.time()
+    batch = [
+        case._replace(client="127.0.0.1")
+        for case in cases(KEYRING, 1200, seed=7, t0=int(now))
+        # nginx itself refuses request lines with controls, spaces or '#' (400 at both).
+        if not any(b <= 0x20 or b == 0x23 or b >= 0x7F for b in case.target)
+    ][:600]
+    judged = collections.Counter()
+    for case in batch:
+        before = python_verdict(VERIFIER, case._replace(now=time.time()))
+        asked, shield = checks(edge), shielded(edge)
+        status, headers = raw_get(edge, case.target)
+        after = python_verdict(VERIFIER, case._replace(now=time.time()))
+        if before != after or before.verdict == "defer" or shielded(edge) != shield:
+            continue  # a lifetime boundary crossed while asking; or Python's to decide
+        if status == 400:
+            continue  # nginx refused the request line itself (%00...), in either mode
+        judged[before.verdict] += 1
+        assert checks(edge) == asked, case  # decided in nginx
+        if before.verdict == "deny":
+            assert status == (401 if before.reason == "missing" else 403), case
+            assert headers.get("x-playgate-reason") == before.reason, case
+            assert headers.get("cache-control") == "no-store"
+        else:
+            assert status not in (401, 403, 500, 503), case
+            assert "x-playgate-reason" not in headers
+    assert judged["allow"] > 20
+    assert judged["deny"] > 100
+
+
+def _revoke(store: MemoryStore, kind: str, value: str, at: float) -> None:
+    asyncio.run(store.revoke(Revocation(kind, value, at, at + 3600)))
+
+
+@pytest.mark.parametrize("kind", ["token_id", "session_id", "user_id", "video_id"])
+def test_a_revocation_reaches_nginx_within_a_second(
+    edge: Edge, store: MemoryStore, kind: str
+) -> None:
+    url = signed(edge, session_id=f"sid-{kind}", user_id=f"user-{kind}")
+    token_id = url.split("/t/", 1)[1].split("/", 1)[0]
+    from edge_validator.core.token import open_token
+
+    claims = open_token(token_id, KEYRING)
+    value = {
+        "token_id": claims.token_id,
+        "session_id": claims.session_id,
+        "user_id": claims.user_id,
+        "video_id": "demo",
+    }[kind]
+    assert httpx.get(url, timeout=10).status_code == 200
+    asked = checks(edge)
+    _revoke(store, kind, value, time.time())
+    started = time.monotonic()
+    while True:
+        resp = httpx.get(url, timeout=10)
+        if resp.status_code != 200 or time.monotonic() - started > 10:
+            break
+        time.sleep(0.02)
+    elapsed = time.monotonic() - started
+    assert resp.status_code == 403
+    assert resp.headers["x-playgate-reason"] == "revoked"
+    assert resp.headers["cache-control"] == "no-store"
+    assert checks(edge) == asked  # nginx denied it itself
+    print(f"{kind} revocation reached nginx in {elapsed:.3f} s")
+    if kind in ("user_id", "video_id"):
+        # Issued after the revocation: plays (the revocation covers tokens issued before it).
+        time.sleep(1.1)
+        assert httpx.get(signed(edge, user_id=f"user-{kind}"), timeout=10).status_code == 200
+
+
+def test_what_nginx_cannot_decide_still_reaches_the_validator(edge: Edge) -> None:
+    for url in (signed(edge, max_uses=2), signed(edge, max_streams=1)):
+        asked = checks(edge)
+        assert [httpx.get(url, timeout=10).status_code for _ in range(3)][:2] == [200, 200]
+        assert checks(edge) - asked == 3
+    limited = signed(edge, max_uses=1)
+    assert httpx.get(limited, timeout=10).status_code == 200
+    resp = httpx.get(limited, timeout=10)
+    assert resp.status_code == 403
+    assert resp.headers["x-playgate-reason"] == "use_limit_reached"
+    assert resp.headers["cache-control"] == "no-store"
+
+
+def test_the_access_log_never_holds_a_token(edge: Edge) -> None:
+    url = signed(edge)
+    token = url.split("/t/", 1)[1].split("/", 1)[0]
+    httpx.get(url, timeout=10)
+    httpx.get(url.replace("/t/", "/t/x"), timeout=10)
+    time.sleep(0.2)
+    log = edge.access_log.read_text()
+    assert token not in log
+    assert "token_id=" in log
+    assert "reason=malformed" in log
+
+
+@contextlib.contextmanager
+def edge_with_stoppable_validator(
+    tmp_path: Path,
+    media_root: Path,
+    state: StateSettings,
+    nginx_keyring: dict[str, Any] = KEYRING_DOC,
+) -> Iterator[tuple[str, contextlib.ExitStack]]:
+    """A native edge whose validator the test can stop (closing the returned stack); its
+    state in memory, or in Redis when ``state`` says so."""
+    keyring_file = tmp_path / "keyring.json"
+    keyring_file.write_text(json.dumps(nginx_keyring))
+    settings = ValidatorSettings(
+        keyring=KEYRING,
+        trusted_proxies=networks("127.0.0.1/32"),
+        client_ip_header=REAL_IP,
+        media_root=media_root,
+        state=state,
+    )
+    guard = StateGuard(build_store(state), state, shared=True)
+    validator = contextlib.ExitStack()
+    with validator:
+        validator_url = validator.enter_context(serve_app(create_app(settings, guard=guard)))
+        with serve_app(create_origin_app(media_root)) as origin_url:
+            port = free_port()
+            config = EdgeConfig(
+                listen=f"{LOOPBACK}:{port}",
+                validator_url=validator_url,
+                origin_url=origin_url,
+                prefix=tmp_path,
+                workers="1",
+                user=current_user_if_root(),
+                keyring_file=keyring_file,
+            )
+            prepare_prefix(config)
+            with running_nginx(require_tool("nginx"), config, port):
+                yield f"http://{LOOPBACK}:{port}", validator
+
+
+def _first_answer_other_than(url: str, status: int, seconds: float) -> httpx.Response:
+    deadline = time.monotonic() + seconds
+    while True:
+        resp = httpx.get(url, timeout=10)
+        if resp.status_code != status or time.monotonic() > deadline:
+            return resp
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize(
+    "state",
+    [
+        StateSettings(failure_policy=FAIL_CLOSED),
+        StateSettings(failure_policy=FAIL_OPEN, max_staleness=1.0),
+    ],
+    ids=["fail_closed", "fail_open-past-staleness"],
+)
+def test_an_unreachable_validator_stops_native_allows_as_its_policy_says(
+    tmp_path: Path, media_root: Path, state: StateSettings
+) -> None:
+    with edge_with_stoppable_validator(tmp_path, media_root, state) as (edge_url, validator):
+        url = issue(
+            PlaybackRequest("demo", 600, file="hls/v0/seg_001.ts"),
+            KEYRING,
+            time.time(),
+            public_url=edge_url,
+        ).url
+        assert _first_answer_other_than(url, 503, 20).status_code == 200  # first poll done
+        validator.close()
+        resp = _first_answer_other_than(url, 200, 20)
+    # Past the bound (a second for fail_closed, the staleness for fail_open), nginx asks the
+    # validator, which cannot answer: unavailable, never allowed, never cached.
+    assert resp.status_code == 503
+    assert resp.headers["x-playgate-reason"] == "validator_unavailable"
+    assert resp.headers["cache-control"] == "no-store"
+
+
+def test_fail_open_keeps_deciding_natively_while_the_view_is_young(
+    tmp_path: Path, media_root: Path
+) -> None:
+    state = StateSettings(failure_policy=FAIL_OPEN, max_staleness=3600.0)
+    with edge_with_stoppable_validator(tmp_path, media_root, state) as (edge_url, validator):
+        url = issue(
+            PlaybackRequest("demo", 600, file="hls/v0/seg_001.ts"),
+            KEYRING,
+            time.time(),
+            public_url=edge_url,
+        ).url
+        assert _first_answer_other_than(url, 503, 20).status_code == 200
+        validator.close()
+        time.sleep(2)  # well past the one-second freshness bound, well within the staleness
+        assert httpx.get(url, timeout=10).status_code == 200
+        tampered = httpx.get(url.replace("/t/", "/t/x"), timeout=10)
+        assert tampered.status_code == 403  # still every check but revocation
+        assert tampered.headers["x-playgate-reason"] == "malformed"
+
+
+def _issue(edge_url: str, **fields: Any) -> str:
+    request = PlaybackRequest("demo", 600, file="hls/v0/seg_001.ts", **fields)
+    return issue(request, KEYRING, time.time(), public_url=edge_url).url
+
+
+def test_a_revocation_published_in_redis_reaches_nginx_within_a_second(
+    tmp_path: Path, media_root: Path, redis_url: str, key_prefix: str
+) -> None:
+    state = StateSettings(redis_url=redis_url, key_prefix=key_prefix)
+    with edge_with_stoppable_validator(tmp_path, media_root, state) as (edge_url, _):
+        url = _issue(edge_url, user_id="viewer-7")
+        assert _first_answer_other_than(url, 503, 20).status_code == 200
+
+        async def revoke() -> None:
+            signer_side = RedisStore(state)  # another process's store: only Redis links them
+            await signer_side.revoke(
+                Revocation("user_id", "viewer-7", time.time(), time.time() + 600)
+            )
+            await signer_side.close()
+
+        asyncio.run(revoke())
+        started = time.monotonic()
+        resp = _first_answer_other_than(url, 200, 10)
+        print(f"Redis revocation reached nginx in {time.monotonic() - started:.3f} s")
+    assert resp.status_code == 403
+    assert resp.headers["x-playgate-reason"] == "revoked"
+
+
+def test_nginx_decides_nothing_when_its_key_ring_differs_from_the_validators(
+    tmp_path: Path, media_root: Path
+) -> None:
+    rotated = {"keys": {**KEYRING_DOC["keys"], "k1": "Q" * 43}}  # one secret differs
+    with edge_with_stoppable_validator(
+        tmp_path, media_root, StateSettings(), nginx_keyring=rotated
+    ) as (edge_url, _):
+        url = _issue(edge_url)
+        # MACed with the secret only nginx's ring holds: nginx alone would allow it.
+        forged = url.replace(url.split("/t/")[1].split("/")[0], _forged())
+        for _ in range(3):
+            time.sleep(0.5)  # several feed polls
+            # The validator judges (Python's reasons), never nginx with its other secret.
+            assert httpx.get(url, timeout=10).status_code == 200
+            resp = httpx.get(forged, timeout=10)
+            assert resp.status_code == 403
+            assert resp.headers["x-playgate-reason"] == "bad_signature"
+
+
+def _forged() -> str:
+    """A token MACed with the secret only nginx's (wrong) ring holds."""
+    ring = KeyRing.from_json(json.dumps({"active": "k1", "keys": {"k1": "Q" * 43}}))
+    request = PlaybackRequest("demo", 600, file="hls/v0/seg_001.ts")
+    url = issue(request, ring, time.time(), public_url="http://x").url
+    return url.split("/t/")[1].split("/")[0]
