@@ -45,11 +45,13 @@ import httpx
 
 from edge_validator.core.addresses import ClientAddress
 from edge_validator.core.decision import DEFAULT_MAX_SESSION, Verifier
+from edge_validator.core.errors import ConfigurationError
 from edge_validator.core.keyring import KeyRing, new_keyring_json
 from edge_validator.core.protocol import SESSION_PREFIX
 from edge_validator.core.sessions import seal_session, session_claims
 from playgate.nginx.config import (
     EdgeConfig,
+    check_native,
     current_user_if_root,
     nginx_argv,
     prepare_prefix,
@@ -311,7 +313,14 @@ def shield(bench: Bench) -> Edge:
 
 
 def native(bench: Bench) -> Edge:
-    raise Unavailable("the native (njs/Lua) validator is not on this branch (njs-edge)")
+    """PlayGate's check inside nginx (playgate/nginx/lua), reading the validators' key ring."""
+    keyring_file = bench.work / "keyring.json"
+    keyring_file.write_text(bench.keyring_json)
+    try:
+        check_native(EdgeConfig("-", "http://x", "http://x", bench.work, keyring_file=keyring_file))
+    except ConfigurationError as exc:
+        raise Unavailable(str(exc)) from None
+    return playgate_nginx(bench, "native", bench.validator_env(), keyring_file=keyring_file)
 
 
 class Unavailable(Exception):
@@ -321,11 +330,11 @@ class Unavailable(Exception):
 CONFIGS: dict[str, tuple[str, Callable[[Bench], Edge]]] = {
     "secure_link": ("nginx `secure_link` (the peer)", secure_link),
     "no_auth": ("nginx, no auth (ceiling)", no_auth),
-    "playgate": ("nginx + PlayGate `auth_request`, default", playgate_default),
+    "playgate": ("nginx + PlayGate `auth_request` (no native verifier)", playgate_default),
     "playgate_reuse": ("nginx + PlayGate, grant reuse", playgate_reuse),
     "playgate_reuse_disk": ("nginx + PlayGate, grant reuse on disk (before)", playgate_reuse_disk),
     "shield": ("PlayGate origin shield alone (uvicorn serving files)", shield),
-    "native": ("nginx + PlayGate native validator", native),
+    "native": ("nginx + PlayGate native verifier (Lua, in nginx)", native),
 }
 
 
