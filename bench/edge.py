@@ -445,7 +445,8 @@ def wrk(edge: Edge, urls: Path, viewers: int, offset: int, args: argparse.Namesp
     before = cpu_seconds(edge.nginx), cpu_seconds(edge.validator)
     argv = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{args.duration}s",
             "--latency", "-s", str(LUA), edge.base,
-            "--", str(urls), str(viewers), str(offset)]  # fmt: skip
+            "--", str(urls), str(viewers), str(offset),
+            "playing" if args.playing else "full"]  # fmt: skip
     out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
     after = cpu_seconds(edge.nginx), cpu_seconds(edge.validator)
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
@@ -503,7 +504,8 @@ def report(results: dict[str, list[Run]], n: int, args: argparse.Namespace) -> s
     ref_best = max(r.rps for r in ref) if ref else None
     ref_median = statistics.median(r.rps for r in ref) if ref else None
     lines = [
-        f"N = {n:,} viewers; wrk -t{args.threads} -c{args.connections} -d{args.duration}s, "
+        f"N = {n:,} viewers{' already playing' if args.playing else ''}; "
+        f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s, "
         f"{args.rounds} interleaved rounds, nginx workers={args.workers}, {os.cpu_count()} CPUs",
         "",
         "| edge | best req/s | median req/s | x secure_link (median) | p99 ms (median) "
@@ -546,6 +548,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--workers", default="1", help="nginx worker_processes, same for all")
+    parser.add_argument(
+        "--playing",
+        action="store_true",
+        help="viewers already watching: leave out the request that opens playback",
+    )
     parser.add_argument("--grant-cache-seconds", type=int, default=30)
     parser.add_argument("--segment-kb", type=int, default=186)
     args = parser.parse_args(argv)
