@@ -1,10 +1,20 @@
-"""Signer API throughput, one uvicorn worker, next to a trivial Starlette JSON endpoint.
+"""Signer API throughput: in memory and with Redis rate limits, 1 and 2 workers, next to a
+trivial Starlette JSON endpoint with as many workers.
 
     ./bench/run-signer            (wrk on loopback, bounded duration)
 
-Both servers are the same uvicorn configuration (one worker, httptools if installed, no access
-log) on 127.0.0.1; wrk POSTs the same small JSON body to each, in one run. The trivial endpoint
-is the ceiling: what Starlette and uvicorn cost before PlayGate does anything.
+The signer runs as in production, ``playgate serve-signer --workers N`` (uvicorn, httptools,
+uvloop), with both rate limits on (set high enough that wrk is never refused) and the log at
+INFO: its issuance log line is on, written to a file. With Redis, a real redis-server on
+loopback. The trivial endpoint is the ceiling: what Starlette and uvicorn cost before PlayGate
+does anything, served by the same uvicorn configuration. wrk POSTs the same small JSON body
+(one API key, one viewer's session id) to each; configurations alternate in rounds in one run,
+so the machine's load moves them alike. Ratios are per round, then the median.
+
+The machine is shared, so requests per second move with everyone else's load; the CPU each
+configuration spends per request (every process of the server, from /proc, and redis-server's)
+moves much less, and 1,000,000 / (µs per URL) is what one worker would reach on a core of its
+own.
 """
 
 from __future__ import annotations
@@ -14,6 +24,7 @@ import contextlib
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -25,16 +36,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from edge_validator.core.keyring import KeyRing, new_keyring_json
-from edge_validator.state.settings import RateLimit, StateSettings
-from playgate.processes import free_port, run_process
-from signer.api_keys import ApiKeys, generate_api_key, hash_api_key
-from signer.app import create_app
-from signer.settings import SignerSettings
+from edge_validator.core.keyring import new_keyring_json
+from playgate.processes import free_port, run_process, wait_for_port
+from signer.api_keys import generate_api_key, hash_api_key
 
-# The servers run in child processes that import this module: they share the key via env.
-API_KEY = os.environ.get("BENCH_API_KEY") or generate_api_key()
 BODY = json.dumps({"video_id": "bench-video", "ttl_seconds": 300, "session_id": "s-1"})
+# Far above what wrk reaches, so every request is checked and none refused.
+NEVER_REACHED = "1000000000/1"
+# Seconds a server may take to start: imports are slow on a loaded machine.
+STARTUP = 120.0
 
 
 async def trivial(request: Request) -> Response:
@@ -46,38 +56,47 @@ def trivial_app() -> Starlette:
     return Starlette(routes=[Route("/v1/playback-urls", trivial, methods=["POST"])])
 
 
-def signer_app() -> Starlette:
-    settings = SignerSettings(
-        keyring=KeyRing.from_json(new_keyring_json("bench")),
-        api_keys=ApiKeys({"bench": hash_api_key(API_KEY)}),
-        public_url="https://cdn.example",
-        # Rate limits checked (in memory, the default backend) but set so wrk is never refused.
-        state=StateSettings(api_key_rate=RateLimit(10**9, 1), viewer_rate=RateLimit(10**9, 1)),
-    )
-    return create_app(settings)
+@contextlib.contextmanager
+def serve_trivial(workers: int) -> Iterator[tuple[int, int]]:
+    port = free_port()
+    argv = [
+        *(sys.executable, "-m", "uvicorn", "--factory", "bench.signer_api:trivial_app"),
+        *("--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)),
+        *("--http", "httptools", "--loop", "uvloop", "--no-access-log", "--log-level", "warning"),
+    ]
+    with run_process(argv) as proc:
+        wait_for_port(port, proc=proc, timeout=STARTUP)
+        yield port, proc.pid
 
 
 @contextlib.contextmanager
-def serve(factory: str) -> Iterator[int]:
+def serve_signer(workers: int, env: dict[str, str], log: Path) -> Iterator[tuple[int, int]]:
     port = free_port()
-    code = (
-        "import sys, uvicorn; from bench.signer_api import *; "
-        f"uvicorn.run({factory}(), host='127.0.0.1', port={port}, log_level='warning', "
-        "access_log=False, proxy_headers=False)"
-    )
-    with run_process([sys.executable, "-c", code], port=port, env={"BENCH_API_KEY": API_KEY}):
-        yield port
+    argv = [sys.executable, "-m", "playgate.cli", "serve-signer"]
+    argv += ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+    with run_process(argv, env=env, log=log) as proc:
+        wait_for_port(port, proc=proc, timeout=STARTUP)
+        yield port, proc.pid
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process and every process under it, from /proc."""
+    total = 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            for child in (task / "children").read_text().split():
+                total += cpu_seconds(int(child))
+    except (FileNotFoundError, ProcessLookupError):
+        pass  # a process that ended meanwhile
+    return total
 
 
 def wrk(port: int, seconds: int, script: Path) -> float:
     out = subprocess.run(
         [
-            "wrk",
-            "-t1",
-            "-c32",
-            f"-d{seconds}s",
-            "-s",
-            str(script),
+            *("wrk", "-t1", "-c32", f"-d{seconds}s", "-s", str(script)),
             f"http://127.0.0.1:{port}/v1/playback-urls",
         ],
         capture_output=True,
@@ -93,34 +112,90 @@ def wrk(port: int, seconds: int, script: Path) -> float:
     return float(match.group(1))
 
 
+def redis_scripts(url: str) -> int:
+    """EVALSHA calls Redis has served (the rate-limit script), to check one per URL."""
+    import redis
+
+    with redis.Redis.from_url(url) as client:
+        stats = client.info("commandstats")
+    return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
+
+
 def main() -> None:
+    from playgate.redis_server import redis_server
+
     parser = argparse.ArgumentParser()
     parser.add_argument("--duration", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
+    api_key = generate_api_key()
+    load_before = os.getloadavg()
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        redis_server() as redis,
+        contextlib.ExitStack() as servers,
+    ):
         script = Path(tmp) / "post.lua"
         script.write_text(
             'wrk.method = "POST"\n'
             f"wrk.body = {json.dumps(BODY)}\n"
             'wrk.headers["Content-Type"] = "application/json"\n'
-            f'wrk.headers["Authorization"] = "Bearer {API_KEY}"\n'
+            f'wrk.headers["Authorization"] = "Bearer {api_key}"\n'
         )
-        results: dict[str, list[float]] = {
-            "trivial Starlette JSON endpoint": [],
-            "PlayGate signer": [],
+        env = {
+            "PLAYGATE_KEYRING": new_keyring_json("bench"),
+            "PLAYGATE_API_KEYS": f"bench:{hash_api_key(api_key)}",
+            "PLAYGATE_PUBLIC_URL": "https://cdn.example",
+            "PLAYGATE_RATE_LIMIT_API_KEY": NEVER_REACHED,
+            "PLAYGATE_RATE_LIMIT_VIEWER": NEVER_REACHED,
+            "PLAYGATE_LOG_LEVEL": "info",
         }
-        with serve("trivial_app") as trivial_port, serve("signer_app") as signer_port:
-            for _ in range(args.rounds):  # interleaved, so drift hits both alike
-                results["trivial Starlette JSON endpoint"].append(
-                    wrk(trivial_port, args.duration, script)
-                )
-                results["PlayGate signer"].append(wrk(signer_port, args.duration, script))
-    ceiling = max(results["trivial Starlette JSON endpoint"])
-    print("| endpoint (one uvicorn worker) | best req/s | x trivial |")
-    print("|---|---:|---:|")
-    for name, values in results.items():
-        print(f"| {name} | {max(values):,.0f} | {max(values) / ceiling:.2f} |")
+        ports: dict[tuple[str, int], tuple[int, int]] = {}
+        for n in args.workers:
+            ports["trivial Starlette JSON endpoint", n] = servers.enter_context(serve_trivial(n))
+            memory = serve_signer(n, env, Path(tmp) / f"memory-{n}.log")
+            ports["signer, in memory", n] = servers.enter_context(memory)
+            with_redis = serve_signer(n, {**env, "REDIS_URL": redis.url}, Path(tmp) / f"r{n}.log")
+            ports["signer, Redis rate limits", n] = servers.enter_context(with_redis)
+        results: dict[tuple[str, int], list[float]] = {config: [] for config in ports}
+        cpu: dict[tuple[str, int], list[float]] = {config: [] for config in ports}
+        redis_cpu: list[float] = []
+        scripts = urls = 0
+        assert redis.proc is not None
+        for _ in range(args.rounds):  # interleaved, so drift hits every configuration alike
+            for config, (port, pid) in ports.items():
+                before = redis_scripts(redis.url), cpu_seconds(pid), cpu_seconds(redis.proc.pid)
+                rate = wrk(port, args.duration, script)
+                done = rate * args.duration
+                results[config].append(rate)
+                cpu[config].append((cpu_seconds(pid) - before[1]) / done * 1e6)
+                if "Redis" in config[0]:
+                    scripts += redis_scripts(redis.url) - before[0]
+                    urls += round(done)
+                    redis_cpu.append((cpu_seconds(redis.proc.pid) - before[2]) / done * 1e6)
+        logged = sum(p.read_text().count("issued ") for p in Path(tmp).glob("*.log"))
+    load_after = os.getloadavg()
+    print(
+        "| endpoint | workers | best req/s | median req/s | x trivial (median of rounds) "
+        "| server CPU µs per request (median) | 1,000,000 / µs |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for (name, n), values in results.items():
+        ceiling = results["trivial Starlette JSON endpoint", n]
+        ratio = statistics.median(v / c for v, c in zip(values, ceiling, strict=True))
+        us = statistics.median(cpu[name, n])
+        print(
+            f"| {name} | {n} | {max(values):,.0f} | {statistics.median(values):,.0f} "
+            f"| {ratio:.2f} | {us:.0f} | {1e6 / us:,.0f} |"
+        )
+    print(
+        f"\nredis-server CPU per URL: {statistics.median(redis_cpu):.0f} µs (median); "
+        f"Redis scripts per URL: {scripts / max(urls, 1):.2f} (EVALSHA calls / URLs, about); "
+        f"issuance log lines written: {logged:,}; {os.cpu_count()} CPUs, load average "
+        f"{load_before[0]:.1f} before, {load_after[0]:.1f} after; "
+        f"wrk -t1 -c32, {args.rounds} rounds of {args.duration} s"
+    )
 
 
 if __name__ == "__main__":

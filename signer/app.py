@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
+import json
 import logging
 import os
 import time
@@ -39,6 +41,7 @@ from edge_validator.state.store import StateStore, build_store
 
 from .api_keys import SIGN
 from .health import SignerHealth
+from .issuance_log import IssuanceLog
 from .issuing import issue, parse_playback_request
 from .openapi import (
     JWKS,
@@ -60,6 +63,8 @@ log = logging.getLogger("playgate.signer")
 # Who may call: a known key (401), with the route's scope and covering the video (403).
 _CALLER_ERRORS = (Unauthorized, MissingScope, VideoNotAllowed)
 _BODY_ERRORS = (UnsupportedMediaType, BodyTooLarge, MalformedJson, InvalidField)
+# JSONResponse's own encoding, built once: JSONResponse makes an encoder per response.
+_JSON = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
 
 class SignerApi:
@@ -72,12 +77,13 @@ class SignerApi:
         self.settings = settings
         self.clock = clock
         self.limiter = limiter
+        self.issued = IssuanceLog()
+        # The counter of one caller's URLs, looked up once per caller (labels() takes a lock).
+        self._issued_count = functools.lru_cache(maxsize=1024)(metrics().urls_issued.labels)
 
     async def playback_urls(self, request: Request) -> Response:
         s = self.settings
         caller = authenticate(request, s, SIGN)
-        if self.limiter is not None:
-            await self.limiter.check_caller(caller.name)
         doc = await read_json(request, s.max_body_bytes)
         req = parse_playback_request(
             doc,
@@ -89,7 +95,7 @@ class SignerApi:
         )
         caller.require_video(req.video_id)
         if self.limiter is not None:
-            await self.limiter.check_viewer(caller.name, req)
+            await self.limiter.check(caller.name, req)
         issued = issue(
             req,
             s.keyring,
@@ -99,11 +105,10 @@ class SignerApi:
             cat=s.cat,
             format_keys=s.format_keys,
         )
-        log.info(
-            "issued token_id=%s video=%s caller=%s", issued.token_id, req.video_id, caller.name
-        )
-        metrics().urls_issued.labels(caller.name).inc()
-        return JSONResponse(issued.as_json(), 201, {"Cache-Control": NO_STORE})
+        self.issued.add(issued.token_id, req.video_id, caller.name)
+        self._issued_count(caller.name).inc()
+        body = _JSON.encode(issued.as_json()).encode()
+        return Response(body, 201, {"Cache-Control": NO_STORE}, "application/json")
 
     async def jwks(self, request: Request) -> Response:
         """The public halves of the signer's JWT keys, for validators (PLAYGATE_JWKS_URL)."""
@@ -239,6 +244,7 @@ def create_app(
         if on_started is not None:
             on_started(lambda: reload_keyring(api, os.environ))
         yield
+        api.issued.flush()
         if own_store:
             await state_store.close()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import secrets
@@ -94,10 +95,19 @@ class IssuedUrl:
 def iso_time(ts: float) -> str:
     """Every time the signer API answers with: ISO 8601 UTC, ``2026-11-22T05:45:00Z``; with
     milliseconds when ``ts`` has a fraction (a revocation's instant), whole seconds otherwise."""
+    if ts == int(ts):
+        return _iso_second(int(ts))
     when = datetime.fromtimestamp(ts, UTC)
     if when.microsecond:
         return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
-    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _iso_second(int(ts))
+
+
+@functools.lru_cache(maxsize=1024)
+def _iso_second(ts: int) -> str:
+    # Every URL issued in one second with one TTL expires at the same second: formatting it
+    # once saves a few µs per URL.
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _int(doc: dict[str, Any], name: str, default: int, low: int, high: int) -> int:

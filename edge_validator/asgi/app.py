@@ -66,18 +66,16 @@ def create_app(
         store = build_store(settings.state)
         guard = StateGuard(store, settings.state, shared=store.backend != "memory")
     origin = origin or make_origin(settings)
-    # What nginx's native verifier polls: revocations as they arrive, and the policy.
-    feed = RevocationFeed(guard.store)
+    # What nginx's native verifier polls: what the revocation view takes in, and the policy.
+    feed = RevocationFeed(guard.sync.view)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await guard.start()
-        await feed.start()
         if on_started is not None:
             on_started(lambda: reload_keyring(app, os.environ))
         async with state_gauges(guard):
             yield
-        await feed.stop()
         await guard.stop()
         if origin is not None:
             await origin.close()

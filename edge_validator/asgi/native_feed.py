@@ -7,6 +7,7 @@ shield's manifest paths only).
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from starlette.requests import Request
@@ -18,6 +19,9 @@ from ..gate import Gate
 from ..state.feed import FEED_VERSION, RevocationFeed, accepts, key_probes, revocation_line
 from ..state.guard import StateGuard
 from .problems import problem
+
+# Revocation lines per part of a long answer.
+_CHUNK = 5000
 
 
 async def native_feed(request: Request) -> Response:
@@ -33,23 +37,35 @@ async def native_feed(request: Request) -> Response:
     # Both read before any await: the log and its cursor belong together.
     fresh = feed.since(epoch, cursor)
     full = fresh is None
-    revocations = feed.everything(guard.sync.view) if fresh is None else fresh
+    revocations = feed.everything() if fresh is None else fresh
     state = guard.settings
-    # nginx decides natively only PlayGate's own tokens: with CTA-5007 or foreign formats
-    # accepted, which can travel where PlayGate tokens do, every request comes here.
-    native = gate.foreign is None and verifier.cat is None
-    trusted = feed.live and guard.sync.trusted()
-    lines = [
+    # nginx decides natively only PlayGate's own tokens: with foreign formats accepted (they
+    # can travel anywhere, cookies included) every request comes here; with CTA-5007, start
+    # tokens that look like a CAT do (cat/verify.py looks_like_cat).
+    native = gate.foreign is None
+    cat = verifier.cat is not None
+    trusted = guard.sync.trusted()
+    head = [
         FEED_VERSION,
         f"epoch {feed.epoch}",
         f"cursor {feed.cursor}",
         f"full {int(full)}",
         f"trusted {int(trusted)}",
         f"verify {int(native)} {verifier.leeway} {verifier.max_ttl} {verifier.max_session}"
-        f" {state.failure_policy} {state.max_staleness!r} {state.stale_fallback}",
+        f" {state.failure_policy} {state.max_staleness!r} {state.stale_fallback} {int(cat)}",
         f"keys {key_probes(verifier.keyring)}",
-        *(revocation_line(rev) for rev in revocations),
-        "end",
-        "",
     ]
-    return PlainTextResponse("\n".join(lines), headers={"Cache-Control": NO_STORE})
+    # Taken now, with the cursor: what comes later is in the next poll's answer.
+    entries = revocations
+    parts = ["\n".join(head) + "\n"]
+    for start in range(0, len(entries), _CHUNK):
+        parts.append(
+            "".join(revocation_line(rev) + "\n" for rev in entries[start : start + _CHUNK])
+        )
+        if len(entries) > _CHUNK:
+            # A long answer (nginx's first poll with many revocations) is formatted in parts, so
+            # the checks this validator answers meanwhile are not held up.
+            await asyncio.sleep(0)
+    parts.append("end\n")
+    # One body with its length, never chunked: nginx reads it line by line as sent.
+    return PlainTextResponse("".join(parts), headers={"Cache-Control": NO_STORE})

@@ -2,38 +2,31 @@
 
 nginx decides most requests itself and asks this validator only for what it cannot decide. To
 deny a revoked token within a second it polls ``NATIVE_FEED_ROUTE`` several times a second:
-each answer carries the revocations published since its last poll (a cursor into a log fed by
-the store's pub/sub), whether this validator's own view can be trusted right now, and the
-policy nginx must judge with (leeway, lifetimes, failure policy), so the two never disagree.
+each answer carries what this validator's revocation view took in since the poller's cursor,
+whether that view can be trusted right now, and the policy nginx must judge with (leeway,
+lifetimes, failure policy), so the two judge from the same revocations and never disagree.
 
-A poll that cannot be answered from the log (nginx's first, or after this process restarted or
-its subscription was lost) gets every live revocation: this validator's view plus the log.
-Nothing un-revokes, so nginx only ever adds entries, each until it expires.
+The log is fed by the view itself (``RevocationView.watch``): whatever reaches the view, from
+pub/sub, a resync or a catch-up, reaches nginx. A poll that cannot be answered from the log
+(nginx's first, or after this process restarted, or a poller too far behind) gets the whole
+view. Nothing un-revokes, so nginx only ever adds entries, each until it expires.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hmac
-import logging
 import secrets
 from collections import deque
-from collections.abc import Iterable
 
-from ..core.errors import StoreUnavailable
 from ..core.keyring import FEED_CONTEXT, KeyRing
 from .revocations import Revocation, RevocationView
-from .store import StateStore
 
-log = logging.getLogger("playgate.state")
 FEED_VERSION = "PLAYGATE-FEED 1"
 # A poll's authentication is good this many seconds either side of this validator's clock.
 AUTH_WINDOW = 30
 # Revocations kept for incremental polls; a poller further behind gets a full answer.
 LOG_CAPACITY = 100_000
 _KINDS = {"token_id": "t", "session_id": "s", "user_id": "u", "video_id": "v"}
-_RETRY_CAP = 2.0
 
 
 def key_probes(keyring: KeyRing) -> str:
@@ -78,62 +71,30 @@ def revocation_line(rev: Revocation) -> str:
 
 
 class RevocationFeed:
-    """A numbered log of the revocations this process hears on the store's pub/sub."""
+    """A numbered log of the revocations a ``RevocationView`` takes in."""
 
-    def __init__(self, store: StateStore, capacity: int = LOG_CAPACITY) -> None:
-        self.store = store
-        # A new epoch whenever the log may have missed something: pollers then start over.
+    def __init__(self, view: RevocationView, capacity: int = LOG_CAPACITY) -> None:
+        self.view = view
+        # One per process: a poller that knew another process (or this one before a restart)
+        # starts over with the whole view.
         self.epoch = secrets.token_hex(8)
         self.cursor = 0
         self._log: deque[tuple[int, Revocation]] = deque(maxlen=capacity)
-        self.live = False
-        self._task: asyncio.Task[None] | None = None
+        view.watch(self._on_revocation)
 
     def _on_revocation(self, rev: Revocation) -> None:
         self.cursor += 1
         self._log.append((self.cursor, rev))
 
-    async def _on_subscribed(self) -> None:
-        # Messages published while unsubscribed were never logged: pollers must start over.
-        self.epoch = secrets.token_hex(8)
-        self.live = True
-
     def since(self, epoch: str, cursor: int) -> list[Revocation] | None:
         """What was logged after ``cursor`` of ``epoch``; None when a full answer is needed."""
-        if epoch != self.epoch or cursor > self.cursor:
+        if epoch != self.epoch or cursor > self.cursor or cursor < 0:
             return None
         first = self._log[0][0] if self._log else self.cursor + 1
         if cursor < first - 1:
             return None
         return [rev for _, rev in list(self._log)[cursor - first + 1 :]]
 
-    def everything(self, view: RevocationView) -> Iterable[Revocation]:
-        """Every live revocation: the validator's view, and what the log holds beyond it."""
-        yield from view.entries()
-        for _, rev in list(self._log):
-            yield rev
-
-    async def _listen_forever(self) -> None:
-        delay = 0.05
-        while True:
-            try:
-                await self.store.listen(self._on_revocation, self._on_subscribed)
-            except StoreUnavailable as exc:
-                log.debug("revocation feed lost its subscription: %s", exc)
-            except Exception:  # a client bug must not end the feed
-                log.exception("revocation feed listener failed")
-            self.live = False
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, _RETRY_CAP)
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._listen_forever(), name="playgate-native-feed")
-        await asyncio.sleep(0)
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(self._task, 1.0)
-            self._task = None
-        self.live = False
+    def everything(self) -> list[Revocation]:
+        """Every live revocation: the whole view (which holds everything logged so far)."""
+        return self.view.entries()

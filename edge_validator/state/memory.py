@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping
+from collections import deque
+from collections.abc import Callable, Sequence, Sized
 
 from .revocations import Revocation, RevocationView
-from .store import OnRevocation, OnSubscribed
+from .store import OnRevocation, OnSubscribed, RateBucket, RateVerdict
 
 
 class MemoryStore:
@@ -19,7 +20,8 @@ class MemoryStore:
         self._listeners: list[OnRevocation] = []
         self._uses: dict[str, tuple[int, float]] = {}
         self._streams: dict[str, dict[str, float]] = {}
-        self._rates: dict[str, tuple[int, float]] = {}
+        # (group, bucket) -> (window, times of the requests it accepted in its last window)
+        self._rates: dict[tuple[str, str], tuple[int, deque[float]]] = {}
         self._calls: dict[str, int] = {}
 
     async def revoke(self, rev: Revocation) -> None:
@@ -53,13 +55,32 @@ class MemoryStore:
         sessions[session] = now
         return True
 
-    async def hit_rate(self, bucket: str, limit: int, window: int) -> float:
+    async def hit_rate(self, group: str, buckets: Sequence[RateBucket]) -> RateVerdict:
+        # The sliding log of RedisStore.HIT_RATE, with this process's clock.
         now = self._clock()
         if self._sweep_due("rates", self._rates):
-            _drop_expired(self._rates, now)
-        count, resets = _live(self._rates.get(bucket), now, now + window)
-        self._rates[bucket] = (count + 1, resets)
-        return max(resets - now, 0.001) if count + 1 > limit else 0.0
+            # Empty logs too: a bucket made for a request that another bucket refused.
+            for key in [k for k, (w, t) in self._rates.items() if not t or t[-1] <= now - w]:
+                del self._rates[key]
+        logs = []
+        wait, worst = 0.0, 0
+        for i, (name, limit, window) in enumerate(buckets):
+            entry = self._rates.get((group, name))
+            if entry is None:
+                entry = self._rates[group, name] = (window, deque())
+            times = entry[1]
+            while times and times[0] <= now - window:
+                times.popleft()
+            if len(times) >= limit:
+                free = times[len(times) - limit] + window - now
+                if free > wait:
+                    wait, worst = free, i
+            logs.append(times)
+        if wait > 0:
+            return wait, worst
+        for times in logs:
+            times.append(now)
+        return 0.0, 0
 
     async def listen(self, on_revocation: OnRevocation, on_subscribed: OnSubscribed) -> None:
         self._listeners.append(on_revocation)
@@ -75,7 +96,7 @@ class MemoryStore:
     async def close(self) -> None:
         return None
 
-    def _sweep_due(self, name: str, table: Mapping[str, object]) -> bool:
+    def _sweep_due(self, name: str, table: Sized) -> bool:
         """Every 256th call per table, once it is large: cleanup amortized over many calls keeps
         each table bounded by what is live. One counter per table, so calls to one table never
         starve another's cleanup."""

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import math
-from collections.abc import AsyncIterator
+import secrets
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -26,9 +28,10 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..core.errors import StoreUnavailable
 from ..metrics import metrics
+from .rate_batch import RateBatch
 from .revocations import Revocation
 from .settings import StateSettings
-from .store import OnRevocation, OnSubscribed
+from .store import OnRevocation, OnSubscribed, RateBucket, RateVerdict
 
 log = logging.getLogger("playgate.state")
 
@@ -96,14 +99,50 @@ redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
 """
 
-    # KEYS[1] request counter of one caller for its current window
-    # ARGV[1] limit, ARGV[2] window ms
-    # Returns 0 when allowed, else milliseconds until the window ends.
+    # KEYS[k] sorted set, one rate-limit bucket: accepted request -> Redis time (µs)
+    # ARGV[r] request r: "member k:limit:window_ms k:limit:window_ms ...", its member unique
+    # to it, then each bucket it is counted in (KEYS[k]).
+    # Returns {wait_1, worst_1, wait_2, worst_2, ...}, one pair per request in order: {0, 0}
+    # when every bucket of the request has room (it is then recorded in each), else the µs
+    # until all of them would and the place (from 0) of the bucket that frees last, and
+    # nothing is recorded: a refused request costs no slot.
+    # An exact sliding log, not a fixed window (which let 2 x limit through across a window
+    # boundary), nor a sliding-window counter (it estimates from the previous window and can
+    # overshoot) or GCRA (a full burst, then the steady rate, passes up to 2 x limit in one
+    # window): here no window of a bucket's length ever holds more than its limit. Memory: at
+    # most `limit` entries per bucket, each gone one window after its request. Several
+    # requests per call (rate_batch.py): the requests in flight share one call and its TIME.
     HIT_RATE = """
-local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-if n > tonumber(ARGV[1]) then return math.max(redis.call('PTTL', KEYS[1]), 1) end
-return 0
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local out, pruned = {}, {}
+for r = 1, #ARGV do
+  local member, specs = string.match(ARGV[r], '^(%S+)(.*)$')
+  local buckets, wait, worst = {}, 0, 0
+  for k, limit, window in string.gmatch(specs, ' (%d+):(%d+):(%d+)') do
+    local key, lim, win = KEYS[tonumber(k)], tonumber(limit), tonumber(window)
+    if not pruned[key] then
+      redis.call('ZREMRANGEBYSCORE', key, '-inf', now - win * 1000)
+      pruned[key] = true
+    end
+    local n = redis.call('ZCARD', key)
+    if n >= lim then
+      local oldest = redis.call('ZRANGE', key, n - lim, n - lim, 'WITHSCORES')
+      local free = tonumber(oldest[2]) + win * 1000 - now
+      if free > wait then wait, worst = free, #buckets end
+    end
+    buckets[#buckets + 1] = {key, window}
+  end
+  if wait == 0 then
+    for _, b in ipairs(buckets) do
+      redis.call('ZADD', b[1], now, member)
+      redis.call('PEXPIRE', b[1], b[2])
+    end
+  end
+  out[#out + 1] = wait
+  out[#out + 1] = worst
+end
+return out
 """
 
     def __init__(self, settings: StateSettings, client: Any = None) -> None:
@@ -123,6 +162,9 @@ return 0
         self._count_use = self.client.register_script(self.COUNT_USE)
         self._claim_stream = self.client.register_script(self.CLAIM_STREAM)
         self._hit_rate = self.client.register_script(self.HIT_RATE)
+        self._rate_member_prefix = secrets.token_hex(8) + ":"
+        self._rate_batch = RateBatch(self.client, self._hit_rate, self._guard)
+        self._rate_members = itertools.count()
         self._scripts = (
             self._revoke,
             self._list,
@@ -188,11 +230,16 @@ return 0
         async with self._guard():
             return bool(await self._claim_stream([key], [session, int(idle * 1000), limit]))
 
-    async def hit_rate(self, bucket: str, limit: int, window: int) -> float:
-        key = f"{self._prefix}:rate:{{{bucket}}}"
-        async with self._guard():
-            wait_ms = int(await self._hit_rate([key], [limit, window * 1000]))
-        return wait_ms / 1000
+    async def hit_rate(self, group: str, buckets: Sequence[RateBucket]) -> RateVerdict:
+        # One hash tag per group (the signer's API key): its buckets share a cluster slot, so
+        # one script checks them all, and the requests in flight, in one round trip. Every
+        # request of a group touches its key bucket anyway, so the tag adds no load to a node.
+        keys = [f"{self._prefix}:rate:{{{group}}}:{name}" for name, _, _ in buckets]
+        # The member is this process's and this request's: a retried call records it once.
+        member = f"{self._rate_member_prefix}{next(self._rate_members)}"
+        # Bounded and its errors translated by _guard, once per batch (rate_batch.py).
+        wait_us, worst = await self._rate_batch.hit(group, keys, buckets, member)
+        return wait_us / 1_000_000, worst
 
     async def listen(self, on_revocation: OnRevocation, on_subscribed: OnSubscribed) -> None:
         pubsub = self.client.pubsub()

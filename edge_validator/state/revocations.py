@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import NamedTuple
 
 from ..core.token import Claims
@@ -57,6 +58,13 @@ class RevocationView:
 
     def __init__(self) -> None:
         self._by_kind: dict[str, dict[str, Revocation]] = {kind: {} for kind in KINDS}
+        # Told of every entry that denies more than before (state/feed.py: nginx's copy).
+        self._watchers: list[Callable[[Revocation], None]] = []
+
+    def watch(self, watcher: Callable[[Revocation], None]) -> None:
+        """Call ``watcher`` with each revocation this view takes in from now on that is new or
+        changes what it denies (a resync's unchanged entries are not news)."""
+        self._watchers.append(watcher)
 
     def __len__(self) -> int:
         return sum(len(index) for index in self._by_kind.values())
@@ -67,6 +75,9 @@ class RevocationView:
         # A later revocation of the same target covers more tokens; keep the latest.
         if known is None or rev.revoked_at >= known.revoked_at:
             index[rev.value] = rev
+            if known is None or rev[2:] != known[2:]:  # revoked_at or expires_at changed
+                for watcher in self._watchers:
+                    watcher(rev)
 
     def merge(self, revocations: list[Revocation], now: float) -> None:
         """Fold in a full snapshot (a resync) and drop what has expired.

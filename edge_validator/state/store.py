@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 from .revocations import Revocation
@@ -10,6 +10,11 @@ from .settings import StateSettings
 
 OnRevocation = Callable[[Revocation], None]
 OnSubscribed = Callable[[], Awaitable[None]]
+# One rate-limit bucket: (name, limit, window seconds).
+RateBucket = tuple[str, int, int]
+# Seconds until a refused request may be retried (0: accepted), and the index of the bucket
+# that refused it (the one that frees last).
+RateVerdict = tuple[float, int]
 
 
 class StateStore(Protocol):
@@ -27,8 +32,10 @@ class StateStore(Protocol):
     async def claim_stream(self, owner: str, session: str, limit: int, idle: float) -> bool:
         """Mark ``session`` of ``owner`` active; False when it would exceed ``limit``."""
 
-    async def hit_rate(self, bucket: str, limit: int, window: int) -> float:
-        """Count one request in ``bucket``; 0 when allowed, else seconds until it may retry."""
+    async def hit_rate(self, group: str, buckets: Sequence[RateBucket]) -> RateVerdict:
+        """Count one request in every bucket of ``group`` at once, all or nothing: accepted
+        when each has room (then each counts it), else refused and counted by none. A sliding
+        log: no bucket ever accepts more than its limit (≥ 1) in any window of its length."""
 
     async def listen(self, on_revocation: OnRevocation, on_subscribed: OnSubscribed) -> None:
         """Deliver new revocations until the connection is lost (then raise StoreUnavailable).

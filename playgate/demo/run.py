@@ -169,6 +169,7 @@ def _run_in(workdir: Path, args: argparse.Namespace, nginx_bin: str | None) -> i
             base_url(edge_sock),
             base_url(origin_sock),
             cors,
+            keyring_file=workdir / "keyring.json",
         )
     else:
         edge_sock = bind(args.host, args.edge_port or 8081)

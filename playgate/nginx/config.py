@@ -212,10 +212,14 @@ _NATIVE_HTTP = """\
     # revocation feed ({feed_route}) into this shared dict several times a second.
     lua_package_path "{lua_dir}/?.lua;;";
     lua_shared_dict playgate_native {dict_size};
+    lua_shared_dict playgate_native_meta 1m;
+    # The poller says itself when the feed is lost and back, not one line per failed poll.
+    lua_socket_log_errors off;
     init_by_lua_block {{
         require("playgate_native").init({{
             keyring_file = "{keyring_file}",
             dict = "playgate_native",
+            meta_dict = "playgate_native_meta",
             validators = {{ {validators} }},
             auth_location = "/_playgate/auth",
         }})

@@ -61,6 +61,7 @@ class NginxEdge:
         validator_url: str,
         origin_url: str,
         cors: CorsPolicy | None = None,
+        keyring_file: Path | None = None,
     ):
         self.host, self.port = listen_host, port
         self.prefix = Path(tempfile.mkdtemp(prefix="playgate-nginx-"))
@@ -72,6 +73,8 @@ class NginxEdge:
             workers="2",
             user=current_user_if_root(),
             cors=cors or CorsPolicy(),
+            # The native verifier, with the validators' key ring (None: auth_request only).
+            keyring_file=keyring_file,
         )
         self.binary = binary
         self.proc: subprocess.Popen[bytes] | None = None

@@ -3,6 +3,7 @@ CTA-Common-Access-Token header, with the grant cache on; a header token is never
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,11 +12,14 @@ import httpx
 import pytest
 
 from edge_validator.core.cat.verify import CatVerifier
+from edge_validator.core.keyring import encode_secret
+from edge_validator.core.protocol import AUTH_ROUTE
 from tests.support import factories
 from tests.support.factories import MASTER, SAMPLES
 from tests.support.nginx_edge import Edge, nginx_edge
 
 KEYRING = factories.keyring()
+SEGMENT = "/videos/demo/hls/v0/seg_000.ts"
 
 
 @pytest.fixture(scope="module")
@@ -54,3 +58,35 @@ def test_the_cat_query_parameter_plays(edge: Edge) -> None:
     resp = httpx.get(f"{edge.url}/videos/demo/hls/v0/seg_000.ts?CAT={token}", timeout=10)
     assert resp.status_code == 200
     assert resp.content == (Path(SAMPLES) / "videos/demo/hls/v0/seg_000.ts").read_bytes()
+
+
+def test_with_the_native_verifier_cats_still_reach_the_validator(tmp_path: Path) -> None:
+    keyring_file = tmp_path / "keyring.json"
+    secrets = {"k1": encode_secret(factories.SECRET_A), "k2": encode_secret(factories.SECRET_B)}
+    keyring_file.write_text(json.dumps({"active": "k1", "keys": secrets}))
+    cat = CatVerifier(factories.cat_keyring(), factories.cat_policy())
+    with nginx_edge(
+        KEYRING, SAMPLES, tmp_path / "nginx", cat=cat, keyring_file=keyring_file
+    ) as edge:
+        own = f"{edge.url}{factories.target(factories.token(now=time.time()), SEGMENT)}"
+        deadline = time.monotonic() + 20
+        while True:  # until nginx decides PlayGate tokens itself (its first feed poll)
+            asked = checks(edge)
+            assert httpx.get(own, timeout=10).status_code == 200
+            if checks(edge) == asked or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert checks(edge) == asked
+        cat_token = factories.cat_token(now=time.time(), token_id="aa09")
+        for url, headers in (
+            (f"{edge.url}{factories.target(cat_token, SEGMENT)}", {}),
+            (f"{edge.url}{SEGMENT}?CAT={cat_token}", {}),
+            (f"{edge.url}{SEGMENT}", {"CTA-Common-Access-Token": cat_token}),
+        ):
+            asked = checks(edge)
+            assert httpx.get(url, headers=headers, timeout=10).status_code == 200
+            assert checks(edge) == asked + 1  # the validator judged the CAT
+
+
+def checks(edge: Edge) -> int:
+    return edge.auth_calls.count(AUTH_ROUTE)

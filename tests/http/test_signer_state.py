@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -17,6 +17,7 @@ from edge_validator.core.keyring import KeyRing
 from edge_validator.state import StateSettings
 from edge_validator.state.memory import MemoryStore
 from edge_validator.state.settings import RateLimit
+from edge_validator.state.store import RateBucket, RateVerdict
 from playgate.cli import main as cli_main
 from signer.api_keys import ApiKeys, hash_api_key
 from signer.app import create_app as create_signer
@@ -133,6 +134,28 @@ def test_rate_limit_per_api_key(keyring: KeyRing, state: StateSettings) -> None:
     assert 1 <= int(refused.headers["retry-after"]) <= 60
 
 
+def test_retry_after_is_when_the_oldest_request_leaves_the_window(
+    keyring: KeyRing, state: StateSettings
+) -> None:
+    """Timed by the test's clock (the signer's and Redis's on this host): the first request
+    happened within [start, end], so Retry-After has exact bounds, with no timing guess."""
+    import math
+
+    limited = dataclasses.replace(state, api_key_rate=RateLimit(2, 30))
+    with serve_app(create_signer(_signer(keyring, limited))) as url:
+        start = time.time()
+        assert _post(f"{url}/v1/playback-urls", {"video_id": "demo"}).status_code == 201
+        end = time.time()
+        assert _post(f"{url}/v1/playback-urls", {"video_id": "demo"}).status_code == 201
+        asked = time.time()
+        refused = _post(f"{url}/v1/playback-urls", {"video_id": "demo"})
+        answered = time.time()
+    assert refused.status_code == 429
+    assert refused.json()["message"] == "too many requests for this API key"
+    retry_after = int(refused.headers["retry-after"])
+    assert math.ceil(start + 30 - answered) <= retry_after <= math.ceil(end + 30 - asked)
+
+
 def test_rate_limit_per_viewer(keyring: KeyRing, state: StateSettings) -> None:
     limited = dataclasses.replace(state, viewer_rate=RateLimit(2, 60))
     with serve_app(create_signer(_signer(keyring, limited))) as url:
@@ -161,6 +184,65 @@ def test_rate_limit_per_viewer(keyring: KeyRing, state: StateSettings) -> None:
         ):
             wide = [_post(issue, {"video_id": "demo", "client_ip": ip}) for ip in spellings]
             assert [r.status_code for r in wide] == [201, 201, 429], spellings
+
+
+def test_one_redis_script_per_url_at_most(keyring: KeyRing) -> None:
+    """The API key's and both viewer buckets are counted by one script call per URL at most
+    (there were three), and the requests in flight share calls (rate_batch.py)."""
+    import asyncio
+
+    import redis
+
+    from edge_validator.state.redis_store import RedisStore
+    from playgate.redis_server import redis_server
+
+    body = {"video_id": "demo", "session_id": "s-1", "client_ip": "203.0.113.9"}
+    roomy = RateLimit(1000, 60)
+    with redis_server() as server, redis.Redis.from_url(server.url) as r:
+        state = StateSettings(redis_url=server.url, api_key_rate=roomy, viewer_rate=roomy)
+        with serve_app(create_signer(_signer(keyring, state), contract_check=True)) as url:
+            assert _post(f"{url}/v1/playback-urls", body).status_code == 201  # loads the script
+            r.config_resetstat()
+
+            async def burst() -> list[int]:
+                async with httpx.AsyncClient(headers=AUTH, timeout=10) as client:
+                    posts = (client.post(f"{url}/v1/playback-urls", json=body) for _ in range(40))
+                    return [resp.status_code for resp in await asyncio.gather(*posts)]
+
+            assert asyncio.run(burst()) == [201] * 40
+        stats = r.info("commandstats")
+        assert 1 <= stats["cmdstat_evalsha"]["calls"] <= 40
+        # Nothing else ran but the script's own commands (Redis counts those too) and the
+        # handshake of any connection opened meanwhile.
+        inside = {"time", "zremrangebyscore", "zcard", "zrange", "zadd", "pexpire"}
+        others = {k.removeprefix("cmdstat_") for k in stats} - inside - {"evalsha"}
+        assert others <= {"config|resetstat", "hello", "client|setinfo"}
+        # The script and the signer agree on the buckets: 41 requests in each.
+        keys = sorted(k.decode() for k in r.scan_iter("playgate:rate:*"))
+        assert keys == [
+            "playgate:rate:{test}:ip:203.0.113.9/32",
+            "playgate:rate:{test}:key",
+            "playgate:rate:{test}:session:s-1",
+        ]
+        assert [r.zcard(k) for k in keys] == [41, 41, 41]
+
+        # Checks made in one turn of the event loop: one script call for them all, and still
+        # exact (the limit is 5 of the 12).
+        async def together() -> list[float]:
+            store = RedisStore(state)
+            try:
+                await store.hit_rate("other", [("key", 5, 60)])  # connects, loads the script
+                await store.client.config_resetstat()
+                verdicts = await asyncio.gather(
+                    *(store.hit_rate("app", [("key", 5, 60)]) for _ in range(12))
+                )
+            finally:
+                await store.close()
+            return [wait for wait, _ in verdicts]
+
+        waits = asyncio.run(together())
+        assert sorted(w > 0 for w in waits) == [False] * 5 + [True] * 7
+        assert r.info("commandstats")["cmdstat_evalsha"]["calls"] == 1
 
 
 def test_cli_revokes_through_the_signer(
@@ -235,7 +317,7 @@ def test_revocations_survive_a_signer_restart(
 
 
 class _BrokenStore(MemoryStore):
-    async def hit_rate(self, bucket: str, limit: int, window: int) -> float:
+    async def hit_rate(self, group: str, buckets: Sequence[RateBucket]) -> RateVerdict:
         raise RuntimeError("a bug in a store")
 
 

@@ -138,12 +138,103 @@ def test_concurrent_claims_never_exceed_the_limit(settings: StateSettings) -> No
 
 def test_rate_window(settings: StateSettings) -> None:
     async def scenario(store: StateStore) -> None:
-        waits = [await store.hit_rate("key:app", 3, 1) for _ in range(5)]
-        assert waits[:3] == [0, 0, 0]
-        assert all(0 < w <= 1 for w in waits[3:])
-        assert await store.hit_rate("key:other", 3, 1) == 0
-        await asyncio.sleep(max(waits[3:]) + 0.05)
-        assert await store.hit_rate("key:app", 3, 1) == 0
+        verdicts = [await store.hit_rate("app", [("key", 3, 1)]) for _ in range(5)]
+        assert verdicts[:3] == [(0, 0)] * 3
+        assert all(0 < wait <= 1 and worst == 0 for wait, worst in verdicts[3:])
+        assert await store.hit_rate("other", [("key", 3, 1)]) == (0, 0)
+        await asyncio.sleep(max(wait for wait, _ in verdicts[3:]) + 0.05)
+        assert await store.hit_rate("app", [("key", 3, 1)]) == (0, 0)
+
+    run(settings, scenario)
+
+
+def test_rate_buckets_count_all_or_nothing(settings: StateSettings) -> None:
+    async def scenario(store: StateStore) -> None:
+        def buckets(session: str) -> list[tuple[str, int, int]]:
+            return [("key", 3, 60), (f"session:{session}", 1, 60)]
+
+        assert (await store.hit_rate("app", buckets("a")))[0] == 0
+        wait, worst = await store.hit_rate("app", buckets("a"))
+        assert (0 < wait <= 60, worst) == (True, 1)
+        # The refused request took no slot of the API key's bucket: two more fit.
+        assert (await store.hit_rate("app", buckets("b")))[0] == 0
+        assert (await store.hit_rate("app", buckets("c")))[0] == 0
+        wait, worst = await store.hit_rate("app", buckets("d"))
+        assert (0 < wait <= 60, worst) == (True, 0)
+        # ...and the refusal took no slot of session d's bucket either.
+        assert (await store.hit_rate("other", buckets("d")))[0] == 0
+
+    run(settings, scenario)
+
+
+def test_concurrent_rate_hits_never_exceed_the_limit(settings: StateSettings) -> None:
+    async def scenario(store: StateStore) -> None:
+        # Two API keys in one batch: in a cluster their buckets live in different slots.
+        groups = ["app", "other"] * 20
+        verdicts = await asyncio.gather(*(store.hit_rate(g, [("key", 7, 60)]) for g in groups))
+        for group in ("app", "other"):
+            mine = [wait for g, (wait, _) in zip(groups, verdicts, strict=True) if g == group]
+            assert sum(wait == 0 for wait in mine) == 7
+
+    run(settings, scenario)
+
+
+def test_rate_limits_survive_a_script_flush(settings: StateSettings) -> None:
+    """A restarted or newly promoted Redis has no scripts: the pipelined EVALSHA gets NOSCRIPT
+    and the store loads the script again, with no error to the caller."""
+
+    async def scenario(store: StateStore) -> None:
+        assert (await store.hit_rate("app", [("key", 2, 60)]))[0] == 0
+        if isinstance(store, RedisStore):
+            await store.client.script_flush()
+        verdicts = await asyncio.gather(
+            *(store.hit_rate("app", [("key", 2, 60)]) for _ in range(3))
+        )
+        assert sorted(wait > 0 for wait, _ in verdicts) == [False, True, True]
+
+    run(settings, scenario)
+
+
+def test_a_burst_across_a_window_boundary_never_exceeds_the_limit(
+    settings: StateSettings,
+) -> None:
+    """The fixed window this replaced let 2 x limit through around its boundary: one request
+    opened a window, a burst at its end filled it, and the next window let a full burst more.
+
+    Each call is timed from the test's clock (time.time, the clock Redis's TIME reads on this
+    host): call i happened within [start_i, end_i], which makes every assertion exact, never a
+    timing guess. A store that used its own clock wrongly, or a fixed window, fails it."""
+    limit, window = 10, 1
+
+    async def scenario(store: StateStore) -> None:
+        calls: list[tuple[float, float, float]] = []  # (start, end, wait)
+
+        async def hit() -> None:
+            start = time.time()
+            wait, _ = await store.hit_rate("app", [("key", limit, window)])
+            calls.append((start, time.time(), wait))
+
+        await hit()  # opens a fixed window
+        await asyncio.sleep(0.8 * window)
+        deadline = time.monotonic() + 0.6 * window  # a burst until past the boundary
+        while time.monotonic() < deadline:
+            await hit()
+            await asyncio.sleep(0.002)
+        accepted = [(s, e) for s, e, wait in calls if wait == 0]
+        assert len(accepted) >= limit
+        # Any limit + 1 accepted requests span more than a window.
+        for first, last in zip(accepted, accepted[limit:], strict=False):
+            assert last[1] - first[0] > window
+        # A refusal's wait ends when the oldest of the last `limit` accepted leaves the window.
+        refused = 0
+        for i, (start, end, wait) in enumerate(calls):
+            if wait == 0:
+                continue
+            refused += 1
+            before = [(s, e) for s, e, w in calls[:i] if w == 0]
+            oldest = before[-limit]
+            assert oldest[0] + window - end <= wait <= oldest[1] + window - start
+        assert refused > 0
 
     run(settings, scenario)
 

@@ -74,7 +74,8 @@ PATHS = [
     "/videos/demo/.hidden",
     "/videos/demo/a..b.ts",
 ]
-# The path attack table (tests/unit/test_paths.py), plus encoded-slash tricks.
+# The path attack table (tests/unit/test_paths.py), encoded-slash tricks, and a few escapes
+# that are fine (%20, %21), so that the table also shows what is not refused.
 ATTACK_PATHS = [
     "/videos/demo/../other/master.m3u8",
     "/videos/demo/./master.m3u8",

@@ -160,7 +160,7 @@ def test_memory_store_prunes_every_table_even_when_calls_alternate() -> None:
         for i in range(3000):  # one-off tokens, buckets and viewers, each live for 1 s
             clock[0] += 0.01
             await store.count_use(f"t{i}", 1)
-            await store.hit_rate(f"b{i}", 10, 1)
+            await store.hit_rate(f"b{i}", [("key", 10, 1)])
             await store.claim_stream(f"u{i}", "s", 1, 1)
 
     asyncio.run(run())

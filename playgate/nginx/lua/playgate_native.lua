@@ -15,6 +15,8 @@
 
 local ffi = require("ffi")
 local cjson = require("cjson.safe")
+local lrucache = require("resty.lrucache")
+local decode_base64url = require("ngx.base64").decode_base64url
 
 local byte, sub, find, char, lower = string.byte, string.sub, string.find, string.char, string.lower
 local concat = table.concat
@@ -69,47 +71,22 @@ local key_error = nil
 
 -- --- base64url, canonical only (token.py _decode_b64) ----------------------------------------
 
-local B64 = {}
-do
-    local alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-    for i = 1, 64 do
-        B64[byte(alphabet, i)] = i - 1
-    end
-end
 local LAST_OK = { [2] = "AQgw", [3] = "AEIMQUYcgkosw048" }
 
--- The bytes of a canonical base64url string, or nil.
+-- The bytes of a canonical base64url string, or nil: every character of the alphabet, no
+-- padding, a length that is not 1 mod 4, and zero unused bits in the last character; then the
+-- C decoder, which has nothing left to be lenient about.
 local function b64url_decode(s)
     local n = #s
     local rem = n % 4
-    if rem == 1 then
+    if rem == 1 or find(s, "[^A-Za-z0-9_-]") then
         return nil
     end
     local last = LAST_OK[rem]
     if last and not find(last, sub(s, n, n), 1, true) then
         return nil
     end
-    local out, o = {}, 0
-    local i = 1
-    while i <= n do
-        local a, b, c, d = B64[byte(s, i)], B64[byte(s, i + 1) or -1], B64[byte(s, i + 2) or -1],
-            B64[byte(s, i + 3) or -1]
-        local left = n - i + 1
-        if a == nil or b == nil or (left >= 3 and c == nil) or (left >= 4 and d == nil) then
-            return nil
-        end
-        local v = a * 262144 + b * 4096 + (c or 0) * 64 + (d or 0)
-        o = o + 1
-        if left >= 4 then
-            out[o] = char(math.floor(v / 65536) % 256, math.floor(v / 256) % 256, v % 256)
-        elseif left == 3 then
-            out[o] = char(math.floor(v / 65536) % 256, math.floor(v / 256) % 256)
-        else
-            out[o] = char(math.floor(v / 65536) % 256)
-        end
-        i = i + 4
-    end
-    return concat(out)
+    return decode_base64url(s)
 end
 
 -- --- the key ring (keyring.py) ---------------------------------------------------------------
@@ -285,7 +262,8 @@ local function split_target(target)
             if token == "" then
                 return nil, "malformed"
             end
-        elseif FOLDED[lower(name)] or (find(name, "%", 1, true) and looks_like_token_param(name)) then
+        elseif FOLDED[lower(name)]
+                or (find(name, "%", 1, true) and looks_like_token_param(name)) then
             return nil, "malformed"
         end
         pos = amp + 1
@@ -520,6 +498,11 @@ end
 
 -- --- the decision ----------------------------------------------------------------------------
 
+-- Per worker; a reload (new key ring) starts new workers with empty memos.
+local MEMO_SIZE = 20000
+local start_memo = lrucache.new(MEMO_SIZE)
+local session_memo = lrucache.new(MEMO_SIZE)
+
 local function is_manifest(path)
     local l = lower(path)
     return sub(l, -5) == ".m3u8" or sub(l, -4) == ".mpd"
@@ -543,9 +526,22 @@ function _M.decide(target, client_text, now, policy, dict)
         return "deny", "missing"
     end
     local session = kind == "session"
-    local claims, reason = open_token(token, session)
+    -- With CTA-5007 accepted, a start token that does not begin as every PlayGate token does
+    -- ("A": version byte 1 or 2) is a CAT to the validator (cat/verify.py looks_like_cat).
+    if policy.cat and not session and byte(token, 1) ~= 65 then
+        return "defer"
+    end
+    -- Authentic tokens are remembered per kind, as the Python Verifier does: a player fetches
+    -- dozens of segments with one token and only the first pays for decoding and the MAC.
+    local memo = session and session_memo or start_memo
+    local claims = memo:get(token)
     if claims == nil then
-        return "deny", reason
+        local reason
+        claims, reason = open_token(token, session)
+        if claims == nil then
+            return "deny", reason
+        end
+        memo:set(token, claims)
     end
     local tid = claims.token_id
     local leeway = policy.leeway
@@ -555,7 +551,8 @@ function _M.decide(target, client_text, now, policy, dict)
     if now + leeway < claims.not_before then
         return "deny", "not_yet_valid", tid
     end
-    if claims.expires_at - claims.not_before > (session and policy.max_session or policy.max_ttl) then
+    local longest = session and policy.max_session or policy.max_ttl
+    if claims.expires_at - claims.not_before > longest then
         return "deny", "lifetime_exceeded", tid
     end
     local scope = claims.scope
@@ -582,7 +579,11 @@ end
 
 local POLL = 0.2
 local FRESH = 0.75
+-- The feed's state (poll times, trust, policy) in a dict of its own: writing it can never push
+-- a revocation out of the revocation dict.
+local meta
 local feed_epoch, feed_cursor = "-", 0
+local feed_ok = true
 
 local function feed_auth()
     local ids = {}
@@ -593,6 +594,31 @@ local function feed_auth()
     local kid = ids[1]
     local ts = tostring(math.floor(ngx.now()))
     return kid .. "." .. ts .. "." .. to_hex(hmac(keys[kid], FEED_CONTEXT .. "auth:" .. ts))
+end
+
+-- Store one "r <kind> <value> <revoked at> <expires at>" line; false when it is not one.
+local function store_revocation(dict, line, now)
+    local k, v, at, exp = line:match("^r ([tsuv]) (%S+) (%S+) (%S+)$")
+    at, exp = tonumber(at), tonumber(exp)
+    if not (k and at and exp) then
+        return false
+    end
+    if exp <= now then
+        return true -- expired already: nothing left to deny
+    end
+    local key = k .. ":" .. v
+    local known = dict:get(key)
+    if known ~= nil and known >= at then
+        return true -- a later revocation of the same target covers more: keep it
+    end
+    local stored, err = dict:safe_set(key, at, exp - now)
+    if not stored then
+        -- A full dict would forget revocations: stop deciding natively.
+        meta:set("overflow", err or "full")
+        ngx.log(ngx.ERR, "playgate native: revocation dict is full; every request goes to ",
+            "the validator (raise native_dict_size)")
+    end
+    return true
 end
 
 -- One poll of one validator; true when the feed was applied.
@@ -621,25 +647,28 @@ local function poll_one(addr, dict)
         -- The validator answers but refuses (a key ring changed on one side): it is reachable,
         -- so its failure policy does not apply here; it decides every request itself.
         sock:close()
-        dict:set("meta:poll_at", ngx.now())
-        dict:set("meta:trusted", false)
+        meta:set("poll_at", ngx.now())
+        meta:set("trusted", false)
         return true
     end
     repeat
         local line = sock:receive("*l")
-        if line == nil then
+        if line == nil or find(lower(line), "^transfer%-encoding:") then
+            -- Only a plain body is read line by line: chunk marks would split lines.
             sock:close()
-            return false, "feed cut short"
+            return false, "feed cut short or chunked"
         end
     until line == ""
     local head = {}
-    local revs, nrev = {}, 0
     local first = sock:receive("*l")
     if first ~= FEED_VERSION then
         sock:close()
         return false, "not a feed"
     end
-    local complete = false
+    -- Revocations are stored as they arrive (adding one is always safe, even from an answer
+    -- cut short); the cursor and the policy only once the answer is complete.
+    local complete, nrev = false, 0
+    local now = ngx.now()
     while true do
         local line = sock:receive("*l")
         if line == nil then
@@ -651,52 +680,39 @@ local function poll_one(addr, dict)
         end
         if byte(line, 1) == 114 then -- "r kind value revoked_at expires_at"
             nrev = nrev + 1
-            revs[nrev] = line
-        else
-            local name, value = line:match("^(%S+) (.*)$")
-            if name then
-                head[name] = value
+            if nrev % 2000 == 0 then
+                ngx.sleep(0) -- a full answer can be long: let this worker serve requests
+                now = ngx.now()
             end
+            if not store_revocation(dict, line, now) then
+                sock:close()
+                return false, "not a revocation line"
+            end
+        else
+            local name, value = line:match("^(%l+) (.*)$")
+            if name == nil then
+                sock:close()
+                return false, "not a feed line"
+            end
+            head[name] = value
         end
     end
     sock:close()
     if not complete then
         return false, "feed cut short"
     end
-    local now = ngx.now()
-    for i = 1, nrev do
-        if i % 2000 == 0 then
-            ngx.sleep(0) -- a full answer can be long: let this worker serve requests meanwhile
-            now = ngx.now()
-        end
-        local k, v, at, exp = revs[i]:match("^r (%S) (%S+) (%S+) (%S+)$")
-        at, exp = tonumber(at), tonumber(exp)
-        if k and at and exp and exp > now then
-            local key = k .. ":" .. v
-            local known = dict:get(key)
-            if known == nil or at > known then
-                local stored, serr = dict:safe_set(key, at, exp - now)
-                if not stored then
-                    -- A full dict would forget revocations: stop deciding natively.
-                    dict:set("meta:overflow", serr or "full")
-                    ngx.log(ngx.ERR, "playgate native: revocation dict is full; ",
-                        "every request goes to the validator (raise native_dict_size)")
-                end
-            end
-        end
-    end
     feed_epoch = head.epoch or "-"
     feed_cursor = tonumber(head.cursor) or 0
-    local fresh = now
-    dict:set("meta:poll_at", fresh)
-    dict:set("meta:trusted", head.trusted == "1")
+    local fresh = ngx.now()
+    meta:set("poll_at", fresh)
+    meta:set("trusted", head.trusted == "1")
     if head.trusted == "1" then
-        dict:set("meta:trusted_at", fresh)
+        meta:set("trusted_at", fresh)
     end
-    -- "<native> <leeway> <max_ttl> <max_session> <policy> <max_staleness> <stale_fallback>"
+    -- "<native> <leeway> <max_ttl> <max_session> <policy> <max_staleness> <stale_fallback> <cat>"
     local verify = head.verify or ""
     local native = head.keys == key_probes and key_error == nil
-    dict:set("meta:policy", (native and verify) or "0")
+    meta:set("policy", (native and verify) or "0")
     return true
 end
 
@@ -705,11 +721,20 @@ local function poll(premature)
         return
     end
     local dict = ngx.shared[conf.dict]
+    local polled, why = false, nil
     for _, addr in ipairs(conf.validators) do
-        local ok, err = pcall(poll_one, addr, dict)
-        if ok and err then
+        local ran, ok, err = pcall(poll_one, addr, dict)
+        if ran and ok then
+            polled = true
             break
         end
+        why = ran and err or ok -- the poll's reason, or the error it raised
+    end
+    -- One line when the feed is lost and one when it is back, not one per poll.
+    if polled ~= feed_ok then
+        feed_ok = polled
+        ngx.log(ngx.ERR, "playgate native: revocation feed ",
+            polled and "back" or ("lost (" .. tostring(why) .. ")"))
     end
     local ok, err = ngx.timer.at(POLL, poll)
     if not ok then
@@ -718,6 +743,7 @@ local function poll(premature)
 end
 
 function _M.init_worker()
+    meta = ngx.shared[conf.meta_dict]
     if ngx.worker.id() == 0 and key_error == nil then
         ngx.timer.at(0, poll)
     end
@@ -731,8 +757,8 @@ end
 local policy_text, policy = nil, nil
 
 local function parse_policy(text)
-    local native, leeway, max_ttl, max_session, failure, staleness, fallback =
-        text:match("^(%d) (%d+) (%d+) (%d+) (%S+) (%S+) (%S+)$")
+    local native, leeway, max_ttl, max_session, failure, staleness, fallback, cat =
+        text:match("^(%d) (%d+) (%d+) (%d+) (%S+) (%S+) (%S+) (%d)$")
     if native ~= "1" then
         return false
     end
@@ -743,28 +769,29 @@ local function parse_policy(text)
         fail_open = failure == "fail_open",
         max_staleness = tonumber(staleness),
         serve_stale = fallback == "serve",
+        cat = cat == "1",
     }
 end
 
 -- The policy to decide with now, or nil: then the Python validator decides.
-local function usable_policy(dict, now)
-    local text = dict:get("meta:policy")
+local function usable_policy(now)
+    local text = meta:get("policy")
     if text ~= policy_text then
         policy_text, policy = text, text and parse_policy(text)
     end
-    if not policy or dict:get("meta:overflow") then
+    if not policy or meta:get("overflow") then
         return nil
     end
-    local poll_at = dict:get("meta:poll_at")
+    local poll_at = meta:get("poll_at")
     if poll_at == nil then
         return nil
     end
     if now - poll_at <= FRESH then
         -- The validator answers: its word on whether its view can be trusted stands.
-        return dict:get("meta:trusted") and policy or nil
+        return meta:get("trusted") and policy or nil
     end
     -- The validator is unreachable: its failure policy, as it would apply it to Redis.
-    local trusted_at = dict:get("meta:trusted_at")
+    local trusted_at = meta:get("trusted_at")
     if policy.fail_open and trusted_at
             and (policy.serve_stale or now - trusted_at <= policy.max_staleness) then
         return policy
@@ -802,7 +829,7 @@ end
 function _M.access()
     local dict = ngx.shared[conf.dict]
     local now = ngx.now()
-    local active = usable_policy(dict, now)
+    local active = usable_policy(now)
     if active == nil or ngx.var.http_cta_common_access_token ~= nil then
         return ask_validator()
     end
@@ -819,9 +846,5 @@ function _M.access()
     end
     return ask_validator()
 end
-
--- For the tests: the pure decision without nginx state.
-_M._split_target = function(t) return split_target(t) end
-_M._normalize_path = normalize_path
 
 return _M
