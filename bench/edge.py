@@ -40,6 +40,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -206,8 +207,13 @@ def wait_for(url: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> No
 
 
 def start(bench: Bench, argv: list[str], probe: str, env: dict[str, str] | None = None) -> int:
-    """Start ``argv`` for the rest of the run, wait until ``probe`` answers; its pid."""
-    proc = subprocess.Popen(argv, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL)
+    """Start ``argv`` for the rest of the run, wait until ``probe`` answers; its pid. Its
+    output (a validator logs every session it opens) goes to a file in the scratch folder."""
+    port = urlsplit(probe).port
+    log = bench.stack.enter_context((bench.work / f"process-{port}.log").open("wb"))
+    proc = subprocess.Popen(
+        argv, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT
+    )
     bench.stack.callback(stop_process, proc)
     wait_for(probe, proc)
     return proc.pid
