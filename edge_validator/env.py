@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping
+from pathlib import Path
 
 from .admin_key import AdminKey
 from .core.addresses import Network, packed_ip
@@ -88,29 +89,33 @@ class Env:
         text = self.text("PLAYGATE_ADMIN_KEY_HASH")
         return AdminKey(text.strip().lower()) if text else None
 
+    def json_or_file(self, name: str) -> str | None:
+        """A JSON document given inline in ``name`` or as a path in ``name_FILE`` (not both);
+        None when neither is set. The file is read here, so its errors name the variable."""
+        text = self.text(name)
+        path = self.text(f"{name}_FILE")
+        if text and path:
+            raise ConfigurationError(f"set {name} or {name}_FILE, not both")
+        if path is None:
+            return text
+        try:
+            return Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigurationError(f"{name}_FILE: cannot read {path}: {exc.strerror}") from None
+
     def keyring(self) -> KeyRing:
         """``PLAYGATE_KEYRING`` (JSON text) or ``PLAYGATE_KEYRING_FILE`` (a path)."""
-        text = self.text("PLAYGATE_KEYRING")
-        path = self.text("PLAYGATE_KEYRING_FILE")
-        if text and path:
-            raise ConfigurationError("set PLAYGATE_KEYRING or PLAYGATE_KEYRING_FILE, not both")
-        if text:
-            return KeyRing.from_json(text)
-        if path:
-            return KeyRing.from_file(path)
-        raise ConfigurationError("set PLAYGATE_KEYRING_FILE (or PLAYGATE_KEYRING) to a key ring")
+        text = self.json_or_file("PLAYGATE_KEYRING")
+        if text is None:
+            raise ConfigurationError(
+                "set PLAYGATE_KEYRING_FILE (or PLAYGATE_KEYRING) to a key ring"
+            )
+        return KeyRing.from_json(text)
 
     def cat_keyring(self) -> CatKeyRing | None:
         """``PLAYGATE_CAT_KEYS`` (JSON text) or ``PLAYGATE_CAT_KEYS_FILE``; None: CAT is off."""
-        text = self.text("PLAYGATE_CAT_KEYS")
-        path = self.text("PLAYGATE_CAT_KEYS_FILE")
-        if text and path:
-            raise ConfigurationError("set PLAYGATE_CAT_KEYS or PLAYGATE_CAT_KEYS_FILE, not both")
-        if text:
-            return CatKeyRing.from_json(text, es256_factory())
-        if path:
-            return CatKeyRing.from_file(path, es256_factory())
-        return None
+        text = self.json_or_file("PLAYGATE_CAT_KEYS")
+        return None if text is None else CatKeyRing.from_json(text, es256_factory())
 
     def cat_policy(self) -> CatPolicy:
         """What every CAT must say: issuer, audience, and the origin catu is judged against."""

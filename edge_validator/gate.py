@@ -21,6 +21,7 @@ from .core.errors import PlaybackTokenError, SessionRedirectRequired, StateUnava
 from .core.sessions import opens_session, seal_session, session_claims, session_location
 from .core.token import Claims
 from .formats.accept import ForeignVerifier
+from .formats.mediacdn_dual import DualToken, Exchange
 from .metrics import metrics
 from .state.guard import StateGuard
 
@@ -28,11 +29,15 @@ log = logging.getLogger("playgate.validator")
 
 
 class Admission(NamedTuple):
-    """An allowed request; ``location`` is set when it opened a session (answer 302 there)."""
+    """An allowed request; ``location`` is set when it opened a session (answer 302 there).
+
+    ``set_cookie``: a Media CDN short token exchanged for a long cookie (serve, and set it).
+    """
 
     grant: Grant
     session: Claims | None = None
     location: str | None = None
+    set_cookie: str | None = None
 
 
 class Gate:
@@ -45,6 +50,7 @@ class Gate:
         *,
         narrow_sessions: bool = True,
         log_allowed: bool = False,
+        dual: DualToken | None = None,
     ) -> None:
         self.verifier = verifier
         # The CDN formats this validator also accepts (PLAYGATE_ACCEPT_FORMATS), or None.
@@ -56,6 +62,8 @@ class Gate:
         self.narrow_sessions = narrow_sessions
         # Allowed requests are logged at INFO (one line per decision) or only at DEBUG.
         self.allow_level = logging.INFO if log_allowed else logging.DEBUG
+        # Media CDN's dual-token flow: short tokens exchanged for long ones (mediacdn_dual.py).
+        self.dual = dual
 
     async def authorize(
         self,
@@ -111,6 +119,7 @@ class Gate:
         redirect: bool,
     ) -> Admission:
         session: Claims | None = None
+        exchange: Exchange | None = None
         started = time.perf_counter()
         try:
             # Read once: a key ring reload (SIGHUP) swaps the verifier between two requests.
@@ -126,11 +135,16 @@ class Gate:
                     max_session=self.verifier.max_session,
                     narrow=self.narrow_sessions,
                 )
+            elif self.dual is not None and self.foreign is not None and header_token is None:
+                opened = self.foreign.opened(target, cookies or {})
+                exchange = self.dual.exchange(target, grant, opened, redirect=redirect)
             await self._check_state(grant, session)
         except PlaybackTokenError as exc:
             self._decided(started, client, None, exc)
             raise
         self._decided(started, client, grant, None)
+        if exchange is not None:
+            return _exchanged(grant, exchange, client)
         if session is None:
             return Admission(grant)
         token = seal_session(session, self.verifier.sessions)
@@ -195,3 +209,17 @@ class Gate:
             fields["latency_ms"],
             extra={"fields": fields},
         )
+
+
+def _exchanged(grant: Grant, exchange: Exchange, client: ClientAddress | None) -> Admission:
+    metrics().sessions_renewed.inc()
+    log.info(
+        "media cdn long token issued token_id=%s long_token_id=%s cookie_token_id=%s"
+        " expires_at=%d client=%s",
+        grant.token_id,
+        exchange.token_id,
+        exchange.cookie_token_id,
+        exchange.expires_at,
+        client.text if client else None,
+    )
+    return Admission(grant, None, exchange.location, exchange.set_cookie)

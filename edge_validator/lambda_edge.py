@@ -28,6 +28,7 @@ from .core.errors import (
     InternalError,
     MalformedToken,
     MethodNotAllowed,
+    PlaybackTokenError,
     PlayGateError,
     SessionRedirectRequired,
     StateUnavailable,
@@ -35,6 +36,7 @@ from .core.errors import (
 from .core.keyring import KeyRing
 from .core.protocol import CAT_HEADER, NO_STORE, REASON_HEADER, TOKEN_ID_HEADER
 from .core.sessions import opens_session, seal_session, session_claims, session_location
+from .formats.lambda_formats import LambdaFormats
 
 log = logging.getLogger("playgate.lambda_edge")
 
@@ -49,6 +51,8 @@ _STATUS_TEXT = {
     405: "Method Not Allowed",
 }
 _NO_CORS = CorsPolicy()
+# No shared-secret format keys baked: every foreign format is refused by name.
+_NO_FORMATS = LambdaFormats()
 
 Event = Mapping[str, Any]
 Result = dict[str, Any]
@@ -137,12 +141,18 @@ def preflight_response(request: Mapping[str, Any], cors: CorsPolicy) -> Result:
 
 
 def viewer_request(
-    request: Mapping[str, Any], verifier: Verifier, now: float, cors: CorsPolicy = _NO_CORS
+    request: Mapping[str, Any],
+    verifier: Verifier,
+    now: float,
+    cors: CorsPolicy = _NO_CORS,
+    formats: LambdaFormats = _NO_FORMATS,
 ) -> Result:
     """Judge one CloudFront request object; return the request to forward or a response.
 
     Allowed media gets its CORS headers from the distribution's response headers policy
-    (infra/aws/playgate.yaml); the responses generated here carry them from ``cors``."""
+    (infra/aws/playgate.yaml); the responses generated here carry them from ``cors``.
+    ``formats``: the foreign formats verified here (secure_link, Akamai); the others are
+    refused by name (formats/lambda_formats.py)."""
     client_ip = request.get("clientIp")
     method = request.get("method")
     if method == "OPTIONS" and _request_header(request, "access-control-request-method"):
@@ -154,7 +164,15 @@ def viewer_request(
         uri: str = request["uri"]
         client = client_ip if isinstance(client_ip, str) else None  # parsed only if needed
         target = f"{uri}?{query}" if query else uri
-        grant = verifier.verify_target(target, client, now, _header_token(request))
+        try:
+            grant = verifier.verify_target(target, client, now, _header_token(request))
+        except PlaybackTokenError:
+            # Not a good PlayGate token: a foreign format's, or refused by name? A valid
+            # PlayGate token never pays for the question.
+            found = formats.authorize(uri, query, _request_cookies(request), client, now)
+            if found is None:
+                raise
+            grant = found
         claims = grant.claims
         # No shared state reaches a CloudFront POP: a token that needs it is refused, not waved on.
         if claims.max_uses or claims.max_streams:
@@ -174,6 +192,13 @@ def viewer_request(
     return {**request, "uri": grant.target.path, "querystring": grant.target.query}
 
 
+def _request_cookies(request: Mapping[str, Any]) -> str | None:
+    """The ``Cookie`` header; CloudFront may pass it as several entries."""
+    values = (request.get("headers") or {}).get("cookie") or []
+    found = [v.get("value") for v in values if isinstance(v, Mapping)]
+    return "; ".join(v for v in found if isinstance(v, str)) or None
+
+
 def _header_token(request: Mapping[str, Any]) -> str | None:
     """A ``CTA-Common-Access-Token`` header (CloudFront lower-cases header names), or None."""
     values = (request.get("headers") or {}).get(CAT_HEADER.lower()) or []
@@ -186,16 +211,18 @@ def make_handler(
     load_verifier: Callable[[], Verifier],
     clock: Callable[[], float] = time.time,
     load_cors: Callable[[], CorsPolicy] = lambda: _NO_CORS,
+    load_formats: Callable[[], LambdaFormats] = lambda: _NO_FORMATS,
 ) -> Callable[[Event, object], Result]:
     def handle(event: Event, context: object) -> Result:
         try:
             request = event["Records"][0]["cf"]["request"]
             verifier = load_verifier()
             cors = load_cors()
+            formats = load_formats()
         except Exception:  # a malformed event or a broken bundle: deny, never forward
             log.exception("cannot read the event or the baked configuration")
             return denied_response(InternalError())
-        return viewer_request(request, verifier, clock(), cors)
+        return viewer_request(request, verifier, clock(), cors, formats)
 
     return handle
 
@@ -236,10 +263,26 @@ def baked_verifier() -> Verifier:
     return verifier_from_config(BAKED_CONFIG.read_text(encoding="utf-8"))
 
 
+def formats_from_config(text: str) -> LambdaFormats:
+    """``{"formats": {"secure_link": [...], "akamai": [...]}, "max_ttl": N, "leeway": N}``;
+    absent: no foreign format is verified here."""
+    doc = json.loads(text)
+    return LambdaFormats.from_config(
+        doc.get("formats") or {},
+        max_ttl=int(doc["max_ttl"]),
+        leeway=int(doc.get("leeway", DEFAULT_LEEWAY)),
+    )
+
+
 @lru_cache(maxsize=1)
 def baked_cors() -> CorsPolicy:
     return cors_from_config(BAKED_CONFIG.read_text(encoding="utf-8"))
 
 
-handler = make_handler(baked_verifier, load_cors=baked_cors)
+@lru_cache(maxsize=1)
+def baked_formats() -> LambdaFormats:
+    return formats_from_config(BAKED_CONFIG.read_text(encoding="utf-8"))
+
+
+handler = make_handler(baked_verifier, load_cors=baked_cors, load_formats=baked_formats)
 """The Lambda entry point: ``edge_validator.lambda_edge.handler``."""

@@ -73,6 +73,11 @@ class Metrics:
     state_busy: Counter
     # Stateful checks let through by the fail-open policy while the state was unreachable.
     fail_open_decisions: Counter
+    # Writes the primary took but too few replicas confirmed (state/durability.py).
+    writes_not_replicated: Counter
+    # |local clock - Redis TIME| (state/clock_skew.py); revocations the signer still holds.
+    clock_skew: Gauge
+    revocations_queued: Gauge
     # Incremented where an edge renews a playback session (playback sessions work).
     sessions_renewed: Counter
     # The signer.
@@ -134,6 +139,20 @@ def metrics() -> Metrics:
         fail_open_decisions=Counter(
             "playgate_fail_open_decisions",
             "Requests allowed under the fail-open policy while shared state was unreachable",
+        ),
+        writes_not_replicated=Counter(
+            "playgate_redis_writes_not_replicated",
+            "Revocation writes refused because too few replicas confirmed them",
+        ),
+        clock_skew=Gauge(
+            "playgate_clock_skew_seconds",
+            "|this host's clock - Redis TIME| at the last check (worst worker)",
+            multiprocess_mode="livemax",
+        ),
+        revocations_queued=Gauge(
+            "playgate_revocations_queued",
+            "Revocations the signer holds in its spool until Redis takes them",
+            multiprocess_mode="livemax",
         ),
         sessions_renewed=Counter("playgate_sessions_renewed", "Playback sessions renewed"),
         urls_issued=Counter(

@@ -31,6 +31,7 @@ from .formats.accept import ForeignVerifier
 from .formats.config import accept_formats, format_keys, jwks_cache
 from .formats.jwks import JwksCache
 from .formats.keys import FormatKeys
+from .formats.mediacdn_dual import DualToken
 from .manifests.urls import Url, parse_public_url
 from .origins.s3_location import MODES, S3Location, S3Settings
 from .state.settings import StateSettings
@@ -110,8 +111,21 @@ class ValidatorSettings:
             return None
         keys = self.format_keys or FormatKeys()
         return ForeignVerifier(
-            keys, self.accept_formats, max_ttl=self.max_ttl, leeway=self.leeway, jwks=self.jwks
+            keys,
+            self.accept_formats,
+            max_ttl=self.max_ttl,
+            leeway=self.leeway,
+            jwks=self.jwks,
+            max_session=self.max_session,
         )
+
+    def mediacdn_dual(self) -> DualToken | None:
+        """Media CDN short tokens exchanged for long ones, where a long-token key is given."""
+        keys = self.format_keys
+        if "mediacdn" not in self.accept_formats or keys is None or not keys.mediacdn_long:
+            return None
+        assert keys.public_url is not None  # ForeignVerifier requires it for Media CDN
+        return DualToken(keys.mediacdn_long, keys.public_url, max_session=self.max_session)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ValidatorSettings:

@@ -34,6 +34,8 @@ from edge_validator.core.decision import (
 from edge_validator.core.errors import ConfigurationError
 from edge_validator.core.keyring import KeyRing
 from edge_validator.env import Env
+from edge_validator.formats.keys import FormatKeys
+from edge_validator.formats.lambda_formats import VERIFIED
 from edge_validator.settings import max_session
 
 PACKAGE_DIR = Path(edge_validator.__file__).resolve().parent
@@ -42,10 +44,24 @@ MAX_ZIP_BYTES = 1024 * 1024  # the Lambda@Edge viewer-trigger limit
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
+# The formats the function verifies with the standard library (formats/lambda_formats.py).
+LAMBDA_FORMAT_MODULES = ("__init__", "policy", "akamai", "secure_link", "lambda_formats")
+
+
 def bundle_sources() -> list[Path]:
-    """What the handler imports: the package's ``__init__``, ``core/`` whole, the handler."""
+    """What the handler imports: the package's ``__init__``, ``core/`` whole, the handler, and
+    the shared-secret formats (no ``cryptography``)."""
     core = sorted((PACKAGE_DIR / "core").rglob("*.py"))
-    return [PACKAGE_DIR / "__init__.py", *core, PACKAGE_DIR / "lambda_edge.py"]
+    formats = [PACKAGE_DIR / "formats" / f"{name}.py" for name in LAMBDA_FORMAT_MODULES]
+    return [PACKAGE_DIR / "__init__.py", *core, *formats, PACKAGE_DIR / "lambda_edge.py"]
+
+
+def baked_formats(format_keys_file: Path) -> dict[str, Any]:
+    """The shared-secret formats' keys (secure_link, Akamai), checked as the shield loads them;
+    the public-key formats' entries stay out (the function refuses those formats by name)."""
+    FormatKeys.from_file(str(format_keys_file))
+    doc = json.loads(format_keys_file.read_text(encoding="utf-8"))
+    return {name: doc[name] for name in VERIFIED if doc.get(name)}
 
 
 def baked_config_json(
@@ -56,6 +72,7 @@ def baked_config_json(
     *,
     max_session: int = DEFAULT_MAX_SESSION,
     cors: CorsPolicy | None = None,
+    formats: dict[str, Any] | None = None,
 ) -> str:
     """The key ring, checked as the validator loads it, reduced to its verification keys, and
     the policy (``cors``: PLAYGATE_CORS_ORIGINS, for the responses the function generates).
@@ -75,6 +92,8 @@ def baked_config_json(
         doc["cat"] = cat
     if cors is not None and cors.enabled:
         doc["cors"] = {"origins": ",".join(cors.origins), "max_age": cors.max_age}
+    if formats:
+        doc["formats"] = formats
     return json.dumps(doc, sort_keys=True) + "\n"
 
 
@@ -106,6 +125,7 @@ def build_zip(
     *,
     max_session: int = DEFAULT_MAX_SESSION,
     cors: CorsPolicy | None = None,
+    formats: dict[str, Any] | None = None,
 ) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as bundle:
@@ -113,7 +133,7 @@ def build_zip(
             name = source.relative_to(PACKAGE_DIR.parent).as_posix()
             bundle.writestr(_entry(name), source.read_bytes())
         baked = baked_config_json(
-            keyring_file, max_ttl, leeway, cat, max_session=max_session, cors=cors
+            keyring_file, max_ttl, leeway, cat, max_session=max_session, cors=cors, formats=formats
         )
         bundle.writestr(_entry(BAKED_NAME), baked)
     return buffer.getvalue()
@@ -129,9 +149,12 @@ def write_bundle(
     cat: dict[str, Any] | None = None,
     max_session: int = DEFAULT_MAX_SESSION,
     cors: CorsPolicy | None = None,
+    formats: dict[str, Any] | None = None,
 ) -> int:
     """Write the zip to ``output`` and return its size; refuse (and write nothing) when too big."""
-    data = build_zip(keyring_file, max_ttl, leeway, cat, max_session=max_session, cors=cors)
+    data = build_zip(
+        keyring_file, max_ttl, leeway, cat, max_session=max_session, cors=cors, formats=formats
+    )
     if len(data) > max_bytes:
         raise ConfigurationError(f"the bundle is {len(data)} bytes; the limit is {max_bytes}")
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -152,6 +175,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--output", "-o", type=Path, default=Path("dist/lambda-edge.zip"))
     parser.add_argument("--max-bytes", type=int, default=MAX_ZIP_BYTES)
     parser.add_argument("--cat-keys", type=Path, help="CAT key ring (HS256 keys only)")
+    parser.add_argument(
+        "--format-keys",
+        type=Path,
+        help="format keys (PLAYGATE_FORMAT_KEYS_FILE): its secure_link and akamai keys are baked",
+    )
     try:
         max_ttl = env.integer("PLAYGATE_MAX_TTL", DEFAULT_MAX_TTL, low=1, high=MAX_TTL_LIMIT)
         leeway = env.integer("PLAYGATE_LEEWAY", DEFAULT_LEEWAY, low=0, high=MAX_LEEWAY)
@@ -166,6 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             cat=None if args.cat_keys is None else baked_cat(args.cat_keys, env),
             max_session=session_cap,
             cors=env.cors(),
+            formats=None if args.format_keys is None else baked_formats(args.format_keys),
         )
     except ConfigurationError as exc:
         print(f"build-lambda: {exc.reason}: {exc.message}", file=sys.stderr)

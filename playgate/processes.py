@@ -31,6 +31,21 @@ def require_tool(name: str) -> str:
     return path
 
 
+def clock_offset_env(seconds: int) -> dict[str, str]:
+    """Environment that sets a child's wall clock ``seconds`` off (libfaketime, preloaded
+    straight into the child: the ``faketime`` wrapper would be a parent that a stop leaves
+    orphaned). Monotonic clocks stay real, so timers and timeouts behave."""
+    require_tool("faketime")  # the Debian package that ships the library
+    found = sorted(Path("/usr/lib").glob("*/faketime/libfaketime.so.1"))
+    if not found:
+        raise FileNotFoundError("libfaketime.so.1 is required; ./scripts/install installs it")
+    return {
+        "LD_PRELOAD": str(found[0]),
+        "FAKETIME": f"{seconds:+d}s",
+        "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+    }
+
+
 def stop_process(proc: subprocess.Popen[bytes] | None, timeout: float = 10.0) -> None:
     """Ask politely (SIGTERM), then insist (SIGKILL) after ``timeout``; always reap it."""
     if proc is None or proc.poll() is not None:

@@ -12,7 +12,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from .processes import LOOPBACK, free_port, require_tool, stop_process, wait_for_port
@@ -121,22 +121,81 @@ def _wait_cluster_ok(cli: str, servers: list[RedisServer]) -> None:
 
 
 @contextlib.contextmanager
+def redis_replica(primary: RedisServer) -> Iterator[RedisServer]:
+    """A replica of ``primary``, returned once its replication link is up."""
+    with redis_server("--replicaof", LOOPBACK, str(primary.port)) as replica:
+        cli = require_tool("redis-cli")
+        _wait_for(
+            lambda: "master_link_status:up" in _cli(cli, replica.port, "info", "replication"),
+            "the replica did not connect to its primary",
+        )
+        yield replica
+
+
+@contextlib.contextmanager
 def redis_sentinel(primary: RedisServer, service: str = "playgate") -> Iterator[str]:
     """A real Sentinel (``redis-server --sentinel``) monitoring ``primary``; yields host:port."""
+    with redis_sentinels(primary, service, count=1, quorum=1) as addresses:
+        yield addresses[0]
+
+
+@contextlib.contextmanager
+def redis_sentinels(
+    primary: RedisServer, service: str = "playgate", *, count: int = 3, quorum: int = 2
+) -> Iterator[list[str]]:
+    """``count`` real Sentinels monitoring ``primary``; yields their host:port list once each
+    one knows the others (with ``count`` > 1) and the primary's replicas."""
     binary = require_tool("redis-server")
-    with tempfile.TemporaryDirectory(prefix="playgate-sentinel-") as tmp:
-        port = free_port()
-        conf = Path(tmp) / "sentinel.conf"
-        conf.write_text(
-            f"bind {LOOPBACK}\nport {port}\ndir {tmp}\nprotected-mode no\n"
-            f"sentinel monitor {service} {LOOPBACK} {primary.port} 1\n"
-            f"sentinel down-after-milliseconds {service} 2000\n"
-        )
-        proc = subprocess.Popen(
-            [binary, str(conf), "--sentinel"], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
-        )
-        try:
+    with contextlib.ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="playgate-sentinel-")))
+        ports = []
+        for i in range(count):
+            port = free_port()
+            conf = tmp / f"sentinel-{i}.conf"
+            conf.write_text(
+                f"bind {LOOPBACK}\nport {port}\ndir {tmp}\nprotected-mode no\n"
+                f"sentinel monitor {service} {LOOPBACK} {primary.port} {quorum}\n"
+                f"sentinel down-after-milliseconds {service} 2000\n"
+                f"sentinel failover-timeout {service} 10000\n"
+            )
+            proc = subprocess.Popen(
+                [binary, str(conf), "--sentinel"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.STDOUT,
+            )
+            stack.callback(stop_process, proc)
             wait_for_port(port, proc=proc)
-            yield f"{LOOPBACK}:{port}"
-        finally:
-            stop_process(proc)
+            ports.append(port)
+        if count > 1:
+            cli = require_tool("redis-cli")
+            info = _cli(cli, primary.port, "info", "replication")
+            replicas = int(info.split("connected_slaves:")[1].split()[0])
+            _wait_for(
+                lambda: all(_knows(cli, p, service, count - 1, replicas) for p in ports),
+                "the sentinels did not discover each other and the replicas",
+            )
+        yield [f"{LOOPBACK}:{port}" for port in ports]
+
+
+def _knows(cli: str, port: int, service: str, sentinels: int, replicas: int) -> bool:
+    """Does the sentinel on ``port`` know that many other sentinels and replicas?"""
+    known_sentinels = _cli(cli, port, "sentinel", "sentinels", service).count("runid")
+    known_replicas = _cli(cli, port, "sentinel", "replicas", service).count("runid")
+    return known_sentinels >= sentinels and known_replicas >= replicas
+
+
+def _cli(cli: str, port: int, *command: str) -> str:
+    return subprocess.run(
+        [cli, "-h", LOOPBACK, "-p", str(port), *command],
+        capture_output=True,
+        text=True,
+        timeout=5,
+    ).stdout
+
+
+def _wait_for(ready: Callable[[], bool], failure: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if time.monotonic() > deadline:
+            raise TimeoutError(failure)
+        time.sleep(0.1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import functools
@@ -9,7 +10,8 @@ import json
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -25,6 +27,7 @@ from edge_validator.core.errors import (
     InvalidField,
     MalformedJson,
     MissingScope,
+    NotReplicated,
     PlayGateError,
     RateLimited,
     StateNotShared,
@@ -37,9 +40,11 @@ from edge_validator.core.protocol import NO_STORE
 from edge_validator.env import Env
 from edge_validator.formats.jwks import JWKS_PATH, jwks_document
 from edge_validator.metrics import metrics
+from edge_validator.state.clock_skew import ClockSkew
 from edge_validator.state.store import StateStore, build_store
 
 from .api_keys import SIGN
+from .clock_margin import backdated
 from .health import SignerHealth
 from .issuance_log import IssuanceLog
 from .issuing import issue, parse_playback_request
@@ -47,6 +52,7 @@ from .openapi import (
     JWKS,
     PLAYBACK_REQUEST,
     PLAYBACK_URL,
+    QUEUED,
     REVOCATION,
     REVOCATION_LIST,
     REVOCATION_REQUEST,
@@ -56,6 +62,7 @@ from .openapi import (
 )
 from .rate_limits import RateLimiter
 from .requests import authenticate, read_json
+from .revocation_spool import RevocationSpool
 from .revocations_api import RevocationsApi
 from .settings import SignerSettings
 
@@ -96,10 +103,11 @@ class SignerApi:
         caller.require_video(req.video_id)
         if self.limiter is not None:
             await self.limiter.check(caller.name, req)
+        req, issued_at = backdated(req, self.clock(), s.not_before_margin, s.max_ttl)
         issued = issue(
             req,
             s.keyring,
-            self.clock(),
+            issued_at,
             public_url=s.public_url,
             mode=s.token_mode,
             cat=s.cat,
@@ -135,8 +143,14 @@ def endpoints(api: SignerApi, revocations: RevocationsApi, health: SignerHealth)
             "/v1/revocations",
             revocations.revoke,
             "Revoke a token, session, video or user before expiry",
-            {201: ("revoked", REVOCATION)},
-            (*_CALLER_ERRORS, StateNotShared, *_BODY_ERRORS, StoreUnavailable),
+            {
+                201: (
+                    "revoked: in Redis, and on enough replicas to survive a failover",
+                    REVOCATION,
+                ),
+                202: ("queued: Redis could not take it; the signer's spool will write it", QUEUED),
+            },
+            (*_CALLER_ERRORS, StateNotShared, *_BODY_ERRORS, StoreUnavailable, NotReplicated),
             REVOCATION_REQUEST,
         ),
         Endpoint(
@@ -210,8 +224,12 @@ def create_app(
     # A store of its own in memory is seen by no validator: revocations there would be a lie.
     shared = not (own_store and state_store.backend == "memory")
     api = SignerApi(settings, clock, RateLimiter(state_store, settings.state))
-    revocations = RevocationsApi(settings, state_store, clock, shared=shared)
-    contract = endpoints(api, revocations, SignerHealth(state_store, shared=shared))
+    spool = None
+    if shared and settings.revocation_spool is not None:
+        spool = RevocationSpool(settings.revocation_spool, state_store, clock)
+    revocations = RevocationsApi(settings, state_store, clock, shared=shared, spool=spool)
+    health = SignerHealth(state_store, shared=shared, spool=spool)
+    contract = endpoints(api, revocations, health)
 
     document = openapi_document(contract)
 
@@ -232,7 +250,6 @@ def create_app(
 
     routes = _routes(contract)
     routes.append(Route("/openapi.json", openapi, methods=["GET"]))
-    health = SignerHealth(state_store, shared=shared)
     routes += admin_routes(settings.admin_key, health.details)
     known = {e.path for e in contract} | {"/openapi.json", "/metrics", "/admin/health"}
 
@@ -243,7 +260,8 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if on_started is not None:
             on_started(lambda: reload_keyring(api, os.environ))
-        yield
+        async with background(spool.run() if spool else None, watch_clock(state_store, settings)):
+            yield
         api.issued.flush()
         if own_store:
             await state_store.close()
@@ -258,6 +276,24 @@ def create_app(
         },
         middleware=[Middleware(RequestMetrics, service="signer", route_of=route_name)],
     )
+
+
+@contextlib.asynccontextmanager
+async def background(*jobs: Coroutine[Any, Any, None] | None) -> AsyncIterator[None]:
+    """Run ``jobs`` (None: skipped) as tasks while the app serves; cancel them when it stops."""
+    tasks = [asyncio.create_task(job) for job in jobs if job is not None]
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=2)
+
+
+def watch_clock(store: StateStore, settings: SignerSettings) -> Coroutine[Any, Any, None]:
+    """The signer stamps not_before and revocation times: warn when its clock drifts."""
+    return ClockSkew(store, settings.state.clock_skew_warning).run()
 
 
 def reload_keyring(api: SignerApi, environ: Mapping[str, str]) -> bool:

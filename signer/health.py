@@ -11,13 +11,18 @@ from edge_validator.core.errors import StoreUnavailable
 from edge_validator.core.protocol import NO_STORE
 from edge_validator.state.store import StateStore
 
+from .revocation_spool import RevocationSpool
+
 _NO_STORE = {"Cache-Control": NO_STORE}
 
 
 class SignerHealth:
-    def __init__(self, store: StateStore, *, shared: bool) -> None:
+    def __init__(
+        self, store: StateStore, *, shared: bool, spool: RevocationSpool | None = None
+    ) -> None:
         self.store = store
         self.shared = shared
+        self.spool = spool
 
     async def _state(self) -> dict[str, Any]:
         state: dict[str, Any] = {"backend": self.store.backend, "connected": True}
@@ -26,6 +31,10 @@ class SignerHealth:
         except StoreUnavailable as exc:
             state.update(connected=False, last_error=str(exc))
         state["shared"] = self.shared
+        if self.spool is not None:
+            # Revocations accepted (202) that Redis does not hold yet, and why.
+            state["revocations_queued"] = self.spool.pending()
+            state["spool_error"] = self.spool.last_error
         return state
 
     async def healthz(self, request: Request) -> Response:

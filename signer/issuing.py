@@ -17,8 +17,8 @@ from edge_validator.core.errors import InvalidField
 from edge_validator.core.keyring import KeyRing
 from edge_validator.core.protocol import TOKEN_PARAM, TOKEN_PREFIX
 from edge_validator.core.token import V4_MAPPED_NETWORK, Claims, seal
-from edge_validator.formats.emit import emit
-from edge_validator.formats.keys import FORMATS as CDN_FORMATS
+from edge_validator.formats.emit import EMIT_FORMATS as CDN_FORMATS
+from edge_validator.formats.emit import emit, keys_of
 from edge_validator.formats.keys import FormatKeys
 from edge_validator.formats.policy import Policy
 
@@ -262,7 +262,7 @@ def issue_foreign(
     token_id: str | None = None,
 ) -> IssuedUrl:
     """The same policy in a CDN's format (edge_validator/formats)."""
-    if keys is None or request.format not in keys.configured():
+    if keys is None or keys_of(request.format) not in keys.configured():
         raise InvalidField("format", f"this signer has no {request.format} key")
     try:
         policy = Policy(

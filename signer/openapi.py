@@ -16,6 +16,8 @@ from starlette.responses import Response
 
 from edge_validator.core.errors import PlayGateError
 
+from .issuing import FORMATS
+
 Handler = Callable[[Request], Awaitable[Response]]
 
 
@@ -110,7 +112,7 @@ PLAYBACK_REQUEST = {
         },
         "format": {
             "type": "string",
-            "enum": ["playgate", "cat", "cloudfront", "akamai", "mediacdn", "secure_link", "jwt"],
+            "enum": list(FORMATS),
             "default": "playgate",
             "description": "playgate (v1), cat (CTA-5007 Common Access Token; max_uses 0 or 1), "
             "or a CDN's format (the signer's format keys; docs/formats.md)",
@@ -156,7 +158,7 @@ REVOCATION_REQUEST = {
         "user_id": _TARGET,
     },
 }
-REVOCATION = {
+REVOCATION: dict[str, Any] = {
     "type": "object",
     "required": ["kind", "value", "revoked_at", "expires_at"],
     "properties": {
@@ -171,6 +173,17 @@ REVOCATION = {
             "type": "string",
             "format": "date-time",
             "description": "ISO 8601 UTC; the revocation is kept until then",
+        },
+    },
+}
+QUEUED = {
+    **REVOCATION,
+    "required": [*REVOCATION["required"], "queued"],
+    "properties": {
+        **REVOCATION["properties"],
+        "queued": {
+            "const": True,
+            "description": "held in the signer's spool; written to Redis as soon as it answers",
         },
     },
 }

@@ -12,8 +12,11 @@ from edge_validator.state.revocations import KINDS, TARGET_RE, Revocation
 from .issuing import VIDEO_ID_RE, iso_time
 
 
-def parse_revocation(doc: object, now: float, retention: int) -> Revocation:
-    """``{"token_id"|"session_id"|"video_id"|"user_id": "..."}``; anything else is a 422."""
+def parse_revocation(doc: object, now: float, retention: int, margin: int = 0) -> Revocation:
+    """``{"token_id"|"session_id"|"video_id"|"user_id": "..."}``; anything else is a 422.
+
+    ``margin``: the signer's not-before margin (clock_margin.py), by which tokens' not_before,
+    and so this stamp, is set back."""
     if not isinstance(doc, dict):
         raise InvalidField("body", "must be a JSON object")
     unknown = sorted(set(doc) - set(KINDS))
@@ -31,15 +34,15 @@ def parse_revocation(doc: object, now: float, retention: int) -> Revocation:
     # one second issue order is unknown. The API answers only once that second is over
     # (``settle_seconds``), so every token issued before the answer is covered and every token
     # issued after it has a later ``not_before``, which a video or user revocation never covers.
-    return Revocation(kind, value, float(math.floor(now)), now + retention + MAX_LEEWAY)
+    return Revocation(kind, value, float(math.floor(now) - margin), now + retention + MAX_LEEWAY)
 
 
-def settle_seconds(rev: Revocation, now: float) -> float:
+def settle_seconds(rev: Revocation, now: float, margin: int = 0) -> float:
     """How long to wait before answering: until the revocation's second is over (0 for token
     and session revocations, which cover their id whenever it was issued)."""
     if rev.kind in ("token_id", "session_id"):
         return 0.0
-    return max(0.0, min(1.0, rev.revoked_at + 1 - now))
+    return max(0.0, min(1.0, rev.revoked_at + margin + 1 - now))
 
 
 def revocation_json(rev: Revocation) -> dict[str, Any]:

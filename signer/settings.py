@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from edge_validator.admin_key import AdminKey
 from edge_validator.core.cat.keys import CatKeyRing
@@ -43,6 +44,11 @@ class SignerSettings:
     format_keys: FormatKeys | None = None
     # The operators' key for /metrics and /admin/health (None: those routes do not exist).
     admin_key: AdminKey | None = None
+    # Where revocations wait while Redis cannot take them (revocation_spool.py); None: a 503.
+    revocation_spool: Path | None = None
+    # Seconds issued tokens' not_before is set back, so validators whose clocks run behind
+    # accept fresh URLs (revoking.py and issuing.py apply it alike).
+    not_before_margin: int = 5
 
     @property
     def revocation_retention(self) -> int:
@@ -78,7 +84,13 @@ class SignerSettings:
             state=StateSettings.from_env(os.environ if environ is None else environ),
             format_keys=format_keys(env),
             admin_key=env.admin_key(),
+            revocation_spool=_path(env.text("PLAYGATE_REVOCATION_SPOOL")),
+            not_before_margin=env.integer("PLAYGATE_NOT_BEFORE_MARGIN", 5, low=0, high=60),
         )
+
+
+def _path(text: str | None) -> Path | None:
+    return None if text is None else Path(text)
 
 
 def cat_issuer(keyring: CatKeyRing, env: Env) -> CatIssuer:

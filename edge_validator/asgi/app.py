@@ -111,6 +111,7 @@ def create_app(
         foreign=settings.foreign_verifier(),
         narrow_sessions=settings.session_binding,
         log_allowed=settings.log_allowed,
+        dual=settings.mediacdn_dual(),
     )
     app.state.guard = guard
     app.state.feed = feed

@@ -46,7 +46,7 @@ async def shield(request: Request) -> Response:
         return denied(InternalError())
     grant = admission.grant
     if admission.location is not None:
-        return session_redirect(admission.location, grant)
+        return _with_cookie(session_redirect(admission.location, grant), admission.set_cookie)
     try:
         reply = await _fetch(request, grant)
     except BadManifest as exc:
@@ -58,7 +58,15 @@ async def shield(request: Request) -> Response:
     except Exception:  # an origin or rewriting bug: deny with a reason, never a bare 500
         log.exception("shield fetch failed token_id=%s", grant.token_id)
         return denied(InternalError())
-    return _response(reply, grant)
+    return _with_cookie(_response(reply, grant), admission.set_cookie)
+
+
+def _with_cookie(response: Response, set_cookie: str | None) -> Response:
+    """A Media CDN long token for this viewer (mediacdn_dual.py): never kept by a cache."""
+    if set_cookie is not None:
+        response.headers["Cache-Control"] = NO_STORE
+        response.headers.append("Set-Cookie", set_cookie)
+    return response
 
 
 async def _fetch(request: Request, grant: Grant) -> OriginReply:

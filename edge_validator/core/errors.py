@@ -164,6 +164,13 @@ class StoreUnavailable(PlayGateError):
     retry_after = 1
 
 
+class NotReplicated(StoreUnavailable):
+    """The primary took a write but too few replicas confirmed it: a failover could lose it,
+    so it is not acknowledged as done (PLAYGATE_REDIS_WAIT_REPLICAS)."""
+
+    reason = "not_replicated"
+
+
 # --- origins ----------------------------------------------------------------------------------
 
 
@@ -328,6 +335,14 @@ class SessionRedirectRequired(PlaybackTokenError):
         "start-token manifests must reach the origin shield or Lambda@Edge, which answer with "
         "a redirect to a session URL (render the nginx edge with `playgate nginx-config`)"
     )
+
+
+class UnsupportedFormat(PlaybackTokenError):
+    """A foreign token format this validator cannot verify here (Lambda@Edge: public-key
+    formats); refused by name, never judged as a PlayGate token."""
+
+    reason = "unsupported_format"
+    hint = "verify this format at the origin shield (docs/formats.md, the format table)"
 
 
 class BadManifest(PlaybackTokenError):

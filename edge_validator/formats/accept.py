@@ -19,19 +19,22 @@ from collections.abc import Hashable, Mapping
 from typing import NamedTuple
 
 from ..core.addresses import ClientAddress
-from ..core.decision import DEFAULT_LEEWAY, DEFAULT_MAX_TTL, MEMO_SIZE, Grant
-from ..core.errors import ConfigurationError, MalformedToken, UnknownKey
-from ..core.paths import Target
+from ..core.decision import (
+    DEFAULT_LEEWAY,
+    DEFAULT_MAX_SESSION,
+    DEFAULT_MAX_TTL,
+    MEMO_SIZE,
+    Grant,
+)
+from ..core.errors import ConfigurationError, UnknownKey
 from ..core.protocol import TOKEN_PARAM, TOKEN_PREFIX
-from ..core.token import Claims
 from . import akamai, cloudfront, jwt_playback, mediacdn, secure_link
 from .cloudfront import CloudFrontPublicKey
 from .jwks import JwksCache
-from .keys import FORMATS, FormatKeys
-from .policy import VIDEO_SCOPE_RE, Access, derived_token_id, judge, video_scope
+from .keys import FORMATS, FormatKeys, MediaKey
+from .policy import Access, foreign_grant, query_params, query_without
 
 Client = ClientAddress | str | None
-_new_tuple = tuple.__new__
 
 
 class Opened(NamedTuple):
@@ -55,6 +58,7 @@ class ForeignVerifier:
         leeway: int = DEFAULT_LEEWAY,
         memo_size: int = MEMO_SIZE,
         jwks: JwksCache | None = None,
+        max_session: int = DEFAULT_MAX_SESSION,
     ) -> None:
         unknown = set(accept) - set(FORMATS)
         if unknown:
@@ -69,6 +73,10 @@ class ForeignVerifier:
         self.keys = keys
         self.accept = frozenset(accept)
         self.max_ttl = max_ttl
+        # Media CDN long tokens (dual-token flow) are sessions: judged against the session cap.
+        self.max_session = max_session
+        self.mediacdn_long = frozenset(keys.mediacdn_long)
+        self._mediacdn_keys: dict[str, MediaKey] = {**keys.mediacdn, **keys.mediacdn_long}
         self.leeway = leeway
         self.memo_size = memo_size
         self._memo: OrderedDict[Hashable, Access] = OrderedDict()
@@ -116,30 +124,19 @@ class ForeignVerifier:
         if opened is None:
             return None
         access = self._authenticate(opened, path, query, cookies, client)
-        decoded = judge(
-            access, opened.origin_path, client, now, leeway=self.leeway, max_ttl=self.max_ttl
-        )
-        scope = access.scope
-        if access.exact and VIDEO_SCOPE_RE.match(decoded):
-            # A token for one file: judged exactly above. Its claims name the file's video, so
-            # revoking the video revokes it too (RevocationView reads /videos/<id>/ scopes).
-            scope = video_scope(decoded)
-        claims = Claims(
-            key_id=access.key_id,
-            expires_at=access.expires_at,
-            not_before=access.not_before,
-            scope=scope,
-            token_id=access.token_id or derived_token_id(opened.format, opened.material),
-            session_id=access.session_id,
-            client_network=access.client_network,
-        )
-        # No PlayGate token: the grant cache and query-token manifest rewriting stay off.
-        request = Target(None, opened.origin_path, opened.origin_query, False)
-        return _new_tuple(Grant, (claims, decoded, request, now))
+        long = access.format == "mediacdn" and access.key_id in self.mediacdn_long
+        max_ttl = self.max_session if long else self.max_ttl
+        opened_at = (opened.format, opened.material, opened.origin_path, opened.origin_query)
+        return foreign_grant(access, opened_at, client, now, leeway=self.leeway, max_ttl=max_ttl)
+
+    def opened(self, target: str, cookies: Mapping[str, str]) -> Opened | None:
+        """What ``authorize`` recognised in a request target (the format and its token)."""
+        path, _, query = target.partition("?")
+        return self.recognise(path, query, cookies)
 
     def recognise(self, path: str, query: str, cookies: Mapping[str, str]) -> Opened | None:
         accept = self.accept
-        params = _params(query)
+        params = query_params(query)
         if "secure_link" in accept and path.startswith(secure_link.PREFIX):
             md5, _, origin = secure_link.split(path)
             return Opened("secure_link", origin, query, md5)
@@ -162,7 +159,7 @@ class ForeignVerifier:
         if "akamai" in accept:
             token = params.get(akamai.TOKEN_NAME) or cookies.get(akamai.TOKEN_NAME)
             if token:
-                return Opened("akamai", path, _without(query, akamai.TOKEN_NAME), token)
+                return Opened("akamai", path, query_without(query, akamai.TOKEN_NAME), token)
         return None
 
     def _mediacdn(
@@ -174,7 +171,7 @@ class ForeignVerifier:
             return Opened("mediacdn", prefix[:-1] + rest, query, token)
         short = params.get(mediacdn.SHORT_TOKEN_PARAM)
         if short:
-            return Opened("mediacdn", path, _without(query, mediacdn.SHORT_TOKEN_PARAM), short)
+            return Opened("mediacdn", path, query_without(query, mediacdn.SHORT_TOKEN_PARAM), short)
         cookie = cookies.get(mediacdn.COOKIE)
         if cookie:
             return Opened("mediacdn", path, query, cookie)
@@ -211,7 +208,7 @@ class ForeignVerifier:
             return jwt_playback.verify(opened.material, jwt_keys)
         if opened.format == "cloudfront":
             return cloudfront.verify(path, query, cookies, self._cloudfront, public_url)
-        return mediacdn.verify(path, query, cookies, keys.mediacdn, public_url)[0]
+        return mediacdn.verify(path, query, cookies, self._mediacdn_keys, public_url)[0]
 
 
 def _memo_key(opened: Opened, path: str, query: str, cookies: Mapping[str, str]) -> Hashable:
@@ -233,22 +230,6 @@ def _memo_key(opened: Opened, path: str, query: str, cookies: Mapping[str, str])
     return ("mediacdn", opened.material, token_prefix, full_path)
 
 
-def _params(query: str) -> dict[str, str]:
-    """First value of each parameter; the formats' own parsers refuse duplicates."""
-    found: dict[str, str] = {}
-    for param in query.split("&") if query else ():
-        name, _, value = param.partition("=")
-        found.setdefault(name, value)
-    return found
-
-
-def _without(query: str, name: str) -> str:
-    kept = [p for p in query.split("&") if p.partition("=")[0] != name]
-    if len(kept) < len(query.split("&")) - 1:
-        raise MalformedToken(f"more than one {name}")
-    return "&".join(kept)
-
-
 def _jwt(path: str, query: str, params: dict[str, str]) -> Opened | None:
     if path.startswith(TOKEN_PREFIX):
         token, slash, rest = path[len(TOKEN_PREFIX) :].partition("/")
@@ -257,5 +238,5 @@ def _jwt(path: str, query: str, params: dict[str, str]) -> Opened | None:
         return None
     in_query = params.get(TOKEN_PARAM)
     if in_query and jwt_playback.looks_like_jwt(in_query):
-        return Opened("jwt", path, _without(query, TOKEN_PARAM), in_query)
+        return Opened("jwt", path, query_without(query, TOKEN_PARAM), in_query)
     return None

@@ -39,12 +39,5 @@ def jwks_cache(env: Env) -> JwksCache | None:
 
 
 def format_keys(env: Env) -> FormatKeys | None:
-    text = env.text("PLAYGATE_FORMAT_KEYS")
-    path = env.text("PLAYGATE_FORMAT_KEYS_FILE")
-    if text and path:
-        raise ConfigurationError("set PLAYGATE_FORMAT_KEYS or PLAYGATE_FORMAT_KEYS_FILE, not both")
-    if text:
-        return FormatKeys.from_json(text)
-    if path:
-        return FormatKeys.from_file(path)
-    return None
+    text = env.json_or_file("PLAYGATE_FORMAT_KEYS")
+    return None if text is None else FormatKeys.from_json(text)

@@ -16,9 +16,19 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from ..core.errors import ConfigurationError
 from . import akamai, cloudfront, jwt_playback, mediacdn, secure_link
 from .cloudfront import CloudFrontSigningKey
-from .keys import FormatKeys
+from .keys import FORMATS, FormatKeys
 from .mediacdn import MediaCdnKey
 from .policy import Policy, derived_token_id
+
+# What the signer emits: every format, and Media CDN's dual-token short token (its keys are the
+# mediacdn keys; a validator accepting "mediacdn" verifies it and exchanges it for a long token).
+MEDIACDN_SHORT = "mediacdn_short"
+EMIT_FORMATS = (*FORMATS, MEDIACDN_SHORT)
+
+
+def keys_of(format_name: str) -> str:
+    """The format whose keys sign ``format_name``."""
+    return "mediacdn" if format_name == MEDIACDN_SHORT else format_name
 
 
 class Emitted(NamedTuple):
@@ -53,6 +63,8 @@ def emit(format_name: str, policy: Policy, keys: FormatKeys, public_url: str) ->
         url = mediacdn.emit(policy, _first([k for k in ed if _private(k)], format_name), base)
         token = url.split("/" + mediacdn.TOKEN_SEGMENT, 1)[1].split("/", 1)[0]
         return Emitted(url, token, derived_token_id(format_name, token), {})
+    if format_name == MEDIACDN_SHORT:
+        return _mediacdn_short(policy, keys, base)
     if format_name == "jwt":
         key = _first([k for k in keys.jwt.values() if k.is_private], format_name)
         path = jwt_playback.emit_path(policy, key)
@@ -62,6 +74,25 @@ def emit(format_name: str, policy: Policy, keys: FormatKeys, public_url: str) ->
 
 
 K = TypeVar("K")
+
+
+def _mediacdn_short(policy: Policy, keys: FormatKeys, base: str) -> Emitted:
+    """A dual-token short token over the video's URL prefix, for the entry file: ``Starts`` and
+    ``Expires`` the start window, ``Data`` the token id, ``SessionID`` and ``IPRanges`` copied
+    as Media CDN copies them into its long token (PlayGate's shield exchanges a bound one for
+    nothing: docs/formats.md)."""
+    ed = [k for k in keys.mediacdn.values() if isinstance(k, MediaCdnKey) and _private(k)]
+    token = mediacdn.sign_token(
+        _first(ed, "mediacdn"),
+        policy.expires_at,
+        url_prefix=base + policy.scope,
+        starts=policy.not_before,
+        session_id=policy.session_id,
+        data=policy.token_id,
+        ip_ranges=policy.client_network,
+    )
+    url = f"{base}{policy.entry_path}?{mediacdn.SHORT_TOKEN_PARAM}={token}"
+    return Emitted(url, token, policy.token_id, {})
 
 
 def _private(key: MediaCdnKey) -> bool:

@@ -10,7 +10,11 @@ formats (Akamai, nginx secure_link, Media CDN HMAC short tokens) are shared secr
      "akamai": [{"id": "ak1", "key_hex": "<64+ hex digits>"}],
      "cloudfront": [{"id": "K2JCJMDEHXQW5F", "private_key_pem": "..."}],
      "jwt": [{"id": "kid-1", "alg": "EdDSA", "public_key_pem": "...", "audience": "v"}],
-     "mediacdn": [{"id": "key-1", "ed25519_seed": "<b64>"}, {"id": "mac", "hmac_secret": "<b64>"}]}
+     "mediacdn": [{"id": "key-1", "ed25519_seed": "<b64>"}, {"id": "mac", "hmac_secret": "<b64>"}],
+     "mediacdn_long": [{"id": "long-1", "ed25519_seed": "<b64>"}]}
+
+``mediacdn_long``: the Ed25519 key(s) a validator signs Media CDN long tokens with when it
+exchanges a short token (``mediacdn_dual``); the first private one signs, all verify.
 
 Private keys are given as ``private_key_pem`` (or ``ed25519_seed``), public ones as
 ``public_key_pem`` (or ``ed25519_public``). Secrets never appear in a repr or an error.
@@ -50,6 +54,12 @@ class FormatKeys:
     cloudfront: dict[str, CloudFrontKey] = field(default_factory=dict)
     jwt: dict[str, JwtKey] = field(default_factory=dict)
     mediacdn: dict[str, MediaKey] = field(default_factory=dict)
+    # Media CDN dual-token long tokens: a keyset of their own (mediacdn_dual.py).
+    mediacdn_long: dict[str, MediaCdnKey] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if set(self.mediacdn) & set(self.mediacdn_long):
+            raise ConfigurationError("format keys: mediacdn and mediacdn_long share a key id")
 
     def configured(self) -> tuple[str, ...]:
         return tuple(name for name in FORMATS if getattr(self, name))
@@ -61,7 +71,10 @@ class FormatKeys:
             k: v.public() if isinstance(v, MediaCdnKey) else v for k, v in self.mediacdn.items()
         }
         jwt = {k: v.public() for k, v in self.jwt.items()}
-        return FormatKeys(self.public_url, self.secure_link, self.akamai, cloudfront, jwt, mediacdn)
+        long = {k: v.public() for k, v in self.mediacdn_long.items()}
+        return FormatKeys(
+            self.public_url, self.secure_link, self.akamai, cloudfront, jwt, mediacdn, long
+        )
 
     @classmethod
     def from_file(cls, path: str) -> FormatKeys:
@@ -77,8 +90,10 @@ class FormatKeys:
             doc = json.loads(text)
         except ValueError:
             raise ConfigurationError("the format keys are not JSON") from None
-        if not isinstance(doc, dict) or not set(doc) <= {"public_url", *FORMATS}:
-            raise ConfigurationError(f"format keys: an object of public_url, {', '.join(FORMATS)}")
+        if not isinstance(doc, dict) or not set(doc) <= {"public_url", *FORMATS, "mediacdn_long"}:
+            raise ConfigurationError(
+                f"format keys: an object of public_url, {', '.join(FORMATS)}, mediacdn_long"
+            )
         public_url = doc.get("public_url")
         if public_url is not None and (
             not isinstance(public_url, str)
@@ -94,6 +109,7 @@ class FormatKeys:
                 {_id(e): _cloudfront(e) for e in _entries(doc, "cloudfront")},
                 {_id(e): _jwt(e) for e in _entries(doc, "jwt")},
                 {_id(e): _mediacdn(e) for e in _entries(doc, "mediacdn")},
+                {_id(e): _mediacdn_ed25519(e) for e in _entries(doc, "mediacdn_long")},
             )  # fmt: skip
         except (KeyError, TypeError, ValueError, binascii.Error) as exc:
             # Never the message: it could quote key material.
@@ -155,6 +171,10 @@ def _jwt(entry: dict[str, Any]) -> JwtKey:
 def _mediacdn(entry: dict[str, Any]) -> MediaKey:
     if "hmac_secret" in entry:
         return MediaCdnHmacKey(_id(entry), _b64(_text(entry, "hmac_secret")))
+    return _mediacdn_ed25519(entry)
+
+
+def _mediacdn_ed25519(entry: dict[str, Any]) -> MediaCdnKey:
     if "ed25519_seed" in entry:
         return MediaCdnKey.from_seed(_id(entry), _text(entry, "ed25519_seed"))
     raw = _b64(_text(entry, "ed25519_public"))

@@ -19,9 +19,17 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from ..core.addresses import ClientAddress, in_network
-from ..core.decision import DEFAULT_LEEWAY, DEFAULT_MAX_TTL
-from ..core.errors import Expired, IpMismatch, LifetimeExceeded, NotYetValid, OutOfScope
-from ..core.paths import normalize_path
+from ..core.decision import DEFAULT_LEEWAY, DEFAULT_MAX_TTL, Grant
+from ..core.errors import (
+    Expired,
+    IpMismatch,
+    LifetimeExceeded,
+    MalformedToken,
+    NotYetValid,
+    OutOfScope,
+)
+from ..core.paths import Target, normalize_path
+from ..core.token import Claims
 
 VIDEO_PREFIX = "/videos/"
 # The video ids the signer issues (signer.issuing.VIDEO_ID_RE), as the first segments of a path.
@@ -142,3 +150,59 @@ def judge(
     if network is not None and not in_network(client, network):
         raise IpMismatch("the token is bound to another client network", token_id=token_id)
     return decoded
+
+
+_new_tuple = tuple.__new__
+
+
+def foreign_grant(
+    access: Access,
+    opened: tuple[str, str, str, str],
+    client: ClientAddress | str | None,
+    now: float,
+    *,
+    leeway: int = DEFAULT_LEEWAY,
+    max_ttl: int = DEFAULT_MAX_TTL,
+) -> Grant:
+    """Judge an authentic foreign token (``judge``) and make it a ``Grant`` like any other, so
+    the same state checks (revocation by token id, video, session) run after it.
+
+    ``opened``: the format, the signature-bearing text (the source of a derived token id), and
+    the raw path and query the origin will see, the format's token removed.
+    """
+    format_name, material, origin_path, origin_query = opened
+    decoded = judge(access, origin_path, client, now, leeway=leeway, max_ttl=max_ttl)
+    scope = access.scope
+    if access.exact and VIDEO_SCOPE_RE.match(decoded):
+        # A token for one file: judged exactly above. Its claims name the file's video, so
+        # revoking the video revokes it too (RevocationView reads /videos/<id>/ scopes).
+        scope = video_scope(decoded)
+    claims = Claims(
+        key_id=access.key_id,
+        expires_at=access.expires_at,
+        not_before=access.not_before,
+        scope=scope,
+        token_id=access.token_id or derived_token_id(format_name, material),
+        session_id=access.session_id,
+        client_network=access.client_network,
+    )
+    # No PlayGate token: the grant cache and query-token manifest rewriting stay off.
+    request = Target(None, origin_path, origin_query, False)
+    return _new_tuple(Grant, (claims, decoded, request, now))
+
+
+def query_params(query: str) -> dict[str, str]:
+    """First value of each parameter; the formats' own parsers refuse duplicates."""
+    found: dict[str, str] = {}
+    for param in query.split("&") if query else ():
+        name, _, value = param.partition("=")
+        found.setdefault(name, value)
+    return found
+
+
+def query_without(query: str, name: str) -> str:
+    """The query with the parameter ``name`` removed; refused when it appears twice."""
+    kept = [p for p in query.split("&") if p.partition("=")[0] != name]
+    if len(kept) < len(query.split("&")) - 1:
+        raise MalformedToken(f"more than one {name}")
+    return "&".join(kept)

@@ -7,6 +7,7 @@ trip to the store.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -19,6 +20,7 @@ from ..core.errors import (
     UseLimitReached,
 )
 from ..metrics import metrics
+from .clock_skew import ClockSkew
 from .settings import FAIL_OPEN, StateSettings
 from .store import StateStore
 from .sync import RevocationSync
@@ -37,6 +39,8 @@ class StateGuard:
         self.settings = settings
         self.shared = shared
         self.sync = RevocationSync(store, settings)
+        self.clock_skew = ClockSkew(store, settings.clock_skew_warning)
+        self._skew_task: asyncio.Task[None] | None = None
 
     async def check(self, grant: Grant, *, stream_id: str | None = None) -> None:
         """Raise PlaybackTokenError when shared state denies the grant.
@@ -84,7 +88,7 @@ class StateGuard:
             )
         except StoreUnavailable as exc:
             log.warning("stream count unavailable token_id=%s: %s", claims.token_id, exc)
-            if self.settings.failure_policy == FAIL_OPEN and self.sync.trusted():
+            if self._young_outage():
                 metrics().fail_open_decisions.inc()
                 return  # fail-open and the outage is young enough: let the stream play
             raise StateUnavailable(
@@ -92,6 +96,17 @@ class StateGuard:
             ) from None
         if not ok:
             raise TooManyStreams("too many concurrent streams", token_id=claims.token_id)
+
+    def _young_outage(self) -> bool:
+        """Fail-open lets an uncounted stream play only within PLAYGATE_STATE_MAX_STALENESS:
+        the "serve" fallback keeps revocations served past it, never limits that cannot be
+        counted."""
+        s = self.settings
+        return (
+            s.failure_policy == FAIL_OPEN
+            and self.sync.trusted()
+            and self.sync.staleness() <= s.max_staleness
+        )
 
     def health(self) -> dict[str, Any]:
         sync = self.sync
@@ -105,14 +120,23 @@ class StateGuard:
             "view_staleness_seconds": None if staleness == float("inf") else round(staleness, 3),
             "last_resync": sync.last_resync,
             "last_error": None if sync.healthy else sync.last_error,
+            "clock_offset_seconds": _rounded(self.clock_skew.offset),
         }
 
     def ready(self) -> bool:
         return self.sync.trusted()
 
     async def start(self) -> None:
+        self._skew_task = asyncio.create_task(self.clock_skew.run(), name="playgate-clock-skew")
         await self.sync.start()
 
     async def stop(self) -> None:
+        if self._skew_task is not None:
+            self._skew_task.cancel()
+            await asyncio.wait([self._skew_task], timeout=1)
         await self.sync.stop()
         await self.store.close()
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)

@@ -93,6 +93,9 @@ class MemoryStore:
     async def ping(self) -> None:
         return None
 
+    async def server_time(self) -> float | None:
+        return None  # this process's own clock: no skew to measure
+
     async def close(self) -> None:
         return None
 

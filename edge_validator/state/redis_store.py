@@ -28,6 +28,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..core.errors import StoreUnavailable
 from ..metrics import metrics
+from .durability import Durability
 from .rate_batch import RateBatch
 from .revocations import Revocation
 from .settings import StateSettings
@@ -174,6 +175,7 @@ return out
         )
         self._warm = False
         self._warming = asyncio.Lock()
+        self._durability = Durability(settings, f"{p}:{{revocations}}:durable")
 
     async def _warm_up(self) -> None:
         """Connect and load every script once, before concurrent callers race to do both.
@@ -208,6 +210,7 @@ return out
             await self._revoke(self._rev_keys, [rev.member, doc, rev.expires_at, rev.revoked_at])
             # Outside the script: in a cluster PUBLISH reaches every node from any node.
             await self.client.publish(self.channel, doc)
+            await self._durability.confirm(self.client)  # a failover must not lose it
 
     async def revocations(self, now: float) -> list[Revocation]:
         async with self._guard():
@@ -279,6 +282,12 @@ return out
     async def ping(self) -> None:
         async with self._guard():
             await self.client.ping()
+
+    async def server_time(self) -> float | None:
+        """Redis's clock (``TIME``), to measure this host's clock against."""
+        async with self._guard():
+            seconds, micros = await self.client.time()
+        return float(seconds) + float(micros) / 1e6
 
     async def close(self) -> None:
         for client in [self.client, *self._extra]:

@@ -52,13 +52,19 @@ class StateSettings:
     # What the validator does when Redis is unreachable.
     failure_policy: str = FAIL_OPEN
     max_staleness: float = 60.0
-    # fail_open, past max_staleness: "deny" everything stateful, or keep "serve"-ing the last view.
-    stale_fallback: str = "deny"
+    # fail_open, past max_staleness: keep "serve"-ing the last view (default: a Redis outage is
+    # not a playback outage), or "deny" every request. docs/redis.md weighs the choices.
+    stale_fallback: str = "serve"
     resync_seconds: float = 5.0
     stream_idle_seconds: int = 30
     api_key_rate: RateLimit = RateLimit(1000, 1)
     viewer_rate: RateLimit = RateLimit(60, 60)
     key_prefix: str = "playgate"
+    # Replicas that must hold a revocation before it is acknowledged (WAIT), so that a failover
+    # cannot lose it (durability.py). None: 1 with Sentinel, else 0.
+    wait_replicas: int | None = None
+    # |local clock - Redis TIME| above which a process warns (clock_skew.py).
+    clock_skew_warning: float = 1.0
 
     @property
     def redis_target(self) -> str | None:
@@ -79,6 +85,12 @@ class StateSettings:
     @property
     def uses_redis(self) -> bool:
         return self.redis_url is not None or self.sentinel_service is not None
+
+    @property
+    def replicas_to_wait(self) -> int:
+        if self.wait_replicas is not None:
+            return self.wait_replicas
+        return 1 if self.sentinel_service else 0
 
     @property
     def call_budget(self) -> float:
@@ -118,13 +130,25 @@ class StateSettings:
                 "PLAYGATE_STATE_FAILURE_POLICY", FAIL_OPEN, (FAIL_OPEN, FAIL_CLOSED)
             ),
             max_staleness=env.number("PLAYGATE_STATE_MAX_STALENESS", 60.0, low=0, high=86400),
-            stale_fallback=env.choice("PLAYGATE_STATE_STALE_FALLBACK", "deny", ("deny", "serve")),
+            stale_fallback=env.choice("PLAYGATE_STATE_STALE_FALLBACK", "serve", ("serve", "deny")),
             resync_seconds=env.number("PLAYGATE_STATE_RESYNC_SECONDS", 5.0, low=0.1, high=3600),
             stream_idle_seconds=env.integer("PLAYGATE_STREAM_IDLE_SECONDS", 30, low=1, high=3600),
             api_key_rate=_rate(env, "PLAYGATE_RATE_LIMIT_API_KEY", "1000/1"),
             viewer_rate=_rate(env, "PLAYGATE_RATE_LIMIT_VIEWER", "60/60"),
             key_prefix=prefix,
+            wait_replicas=_wait_replicas(env, sentinel=bool(service), cluster=cluster),
+            clock_skew_warning=env.number("PLAYGATE_CLOCK_SKEW_WARNING", 1.0, low=0.01, high=3600),
         )
+
+
+def _wait_replicas(env: Env, *, sentinel: bool, cluster: bool) -> int:
+    """Sentinel fails over to a replica, so by default one must hold each revocation; a single
+    server has no replica to wait for (and a Cluster's WAIT would need a node per slot)."""
+    default_replicas = 1 if sentinel else 0
+    replicas = env.integer("PLAYGATE_REDIS_WAIT_REPLICAS", default_replicas, low=0, high=16)
+    if replicas and cluster:
+        raise ConfigurationError("PLAYGATE_REDIS_WAIT_REPLICAS is not supported with a Cluster")
+    return replicas
 
 
 def _rate(env: Env, name: str, default: str) -> RateLimit:

@@ -46,6 +46,9 @@ class StateStore(Protocol):
 
     async def ping(self) -> None: ...
 
+    async def server_time(self) -> float | None:
+        """The store's clock (unix seconds), or None when it is this process's own."""
+
     async def close(self) -> None: ...
 
 

@@ -25,9 +25,13 @@ def _pem(key: ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey) -> str:
     ).decode("ascii")
 
 
+def _seed() -> str:
+    raw = ed25519.Ed25519PrivateKey.generate().private_bytes_raw()
+    return base64.urlsafe_b64encode(raw).decode()
+
+
 def demo_format_keys(public_url: str, path: Path) -> FormatKeys:
     """New keys for every format, written (mode 600) to ``path`` for the curious."""
-    seed = ed25519.Ed25519PrivateKey.generate().private_bytes_raw()
     doc = {
         "public_url": public_url,
         "secure_link": [{"id": "demo-sl", "secret": secrets.token_urlsafe(32)}],
@@ -42,7 +46,9 @@ def demo_format_keys(public_url: str, path: Path) -> FormatKeys:
                 "private_key_pem": _pem(ed25519.Ed25519PrivateKey.generate()),
             }
         ],
-        "mediacdn": [{"id": "demo-mcdn", "ed25519_seed": base64.urlsafe_b64encode(seed).decode()}],
+        "mediacdn": [{"id": "demo-mcdn", "ed25519_seed": _seed()}],
+        # The shield's own key for Media CDN long tokens (dual-token exchange).
+        "mediacdn_long": [{"id": "demo-mcdn-long", "ed25519_seed": _seed()}],
     }
     text = json.dumps(doc, indent=1)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -38,6 +38,7 @@ class Machine:
         self.replacements = [
             ("/etc/playgate", str(root / "etc/playgate")),
             ("/var/lib/playgate-edge", str(root / "var/lib/playgate-edge")),
+            ("/var/lib/playgate-signer", str(root / "var/lib/playgate-signer")),
             ("/opt/playgate/venv/bin/playgate", str(Path(sys.executable).with_name("playgate"))),
             ("127.0.0.1:8080", f"127.0.0.1:{self.ports['signer']}"),
             ("--port 8080", f"--port {self.ports['signer']}"),

@@ -39,3 +39,21 @@ def test_a_url_in_every_format_plays_through_the_demo(tmp_path: Path) -> None:
             segment = httpx.URL(issued["url"]).copy_with(query=None).join(SEGMENT)
             resp = httpx.get(segment, cookies=cookies, timeout=10)
             assert resp.status_code == 200, (name, resp.headers.get("x-playgate-reason"))
+        # Media CDN's dual token: the signer's short token is exchanged at the edge for a long
+        # token (a path component the player follows, and the cookie).
+        issued = httpx.post(
+            f"{banner['Signer']}/v1/playback-urls",
+            json={"video_id": "demo", "format": "mediacdn_short", "session_id": "s-7"},
+            headers=auth,
+            timeout=10,
+        ).json()
+        assert "?edge-cache-token=URLPrefix=" in issued["url"], issued
+        assert "~SessionID=s-7~Data=" in issued["token"]
+        first = httpx.get(issued["url"], timeout=10)
+        assert first.status_code == 302, first.headers.get("x-playgate-reason")
+        assert "KeyName=demo-mcdn-long" in first.headers["location"]
+        assert first.headers["set-cookie"].startswith("Edge-Cache-Cookie=URLPrefix=")
+        played = httpx.get(str(first.url.join(first.headers["location"])), timeout=10)
+        assert played.status_code == 200
+        segment = httpx.get(str(played.url.join(SEGMENT)), timeout=10)
+        assert segment.status_code == 200

@@ -27,7 +27,11 @@ def test_openapi_lists_every_error_each_route_declares(signer_url: str) -> None:
     post = paths["/v1/playback-urls"]["post"]["responses"]
     assert {"201", "400", "401", "403", "413", "415", "422", "429", "503"} == set(post)
     revoke = paths["/v1/revocations"]["post"]["responses"]
-    assert {"201", "400", "401", "403", "413", "415", "422", "501", "503"} == set(revoke)
+    assert {"201", "202", "400", "401", "403", "413", "415", "422", "501", "503"} == set(revoke)
+    unavailable = revoke["503"]["content"]["application/json"]["schema"]["properties"]["error"]
+    assert unavailable["enum"] == ["store_unavailable", "not_replicated"]
+    queued = revoke["202"]["content"]["application/json"]["schema"]
+    assert "queued" in queued["required"]
     forbidden = revoke["403"]["content"]["application/json"]["schema"]["properties"]["error"]
     assert forbidden["enum"] == ["missing_scope", "video_not_allowed"]
     listing = paths["/v1/revocations"]["get"]["responses"]

@@ -72,13 +72,13 @@ def test_revocations_are_created_and_listed(signer: str) -> None:
     assert (doc["kind"], doc["value"]) == ("video_id", "demo")
     # ISO 8601 like a playback URL's expires_at; kept as long as the longest-lived token or
     # session could live: max(max TTL 3600, max session 43200) + leeway cap (60), from the
-    # revocation's whole second.
+    # revocation's whole second; revoked_at is that second minus the not-before margin (5).
     revoked_at = datetime.fromisoformat(doc["revoked_at"])
     expires_at = datetime.fromisoformat(doc["expires_at"])
     assert doc["revoked_at"].endswith("Z")
     assert doc["expires_at"].endswith("Z")
     assert revoked_at.timestamp() == int(revoked_at.timestamp())
-    assert (expires_at - revoked_at).total_seconds() == pytest.approx(43260, abs=1)
+    assert (expires_at - revoked_at).total_seconds() == pytest.approx(43260 + 5, abs=1)
     assert abs(revoked_at.timestamp() - time.time()) < 60
     listed = httpx.get(f"{signer}/v1/revocations", headers=AUTH).json()["revocations"]
     assert [(r["kind"], r["value"]) for r in listed] == [("video_id", "demo")]

@@ -12,12 +12,13 @@ import pytest
 from edge_validator.state import Revocation, StateSettings, StateStore, build_store
 from edge_validator.state.memory import MemoryStore
 from edge_validator.state.redis_store import RedisStore
-from playgate.redis_server import redis_sentinel, redis_server
+from playgate.redis_server import redis_replica, redis_sentinel, redis_server
 
 
 @pytest.fixture(scope="module")
 def sentinel_address() -> Iterator[str]:
-    with redis_server() as primary, redis_sentinel(primary) as address:
+    # With its replica: revocations through Sentinel wait for one (PLAYGATE_REDIS_WAIT_REPLICAS).
+    with redis_server() as primary, redis_replica(primary), redis_sentinel(primary) as address:
         yield address
 
 

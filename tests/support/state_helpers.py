@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import httpx
 
@@ -53,7 +53,8 @@ def validator(keyring: KeyRing, state: StateSettings) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def stack(keyring: KeyRing, state: StateSettings) -> Iterator[Stack]:
+def stack(keyring: KeyRing, state: StateSettings, **signer: Any) -> Iterator[Stack]:
+    """``signer``: more SignerSettings fields (a revocation spool, a not-before margin)."""
     with validator(keyring, state) as validator_url:
         settings = SignerSettings(
             keyring=keyring,
@@ -61,6 +62,7 @@ def stack(keyring: KeyRing, state: StateSettings) -> Iterator[Stack]:
             public_url=validator_url,
             state=state,
             admin_key=AdminKey(ADMIN_KEY_HASH),
+            **signer,
         )
         with serve_app(create_signer(settings)) as signer_url:
             yield Stack(signer_url, validator_url, keyring, state)

@@ -2,7 +2,8 @@
 
 A variable is any string constant in edge_validator/, signer/ or playgate/ that is a whole
 environment variable name (``PLAYGATE_*``, ``REDIS_URL``, ``AWS_*``): every read goes through
-``Env`` (or ``os.environ.get`` in the CLI) with the name written out. When a read passes a
+``Env`` (or ``os.environ.get`` in the CLI) with the name written out (``Env.json_or_file("X")``
+reads ``X`` and ``X_FILE``). When a read passes a
 default right after the name, the table's default column must show it.
 """
 
@@ -54,7 +55,14 @@ def read_by_code() -> dict[str, list[tuple[str, object]]]:
                         default = _literal(after, path) if after is not None else None
                         where = f"{path.relative_to(ROOT)}:{node.lineno}"
                         reads.setdefault(arg.value, []).append((where, default))
+                        if _reads_file_too(node):
+                            reads.setdefault(f"{arg.value}_FILE", []).append((where, None))
     return reads
+
+
+def _reads_file_too(call: ast.Call) -> bool:
+    """``env.json_or_file("X")`` reads ``X`` and ``X_FILE``."""
+    return isinstance(call.func, ast.Attribute) and call.func.attr == "json_or_file"
 
 
 def _shown(default: object) -> str:

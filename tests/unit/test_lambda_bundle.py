@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from edge_validator.core.keyring import KeyRing, new_keyring_json
-from playgate.lambda_bundle import MAX_ZIP_BYTES, write_bundle
+from playgate.lambda_bundle import LAMBDA_FORMAT_MODULES, MAX_ZIP_BYTES, write_bundle
 from tests.support import factories
 from tests.support.factories import ROOT
 
@@ -27,6 +27,8 @@ EXPECTED = {
     "edge_validator/__init__.py",
     "edge_validator/lambda_edge.py",
     "edge_validator/baked_config.json",
+    # The shared-secret formats, verified at the edge (formats/lambda_formats.py).
+    *(f"edge_validator/formats/{name}.py" for name in LAMBDA_FORMAT_MODULES),
 }
 # Runs inside the unzipped bundle with -I -S: no site-packages, no environment, no cwd on the path.
 RUNNER = """
@@ -42,6 +44,21 @@ foreign = sorted(
 )
 json.dump({"results": results, "foreign": foreign}, sys.stdout)
 """
+
+
+def run_bundle(folder: Path, events: list[dict[str, Any]]) -> dict[str, Any]:
+    """The handler of an unzipped bundle on ``events``, in a fresh ``python -I -S``."""
+    done = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", RUNNER, str(folder)],
+        input=json.dumps(events),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    out: dict[str, Any] = json.loads(done.stdout)
+    return out
 
 
 def build(keyring_file: Path, output: Path, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -134,16 +151,7 @@ def test_unzipped_bundle_runs_with_the_standard_library_only(
         event(good[:-2] + "AA"),
         event(good.replace("A", "B", 1)),
     ]
-    done = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", RUNNER, str(tmp_path / "task")],
-        input=json.dumps(events),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    out = json.loads(done.stdout)
+    out = run_bundle(tmp_path / "task", events)
     assert out["foreign"] == []
     allowed, query, ipv6, bad1, bad2 = out["results"]
     assert allowed["uri"] == "/videos/demo/master.m3u8"
@@ -184,16 +192,7 @@ def test_hs256_cat_runs_in_the_bundle_with_the_standard_library_only(
     now = int(time.time())
     good = factories.cat_token(now=now - 5)
     events = [event(good), event(good, "viewer-request-query-token.json"), event(good[:-2] + "AA")]
-    done = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", RUNNER, str(tmp_path / "task")],
-        input=json.dumps(events),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    out = json.loads(done.stdout)
+    out = run_bundle(tmp_path / "task", events)
     assert out["foreign"] == []
     allowed, query, bad = out["results"]
     assert allowed["uri"] == "/videos/demo/master.m3u8"

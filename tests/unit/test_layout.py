@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from playgate.lambda_bundle import LAMBDA_FORMAT_MODULES
 from tests.support.factories import ROOT
 
 CORE = ROOT / "edge_validator" / "core"
@@ -32,10 +33,14 @@ def imports_of(path: Path) -> set[str]:
 
 
 def test_the_core_imports_only_the_standard_library_and_itself() -> None:
-    for path in [*CORE.glob("*.py"), ROOT / "edge_validator" / "lambda_edge.py"]:
+    """The core and what the Lambda@Edge bundle ships with it (the shared-secret formats)."""
+    formats = [ROOT / "edge_validator" / "formats" / f"{n}.py" for n in LAMBDA_FORMAT_MODULES]
+    bundled = {f"edge_validator.formats.{n}" for n in LAMBDA_FORMAT_MODULES}
+    for path in [*CORE.glob("*.py"), ROOT / "edge_validator" / "lambda_edge.py", *formats]:
         for name in imports_of(path):
             top = name.partition(".")[0]
             allowed = name.startswith("edge_validator.core") or top in sys.stdlib_module_names
+            allowed = allowed or name in bundled or name == "edge_validator.formats"
             assert allowed or top == "__future__", f"{path.name} imports {name}"
 
 

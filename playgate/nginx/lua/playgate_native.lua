@@ -748,7 +748,7 @@ function _M.init_worker()
         ngx.timer.at(0, poll)
     end
     if key_error ~= nil then
-        ngx.log(ngx.WARN, "playgate native: off (", key_error, "); every request goes to the ",
+        ngx.log(ngx.ERR, "playgate native: off (", key_error, "); every request goes to the ",
             "validator")
     end
 end
