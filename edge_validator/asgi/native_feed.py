@@ -33,7 +33,8 @@ async def native_feed(request: Request) -> Response:
         return problem(Unauthorized("send a feed authentication made with the key ring"))
     epoch = request.query_params.get("epoch", "")
     cursor_text = request.query_params.get("cursor", "")
-    cursor = int(cursor_text) if cursor_text.isdigit() and len(cursor_text) < 19 else -1
+    ok = cursor_text.isascii() and cursor_text.isdigit() and len(cursor_text) < 19  # not '²'
+    cursor = int(cursor_text) if ok else -1
     # Both read before any await: the log and its cursor belong together.
     fresh = feed.since(epoch, cursor)
     full = fresh is None

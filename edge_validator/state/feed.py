@@ -56,7 +56,8 @@ def auth_header(keyring: KeyRing, key_id: str, now: float) -> str:
 def accepts(keyring: KeyRing, header: str | None, now: float) -> bool:
     """Is ``header`` a fresh feed authentication under a key of ``keyring``? Constant-time."""
     parts = (header or "").split(".")
-    if len(parts) != 3 or not parts[1].isdigit() or len(parts[1]) > 12:
+    # isascii: str.isdigit() also holds for digits int() refuses ('²').
+    if len(parts) != 3 or not (parts[1].isascii() and parts[1].isdigit()) or len(parts[1]) > 12:
         return False
     kid, stamp, mac = parts
     key = keyring.with_context(FEED_CONTEXT).get(kid)

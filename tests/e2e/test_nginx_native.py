@@ -14,7 +14,9 @@ import asyncio
 import collections
 import contextlib
 import json
+import os
 import shutil
+import signal
 import socket
 import time
 from collections.abc import Iterator
@@ -24,7 +26,7 @@ from typing import Any
 import httpx
 import pytest
 
-from edge_validator.asgi.app import create_app
+from edge_validator.asgi.app import create_app, reload_keyring
 from edge_validator.asgi.client_address import REAL_IP
 from edge_validator.core.keyring import KeyRing
 from edge_validator.core.protocol import AUTH_ROUTE, NATIVE_FEED_ROUTE
@@ -56,6 +58,8 @@ VECTORS = json.loads((TESTS / "vectors" / "tokens.json").read_text())
 KEYRING_DOC = VECTORS["keyring"]
 KEYRING = KeyRing.from_json(json.dumps(KEYRING_DOC))
 VERIFIER = verifier(KEYRING)
+# nginx's ring with one secret the validator's lacks (see _forged).
+ROTATED = {"keys": {**KEYRING_DOC["keys"], "k1": "Q" * 43}}
 
 # Test only: judge a batch of requests (one a line: hex target, client, now) with the native
 # verifier's own decision function, in this nginx, and answer one verdict a line.
@@ -360,13 +364,15 @@ def edge_with_stoppable_validator(
     media_root: Path,
     state: StateSettings,
     nginx_keyring: dict[str, Any] = KEYRING_DOC,
+    validator_keyring: KeyRing = KEYRING,
+    apps: list[Any] | None = None,
 ) -> Iterator[tuple[str, contextlib.ExitStack]]:
     """A native edge whose validator the test can stop (closing the returned stack); its
-    state in memory, or in Redis when ``state`` says so."""
+    state in memory, or in Redis when ``state`` says so; its app appended to ``apps``."""
     keyring_file = tmp_path / "keyring.json"
     keyring_file.write_text(json.dumps(nginx_keyring))
     settings = ValidatorSettings(
-        keyring=KEYRING,
+        keyring=validator_keyring,
         trusted_proxies=networks("127.0.0.1/32"),
         client_ip_header=REAL_IP,
         media_root=media_root,
@@ -374,8 +380,11 @@ def edge_with_stoppable_validator(
     )
     guard = StateGuard(build_store(state), state, shared=True)
     validator = contextlib.ExitStack()
+    app = create_app(settings, guard=guard)
+    if apps is not None:
+        apps.append(app)
     with validator:
-        validator_url = validator.enter_context(serve_app(create_app(settings, guard=guard)))
+        validator_url = validator.enter_context(serve_app(app))
         with serve_app(create_origin_app(media_root)) as origin_url:
             port = free_port()
             config = EdgeConfig(
@@ -405,7 +414,8 @@ def _first_answer_other_than(url: str, status: int, seconds: float) -> httpx.Res
     "state",
     [
         StateSettings(failure_policy=FAIL_CLOSED),
-        StateSettings(failure_policy=FAIL_OPEN, max_staleness=1.0),
+        # "deny" past the staleness (main's default became "serve": native, forever).
+        StateSettings(failure_policy=FAIL_OPEN, max_staleness=1.0, stale_fallback="deny"),
     ],
     ids=["fail_closed", "fail_open-past-staleness"],
 )
@@ -480,9 +490,8 @@ def test_a_revocation_published_in_redis_reaches_nginx_within_a_second(
 def test_nginx_decides_nothing_when_its_key_ring_differs_from_the_validators(
     tmp_path: Path, media_root: Path
 ) -> None:
-    rotated = {"keys": {**KEYRING_DOC["keys"], "k1": "Q" * 43}}  # one secret differs
     with edge_with_stoppable_validator(
-        tmp_path, media_root, StateSettings(), nginx_keyring=rotated
+        tmp_path, media_root, StateSettings(), nginx_keyring=ROTATED
     ) as (edge_url, _):
         url = _issue(edge_url)
         # MACed with the secret only nginx's ring holds: nginx alone would allow it.
@@ -494,6 +503,80 @@ def test_nginx_decides_nothing_when_its_key_ring_differs_from_the_validators(
             resp = httpx.get(forged, timeout=10)
             assert resp.status_code == 403
             assert resp.headers["x-playgate-reason"] == "bad_signature"
+
+
+def test_a_reload_with_another_key_ring_decides_nothing_on_the_old_loads_feed(
+    tmp_path: Path, media_root: Path
+) -> None:
+    # The shared dicts outlive a reload: the feed state the old load's poller left there (its
+    # ring matched the validator's) must not let the new load decide with its new ring.
+    state = StateSettings(failure_policy=FAIL_OPEN, max_staleness=3600.0)
+    with edge_with_stoppable_validator(tmp_path, media_root, state) as (edge_url, validator):
+        url = _issue(edge_url)
+        forged = url.replace(url.split("/t/")[1].split("/")[0], _forged())
+        assert _first_answer_other_than(url, 503, 20).status_code == 200  # first poll done
+        validator.close()  # the new load can never poll: only the old load's state is there
+        (tmp_path / "keyring.json").write_text(json.dumps(ROTATED))
+        os.kill(int((tmp_path / "nginx.pid").read_text()), signal.SIGHUP)
+        # The old workers allow (old ring, young view) until the new ones take over.
+        resp = _first_answer_other_than(url, 200, 20)
+        forged_resp = httpx.get(forged, timeout=10)
+    # The new load asks the validator, which cannot answer; the forged token never plays.
+    assert resp.status_code == 503, resp.headers
+    assert forged_resp.status_code == 503, forged_resp.headers
+
+
+def test_a_key_the_validator_dropped_never_plays_in_nginx_when_the_validator_goes_away(
+    tmp_path: Path, media_root: Path
+) -> None:
+    # Both rings hold "a0" (sorted first: nginx authenticates its polls with it); then the
+    # validator drops it, and refuses nginx's polls (401) until it stops. nginx must not go
+    # on deciding with the policy it had from when the rings agreed.
+    extra = {"active": "a0", "keys": {"a0": "g" * 43}}
+    both = {"active": "k1", "keys": {**KEYRING_DOC["keys"], **extra["keys"]}}
+    state = StateSettings(failure_policy=FAIL_OPEN, max_staleness=3600.0)
+    apps: list[Any] = []
+    with edge_with_stoppable_validator(
+        tmp_path,
+        media_root,
+        state,
+        nginx_keyring=both,
+        validator_keyring=KeyRing.from_json(json.dumps(both)),
+        apps=apps,
+    ) as (edge_url, validator):
+        request = PlaybackRequest("demo", 600, file="hls/v0/seg_001.ts")
+        dropped = KeyRing.from_json(json.dumps(extra))
+        url = issue(request, dropped, time.time(), public_url=edge_url).url
+        assert _first_answer_other_than(url, 503, 20).status_code == 200  # first poll done
+        new_ring = tmp_path / "validator-keyring.json"
+        new_ring.write_text(json.dumps(KEYRING_DOC))
+        assert reload_keyring(apps[0], {"PLAYGATE_KEYRING_FILE": str(new_ring)})
+        refused = _first_answer_other_than(url, 200, 20)
+        validator.close()
+        time.sleep(2)  # past the freshness bound, well within the staleness
+        resp = httpx.get(url, timeout=10)
+    assert refused.status_code == 403  # the validator: unknown_key
+    assert refused.headers["x-playgate-reason"] == "unknown_key"
+    assert resp.status_code == 503, resp.headers
+
+
+def test_a_revocation_renewed_at_the_same_time_outlives_its_first_expiry(
+    edge: Edge, store: MemoryStore
+) -> None:
+    url = signed(edge, user_id="renewed")
+    at = time.time()
+
+    async def revoke_twice() -> None:
+        await store.revoke(Revocation("user_id", "renewed", at, at + 1))
+        # The same revocation, kept longer: the validator's view keeps this one.
+        await store.revoke(Revocation("user_id", "renewed", at, at + 600))
+
+    asyncio.run(revoke_twice())
+    time.sleep(2.5)  # past the first expiry; several feed polls
+    asked = checks(edge)
+    resp = httpx.get(url, timeout=10)
+    assert (resp.status_code, checks(edge) == asked) == (403, True)
+    assert resp.headers["x-playgate-reason"] == "revoked"
 
 
 def _forged() -> str:

@@ -24,7 +24,7 @@ def _get_http10(url: str, target: str, headers: dict[str, str]) -> tuple[str, by
     lines = [f"GET {target} HTTP/1.0", "Host: playgate-native"]
     lines += [f"{name}: {value}" for name, value in headers.items()]
     with socket.create_connection((host, int(port)), timeout=30) as sock:
-        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
         data = b""
         while chunk := sock.recv(65536):
             data += chunk
@@ -56,3 +56,18 @@ def test_a_long_answer_is_one_plain_body_of_whole_lines() -> None:
     values = {line.split()[2] for line in lines if line.startswith("r t ")}
     assert values >= {f"bulk-{i}" for i in range(12_000)}
     assert refused.startswith("http/1.1 401")
+
+
+def test_digits_that_are_not_ascii_are_refused_never_a_server_error() -> None:
+    # str.isdigit() holds for '²' (a header byte 0xB2, or %C2%B2 in the query); int() refuses it.
+    settings = ValidatorSettings(keyring=RING)
+    app = create_app(settings, guard=StateGuard(MemoryStore(), settings.state, shared=True))
+    with serve_app(app) as url:
+        stamp = auth_header(RING, "k1", time.time()).split(".")
+        forged = {"X-PlayGate-Feed-Auth": f"k1.\xb2.{stamp[2]}"}
+        head, _ = _get_http10(url, f"{NATIVE_FEED_ROUTE}?epoch=-&cursor=0", forged)
+        auth = {"X-PlayGate-Feed-Auth": auth_header(RING, "k1", time.time())}
+        cursor, body = _get_http10(url, f"{NATIVE_FEED_ROUTE}?epoch=-&cursor=%C2%B2", auth)
+    assert head.startswith("http/1.1 401")
+    assert cursor.startswith("http/1.1 200")  # not a cursor: the whole view
+    assert body.endswith(b"end\n")

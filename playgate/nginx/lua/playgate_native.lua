@@ -68,6 +68,11 @@ local conf = {}
 local keys = {}  -- key id -> derived MAC key
 local key_probes = ""  -- what the feed must report for this ring ("kid:probe,...")
 local key_error = nil
+-- This configuration's load (init runs in the master at start and at every reload). The
+-- shared dicts outlive a reload, so what the feed state says is used only when a poller of
+-- this load wrote it: an older load's "native" was judged against its own key ring and its
+-- own revocation dict (which a new native_dict_size replaces with an empty one).
+local generation = "-"
 
 -- --- base64url, canonical only (token.py _decode_b64) ----------------------------------------
 
@@ -131,6 +136,9 @@ end
 -- init({keyring_file=, dict=, validators={"127.0.0.1:8000", ...}}), in init_by_lua.
 function _M.init(options)
     conf = options
+    local urandom = io.open("/dev/urandom", "rb")
+    generation = to_hex(urandom:read(8))
+    urandom:close()
     local ring, probes = load_keyring(options.keyring_file)
     if ring == nil then
         -- Never fatal: every request then goes to the Python validator, which says why.
@@ -608,13 +616,15 @@ local function store_revocation(dict, line, now)
     end
     local key = k .. ":" .. v
     local known = dict:get(key)
-    if known ~= nil and known >= at then
+    -- The same time again is news only when it lives longer: stored anew, so it outlives the
+    -- old entry's expiry as it does in the validator's view (which keeps the last of equals).
+    if known ~= nil and known > at then
         return true -- a later revocation of the same target covers more: keep it
     end
     local stored, err = dict:safe_set(key, at, exp - now)
     if not stored then
         -- A full dict would forget revocations: stop deciding natively.
-        meta:set("overflow", err or "full")
+        meta:set("overflow", generation) -- a reload (with a larger dict) starts over
         ngx.log(ngx.ERR, "playgate native: revocation dict is full; every request goes to ",
             "the validator (raise native_dict_size)")
     end
@@ -646,7 +656,10 @@ local function poll_one(addr, dict)
     if not find(status, "^HTTP/1%.[01] 200") then
         -- The validator answers but refuses (a key ring changed on one side): it is reachable,
         -- so its failure policy does not apply here; it decides every request itself.
+        -- Its ring may no longer be nginx's (a 401): the policy known from when they agreed
+        -- must not outlive it if the validator goes away next.
         sock:close()
+        meta:set("policy", generation .. " 0")
         meta:set("poll_at", ngx.now())
         meta:set("trusted", false)
         return true
@@ -712,7 +725,7 @@ local function poll_one(addr, dict)
     -- "<native> <leeway> <max_ttl> <max_session> <policy> <max_staleness> <stale_fallback> <cat>"
     local verify = head.verify or ""
     local native = head.keys == key_probes and key_error == nil
-    meta:set("policy", (native and verify) or "0")
+    meta:set("policy", generation .. " " .. ((native and verify) or "0"))
     return true
 end
 
@@ -757,9 +770,9 @@ end
 local policy_text, policy = nil, nil
 
 local function parse_policy(text)
-    local native, leeway, max_ttl, max_session, failure, staleness, fallback, cat =
-        text:match("^(%d) (%d+) (%d+) (%d+) (%S+) (%S+) (%S+) (%d)$")
-    if native ~= "1" then
+    local gen, native, leeway, max_ttl, max_session, failure, staleness, fallback, cat =
+        text:match("^(%x+) (%d) (%d+) (%d+) (%d+) (%S+) (%S+) (%S+) (%d)$")
+    if gen ~= generation or native ~= "1" then
         return false
     end
     return {
@@ -779,7 +792,7 @@ local function usable_policy(now)
     if text ~= policy_text then
         policy_text, policy = text, text and parse_policy(text)
     end
-    if not policy or meta:get("overflow") then
+    if not policy or meta:get("overflow") == generation then
         return nil
     end
     local poll_at = meta:get("poll_at")
