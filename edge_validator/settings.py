@@ -19,6 +19,8 @@ from .core.decision import (
     MAX_LEEWAY,
     MAX_SESSION_LIMIT,
     MAX_TTL_LIMIT,
+    MEMO_SIZE,
+    MEMO_SIZE_LIMIT,
     Verifier,
 )
 from .core.errors import ConfigurationError
@@ -56,6 +58,9 @@ class ValidatorSettings:
     s3: S3Settings | None = None
     # How long nginx's grant cache may keep an allow for one token and video scope (0: never).
     grant_cache_seconds: int = 0
+    # Authenticated tokens remembered per kind (start, session): size it for the live viewers
+    # of one process, or every request past it is a first sight (about 0.7 KB per entry).
+    memo_size: int = MEMO_SIZE
     # The URL viewers fetch from (CDN or shield): in query-token mode only manifest URIs under
     # it get the token. Unset: only relative references do.
     public_url: Url | None = None
@@ -97,6 +102,7 @@ class ValidatorSettings:
             max_ttl=self.max_ttl,
             leeway=self.leeway,
             max_session=self.max_session,
+            memo_size=self.memo_size,
             cat=self.cat,
         )
 
@@ -154,6 +160,7 @@ class ValidatorSettings:
             origin_timeout=env.number("PLAYGATE_ORIGIN_TIMEOUT", 10.0, low=0.1, high=120.0),
             s3=s3_settings(env, s3_origin) if s3_origin else None,
             grant_cache_seconds=env.integer("PLAYGATE_GRANT_CACHE_SECONDS", 0, low=0, high=300),
+            memo_size=env.integer("PLAYGATE_MEMO_SIZE", MEMO_SIZE, low=0, high=MEMO_SIZE_LIMIT),
             public_url=public_url(env),
             state=StateSettings.from_env(environ),
             cat=env.cat_verifier(),

@@ -26,7 +26,10 @@ MAX_TTL_LIMIT = 7 * 86400
 DEFAULT_SESSION = 4 * 3600
 DEFAULT_MAX_SESSION = 12 * 3600
 MAX_SESSION_LIMIT = 7 * 86400
-MEMO_SIZE = 20_000
+# Authenticated tokens remembered per kind (PLAYGATE_MEMO_SIZE): one entry per live viewer of a
+# process, about 0.7 KB each (the token string, its claims and the dict slot).
+MEMO_SIZE = 100_000
+MEMO_SIZE_LIMIT = 10_000_000
 Client = ClientAddress | str | None
 # NamedTuple's own __new__ is Python code; building the tuple directly saves a frame per request.
 _new_tuple = tuple.__new__

@@ -205,6 +205,24 @@ def test_shield_supports_range_and_head(shield: str, keyring: KeyRing) -> None:
     assert head.headers["content-length"] == "100"
 
 
+def test_shield_whole_reads_agree_with_streamed_ones(shield: str, keyring: KeyRing) -> None:
+    # A plain GET is read whole (edge_validator/origins/files.py); HEAD and Range go through
+    # FileResponse: same bytes, same validators, so conditional and partial requests still work.
+    url = f"{shield}/t/{make_token(keyring, 'types')}/videos/types/file.ts"
+    whole = httpx.get(url, timeout=10)
+    head = httpx.head(url, timeout=10)
+    part = httpx.get(url, headers={"Range": "bytes=0-99"}, timeout=10)
+    assert whole.status_code == 200
+    assert part.status_code == 206
+    assert whole.content == part.content
+    assert whole.headers["content-length"] == head.headers["content-length"] == "100"
+    for name in ("etag", "last-modified", "accept-ranges", "content-type"):
+        assert whole.headers[name] == head.headers[name], name
+    missing = httpx.get(url.replace("file.ts", "nothing.ts"), timeout=10)
+    assert missing.status_code == 404
+    assert missing.headers["cache-control"] == "no-store"
+
+
 def test_shield_query_token_form(shield: str, keyring: KeyRing) -> None:
     tok = make_token(keyring, "types")
     assert httpx.get(f"{shield}/videos/types/file.mp4?token={tok}", timeout=10).status_code == 200

@@ -146,3 +146,30 @@ def test_cli_renders_native_from_the_environment_and_no_native_turns_it_off(
     monkeypatch.setenv("PLAYGATE_EDGE_NATIVE", "false")
     assert main([*base, str(tmp_path / "env-off.conf")]) == 0
     assert "access_by_lua_block" not in (tmp_path / "env-off.conf").read_text()
+
+
+def test_the_grant_cache_lives_in_memory_sized_for_the_viewers(tmp_path: Path) -> None:
+    small = render(dataclasses.replace(config(tmp_path), grant_cache_viewers=20_000))
+    large = render(config(tmp_path))  # 100,000 viewers by default
+    line = "proxy_cache_path {} levels=1:2 keys_zone=playgate_grants:{}"
+    default_dir = config(tmp_path).grant_cache_path()
+    assert default_dir.parent == Path("/dev/shm")
+    assert line.format(default_dir, "6m") in small
+    assert line.format(default_dir, "26m") in large
+    assert "max_size=80m inactive=1m" in small  # about 4 KB (one tmpfs page) per kept allow
+    assert "max_size=392m inactive=1m" in large
+    assert "/cache/grants" not in large
+
+
+def test_a_grant_cache_folder_others_may_write_is_refused(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    planted = tmp_path / "planted"
+    planted.symlink_to(shared)
+    for folder in (shared, planted):
+        with pytest.raises(ConfigurationError, match="not a private folder"):
+            prepare_prefix(dataclasses.replace(config(tmp_path), grant_cache_dir=folder))
+    own = tmp_path / "own" / "grants"
+    prepare_prefix(dataclasses.replace(config(tmp_path), grant_cache_dir=own))
+    assert own.stat().st_mode & 0o777 == 0o700

@@ -183,3 +183,15 @@ def test_control_characters_in_signed_claims_are_malformed() -> None:
     assert crafted != good
     with pytest.raises(MalformedToken):
         open_token(_signed_body(crafted), RING)
+
+
+def test_memo_size_is_a_validator_setting() -> None:
+    from edge_validator.core.errors import ConfigurationError
+    from edge_validator.settings import ValidatorSettings
+
+    env = {"PLAYGATE_KEYRING": '{"keys": {"k1": "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE"}}'}
+    assert ValidatorSettings.from_env(env).verifier().memo_size == 100_000
+    sized = ValidatorSettings.from_env({**env, "PLAYGATE_MEMO_SIZE": "250000"})
+    assert sized.verifier().memo_size == 250_000
+    with pytest.raises(ConfigurationError, match="PLAYGATE_MEMO_SIZE"):
+        ValidatorSettings.from_env({**env, "PLAYGATE_MEMO_SIZE": "-1"})

@@ -1,0 +1,28 @@
+"""The edge benchmark's harness runs (bench/edge.py): tiny N, one short round, every
+configuration. No figure is checked, only that each configuration served the viewers' HLS mix
+and got a row (the benchmark itself is run by hand: docs/performance.md#nginx-edge)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from bench import edge
+from playgate.processes import require_tool
+
+
+def test_the_edge_benchmark_runs_every_configuration(capsys: pytest.CaptureFixture[str]) -> None:
+    for tool in ("nginx", "wrk", "ffmpeg"):
+        require_tool(tool)
+    argv = ["--viewers", "3", "--rounds", "1", "--duration", "1", "--warmup", "1"]
+    assert edge.main([*argv, "--warmup-max", "1", "--segment-kb", "40"]) == 0
+    captured = capsys.readouterr()
+    out = captured.out
+    assert "N = 3 viewers" in out
+    rows = {line.split(" | ")[0].lstrip("| ") for line in out.splitlines() if line.startswith("| ")}
+    for name in edge.DEFAULT_CONFIGS:
+        # A configuration this machine cannot run says so (the native validator's module).
+        assert edge.CONFIGS[name][0] in rows or f"{name} left out" in captured.err, out
+    ratio = re.search(r"\| nginx `secure_link` \(the peer\) \| [\d,]+ \| [\d,]+ \| 1\.00 \|", out)
+    assert ratio, out
