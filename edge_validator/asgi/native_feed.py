@@ -53,7 +53,8 @@ async def native_feed(request: Request) -> Response:
         f"full {int(full)}",
         f"trusted {int(trusted)}",
         f"verify {int(native)} {verifier.leeway} {verifier.max_ttl} {verifier.max_session}"
-        f" {state.failure_policy} {state.max_staleness!r} {state.stale_fallback} {int(cat)}",
+        f" {state.failure_policy} {state.max_staleness!r} {state.stale_fallback} {int(cat)}"
+        f" {int(gate.narrow_sessions)}",
         f"keys {key_probes(verifier.keyring)}",
     ]
     # Taken now, with the cursor: what comes later is in the next poll's answer.

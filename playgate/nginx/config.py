@@ -215,6 +215,11 @@ _NATIVE_ACCESS = """\
             set $pg_cat_cookie "";
             set $pg_renewal "";
             access_by_lua_block { require("playgate_native").access() }"""
+_NATIVE_OPEN = """\
+            # A start token that needs no shared state opens its playback session here (the
+            # same 302 the shield answers); anything else goes on to the shield.
+            access_by_lua_block { require("playgate_native").open_session() }
+"""
 _NATIVE_HTTP = """\
     # --- The native verifier (playgate/nginx/lua/playgate_native.lua) ----------------------
     # PlayGate tokens are checked here, in every worker; worker 0 polls the validators'
@@ -244,6 +249,7 @@ def native_values(config: EdgeConfig, contract: dict[str, str]) -> dict[str, str
             "native_modules": "",
             "native_http": "",
             "access_check": _AUTH_REQUEST.format(**contract),
+            "native_open": "",
         }
     assert config.keyring_file is not None
     keyring_file = str(config.keyring_file.resolve())
@@ -263,6 +269,7 @@ def native_values(config: EdgeConfig, contract: dict[str, str]) -> dict[str, str
             validators=validators,
         ),
         "access_check": _NATIVE_ACCESS,
+        "native_open": _NATIVE_OPEN,
     }
 
 

@@ -28,8 +28,9 @@ import pytest
 
 from edge_validator.asgi.app import create_app, reload_keyring
 from edge_validator.asgi.client_address import REAL_IP
-from edge_validator.core.keyring import KeyRing
+from edge_validator.core.keyring import SESSION_CONTEXT, KeyRing
 from edge_validator.core.protocol import AUTH_ROUTE, NATIVE_FEED_ROUTE
+from edge_validator.core.token import open_token
 from edge_validator.env import networks
 from edge_validator.settings import ValidatorSettings
 from edge_validator.state.guard import StateGuard
@@ -625,3 +626,99 @@ def test_many_revocations_at_once_reach_nginx_in_parts(edge: Edge, store: Memory
         resp = _first_answer_other_than(url, 200, 10)
         assert resp.status_code == 403
         assert resp.headers["x-playgate-reason"] == "revoked"
+
+
+# --- Playback sessions opened in nginx --------------------------------------------------------
+
+SESSIONS = KEYRING.with_context(SESSION_CONTEXT)
+# What the shield's redirect says besides where it goes (shield.session_redirect).
+REDIRECT_HEADERS = ("x-playgate-token-id", "cache-control", "referrer-policy", "content-length")
+
+
+def _opening(edge: Edge, mode: str = "path", **fields: Any) -> str:
+    request = PlaybackRequest("demo", 600, file="master.m3u8", session_seconds=3600, **fields)
+    return issue(request, KEYRING, time.time(), public_url=edge.url, mode=mode).url
+
+
+def _session_token(location: str) -> str:
+    if location.startswith("/s/"):
+        return location.split("/")[2]
+    return location.rpartition("session=")[2]
+
+
+def _redirects(edge: Edge, url: str) -> tuple[httpx.Response, httpx.Response]:
+    """nginx's answer and the shield's (Python's) for one start-token manifest, in one second,
+    nginx's decided in nginx (the shield not asked)."""
+    target = url.removeprefix(edge.url)
+    for _ in range(20):
+        second, shield = int(time.time()), shielded(edge)
+        native = httpx.get(url, timeout=10)
+        in_nginx = shielded(edge) == shield
+        python = httpx.get(edge.validator_url + target, headers={REAL_IP: "127.0.0.1"}, timeout=10)
+        # Both expiries counted from the same second. The shield answers instead when nginx's
+        # view was not fresh at that instant (a loaded machine can delay a feed poll).
+        if int(time.time()) == second and in_nginx:
+            return native, python
+        time.sleep(0.2)
+    pytest.fail("nginx never opened the session itself: " + edge.error_log.read_text()[-2000:])
+
+
+@pytest.mark.parametrize("mode", ["path", "query"])
+def test_nginx_opens_a_session_as_the_shield_does_and_it_plays(edge: Edge, mode: str) -> None:
+    for fields in ({}, {"session_id": "sess-42"}, {"client_network": "127.0.0.0/8"}):
+        url = _opening(edge, mode, **fields)
+        native, python = _redirects(edge, url)
+        assert native.status_code == python.status_code == 302
+        for name in REDIRECT_HEADERS:
+            assert native.headers.get(name) == python.headers.get(name), name
+        assert "content-type" not in native.headers
+        assert "content-type" not in python.headers
+        ours, theirs = native.headers["location"], python.headers["location"]
+        mine = open_token(_session_token(ours), SESSIONS)
+        shields = open_token(_session_token(theirs), SESSIONS)
+        if fields.get("session_id"):
+            assert ours == theirs  # nothing random: byte for byte
+        else:
+            assert mine.session_id != shields.session_id
+            assert len(mine.session_id or "") == 16  # secrets.token_urlsafe(12)
+            assert mine._replace(session_id=None) == shields._replace(session_id=None)
+            assert ours.replace(_session_token(ours), "") == theirs.replace(
+                _session_token(theirs), ""
+            )
+        # The session URL plays, decided in nginx and in Python.
+        asked = checks(edge)
+        played = httpx.get(edge.url + ours, timeout=10)
+        assert played.status_code == 200
+        assert b"#EXTM3U" in played.content
+        if mode == "path":
+            assert checks(edge) == asked
+        child = "hls/v0/index.m3u8"
+        base = ours.split("?")[0].rsplit("/", 1)[0]
+        if mode == "path":
+            assert httpx.get(f"{edge.url}{base}/{child}", timeout=10).status_code == 200
+        direct = httpx.get(edge.validator_url + ours, headers={REAL_IP: "127.0.0.1"}, timeout=10)
+        assert direct.status_code == 200
+
+
+def test_a_start_token_with_limits_still_opens_its_session_in_python(edge: Edge) -> None:
+    for fields in ({"max_uses": 3}, {"max_streams": 2, "user_id": "u-lim"}):
+        url = _opening(edge, **fields)
+        shield = shielded(edge)
+        resp = httpx.get(url, timeout=10)
+        assert resp.status_code == 302
+        assert shielded(edge) == shield + 1
+        assert httpx.get(edge.url + resp.headers["location"], timeout=10).status_code == 200
+
+
+def test_a_revoked_start_token_opens_no_session_in_nginx(edge: Edge, store: MemoryStore) -> None:
+    request = PlaybackRequest("demo", 600, file="master.m3u8", session_seconds=3600)
+    issued = issue(request, KEYRING, time.time(), public_url=edge.url)
+    _revoke(store, "token_id", issued.token_id, time.time())
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        resp = httpx.get(issued.url, timeout=10)
+        if resp.status_code == 403:
+            break
+        time.sleep(0.1)
+    assert resp.status_code == 403
+    assert resp.headers["x-playgate-reason"] == "revoked"

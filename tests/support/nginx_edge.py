@@ -33,6 +33,8 @@ class Edge:
     auth_calls: list[str]
     # What the origin received beyond the path: request bodies and Content-Length headers.
     origin_bodies: list[bytes]
+    # The validator (and origin shield) itself, to ask Python directly.
+    validator_url: str = ""
 
     @property
     def access_log(self) -> Path:
@@ -125,4 +127,4 @@ def nginx_edge(
             text = conf.read_text(encoding="utf-8")
             conf.write_text(text.replace(anchor, extra_locations + anchor), encoding="utf-8")
         with running_nginx(nginx, config, port):
-            yield Edge(f"http://{LOOPBACK}:{port}", prefix, hits, auth_calls, bodies)
+            yield Edge(f"http://{LOOPBACK}:{port}", prefix, hits, auth_calls, bodies, validator_url)

@@ -17,6 +17,7 @@ local ffi = require("ffi")
 local cjson = require("cjson.safe")
 local lrucache = require("resty.lrucache")
 local decode_base64url = require("ngx.base64").decode_base64url
+local encode_base64url = require("ngx.base64").encode_base64url
 
 local byte, sub, find, char, lower = string.byte, string.sub, string.find, string.char, string.lower
 local concat = table.concat
@@ -41,6 +42,7 @@ unsigned char *HMAC(const EVP_MD *evp_md, const void *key, int key_len,
                     const unsigned char *d, size_t n, unsigned char *md, unsigned int *md_len);
 int CRYPTO_memcmp(const void *a, const void *b, size_t len);
 int inet_pton(int af, const char *src, void *dst);
+int RAND_bytes(unsigned char *buf, int num);
 ]])
 
 -- nginx links libcrypto itself; load it by name only where the symbols are not global.
@@ -52,6 +54,7 @@ local SHA256 = crypto.EVP_sha256()
 local mac_out = ffi.new("unsigned char[32]")
 local mac_len = ffi.new("unsigned int[1]")
 local addr_buf = ffi.new("unsigned char[16]")
+local rand_buf = ffi.new("unsigned char[12]")
 local AF_INET, AF_INET6 = 2, 10
 
 local function hmac(key, data)
@@ -225,8 +228,8 @@ local function looks_like_token_param(name)
     return FOLDED[lower(decoded)] ~= nil or find(decoded, "%", 1, true) ~= nil
 end
 
--- Split a raw target (paths.split_target): token, raw path, kind ("start", "session", "cat")
--- or nil and a reason.
+-- Split a raw target (paths.split_target): token, raw path, kind ("start", "session", "cat"),
+-- the query without the token and whether the token came in it; or nil and a reason.
 local function split_target(target)
     if find(target, "#", 1, true) then
         return nil, "bad_path"
@@ -251,8 +254,10 @@ local function split_target(target)
         end
     end
     if query == "" then
-        return token, path, kind
+        return token, path, kind, "", false
     end
+    local in_path = token ~= nil
+    local kept, nkept = {}, 0
     local pos = 1
     local qlen = #query
     while pos <= qlen + 1 do
@@ -273,10 +278,13 @@ local function split_target(target)
         elseif FOLDED[lower(name)]
                 or (find(name, "%", 1, true) and looks_like_token_param(name)) then
             return nil, "malformed"
+        else
+            nkept = nkept + 1
+            kept[nkept] = param
         end
         pos = amp + 1
     end
-    return token, path, kind
+    return token, path, kind, concat(kept, "&"), token ~= nil and not in_path
 end
 
 -- --- the token (token.py) --------------------------------------------------------------------
@@ -455,6 +463,7 @@ local function open_token(token, session)
         return nil, "malformed"
     end
     return {
+        key_id = key_id,
         expires_at = expires_at,
         not_before = not_before,
         scope = scope,
@@ -517,9 +526,11 @@ local function is_manifest(path)
 end
 
 -- The decision for one request: "allow", token id | "deny", reason, token id | "defer".
--- ``policy``: {leeway=, max_ttl=, max_session=}; ``dict``: the revocations.
-function _M.decide(target, client_text, now, policy, dict)
-    local token, path, kind = split_target(target)
+-- ``policy``: {leeway=, max_ttl=, max_session=}; ``dict``: the revocations. ``open``: the
+-- caller can answer a redirect, so a start token that opens a playback session is decided
+-- here too: "open", token id, claims, raw path, query without the token, token in query.
+function _M.decide(target, client_text, now, policy, dict, open)
+    local token, path, kind, query, in_query = split_target(target)
     if kind == nil then -- split_target refused it: path is the reason
         return "deny", path
     end
@@ -570,8 +581,10 @@ function _M.decide(target, client_text, now, policy, dict)
     if claims.network and not in_network(packed_ip(client_text), claims.network) then
         return "deny", "ip_mismatch", tid
     end
-    -- Past the pure check: what needs the validator (sessions to open, counted tokens).
-    if not session and claims.session_seconds > 0 and is_manifest(decoded) then
+    -- Past the pure check: what needs the validator (sessions it opens where the caller
+    -- cannot redirect, counted tokens: a stream limit counts the session a redirect opens).
+    local opening = not session and claims.session_seconds > 0 and is_manifest(decoded)
+    if opening and not open then
         return "defer"
     end
     if claims.max_uses > 0 or claims.max_streams > 0 then
@@ -580,7 +593,87 @@ function _M.decide(target, client_text, now, policy, dict)
     if dict and revoked(dict, claims) then
         return "deny", "revoked", tid
     end
+    if opening then
+        return "open", tid, claims, path, query, in_query
+    end
     return "allow", tid
+end
+
+-- --- playback sessions (sessions.py): what a start token opens -------------------------------
+
+local IPV4_SESSION_PREFIX, IPV6_SESSION_PREFIX = 24, 64
+
+local function be(value, bytes)
+    local out = {}
+    for i = bytes, 1, -1 do
+        out[i] = char(value % 256)
+        value = math.floor(value / 256)
+    end
+    return concat(out)
+end
+
+local function u8_field(s)
+    return char(#s) .. s
+end
+
+-- The viewer's /24 or /64 as a token's network field (sessions.viewer_network), or nil.
+local function viewer_network(client_text)
+    local packed = packed_ip(client_text)
+    if packed == nil then
+        return nil
+    end
+    if #packed == 4 then
+        return char(IPV4_SESSION_PREFIX) .. sub(packed, 1, 3) .. "\0"
+    end
+    return char(IPV6_SESSION_PREFIX) .. sub(packed, 1, 8) .. ("\0"):rep(8)
+end
+
+-- secrets.token_urlsafe(12): 12 bytes from OpenSSL's CSPRNG, base64url; nil if it fails.
+local function new_session_id()
+    if crypto.RAND_bytes(rand_buf, 12) ~= 1 then
+        return nil
+    end
+    return encode_base64url(ffi.string(rand_buf, 12))
+end
+
+-- The session token a start token opens at ``now`` (sessions.session_claims, seal_session), or
+-- nil when Python must decide (an unknown viewer address to narrow to, no random bytes).
+local function session_token(claims, client_text, now, policy)
+    local network = claims.network
+    if network == nil and policy.narrow then
+        network = viewer_network(client_text)
+        if network == nil then
+            return nil
+        end
+    end
+    local sid = claims.session_id or new_session_id()
+    if sid == nil then
+        return nil
+    end
+    local nb = claims.not_before
+    local expires_at = math.min(math.floor(now) + claims.session_seconds, nb + policy.max_session)
+    local scope = claims.scope
+    local body = concat({
+        "\1", -- version 1: a session token carries no session allowance
+        u8_field(claims.key_id),
+        be(expires_at, 8), be(nb, 8), be(#scope, 2), scope,
+        u8_field(claims.token_id),
+        u8_field(sid),
+        u8_field(network or ""),
+        u8_field(claims.user_id or ""),
+        be(0, 4), -- max uses: a use limit counts starts
+        be(claims.max_streams, 2),
+    })
+    local key = keys[claims.key_id]
+    return encode_base64url(body .. hmac(key, SESSION_CONTEXT .. body)), sid
+end
+
+-- sessions.session_location: the same path and query, carrying the session token.
+local function session_location(path, query, in_query, token)
+    if in_query then
+        return path .. "?" .. (query ~= "" and (query .. "&") or "") .. "session=" .. token
+    end
+    return "/s/" .. token .. path .. (query ~= "" and ("?" .. query) or "")
 end
 
 -- --- the feed: revocations and policy from the Python validator ------------------------------
@@ -722,7 +815,8 @@ local function poll_one(addr, dict)
     if head.trusted == "1" then
         meta:set("trusted_at", fresh)
     end
-    -- "<native> <leeway> <max_ttl> <max_session> <policy> <max_staleness> <stale_fallback> <cat>"
+    -- "<native> <leeway> <max_ttl> <max_session> <policy> <max_staleness> <stale_fallback> <cat>
+    -- <narrow sessions>"
     local verify = head.verify or ""
     local native = head.keys == key_probes and key_error == nil
     meta:set("policy", generation .. " " .. ((native and verify) or "0"))
@@ -770,8 +864,8 @@ end
 local policy_text, policy = nil, nil
 
 local function parse_policy(text)
-    local gen, native, leeway, max_ttl, max_session, failure, staleness, fallback, cat =
-        text:match("^(%x+) (%d) (%d+) (%d+) (%d+) (%S+) (%S+) (%S+) (%d)$")
+    local gen, native, leeway, max_ttl, max_session, failure, staleness, fallback, cat, narrow =
+        text:match("^(%x+) (%d) (%d+) (%d+) (%d+) (%S+) (%S+) (%S+) (%d) (%d)$")
     if gen ~= generation or native ~= "1" then
         return false
     end
@@ -783,6 +877,7 @@ local function parse_policy(text)
         max_staleness = tonumber(staleness),
         serve_stale = fallback == "serve",
         cat = cat == "1",
+        narrow = narrow == "1",
     }
 end
 
@@ -869,6 +964,40 @@ function _M.access()
         return ngx.exit(reason == "missing" and 401 or 403)
     end
     return ask_validator()
+end
+
+-- access_by_lua in the shield location (start-token manifests, query-mode manifests): open
+-- the playback session here, answering the 302 the shield would (shield.session_redirect),
+-- when the native path is trusted and the token needs no shared state; anything else goes on
+-- to the shield, which decides it as before.
+function _M.open_session()
+    local now = ngx.now()
+    local active = usable_policy(now)
+    if active == nil or ngx.var.http_cta_common_access_token ~= nil then
+        return
+    end
+    local client = ngx.var.remote_addr
+    local verdict, tid, claims, path, query, in_query = _M.decide(ngx.var.request_uri, client,
+        now, active, ngx.shared[conf.dict], true)
+    if verdict ~= "open" then
+        return
+    end
+    local token = session_token(claims, client, now, active)
+    if token == nil then
+        return
+    end
+    ngx.var.pg_token_id = tid
+    ngx.status = 302
+    local header = ngx.header
+    header["Location"] = session_location(path, query, in_query, token)
+    header["X-PlayGate-Token-Id"] = tid
+    header["Cache-Control"] = "no-store"
+    header["Referrer-Policy"] = "no-referrer"
+    header["Content-Length"] = 0
+    -- No Content-Type (the shield's redirect has none): setting it marks it as chosen.
+    header["Content-Type"] = nil
+    ngx.send_headers()
+    return ngx.exit(ngx.HTTP_OK)
 end
 
 return _M
