@@ -46,6 +46,8 @@ async def native_feed(request: Request) -> Response:
     native = gate.foreign is None
     cat = verifier.cat is not None
     trusted = guard.sync.trusted()
+    # nginx opens playback sessions itself only where this validator would (it has a shield).
+    shield = request.app.state.origin is not None
     head = [
         FEED_VERSION,
         f"epoch {feed.epoch}",
@@ -54,7 +56,7 @@ async def native_feed(request: Request) -> Response:
         f"trusted {int(trusted)}",
         f"verify {int(native)} {verifier.leeway} {verifier.max_ttl} {verifier.max_session}"
         f" {state.failure_policy} {state.max_staleness!r} {state.stale_fallback} {int(cat)}"
-        f" {int(gate.narrow_sessions)}",
+        f" {int(shield)} {int(gate.narrow_sessions)}",
         f"keys {key_probes(verifier.keyring)}",
     ]
     # Taken now, with the cursor: what comes later is in the next poll's answer.

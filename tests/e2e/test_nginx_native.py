@@ -28,8 +28,16 @@ import pytest
 
 from edge_validator.asgi.app import create_app, reload_keyring
 from edge_validator.asgi.client_address import REAL_IP
+from edge_validator.core.addresses import ClientAddress
+from edge_validator.core.errors import PlaybackTokenError
 from edge_validator.core.keyring import SESSION_CONTEXT, KeyRing
 from edge_validator.core.protocol import AUTH_ROUTE, NATIVE_FEED_ROUTE
+from edge_validator.core.sessions import (
+    opens_session,
+    seal_session,
+    session_claims,
+    session_location,
+)
 from edge_validator.core.token import open_token
 from edge_validator.env import networks
 from edge_validator.settings import ValidatorSettings
@@ -49,6 +57,7 @@ from tests.support.native_cases import (
     Case,
     Verdict,
     cases,
+    opening_cases,
     python_verdict,
     verifier,
 )
@@ -86,6 +95,27 @@ DECIDE = """
                         nil)
                     if v == "allow" then r, t = "", r end
                     lines[#lines + 1] = v .. "\\t" .. (r or "") .. "\\t" .. hex(t or "")
+                end
+                ngx.print(table.concat(lines, "\\n"))
+            }
+        }
+        location = /_test/native-open {
+            client_max_body_size 64m;
+            client_body_buffer_size 64m;
+            content_by_lua_block {
+                local native = require("playgate_native")
+                local function unhex(h)
+                    return (h:gsub("%x%x", function(x) return string.char(tonumber(x, 16)) end))
+                end
+                ngx.req.read_body()
+                local lines = {}
+                for line in ngx.req.get_body_data():gmatch("[^\\n]+") do
+                    local target, client, now, narrow = line:match("^(%x*)\\t(%S*)\\t(%S+)\\t(%d)$")
+                    local policy = { leeway = 5, max_ttl = 3600, max_session = 43200,
+                                     narrow = narrow == "1" }
+                    local location = native.opened(unhex(target), client, tonumber(now), policy,
+                        nil)
+                    lines[#lines + 1] = location or "-"
                 end
                 ngx.print(table.concat(lines, "\\n"))
             }
@@ -722,3 +752,49 @@ def test_a_revoked_start_token_opens_no_session_in_nginx(edge: Edge, store: Memo
         time.sleep(0.1)
     assert resp.status_code == 403
     assert resp.headers["x-playgate-reason"] == "revoked"
+
+
+def _python_location(case: Case, session_id: str | None, narrow: bool) -> str | None:
+    """Where the shield sends this request (gate.admit), or None when nginx must not open it."""
+    client = ClientAddress.parse(case.client) if case.client else None
+    try:
+        grant = VERIFIER.verify_target(case.target.decode("latin-1"), case.client or None, case.now)
+    except PlaybackTokenError:
+        return None
+    if not opens_session(grant) or grant.claims.max_uses or grant.claims.max_streams:
+        return None
+    claims = session_claims(
+        grant, client, max_session=VERIFIER.max_session, narrow=narrow, session_id=session_id
+    )
+    return session_location(grant, seal_session(claims, VERIFIER.sessions))
+
+
+def test_every_session_nginx_opens_is_the_one_python_opens(edge: Edge) -> None:
+    batch = [
+        (case, narrow)
+        for i, case in enumerate(opening_cases(KEYRING, 2000))
+        for narrow in ((True, False) if i % 4 == 0 else (i % 2 == 0,))
+    ]
+    body = "\n".join(f"{c.target.hex()}\t{c.client}\t{c.now!r}\t{int(n)}" for c, n in batch)
+    resp = httpx.post(f"{edge.url}/_test/native-open", content=body, timeout=120)
+    assert resp.status_code == 200, resp.text[:500]
+    opened = resp.text.split("\n")
+    assert len(opened) == len(batch)
+    fresh_ids = set()
+    for (case, narrow), location in zip(batch, opened, strict=True):
+        if location == "-":
+            # An address nginx cannot narrow a session to (never $remote_addr on a TCP listener):
+            # the shield decides, as for everything nginx does not open itself.
+            unknown = narrow and ClientAddress.parse(case.client) is None
+            assert unknown or _python_location(case, None, narrow) is None, case
+            continue
+        session = open_token(_session_token(location), SESSIONS)
+        target = case.target.decode("latin-1")
+        start = VERIFIER.verify_target(target, case.client or None, case.now).claims
+        if start.session_id is None:  # nginx's own random id: Python's, given that id
+            assert session.session_id is not None
+            assert len(session.session_id) == 16
+            fresh_ids.add(session.session_id)
+        assert location == _python_location(case, session.session_id, narrow), case
+    assert len(fresh_ids) > 300  # never the same id twice
+    assert sum(location != "-" for location in opened) > len(batch) // 2

@@ -389,3 +389,34 @@ def cases(keyring: KeyRing, count: int, seed: int = 16, t0: int = T0) -> list[Ca
         add(f"/t/{token}/videos/demo/a.ts", now=claims.expires_at + rng.choice([4, 5, 6, 7]))
         add(f"/t/{token}/videos/demo/a.ts", now=claims.not_before - rng.choice([4, 5, 6, 7]))
     return out
+
+
+def opening_cases(keyring: KeyRing, count: int, seed: int = 17, t0: int = T0) -> list[Case]:
+    """About ``count`` start-token manifest requests, most of which open a playback session:
+    path and query tokens, other query parameters, every kind of client, bound and unbound,
+    sessions cut by the cap; and, mixed in, the general cases (which open none or few)."""
+    rng = random.Random(seed)
+    out: list[Case] = []
+    while len(out) < count:
+        claims = _random_claims(rng, rng.choice(keyring.key_ids), t0)._replace(
+            scope="/videos/demo/",
+            max_uses=rng.choice([0, 0, 0, 2]),
+            max_streams=0,
+            session_seconds=rng.choice([1, 30, 14400, 43200, 50000]),
+            not_before=t0 - rng.choice([0, 10, 40000]),
+        )
+        claims = claims._replace(expires_at=claims.not_before + rng.choice([60, 3600]))
+        token = _sealed(claims_bytes(claims), keyring, claims.key_id, False)
+        path = rng.choice(["/videos/demo/master.m3u8", "/videos/demo/index.mpd"])
+        query = rng.choice(["", "", "a=1", "a=1&b=%41&&c"])
+        if rng.random() < 0.5:
+            target = f"/t/{token}{path}" + (f"?{query}" if query else "")
+        else:
+            target = f"{path}?" + "&".join(p for p in (query, f"token={token}") if p)
+            if query and rng.random() < 0.5:
+                target = f"{path}?token={token}&{query}"
+        inside = [c for c in CLIENTS if _holds(claims.client_network, c)]
+        client = rng.choice(inside or CLIENTS)
+        now = claims.not_before + rng.choice([0, 1, 59.5, 60, 3000])
+        out.append(Case(target.encode("latin-1"), client, now))
+    return out + cases(keyring, count // 4, seed=seed)

@@ -665,7 +665,7 @@ local function session_token(claims, client_text, now, policy)
         be(claims.max_streams, 2),
     })
     local key = keys[claims.key_id]
-    return encode_base64url(body .. hmac(key, SESSION_CONTEXT .. body)), sid
+    return encode_base64url(body .. hmac(key, SESSION_CONTEXT .. body))
 end
 
 -- sessions.session_location: the same path and query, carrying the session token.
@@ -816,7 +816,7 @@ local function poll_one(addr, dict)
         meta:set("trusted_at", fresh)
     end
     -- "<native> <leeway> <max_ttl> <max_session> <policy> <max_staleness> <stale_fallback> <cat>
-    -- <narrow sessions>"
+    -- <shield> <narrow sessions>"
     local verify = head.verify or ""
     local native = head.keys == key_probes and key_error == nil
     meta:set("policy", generation .. " " .. ((native and verify) or "0"))
@@ -864,8 +864,8 @@ end
 local policy_text, policy = nil, nil
 
 local function parse_policy(text)
-    local gen, native, leeway, max_ttl, max_session, failure, staleness, fallback, cat, narrow =
-        text:match("^(%x+) (%d) (%d+) (%d+) (%d+) (%S+) (%S+) (%S+) (%d) (%d)$")
+    local gen, native, leeway, max_ttl, max_session, failure, staleness, fallback, cat, shield,
+        narrow = text:match("^(%x+) (%d) (%d+) (%d+) (%d+) (%S+) (%S+) (%S+) (%d) (%d) (%d)$")
     if gen ~= generation or native ~= "1" then
         return false
     end
@@ -877,6 +877,7 @@ local function parse_policy(text)
         max_staleness = tonumber(staleness),
         serve_stale = fallback == "serve",
         cat = cat == "1",
+        shield = shield == "1",
         narrow = narrow == "1",
     }
 end
@@ -966,6 +967,21 @@ function _M.access()
     return ask_validator()
 end
 
+-- The session URL a start token opens for this request and its token id (gate.admit), or nil
+-- when it opens none here: the shield decides.
+function _M.opened(target, client_text, now, policy, dict)
+    local verdict, tid, claims, path, query, in_query = _M.decide(target, client_text, now,
+        policy, dict, true)
+    if verdict ~= "open" then
+        return nil
+    end
+    local token = session_token(claims, client_text, now, policy)
+    if token == nil then
+        return nil
+    end
+    return session_location(path, query, in_query, token), tid
+end
+
 -- access_by_lua in the shield location (start-token manifests, query-mode manifests): open
 -- the playback session here, answering the 302 the shield would (shield.session_redirect),
 -- when the native path is trusted and the token needs no shared state; anything else goes on
@@ -973,23 +989,22 @@ end
 function _M.open_session()
     local now = ngx.now()
     local active = usable_policy(now)
-    if active == nil or ngx.var.http_cta_common_access_token ~= nil then
+    if active == nil or not active.shield or ngx.var.http_cta_common_access_token ~= nil then
         return
     end
-    local client = ngx.var.remote_addr
-    local verdict, tid, claims, path, query, in_query = _M.decide(ngx.var.request_uri, client,
-        now, active, ngx.shared[conf.dict], true)
-    if verdict ~= "open" then
+    local method = ngx.var.request_method -- the shield's methods; it answers the rest 405
+    if method ~= "GET" and method ~= "HEAD" then
         return
     end
-    local token = session_token(claims, client, now, active)
-    if token == nil then
+    local location, tid = _M.opened(ngx.var.request_uri, ngx.var.remote_addr, now, active,
+        ngx.shared[conf.dict])
+    if location == nil then
         return
     end
     ngx.var.pg_token_id = tid
     ngx.status = 302
     local header = ngx.header
-    header["Location"] = session_location(path, query, in_query, token)
+    header["Location"] = location
     header["X-PlayGate-Token-Id"] = tid
     header["Cache-Control"] = "no-store"
     header["Referrer-Policy"] = "no-referrer"
