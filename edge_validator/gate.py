@@ -82,8 +82,7 @@ class Gate:
         a session is refused with ``session_redirect_required`` rather than served under a
         token that stops working when its start window closes.
         """
-        admission = await self._admit(target, client, header_token, cookies, redirect=False)
-        return admission.grant
+        return (await self.check(target, client, header_token, cookies)).grant
 
     async def check(
         self,
