@@ -2,12 +2,13 @@
 -- common request (a segment fetched with a v1/v2 start token or a session token) is decided
 -- without the auth_request hop to the Python validator.
 --
--- It is a port of edge_validator/core/{paths,token,keyring,decision}.py and must agree with
+-- It is a port of edge_validator/core/{paths,token,keyring,decision,sessions}.py and must agree with
 -- them on every input (tests/e2e/test_nginx_native.py runs both against the vectors and
 -- against thousands of random and mutated tokens). Anything it does not decide itself goes to
 -- the Python validator, as before: tokens with use or stream limits, a start token that would
--- open a playback session, CTA-5007 tokens, and every request while its revocation view is not
--- known to be fresh (deny by default: "not sure" is never "allow").
+-- open a playback session where no redirect can be answered (the shield location opens it here,
+-- open_session), CTA-5007 tokens, and every request while its revocation view is not known to be
+-- fresh (deny by default: "not sure" is never "allow").
 --
 -- Revocations: worker 0 polls the validator's feed (/_playgate/native-feed) every POLL
 -- seconds and writes them into the shared dict; a view older than FRESH seconds is not used
@@ -646,8 +647,9 @@ local function session_token(claims, client_text, now, policy)
             return nil
         end
     end
+    local key = keys[claims.key_id]
     local sid = claims.session_id or new_session_id()
-    if sid == nil then
+    if key == nil or sid == nil then
         return nil
     end
     local nb = claims.not_before
@@ -664,7 +666,6 @@ local function session_token(claims, client_text, now, policy)
         be(0, 4), -- max uses: a use limit counts starts
         be(claims.max_streams, 2),
     })
-    local key = keys[claims.key_id]
     return encode_base64url(body .. hmac(key, SESSION_CONTEXT .. body))
 end
 
