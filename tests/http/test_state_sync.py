@@ -175,7 +175,10 @@ def test_redis_losing_its_data_is_detected_and_repaired(tmp_path: Path, keyring:
             health = before
             while time.monotonic() < deadline:
                 health = httpx.get(f"{live.validator}/admin/health", headers=ADMIN_AUTH).json()
-                if health["state"]["data_losses"] and health["state"]["connected"]:
+                state_now = health["state"]
+                # The loss is counted first, the new epoch read once the write-back is done.
+                renewed = state_now["epoch"] not in (None, before["state"]["epoch"])
+                if state_now["data_losses"] and state_now["connected"] and renewed:
                     break
                 time.sleep(0.05)
             assert health["state"]["data_losses"] == 1
