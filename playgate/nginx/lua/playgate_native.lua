@@ -516,10 +516,12 @@ end
 
 -- --- the decision ----------------------------------------------------------------------------
 
--- Per worker; a reload (new key ring) starts new workers with empty memos.
-local MEMO_SIZE = 20000
-local start_memo = lrucache.new(MEMO_SIZE)
-local session_memo = lrucache.new(MEMO_SIZE)
+-- Per worker; a reload (new key ring) starts new workers with empty memos. A viewer's start
+-- token is seen once or twice, its session token on every segment: the session memo holds
+-- 100,000 viewers (as PLAYGATE_MEMO_SIZE's default), so a large audience is not all first
+-- sights (at 20,000 the edge benchmark's 100,000 viewers paid the MAC on every segment).
+local start_memo = lrucache.new(20000)
+local session_memo = lrucache.new(100000)
 
 local function is_manifest(path)
     local l = lower(path)
