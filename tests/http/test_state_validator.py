@@ -102,13 +102,16 @@ def test_only_limited_tokens_pay_a_redis_round_trip(
 
     with stack(keyring, dataclasses.replace(state, resync_seconds=3600)) as live:
         plain, limited = live.issue(), live.issue(max_uses=100)
+        # The Redis server is the session's and the sync may retry a page in the background:
+        # allow a stray call or two, never one per request.
         before = script_calls()
         for _ in range(20):
             assert httpx.get(plain["url"]).status_code == 200
-        assert script_calls() == before
+        after_plain = script_calls()
+        assert after_plain - before <= 2
         for _ in range(5):
             assert httpx.get(limited["url"]).status_code == 200
-        assert script_calls() == before + 5
+        assert 5 <= script_calls() - after_plain <= 7
     client.close()
 
 
