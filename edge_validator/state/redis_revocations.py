@@ -16,12 +16,23 @@ the set (docs/redis.md has the figures).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from .revocation_log import Changes, Epoch, new_epoch_id
 from .revocations import Revocation
 
 PRUNE = 200
+
+
+class Written(NamedTuple):
+    """What a write stored for one revocation."""
+
+    # Its sequence number in the log; 0: nothing written (the target was held, by a stronger
+    # entry or, writing back, at all).
+    seq: int
+    # The JSON stored ("" when nothing was): the given revocation, or its merge with a
+    # stronger held one.
+    doc: str
 
 
 class RedisRevocationLog:
@@ -32,7 +43,12 @@ class RedisRevocationLog:
     # then (target, JSON, expiry) for each entry.
     # Prunes up to PRUNE expired targets, writes each entry at the next sequence number, and
     # lets the keys expire with the last revocation (the counter and the epoch stay).
-    # Returns {epoch id, sequence number of each entry (0: not written)}.
+    # A target already held keeps the strongest of the two: the later revoked_at (a video or
+    # user revocation then denies more tokens) and the later expiry, so an older write coming
+    # late (a signer's spool replayed after an outage) never narrows a revocation. When the
+    # held entry already covers the new one nothing is written.
+    # Returns {epoch id, then for each entry its sequence number (0: not written) and the JSON
+    # written ('' when none)}.
     APPEND = f"""
 local epoch = redis.call('HGET', KEYS[5], 'id')
 if not epoch then
@@ -45,16 +61,40 @@ if #expired > 0 then
   redis.call('HDEL', KEYS[2], unpack(expired))
   redis.call('ZREM', KEYS[3], unpack(expired))
 end
+local AT, UNTIL = '"revoked_at":([^,}}]+)', '"expires_at":([^,}}]+)'
 local out = {{epoch}}
 for i = 4, #ARGV, 3 do
-  if ARGV[3] == '1' and redis.call('ZSCORE', KEYS[1], ARGV[i]) then
-    out[#out + 1] = 0
-  else
+  local target, doc, expiry = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local held_expiry = redis.call('ZSCORE', KEYS[1], target)
+  if held_expiry and ARGV[3] ~= '1' then
+    local held = redis.call('HGET', KEYS[2], target)
+    local held_at = held and string.match(held, AT)
+    local at = string.match(doc, AT)
+    if held_at and at then
+      local later_at = tonumber(at) > tonumber(held_at)
+      local later_expiry = tonumber(expiry) > tonumber(held_expiry)
+      if not later_at and not later_expiry then
+        doc = nil  -- the held entry covers this one
+      elseif not later_at then  -- keep the held revoked_at, take the later expiry
+        doc = string.gsub(held, UNTIL, '"expires_at":' .. string.match(doc, UNTIL), 1)
+      elseif not later_expiry then  -- take the later revoked_at, keep the held expiry
+        doc = string.gsub(doc, UNTIL, '"expires_at":' .. string.match(held, UNTIL), 1)
+        expiry = held_expiry
+      end
+    end
+  elseif held_expiry then
+    doc = nil
+  end
+  if doc then
     local seq = redis.call('INCR', KEYS[4])
-    redis.call('ZADD', KEYS[1], ARGV[i + 2], ARGV[i])
-    redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
-    redis.call('ZADD', KEYS[3], seq, ARGV[i])
+    redis.call('ZADD', KEYS[1], expiry, target)
+    redis.call('HSET', KEYS[2], target, doc)
+    redis.call('ZADD', KEYS[3], seq, target)
     out[#out + 1] = seq
+    out[#out + 1] = doc
+  else
+    out[#out + 1] = 0
+    out[#out + 1] = ''
   end
 end
 local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
@@ -135,14 +175,17 @@ return current
 
     async def append(
         self, client: Any, revs: Sequence[Revocation], now: float, *, only_absent: bool = False
-    ) -> tuple[str, list[int]]:
-        """Write ``revs``; returns the epoch and each one's sequence number (0: not written)."""
+    ) -> tuple[str, list[Written]]:
+        """Write ``revs``; returns the epoch and, for each, what was written."""
         args: list[object] = [now, new_epoch_id(), "1" if only_absent else "0"]
         for rev in revs:
             args += [rev.member, rev.to_json(), rev.expires_at]
         keys = [self.expiry_key, self.data_key, self.log_key, self.seq_key, self.epoch_key]
         out = await self._append(keys, args, client=client)
-        return str(out[0]), [int(seq) for seq in out[1:]]
+        pairs = out[1:]
+        return str(out[0]), [
+            Written(int(pairs[i]), str(pairs[i + 1])) for i in range(0, len(pairs), 2)
+        ]
 
     async def changes(self, client: Any, after: int, limit: int) -> Changes:
         keys = [self.log_key, self.data_key, self.seq_key, self.epoch_key]

@@ -30,6 +30,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from ..core.errors import StoreBusy, StoreUnavailable
 from ..metrics import metrics
 from .durability import Durability
+from .pubsub_reader import SubscriptionReader
 from .rate_batch import RateBatch
 from .redis_revocations import RedisRevocationLog
 from .revocation_log import PAGE, Changes, Notice, parse_revocations
@@ -42,6 +43,11 @@ log = logging.getLogger("playgate.state")
 HEARTBEAT = 1.0
 HEARTBEAT_MESSAGE = "playgate-heartbeat"
 _GRACE = 0.02
+# After a notice, the listener lets the next ones gather this long (seconds) before it reads
+# again: at 100 a second, ten wake-ups instead of a hundred, which were most of a steady sync's
+# CPU (docs/redis.md). A notice after a quiet spell is applied at once; one in a stream of them
+# waits at most this long.
+COALESCE = 0.1
 _SYNC_CONNECTIONS = 4
 _RESTORE_BATCH = 200
 
@@ -177,11 +183,14 @@ return out
 
     async def revoke(self, rev: Revocation) -> int:
         async with self._guard():
-            epoch, (seq,) = await self.log.append(self.client, [rev], rev.revoked_at)
-            # Outside the script: in a cluster PUBLISH reaches every node from any node.
-            await self.client.publish(self.channel, Notice(rev, seq, epoch).to_json())
+            epoch, (written,) = await self.log.append(self.client, [rev], rev.revoked_at)
+            if written.seq:  # else Redis already held a stronger one: nothing new to tell
+                stored = Revocation.from_json(written.doc)
+                # Outside the script: in a cluster PUBLISH reaches every node from any node.
+                notice = Notice(stored, written.seq, epoch)
+                await self.client.publish(self.channel, notice.to_json())
             await self._durability.confirm(self.client)  # a failover must not lose it
-        return seq
+        return written.seq
 
     async def changes(self, after: int, limit: int = PAGE) -> Changes:
         async with self._guard():
@@ -200,10 +209,10 @@ return out
         for i in range(0, len(revs), _RESTORE_BATCH):
             batch = revs[i : i + _RESTORE_BATCH]
             async with self._guard():
-                _, seqs = await self.log.append(
+                _, entries = await self.log.append(
                     self.sync_client, batch, time.time(), only_absent=True
                 )
-            written += sum(1 for seq in seqs if seq)
+            written += sum(1 for entry in entries if entry.seq)
         return written
 
     async def revocations(self, now: float) -> list[Revocation]:
@@ -244,26 +253,26 @@ return out
         try:
             async with self._guard():
                 await pubsub.subscribe(self.channel)
-                # Wait for the confirmation: only then is nothing published later missed.
-                while (
-                    await pubsub.parse_response(block=False, timeout=self.settings.timeout) is None
-                ):
-                    pass
+                # Replies are read by this process from here on (pubsub_reader.py).
+                reader = SubscriptionReader(pubsub.connection)
+                await reader.confirmed(self.settings.timeout)
             await on_subscribed()
-            await self._deliver(pubsub, on_revocation)
+            await self._deliver(pubsub, reader, on_revocation)
         finally:
             with contextlib.suppress(RedisError, OSError, TimeoutError):
                 await asyncio.wait_for(pubsub.aclose(), 1)
 
-    async def _deliver(self, pubsub: Any, on_revocation: OnRevocation) -> None:
+    async def _deliver(
+        self, pubsub: Any, reader: SubscriptionReader, on_revocation: OnRevocation
+    ) -> None:
         """Hand over messages until the connection fails or stops answering.
 
         A quiet channel is probed with a PING every ``HEARTBEAT`` seconds; no answer within the
         read timeout ends the session (a frozen Redis is noticed within about HEARTBEAT plus the
-        read timeout). Replies are read raw: with decode_responses redis-py's get_message turns
-        a PONG into None at once, and a loop waiting for it spun on a core.
+        read timeout). After a message the listener waits ``COALESCE`` seconds before it reads
+        again, so notices arriving meanwhile cost one wake-up and one read between them, not
+        one each (docs/redis.md: the CPU of a steady sync).
         """
-        task = asyncio.current_task()
         deadline = self.settings.timeout
         heard = time.monotonic()  # the last reply of any kind
         pinged: float | None = None  # when the unanswered PING left
@@ -281,21 +290,20 @@ return out
                 # One last short read: on a loaded host the answer may be waiting behind our
                 # own event loop's lag rather than missing.
                 wait, last_chance = _GRACE, True
-            try:
-                reply = await pubsub.parse_response(block=False, timeout=max(wait, 0.001))
-            except (RedisError, OSError) as exc:
-                raise StoreUnavailable(f"redis pub/sub: {exc}") from exc
-            if task is not None and task.cancelling():
-                # redis-py may turn a cancellation into "no message yet"; honour it.
-                raise asyncio.CancelledError
-            if reply is None:
+            replies = await reader.replies(max(wait, 0.001))
+            if not replies:
                 continue
             heard, pinged, last_chance = time.monotonic(), None, False
-            if isinstance(reply, list) and len(reply) == 3 and reply[0] == "message":
-                try:
-                    on_revocation(Notice.from_json(reply[2]))
-                except (ValueError, KeyError, TypeError):
-                    log.warning("ignoring a malformed revocation message")
+            notices = 0
+            for reply in replies:
+                if isinstance(reply, list) and len(reply) == 3 and reply[0] == b"message":
+                    notices += 1
+                    try:
+                        on_revocation(Notice.from_json(reply[2]))
+                    except (ValueError, KeyError, TypeError):
+                        log.warning("ignoring a malformed revocation message")
+            if notices:
+                await reader.gather(COALESCE)
 
     async def ping(self) -> None:
         # On the sync client: health answers "up" while request traffic fills its pool.

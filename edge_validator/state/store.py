@@ -23,7 +23,8 @@ class StateStore(Protocol):
 
     async def revoke(self, rev: Revocation) -> int:
         """Store a revocation until it expires and tell every listener; returns its sequence
-        number in the revocation log."""
+        number in the revocation log (Redis: 0 when it already held a stronger revocation of
+        the target, which it keeps: a late write never narrows one)."""
 
     async def revocations(self, now: float) -> list[Revocation]:
         """Every revocation still live at ``now``."""
