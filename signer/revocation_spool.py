@@ -12,8 +12,9 @@ exclusive ``flock``; the replay itself runs without the lock, so an append never
 Redis. Replays are idempotent (a revocation written twice is the same revocation), so two
 workers replaying the same lines, or a crash between a replay and the truncation, only writes
 again. While the spool holds anything, new revocations join its end instead of going straight
-to Redis: writes from this host reach Redis in the order they were made, so an older
-revocation of a target never lands after a newer one.
+to Redis: writes from this host reach Redis in the order they were made. Another host may
+have revoked the same target meanwhile: Redis keeps the stronger of the two (the later
+revoked_at, the later expiry; ``RedisRevocationLog.APPEND``), so a replay never narrows it.
 """
 
 from __future__ import annotations

@@ -243,3 +243,46 @@ def _data_losses_counted(validator_url: str) -> float:
         if line.startswith("playgate_state_data_losses_total "):
             return float(line.split()[1])
     raise AssertionError("playgate_state_data_losses_total is not exported")
+
+
+def test_a_stream_of_revocations_is_applied_in_step_without_reads(
+    redis_url: str, key_prefix: str
+) -> None:
+    """Each notice carries its entry: a validator in step applies a stream of them, however
+    they are batched between two reads of the socket, without reading the log back."""
+    settings = StateSettings(redis_url=redis_url, key_prefix=key_prefix, resync_seconds=3600)
+
+    async def scenario() -> tuple[int, int, int]:
+        writer, store = RedisStore(settings), RedisStore(settings)
+        sync = RevocationSync(store, settings)
+        reads = 0
+        changes = store.changes
+
+        async def counted(after: int, limit: int = 500) -> object:
+            nonlocal reads
+            reads += 1
+            return await changes(after, limit)
+
+        await sync.start()
+        store.changes = counted  # type: ignore[method-assign,assignment]
+        try:
+            assert sync.healthy
+            now = time.time()
+            seqs = [
+                await writer.revoke(Revocation("token_id", f"burst-{i}", now, now + 60))
+                for i in range(300)
+            ]
+            deadline = time.monotonic() + 30
+            while sync.seq < seqs[-1] and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+            held = sum(1 for rev in sync.view if rev.value.startswith("burst-"))
+            return sync.seq - seqs[-1], held, reads
+        finally:
+            await sync.stop()
+            await store.close()
+            await writer.close()
+
+    behind, held, reads = asyncio.run(scenario())
+    assert (behind, held) == (0, 300)
+    # At most the resync loop's first round (it may start before the first sync completes).
+    assert reads <= 1, f"{reads} reads of the log for 300 revocations in step"
