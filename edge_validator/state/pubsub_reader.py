@@ -28,8 +28,8 @@ class SubscriptionReader:
     """
 
     def __init__(self, connection: Any) -> None:
-        # redis-py's asyncio connections keep their stream as ``_reader`` (4.2 to 8.x); without
-        # it the subscription fails loudly rather than reading nothing.
+        # redis-py's asyncio connections keep their streams as ``_reader`` and ``_writer``
+        # (checked with 8.1): a version without them fails here, loudly, not by reading nothing.
         stream = getattr(connection, "_reader", None)
         if not isinstance(stream, asyncio.StreamReader):
             raise StoreUnavailable("redis pub/sub: this redis-py keeps no stream to read from")
@@ -70,6 +70,8 @@ class SubscriptionReader:
         replies = []
         try:
             while (reply := self._parser.gets()) is not False:
+                if isinstance(reply, hiredis.ReplyError):  # e.g. an ACL refusing SUBSCRIBE
+                    raise StoreUnavailable(f"redis pub/sub: {reply}")
                 replies.append(reply)
         except hiredis.ProtocolError as exc:
             raise StoreUnavailable(f"redis pub/sub: {exc}") from exc
