@@ -131,6 +131,7 @@ async def validator(url: str) -> None:
         "idle_wakeups": switches1 - switches0,
     }
     delays.clear()
+    print("steady", flush=True)  # the writer starts only now: no notice is cleared
     await loop.run_in_executor(None, sys.stdin.readline)  # "stop"
     (cpu2, switches2), wall2 = _cpu_and_wakeups(), time.perf_counter()
     steady = {"cpu": cpu2 - cpu1, "wall": wall2 - wall1, "wakeups": switches2 - switches1}
@@ -203,8 +204,9 @@ def measure(size: int, rate: int, seconds: float, parser: str, coalesce: float) 
             time.sleep(1 + IDLE_SECONDS)
             child.stdin.write("go\n")
             child.stdin.flush()
+            child.stdout.readline()  # "steady"
             written = asyncio.run(write_steady(redis.url, rate, seconds))
-            time.sleep(0.5)
+            time.sleep(1)  # the last notices arrive (a loaded machine, the 0.1 s coalescing)
             child.stdin.write("stop\n")
             child.stdin.flush()
             steady = json.loads(child.stdout.readline())
