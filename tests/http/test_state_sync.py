@@ -284,5 +284,6 @@ def test_a_stream_of_revocations_is_applied_in_step_without_reads(
 
     behind, held, reads = asyncio.run(scenario())
     assert (behind, held) == (0, 300)
-    # At most the resync loop's first round (it may start before the first sync completes).
-    assert reads <= 1, f"{reads} reads of the log for 300 revocations in step"
+    # Not one per revocation: only the start's rounds (the resync loop's first one, and a
+    # wake-up when a notice lands while it reads) or a resubscription on a loaded machine.
+    assert reads <= 10, f"{reads} reads of the log for 300 revocations in step"
