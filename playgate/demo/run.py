@@ -85,7 +85,9 @@ async def _serve_all(
         for srv, _ in servers:
             srv.should_exit = True
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    # SIGHUP too: closing the demo's terminal stops it as Ctrl-C does, so its folder (key ring,
+    # API key) is removed and nginx stopped, instead of both left behind.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(sig, stop)
     tasks = [asyncio.create_task(s.serve(sockets=[sock])) for s, sock in servers]
     while not all(s.started for s, _ in servers):

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 from collections import defaultdict
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -130,3 +132,9 @@ def test_demo_cat_url_from_the_signer_plays_through_the_edge(demo: dict[str, str
     assert httpx.get(demo["CAT URL"], timeout=10).status_code == 200
     tampered = url.replace("/videos/demo/", "/videos/other/")
     assert httpx.get(tampered, timeout=10).headers["x-playgate-reason"] == "out_of_scope"
+
+
+def test_closing_the_demos_terminal_stops_it_and_removes_its_folder() -> None:
+    """SIGHUP (the terminal closed) stops the demo as Ctrl-C does: no key ring left in /tmp."""
+    with running_demo([sys.executable, "-m", "playgate.cli"], stop=signal.SIGHUP) as lines:
+        assert Path(lines["Shell"].removeprefix("source ")).is_file()
