@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -13,9 +14,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from playgate.demo.run import REDIS_DOWN
 from tests.support.demo import running_demo
 from tests.support.factories import SAMPLES
-from tests.support.servers import require_tool
+from tests.support.servers import free_port, require_tool
 
 
 @pytest.fixture(scope="module")
@@ -138,3 +140,22 @@ def test_closing_the_demos_terminal_stops_it_and_removes_its_folder() -> None:
     """SIGHUP (the terminal closed) stops the demo as Ctrl-C does: no key ring left in /tmp."""
     with running_demo([sys.executable, "-m", "playgate.cli"], stop=signal.SIGHUP) as lines:
         assert Path(lines["Shell"].removeprefix("source ")).is_file()
+
+
+@pytest.mark.parametrize("url", ["redis://127.0.0.1:{port}/0", "redis://127.0.0.1:notaport/0"])
+def test_a_redis_url_that_does_not_answer_stops_the_demo_in_one_line(url: str) -> None:
+    """Else it would start and refuse every URL it prints (state_unavailable) behind a warning."""
+    env = {**os.environ, "REDIS_URL": url.format(port=free_port())}
+    done = subprocess.run(
+        [sys.executable, "-m", "playgate.cli", "demo", "--signer-port", "0", "--edge-port", "0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith(f"playgate demo: {REDIS_DOWN} (")
