@@ -25,7 +25,7 @@ from edge_validator.core.decision import (
     MAX_TTL_LIMIT,
     Verifier,
 )
-from edge_validator.core.errors import ConfigurationError, PlayGateError
+from edge_validator.core.errors import ConfigurationError, InvalidField, PlayGateError
 from edge_validator.core.keyring import KeyRing, new_keyring_json
 from edge_validator.env import Env, es256_factory
 from edge_validator.formats.config import format_keys
@@ -184,25 +184,23 @@ def cmd_api_key(args: argparse.Namespace) -> int:
     return 0
 
 
+# The request fields ``playgate sign`` fills, by the option (or argument) that sets each.
+SIGN_OPTIONS = {
+    "video_id": "VIDEO_ID",
+    "ttl_seconds": "--ttl",
+    "client_ip": "--client-ip",
+    "session_id": "--session-id",
+    "file": "--file",
+    "session_seconds": "--session-seconds",
+    "format": "--format",
+    "cat_renewal": "--cat-renewal",
+}
+
+
 def cmd_sign(args: argparse.Namespace) -> int:
     # The key ring first: a broken ring is the first thing to report.
     keyring = _keyring(args.keyring) if args.format != "cat" else None
-    doc = {
-        k: v
-        for k, v in vars(args).items()
-        if k
-        in (
-            "video_id",
-            "ttl_seconds",
-            "client_ip",
-            "session_id",
-            "file",
-            "session_seconds",
-            "format",
-            "cat_renewal",
-        )
-        and v is not None
-    }
+    doc = {k: v for k, v in vars(args).items() if k in SIGN_OPTIONS and v is not None}
     max_ttl = _max_ttl()
     default_ttl = min(300, max_ttl)
     cap = _max_session()
@@ -210,14 +208,21 @@ def cmd_sign(args: argparse.Namespace) -> int:
     default_session = env.integer(
         "PLAYGATE_DEFAULT_SESSION", min(DEFAULT_SESSION, cap), low=0, high=cap
     )
-    req = parse_playback_request(
-        doc,
-        default_ttl=default_ttl,
-        max_ttl=max_ttl,
-        entry_file="master.m3u8",
-        default_session=default_session,
-        max_session=cap,
-    )
+    try:
+        req = parse_playback_request(
+            doc,
+            default_ttl=default_ttl,
+            max_ttl=max_ttl,
+            entry_file="master.m3u8",
+            default_session=default_session,
+            max_session=cap,
+        )
+    except InvalidField as exc:
+        # The API's field names (ttl_seconds) mean nothing on a command line: name the option.
+        option = SIGN_OPTIONS.get(exc.field)
+        if option is None:
+            raise
+        raise CliError(f"{option}: {exc.message.removeprefix(exc.field + ': ')}") from None
     base_url = args.base_url.rstrip("/")
     if req.format == "cat":
         cat_keyring = _cat_keyring(args.cat_keys)
