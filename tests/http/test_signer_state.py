@@ -19,6 +19,7 @@ from edge_validator.state.memory import MemoryStore
 from edge_validator.state.settings import RateLimit
 from edge_validator.state.store import RateBucket, RateVerdict
 from playgate.cli import main as cli_main
+from playgate.revoke_cli import NO_API_KEY, NO_SIGNER
 from signer.api_keys import ApiKeys, hash_api_key
 from signer.app import create_app as create_signer
 from signer.settings import SignerSettings
@@ -275,6 +276,29 @@ def test_cli_revokes_through_the_signer(
     )
     with pytest.raises(SystemExit):
         cli_main(["revoke", "--user-id", "a", "--token-id", "b"])
+
+
+def _refused(argv: list[str]) -> object:
+    """The one line ``playgate`` stops with (SystemExit's message)."""
+    with pytest.raises(SystemExit) as refused:
+        cli_main(argv)
+    return refused.value.code
+
+
+def test_cli_says_which_piece_is_missing(signer: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PLAYGATE_SIGNER_URL", raising=False)
+    monkeypatch.setenv("PLAYGATE_API_KEY", API_KEY)
+    assert _refused(["revoke", "--video-id", "v1"]) == NO_SIGNER
+    bare = signer.removeprefix("http://")
+    assert _refused(["revocations", "--signer", bare]) == (
+        f"playgate: the signer URL {bare!r} must start with http:// or https://"
+    )
+    monkeypatch.delenv("PLAYGATE_API_KEY")
+    assert _refused(["revocations", "--signer", signer]) == NO_API_KEY
+    monkeypatch.setenv("PLAYGATE_API_KEY", API_KEY)
+    assert _refused(["revoke", "--signer", signer]) == (
+        "playgate revoke: give exactly one of --token-id, --session-id, --video-id, --user-id"
+    )
 
 
 def test_cli_refuses_an_api_key_on_the_command_line(signer: str) -> None:
