@@ -15,11 +15,19 @@ from edge_validator.core.protocol import CAT_HEADER
 from edge_validator.core.sessions import opens_session
 from edge_validator.core.token import Claims
 
+DAY = 86400
+
+
+def span(seconds: int) -> str:
+    """A duration as a reader takes it in: seconds up to two days, whole days past that
+    (``explain --at 2000-01-01`` would otherwise print 849545150 s)."""
+    return f"{seconds} s" if seconds < 2 * DAY else f"{seconds // DAY} days"
+
 
 def _when(ts: int, now: float) -> str:
     iso = datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     delta = int(ts - now)
-    return f"{iso} ({f'in {delta} s' if delta >= 0 else f'{-delta} s ago'})"
+    return f"{iso} ({f'in {span(delta)}' if delta >= 0 else f'{span(-delta)} ago'})"
 
 
 def describe_claims(
@@ -50,15 +58,17 @@ def describe_claims(
 def _kind(claims: Claims, now: float, session: bool) -> str:
     left = max(0, int(claims.expires_at - now))
     if session:
-        return f"  kind:           session token (playback session, {left} s left)"
+        return f"  kind:           session token (playback session, {span(left)} left)"
     if isinstance(claims, CatClaims) and claims.rules.renewal is not None:
-        return f"  kind:           renewable CAT ({left} s left; the edge renews it near its end)"
+        return (
+            f"  kind:           renewable CAT ({span(left)} left; the edge renews it near its end)"
+        )
     if claims.session_seconds:
         return (
-            f"  kind:           start token (start window {left} s left; a manifest fetched in "
+            f"  kind:           start token (start window {span(left)} left; a manifest fetched in "
             f"it opens a session of up to {claims.session_seconds} s)"
         )
-    return f"  kind:           start token without a session (plays only within {left} s left)"
+    return f"  kind:           start token without a session (plays only within {span(left)} left)"
 
 
 def _expired_note(claims: Claims, session: bool) -> str:

@@ -188,6 +188,10 @@ def test_explain_at_takes_the_iso_dates_it_prints(
     code, out, _ = explain_at("2000-01-01T00:00:00Z")
     assert code == 1
     assert out.startswith("REJECTED: not_yet_valid")
+    # 27 years ahead reads in days, not as a nine-digit count of seconds.
+    not_before = out.split("not before:")[1].splitlines()[0]
+    assert not_before.endswith(" days)"), not_before
+    assert int(not_before.split("(in ")[1].removesuffix(" days)")) > 9000
     # Its own output, pasted back: the expiry it printed, with a zone.
     expires = out.split("expires:")[1].split()[0]
     code, out, _ = explain_at(expires)
