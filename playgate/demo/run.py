@@ -121,10 +121,22 @@ def _validator_settings(
     return ValidatorSettings(keyring=keyring, media_root=Path(origin))
 
 
+def origin_problem(origin: str | None) -> str | None:
+    """``--origin`` that could serve nothing: a scheme the shield has no origin for, or a folder
+    that is not there (every URL the demo prints would be a 404)."""
+    if origin is None or origin.startswith(("http://", "https://", "s3://")):
+        return None
+    if "://" in origin:
+        return f"--origin {origin}: give a folder, an http(s):// origin or s3://bucket/prefix"
+    if not Path(origin).is_dir():
+        return f"--origin {origin} is not a folder: give the folder that holds videos/<id>/..."
+    return None
+
+
 def _describe_origin(settings: ValidatorSettings) -> str:
     if settings.s3 is not None:
         s3 = settings.s3
-        return f"{s3.location} ({s3.mode}, endpoint {s3.endpoint_url})"
+        return f"{s3.location} ({s3.mode}, endpoint {s3.endpoint_url or 'AWS'})"
     return str(settings.origin_url or settings.media_root)
 
 
@@ -135,6 +147,10 @@ def run_demo(args: argparse.Namespace) -> int:
         return 2
     if args.edge == "nginx" and args.origin and "://" in args.origin:
         print("playgate demo: with --edge nginx, --origin must be a folder", file=sys.stderr)
+        return 2
+    problem = origin_problem(args.origin)
+    if problem is not None:
+        print(f"playgate demo: {problem}", file=sys.stderr)
         return 2
     # In memory unless REDIS_URL is set; then Redis must answer now, or every URL the demo
     # prints would be refused (state_unavailable) behind a log line.

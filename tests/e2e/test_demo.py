@@ -142,20 +142,45 @@ def test_closing_the_demos_terminal_stops_it_and_removes_its_folder() -> None:
         assert Path(lines["Shell"].removeprefix("source ")).is_file()
 
 
-@pytest.mark.parametrize("url", ["redis://127.0.0.1:{port}/0", "redis://127.0.0.1:notaport/0"])
-def test_a_redis_url_that_does_not_answer_stops_the_demo_in_one_line(url: str) -> None:
-    """Else it would start and refuse every URL it prints (state_unavailable) behind a warning."""
-    env = {**os.environ, "REDIS_URL": url.format(port=free_port())}
+def _refused_demo(*argv: str, **env: str) -> str:
+    """A demo that must stop before starting anything: its one line on stderr."""
+    command = [sys.executable, "-m", "playgate.cli", "demo", "--signer-port", "0"]
     done = subprocess.run(
-        [sys.executable, "-m", "playgate.cli", "demo", "--signer-port", "0", "--edge-port", "0"],
-        env=env,
+        [*command, "--edge-port", "0", *argv],
+        env={**os.environ, **env},
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
-    assert done.returncode == 2
-    assert done.stdout == ""
+    assert (done.returncode, done.stdout) == (2, ""), done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
-    assert lines[0].startswith(f"playgate demo: {REDIS_DOWN} (")
+    return lines[0]
+
+
+@pytest.mark.parametrize("url", ["redis://127.0.0.1:{port}/0", "redis://127.0.0.1:notaport/0"])
+def test_a_redis_url_that_does_not_answer_stops_the_demo_in_one_line(url: str) -> None:
+    """Else it would start and refuse every URL it prints (state_unavailable) behind a warning."""
+    line = _refused_demo(REDIS_URL=url.format(port=free_port()))
+    assert line.startswith(f"playgate demo: {REDIS_DOWN} (")
+
+
+@pytest.mark.parametrize(
+    ("argv", "line"),
+    [
+        (["--origin", "/no/such/folder"], "--origin /no/such/folder is not a folder: give the"),
+        (["--edge", "nginx", "--origin", "/no/such/folder"], "/no/such/folder is not a folder"),
+        (
+            ["--origin", "ftp://host/x"],
+            "--origin ftp://host/x: give a folder, an http(s):// origin",
+        ),
+    ],
+)
+def test_an_origin_that_serves_nothing_stops_the_demo_in_one_line(
+    argv: list[str], line: str
+) -> None:
+    """Else every URL it prints would be a 404 (ftp://host/x was taken for a folder)."""
+    refused = _refused_demo(*argv)
+    assert refused.startswith("playgate demo: ")
+    assert line in refused
