@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 from edge_validator.core.addresses import ClientAddress
 from edge_validator.core.cat.claims import CatClaims
 from edge_validator.core.cat.renewal import DEFAULT_DEADLINE, seconds_until_due
+from edge_validator.core.cat.verify import looks_like_cat
 from edge_validator.core.decision import Verifier
 from edge_validator.core.errors import Expired, PlaybackTokenError
 from edge_validator.core.paths import Target, split_target
@@ -22,6 +23,12 @@ def span(seconds: int) -> str:
     """A duration as a reader takes it in: seconds up to two days, whole days past that
     (``explain --at 2000-01-01`` would otherwise print 849545150 s)."""
     return f"{seconds} s" if seconds < 2 * DAY else f"{seconds // DAY} days"
+
+
+NO_CAT_KEYS = (
+    "this looks like a CTA-5007 Common Access Token: give its keys with --cat-keys FILE "
+    "(or PLAYGATE_CAT_KEYS_FILE)"
+)
 
 
 def _when(ts: int, now: float) -> str:
@@ -156,7 +163,10 @@ def explain(
         grant = verifier.judge(split, client, now)
     except PlaybackTokenError as exc:
         lines = [f"REJECTED: {exc.reason} ({exc.message}), HTTP {exc.status}"]
-        if exc.hint:
+        if verifier.cat is None and split.token and looks_like_cat(split.token):
+            # Not "cut or altered": a CAT judged without CAT keys, the likelier mistake.
+            lines.append(f"  hint: {NO_CAT_KEYS}")
+        elif exc.hint:
             lines.append(f"  hint: {exc.hint}")
         if isinstance(exc, Expired) and claims is not None:
             lines.append(f"  {_expired_note(claims, split.session)}")
