@@ -58,6 +58,12 @@ def _target(args: argparse.Namespace) -> tuple[str, str]:
     return signer.rstrip("/"), api_key
 
 
+STORE_DOWN_ADVICE = (
+    " (the signer cannot reach Redis, so nothing was done: run it again once Redis is back, "
+    "or give the signer PLAYGATE_REVOCATION_SPOOL to queue revocations; docs/redis.md)"
+)
+
+
 def _call(method: str, url: str, api_key: str, body: object = None) -> int:
     try:
         resp = httpx.request(
@@ -80,7 +86,10 @@ def _call(method: str, url: str, api_key: str, body: object = None) -> int:
     # One line: the signer's reason and message (they differ for a missing and a wrong key).
     error = body.get("error", "") if isinstance(body, dict) else ""
     message = body.get("message", "") if isinstance(body, dict) else resp.text[:200]
-    advice = " (check PLAYGATE_API_KEY or --api-key-file)" if resp.status_code == 401 else ""
+    advice = {
+        "unauthorized": " (check PLAYGATE_API_KEY or --api-key-file)",
+        "store_unavailable": STORE_DOWN_ADVICE,
+    }.get(error, "")
     print(
         f"playgate: the signer answered {resp.status_code} {error}: {message}{advice}",
         file=sys.stderr,
