@@ -219,10 +219,11 @@ def cmd_sign(args: argparse.Namespace) -> int:
         )
     except InvalidField as exc:
         # The API's field names (ttl_seconds) mean nothing on a command line: name the option.
-        option = SIGN_OPTIONS.get(exc.field)
+        field = exc.field or ""
+        option = SIGN_OPTIONS.get(field)
         if option is None:
             raise
-        raise CliError(f"{option}: {exc.message.removeprefix(exc.field + ': ')}") from None
+        raise CliError(f"{option}: {exc.message.removeprefix(field + ': ')}") from None
     base_url = args.base_url.rstrip("/")
     if req.format == "cat":
         cat_keyring = _cat_keyring(args.cat_keys)
