@@ -170,10 +170,12 @@ def _rate(env: Env, name: str, default: str) -> RateLimit:
 def _check_url(url: str) -> None:
     """Refuse a REDIS_URL redis-py would only refuse later, in every worker, with a traceback."""
     try:
-        parse_url(url)
+        parse_url(url)  # type: ignore[no-untyped-call]
     except ValueError as exc:
         raise ConfigurationError(f"REDIS_URL is not a valid Redis URL: {exc}") from None
     # redis-py ignores a database it cannot read as a number ("/x" is database 0): refuse it.
     parts = urlsplit(url)
     if parts.scheme != "unix" and parts.path.strip("/") and not parts.path[1:].isdigit():
-        raise ConfigurationError("REDIS_URL's path is the database number, e.g. redis://host:6379/0")
+        raise ConfigurationError(
+            "REDIS_URL's path is the database number, e.g. redis://host:6379/0"
+        )
