@@ -183,9 +183,9 @@ return out
             await self._durability.confirm(self.client)  # a failover must not lose it
         return seq
 
-    async def changes(self, after: int, limit: int = PAGE) -> Changes:
+    async def changes(self, after: int, limit: int = PAGE, anchor: str = "") -> Changes:
         async with self._guard():
-            return await self.log.changes(self.sync_client, after, limit)
+            return await self.log.changes(self.sync_client, after, limit, anchor)
 
     async def windows(self, after: int, upto: int) -> list[Changes]:
         async with self._guard():
