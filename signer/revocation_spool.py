@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from edge_validator.core.errors import StoreUnavailable
+from edge_validator.core.errors import StoreBusy, StoreUnavailable
 from edge_validator.metrics import metrics
 from edge_validator.state.revocations import Revocation
 from edge_validator.state.store import StateStore
@@ -69,7 +69,8 @@ class RevocationSpool:
     async def replay(self) -> int:
         """Write every spooled revocation to the store, in order; returns how many are left.
 
-        Stops at the first failure (Redis still down): the rest stays for the next try."""
+        Stops at the first failure (Redis still down, or busy: a flood fills the pool): the
+        rest stays for the next try."""
         data = await asyncio.to_thread(self._read)
         now = self.clock()
         for line in data.splitlines():
@@ -82,7 +83,7 @@ class RevocationSpool:
                 continue  # every token it could deny has expired
             try:
                 await self.store.revoke(rev)
-            except StoreUnavailable as exc:
+            except (StoreUnavailable, StoreBusy) as exc:
                 self.last_error = exc.message
                 return await asyncio.to_thread(self.pending)
             log.info("queued revocation %s=%s written to the store", rev.kind, rev.value)
@@ -92,13 +93,17 @@ class RevocationSpool:
         return left
 
     async def run(self) -> None:
-        """Replay whenever the spool holds something, until cancelled."""
+        """Replay whenever the spool holds something, until cancelled. Nothing ends it: while
+        the spool holds anything every new revocation joins it, so a dead task would queue
+        them all for good."""
         while True:
             try:
                 if self.holds_any():
                     await self.replay()
-            except OSError as exc:  # a disk problem must not end the task; say it each time
+            except OSError as exc:  # a disk problem: say it each time
                 log.error("revocation spool %s: %s", self.path, exc)
+            except Exception:  # a client bug: the same
+                log.exception("revocation spool %s: replay failed", self.path)
             await asyncio.sleep(REPLAY_INTERVAL)
 
     # --- file operations, run in a thread ------------------------------------------------------
