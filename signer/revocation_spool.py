@@ -35,6 +35,9 @@ from edge_validator.state.store import StateStore
 log = logging.getLogger("playgate.signer")
 # How often a signer looks at the spool: a revocation reaches Redis this long after it is back.
 REPLAY_INTERVAL = 0.5
+# About 150,000 revocations. While Redis is unreachable nothing counts a key's revocations
+# (its rate limit lives in Redis): the spool bounds itself, and past this a revocation is a 503.
+MAX_SPOOL_BYTES = 16 * 1024 * 1024
 
 
 class RevocationSpool:
@@ -47,8 +50,11 @@ class RevocationSpool:
         self.last_error: str | None = None
 
     async def append(self, rev: Revocation) -> None:
-        """Keep ``rev`` on disk (fsync'd) until a replay writes it to the store."""
+        """Keep ``rev`` on disk (fsync'd) until a replay writes it to the store; StoreUnavailable
+        when the spool is full."""
         pending = await asyncio.to_thread(self._append, rev.to_json() + "\n")
+        if pending is None:
+            raise StoreUnavailable("Redis cannot take revocations and the spool is full; retry")
         metrics().revocations_queued.set(pending)
         log.warning("revocation %s=%s queued (%d pending)", rev.kind, rev.value, pending)
 
@@ -117,9 +123,12 @@ class RevocationSpool:
         finally:
             os.close(fd)  # releases the lock
 
-    def _append(self, line: str) -> int:
+    def _append(self, line: str) -> int | None:
+        data = line.encode()
         with self._locked() as fd:
-            os.write(fd, line.encode())
+            if os.fstat(fd).st_size + len(data) > MAX_SPOOL_BYTES:
+                return None
+            os.write(fd, data)
             os.fsync(fd)
         return self.pending()
 

@@ -21,7 +21,7 @@ import httpx
 from edge_validator.core.keyring import KeyRing
 from edge_validator.state import Revocation, StateSettings
 from edge_validator.state.redis_store import RedisStore
-from signer.revocation_spool import REPLAY_INTERVAL, RevocationSpool
+from signer.revocation_spool import MAX_SPOOL_BYTES, REPLAY_INTERVAL, RevocationSpool
 from tests.http.test_state_faults import _prepare, _status, own_redis
 from tests.support.factories import ADMIN_AUTH
 from tests.support.servers import LOOPBACK, free_port, require_tool, run_process
@@ -179,3 +179,21 @@ def test_the_spool_keeps_replaying_through_a_busy_redis(
     survived, stored = asyncio.run(scenario())
     assert survived, "the replay task ended on a busy pool"
     assert stored == ["queued-1"]
+
+
+def test_a_full_spool_refuses_rather_than_fill_the_disk(keyring: KeyRing, tmp_path: Path) -> None:
+    """During an outage revocations cannot be counted against the key's rate limit, so the spool
+    bounds itself: past MAX_SPOOL_BYTES a revocation is a 503 to retry, not another line."""
+    spool = tmp_path / "revocations.spool"
+    line = Revocation("token_id", "x" * 64, time.time(), time.time() + 3600).to_json() + "\n"
+    spool.write_text(line * (MAX_SPOOL_BYTES // len(line) + 1))
+    size = spool.stat().st_size
+    with own_redis() as redis:
+        state = StateSettings(redis_url=redis.url)
+        with stack(keyring, state, revocation_spool=spool) as live:
+            redis.stop()
+            refused = live.revoke(token_id="one-too-many")
+            assert refused.status_code == 503
+            assert refused.json()["error"] == "store_unavailable"
+            assert refused.headers["cache-control"] == "no-store"
+            assert spool.stat().st_size == size
