@@ -159,7 +159,7 @@ class RevocationSync:
                 continue
             self.epoch = changes.epoch
             self._advance(changes, await self._absorb(changes.docs))
-            self.seq = max(self.seq, changes.next_after)
+            self.seq = changes.next_after
             if not changes.more:
                 break
             if not await self._read_windows(changes.head):
