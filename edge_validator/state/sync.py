@@ -33,8 +33,10 @@ _RETRY_CAP = 2.0
 _CHUNK = 256
 # Expired view entries dropped per catch-up: bounded work on the event loop.
 _PRUNE = 10_000
-# An anchor this close to its expiry may have been pruned by the writers' clocks: not a loss.
-_ANCHOR_MARGIN = 60.0
+# An anchor this close to its expiry may have been pruned by a writer whose clock runs ahead of
+# this host's: not a loss. Wide, because a false alarm marks a data loss for the whole fleet
+# (one-time links refused); a real one hides only if the anchor expires within it.
+_ANCHOR_MARGIN = 600.0
 
 
 class RevocationSync:
