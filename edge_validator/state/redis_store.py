@@ -24,7 +24,7 @@ from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import MaxConnectionsError, RedisError
+from redis.exceptions import MaxConnectionsError, RedisClusterException, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..core.errors import StoreBusy, StoreUnavailable
@@ -37,6 +37,10 @@ from .revocation_log import PAGE, Changes, Notice, parse_revocations
 from .revocations import Revocation
 from .settings import StateSettings
 from .store import OnRevocation, OnSubscribed, RateBucket, RateVerdict
+
+# What the client raises when Redis cannot answer. The cluster client reports a cluster it cannot
+# reach (or a slot no node covers) with RedisClusterException, which is not a RedisError.
+_CLIENT_ERRORS = (RedisError, RedisClusterException, OSError, TimeoutError)
 
 log = logging.getLogger("playgate.state")
 # A quiet subscription is probed this often (seconds); see RedisStore._deliver.
@@ -177,7 +181,7 @@ return out
         except (PoolExhausted, MaxConnectionsError) as exc:
             metrics().state_busy.inc()
             raise StoreBusy(f"redis: every connection is busy ({exc})") from exc
-        except (RedisError, OSError, TimeoutError) as exc:
+        except _CLIENT_ERRORS as exc:
             metrics().redis_errors.inc()
             raise StoreUnavailable(f"redis: {exc.__class__.__name__}: {exc}") from exc
 
@@ -192,9 +196,9 @@ return out
             await self._durability.confirm(self.client)  # a failover must not lose it
         return written.seq
 
-    async def changes(self, after: int, limit: int = PAGE) -> Changes:
+    async def changes(self, after: int, limit: int = PAGE, anchor: str = "") -> Changes:
         async with self._guard():
-            return await self.log.changes(self.sync_client, after, limit)
+            return await self.log.changes(self.sync_client, after, limit, anchor)
 
     async def windows(self, after: int, upto: int) -> list[Changes]:
         async with self._guard():
@@ -259,7 +263,7 @@ return out
             await on_subscribed()
             await self._deliver(pubsub, reader, on_revocation)
         finally:
-            with contextlib.suppress(RedisError, OSError, TimeoutError):
+            with contextlib.suppress(*_CLIENT_ERRORS):
                 await asyncio.wait_for(pubsub.aclose(), 1)
 
     async def _deliver(
@@ -318,7 +322,7 @@ return out
 
     async def close(self) -> None:
         for client in [self.client, *self._extra]:
-            with contextlib.suppress(RedisError, OSError, TimeoutError):
+            with contextlib.suppress(*_CLIENT_ERRORS):
                 await asyncio.wait_for(client.aclose(), 2)
 
 

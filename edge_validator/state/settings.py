@@ -66,6 +66,9 @@ class StateSettings:
     stream_idle_seconds: int = 30
     api_key_rate: RateLimit = RateLimit(1000, 1)
     viewer_rate: RateLimit = RateLimit(60, 60)
+    # Revocations per API key: each is held for hours in Redis, every validator and every
+    # nginx, so no key may flood them.
+    revocation_rate: RateLimit = RateLimit(600, 60)
     key_prefix: str = "playgate"
     # Replicas that must hold a revocation before it is acknowledged (WAIT), so that a failover
     # cannot lose it (durability.py). None: 1 with Sentinel, else 0.
@@ -147,6 +150,7 @@ class StateSettings:
             stream_idle_seconds=env.integer("PLAYGATE_STREAM_IDLE_SECONDS", 30, low=1, high=3600),
             api_key_rate=_rate(env, "PLAYGATE_RATE_LIMIT_API_KEY", "1000/1"),
             viewer_rate=_rate(env, "PLAYGATE_RATE_LIMIT_VIEWER", "60/60"),
+            revocation_rate=_rate(env, "PLAYGATE_RATE_LIMIT_REVOCATIONS", "600/60"),
             key_prefix=prefix,
             wait_replicas=_wait_replicas(env, sentinel=bool(service), cluster=cluster),
             clock_skew_warning=env.number("PLAYGATE_CLOCK_SKEW_WARNING", 1.0, low=0.01, high=3600),
