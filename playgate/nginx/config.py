@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import ipaddress
 import math
 import os
 import pwd
@@ -280,6 +281,16 @@ def check_native(config: EdgeConfig) -> None:
             raise ConfigurationError(NATIVE_HINT)
     assert config.keyring_file is not None
     KeyRing.from_file(config.keyring_file)  # the validators' own checks, at render time
+    # The poller's cosocket connects with no `resolver` configured: a host name would never
+    # connect, and the edge would quietly ask the validator about every request.
+    for url in (config.validator_url, *config.more_validator_urls):
+        try:
+            ipaddress.ip_address(urlsplit(url).hostname or "")
+        except ValueError:
+            raise ConfigurationError(
+                f"validator URL {url}: the native verifier connects to IP addresses only: "
+                "give one (http://127.0.0.1:8081), or render with --no-native"
+            ) from None
 
 
 def render(config: EdgeConfig, template: str | None = None) -> str:

@@ -118,6 +118,19 @@ def test_without_a_key_ring_file_or_with_native_off_every_request_asks_the_valid
         assert "_by_lua" not in text
 
 
+def test_a_native_edge_refuses_a_validator_host_name(tmp_path: Path) -> None:
+    """nginx.md: the poller connects to IP addresses; a name would never connect."""
+    cfg = EdgeConfig(
+        "127.0.0.1:8088", "http://127.0.0.1:8081", "http://127.0.0.1:9000", tmp_path,
+        more_validator_urls=("http://localhost:8082",), keyring_file=_keyring_file(tmp_path),
+    )  # fmt: skip
+    with pytest.raises(ConfigurationError, match="connects to IP addresses only"):
+        check_native(cfg)
+    check_native(dataclasses.replace(cfg, more_validator_urls=("http://[::1]:8082",)))
+    # Without the native verifier, nginx's upstream resolves the name at start: allowed.
+    render(dataclasses.replace(cfg, native=False))
+
+
 def test_a_native_edge_refuses_a_bad_key_ring_or_dict_size(tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text('{"keys": {"k1": "short"}}')
