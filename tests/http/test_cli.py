@@ -401,6 +401,8 @@ def test_serve_validator_says_when_its_media_root_is_no_folder(tmp_path: Path) -
         ("serve-signer", {"PLAYGATE_LOG_LEVEL": "verbose"}, "PLAYGATE_LOG_LEVEL"),
         ("serve-validator", {"PLAYGATE_LEEWAY": "999"}, "PLAYGATE_LEEWAY"),
         ("serve-validator", {"PLAYGATE_KEYRING": ""}, "PLAYGATE_KEYRING_FILE"),
+        ("serve-validator", {"REDIS_URL": "redis://127.0.0.1:notaport/0"}, "REDIS_URL"),
+        ("serve-signer", {"REDIS_URL": "redis://127.0.0.1:6379/x"}, "database number"),
     ],
 )
 def test_a_bad_setting_stops_a_server_with_one_line(
@@ -411,8 +413,8 @@ def test_a_bad_setting_stops_a_server_with_one_line(
     base = {"PLAYGATE_KEYRING_FILE": str(keyring_file), "PLAYGATE_MEDIA_ROOT": str(tmp_path)}
     if env.get("PLAYGATE_KEYRING") == "":
         base.pop("PLAYGATE_KEYRING_FILE")
-    full_env = {**os.environ, **base, **env}
-    full_env.pop("REDIS_URL", None)
+    inherited = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    full_env = {**inherited, **base, **env}
     done = subprocess.run(
         [sys.executable, "-m", "playgate.cli", command, "--port", "0"],
         env=full_env,
