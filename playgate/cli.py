@@ -310,6 +310,7 @@ def cmd_nginx_config(args: argparse.Namespace) -> int:
         grant_cache_viewers=args.grant_cache_viewers or DEFAULT_GRANT_CACHE_VIEWERS,
         keyring_file=Path(keyring_file) if keyring_file else None,
         native=native,
+        metrics_listen=args.metrics_listen or env.text("PLAYGATE_EDGE_METRICS_LISTEN"),
     )
     if config.native_active:
         check_native(config)
@@ -458,6 +459,11 @@ def build_parser() -> argparse.ArgumentParser:
         dest="native",
         action="store_false",
         help="send every request to the validator (auth_request), as before the native verifier",
+    )
+    p.add_argument(
+        "--metrics-listen",
+        help="admin address where nginx serves the native verifier's counts at /metrics, "
+        "e.g. 127.0.0.1:9146 (or PLAYGATE_EDGE_METRICS_LISTEN; default: not served)",
     )
     p.add_argument("--output", "-o", help="write here instead of stdout")
     p.set_defaults(func=cmd_nginx_config)

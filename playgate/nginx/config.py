@@ -101,6 +101,9 @@ class EdgeConfig:
     # the validator through auth_request.
     keyring_file: Path | None = None
     native: bool = True
+    # Where nginx serves the native verifier's counts (/metrics, Prometheus text format), or
+    # None. An admin address: a port of its own, never the viewers' (docs/nginx.md#metrics).
+    metrics_listen: str | None = None
     # Shared memory for the revocations nginx holds (when full, nginx stops deciding natively
     # rather than forget one); only the pages in use take memory.
     native_dict_size: str = "256m"
@@ -227,6 +230,8 @@ _NATIVE_HTTP = """\
     lua_package_path "{lua_dir}/?.lua;;";
     lua_shared_dict playgate_native {dict_size};
     lua_shared_dict playgate_native_meta 1m;
+    # What nginx decided itself, counted for Prometheus (playgate_metrics.lua, --metrics-listen).
+    lua_shared_dict playgate_metrics 1m;
     # The poller says itself when the feed is lost and back, not one line per failed poll.
     lua_socket_log_errors off;
     init_by_lua_block {{
@@ -234,6 +239,7 @@ _NATIVE_HTTP = """\
             keyring_file = "{keyring_file}",
             dict = "playgate_native",
             meta_dict = "playgate_native_meta",
+            metrics_dict = "playgate_metrics",
             validators = {{ {validators} }},
             auth_location = "/_playgate/auth",
         }})
@@ -245,11 +251,18 @@ _NATIVE_HTTP = """\
 def native_values(config: EdgeConfig, contract: dict[str, str]) -> dict[str, str]:
     """The native verifier's lines, or auth_request's when it is off."""
     if not config.native_active:
+        if config.metrics_listen is not None:
+            # Without the native verifier the validators decide, and count, every request.
+            raise ConfigurationError(
+                "--metrics-listen serves the native verifier's counts: give a key ring file "
+                "(and no --no-native), or scrape the validators' /metrics alone"
+            )
         return {
             "native_modules": "",
             "native_http": "",
             "access_check": _AUTH_REQUEST.format(**contract),
             "native_open": "",
+            "metrics_server": "",
         }
     assert config.keyring_file is not None
     keyring_file = str(config.keyring_file.resolve())
@@ -270,7 +283,34 @@ def native_values(config: EdgeConfig, contract: dict[str, str]) -> dict[str, str
         ),
         "access_check": _NATIVE_ACCESS,
         "native_open": _NATIVE_OPEN,
+        "metrics_server": metrics_server(config.metrics_listen),
     }
+
+
+_METRICS_SERVER = """
+    # The native verifier's counts for Prometheus, on the admin address (--metrics-listen):
+    # what nginx decided itself; the validators' /metrics count what reached them.
+    server {{
+        listen {listen};
+        access_log off;
+        location = /metrics {{
+            limit_except GET {{ deny all; }}
+            content_by_lua_block {{ require("playgate_native").expose_metrics() }}
+        }}
+        location / {{
+            return 404;
+        }}
+    }}
+"""
+
+
+def metrics_server(listen: str | None) -> str:
+    """The admin server block that serves ``/metrics``, or nothing."""
+    if listen is None:
+        return ""
+    if not _SAFE_VALUE.fullmatch(listen):
+        raise ConfigurationError(f"nginx metrics listen {listen!r} has characters nginx would parse")
+    return _METRICS_SERVER.format(listen=listen)
 
 
 def check_native(config: EdgeConfig) -> None:
