@@ -82,6 +82,8 @@ class Metrics:
     revocations_queued: Gauge
     # Incremented where an edge renews a playback session (playback sessions work).
     sessions_renewed: Counter
+    # CTA-5007 tokens renewed (catr), by how the new token was delivered: header, cookie, redirect.
+    cat_renewals: Counter
     # The signer.
     urls_issued: Counter
     http_responses: Counter
@@ -161,6 +163,11 @@ def metrics() -> Metrics:
             multiprocess_mode="livemax",
         ),
         sessions_renewed=Counter("playgate_sessions_renewed", "Playback sessions renewed"),
+        cat_renewals=Counter(
+            "playgate_cat_renewals",
+            "CTA-5007 tokens renewed (catr) by delivery: header, cookie or redirect",
+            ["delivery"],
+        ),
         urls_issued=Counter(
             "playgate_urls_issued", "Playback URLs issued by API key name", ["api_key"]
         ),

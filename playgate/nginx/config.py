@@ -21,7 +21,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from edge_validator.core import protocol
-from edge_validator.core.cors import EXPOSED_HEADERS, CorsPolicy
+from edge_validator.core.cors import ALLOWED_HEADERS, EXPOSED_HEADERS, CorsPolicy
 from edge_validator.core.errors import ConfigurationError
 from edge_validator.core.keyring import KeyRing
 
@@ -182,6 +182,7 @@ def cors_values(cors: CorsPolicy) -> dict[str, str]:
     return {
         "cors_origin_map": "\n".join(lines),
         "cors_expose": ", ".join(EXPOSED_HEADERS),
+        "cors_headers_re": "(?:" + "|".join(re.escape(h) for h in ALLOWED_HEADERS) + ")",
         # A reflected origin varies by request; "*" and "no CORS" do not.
         "cors_vary": "Origin" if cors.enabled and not cors.any_origin else '""',
         "cors_max_age": str(cors.max_age),
@@ -309,7 +310,9 @@ def metrics_server(listen: str | None) -> str:
     if listen is None:
         return ""
     if not _SAFE_VALUE.fullmatch(listen):
-        raise ConfigurationError(f"nginx metrics listen {listen!r} has characters nginx would parse")
+        raise ConfigurationError(
+            f"nginx metrics listen {listen!r} has characters nginx would parse"
+        )
     return _METRICS_SERVER.format(listen=listen)
 
 

@@ -168,4 +168,3 @@ def test_the_feed_age_is_served_and_the_admin_port_serves_nothing_else(edge: Edg
     assert httpx.post(edge.metrics_url, timeout=10).status_code == 403
     # The viewers' port has no /metrics: it is a media path like any other (denied, no token).
     assert httpx.get(f"{edge.url}/metrics", timeout=10).status_code == 401
-

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 
 from edge_validator.asgi.app import create_app as create_validator
 from edge_validator.cat_es256 import load_es256
@@ -118,6 +119,28 @@ def test_cookie_renewal_sets_the_cookie_named_in_catr(edge: str) -> None:
     assert name == "cta-common-access-token"
     assert "Max-Age=600" in attributes or "Max-Age=599" in attributes
     assert expires_in(value, edge) > 500
+
+
+def renewals(delivery: str) -> float:
+    """The validator's renewal counter (it runs in this process: its registry is this one's)."""
+    value = REGISTRY.get_sample_value("playgate_cat_renewals_total", {"delivery": delivery})
+    return value or 0.0
+
+
+@pytest.mark.parametrize(("mode", "delivery"), [(2, "header"), (1, "cookie"), (3, "redirect")])
+def test_each_renewal_is_counted_by_how_it_was_delivered(
+    edge: str, mode: int, delivery: str
+) -> None:
+    before = {d: renewals(d) for d in ("header", "cookie", "redirect")}
+    token = due({0: mode, 1: 600, 2: 60})
+    resp = httpx.get(f"{edge}{factories.target(token)}", timeout=10)
+    assert resp.headers[RENEWAL] == delivery
+    after = {d: renewals(d) for d in before}
+    assert after == {**before, delivery: before[delivery] + 1}
+    # A token not yet due is not renewed, nor counted.
+    fresh = factories.cat_token(now=time.time(), ttl=600, extra={CATR: {0: mode, 1: 600, 2: 60}})
+    assert RENEWAL not in httpx.get(f"{edge}{factories.target(fresh)}", timeout=10).headers
+    assert {d: renewals(d) for d in before} == after
 
 
 def test_a_revoked_token_is_refused_not_renewed(edge: str) -> None:
