@@ -86,11 +86,13 @@ def nginx_edge(
     guard: StateGuard | None = None,
     extra_locations: str = "",
     metrics: bool = False,
+    validator_host: str = LOOPBACK,
 ) -> Iterator[Edge]:
     """``keyring_file``: the key ring's JSON file, for nginx's native verifier (None: off, every
     request goes through auth_request). ``guard``: the validator's state (to revoke in tests).
     ``extra_locations``: nginx lines added to the server block (test-only locations).
-    ``metrics``: nginx serves its counts on an admin port of its own (``Edge.metrics_url``)."""
+    ``metrics``: nginx serves its counts on an admin port of its own (``Edge.metrics_url``).
+    ``validator_host``: the name nginx is given for the validator (it listens on loopback)."""
     nginx = require_tool("nginx")
     hits: list[str] = []
     auth_calls: list[str] = []
@@ -118,7 +120,7 @@ def nginx_edge(
         metrics_listen = f"{LOOPBACK}:{free_port()}" if metrics else None
         config = EdgeConfig(
             listen=f"{LOOPBACK}:{port}",
-            validator_url=validator_url,
+            validator_url=validator_url.replace(LOOPBACK, validator_host, 1),
             origin_url=origin_url,
             prefix=prefix,
             workers="1",

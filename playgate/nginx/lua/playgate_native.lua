@@ -142,6 +142,8 @@ end
 function _M.init(options)
     conf = options
     metrics.init(options.metrics_dict)
+    -- The poller connects to addresses: host names resolved now, as the upstream's are.
+    options.validators = require("playgate_resolve").addresses(options.validators)
     local urandom = io.open("/dev/urandom", "rb")
     generation = to_hex(urandom:read(8))
     urandom:close()
