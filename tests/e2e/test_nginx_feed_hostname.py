@@ -14,8 +14,8 @@ import pytest
 from edge_validator.settings import ValidatorSettings
 from edge_validator.state.guard import StateGuard
 from edge_validator.state.memory import MemoryStore
-from tests.e2e.test_nginx_native import KEYRING, KEYRING_DOC, _revoke, checks, wait_until_native
 from tests.e2e.test_nginx_metrics import token_id, url_for
+from tests.e2e.test_nginx_native import KEYRING, KEYRING_DOC, _revoke, checks, wait_until_native
 from tests.support.factories import SAMPLES
 from tests.support.nginx_edge import nginx_edge
 

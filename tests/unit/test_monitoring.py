@@ -70,7 +70,7 @@ DASHBOARD_SCHEMA: dict[str, Any] = {
 }
 
 
-# The native verifier's families (nginx's own /metrics): "name", "type" in its HELP table.
+# The native verifier's families (nginx's own /metrics): "name", "type" in its FAMILIES table.
 NATIVE_METRICS = ROOT / "playgate" / "nginx" / "lua" / "playgate_metrics.lua"
 _NATIVE_FAMILY = re.compile(r'"(playgate_[a-z_]+)", "(counter|gauge)"')
 

@@ -4,8 +4,10 @@
 --
 -- One shared dict holds every counter of this nginx: one atomic incr per decision, summed over
 -- workers by construction, kept across reloads (a restart starts at 0: a counter reset, which
--- Prometheus's rate() handles). Each key is the whole series text, so the scrape writes keys as
--- they are. Names and labels are the validator's (edge_validator/metrics.py) where the meaning
+-- Prometheus's rate() handles). Keys are short (the incr hashes and compares the key: the whole
+-- series text as key cost 0.7 µs per incr, one letter 0.07 µs; bench/native_counter.py): a
+-- letter for the series family, then the label value. The scrape turns them into series.
+-- Names and labels are the validator's (edge_validator/metrics.py) where the meaning
 -- is the same: a deployment sums playgate_decisions_total over the edge and validator jobs
 -- without counting a request twice (nginx counts only what it decided, the validator the rest).
 
@@ -16,18 +18,23 @@ local _M = {}
 
 local dict
 
--- One key per series, built once per reason (reasons are a fixed set of short codes).
-local ALLOW = 'playgate_decisions_total{outcome="allow",reason="ok"}'
-local OPENED = "playgate_sessions_renewed_total"
+-- Keys: "a" an allow, "s" a session opened, "d<reason>" a deny, "f<why>" handed to the
+-- validator. Built once per reason (reasons are a fixed set of short codes).
+local ALLOW, OPENED = "a", "s"
 local deny_keys, defer_keys = {}, {}
 
-local HELP = {
+-- Each family: its key letter, the series text before and after the label value, its help.
+local FAMILIES = {
     { "playgate_decisions_total", "counter",
-        "Decisions the native verifier took in nginx, by outcome and reason" },
+        "Decisions the native verifier took in nginx, by outcome and reason",
+        { a = { 'playgate_decisions_total{outcome="allow",reason="ok"}', "" },
+          d = { 'playgate_decisions_total{outcome="deny",reason="', '"}' } } },
     { "playgate_sessions_renewed_total", "counter",
-        "Playback sessions the native verifier opened in nginx" },
+        "Playback sessions the native verifier opened in nginx",
+        { s = { "playgate_sessions_renewed_total", "" } } },
     { "playgate_native_deferred_total", "counter",
-        "Requests nginx handed to the validator, by why it did not decide them" },
+        "Requests nginx handed to the validator, by why it did not decide them",
+        { f = { 'playgate_native_deferred_total{reason="', '"}' } } },
 }
 
 -- init(dict name), in init_by_lua: counting needs nothing else.
@@ -47,7 +54,7 @@ end
 function _M.denied(reason)
     local key = deny_keys[reason]
     if key == nil then
-        key = 'playgate_decisions_total{outcome="deny",reason="' .. reason .. '"}'
+        key = "d" .. reason
         deny_keys[reason] = key
     end
     incr(key)
@@ -63,7 +70,7 @@ end
 function _M.deferred(why)
     local key = defer_keys[why]
     if key == nil then
-        key = 'playgate_native_deferred_total{reason="' .. why .. '"}'
+        key = "f" .. why
         defer_keys[why] = key
     end
     incr(key)
@@ -75,20 +82,18 @@ function _M.expose(feed_age)
     local keys = dict:get_keys(0)
     table.sort(keys)
     local out, n = {}, 0
-    for _, family in ipairs(HELP) do
-        local name = family[1]
+    for _, family in ipairs(FAMILIES) do
+        local name, series = family[1], family[4]
         n = n + 1
         out[n] = "# HELP " .. name .. " " .. family[3] .. "\n# TYPE " .. name .. " "
             .. family[2] .. "\n"
-        local prefix_len = #name
         for _, key in ipairs(keys) do
-            local rest = key:sub(prefix_len + 1, prefix_len + 1)
-            if key:sub(1, prefix_len) == name and (rest == "" or rest == "{") then
-                local value = dict:get(key)
-                if value then
-                    n = n + 1
-                    out[n] = key .. " " .. string.format("%d", value) .. "\n"
-                end
+            local text = series[key:sub(1, 1)]
+            local value = text and dict:get(key)
+            if value then
+                n = n + 1
+                out[n] = text[1] .. key:sub(2) .. text[2] .. " " .. string.format("%d", value)
+                    .. "\n"
             end
         end
     end
