@@ -62,8 +62,6 @@ class Metrics:
     decisions: Counter
     verification_seconds: Histogram
     request_seconds: Histogram
-    # /auth answers to nginx: "kept" (X-Accel-Expires > 0) or "not_kept".
-    grant_cache_answers: Counter
     revocation_view_entries: Gauge
     revocation_view_staleness: Gauge
     revocation_last_sync: Gauge
@@ -108,11 +106,6 @@ def metrics() -> Metrics:
             "HTTP request latency by service and route",
             ["service", "route"],
             buckets=_REQUEST_BUCKETS,
-        ),
-        grant_cache_answers=Counter(
-            "playgate_grant_cache_answers",
-            "auth_request allows by whether nginx may keep them (grant cache)",
-            ["answer"],
         ),
         revocation_view_entries=Gauge(
             "playgate_revocation_view_entries",

@@ -148,28 +148,27 @@ def test_cli_renders_native_from_the_environment_and_no_native_turns_it_off(
     assert "access_by_lua_block" not in (tmp_path / "env-off.conf").read_text()
 
 
-def test_the_grant_cache_lives_in_memory_sized_for_the_viewers(tmp_path: Path) -> None:
-    small = render(dataclasses.replace(config(tmp_path), grant_cache_viewers=20_000))
-    large = render(config(tmp_path))  # 100,000 viewers by default
-    line = "proxy_cache_path {} levels=1:2 keys_zone=playgate_grants:{}"
-    default_dir = config(tmp_path).grant_cache_path()
-    assert default_dir.parent == Path("/dev/shm")
-    assert line.format(default_dir, "6m") in small
-    assert line.format(default_dir, "26m") in large
-    assert "max_size=80m inactive=1m" in small  # about 4 KB (one tmpfs page) per kept allow
-    assert "max_size=392m inactive=1m" in large
-    assert "/cache/grants" not in large
+def test_no_allow_is_ever_reused(tmp_path: Path) -> None:
+    """The grant cache is gone (the native verifier decides in nginx): one cache, the media's."""
+    text = render(config(tmp_path))
+    assert text.count("proxy_cache_path ") == 1
+    assert "keys_zone=playgate_media:" in text
+    assert "proxy_cache playgate_media;" in text
+    assert "proxy_cache " not in text.split("location = /_playgate/auth", 1)[1]
 
 
-def test_a_grant_cache_folder_others_may_write_is_refused(tmp_path: Path) -> None:
-    shared = tmp_path / "shared"
-    shared.mkdir()
-    shared.chmod(0o777)
-    planted = tmp_path / "planted"
-    planted.symlink_to(shared)
-    for folder in (shared, planted):
-        with pytest.raises(ConfigurationError, match="not a private folder"):
-            prepare_prefix(dataclasses.replace(config(tmp_path), grant_cache_dir=folder))
-    own = tmp_path / "own" / "grants"
-    prepare_prefix(dataclasses.replace(config(tmp_path), grant_cache_dir=own))
-    assert own.stat().st_mode & 0o777 == 0o700
+def test_the_native_counts_are_served_on_the_admin_address_only(tmp_path: Path) -> None:
+    native = config(tmp_path, keyring_file=_keyring_file(tmp_path))  # type: ignore[arg-type]
+    assert "playgate_metrics" in render(native)  # counted, even when not served
+    assert "expose_metrics" not in render(native)
+    served = render(dataclasses.replace(native, metrics_listen="127.0.0.1:9146"))
+    admin = served.split("listen 127.0.0.1:9146;", 1)[1]
+    assert 'require("playgate_native").expose_metrics()' in admin
+    assert "expose_metrics" not in served.split("listen 127.0.0.1:9146;", 1)[0]
+    with pytest.raises(ConfigurationError, match="would parse"):
+        render(dataclasses.replace(native, metrics_listen="127.0.0.1:9146; evil"))
+    with pytest.raises(ConfigurationError, match="native verifier's counts"):
+        render(dataclasses.replace(native, native=False, metrics_listen="127.0.0.1:9146"))
+    with_admin = dataclasses.replace(native, metrics_listen="127.0.0.1:9")
+    prepare_prefix(with_admin)
+    check_config(require_tool("nginx"), with_admin)
