@@ -532,7 +532,7 @@ local function is_manifest(path)
     return sub(l, -5) == ".m3u8" or sub(l, -4) == ".mpd"
 end
 
--- The decision for one request: "allow", token id | "deny", reason, token id | "defer".
+-- The decision for one request: "allow", token id | "deny", reason, token id | "defer", why.
 -- ``policy``: {leeway=, max_ttl=, max_session=}; ``dict``: the revocations. ``open``: the
 -- caller can answer a redirect, so a start token that opens a playback session is decided
 -- here too: "open", token id, claims, raw path, query without the token, token in query.
