@@ -172,3 +172,16 @@ def test_the_native_counts_are_served_on_the_admin_address_only(tmp_path: Path) 
     with_admin = dataclasses.replace(native, metrics_listen="127.0.0.1:9")
     prepare_prefix(with_admin)
     check_config(require_tool("nginx"), with_admin)
+
+
+def test_cli_serves_the_native_counts_where_it_is_told(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PLAYGATE_KEYRING_FILE", str(_keyring_file(tmp_path)))
+    base = ["nginx-config", "--prefix", str(tmp_path), "--validator-url", "http://127.0.0.1:1"]
+    base += ["--origin-url", "http://127.0.0.1:2", "-o"]
+    assert main([*base, str(tmp_path / "flag.conf"), "--metrics-listen", "127.0.0.1:9146"]) == 0
+    assert "listen 127.0.0.1:9146;" in (tmp_path / "flag.conf").read_text()
+    monkeypatch.setenv("PLAYGATE_EDGE_METRICS_LISTEN", "127.0.0.1:9147")
+    assert main([*base, str(tmp_path / "env.conf")]) == 0
+    assert "listen 127.0.0.1:9147;" in (tmp_path / "env.conf").read_text()
