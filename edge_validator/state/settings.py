@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from redis.connection import parse_url
+
 from ..core.errors import ConfigurationError
 from ..env import Env
 
@@ -112,6 +114,8 @@ class StateSettings:
         cluster = env.flag("PLAYGATE_REDIS_CLUSTER", False)
         if url is not None and "+cluster://" in url:
             cluster, url = True, url.replace("+cluster://", "://", 1)
+        if url is not None:
+            _check_url(url)
         prefix = env.text("PLAYGATE_REDIS_PREFIX", cls.key_prefix) or cls.key_prefix
         if not prefix.replace("-", "").replace("_", "").isalnum():
             raise ConfigurationError("PLAYGATE_REDIS_PREFIX must be letters, digits, - and _")
@@ -161,3 +165,17 @@ def _wait_replicas(env: Env, *, sentinel: bool, cluster: bool) -> int:
 
 def _rate(env: Env, name: str, default: str) -> RateLimit:
     return RateLimit.parse(name, env.text(name, default) or default)
+
+
+def _check_url(url: str) -> None:
+    """Refuse a REDIS_URL redis-py would only refuse later, in every worker, with a traceback."""
+    try:
+        parse_url(url)  # type: ignore[no-untyped-call]
+    except ValueError as exc:
+        raise ConfigurationError(f"REDIS_URL is not a valid Redis URL: {exc}") from None
+    # redis-py ignores a database it cannot read as a number ("/x" is database 0): refuse it.
+    parts = urlsplit(url)
+    if parts.scheme != "unix" and parts.path.strip("/") and not parts.path[1:].isdigit():
+        raise ConfigurationError(
+            "REDIS_URL's path is the database number, e.g. redis://host:6379/0"
+        )

@@ -20,6 +20,7 @@ from edge_validator.core.cat.verify import CatVerifier
 from edge_validator.core.keyring import KeyRing
 from edge_validator.settings import ValidatorSettings
 from playgate.cli import main
+from playgate.explain import NO_CAT_KEYS
 from signer.api_keys import ApiKeys, hash_api_key
 from signer.app import create_app as create_signer
 from signer.issuing import CatIssuer
@@ -212,6 +213,11 @@ def test_cli_keygen_cat_then_sign_and_explain(
     explain = ["explain", url, "--keyring", "keyring.json", "--cat-keys", "cat-keys.json"]
     assert main(explain) == 0
     assert "format:         CAT (CTA-5007)" in capsys.readouterr().out
+    # Forgetting --cat-keys is the likely mistake, not a token "cut or altered in transit".
+    monkeypatch.delenv("PLAYGATE_CAT_KEYS", raising=False)
+    monkeypatch.delenv("PLAYGATE_CAT_KEYS_FILE", raising=False)
+    assert main(explain[:-2]) == 1
+    assert capsys.readouterr().out.splitlines()[1] == f"  hint: {NO_CAT_KEYS}"
 
 
 def test_the_cat_header_carries_a_token_to_the_shield(cat_signer_url: str, edge_url: str) -> None:

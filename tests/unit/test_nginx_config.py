@@ -118,6 +118,17 @@ def test_without_a_key_ring_file_or_with_native_off_every_request_asks_the_valid
         assert "_by_lua" not in text
 
 
+def test_a_native_edge_takes_validator_host_names(tmp_path: Path) -> None:
+    """nginx resolves them at start and reload, for the upstream and for the feed poller
+    (playgate_resolve.lua; tests/e2e/test_nginx_feed_hostname.py runs it)."""
+    cfg = EdgeConfig(
+        "127.0.0.1:8088", "http://127.0.0.1:8081", "http://127.0.0.1:9000", tmp_path,
+        more_validator_urls=("http://localhost:8082",), keyring_file=_keyring_file(tmp_path),
+    )  # fmt: skip
+    check_native(cfg)
+    assert 'validators = { "127.0.0.1:8081", "localhost:8082" }' in render(cfg)
+
+
 def test_a_native_edge_refuses_a_bad_key_ring_or_dict_size(tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text('{"keys": {"k1": "short"}}')

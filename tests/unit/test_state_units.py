@@ -137,6 +137,8 @@ def test_settings_from_env() -> None:
     "env",
     [
         {"REDIS_URL": "http://x"},
+        {"REDIS_URL": "redis://127.0.0.1:notaport/0"},
+        {"REDIS_URL": "redis://127.0.0.1:6379/x"},
         {"PLAYGATE_STATE_FAILURE_POLICY": "maybe"},
         {"PLAYGATE_RATE_LIMIT_API_KEY": "ten/1"},
         {"PLAYGATE_RATE_LIMIT_API_KEY": "10/"},
