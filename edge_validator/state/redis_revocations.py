@@ -68,10 +68,12 @@ return out
     # KEYS[1] the log, KEYS[2] hash target -> JSON, KEYS[3] the sequence counter, KEYS[4] the
     # epoch hash
     # ARGV[1] read entries numbered after this, ARGV[2] page size, ARGV[3] an epoch id to start
-    # with when there is none, ARGV[4] read entries numbered up to this ("+inf": no bound)
-    # Returns {epoch id, since, replaced, counter, next_after, more (1: a full page), JSON...}:
-    # next_after is the last number read when the page is full, else the bound (the counter
-    # when unbounded: nothing lies between, scripts are atomic).
+    # with when there is none, ARGV[4] read entries numbered up to this ("+inf": no bound),
+    # ARGV[5] a target whose number the reader wants to know ("": none)
+    # Returns {epoch id, since, replaced, counter, next_after, more (1: a full page), last
+    # target, its number, the asked target's number ("": none), JSON...}: next_after is the
+    # last number read when the page is full, else the bound (the counter when unbounded:
+    # nothing lies between, scripts are atomic).
     CHANGES = """
 local epoch = redis.call('HGET', KEYS[4], 'id')
 if not epoch then
@@ -90,7 +92,10 @@ if n < limit then
   next_after = ARGV[4]
   if next_after == '+inf' then next_after = counter end
 end
-local out = {epoch, meta[1], meta[2] or '', counter, next_after, more}
+local anchor = ''
+if ARGV[5] ~= '' then anchor = redis.call('ZSCORE', KEYS[1], ARGV[5]) or '' end
+local out = {epoch, meta[1], meta[2] or '', counter, next_after, more,
+             page[#page - 1] or '', page[#page] or '', anchor}
 if n > 0 then
   local targets = {}
   for i = 1, #page, 2 do targets[#targets + 1] = page[i] end
@@ -144,10 +149,10 @@ return current
         out = await self._append(keys, args, client=client)
         return str(out[0]), [int(seq) for seq in out[1:]]
 
-    async def changes(self, client: Any, after: int, limit: int) -> Changes:
+    async def changes(self, client: Any, after: int, limit: int, anchor: str = "") -> Changes:
         keys = [self.log_key, self.data_key, self.seq_key, self.epoch_key]
-        out = await self._changes(keys, [after, limit, new_epoch_id(), "+inf"], client=client)
-        return _changes(out)
+        args = [after, limit, new_epoch_id(), "+inf", anchor]
+        return _changes(await self._changes(keys, args, client=client))
 
     async def windows(
         self, client: Any, after: int, upto: int, width: int, *, pipelined: bool = True
@@ -156,16 +161,16 @@ return current
         each holds at most ``width`` entries and blocks Redis as briefly as a page), all sent
         in one round trip: a cold start pays a round trip per many pages, not per page."""
         keys = [self.log_key, self.data_key, self.seq_key, self.epoch_key]
-        bounds = [(start, min(start + width, upto)) for start in range(after, upto, width)]
+        args = [
+            [start, width, new_epoch_id(), min(start + width, upto), ""]
+            for start in range(after, upto, width)
+        ]
         if not pipelined:
             # redis-py refuses scripts in a cluster pipeline: one round trip each there.
-            return [
-                _changes(await self._changes(keys, [a, width, new_epoch_id(), b], client=client))
-                for a, b in bounds
-            ]
+            return [_changes(await self._changes(keys, arg, client=client)) for arg in args]
         async with client.pipeline(transaction=False) as pipe:  # hands its connection back
-            for a, b in bounds:
-                await self._changes(keys, [a, width, new_epoch_id(), b], client=pipe)
+            for arg in args:
+                await self._changes(keys, arg, client=pipe)
             replies = await pipe.execute()
         return [_changes(out) for out in replies]
 
@@ -176,6 +181,15 @@ return current
 
 
 def _changes(out: list[Any]) -> Changes:
-    epoch_id, since, replaced, counter, next_after, more, *docs = out
+    epoch_id, since, replaced, counter, next_after, more, member, seq, anchor, *docs = out
     epoch = Epoch(str(epoch_id), float(since or 0), str(replaced or ""))
-    return Changes(epoch, int(float(next_after)), docs, bool(int(more)), int(counter))
+    last = (str(member), int(float(seq))) if member else None
+    return Changes(
+        epoch,
+        int(float(next_after)),
+        docs,
+        bool(int(more)),
+        int(counter),
+        last,
+        int(float(anchor)) if anchor else None,
+    )

@@ -24,7 +24,7 @@ from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import MaxConnectionsError, RedisError
+from redis.exceptions import MaxConnectionsError, RedisClusterException, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..core.errors import StoreBusy, StoreUnavailable
@@ -36,6 +36,10 @@ from .revocation_log import PAGE, Changes, Notice, parse_revocations
 from .revocations import Revocation
 from .settings import StateSettings
 from .store import OnRevocation, OnSubscribed, RateBucket, RateVerdict
+
+# What the client raises when Redis cannot answer. The cluster client reports a cluster it cannot
+# reach (or a slot no node covers) with RedisClusterException, which is not a RedisError.
+_CLIENT_ERRORS = (RedisError, RedisClusterException, OSError, TimeoutError)
 
 log = logging.getLogger("playgate.state")
 # A quiet subscription is probed this often (seconds); see RedisStore._deliver.
@@ -171,7 +175,7 @@ return out
         except (PoolExhausted, MaxConnectionsError) as exc:
             metrics().state_busy.inc()
             raise StoreBusy(f"redis: every connection is busy ({exc})") from exc
-        except (RedisError, OSError, TimeoutError) as exc:
+        except _CLIENT_ERRORS as exc:
             metrics().redis_errors.inc()
             raise StoreUnavailable(f"redis: {exc.__class__.__name__}: {exc}") from exc
 
@@ -183,9 +187,9 @@ return out
             await self._durability.confirm(self.client)  # a failover must not lose it
         return seq
 
-    async def changes(self, after: int, limit: int = PAGE) -> Changes:
+    async def changes(self, after: int, limit: int = PAGE, anchor: str = "") -> Changes:
         async with self._guard():
-            return await self.log.changes(self.sync_client, after, limit)
+            return await self.log.changes(self.sync_client, after, limit, anchor)
 
     async def windows(self, after: int, upto: int) -> list[Changes]:
         async with self._guard():
@@ -252,7 +256,7 @@ return out
             await on_subscribed()
             await self._deliver(pubsub, on_revocation)
         finally:
-            with contextlib.suppress(RedisError, OSError, TimeoutError):
+            with contextlib.suppress(*_CLIENT_ERRORS):
                 await asyncio.wait_for(pubsub.aclose(), 1)
 
     async def _deliver(self, pubsub: Any, on_revocation: OnRevocation) -> None:
@@ -283,7 +287,7 @@ return out
                 wait, last_chance = _GRACE, True
             try:
                 reply = await pubsub.parse_response(block=False, timeout=max(wait, 0.001))
-            except (RedisError, OSError) as exc:
+            except _CLIENT_ERRORS as exc:
                 raise StoreUnavailable(f"redis pub/sub: {exc}") from exc
             if task is not None and task.cancelling():
                 # redis-py may turn a cancellation into "no message yet"; honour it.
@@ -310,7 +314,7 @@ return out
 
     async def close(self) -> None:
         for client in [self.client, *self._extra]:
-            with contextlib.suppress(RedisError, OSError, TimeoutError):
+            with contextlib.suppress(*_CLIENT_ERRORS):
                 await asyncio.wait_for(client.aclose(), 2)
 
 

@@ -9,8 +9,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from redis.connection import parse_url
-
 from ..core.errors import ConfigurationError
 from ..env import Env
 
@@ -66,6 +64,9 @@ class StateSettings:
     stream_idle_seconds: int = 30
     api_key_rate: RateLimit = RateLimit(1000, 1)
     viewer_rate: RateLimit = RateLimit(60, 60)
+    # Revocations per API key: each is held for hours in Redis, every validator and every
+    # nginx, so no key may flood them.
+    revocation_rate: RateLimit = RateLimit(600, 60)
     key_prefix: str = "playgate"
     # Replicas that must hold a revocation before it is acknowledged (WAIT), so that a failover
     # cannot lose it (durability.py). None: 1 with Sentinel, else 0.
@@ -147,6 +148,7 @@ class StateSettings:
             stream_idle_seconds=env.integer("PLAYGATE_STREAM_IDLE_SECONDS", 30, low=1, high=3600),
             api_key_rate=_rate(env, "PLAYGATE_RATE_LIMIT_API_KEY", "1000/1"),
             viewer_rate=_rate(env, "PLAYGATE_RATE_LIMIT_VIEWER", "60/60"),
+            revocation_rate=_rate(env, "PLAYGATE_RATE_LIMIT_REVOCATIONS", "600/60"),
             key_prefix=prefix,
             wait_replicas=_wait_replicas(env, sentinel=bool(service), cluster=cluster),
             clock_skew_warning=env.number("PLAYGATE_CLOCK_SKEW_WARNING", 1.0, low=0.01, high=3600),
@@ -168,13 +170,13 @@ def _rate(env: Env, name: str, default: str) -> RateLimit:
 
 
 def _check_url(url: str) -> None:
-    """Refuse a REDIS_URL redis-py would only refuse later, in every worker, with a traceback."""
-    try:
-        parse_url(url)  # type: ignore[no-untyped-call]
-    except ValueError as exc:
-        raise ConfigurationError(f"REDIS_URL is not a valid Redis URL: {exc}") from None
-    # redis-py ignores a database it cannot read as a number ("/x" is database 0): refuse it.
+    """Refuse a REDIS_URL redis-py would refuse later, in every worker, or read wrongly."""
     parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 - urllib checks the port only when it is read
+    except ValueError:
+        raise ConfigurationError("REDIS_URL's port is not a number from 0 to 65535") from None
+    # redis-py ignores a database it cannot read as a number ("/x" is database 0): refuse it.
     if parts.scheme != "unix" and parts.path.strip("/") and not parts.path[1:].isdigit():
         raise ConfigurationError(
             "REDIS_URL's path is the database number, e.g. redis://host:6379/0"

@@ -28,8 +28,9 @@ class StateStore(Protocol):
     async def revocations(self, now: float) -> list[Revocation]:
         """Every revocation still live at ``now``."""
 
-    async def changes(self, after: int, limit: int = PAGE) -> Changes:
-        """One page of the revocation log: the entries numbered after ``after``."""
+    async def changes(self, after: int, limit: int = PAGE, anchor: str = "") -> Changes:
+        """One page of the revocation log: the entries numbered after ``after``, and the number
+        the log holds for the target ``anchor`` (``Changes.anchor``)."""
 
     async def windows(self, after: int, upto: int) -> list[Changes]:
         """The log's entries numbered in (after, upto], a page per window of ``PAGE`` numbers,

@@ -360,3 +360,25 @@ def test_an_unexpected_error_is_a_json_error_never_a_bare_500(keyring: KeyRing) 
     assert resp.headers["x-playgate-reason"] == "internal_error"
     assert resp.headers["cache-control"] == "no-store"
     assert resp.json()["error"] == "internal_error"
+
+
+def test_revocations_are_rate_limited_per_api_key(
+    keyring: KeyRing, redis_url: str, key_prefix: str
+) -> None:
+    """Every revocation is kept in Redis, in every validator's memory and in nginx's shared dict
+    for hours: a key (a partner's, limited to a video prefix, say) must not flood them. Its own
+    limit, apart from the URL issuance it shares nothing with."""
+    state = StateSettings(
+        redis_url=redis_url, key_prefix=key_prefix, revocation_rate=RateLimit(3, 60)
+    )
+    with serve_app(create_signer(_signer(keyring, state))) as url:
+        codes = [_post(f"{url}/v1/revocations", {"token_id": f"flood-{i}"}) for i in range(4)]
+        issued = _post(f"{url}/v1/playback-urls", {"video_id": "demo"})
+        listed = httpx.get(f"{url}/v1/revocations", headers=AUTH, timeout=10).json()
+    assert [r.status_code for r in codes] == [201, 201, 201, 429]
+    refused = codes[-1]
+    assert refused.json()["error"] == "rate_limited"
+    assert refused.headers["cache-control"] == "no-store"
+    assert 1 <= int(refused.headers["retry-after"]) <= 60
+    assert issued.status_code == 201
+    assert "flood-3" not in {r["value"] for r in listed["revocations"]}

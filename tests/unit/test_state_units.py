@@ -184,9 +184,9 @@ def test_the_sync_reads_the_log_in_pages_and_follows_notices() -> None:
     reads: list[tuple[int, ...]] = []
     changes, windows = store.changes, store.windows
 
-    async def counted(after: int, limit: int = PAGE) -> object:
+    async def counted(after: int, limit: int = PAGE, anchor: str = "") -> object:
         reads.append((after,))
-        return await changes(after, limit)
+        return await changes(after, limit, anchor)
 
     async def counted_windows(after: int, upto: int) -> object:
         reads.append((after, upto))
