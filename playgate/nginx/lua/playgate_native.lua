@@ -18,6 +18,7 @@ local ffi = require("ffi")
 local cjson = require("cjson.safe")
 -- ngx.base64 also declares nginx's ngx_decode_base64url for the FFI (b64url_into).
 local encode_base64url = require("ngx.base64").encode_base64url
+local metrics = require("playgate_metrics")
 
 local byte, sub, find, char, lower = string.byte, string.sub, string.find, string.char, string.lower
 local concat = table.concat
@@ -226,6 +227,9 @@ end
 -- init({keyring_file=, dict=, validators={"127.0.0.1:8000", ...}}), in init_by_lua.
 function _M.init(options)
     conf = options
+    metrics.init(options.metrics_dict)
+    -- The poller connects to addresses: host names resolved now, as the upstream's are.
+    options.validators = require("playgate_resolve").addresses(options.validators)
     local urandom = io.open("/dev/urandom", "rb")
     generation = to_hex(urandom:read(8))
     urandom:close()
@@ -637,7 +641,7 @@ local function is_manifest(path)
     return sub(l, -5) == ".m3u8" or sub(l, -4) == ".mpd"
 end
 
--- The decision for one request: "allow", token id | "deny", reason, token id | "defer".
+-- The decision for one request: "allow", token id | "deny", reason, token id | "defer", why.
 -- ``policy``: {leeway=, max_ttl=, max_session=}; ``dict``: the revocations. ``open``: the
 -- caller can answer a redirect, so a start token that opens a playback session is decided
 -- here too: "open", token id, claims, raw path, query without the token, token in query.
@@ -647,7 +651,7 @@ function _M.decide(target, client_text, now, policy, dict, open)
         return "deny", path
     end
     if kind == "cat" then
-        return "defer"
+        return "defer", "cat"
     end
     local decoded = normalize_path(path)
     if decoded == nil then
@@ -660,7 +664,7 @@ function _M.decide(target, client_text, now, policy, dict, open)
     -- With CTA-5007 accepted, a start token that does not begin as every PlayGate token does
     -- ("A": version byte 1 or 2) is a CAT to the validator (cat/verify.py looks_like_cat).
     if policy.cat and not session and byte(token, 1) ~= 65 then
-        return "defer"
+        return "defer", "cat"
     end
     -- Every request opens its token (a few µs: nginx's base64 decoder, OpenSSL's SHA-256 on
     -- precomputed HMAC states, fields read in place). No memo of authentic tokens: one for a
@@ -693,10 +697,10 @@ function _M.decide(target, client_text, now, policy, dict, open)
     -- cannot redirect, counted tokens: a stream limit counts the session a redirect opens).
     local opening = not session and claims.session_seconds > 0 and is_manifest(decoded)
     if opening and not open then
-        return "defer"
+        return "defer", "session_open"
     end
     if claims.max_uses > 0 or claims.max_streams > 0 then
-        return "defer"
+        return "defer", "limits"
     end
     if dict and revoked(dict, claims) then
         return "deny", "revoked", tid
@@ -1072,19 +1076,23 @@ function _M.access()
     local now = ngx.now()
     local active = usable_policy(now)
     if active == nil or ngx.var.http_cta_common_access_token ~= nil then
+        metrics.deferred(active == nil and "not_fresh" or "cat")
         return ask_validator()
     end
     local verdict, reason, token_id = _M.decide(ngx.var.request_uri, ngx.var.remote_addr, now,
         active, dict)
     if verdict == "allow" then
+        metrics.allowed()
         ngx.var.pg_token_id = reason
         return
     end
     if verdict == "deny" then
+        metrics.denied(reason)
         ngx.var.pg_reason = reason
         ngx.var.pg_token_id = token_id or ""
         return ngx.exit(reason == "missing" and 401 or 403)
     end
+    metrics.deferred(reason)
     return ask_validator()
 end
 
@@ -1111,17 +1119,18 @@ function _M.open_session()
     local now = ngx.now()
     local active = usable_policy(now)
     if active == nil or not active.shield or ngx.var.http_cta_common_access_token ~= nil then
-        return
+        return metrics.deferred("shield")
     end
     local method = ngx.var.request_method -- the shield's methods; it answers the rest 405
     if method ~= "GET" and method ~= "HEAD" then
-        return
+        return metrics.deferred("shield")
     end
     local location, tid = _M.opened(ngx.var.request_uri, ngx.var.remote_addr, now, active,
         ngx.shared[conf.dict])
     if location == nil then
-        return
+        return metrics.deferred("shield")
     end
+    metrics.opened()
     ngx.var.pg_token_id = tid
     ngx.status = 302
     local header = ngx.header
@@ -1134,6 +1143,12 @@ function _M.open_session()
     header["Content-Type"] = nil
     ngx.send_headers()
     return ngx.exit(ngx.HTTP_OK)
+end
+
+-- content_by_lua of the metrics location: the counts (playgate_metrics.lua) and the feed's age.
+function _M.expose_metrics()
+    local poll_at = ngx.shared[conf.meta_dict]:get("poll_at")
+    metrics.expose(poll_at and ngx.now() - poll_at)
 end
 
 return _M
