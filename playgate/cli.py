@@ -320,13 +320,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_nginx_config(args: argparse.Namespace) -> int:
     from edge_validator.core.cors import CorsPolicy, parse_origins
 
-    from .nginx.config import (
-        DEFAULT_GRANT_CACHE_VIEWERS,
-        EdgeConfig,
-        check_native,
-        make_prefix,
-        render,
-    )
+    from .nginx.config import EdgeConfig, check_native, make_prefix, render
 
     env = Env(os.environ)
     cors = env.cors()  # PLAYGATE_CORS_ORIGINS, as the validator reads it
@@ -357,10 +351,9 @@ def cmd_nginx_config(args: argparse.Namespace) -> int:
         cors=cors,
         tls_cert=Path(tls_cert) if tls_cert else None,
         tls_key=Path(tls_key) if tls_key else None,
-        grant_cache_dir=Path(args.grant_cache_dir) if args.grant_cache_dir else None,
-        grant_cache_viewers=args.grant_cache_viewers or DEFAULT_GRANT_CACHE_VIEWERS,
         keyring_file=Path(keyring_file) if keyring_file else None,
         native=native,
+        metrics_listen=args.metrics_listen or env.text("PLAYGATE_EDGE_METRICS_LISTEN"),
     )
     if config.native_active:
         check_native(config)
@@ -499,16 +492,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tls-cert", help="HTTPS certificate chain, PEM (or PLAYGATE_EDGE_TLS_CERT)")
     p.add_argument("--tls-key", help="its private key, PEM (or PLAYGATE_EDGE_TLS_KEY)")
     p.add_argument(
-        "--grant-cache-dir",
-        help="grant cache folder, on tmpfs (default: /dev/shm/playgate-grants-<prefix hash>)",
-    )
-    p.add_argument(
-        "--grant-cache-viewers",
-        type=int,
-        help="live viewers the grant cache is sized for, about 4 KB of memory each "
-        "(default 100000)",
-    )
-    p.add_argument(
         "--keyring-file",
         help="the validators' key ring file, for the native verifier (or PLAYGATE_KEYRING_FILE)",
     )
@@ -517,6 +500,11 @@ def build_parser() -> argparse.ArgumentParser:
         dest="native",
         action="store_false",
         help="send every request to the validator (auth_request), as before the native verifier",
+    )
+    p.add_argument(
+        "--metrics-listen",
+        help="admin address where nginx serves the native verifier's counts at /metrics, "
+        "e.g. 127.0.0.1:9146 (or PLAYGATE_EDGE_METRICS_LISTEN; default: not served)",
     )
     p.add_argument("--output", "-o", help="write here instead of stdout")
     p.set_defaults(func=cmd_nginx_config)

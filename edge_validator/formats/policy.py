@@ -191,7 +191,7 @@ def foreign_grant(
         session_id=access.session_id,
         client_network=access.client_network,
     )
-    # No PlayGate token: the grant cache and query-token manifest rewriting stay off.
+    # No PlayGate token: query-token manifest rewriting stays off.
     request = Target(None, origin_path, origin_query, False)
     return _new_tuple(Grant, (claims, decoded, request, now))
 
