@@ -5,11 +5,13 @@ trivial Starlette JSON endpoint with as many workers.
 
 The signer runs as in production, ``playgate serve-signer --workers N`` (uvicorn, httptools,
 uvloop), with both rate limits on (set high enough that wrk is never refused) and the log at
-INFO: its issuance log line is on, written to a file. With Redis, a real redis-server on
-loopback. The trivial endpoint is the ceiling: what Starlette and uvicorn cost before PlayGate
-does anything, served by the same uvicorn configuration. wrk POSTs the same small JSON body
-(one API key, one viewer's session id) to each; configurations alternate in rounds in one run,
-so the machine's load moves them alike. Ratios are per round, then the median.
+INFO: its issuance log line is on, written to a file. The Redis configuration runs a second
+time with the log at WARNING (no issuance log), side by side: the difference is what the log
+costs. With Redis, a real redis-server on loopback. The trivial endpoint is the ceiling: what
+Starlette and uvicorn cost before PlayGate does anything, served by the same uvicorn
+configuration. wrk POSTs the same small JSON body (one API key, one viewer's session id) to
+each; configurations alternate in rounds in one run, so the machine's load moves them alike.
+Ratios are per round, then the median.
 
 The machine is shared, so requests per second move with everyone else's load; the CPU each
 configuration spends per request (every process of the server, from /proc, and redis-server's)
@@ -43,6 +45,7 @@ from signer.api_keys import generate_api_key, hash_api_key
 BODY = json.dumps({"video_id": "bench-video", "ttl_seconds": 300, "session_id": "s-1"})
 # Far above what wrk reaches, so every request is checked and none refused.
 NEVER_REACHED = "1000000000/1"
+REDIS_WARNING = "signer, Redis rate limits, log at WARNING"
 # Seconds a server may take to start: imports are slow on a loaded machine.
 STARTUP = 120.0
 
@@ -156,8 +159,13 @@ def main() -> None:
             ports["trivial Starlette JSON endpoint", n] = servers.enter_context(serve_trivial(n))
             memory = serve_signer(n, env, Path(tmp) / f"memory-{n}.log")
             ports["signer, in memory", n] = servers.enter_context(memory)
-            with_redis = serve_signer(n, {**env, "REDIS_URL": redis.url}, Path(tmp) / f"r{n}.log")
+            redis_env = {**env, "REDIS_URL": redis.url}
+            with_redis = serve_signer(n, redis_env, Path(tmp) / f"r{n}.log")
             ports["signer, Redis rate limits", n] = servers.enter_context(with_redis)
+            # The same with the log at WARNING: the issuance log's cost is the difference.
+            quiet = {**redis_env, "PLAYGATE_LOG_LEVEL": "warning"}
+            with_redis = serve_signer(n, quiet, Path(tmp) / f"rw{n}.log")
+            ports[REDIS_WARNING, n] = servers.enter_context(with_redis)
         results: dict[tuple[str, int], list[float]] = {config: [] for config in ports}
         cpu: dict[tuple[str, int], list[float]] = {config: [] for config in ports}
         redis_cpu: list[float] = []
@@ -189,6 +197,11 @@ def main() -> None:
             f"| {name} | {n} | {max(values):,.0f} | {statistics.median(values):,.0f} "
             f"| {ratio:.2f} | {us:.0f} | {1e6 / us:,.0f} |"
         )
+    for n in args.workers:
+        # Per round, INFO minus WARNING: both ran within seconds of each other.
+        info, quiet = cpu["signer, Redis rate limits", n], cpu[REDIS_WARNING, n]
+        cost = statistics.median(a - b for a, b in zip(info, quiet, strict=True))
+        print(f"\nlog at INFO over WARNING, {n} worker(s): {cost:+.1f} µs of CPU per URL (median)")
     print(
         f"\nredis-server CPU per URL: {statistics.median(redis_cpu):.0f} µs (median); "
         f"Redis scripts per URL: {scripts / max(urls, 1):.2f} (EVALSHA calls / URLs, about); "

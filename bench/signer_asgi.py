@@ -6,7 +6,8 @@ what PlayGate spends from what uvicorn and the kernel spend.
 
 Configurations: the trivial Starlette endpoint of ``bench/signer_api.py``, the signer in memory,
 the signer with Redis rate limits (a real redis-server on loopback; its own CPU is not counted
-here). Rounds alternate; the median per configuration is printed.
+here), and the same with the log at WARNING instead of INFO (the issuance log's cost).
+Rounds alternate; the median per configuration is printed.
 """
 
 from __future__ import annotations
@@ -92,17 +93,23 @@ async def cpu_per_request(app: ASGIApp, requests: int) -> float:
 
 
 async def main(redis_url: str, requests: int, rounds: int) -> None:
+    with_redis = signer(redis_url)
+    # (app, log level): the same Redis app at WARNING shows what the issuance log costs.
     apps = {
-        "trivial Starlette JSON endpoint": trivial_app(),
-        "signer, in memory": signer(None),
-        "signer, Redis rate limits": signer(redis_url),
+        "trivial Starlette JSON endpoint": (trivial_app(), logging.INFO),
+        "signer, in memory": (signer(None), logging.INFO),
+        "signer, Redis rate limits": (with_redis, logging.INFO),
+        "signer, Redis rate limits, log at WARNING": (with_redis, logging.WARNING),
     }
-    for app in apps.values():
+    for app, _ in apps.values():
         await cpu_per_request(app, CONCURRENT * 4)  # warm: imports, connections, scripts
     results: dict[str, list[float]] = {name: [] for name in apps}
+    root = logging.getLogger()
     for _ in range(rounds):
-        for name, app in apps.items():
+        for name, (app, level) in apps.items():
+            root.setLevel(level)
             results[name].append(await cpu_per_request(app, requests))
+    root.setLevel(logging.INFO)
     print("| ASGI app, called directly, 32 at a time | µs of CPU per request (median) |")
     print("|---|---:|")
     for name, values in results.items():

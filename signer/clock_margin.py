@@ -15,8 +15,6 @@ issued after the answer stay clear. Set the same margin on every signer.
 
 from __future__ import annotations
 
-import dataclasses
-
 from .issuing import PlaybackRequest
 
 
@@ -28,4 +26,4 @@ def backdated(
     if not margin:
         return request, now
     ttl = min(request.ttl_seconds + margin, max_ttl)
-    return dataclasses.replace(request, ttl_seconds=ttl), now - margin
+    return request.with_ttl(ttl), now - margin

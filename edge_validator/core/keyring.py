@@ -110,7 +110,7 @@ class SigningKey:
 class KeyRing:
     """Keys by id, one of them active for signing. Signs and verifies under ``context``."""
 
-    __slots__ = ("_keys", "active_key_id")
+    __slots__ = ("_keys", "active_key_id", "by_raw_id")
 
     def __init__(
         self,
@@ -125,6 +125,7 @@ class KeyRing:
             raise ConfigurationError(f"the active key {active_key_id!r} is not in the key ring")
         self._keys = {kid: SigningKey(kid, s, context) for kid, s in keys.items()}
         self.active_key_id = active_key_id
+        self.by_raw_id = _by_raw_id(self._keys)
 
     def __repr__(self) -> str:
         return f"KeyRing(key_ids={sorted(self._keys)!r}, active={self.active_key_id!r})"
@@ -134,6 +135,7 @@ class KeyRing:
         twin = KeyRing.__new__(KeyRing)
         twin._keys = {kid: key.with_context(context) for kid, key in self._keys.items()}
         twin.active_key_id = self.active_key_id
+        twin.by_raw_id = _by_raw_id(twin._keys)
         return twin
 
     @property
@@ -175,6 +177,12 @@ class KeyRing:
         except OSError as exc:
             raise ConfigurationError(f"cannot read key ring file {path}: {exc.strerror}") from None
         return cls.from_json(text)
+
+
+def _by_raw_id(keys: Mapping[str, SigningKey]) -> Mapping[bytes, SigningKey]:
+    """Keys by the ASCII bytes of their id, as a token carries it: a token's key is found
+    without decoding its id first (key ids are ASCII, checked by SigningKey)."""
+    return {kid.encode("ascii"): key for kid, key in keys.items()}
 
 
 def new_keyring_json(key_id: str = "k1") -> str:

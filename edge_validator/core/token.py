@@ -13,7 +13,7 @@ import hmac
 import ipaddress
 import socket
 import struct
-from typing import NamedTuple
+from typing import NamedTuple, NoReturn
 
 from .addresses import V4_MAPPED_PREFIX
 from .errors import BadSignature, MalformedToken, MissingToken, UnknownKey
@@ -28,9 +28,15 @@ MAC_BYTES = 32
 # base64url to standard base64 for binascii's strict decoder; '+', '/' and '=' are not part of
 # the token alphabet, so they become '!', which the strict decoder refuses.
 _TO_STD_B64 = bytes.maketrans(b"-_+/=", b"+/!!!")
-# Canonical base64url: the unused low bits of the last character must be zero.
-_CANONICAL_LAST = {0: None, 2: frozenset("AQgw"), 3: frozenset("AEIMQUYcgkosw048")}
-_PAD = {0: b"", 2: b"==", 3: b"="}
+# By length mod 4: the characters a canonical base64url token may end with (the unused low
+# bits of the last character are zero; None: any), and the padding the strict decoder needs.
+# Length 1 mod 4 is never base64.
+_TAILS = {0: (None, b""), 2: (frozenset("AQgw"), b"=="), 3: (frozenset("AEIMQUYcgkosw048"), b"=")}
+_NO_TAIL: tuple[frozenset[str], bytes] = (frozenset(), b"")
+# The claims' text fields are printable ASCII: this table maps every other byte to 0 (a
+# table-only translate is a plain loop; one with bytes to delete builds a table per call).
+_ZERO_UNLESS_PRINTABLE = bytes(b if 0x20 <= b < 0x7F else 0 for b in range(256))
+_SLASH = ord("/")
 _FIXED = struct.Struct(">QQH")  # expires_at, not_before, scope length
 _LIMITS = struct.Struct(">IH")  # max_uses, max_streams
 _SESSION = struct.Struct(">I")  # session seconds (version 2 only)
@@ -138,13 +144,13 @@ def _decode_b64(token: str) -> bytes:
     n = len(token)
     if n > MAX_TOKEN_CHARS:
         raise MalformedToken("token is longer than 2048 characters")
-    rem = n % 4
-    last = _CANONICAL_LAST.get(rem, ())
-    if last is not None and token[-1:] not in last:
+    last, pad = _TAILS.get(n % 4, _NO_TAIL)
+    if last is not None and token[-1] not in last:
         raise MalformedToken("token is not canonical base64url")
     try:
-        data = token.encode("ascii").translate(_TO_STD_B64) + _PAD[rem]
-        return binascii.a2b_base64(data, strict_mode=True)
+        return binascii.a2b_base64(
+            token.encode("ascii").translate(_TO_STD_B64) + pad, strict_mode=True
+        )
     except (UnicodeEncodeError, binascii.Error):
         raise MalformedToken("token is not base64url") from None
 
@@ -160,29 +166,36 @@ def open_token(token: str | None, keyring: KeyRing) -> Claims:
     body, mac = raw[:-MAC_BYTES], raw[-MAC_BYTES:]
     if kid_end > len(body):
         raise MalformedToken("truncated token")
-    try:
-        key_id = body[2:kid_end].decode("ascii")
-    except UnicodeDecodeError:
-        raise MalformedToken("bad key id") from None
-    key = keyring.get(key_id)
+    # Looked up by its bytes: key ids are ASCII, so no other bytes name a key.
+    key = keyring.by_raw_id.get(body[2:kid_end])
     if key is None:
-        raise UnknownKey("the token names an unknown key")
+        _refuse_key_id(body[2:kid_end])
     if not hmac.compare_digest(key.mac(body), mac):
         raise BadSignature("signature mismatch")
     # Only authenticated bytes are parsed past this point.
     try:
-        return _parse_claims(body, kid_end, key_id)
+        return _parse_claims(body, kid_end, key.key_id)
     except (IndexError, struct.error, UnicodeDecodeError):
         raise MalformedToken("malformed claims") from None
+
+
+def _refuse_key_id(raw_id: bytes) -> NoReturn:
+    """A key id no key answers to: malformed if it is not ASCII, else unknown."""
+    try:
+        raw_id.decode("ascii")
+    except UnicodeDecodeError:
+        raise MalformedToken("bad key id") from None
+    raise UnknownKey("the token names an unknown key")
 
 
 def _parse_claims(body: bytes, pos: int, key_id: str) -> Claims:
     expires_at, not_before, scope_len = _FIXED.unpack_from(body, pos)
     pos += _FIXED.size
-    scope = body[pos : pos + scope_len].decode("ascii")
-    pos += scope_len
-    # Four u8-prefixed fields, unrolled: this runs on every request.
-    end = pos + 1 + body[pos]
+    end = pos + scope_len
+    scope = body[pos:end]
+    # Four u8-prefixed fields, unrolled: this runs for every new token. Reading a length past
+    # the end raises IndexError: no field is ever cut short.
+    pos, end = end, end + 1 + body[end]
     token_id = body[pos + 1 : end]
     pos, end = end, end + 1 + body[end]
     session_id = body[pos + 1 : end]
@@ -200,11 +213,12 @@ def _parse_claims(body: bytes, pos: int, key_id: str) -> Claims:
             raise MalformedToken("malformed claims")
     if end != len(body) or len(scope) != scope_len or not token_id:
         raise MalformedToken("malformed claims")
-    if scope[:1] != "/" or scope[-1:] != "/":
+    if scope[0] != _SLASH or scope[-1] != _SLASH:  # (an empty scope: IndexError)
         raise MalformedToken("malformed claims")
     # The encoder's character set, enforced here too: one spelling, nothing a header or a log
-    # line could be split with.
-    if not (scope + (token_id + session_id + user_id).decode("ascii")).isprintable():
+    # line could be split with. All printable ASCII, so the plain (UTF-8) decodes below are
+    # ASCII decodes.
+    if 0 in (scope + token_id + session_id + user_id).translate(_ZERO_UNLESS_PRINTABLE):
         raise MalformedToken("malformed claims")
     # Claims(...) without its Python-level __new__: this runs for every new token.
     return _new_tuple(
@@ -213,11 +227,11 @@ def _parse_claims(body: bytes, pos: int, key_id: str) -> Claims:
             key_id,
             expires_at,
             not_before,
-            scope,
-            token_id.decode("ascii"),
-            session_id.decode("ascii") if session_id else None,
+            scope.decode(),
+            token_id.decode(),
+            session_id.decode() if session_id else None,
             decode_network(network) if network else None,
-            user_id.decode("ascii") if user_id else None,
+            user_id.decode() if user_id else None,
             max_uses,
             max_streams,
             session_seconds,
