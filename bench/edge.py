@@ -244,9 +244,10 @@ def peer_nginx(bench: Bench, name: str, locations: str) -> tuple[str, int]:
     return base, pid
 
 
-def serve_validator(bench: Bench, env: dict[str, str]) -> tuple[str, int]:
+def serve_validator(bench: Bench, env: dict[str, str], workers: str = "1") -> tuple[str, int]:
     port = free_port()
-    argv = [sys.executable, "-m", "playgate.cli", "serve-validator", "--port", str(port)]
+    argv = [sys.executable, "-m", "playgate.cli", "serve-validator", "--port", str(port),
+            "--workers", workers]  # fmt: skip
     base = f"http://{LOOPBACK}:{port}"
     return base, start(bench, argv, f"{base}/healthz", env)
 
@@ -314,8 +315,23 @@ def playgate_reuse_disk(bench: Bench) -> Edge:
 
 
 def shield(bench: Bench) -> Edge:
-    base, pid = serve_validator(bench, bench.validator_env(PLAYGATE_MEDIA_ROOT=str(bench.media)))
+    """As many uvicorn workers as the nginx configs have nginx workers (per core, fairly)."""
+    env = bench.validator_env(PLAYGATE_MEDIA_ROOT=str(bench.media))
+    workers = bench.args.workers
+    base, pid = serve_validator(bench, env, str(os.cpu_count()) if workers == "auto" else workers)
     return Edge(base, playgate_prefixes, validator=pid)
+
+
+def shield_uvicorn(bench: Bench) -> Edge:
+    """The shield under plain uvicorn, which offers no zero-copy: files are read whole in a
+    worker thread, as ``serve-validator`` did before it sent them with sendfile."""
+    port = free_port()
+    argv = [sys.executable, "-m", "uvicorn", "--factory", "edge_validator.asgi.app:app_from_env",
+            "--port", str(port), "--http", "httptools", "--loop", "uvloop", "--no-access-log",
+            "--no-proxy-headers", "--log-level", "warning"]  # fmt: skip
+    base = f"http://{LOOPBACK}:{port}"
+    env = bench.validator_env(PLAYGATE_MEDIA_ROOT=str(bench.media))
+    return Edge(base, playgate_prefixes, validator=start(bench, argv, f"{base}/healthz", env))
 
 
 def native(bench: Bench) -> Edge:
@@ -340,12 +356,13 @@ CONFIGS: dict[str, tuple[str, Callable[[Bench], Edge]]] = {
     "playgate_reuse": ("nginx + PlayGate, grant reuse", playgate_reuse),
     "playgate_reuse_disk": ("nginx + PlayGate, grant reuse on disk (before)", playgate_reuse_disk),
     "shield": ("PlayGate origin shield alone (uvicorn serving files)", shield),
+    "shield_uvicorn": ("origin shield, plain uvicorn: no zero-copy (before)", shield_uvicorn),
     "native": ("nginx + PlayGate native verifier (Lua, in nginx)", native),
 }
 
 
 # Measured on request only (--configs): the grant cache as it was, for the comparison.
-EXTRA = ("playgate_reuse_disk",)
+EXTRA = ("playgate_reuse_disk", "shield_uvicorn")
 DEFAULT_CONFIGS = tuple(name for name in CONFIGS if name not in EXTRA)
 
 
