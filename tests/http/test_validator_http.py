@@ -217,7 +217,7 @@ def test_shield_supports_range_and_head(shield: str, keyring: KeyRing) -> None:
 
 
 def test_shield_whole_reads_agree_with_streamed_ones(shield: str, keyring: KeyRing) -> None:
-    # A plain GET is read whole (edge_validator/origins/files.py); HEAD and Range go through
+    # A plain GET is sent whole (edge_validator/origins/files.py); HEAD and Range go through
     # FileResponse: same bytes, same validators, so conditional and partial requests still work.
     url = f"{shield}/t/{make_token(keyring, 'types')}/videos/types/file.ts"
     whole = httpx.get(url, timeout=10)
