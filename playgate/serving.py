@@ -241,7 +241,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._body_bytes = 0
         self.deadline = self.loop.time() + self.limits.body_timeout
         if self._files is not None:
-            self.scope["extensions"] = EXTENSIONS
+            self.scope["extensions"] = dict(EXTENSIONS)  # the app's to extend, per request
         super().on_headers_complete()
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
@@ -281,7 +281,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def _waiting_to_send(self, waiting: bool) -> None:
         """A file body waits for the socket: the client must read within ``send_timeout``."""
-        self.send_deadline = self.loop.time() + self.limits.send_timeout if waiting else 0.0
+        if waiting:
+            self.send_deadline = self.loop.time() + self.limits.send_timeout
+        elif not self.flow.write_paused:  # the transport's own wait keeps its deadline
+            self.send_deadline = 0.0
 
 
 def guarded_protocol(limits: ServerLimits) -> type[GuardedHttpToolsProtocol]:
