@@ -23,6 +23,7 @@ for the disk read, as it does nginx without ``aio``.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from collections.abc import Callable
 from typing import Any
@@ -32,16 +33,18 @@ from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 
 from edge_validator.asgi.file_body import ZEROCOPY
 
+log = logging.getLogger("playgate.serving")
 PATHSEND = "http.response.pathsend"
 EXTENSIONS: dict[str, dict[object, object]] = {ZEROCOPY: {}, PATHSEND: {}}
 MAX_CHUNK = 2 * 2**20
 
 
 class FileSender:
-    """Sends one file body on one connection's socket (one per response, made on demand).
+    """Sends file bodies on one connection's socket (one per connection).
 
-    ``send_deadline(seconds)`` arms the connection's send timeout (0: disarm); when it fires
-    the transport is aborted and ``connection_lost`` calls ``lost``."""
+    ``send_deadline(True)`` arms the connection's send timeout while the socket is full,
+    ``send_deadline(False)`` disarms it; when it fires the transport is aborted and the
+    protocol's ``connection_lost`` calls ``lost``."""
 
     def __init__(
         self,
@@ -118,7 +121,14 @@ def with_file_bodies(
 
     async def send_file(message: dict[str, Any]) -> None:
         if message["type"] == PATHSEND:
-            with open(message["path"], "rb") as file:  # in the loop, as sendfile reads
+            try:
+                file = open(message["path"], "rb")  # noqa: SIM115 - in the loop, as sendfile reads
+            except OSError as exc:  # gone since the head was sent: no status left to give
+                log.warning("file gone before its body was sent: %s", exc.strerror)
+                cycle.disconnected = True
+                cycle.transport.abort()
+                return
+            with file:
                 size = os.fstat(file.fileno()).st_size
                 await _send_file(cycle, sender, file.fileno(), 0, size, more_body=False)
             return

@@ -51,6 +51,18 @@ class _Slice(Response):
             await send(message)
 
 
+class _Gone:
+    """An ASGI app whose file vanished between the head and the body."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        head = [(b"content-length", b"10")]
+        await send({"type": "http.response.start", "status": 200, "headers": head})
+        await send({"type": PATHSEND, "path": str(self.path)})
+
+
 @pytest.fixture(scope="module")
 def url(files: Path) -> Iterator[str]:
     async def zero_copy(request: Request) -> Response:
@@ -69,6 +81,7 @@ def url(files: Path) -> Iterator[str]:
         routes=[
             Route("/zerocopy/{name}", zero_copy, methods=["GET", "HEAD"]),
             Route("/pathsend/{name}", pathsend, methods=["GET", "HEAD"]),
+            Route("/gone", _Gone(files / "vanished.bin")),
         ]
     )
     with serve_app(app, LIMITS) as base:
@@ -165,4 +178,17 @@ def test_a_file_shorter_than_its_length_is_cut_off_never_a_500(
             reply = _read_all(sock)
     assert reply.startswith(b"HTTP/1.1 200 ")
     assert reply.endswith(b"\r\n\r\n#EXTM3U\n")  # what there was, then the connection closed
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+
+
+def test_a_file_gone_before_its_body_is_cut_off_never_a_trace(
+    url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING):
+        sock = _request(url, "/gone")
+        with sock:
+            reply = _read_all(sock)
+    assert reply.startswith(b"HTTP/1.1 200 ")
+    assert reply.endswith(b"\r\n\r\n")  # the head, then the connection closed
+    assert "file gone before its body was sent" in caplog.text
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
