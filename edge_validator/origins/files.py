@@ -78,15 +78,14 @@ class FileOrigin:
             fd = os.open(name, _OPEN_FLAGS)
         except (OSError, ValueError):  # missing, unreadable, a name too long, a NUL byte
             raise NotFound("no such object") from None
-        file = os.fdopen(fd, "rb")
         try:
             info = os.fstat(fd)
             if not (stat.S_ISREG(info.st_mode) and self._inside(fd, name)):
-                raise NotFound("no such object")
+                raise NotFound("no such object")  # a folder, a device, a link out of the root
+            return os.fdopen(fd, "rb"), info
         except BaseException:
-            file.close()
+            os.close(fd)
             raise
-        return file, info
 
     def _inside(self, fd: int, name: str) -> bool:
         """Whether the open file really is in the root: one readlink of the descriptor (the

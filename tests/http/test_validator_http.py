@@ -57,6 +57,7 @@ def media_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (links / "out.ts").symlink_to(outside / "secret.ts")
     (links / "dir").symlink_to(outside)
     os.mkfifo(links / "pipe.ts")
+    (links / "folder").mkdir()
     return root
 
 
@@ -258,7 +259,7 @@ def test_shield_sends_files_zero_copy_on_a_keep_alive_connection(
     assert since.content == data
 
 
-@pytest.mark.parametrize("name", ["out.ts", "dir/secret.ts", "pipe.ts", "nothing.ts"])
+@pytest.mark.parametrize("name", ["out.ts", "dir/secret.ts", "pipe.ts", "folder", "nothing.ts"])
 def test_shield_never_serves_links_out_of_the_root_or_special_files(
     shield: str, keyring: KeyRing, name: str
 ) -> None:
