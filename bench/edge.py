@@ -12,7 +12,7 @@ playlist, ten segments (PlayGate: with the session token).
 
 Configurations (``CONFIGS``; adding one is one function that starts it and returns an ``Edge``):
 nginx ``secure_link`` (the peer, token per viewer in the path), nginx with no auth (the
-ceiling), nginx + PlayGate ``auth_request`` (default, and with grant reuse), the PlayGate origin
+ceiling), nginx + PlayGate ``auth_request`` (no native verifier), the PlayGate origin
 shield alone (uvicorn serving files), and the native validator when it is available. Every
 nginx has the same settings (one worker, same cache, log, sendfile and TCP options), and all
 share one plain nginx origin; manifests always go to the origin, segments come from the edge's
@@ -56,7 +56,6 @@ from playgate.nginx.config import (
     current_user_if_root,
     nginx_argv,
     prepare_prefix,
-    remove_grant_cache,
 )
 from playgate.processes import free_port, require_tool, stop_process
 from signer.issuing import PlaybackRequest, issue
@@ -268,7 +267,6 @@ def playgate_nginx(bench: Bench, name: str, validator_env: dict[str, str], **edg
         **edge,
     )
     prepare_prefix(config)
-    bench.stack.callback(remove_grant_cache, config)
     base = f"http://{LOOPBACK}:{port}"
     pid = start(bench, nginx_argv(bench.nginx, config), base)
     return Edge(base, playgate_prefixes, nginx=pid, validator=validator_pid)
@@ -293,25 +291,6 @@ def no_auth(bench: Bench) -> Edge:
 
 def playgate_default(bench: Bench) -> Edge:
     return playgate_nginx(bench, "playgate", bench.validator_env())
-
-
-def playgate_reuse(bench: Bench) -> Edge:
-    seconds = str(bench.args.grant_cache_seconds)
-    return playgate_nginx(
-        bench, "playgate_reuse", bench.validator_env(PLAYGATE_GRANT_CACHE_SECONDS=seconds)
-    )
-
-
-def playgate_reuse_disk(bench: Bench) -> Edge:
-    """Grant reuse as it was: a disk cache of 64 MB (16,000 kept allows of 4 KB)."""
-    seconds = str(bench.args.grant_cache_seconds)
-    return playgate_nginx(
-        bench,
-        "playgate_reuse_disk",
-        bench.validator_env(PLAYGATE_GRANT_CACHE_SECONDS=seconds),
-        grant_cache_dir=bench.work / "nginx-playgate_reuse_disk" / "cache" / "grants",
-        grant_cache_viewers=16_000,
-    )
 
 
 def shield(bench: Bench) -> Edge:
@@ -353,16 +332,14 @@ CONFIGS: dict[str, tuple[str, Callable[[Bench], Edge]]] = {
     "secure_link": ("nginx `secure_link` (the peer)", secure_link),
     "no_auth": ("nginx, no auth (ceiling)", no_auth),
     "playgate": ("nginx + PlayGate `auth_request` (no native verifier)", playgate_default),
-    "playgate_reuse": ("nginx + PlayGate, grant reuse", playgate_reuse),
-    "playgate_reuse_disk": ("nginx + PlayGate, grant reuse on disk (before)", playgate_reuse_disk),
     "shield": ("PlayGate origin shield alone (uvicorn serving files)", shield),
     "shield_uvicorn": ("origin shield, plain uvicorn: no zero-copy (before)", shield_uvicorn),
     "native": ("nginx + PlayGate native verifier (Lua, in nginx)", native),
 }
 
 
-# Measured on request only (--configs): the grant cache as it was, for the comparison.
-EXTRA = ("playgate_reuse_disk", "shield_uvicorn")
+# Measured on request only (--configs): the shield as it was, for the comparison.
+EXTRA = ("shield_uvicorn",)
 DEFAULT_CONFIGS = tuple(name for name in CONFIGS if name not in EXTRA)
 
 
@@ -505,7 +482,7 @@ def measure(bench: Bench, names: list[str], viewers: list[Viewer]) -> dict[str, 
     results: dict[str, list[Run]] = {name: [] for name in edges}
     n = len(viewers)
     # Warm-up, not counted: at least one request per viewer (up to --warmup-max seconds), so
-    # memos and grant caches hold the viewers as a long-running edge's do.
+    # memos hold the viewers as a long-running edge's do.
     warm = argparse.Namespace(**{**vars(bench.args), "duration": bench.args.warmup})
     for name, edge in edges.items():
         deadline = time.monotonic() + bench.args.warmup_max
@@ -576,7 +553,6 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="viewers already watching: leave out the request that opens playback",
     )
-    parser.add_argument("--grant-cache-seconds", type=int, default=30)
     parser.add_argument("--segment-kb", type=int, default=186)
     args = parser.parse_args(argv)
     try:

@@ -192,6 +192,7 @@ class Gate:
         if isinstance(outcome, RenewalRefused):
             log.info("cat renewal refused token_id=%s: %s", grant.token_id, outcome.why)
         elif outcome is not None:
+            metrics().cat_renewals.labels(outcome.kind).inc()
             log.info(
                 "cat renewed token_id=%s kind=%s expires_at=%d",
                 grant.token_id,

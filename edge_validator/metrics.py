@@ -62,8 +62,6 @@ class Metrics:
     decisions: Counter
     verification_seconds: Histogram
     request_seconds: Histogram
-    # /auth answers to nginx: "kept" (X-Accel-Expires > 0) or "not_kept".
-    grant_cache_answers: Counter
     revocation_view_entries: Gauge
     revocation_view_staleness: Gauge
     revocation_last_sync: Gauge
@@ -82,6 +80,8 @@ class Metrics:
     revocations_queued: Gauge
     # Incremented where an edge renews a playback session (playback sessions work).
     sessions_renewed: Counter
+    # CTA-5007 tokens renewed (catr), by how the new token was delivered: header, cookie, redirect.
+    cat_renewals: Counter
     # The signer.
     urls_issued: Counter
     http_responses: Counter
@@ -106,11 +106,6 @@ def metrics() -> Metrics:
             "HTTP request latency by service and route",
             ["service", "route"],
             buckets=_REQUEST_BUCKETS,
-        ),
-        grant_cache_answers=Counter(
-            "playgate_grant_cache_answers",
-            "auth_request allows by whether nginx may keep them (grant cache)",
-            ["answer"],
         ),
         revocation_view_entries=Gauge(
             "playgate_revocation_view_entries",
@@ -161,6 +156,11 @@ def metrics() -> Metrics:
             multiprocess_mode="livemax",
         ),
         sessions_renewed=Counter("playgate_sessions_renewed", "Playback sessions renewed"),
+        cat_renewals=Counter(
+            "playgate_cat_renewals",
+            "CTA-5007 tokens renewed (catr) by delivery: header, cookie or redirect",
+            ["delivery"],
+        ),
         urls_issued=Counter(
             "playgate_urls_issued", "Playback URLs issued by API key name", ["api_key"]
         ),

@@ -56,8 +56,6 @@ class ValidatorSettings:
     origin_url: str | None = None
     origin_timeout: float = 10.0
     s3: S3Settings | None = None
-    # How long nginx's grant cache may keep an allow for one token and video scope (0: never).
-    grant_cache_seconds: int = 0
     # Authenticated tokens remembered per kind (start, session): size it for the live viewers
     # of one process, or every request past it is a first sight (about 0.7 KB per entry).
     memo_size: int = MEMO_SIZE
@@ -82,11 +80,6 @@ class ValidatorSettings:
     log_allowed: bool = False
 
     def __post_init__(self) -> None:
-        # A kept allow does not see revocations: it may not outlast the staleness bound.
-        if self.grant_cache_seconds > self.state.max_staleness:
-            raise ConfigurationError(
-                "PLAYGATE_GRANT_CACHE_SECONDS must not exceed PLAYGATE_STATE_MAX_STALENESS"
-            )
         if sum(x is not None for x in (self.media_root, self.origin_url, self.s3)) > 1:
             raise ConfigurationError("configure one origin: a folder, an http(s) URL or s3://")
         if self.origin_url is not None and "@" in urlsplit(self.origin_url).netloc:
@@ -159,7 +152,6 @@ class ValidatorSettings:
             origin_url=origin.rstrip("/") if origin else None,
             origin_timeout=env.number("PLAYGATE_ORIGIN_TIMEOUT", 10.0, low=0.1, high=120.0),
             s3=s3_settings(env, s3_origin) if s3_origin else None,
-            grant_cache_seconds=env.integer("PLAYGATE_GRANT_CACHE_SECONDS", 0, low=0, high=300),
             memo_size=env.integer("PLAYGATE_MEMO_SIZE", MEMO_SIZE, low=0, high=MEMO_SIZE_LIMIT),
             public_url=public_url(env),
             state=StateSettings.from_env(environ),

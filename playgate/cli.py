@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import math
 import os
+import socket
 import sys
 import time
 from collections.abc import Sequence
@@ -23,7 +25,7 @@ from edge_validator.core.decision import (
     MAX_TTL_LIMIT,
     Verifier,
 )
-from edge_validator.core.errors import ConfigurationError, PlayGateError
+from edge_validator.core.errors import ConfigurationError, InvalidField, PlayGateError
 from edge_validator.core.keyring import KeyRing, new_keyring_json
 from edge_validator.env import Env, es256_factory
 from edge_validator.formats.config import format_keys
@@ -80,6 +82,38 @@ def leeway(text: str) -> int:
             f"{text!r}: give whole seconds from 0 to {MAX_LEEWAY}, as validators accept"
         )
     return value
+
+
+def port(text: str) -> int:
+    """``--port``: a TCP port (0: any free one), refused in one line before anything starts."""
+    if not text.isdigit() or not 0 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a port from 1 to 65535 (0: any free one)")
+    return int(text)
+
+
+def _check_listen(host: str, port: int) -> None:
+    """Bind once before the workers start: a taken port or a wrong --host is one line saying
+    what to do, not uvicorn's bare log line and exit status 3."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # As uvicorn binds: SO_REUSEADDR, so only a port someone listens on is "taken".
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except socket.gaierror:
+            raise CliError(
+                f"--host {host!r} does not resolve: give an address of this machine "
+                "(127.0.0.1, 0.0.0.0 for every interface, ::1)"
+            ) from None
+        except OSError as exc:
+            fix = {
+                errno.EADDRINUSE: "another program listens there: stop it or choose another --port",
+                errno.EACCES: "ports below 1024 need root (or CAP_NET_BIND_SERVICE): "
+                "choose a port from 1024",
+                errno.EADDRNOTAVAIL: "--host is not an address of this machine: give one of "
+                "its addresses (127.0.0.1, 0.0.0.0 for every interface)",
+            }.get(exc.errno or 0, "choose another --host or --port")
+            raise CliError(f"cannot listen on {host}:{port} ({exc.strerror}): {fix}") from None
 
 
 def _write(path: Path, text: str, *, new: bool = False) -> None:
@@ -150,25 +184,23 @@ def cmd_api_key(args: argparse.Namespace) -> int:
     return 0
 
 
+# The request fields ``playgate sign`` fills, by the option (or argument) that sets each.
+SIGN_OPTIONS = {
+    "video_id": "VIDEO_ID",
+    "ttl_seconds": "--ttl",
+    "client_ip": "--client-ip",
+    "session_id": "--session-id",
+    "file": "--file",
+    "session_seconds": "--session-seconds",
+    "format": "--format",
+    "cat_renewal": "--cat-renewal",
+}
+
+
 def cmd_sign(args: argparse.Namespace) -> int:
     # The key ring first: a broken ring is the first thing to report.
     keyring = _keyring(args.keyring) if args.format != "cat" else None
-    doc = {
-        k: v
-        for k, v in vars(args).items()
-        if k
-        in (
-            "video_id",
-            "ttl_seconds",
-            "client_ip",
-            "session_id",
-            "file",
-            "session_seconds",
-            "format",
-            "cat_renewal",
-        )
-        and v is not None
-    }
+    doc = {k: v for k, v in vars(args).items() if k in SIGN_OPTIONS and v is not None}
     max_ttl = _max_ttl()
     default_ttl = min(300, max_ttl)
     cap = _max_session()
@@ -176,14 +208,22 @@ def cmd_sign(args: argparse.Namespace) -> int:
     default_session = env.integer(
         "PLAYGATE_DEFAULT_SESSION", min(DEFAULT_SESSION, cap), low=0, high=cap
     )
-    req = parse_playback_request(
-        doc,
-        default_ttl=default_ttl,
-        max_ttl=max_ttl,
-        entry_file="master.m3u8",
-        default_session=default_session,
-        max_session=cap,
-    )
+    try:
+        req = parse_playback_request(
+            doc,
+            default_ttl=default_ttl,
+            max_ttl=max_ttl,
+            entry_file="master.m3u8",
+            default_session=default_session,
+            max_session=cap,
+        )
+    except InvalidField as exc:
+        # The API's field names (ttl_seconds) mean nothing on a command line: name the option.
+        field = exc.field or ""
+        option = SIGN_OPTIONS.get(field)
+        if option is None:
+            raise
+        raise CliError(f"{option}: {exc.message.removeprefix(field + ': ')}") from None
     base_url = args.base_url.rstrip("/")
     if req.format == "cat":
         cat_keyring = _cat_keyring(args.cat_keys)
@@ -236,6 +276,13 @@ NO_API_KEYS = (
 )
 
 
+def no_media_root(path: Path) -> str:
+    return (
+        f"playgate serve-validator: PLAYGATE_MEDIA_ROOT {path} is not a folder, so every media "
+        "request gets 404: point it at the folder that holds videos/<id>/..."
+    )
+
+
 def cmd_serve_signer(args: argparse.Namespace) -> int:
     from signer.settings import SignerSettings
 
@@ -246,6 +293,7 @@ def cmd_serve_signer(args: argparse.Namespace) -> int:
     settings = SignerSettings.from_env()
     if not settings.api_keys:
         print(NO_API_KEYS, file=sys.stderr, flush=True)
+    _check_listen(args.host, args.port)
     return serve(SIGNER_FACTORY, args.host, args.port, args.workers)
 
 
@@ -255,7 +303,10 @@ def cmd_serve_validator(args: argparse.Namespace) -> int:
     from .workers import VALIDATOR_FACTORY, serve
 
     configure_logging()
-    ValidatorSettings.from_env()
+    settings = ValidatorSettings.from_env()
+    if settings.media_root is not None and not settings.media_root.is_dir():
+        print(no_media_root(settings.media_root), file=sys.stderr, flush=True)
+    _check_listen(args.host, args.port)
     return serve(VALIDATOR_FACTORY, args.host, args.port, args.workers)
 
 
@@ -269,13 +320,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_nginx_config(args: argparse.Namespace) -> int:
     from edge_validator.core.cors import CorsPolicy, parse_origins
 
-    from .nginx.config import (
-        DEFAULT_GRANT_CACHE_VIEWERS,
-        EdgeConfig,
-        check_native,
-        make_prefix,
-        render,
-    )
+    from .nginx.config import EdgeConfig, check_native, make_prefix, render
 
     env = Env(os.environ)
     cors = env.cors()  # PLAYGATE_CORS_ORIGINS, as the validator reads it
@@ -306,10 +351,9 @@ def cmd_nginx_config(args: argparse.Namespace) -> int:
         cors=cors,
         tls_cert=Path(tls_cert) if tls_cert else None,
         tls_key=Path(tls_key) if tls_key else None,
-        grant_cache_dir=Path(args.grant_cache_dir) if args.grant_cache_dir else None,
-        grant_cache_viewers=args.grant_cache_viewers or DEFAULT_GRANT_CACHE_VIEWERS,
         keyring_file=Path(keyring_file) if keyring_file else None,
         native=native,
+        metrics_listen=args.metrics_listen or env.text("PLAYGATE_EDGE_METRICS_LISTEN"),
     )
     if config.native_active:
         check_native(config)
@@ -343,7 +387,10 @@ def cmd_nginx_error_log(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="playgate", description=__doc__)
+    parser = _Parser(
+        prog="playgate",
+        description="PlayGate: serve, sign offline, generate keys, explain a URL (docs/api.md).",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("keygen", help="generate a key ring with one new key")
@@ -397,13 +444,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cat-keys", help="CAT key ring file (else PLAYGATE_CAT_KEYS_FILE)")
     p.set_defaults(func=cmd_explain)
 
-    for name, func, port in (
+    for name, func, default_port in (
         ("serve-signer", cmd_serve_signer, 8080),
         ("serve-validator", cmd_serve_validator, 8081),
     ):
-        p = sub.add_parser(name, help=f"run the {name[6:]} (settings from the environment)")
-        p.add_argument("--host", default="127.0.0.1")
-        p.add_argument("--port", type=int, default=port)
+        p = sub.add_parser(
+            name,
+            help=f"run the {name[6:]} (settings from the environment)",
+            description=f"Run the {name[6:]}; settings come from the environment "
+            "(PLAYGATE_*, REDIS_URL: docs/configuration.md).",
+        )
+        p.add_argument("--host", default="127.0.0.1", help="address to listen on")
+        p.add_argument("--port", type=port, default=default_port, help=f"default {default_port}")
         p.add_argument(
             "--workers",
             type=workers,
@@ -440,16 +492,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tls-cert", help="HTTPS certificate chain, PEM (or PLAYGATE_EDGE_TLS_CERT)")
     p.add_argument("--tls-key", help="its private key, PEM (or PLAYGATE_EDGE_TLS_KEY)")
     p.add_argument(
-        "--grant-cache-dir",
-        help="grant cache folder, on tmpfs (default: /dev/shm/playgate-grants-<prefix hash>)",
-    )
-    p.add_argument(
-        "--grant-cache-viewers",
-        type=int,
-        help="live viewers the grant cache is sized for, about 4 KB of memory each "
-        "(default 100000)",
-    )
-    p.add_argument(
         "--keyring-file",
         help="the validators' key ring file, for the native verifier (or PLAYGATE_KEYRING_FILE)",
     )
@@ -458,6 +500,11 @@ def build_parser() -> argparse.ArgumentParser:
         dest="native",
         action="store_false",
         help="send every request to the validator (auth_request), as before the native verifier",
+    )
+    p.add_argument(
+        "--metrics-listen",
+        help="admin address where nginx serves the native verifier's counts at /metrics, "
+        "e.g. 127.0.0.1:9146 (or PLAYGATE_EDGE_METRICS_LISTEN; default: not served)",
     )
     p.add_argument("--output", "-o", help="write here instead of stdout")
     p.set_defaults(func=cmd_nginx_config)
@@ -470,8 +517,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="run signer and validator on loopback with the sample video")
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--signer-port", type=int, default=0)
-    p.add_argument("--edge-port", type=int, default=0)
+    p.add_argument("--signer-port", type=port, default=0, help="default 8080 when free")
+    p.add_argument("--edge-port", type=port, default=0, help="default 8081 when free")
     p.add_argument("--edge", choices=("shield", "nginx"), default="shield")
     p.add_argument("--origin", help="origin for the shield: a folder, http(s)://... or s3://...")
     p.add_argument(

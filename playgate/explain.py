@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 from edge_validator.core.addresses import ClientAddress
 from edge_validator.core.cat.claims import CatClaims
 from edge_validator.core.cat.renewal import DEFAULT_DEADLINE, seconds_until_due
+from edge_validator.core.cat.verify import looks_like_cat
 from edge_validator.core.decision import Verifier
 from edge_validator.core.errors import Expired, PlaybackTokenError
 from edge_validator.core.paths import Target, split_target
@@ -15,11 +16,25 @@ from edge_validator.core.protocol import CAT_HEADER
 from edge_validator.core.sessions import opens_session
 from edge_validator.core.token import Claims
 
+DAY = 86400
+
+
+def span(seconds: int) -> str:
+    """A duration as a reader takes it in: seconds up to two days, whole days past that
+    (``explain --at 2000-01-01`` would otherwise print 849545150 s)."""
+    return f"{seconds} s" if seconds < 2 * DAY else f"{seconds // DAY} days"
+
+
+NO_CAT_KEYS = (
+    "this looks like a CTA-5007 Common Access Token: give its keys with --cat-keys FILE "
+    "(or PLAYGATE_CAT_KEYS_FILE)"
+)
+
 
 def _when(ts: int, now: float) -> str:
     iso = datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     delta = int(ts - now)
-    return f"{iso} ({f'in {delta} s' if delta >= 0 else f'{-delta} s ago'})"
+    return f"{iso} ({f'in {span(delta)}' if delta >= 0 else f'{span(-delta)} ago'})"
 
 
 def describe_claims(
@@ -50,15 +65,17 @@ def describe_claims(
 def _kind(claims: Claims, now: float, session: bool) -> str:
     left = max(0, int(claims.expires_at - now))
     if session:
-        return f"  kind:           session token (playback session, {left} s left)"
+        return f"  kind:           session token (playback session, {span(left)} left)"
     if isinstance(claims, CatClaims) and claims.rules.renewal is not None:
-        return f"  kind:           renewable CAT ({left} s left; the edge renews it near its end)"
+        return (
+            f"  kind:           renewable CAT ({span(left)} left; the edge renews it near its end)"
+        )
     if claims.session_seconds:
         return (
-            f"  kind:           start token (start window {left} s left; a manifest fetched in "
+            f"  kind:           start token (start window {span(left)} left; a manifest fetched in "
             f"it opens a session of up to {claims.session_seconds} s)"
         )
-    return f"  kind:           start token without a session (plays only within {left} s left)"
+    return f"  kind:           start token without a session (plays only within {span(left)} left)"
 
 
 def _expired_note(claims: Claims, session: bool) -> str:
@@ -146,7 +163,10 @@ def explain(
         grant = verifier.judge(split, client, now)
     except PlaybackTokenError as exc:
         lines = [f"REJECTED: {exc.reason} ({exc.message}), HTTP {exc.status}"]
-        if exc.hint:
+        if verifier.cat is None and split.token and looks_like_cat(split.token):
+            # Not "cut or altered": a CAT judged without CAT keys, the likelier mistake.
+            lines.append(f"  hint: {NO_CAT_KEYS}")
+        elif exc.hint:
             lines.append(f"  hint: {exc.hint}")
         if isinstance(exc, Expired) and claims is not None:
             lines.append(f"  {_expired_note(claims, split.session)}")

@@ -38,15 +38,30 @@ def _api_key(args: argparse.Namespace) -> str | None:
     return os.environ.get("PLAYGATE_API_KEY") or None
 
 
+NO_SIGNER = (
+    "playgate: which signer? set PLAYGATE_SIGNER_URL or give --signer URL (with the demo: "
+    "source its env file, the `Shell:` line it printed)"
+)
+NO_API_KEY = "playgate: no API key: set PLAYGATE_API_KEY or give --api-key-file FILE"
+
+
 def _target(args: argparse.Namespace) -> tuple[str, str]:
     signer = args.signer or os.environ.get("PLAYGATE_SIGNER_URL")
     api_key = _api_key(args)
-    if not signer or not api_key:
-        raise SystemExit(
-            "playgate: give --signer URL (or PLAYGATE_SIGNER_URL) and the API key in "
-            "PLAYGATE_API_KEY or --api-key-file FILE"
-        )
+    # Each missing piece said alone: with the demo, both come from its env file (README's tour).
+    if not signer:
+        raise SystemExit(NO_SIGNER)
+    if not signer.startswith(("http://", "https://")):
+        raise SystemExit(f"playgate: the signer URL {signer!r} must start with http:// or https://")
+    if not api_key:
+        raise SystemExit(NO_API_KEY)
     return signer.rstrip("/"), api_key
+
+
+STORE_DOWN_ADVICE = (
+    " (the signer cannot reach Redis, so nothing was done: run it again once Redis is back, "
+    "or give the signer PLAYGATE_REVOCATION_SPOOL to queue revocations; docs/redis.md)"
+)
 
 
 def _call(method: str, url: str, api_key: str, body: object = None) -> int:
@@ -71,7 +86,10 @@ def _call(method: str, url: str, api_key: str, body: object = None) -> int:
     # One line: the signer's reason and message (they differ for a missing and a wrong key).
     error = body.get("error", "") if isinstance(body, dict) else ""
     message = body.get("message", "") if isinstance(body, dict) else resp.text[:200]
-    advice = " (check PLAYGATE_API_KEY or --api-key-file)" if resp.status_code == 401 else ""
+    advice = {
+        "unauthorized": " (check PLAYGATE_API_KEY or --api-key-file)",
+        "store_unavailable": STORE_DOWN_ADVICE,
+    }.get(error, "")
     print(
         f"playgate: the signer answered {resp.status_code} {error}: {message}{advice}",
         file=sys.stderr,
@@ -83,7 +101,8 @@ def cmd_revoke(args: argparse.Namespace) -> int:
     signer, api_key = _target(args)
     chosen = [(kind, getattr(args, kind)) for kind in KINDS if getattr(args, kind)]
     if len(chosen) != 1:
-        raise SystemExit("playgate revoke: give exactly one of --token-id, --session-id, ...")
+        options = ", ".join("--" + kind.replace("_", "-") for kind in KINDS)
+        raise SystemExit(f"playgate revoke: give exactly one of {options}")
     return _call("POST", f"{signer}/v1/revocations", api_key, dict(chosen))
 
 

@@ -169,6 +169,7 @@ def endpoints(api: SignerApi, revocations: RevocationsApi, health: SignerHealth)
             (
                 *_CALLER_ERRORS,
                 StateNotShared,
+                RateLimited,
                 *_BODY_ERRORS,
                 StoreUnavailable,
                 StoreBusy,
@@ -300,11 +301,14 @@ def create_app(
     state_store = store or build_store(settings.state)
     # A store of its own in memory is seen by no validator: revocations there would be a lie.
     shared = not (own_store and state_store.backend == "memory")
-    api = SignerApi(settings, clock, RateLimiter(state_store, settings.state))
+    limiter = RateLimiter(state_store, settings.state)
+    api = SignerApi(settings, clock, limiter)
     spool = None
     if shared and settings.revocation_spool is not None:
         spool = RevocationSpool(settings.revocation_spool, state_store, clock)
-    revocations = RevocationsApi(settings, state_store, clock, shared=shared, spool=spool)
+    revocations = RevocationsApi(
+        settings, state_store, clock, shared=shared, spool=spool, limiter=limiter
+    )
     health = SignerHealth(state_store, shared=shared, spool=spool)
     contract = endpoints(api, revocations, health)
 

@@ -1,4 +1,5 @@
-"""Signer rate limits: per API key, and per viewer (the session id, else the client address).
+"""Signer rate limits: per API key, and per viewer (the session id, else the client address);
+revocations per API key.
 
 One check per request, after it is parsed: the API key's bucket and the viewer's buckets are
 counted together, all or nothing, in one store call (one Redis round trip). A request that is
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("playgate.signer")
 API_KEY_BUCKET = "key"
+REVOCATIONS_BUCKET = "revocations"
 
 
 class RateLimiter:
@@ -62,3 +64,20 @@ class RateLimiter:
         if wait > 0:
             what = "API key" if buckets[worst][0] == API_KEY_BUCKET else "viewer"
             raise RateLimited(f"too many requests for this {what}", max(1, math.ceil(wait)))
+
+    async def check_revocation(self, caller: str) -> None:
+        """Count one revocation for ``caller``; RateLimited when its limit is spent. With Redis
+        unreachable it is not counted, under either policy: the revocation then goes to the
+        spool (or is a 503), and refusing it would only delay a revocation."""
+        rate = self.settings.revocation_rate
+        if not rate.limit:
+            return
+        try:
+            wait, _ = await self.store.hit_rate(
+                caller, [(REVOCATIONS_BUCKET, rate.limit, rate.window)]
+            )
+        except StoreUnavailable as exc:
+            log.warning("revocation rate limit unchecked: %s", exc)
+            return
+        if wait > 0:
+            raise RateLimited("too many revocations for this API key", max(1, math.ceil(wait)))

@@ -12,8 +12,9 @@ exclusive ``flock``; the replay itself runs without the lock, so an append never
 Redis. Replays are idempotent (a revocation written twice is the same revocation), so two
 workers replaying the same lines, or a crash between a replay and the truncation, only writes
 again. While the spool holds anything, new revocations join its end instead of going straight
-to Redis: writes from this host reach Redis in the order they were made, so an older
-revocation of a target never lands after a newer one.
+to Redis: writes from this host reach Redis in the order they were made. Another host may
+have revoked the same target meanwhile: Redis keeps the stronger of the two (the later
+revoked_at, the later expiry; ``RedisRevocationLog.APPEND``), so a replay never narrows it.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from edge_validator.core.errors import StoreUnavailable
+from edge_validator.core.errors import StoreBusy, StoreUnavailable
 from edge_validator.metrics import metrics
 from edge_validator.state.revocations import Revocation
 from edge_validator.state.store import StateStore
@@ -35,6 +36,9 @@ from edge_validator.state.store import StateStore
 log = logging.getLogger("playgate.signer")
 # How often a signer looks at the spool: a revocation reaches Redis this long after it is back.
 REPLAY_INTERVAL = 0.5
+# About 150,000 revocations. While Redis is unreachable nothing counts a key's revocations
+# (its rate limit lives in Redis): the spool bounds itself, and past this a revocation is a 503.
+MAX_SPOOL_BYTES = 16 * 1024 * 1024
 
 
 class RevocationSpool:
@@ -47,8 +51,11 @@ class RevocationSpool:
         self.last_error: str | None = None
 
     async def append(self, rev: Revocation) -> None:
-        """Keep ``rev`` on disk (fsync'd) until a replay writes it to the store."""
+        """Keep ``rev`` on disk (fsync'd) until a replay writes it to the store; StoreUnavailable
+        when the spool is full."""
         pending = await asyncio.to_thread(self._append, rev.to_json() + "\n")
+        if pending is None:
+            raise StoreUnavailable("Redis cannot take revocations and the spool is full; retry")
         metrics().revocations_queued.set(pending)
         log.warning("revocation %s=%s queued (%d pending)", rev.kind, rev.value, pending)
 
@@ -69,7 +76,8 @@ class RevocationSpool:
     async def replay(self) -> int:
         """Write every spooled revocation to the store, in order; returns how many are left.
 
-        Stops at the first failure (Redis still down): the rest stays for the next try."""
+        Stops at the first failure (Redis still down, or busy: a flood fills the pool): the
+        rest stays for the next try."""
         data = await asyncio.to_thread(self._read)
         now = self.clock()
         for line in data.splitlines():
@@ -82,7 +90,7 @@ class RevocationSpool:
                 continue  # every token it could deny has expired
             try:
                 await self.store.revoke(rev)
-            except StoreUnavailable as exc:
+            except (StoreUnavailable, StoreBusy) as exc:
                 self.last_error = exc.message
                 return await asyncio.to_thread(self.pending)
             log.info("queued revocation %s=%s written to the store", rev.kind, rev.value)
@@ -92,13 +100,17 @@ class RevocationSpool:
         return left
 
     async def run(self) -> None:
-        """Replay whenever the spool holds something, until cancelled."""
+        """Replay whenever the spool holds something, until cancelled. Nothing ends it: while
+        the spool holds anything every new revocation joins it, so a dead task would queue
+        them all for good."""
         while True:
             try:
                 if self.holds_any():
                     await self.replay()
-            except OSError as exc:  # a disk problem must not end the task; say it each time
+            except OSError as exc:  # a disk problem: say it each time
                 log.error("revocation spool %s: %s", self.path, exc)
+            except Exception:  # a client bug: the same
+                log.exception("revocation spool %s: replay failed", self.path)
             await asyncio.sleep(REPLAY_INTERVAL)
 
     # --- file operations, run in a thread ------------------------------------------------------
@@ -112,9 +124,12 @@ class RevocationSpool:
         finally:
             os.close(fd)  # releases the lock
 
-    def _append(self, line: str) -> int:
+    def _append(self, line: str) -> int | None:
+        data = line.encode()
         with self._locked() as fd:
-            os.write(fd, line.encode())
+            if os.fstat(fd).st_size + len(data) > MAX_SPOOL_BYTES:
+                return None
+            os.write(fd, data)
             os.fsync(fd)
         return self.pending()
 

@@ -16,6 +16,7 @@ from edge_validator.state.revocations import Revocation
 from edge_validator.state.store import StateStore
 
 from .api_keys import READ, REVOKE
+from .rate_limits import RateLimiter
 from .requests import authenticate, read_json
 from .revocation_spool import RevocationSpool
 from .revoking import parse_revocation, revocation_json, settle_seconds
@@ -34,8 +35,10 @@ class RevocationsApi:
         *,
         shared: bool = True,
         spool: RevocationSpool | None = None,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self.settings = settings
+        self.limiter = limiter
         self.shared = shared
         self.spool = spool
         self.store = store
@@ -56,6 +59,8 @@ class RevocationsApi:
             )
         if rev.kind == "video_id":
             caller.require_video(rev.value)
+        if self.limiter is not None:
+            await self.limiter.check_revocation(caller.name)
         queued = await self._store(rev)
         log.info("revoked %s=%s caller=%s queued=%s", rev.kind, rev.value, caller.name, queued)
         # Answer once the revocation's second is over: URLs issued after the answer are never

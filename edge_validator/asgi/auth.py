@@ -10,16 +10,8 @@ from starlette.responses import Response
 
 from ..core.cat.renewal import RenewalRefused, RenewedCat, renewal_headers
 from ..core.errors import BadPath, InternalError, PlaybackTokenError
-from ..core.grant_cache import grant_cache_seconds
-from ..core.protocol import (
-    CAT_HEADER,
-    GRANT_CACHE_HEADER,
-    NO_STORE,
-    ORIGINAL_URI_HEADER,
-    TOKEN_ID_HEADER,
-)
+from ..core.protocol import CAT_HEADER, NO_STORE, ORIGINAL_URI_HEADER, TOKEN_ID_HEADER
 from ..gate import Gate
-from ..metrics import metrics
 from ..settings import ValidatorSettings
 from .problems import denied
 from .requests import header_token, viewer
@@ -43,18 +35,7 @@ async def auth(request: Request) -> Response:
         log.exception("auth check failed")
         return denied(InternalError(), body=False)
     grant, renewal = admission.grant, admission.renewal
-    # nginx's proxy_cache honours X-Accel-Expires; 0 says "never keep" explicitly. The limit is
-    # at most the revocation staleness bound (ValidatorSettings).
-    # nginx keys a kept allow by the token in the URI: a header token must never be kept, nor
-    # an allow that hands over a renewed CAT (or says why not), which is for this request only.
-    keep = from_header is None and renewal is None
-    seconds = grant_cache_seconds(grant, settings.grant_cache_seconds) if keep else 0
-    metrics().grant_cache_answers.labels("kept" if seconds > 0 else "not_kept").inc()
-    headers = {
-        TOKEN_ID_HEADER: grant.token_id,
-        "Cache-Control": NO_STORE,
-        GRANT_CACHE_HEADER: str(seconds),
-    }
+    headers = {TOKEN_ID_HEADER: grant.token_id, "Cache-Control": NO_STORE}
     if renewal is not None:
         # nginx copies these onto the response (auth_request_set + add_header). A redirect
         # cannot ride on an allow: nginx honours only 2xx, 401 and 403 from auth_request.

@@ -17,8 +17,9 @@ from .protocol import CAT_HEADER, REASON_HEADER, RENEWAL_HEADER
 
 ANY_ORIGIN = "*"
 METHODS = ("GET", "HEAD")
-# Players send Range for byte-range media (fMP4, EXT-X-BYTERANGE); no other request header.
-ALLOWED_HEADERS = ("range",)
+# Players send Range for byte-range media (fMP4, EXT-X-BYTERANGE) and a CTA-5007 token in its
+# header (CAT renewal by header, docs/cat.md); no other request header.
+ALLOWED_HEADERS = ("Range", CAT_HEADER)
 # A player reads why it was refused, byte-range answers (Content-Length is safelisted), and a
 # CAT renewed in its response header (docs/cat.md).
 EXPOSED_HEADERS = (REASON_HEADER, "Content-Range", "Accept-Ranges", CAT_HEADER, RENEWAL_HEADER)
@@ -99,8 +100,12 @@ class CorsPolicy:
         if method not in METHODS:
             raise CorsRefused("only GET and HEAD may be sent across origins")
         asked = _header_names(request_headers or "")
-        if not asked <= set(ALLOWED_HEADERS):
-            raise CorsRefused("only the Range request header may be sent across origins")
+        allowed_names = {h.lower(): h for h in ALLOWED_HEADERS}
+        if not asked <= allowed_names.keys():
+            raise CorsRefused(
+                "only the Range and CTA-Common-Access-Token request headers may be sent across "
+                "origins"
+            )
         headers = {
             "Access-Control-Allow-Origin": allowed,
             "Access-Control-Allow-Methods": ", ".join(METHODS),
@@ -108,7 +113,10 @@ class CorsPolicy:
             "Cache-Control": "no-store",
         }
         if asked:
-            headers["Access-Control-Allow-Headers"] = ", ".join(ALLOWED_HEADERS)
+            # The names asked for, each of them allowed: a browser checks only those.
+            headers["Access-Control-Allow-Headers"] = ", ".join(
+                h for h in ALLOWED_HEADERS if h.lower() in asked
+            )
         if not self.any_origin:
             headers["Vary"] = "Origin"
         return headers

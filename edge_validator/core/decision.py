@@ -171,7 +171,7 @@ class Verifier:
         if network is not None and not in_network(client, network):
             raise IpMismatch("the token is bound to another client network", token_id=token_id)
         if claims.__class__ is not Claims:  # a CAT: the checks only a CAT carries
-            self._judge_cat(claims, decoded, client)
+            self._judge_cat(claims, decoded, client, now)
         return _new_tuple(Grant, (claims, decoded, target, now))
 
     def _renewable(self, claims: Claims, lifetime: int) -> bool:
@@ -181,9 +181,12 @@ class Verifier:
             return False
         return lifetime <= self.max_session
 
-    def _judge_cat(self, claims: Claims, path: str, client: Client) -> None:
+    def _judge_cat(self, claims: Claims, path: str, client: Client, now: float) -> None:
         assert self.cat is not None
         assert isinstance(claims, CatClaims)
+        # Issued before its nbf: not_before (checked above) is its iat; it plays from nbf.
+        if now + self.leeway < claims.rules.starts_at:
+            raise NotYetValid("the token is not valid yet", token_id=claims.token_id)
         self.cat.judge(claims, path, client)
 
 

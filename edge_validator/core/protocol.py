@@ -34,8 +34,6 @@ LOGGED_SEGMENT_CHARS = 40
 REASON_HEADER = "X-PlayGate-Reason"
 TOKEN_ID_HEADER = "X-PlayGate-Token-Id"
 ORIGINAL_URI_HEADER = "X-Original-URI"
-# nginx's proxy_cache honours it: how long the edge may keep an allow (0: never).
-GRANT_CACHE_HEADER = "X-Accel-Expires"
 # The one forwarding header the validator reads from a trusted proxy: one of these.
 FORWARDED_FOR = "x-forwarded-for"
 REAL_IP = "x-real-ip"
@@ -49,8 +47,6 @@ NATIVE_FEED_ROUTE = "/_playgate/native-feed"
 FEED_AUTH_HEADER = "X-PlayGate-Feed-Auth"
 # Manifests, which query-token mode rewrites (lower-case suffixes, compared case-insensitively).
 MANIFEST_SUFFIXES = (".m3u8", ".mpd")
-# nginx keys a reused allow by token, client and this many leading path segments (the video).
-GRANT_SCOPE_SEGMENTS = 2
 # Denials, and anything else that must never be stored by a cache.
 NO_STORE = "no-store"
 # Allowed manifests: a live playlist changes every segment, so a browser revalidates each time.

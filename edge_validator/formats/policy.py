@@ -105,8 +105,13 @@ class Access(NamedTuple):
 def derived_token_id(format_name: str, material: str) -> str:
     """A stable id for a token whose format carries none (secure_link, CloudFront, Media CDN
     path tokens): logs name it and the revocation API can revoke it. The signer computes the same
-    id from what it emitted."""
-    digest = hashlib.sha256(f"{format_name}\0{material}".encode()).digest()
+    id from what it emitted.
+
+    Of the text without its trailing base64 padding: every material ends in its signature, and
+    Media CDN's are accepted padded or not (Google's samples pad them), so re-padding a revoked
+    token's signature must not make it another token."""
+    canonical = material.rstrip("=")
+    digest = hashlib.sha256(f"{format_name}\0{canonical}".encode()).digest()
     return f"{format_name}-{base64.urlsafe_b64encode(digest[:12]).decode()}"
 
 
@@ -186,7 +191,7 @@ def foreign_grant(
         session_id=access.session_id,
         client_network=access.client_network,
     )
-    # No PlayGate token: the grant cache and query-token manifest rewriting stay off.
+    # No PlayGate token: query-token manifest rewriting stays off.
     request = Target(None, origin_path, origin_query, False)
     return _new_tuple(Grant, (claims, decoded, request, now))
 

@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from ..core.errors import StoreUnavailable
+from ..core.errors import StoreBusy, StoreUnavailable
 from ..metrics import metrics
 from .store import StateStore
 
@@ -45,8 +45,10 @@ class ClockSkew:
         before = self.clock()
         try:
             server = await self.store.server_time()
-        except StoreUnavailable:
-            return self.offset  # the sync reports the outage; the last figure still stands
+        except (StoreUnavailable, StoreBusy):
+            # The sync reports an outage; a flood is no reason to stop watching. The last
+            # figure still stands.
+            return self.offset
         after = self.clock()
         if server is None:
             return None

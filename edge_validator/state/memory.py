@@ -53,8 +53,10 @@ class MemoryStore:
         self._revocations.prune(now)
         return self._revocations.entries()
 
-    async def changes(self, after: int, limit: int = PAGE) -> Changes:
-        return self._range(after, self._seq, limit)
+    async def changes(self, after: int, limit: int = PAGE, anchor: str = "") -> Changes:
+        page = self._range(after, self._seq, limit)
+        held = self._log.get(anchor) if anchor else None
+        return page._replace(anchor=held[0]) if held else page
 
     async def windows(self, after: int, upto: int) -> list[Changes]:
         return [
@@ -66,7 +68,8 @@ class MemoryStore:
         more = len(page) == limit
         next_after = page[-1][0] if more else upto
         docs = [rev.to_json() for _, rev in page]
-        return Changes(self._epoch, next_after, docs, more, self._seq)
+        last = (page[-1][1].member, page[-1][0]) if page else None
+        return Changes(self._epoch, next_after, docs, more, self._seq, last)
 
     async def restore(self, revs: Sequence[Revocation], lost_epoch: str) -> int:
         missing = [rev for rev in revs if rev.member not in self._log]

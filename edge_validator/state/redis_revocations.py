@@ -16,12 +16,23 @@ the set (docs/redis.md has the figures).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from .revocation_log import Changes, Epoch, new_epoch_id
 from .revocations import Revocation
 
 PRUNE = 200
+
+
+class Written(NamedTuple):
+    """What a write stored for one revocation."""
+
+    # Its sequence number in the log; 0: nothing written (the target was held, by a stronger
+    # entry or, writing back, at all).
+    seq: int
+    # The JSON stored ("" when nothing was): the given revocation, or its merge with a
+    # stronger held one.
+    doc: str
 
 
 class RedisRevocationLog:
@@ -32,7 +43,12 @@ class RedisRevocationLog:
     # then (target, JSON, expiry) for each entry.
     # Prunes up to PRUNE expired targets, writes each entry at the next sequence number, and
     # lets the keys expire with the last revocation (the counter and the epoch stay).
-    # Returns {epoch id, sequence number of each entry (0: not written)}.
+    # A target already held keeps the strongest of the two: the later revoked_at (a video or
+    # user revocation then denies more tokens) and the later expiry, so an older write coming
+    # late (a signer's spool replayed after an outage) never narrows a revocation. When the
+    # held entry already covers the new one nothing is written.
+    # Returns {epoch id, then for each entry its sequence number (0: not written) and the JSON
+    # written ('' when none)}.
     APPEND = f"""
 local epoch = redis.call('HGET', KEYS[5], 'id')
 if not epoch then
@@ -45,16 +61,40 @@ if #expired > 0 then
   redis.call('HDEL', KEYS[2], unpack(expired))
   redis.call('ZREM', KEYS[3], unpack(expired))
 end
+local AT, UNTIL = '"revoked_at":([^,}}]+)', '"expires_at":([^,}}]+)'
 local out = {{epoch}}
 for i = 4, #ARGV, 3 do
-  if ARGV[3] == '1' and redis.call('ZSCORE', KEYS[1], ARGV[i]) then
-    out[#out + 1] = 0
-  else
+  local target, doc, expiry = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local held_expiry = redis.call('ZSCORE', KEYS[1], target)
+  if held_expiry and ARGV[3] ~= '1' then
+    local held = redis.call('HGET', KEYS[2], target)
+    local held_at = held and string.match(held, AT)
+    local at = string.match(doc, AT)
+    if held_at and at then
+      local later_at = tonumber(at) > tonumber(held_at)
+      local later_expiry = tonumber(expiry) > tonumber(held_expiry)
+      if not later_at and not later_expiry then
+        doc = nil  -- the held entry covers this one
+      elseif not later_at then  -- keep the held revoked_at, take the later expiry
+        doc = string.gsub(held, UNTIL, '"expires_at":' .. string.match(doc, UNTIL), 1)
+      elseif not later_expiry then  -- take the later revoked_at, keep the held expiry
+        doc = string.gsub(doc, UNTIL, '"expires_at":' .. string.match(held, UNTIL), 1)
+        expiry = held_expiry
+      end
+    end
+  elseif held_expiry then
+    doc = nil
+  end
+  if doc then
     local seq = redis.call('INCR', KEYS[4])
-    redis.call('ZADD', KEYS[1], ARGV[i + 2], ARGV[i])
-    redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
-    redis.call('ZADD', KEYS[3], seq, ARGV[i])
+    redis.call('ZADD', KEYS[1], expiry, target)
+    redis.call('HSET', KEYS[2], target, doc)
+    redis.call('ZADD', KEYS[3], seq, target)
     out[#out + 1] = seq
+    out[#out + 1] = doc
+  else
+    out[#out + 1] = 0
+    out[#out + 1] = ''
   end
 end
 local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
@@ -68,10 +108,12 @@ return out
     # KEYS[1] the log, KEYS[2] hash target -> JSON, KEYS[3] the sequence counter, KEYS[4] the
     # epoch hash
     # ARGV[1] read entries numbered after this, ARGV[2] page size, ARGV[3] an epoch id to start
-    # with when there is none, ARGV[4] read entries numbered up to this ("+inf": no bound)
-    # Returns {epoch id, since, replaced, counter, next_after, more (1: a full page), JSON...}:
-    # next_after is the last number read when the page is full, else the bound (the counter
-    # when unbounded: nothing lies between, scripts are atomic).
+    # with when there is none, ARGV[4] read entries numbered up to this ("+inf": no bound),
+    # ARGV[5] a target whose number the reader wants to know ("": none)
+    # Returns {epoch id, since, replaced, counter, next_after, more (1: a full page), last
+    # target, its number, the asked target's number ("": none), JSON...}: next_after is the
+    # last number read when the page is full, else the bound (the counter when unbounded:
+    # nothing lies between, scripts are atomic).
     CHANGES = """
 local epoch = redis.call('HGET', KEYS[4], 'id')
 if not epoch then
@@ -90,7 +132,10 @@ if n < limit then
   next_after = ARGV[4]
   if next_after == '+inf' then next_after = counter end
 end
-local out = {epoch, meta[1], meta[2] or '', counter, next_after, more}
+local anchor = ''
+if ARGV[5] ~= '' then anchor = redis.call('ZSCORE', KEYS[1], ARGV[5]) or '' end
+local out = {epoch, meta[1], meta[2] or '', counter, next_after, more,
+             page[#page - 1] or '', page[#page] or '', anchor}
 if n > 0 then
   local targets = {}
   for i = 1, #page, 2 do targets[#targets + 1] = page[i] end
@@ -135,19 +180,22 @@ return current
 
     async def append(
         self, client: Any, revs: Sequence[Revocation], now: float, *, only_absent: bool = False
-    ) -> tuple[str, list[int]]:
-        """Write ``revs``; returns the epoch and each one's sequence number (0: not written)."""
+    ) -> tuple[str, list[Written]]:
+        """Write ``revs``; returns the epoch and, for each, what was written."""
         args: list[object] = [now, new_epoch_id(), "1" if only_absent else "0"]
         for rev in revs:
             args += [rev.member, rev.to_json(), rev.expires_at]
         keys = [self.expiry_key, self.data_key, self.log_key, self.seq_key, self.epoch_key]
         out = await self._append(keys, args, client=client)
-        return str(out[0]), [int(seq) for seq in out[1:]]
+        pairs = out[1:]
+        return str(out[0]), [
+            Written(int(pairs[i]), str(pairs[i + 1])) for i in range(0, len(pairs), 2)
+        ]
 
-    async def changes(self, client: Any, after: int, limit: int) -> Changes:
+    async def changes(self, client: Any, after: int, limit: int, anchor: str = "") -> Changes:
         keys = [self.log_key, self.data_key, self.seq_key, self.epoch_key]
-        out = await self._changes(keys, [after, limit, new_epoch_id(), "+inf"], client=client)
-        return _changes(out)
+        args = [after, limit, new_epoch_id(), "+inf", anchor]
+        return _changes(await self._changes(keys, args, client=client))
 
     async def windows(
         self, client: Any, after: int, upto: int, width: int, *, pipelined: bool = True
@@ -156,16 +204,16 @@ return current
         each holds at most ``width`` entries and blocks Redis as briefly as a page), all sent
         in one round trip: a cold start pays a round trip per many pages, not per page."""
         keys = [self.log_key, self.data_key, self.seq_key, self.epoch_key]
-        bounds = [(start, min(start + width, upto)) for start in range(after, upto, width)]
+        args = [
+            [start, width, new_epoch_id(), min(start + width, upto), ""]
+            for start in range(after, upto, width)
+        ]
         if not pipelined:
             # redis-py refuses scripts in a cluster pipeline: one round trip each there.
-            return [
-                _changes(await self._changes(keys, [a, width, new_epoch_id(), b], client=client))
-                for a, b in bounds
-            ]
+            return [_changes(await self._changes(keys, arg, client=client)) for arg in args]
         async with client.pipeline(transaction=False) as pipe:  # hands its connection back
-            for a, b in bounds:
-                await self._changes(keys, [a, width, new_epoch_id(), b], client=pipe)
+            for arg in args:
+                await self._changes(keys, arg, client=pipe)
             replies = await pipe.execute()
         return [_changes(out) for out in replies]
 
@@ -176,6 +224,15 @@ return current
 
 
 def _changes(out: list[Any]) -> Changes:
-    epoch_id, since, replaced, counter, next_after, more, *docs = out
+    epoch_id, since, replaced, counter, next_after, more, member, seq, anchor, *docs = out
     epoch = Epoch(str(epoch_id), float(since or 0), str(replaced or ""))
-    return Changes(epoch, int(float(next_after)), docs, bool(int(more)), int(counter))
+    last = (str(member), int(float(seq))) if member else None
+    return Changes(
+        epoch,
+        int(float(next_after)),
+        docs,
+        bool(int(more)),
+        int(counter),
+        last,
+        int(float(anchor)) if anchor else None,
+    )

@@ -24,12 +24,13 @@ from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import MaxConnectionsError, RedisError
+from redis.exceptions import MaxConnectionsError, RedisClusterException, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..core.errors import StoreBusy, StoreUnavailable
 from ..metrics import metrics
 from .durability import Durability
+from .pubsub_reader import SubscriptionReader
 from .rate_batch import RateBatch
 from .redis_revocations import RedisRevocationLog
 from .revocation_log import PAGE, Changes, Notice, parse_revocations
@@ -37,11 +38,20 @@ from .revocations import Revocation
 from .settings import StateSettings
 from .store import OnRevocation, OnSubscribed, RateBucket, RateVerdict
 
+# What the client raises when Redis cannot answer. The cluster client reports a cluster it cannot
+# reach (or a slot no node covers) with RedisClusterException, which is not a RedisError.
+_CLIENT_ERRORS = (RedisError, RedisClusterException, OSError, TimeoutError)
+
 log = logging.getLogger("playgate.state")
 # A quiet subscription is probed this often (seconds); see RedisStore._deliver.
 HEARTBEAT = 1.0
 HEARTBEAT_MESSAGE = "playgate-heartbeat"
 _GRACE = 0.02
+# After a notice, the listener lets the next ones gather this long (seconds) before it reads
+# again: at 100 a second, ten wake-ups instead of a hundred, which were most of a steady sync's
+# CPU (docs/redis.md). A notice after a quiet spell is applied at once; one in a stream of them
+# waits at most this long.
+COALESCE = 0.1
 _SYNC_CONNECTIONS = 4
 _RESTORE_BATCH = 200
 
@@ -171,21 +181,24 @@ return out
         except (PoolExhausted, MaxConnectionsError) as exc:
             metrics().state_busy.inc()
             raise StoreBusy(f"redis: every connection is busy ({exc})") from exc
-        except (RedisError, OSError, TimeoutError) as exc:
+        except _CLIENT_ERRORS as exc:
             metrics().redis_errors.inc()
             raise StoreUnavailable(f"redis: {exc.__class__.__name__}: {exc}") from exc
 
     async def revoke(self, rev: Revocation) -> int:
         async with self._guard():
-            epoch, (seq,) = await self.log.append(self.client, [rev], rev.revoked_at)
-            # Outside the script: in a cluster PUBLISH reaches every node from any node.
-            await self.client.publish(self.channel, Notice(rev, seq, epoch).to_json())
+            epoch, (written,) = await self.log.append(self.client, [rev], rev.revoked_at)
+            if written.seq:  # else Redis already held a stronger one: nothing new to tell
+                stored = Revocation.from_json(written.doc)
+                # Outside the script: in a cluster PUBLISH reaches every node from any node.
+                notice = Notice(stored, written.seq, epoch)
+                await self.client.publish(self.channel, notice.to_json())
             await self._durability.confirm(self.client)  # a failover must not lose it
-        return seq
+        return written.seq
 
-    async def changes(self, after: int, limit: int = PAGE) -> Changes:
+    async def changes(self, after: int, limit: int = PAGE, anchor: str = "") -> Changes:
         async with self._guard():
-            return await self.log.changes(self.sync_client, after, limit)
+            return await self.log.changes(self.sync_client, after, limit, anchor)
 
     async def windows(self, after: int, upto: int) -> list[Changes]:
         async with self._guard():
@@ -200,10 +213,10 @@ return out
         for i in range(0, len(revs), _RESTORE_BATCH):
             batch = revs[i : i + _RESTORE_BATCH]
             async with self._guard():
-                _, seqs = await self.log.append(
+                _, entries = await self.log.append(
                     self.sync_client, batch, time.time(), only_absent=True
                 )
-            written += sum(1 for seq in seqs if seq)
+            written += sum(1 for entry in entries if entry.seq)
         return written
 
     async def revocations(self, now: float) -> list[Revocation]:
@@ -244,26 +257,26 @@ return out
         try:
             async with self._guard():
                 await pubsub.subscribe(self.channel)
-                # Wait for the confirmation: only then is nothing published later missed.
-                while (
-                    await pubsub.parse_response(block=False, timeout=self.settings.timeout) is None
-                ):
-                    pass
+                # Replies are read by this process from here on (pubsub_reader.py).
+                reader = SubscriptionReader(pubsub.connection)
+                await reader.confirmed(self.settings.timeout)
             await on_subscribed()
-            await self._deliver(pubsub, on_revocation)
+            await self._deliver(pubsub, reader, on_revocation)
         finally:
-            with contextlib.suppress(RedisError, OSError, TimeoutError):
+            with contextlib.suppress(*_CLIENT_ERRORS):
                 await asyncio.wait_for(pubsub.aclose(), 1)
 
-    async def _deliver(self, pubsub: Any, on_revocation: OnRevocation) -> None:
+    async def _deliver(
+        self, pubsub: Any, reader: SubscriptionReader, on_revocation: OnRevocation
+    ) -> None:
         """Hand over messages until the connection fails or stops answering.
 
         A quiet channel is probed with a PING every ``HEARTBEAT`` seconds; no answer within the
         read timeout ends the session (a frozen Redis is noticed within about HEARTBEAT plus the
-        read timeout). Replies are read raw: with decode_responses redis-py's get_message turns
-        a PONG into None at once, and a loop waiting for it spun on a core.
+        read timeout). After a message the listener waits ``COALESCE`` seconds before it reads
+        again, so notices arriving meanwhile cost one wake-up and one read between them, not
+        one each (docs/redis.md: the CPU of a steady sync).
         """
-        task = asyncio.current_task()
         deadline = self.settings.timeout
         heard = time.monotonic()  # the last reply of any kind
         pinged: float | None = None  # when the unanswered PING left
@@ -281,21 +294,20 @@ return out
                 # One last short read: on a loaded host the answer may be waiting behind our
                 # own event loop's lag rather than missing.
                 wait, last_chance = _GRACE, True
-            try:
-                reply = await pubsub.parse_response(block=False, timeout=max(wait, 0.001))
-            except (RedisError, OSError) as exc:
-                raise StoreUnavailable(f"redis pub/sub: {exc}") from exc
-            if task is not None and task.cancelling():
-                # redis-py may turn a cancellation into "no message yet"; honour it.
-                raise asyncio.CancelledError
-            if reply is None:
+            replies = await reader.replies(max(wait, 0.001))
+            if not replies:
                 continue
             heard, pinged, last_chance = time.monotonic(), None, False
-            if isinstance(reply, list) and len(reply) == 3 and reply[0] == "message":
-                try:
-                    on_revocation(Notice.from_json(reply[2]))
-                except (ValueError, KeyError, TypeError):
-                    log.warning("ignoring a malformed revocation message")
+            notices = 0
+            for reply in replies:
+                if isinstance(reply, list) and len(reply) == 3 and reply[0] == b"message":
+                    notices += 1
+                    try:
+                        on_revocation(Notice.from_json(reply[2]))
+                    except (ValueError, KeyError, TypeError):
+                        log.warning("ignoring a malformed revocation message")
+            if notices:
+                await reader.gather(COALESCE)
 
     async def ping(self) -> None:
         # On the sync client: health answers "up" while request traffic fills its pool.
@@ -310,7 +322,7 @@ return out
 
     async def close(self) -> None:
         for client in [self.client, *self._extra]:
-            with contextlib.suppress(RedisError, OSError, TimeoutError):
+            with contextlib.suppress(*_CLIENT_ERRORS):
                 await asyncio.wait_for(client.aclose(), 2)
 
 

@@ -56,6 +56,12 @@ class Changes(NamedTuple):
     more: bool
     # The log's current number (how far behind the reader is).
     head: int
+    # The page's last entry: its target and number (None: an empty page).
+    last: tuple[str, int] | None = None
+    # The number the log holds for the target the reader asked about (``anchor``), None when
+    # it holds none or none was asked about: a number held before that is gone or lower means
+    # the store came back from an older copy of itself.
+    anchor: int | None = None
 
 
 class Notice(NamedTuple):

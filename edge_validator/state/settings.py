@@ -64,6 +64,9 @@ class StateSettings:
     stream_idle_seconds: int = 30
     api_key_rate: RateLimit = RateLimit(1000, 1)
     viewer_rate: RateLimit = RateLimit(60, 60)
+    # Revocations per API key: each is held for hours in Redis, every validator and every
+    # nginx, so no key may flood them.
+    revocation_rate: RateLimit = RateLimit(600, 60)
     key_prefix: str = "playgate"
     # Replicas that must hold a revocation before it is acknowledged (WAIT), so that a failover
     # cannot lose it (durability.py). None: 1 with Sentinel, else 0.
@@ -112,6 +115,8 @@ class StateSettings:
         cluster = env.flag("PLAYGATE_REDIS_CLUSTER", False)
         if url is not None and "+cluster://" in url:
             cluster, url = True, url.replace("+cluster://", "://", 1)
+        if url is not None:
+            _check_url(url)
         prefix = env.text("PLAYGATE_REDIS_PREFIX", cls.key_prefix) or cls.key_prefix
         if not prefix.replace("-", "").replace("_", "").isalnum():
             raise ConfigurationError("PLAYGATE_REDIS_PREFIX must be letters, digits, - and _")
@@ -143,6 +148,7 @@ class StateSettings:
             stream_idle_seconds=env.integer("PLAYGATE_STREAM_IDLE_SECONDS", 30, low=1, high=3600),
             api_key_rate=_rate(env, "PLAYGATE_RATE_LIMIT_API_KEY", "1000/1"),
             viewer_rate=_rate(env, "PLAYGATE_RATE_LIMIT_VIEWER", "60/60"),
+            revocation_rate=_rate(env, "PLAYGATE_RATE_LIMIT_REVOCATIONS", "600/60"),
             key_prefix=prefix,
             wait_replicas=_wait_replicas(env, sentinel=bool(service), cluster=cluster),
             clock_skew_warning=env.number("PLAYGATE_CLOCK_SKEW_WARNING", 1.0, low=0.01, high=3600),
@@ -161,3 +167,17 @@ def _wait_replicas(env: Env, *, sentinel: bool, cluster: bool) -> int:
 
 def _rate(env: Env, name: str, default: str) -> RateLimit:
     return RateLimit.parse(name, env.text(name, default) or default)
+
+
+def _check_url(url: str) -> None:
+    """Refuse a REDIS_URL redis-py would refuse later, in every worker, or read wrongly."""
+    parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 - urllib checks the port only when it is read
+    except ValueError:
+        raise ConfigurationError("REDIS_URL's port is not a number from 0 to 65535") from None
+    # redis-py ignores a database it cannot read as a number ("/x" is database 0): refuse it.
+    if parts.scheme != "unix" and parts.path.strip("/") and not parts.path[1:].isdigit():
+        raise ConfigurationError(
+            "REDIS_URL's path is the database number, e.g. redis://host:6379/0"
+        )

@@ -23,13 +23,15 @@ class StateStore(Protocol):
 
     async def revoke(self, rev: Revocation) -> int:
         """Store a revocation until it expires and tell every listener; returns its sequence
-        number in the revocation log."""
+        number in the revocation log (Redis: 0 when it already held a stronger revocation of
+        the target, which it keeps: a late write never narrows one)."""
 
     async def revocations(self, now: float) -> list[Revocation]:
         """Every revocation still live at ``now``."""
 
-    async def changes(self, after: int, limit: int = PAGE) -> Changes:
-        """One page of the revocation log: the entries numbered after ``after``."""
+    async def changes(self, after: int, limit: int = PAGE, anchor: str = "") -> Changes:
+        """One page of the revocation log: the entries numbered after ``after``, and the number
+        the log holds for the target ``anchor`` (``Changes.anchor``)."""
 
     async def windows(self, after: int, upto: int) -> list[Changes]:
         """The log's entries numbered in (after, upto], a page per window of ``PAGE`` numbers,

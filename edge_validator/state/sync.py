@@ -8,7 +8,8 @@ each page in chunks between which requests run. The catch-up also runs after eve
 (re)subscription and every ``resync_seconds``, which repairs a lost last message. While Redis
 is unreachable the failure policy decides whether the last view may still be trusted
 (fail-open, up to ``max_staleness`` seconds) or not (fail-closed). When the store lost its data
-(another epoch, or numbers going backwards) the validator writes back what it holds.
+(another epoch, numbers going backwards, or the last entry it read gone or renumbered lower:
+Redis came back from an older snapshot) the validator writes back what it holds.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from collections.abc import Callable
 from ..core.errors import StoreBusy, StoreUnavailable
 from ..metrics import metrics
 from .revocation_log import PAGE, WINDOWS, Changes, Epoch, Notice, parse_revocations
-from .revocations import RevocationView
+from .revocations import Revocation, RevocationView
 from .settings import FAIL_OPEN, StateSettings
 from .store import StateStore
 
@@ -32,6 +33,10 @@ _RETRY_CAP = 2.0
 _CHUNK = 256
 # Expired view entries dropped per catch-up: bounded work on the event loop.
 _PRUNE = 10_000
+# An anchor this close to its expiry may have been pruned by a writer whose clock runs ahead of
+# this host's: not a loss. Wide, because a false alarm marks a data loss for the whole fleet
+# (one-time links refused); a real one hides only if the anchor expires within it.
+_ANCHOR_MARGIN = 600.0
 
 
 class RevocationSync:
@@ -64,6 +69,11 @@ class RevocationSync:
         # Where the view stands in the store's log: its epoch and the last number held.
         self.epoch: Epoch | None = None
         self.seq = 0
+        # The highest-numbered entry held (target, number, expiry). A catch-up reads after its
+        # number, not after ``seq``, and asks whether the log still holds it there: Redis back
+        # from an older snapshot hands out the lost numbers again, and new writes can pass
+        # ``seq`` before this view catches up, so only the last entry read tells.
+        self.anchor: tuple[str, int, float] | None = None
         self.data_losses = 0
         self.last_data_loss: float | None = None
         self._catching_up = asyncio.Lock()
@@ -114,6 +124,7 @@ class RevocationSync:
         in_step = self.epoch is not None and notice.epoch == self.epoch.id
         if in_step and notice.seq == self.seq + 1 and not self._catching_up.locked():
             self.seq = notice.seq
+            self.anchor = (notice.rev.member, notice.seq, notice.rev.expires_at)
         elif not in_step or notice.seq > self.seq:
             self._wake.set()
 
@@ -142,12 +153,14 @@ class RevocationSync:
 
     async def _catch_up(self) -> None:
         while True:
-            changes = await self.store.changes(self.seq)
-            if self._lost(changes):
+            anchor = self.anchor
+            after = min(anchor[1], self.seq) if anchor else self.seq
+            changes = await self.store.changes(after, anchor=anchor[0] if anchor else "")
+            if self._lost(changes) or self._anchor_lost(changes):
                 await self._recover(changes.epoch)
                 continue
             self.epoch = changes.epoch
-            await self._absorb(changes.docs)
+            self._advance(changes, await self._absorb(changes.docs))
             self.seq = changes.next_after
             if not changes.more:
                 break
@@ -165,7 +178,7 @@ class RevocationSync:
                 if self._lost(page):
                     await self._recover(page.epoch)
                     return False
-                await self._absorb(page.docs)
+                self._advance(page, await self._absorb(page.docs))
             self.seq = upto
         return True
 
@@ -176,15 +189,34 @@ class RevocationSync:
             changes.epoch.id != held.id or (changes.next_after < self.seq and not changes.more)
         )
 
-    async def _absorb(self, docs: list[str]) -> None:
+    def _anchor_lost(self, changes: Changes) -> bool:
+        """The store came back from an older copy: the last entry read is gone though still
+        live, or numbered lower than when it was read (within one epoch id)."""
+        anchor = self.anchor
+        if anchor is None:
+            return False
+        _, seq, expires_at = anchor
+        if changes.anchor is None:
+            return expires_at > self.clock() + _ANCHOR_MARGIN
+        return changes.anchor < seq
+
+    def _advance(self, changes: Changes, last: Revocation | None) -> None:
+        """The page's last entry becomes the anchor (when it parsed)."""
+        if changes.last is not None and last is not None and last.member == changes.last[0]:
+            self.anchor = (last.member, changes.last[1], last.expires_at)
+
+    async def _absorb(self, docs: list[str]) -> Revocation | None:
         """Parse and add a page in chunks, yielding between them: a cold start of a million
-        entries never holds the event loop for more than a chunk."""
+        entries never holds the event loop for more than a chunk. Returns the last entry."""
         now = self.clock()
+        last = None
         for i in range(0, len(docs), _CHUNK):
             for rev in parse_revocations(docs[i : i + _CHUNK]):
+                last = rev
                 if rev.expires_at > now:
                     self.view.add(rev)
             await asyncio.sleep(0)
+        return last
 
     async def _recover(self, epoch: Epoch) -> None:
         """Redis lost revocations: write back every live one this view holds, so validators
@@ -206,7 +238,7 @@ class RevocationSync:
         metrics().state_data_losses.inc()
         written = await self.store.restore(live, lost)
         log.warning("wrote back %d revocations Redis had lost", written)
-        self.epoch, self.seq = None, 0
+        self.epoch, self.seq, self.anchor = None, 0, None
 
     async def _on_subscribed(self) -> None:
         self._subscriptions += 1

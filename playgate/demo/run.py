@@ -85,7 +85,9 @@ async def _serve_all(
         for srv, _ in servers:
             srv.should_exit = True
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    # SIGHUP too: closing the demo's terminal stops it as Ctrl-C does, so its folder (key ring,
+    # API key) is removed and nginx stopped, instead of both left behind.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(sig, stop)
     tasks = [asyncio.create_task(s.serve(sockets=[sock])) for s, sock in servers]
     while not all(s.started for s, _ in servers):
@@ -119,10 +121,22 @@ def _validator_settings(
     return ValidatorSettings(keyring=keyring, media_root=Path(origin))
 
 
+def origin_problem(origin: str | None) -> str | None:
+    """``--origin`` that could serve nothing: a scheme the shield has no origin for, or a folder
+    that is not there (every URL the demo prints would be a 404)."""
+    if origin is None or origin.startswith(("http://", "https://", "s3://")):
+        return None
+    if "://" in origin:
+        return f"--origin {origin}: give a folder, an http(s):// origin or s3://bucket/prefix"
+    if not Path(origin).is_dir():
+        return f"--origin {origin} is not a folder: give the folder that holds videos/<id>/..."
+    return None
+
+
 def _describe_origin(settings: ValidatorSettings) -> str:
     if settings.s3 is not None:
         s3 = settings.s3
-        return f"{s3.location} ({s3.mode}, endpoint {s3.endpoint_url})"
+        return f"{s3.location} ({s3.mode}, endpoint {s3.endpoint_url or 'AWS'})"
     return str(settings.origin_url or settings.media_root)
 
 
@@ -134,15 +148,53 @@ def run_demo(args: argparse.Namespace) -> int:
     if args.edge == "nginx" and args.origin and "://" in args.origin:
         print("playgate demo: with --edge nginx, --origin must be a folder", file=sys.stderr)
         return 2
+    problem = origin_problem(args.origin)
+    if problem is not None:
+        print(f"playgate demo: {problem}", file=sys.stderr)
+        return 2
+    # In memory unless REDIS_URL is set; then Redis must answer now, or every URL the demo
+    # prints would be refused (state_unavailable) behind a log line.
+    state_settings = StateSettings.from_env(os.environ)
+    problem = redis_problem(state_settings)
+    if problem is not None:
+        print(f"playgate demo: {REDIS_DOWN} ({problem})", file=sys.stderr)
+        return 2
     workdir = Path(tempfile.mkdtemp(prefix="playgate-demo-"))
     try:
-        return _run_in(workdir, args, nginx_bin)
+        return _run_in(workdir, args, nginx_bin, state_settings)
     finally:
         # The key ring lives as long as the demo: nothing of it stays behind in /tmp.
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _run_in(workdir: Path, args: argparse.Namespace, nginx_bin: str | None) -> int:
+REDIS_DOWN = (
+    "Redis at REDIS_URL does not answer: start redis-server there (docs/redis.md), or unset "
+    "REDIS_URL to keep the demo's state in memory"
+)
+
+
+def redis_problem(settings: StateSettings) -> str | None:
+    """With REDIS_URL: None if Redis answers a PING, else what went wrong, in one line."""
+    if not settings.uses_redis:
+        return None
+
+    async def ping() -> None:
+        store = build_store(settings)
+        try:
+            await store.ping()
+        finally:
+            await store.close()
+
+    try:
+        asyncio.run(ping())
+    except Exception as exc:  # noqa: BLE001 - any failure (refused, bad port, auth) is reported
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def _run_in(
+    workdir: Path, args: argparse.Namespace, nginx_bin: str | None, state_settings: StateSettings
+) -> int:
     keyring_text = new_keyring_json("demo1")
     (workdir / "keyring.json").write_text(keyring_text)
     keyring = KeyRing.from_json(keyring_text)
@@ -188,8 +240,7 @@ def _run_in(workdir: Path, args: argparse.Namespace, nginx_bin: str | None) -> i
         )
     else:
         validator_settings = _validator_settings(keyring, keyring_text, args)
-    # In memory unless REDIS_URL is set; one store shared, so a revocation reaches the edge.
-    state_settings = StateSettings.from_env(os.environ)
+    # One store shared, so a revocation reaches the edge.
     store = build_store(state_settings)
     validator_settings = dataclasses.replace(
         validator_settings, state=state_settings, cat=CatVerifier(cat_ring, cat_policy), cors=cors

@@ -7,21 +7,17 @@ its directive (no spaces, quotes, braces or semicolons), then substituted for ``
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import math
 import os
 import pwd
 import re
 import shutil
-import stat
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from edge_validator.core import protocol
-from edge_validator.core.cors import EXPOSED_HEADERS, CorsPolicy
+from edge_validator.core.cors import ALLOWED_HEADERS, EXPOSED_HEADERS, CorsPolicy
 from edge_validator.core.errors import ConfigurationError
 from edge_validator.core.keyring import KeyRing
 
@@ -39,16 +35,6 @@ INSTALL_HINT = "nginx is not installed: run `sudo apt-get install nginx-light` (
 _PLACEHOLDER = re.compile(r"\{\{([a-z_]+)\}\}")
 _SAFE_VALUE = re.compile(r"[A-Za-z0-9_./:\-\[\]]+")
 _TEMP_DIRS = ("tmp/body", "tmp/proxy", "tmp/fastcgi", "tmp/uwsgi", "tmp/scgi", "cache")
-# The grant cache lives in memory: on disk, nginx creates and deletes one inode per kept allow
-# and past its size it spends its time evicting (ext4 journal work), slower than no reuse.
-# /dev/shm is shared by every local user: make_prefix refuses a folder there (or anywhere) that
-# another user owns or may write, since a planted file would be a kept allow.
-MEMORY_FS = Path("/dev/shm")  # noqa: S108
-DEFAULT_GRANT_CACHE_VIEWERS = 100_000
-# nginx keeps about 8,000 cache keys per MB of keys_zone; half that leaves room for the node
-# overhead and the LRU. Each kept allow is one small file: one 4 KB page on tmpfs.
-_KEYS_PER_MB = 4_000
-_BYTES_PER_GRANT = 4096
 
 
 def _host_port(url: str, name: str) -> str:
@@ -84,23 +70,14 @@ class EdgeConfig:
     # HTTPS: certificate chain and private key (PEM files nginx reads at start).
     tls_cert: Path | None = None
     tls_key: Path | None = None
-    # The grant cache (PLAYGATE_GRANT_CACHE_SECONDS at the validator): a folder on tmpfs (default:
-    # one under /dev/shm named for the prefix), sized for this many live viewers (one kept
-    # allow each, about 4 KB of memory). More viewers than that: the oldest allows go first.
-    grant_cache_dir: Path | None = None
-    grant_cache_viewers: int = DEFAULT_GRANT_CACHE_VIEWERS
-
-    def grant_cache_path(self) -> Path:
-        if self.grant_cache_dir is not None:
-            return self.grant_cache_dir.resolve()
-        tag = hashlib.sha256(str(self.prefix.resolve()).encode()).hexdigest()[:12]
-        return MEMORY_FS / f"playgate-grants-{tag}"
-
     # The native verifier: nginx decides PlayGate tokens itself, reading this key ring file
     # (the validator's PLAYGATE_KEYRING_FILE). None, or native=False: every request goes to
     # the validator through auth_request.
     keyring_file: Path | None = None
     native: bool = True
+    # Where nginx serves the native verifier's counts (/metrics, Prometheus text format), or
+    # None. An admin address: a port of its own, never the viewers' (docs/nginx.md#metrics).
+    metrics_listen: str | None = None
     # Shared memory for the revocations nginx holds (when full, nginx stops deciding natively
     # rather than forget one); only the pages in use take memory.
     native_dict_size: str = "256m"
@@ -123,23 +100,9 @@ class EdgeConfig:
             "access_log": self.access_log or str(self.prefix.resolve() / "access.log"),
             "media_cache_time": self.media_cache_time,
             "cache_max_size": self.cache_max_size,
-            **grant_cache_values(self),
         }
 
 
-def grant_cache_values(config: EdgeConfig) -> dict[str, str]:
-    """Where the grant cache lives and how big its key zone and files may grow."""
-    viewers = config.grant_cache_viewers
-    if not 1 <= viewers <= 10_000_000:
-        raise ConfigurationError("the grant cache is sized for 1 to 10,000,000 viewers")
-    return {
-        "grant_cache_dir": str(config.grant_cache_path()),
-        "grant_keys_zone": f"{math.ceil(viewers / _KEYS_PER_MB) + 1}m",
-        "grant_cache_max_size": f"{math.ceil(viewers * _BYTES_PER_GRANT / 2**20) + 1}m",
-    }
-
-
-_SEGMENT_RE = "[A-Za-z0-9_-][A-Za-z0-9._-]*"
 _USER_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}")
 
 
@@ -150,10 +113,6 @@ def contract_values() -> dict[str, str]:
         "token_prefix": protocol.TOKEN_PREFIX,
         "token_param": protocol.TOKEN_PARAM,
         "any_prefix_re": f"(?:{protocol.TOKEN_PREFIX}|{protocol.SESSION_PREFIX})",
-        "token_params_re": f"(?:{protocol.TOKEN_PARAM}|{protocol.SESSION_PARAM})",
-        "token_re": f"[{protocol.TOKEN_CHARS}]{{1,{protocol.MAX_TOKEN_CHARS}}}",
-        "segment_re": _SEGMENT_RE,
-        "grant_scope_re": "/" + f"{_SEGMENT_RE}/" * protocol.GRANT_SCOPE_SEGMENTS,
         "manifest_suffix_re": f"(?:{suffixes})",
         "auth_route": protocol.AUTH_ROUTE,
         "manifest_cache": protocol.MANIFEST_CACHE,
@@ -161,7 +120,6 @@ def contract_values() -> dict[str, str]:
         "reason_var": protocol.nginx_variable(protocol.REASON_HEADER),
         "token_id_var": protocol.nginx_variable(protocol.TOKEN_ID_HEADER),
         "original_uri_header": protocol.ORIGINAL_URI_HEADER,
-        "grant_cache_header": protocol.GRANT_CACHE_HEADER,
         "cat_header": protocol.CAT_HEADER,
         "cat_header_var": "$http_" + protocol.CAT_HEADER.lower().replace("-", "_"),
         "cat_header_upstream_var": protocol.nginx_variable(protocol.CAT_HEADER),
@@ -179,6 +137,7 @@ def cors_values(cors: CorsPolicy) -> dict[str, str]:
     return {
         "cors_origin_map": "\n".join(lines),
         "cors_expose": ", ".join(EXPOSED_HEADERS),
+        "cors_headers_re": "(?:" + "|".join(re.escape(h) for h in ALLOWED_HEADERS) + ")",
         # A reflected origin varies by request; "*" and "no CORS" do not.
         "cors_vary": "Origin" if cors.enabled and not cors.any_origin else '""',
         "cors_max_age": str(cors.max_age),
@@ -227,6 +186,8 @@ _NATIVE_HTTP = """\
     lua_package_path "{lua_dir}/?.lua;;";
     lua_shared_dict playgate_native {dict_size};
     lua_shared_dict playgate_native_meta 1m;
+    # What nginx decided itself, counted for Prometheus (playgate_metrics.lua, --metrics-listen).
+    lua_shared_dict playgate_metrics 1m;
     # The poller says itself when the feed is lost and back, not one line per failed poll.
     lua_socket_log_errors off;
     init_by_lua_block {{
@@ -234,6 +195,7 @@ _NATIVE_HTTP = """\
             keyring_file = "{keyring_file}",
             dict = "playgate_native",
             meta_dict = "playgate_native_meta",
+            metrics_dict = "playgate_metrics",
             validators = {{ {validators} }},
             auth_location = "/_playgate/auth",
         }})
@@ -245,11 +207,18 @@ _NATIVE_HTTP = """\
 def native_values(config: EdgeConfig, contract: dict[str, str]) -> dict[str, str]:
     """The native verifier's lines, or auth_request's when it is off."""
     if not config.native_active:
+        if config.metrics_listen is not None:
+            # Without the native verifier the validators decide, and count, every request.
+            raise ConfigurationError(
+                "--metrics-listen serves the native verifier's counts: give a key ring file "
+                "(and no --no-native), or scrape the validators' /metrics alone"
+            )
         return {
             "native_modules": "",
             "native_http": "",
             "access_check": _AUTH_REQUEST.format(**contract),
             "native_open": "",
+            "metrics_server": "",
         }
     assert config.keyring_file is not None
     keyring_file = str(config.keyring_file.resolve())
@@ -270,7 +239,36 @@ def native_values(config: EdgeConfig, contract: dict[str, str]) -> dict[str, str
         ),
         "access_check": _NATIVE_ACCESS,
         "native_open": _NATIVE_OPEN,
+        "metrics_server": metrics_server(config.metrics_listen),
     }
+
+
+_METRICS_SERVER = """
+    # The native verifier's counts for Prometheus, on the admin address (--metrics-listen):
+    # what nginx decided itself; the validators' /metrics count what reached them.
+    server {{
+        listen {listen};
+        access_log off;
+        location = /metrics {{
+            limit_except GET {{ deny all; }}
+            content_by_lua_block {{ require("playgate_native").expose_metrics() }}
+        }}
+        location / {{
+            return 404;
+        }}
+    }}
+"""
+
+
+def metrics_server(listen: str | None) -> str:
+    """The admin server block that serves ``/metrics``, or nothing."""
+    if listen is None:
+        return ""
+    if not _SAFE_VALUE.fullmatch(listen):
+        raise ConfigurationError(
+            f"nginx metrics listen {listen!r} has characters nginx would parse"
+        )
+    return _METRICS_SERVER.format(listen=listen)
 
 
 def check_native(config: EdgeConfig) -> None:
@@ -341,31 +339,6 @@ def make_prefix(config: EdgeConfig) -> None:
     """Create the prefix's temp and cache folders, which nginx needs before it starts."""
     for sub in _TEMP_DIRS:
         (config.prefix / sub).mkdir(parents=True, exist_ok=True)
-    private_folder(config.grant_cache_path(), config.user)
-
-
-def private_folder(path: Path, user: str | None) -> None:
-    """Create ``path`` (mode 0700) or check that only we, or nginx's worker ``user``, own and
-    may write it: a file planted in the grant cache would be an allow nobody granted."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with contextlib.suppress(FileExistsError):
-        path.mkdir(mode=0o700)
-    info = path.lstat()
-    owners = {os.geteuid()}
-    with contextlib.suppress(KeyError):  # an unknown user: nginx itself refuses to start
-        owners.add(pwd.getpwnam(user).pw_uid if user else os.geteuid())
-    if not stat.S_ISDIR(info.st_mode) or info.st_uid not in owners or info.st_mode & 0o022:
-        raise ConfigurationError(
-            f"the grant cache folder {path} is not a private folder of this user: remove it, "
-            "or choose another with --grant-cache-dir"
-        )
-
-
-def remove_grant_cache(config: EdgeConfig) -> None:
-    """Remove the default grant cache folder (under /dev/shm, named for the prefix) once its
-    nginx has stopped: memory outlives the prefix. An operator's own folder is left alone."""
-    if config.grant_cache_dir is None:
-        shutil.rmtree(config.grant_cache_path(), ignore_errors=True)
 
 
 def prepare_prefix(config: EdgeConfig) -> Path:
@@ -393,8 +366,5 @@ def check_config(binary: str, config: EdgeConfig) -> None:
     result = subprocess.run(
         [*nginx_argv(binary, config), "-t", "-q"], capture_output=True, text=True, check=False
     )
-    if config.grant_cache_dir is None:  # an unused default folder in memory: nginx makes it again
-        with contextlib.suppress(OSError):
-            config.grant_cache_path().rmdir()
     if result.returncode != 0:
         raise ConfigurationError(f"nginx rejected the config: {result.stderr.strip()}")

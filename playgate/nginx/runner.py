@@ -17,13 +17,7 @@ from pathlib import Path
 from edge_validator.core.cors import CorsPolicy
 
 from ..processes import stop_process, wait_for_port
-from .config import (
-    EdgeConfig,
-    current_user_if_root,
-    nginx_argv,
-    prepare_prefix,
-    remove_grant_cache,
-)
+from .config import EdgeConfig, current_user_if_root, nginx_argv, prepare_prefix
 from .error_log import pipe_in_thread
 
 ERROR_LOG = "error.log"
@@ -49,7 +43,6 @@ def running_nginx(binary: str, config: EdgeConfig, port: int) -> Iterator[subpro
         yield proc
     finally:
         stop_process(proc)
-        remove_grant_cache(config)
 
 
 class NginxEdge:
@@ -103,5 +96,4 @@ class NginxEdge:
 
     def stop(self) -> None:
         stop_process(self.proc)
-        remove_grant_cache(self.config)
         shutil.rmtree(self.prefix, ignore_errors=True)

@@ -229,6 +229,20 @@ def test_preflight_and_headers(
     assert ok.status_code == 204
     assert ok.headers["access-control-allow-origin"] == page_origin
     assert ok.headers["access-control-allow-headers"].lower() == "range"
+    # A CAT in its request header (renewal by header), asked the way Chromium asks.
+    cat = httpx.options(
+        url,
+        headers={**asks, "Access-Control-Request-Headers": "cta-common-access-token,range"},
+        timeout=10,
+    )
+    assert cat.status_code == 204
+    allowed = {h.strip().lower() for h in cat.headers["access-control-allow-headers"].split(",")}
+    assert allowed == {"cta-common-access-token", "range"}
+    for other in ("cta-common-access-token,cookie", "authorization", "range;x"):
+        asked = {**asks, "Access-Control-Request-Headers": other}
+        refused_header = httpx.options(url, headers=asked, timeout=10)
+        assert refused_header.status_code == 403, other
+        assert "access-control-allow-headers" not in refused_header.headers
     refused = httpx.options(url, headers={**asks, "Origin": "https://evil.example"}, timeout=10)
     assert refused.status_code == 403
     assert "access-control-allow-origin" not in refused.headers
@@ -236,6 +250,9 @@ def test_preflight_and_headers(
     assert media.status_code == 200
     assert media.headers.get_list("access-control-allow-origin") == [page_origin]
     assert "Origin" in media.headers["vary"]
+    # A player reads a CAT renewed in the response header (the header renewal sets it).
+    exposed = {h.strip().lower() for h in media.headers["access-control-expose-headers"].split(",")}
+    assert {"cta-common-access-token", "x-playgate-renewal"} <= exposed
     # Query-token manifests go through the shield behind nginx: still exactly one header.
     token = url.split("/t/", 1)[1].split("/", 1)[0]
     query = httpx.get(
@@ -247,3 +264,27 @@ def test_preflight_and_headers(
     assert denied.status_code == 403
     assert denied.headers["access-control-allow-origin"] == page_origin
     assert "X-PlayGate-Reason" in denied.headers["access-control-expose-headers"]
+
+
+@pytest.mark.parametrize("mode", ["shield_edge", "nginx"])
+def test_a_page_may_send_the_cat_header_and_read_the_answer(
+    mode: str, request: pytest.FixtureRequest, browser: Browser, page_origin: str, ring: KeyRing
+) -> None:
+    """Chromium's own preflight for the CTA-5007 request header passes, and the page reads the
+    answer's headers (this edge has no CAT keys: the header token is refused, readably)."""
+    edge: str = request.getfixturevalue(mode)
+    page = browser.new_page()
+    try:
+        page.goto(f"{page_origin}/player/")
+        answer = page.evaluate(
+            """async (url) => {
+                const r = await fetch(url, {headers: {"CTA-Common-Access-Token": "x.y.z"}});
+                return [r.status, r.headers.get("X-PlayGate-Reason")];
+            }""",
+            f"{edge}/videos/demo/hls/v0/seg_000.ts",
+        )
+    finally:
+        page.close()
+    status, reason = answer
+    assert status in (401, 403), answer  # answered and readable: not a CORS failure
+    assert reason, answer

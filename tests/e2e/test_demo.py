@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 from collections import defaultdict
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
+from playgate.demo.run import REDIS_DOWN
 from tests.support.demo import running_demo
 from tests.support.factories import SAMPLES
-from tests.support.servers import require_tool
+from tests.support.servers import free_port, require_tool
 
 
 @pytest.fixture(scope="module")
@@ -130,3 +134,53 @@ def test_demo_cat_url_from_the_signer_plays_through_the_edge(demo: dict[str, str
     assert httpx.get(demo["CAT URL"], timeout=10).status_code == 200
     tampered = url.replace("/videos/demo/", "/videos/other/")
     assert httpx.get(tampered, timeout=10).headers["x-playgate-reason"] == "out_of_scope"
+
+
+def test_closing_the_demos_terminal_stops_it_and_removes_its_folder() -> None:
+    """SIGHUP (the terminal closed) stops the demo as Ctrl-C does: no key ring left in /tmp."""
+    with running_demo([sys.executable, "-m", "playgate.cli"], stop=signal.SIGHUP) as lines:
+        assert Path(lines["Shell"].removeprefix("source ")).is_file()
+
+
+def _refused_demo(*argv: str, **env: str) -> str:
+    """A demo that must stop before starting anything: its one line on stderr."""
+    command = [sys.executable, "-m", "playgate.cli", "demo", "--signer-port", "0"]
+    done = subprocess.run(
+        [*command, "--edge-port", "0", *argv],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (done.returncode, done.stdout) == (2, ""), done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("url", ["redis://127.0.0.1:{port}/0", "redis://127.0.0.1:notaport/0"])
+def test_a_redis_url_that_does_not_answer_stops_the_demo_in_one_line(url: str) -> None:
+    """Else it would start and refuse every URL it prints (state_unavailable) behind a warning."""
+    line = _refused_demo(REDIS_URL=url.format(port=free_port()))
+    assert line.startswith(f"playgate demo: {REDIS_DOWN} (")
+
+
+@pytest.mark.parametrize(
+    ("argv", "line"),
+    [
+        (["--origin", "/no/such/folder"], "--origin /no/such/folder is not a folder: give the"),
+        (["--edge", "nginx", "--origin", "/no/such/folder"], "/no/such/folder is not a folder"),
+        (
+            ["--origin", "ftp://host/x"],
+            "--origin ftp://host/x: give a folder, an http(s):// origin",
+        ),
+    ],
+)
+def test_an_origin_that_serves_nothing_stops_the_demo_in_one_line(
+    argv: list[str], line: str
+) -> None:
+    """Else every URL it prints would be a 404 (ftp://host/x was taken for a folder)."""
+    refused = _refused_demo(*argv)
+    assert refused.startswith("playgate demo: ")
+    assert line in refused

@@ -39,15 +39,13 @@ def test_segments_on_one_keepalive_connection_do_not_stall(tmp_path: Path) -> No
     media = tmp_path / "media" / "videos" / "demo"
     media.mkdir(parents=True)
     (media / "seg.ts").write_bytes(os.urandom(SEGMENT_BYTES))
-    with nginx_edge(
-        KEYRING, tmp_path / "media", tmp_path / "nginx", grant_cache_seconds=30
-    ) as edge:
+    with nginx_edge(KEYRING, tmp_path / "media", tmp_path / "nginx") as edge:
         request = PlaybackRequest("demo", 600, file="seg.ts")
         path = issue(request, KEYRING, time.time(), public_url="").url
         conn = http.client.HTTPConnection(LOOPBACK, int(edge.url.rsplit(":", 1)[1]), timeout=10)
         took = []
         try:
-            for _ in range(FETCHES + 2):  # two to fill the media and grant caches
+            for _ in range(FETCHES + 2):  # two to fill the media cache
                 started = time.perf_counter()
                 conn.request("GET", path)
                 resp = conn.getresponse()

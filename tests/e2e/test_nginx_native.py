@@ -94,6 +94,7 @@ DECIDE = """
                     local v, r, t = native.decide(unhex(target), client, tonumber(now), policy,
                         nil)
                     if v == "allow" then r, t = "", r end
+                    if v == "defer" then r = "" end -- why it defers is for the metrics only
                     lines[#lines + 1] = v .. "\\t" .. (r or "") .. "\\t" .. hex(t or "")
                 end
                 ngx.print(table.concat(lines, "\\n"))

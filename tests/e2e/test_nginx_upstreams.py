@@ -97,7 +97,6 @@ def test_restarting_each_validator_under_load_costs_no_request(
             prefix=prefix,
             workers="1",
             user=current_user_if_root(),
-            grant_cache_dir=tmp_path / "grants",
         )
         prepare_prefix(config)
         stack.enter_context(

@@ -4,13 +4,16 @@ by token id (the cti), session, user and video through the signer's API, and one
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from edge_validator.asgi.app import create_app as create_validator
+from edge_validator.core.cat.claims import IAT, NBF
 from edge_validator.core.cat.verify import CatVerifier
+from edge_validator.core.decision import DEFAULT_LEEWAY
 from edge_validator.core.keyring import KeyRing
 from edge_validator.settings import ValidatorSettings
 from edge_validator.state import StateSettings
@@ -76,3 +79,22 @@ def test_catreplay_prohibited_is_one_time_use(live: Stack) -> None:
     assert httpx.get(issued["url"], timeout=10).status_code == 200
     again = httpx.get(issued["url"], timeout=10)
     assert (again.status_code, again.headers[REASON]) == (403, "use_limit_reached")
+
+
+def test_a_user_revoked_before_a_scheduled_cat_starts_is_refused_at_its_start(
+    live: Stack,
+) -> None:
+    """A CAT minted ahead of its start (iat before, nbf a few seconds past the leeway: a
+    scheduled event) was issued before a user revocation made in between: it never plays."""
+    now = int(time.time())
+    starts = now + DEFAULT_LEEWAY + 3
+    token = factories.cat_token(now=now, user_id="cat-u-early", extra={IAT: now - 10, NBF: starts})
+    url = f"{live.validator}/t/{token}/videos/demo/master.m3u8"
+    early = httpx.get(url, timeout=10)
+    assert (early.status_code, early.headers[REASON]) == (403, "not_yet_valid")
+    # Stamped with the signer's margin (5 s back): still after the token's iat.
+    assert live.revoke(user_id="cat-u-early").status_code == 201
+    while time.time() < starts - DEFAULT_LEEWAY + 0.5:
+        time.sleep(0.1)
+    resp = httpx.get(url, timeout=10)
+    assert (resp.status_code, resp.headers[REASON]) == (403, "revoked")

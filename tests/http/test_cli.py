@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import stat
 import subprocess
 import sys
@@ -16,7 +17,7 @@ import pytest
 from edge_validator.core.decision import Verifier
 from edge_validator.core.keyring import KeyRing, new_keyring_json
 from edge_validator.core.sessions import seal_session, session_claims, session_location
-from playgate.cli import NO_API_KEYS, main
+from playgate.cli import NO_API_KEYS, main, no_media_root
 from playgate.demo.origin import create_origin_app
 from signer.api_keys import ApiKeys, hash_api_key
 from tests.support import factories
@@ -187,6 +188,10 @@ def test_explain_at_takes_the_iso_dates_it_prints(
     code, out, _ = explain_at("2000-01-01T00:00:00Z")
     assert code == 1
     assert out.startswith("REJECTED: not_yet_valid")
+    # 27 years ahead reads in days, not as a nine-digit count of seconds.
+    not_before = out.split("not before:")[1].splitlines()[0]
+    assert not_before.endswith(" days)"), not_before
+    assert int(not_before.split("(in ")[1].removesuffix(" days)")) > 9000
     # Its own output, pasted back: the expiry it printed, with a zone.
     expires = out.split("expires:")[1].split()[0]
     code, out, _ = explain_at(expires)
@@ -261,6 +266,24 @@ def test_bad_input_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "cannot read key ring" in err
 
 
+@pytest.mark.parametrize(
+    ("argv", "line"),
+    [
+        (["v1", "--ttl", "999999"], "playgate sign: --ttl: must be an integer from 1 to 3600"),
+        (["../x"], "playgate sign: VIDEO_ID: required; 1-128 characters of A-Z a-z 0-9 _ -"),
+        (["v1", "--client-ip", "nope"], "playgate sign: --client-ip: must be an IPv4 or IPv6"),
+    ],
+)
+def test_sign_names_the_option_that_is_wrong(
+    argv: list[str], line: str, ring_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The API's field names (ttl_seconds) are not what the user typed (--ttl)."""
+    code, out, err = run(capsys, "sign", *argv, "--keyring", str(ring_file))
+    assert (code, out) == (2, "")
+    assert err.startswith(line)
+    assert err.count("\n") == 1
+
+
 def test_explain_judges_the_lifetime_as_validators_do(
     ring_file: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -273,7 +296,7 @@ def test_explain_judges_the_lifetime_as_validators_do(
     # Longer than the configured maximum is refused at signing too.
     code, _, err = run(capsys, "sign", "v42", "--keyring", str(ring_file), "--ttl", "7200")
     assert code == 2
-    assert "ttl_seconds" in err
+    assert "--ttl: must be an integer from 1 to 3600" in err
 
 
 def test_key_ring_from_the_environment(
@@ -299,6 +322,78 @@ def test_serve_signer_without_api_keys_says_so_at_start(tmp_path: Path) -> None:
     assert NO_API_KEYS in log.read_text()
 
 
+def _serve(
+    command: str, tmp_path: Path, *argv: str, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """``playgate serve-*`` that must stop before serving: its exit status and output."""
+    keyring_file = tmp_path / "keyring.json"
+    keyring_file.write_text(new_keyring_json("k1"))
+    full_env = {**os.environ, "PLAYGATE_KEYRING_FILE": str(keyring_file), **env}
+    full_env.pop("REDIS_URL", None)
+    return subprocess.run(
+        [sys.executable, "-m", "playgate.cli", command, *argv],
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("value", ["99999", "-1", "http"])
+def test_a_bad_port_is_one_line(value: str, tmp_path: Path) -> None:
+    done = _serve("serve-validator", tmp_path, "--port", value)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"playgate serve-validator: argument --port: {value!r}: give a port from 1 to 65535 "
+        "(0: any free one) (see playgate serve-validator --help)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("command", "host", "needle"),
+    [
+        ("serve-signer", "127.0.0.1", "another program listens there: stop it or choose another"),
+        ("serve-validator", "127.0.0.1", "another program listens there"),
+        ("serve-validator", "no-such-host.invalid", "does not resolve: give an address"),
+        ("serve-validator", "192.0.2.1", "is not an address of this machine"),
+    ],
+)
+def test_a_port_it_cannot_listen_on_is_one_line(
+    command: str, host: str, needle: str, tmp_path: Path
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = str(taken.getsockname()[1])
+        done = _serve(command, tmp_path, "--host", host, "--port", port, PLAYGATE_API_KEYS="")
+    assert done.returncode == 2
+    lines = [line for line in done.stderr.splitlines() if not line.startswith(NO_API_KEYS)]
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith(f"playgate {command}: ")
+    assert needle in lines[0]
+
+
+def test_serve_validator_says_when_its_media_root_is_no_folder(tmp_path: Path) -> None:
+    keyring_file = tmp_path / "keyring.json"
+    keyring_file.write_text(new_keyring_json("k1"))
+    missing = tmp_path / "media"  # a typo in the unit file: every request would be a 404
+    env = {**os.environ, "PLAYGATE_KEYRING_FILE": str(keyring_file)}
+    env["PLAYGATE_MEDIA_ROOT"] = str(missing)
+    env.pop("REDIS_URL", None)
+    log = tmp_path / "validator.log"
+    port = free_port()
+    argv = [sys.executable, "-m", "playgate.cli", "serve-validator", "--port", str(port)]
+    with run_process(argv, port=port, env=env, log=log):
+        pass
+    assert no_media_root(missing) in log.read_text()
+    missing.mkdir()
+    log.unlink()
+    with run_process(argv, port=port, env=env, log=log):
+        pass
+    assert "PLAYGATE_MEDIA_ROOT" not in log.read_text()
+
+
 @pytest.mark.parametrize(
     ("command", "env", "needle"),
     [
@@ -306,6 +401,8 @@ def test_serve_signer_without_api_keys_says_so_at_start(tmp_path: Path) -> None:
         ("serve-signer", {"PLAYGATE_LOG_LEVEL": "verbose"}, "PLAYGATE_LOG_LEVEL"),
         ("serve-validator", {"PLAYGATE_LEEWAY": "999"}, "PLAYGATE_LEEWAY"),
         ("serve-validator", {"PLAYGATE_KEYRING": ""}, "PLAYGATE_KEYRING_FILE"),
+        ("serve-validator", {"REDIS_URL": "redis://127.0.0.1:notaport/0"}, "REDIS_URL"),
+        ("serve-signer", {"REDIS_URL": "redis://127.0.0.1:6379/x"}, "database number"),
     ],
 )
 def test_a_bad_setting_stops_a_server_with_one_line(
@@ -316,8 +413,8 @@ def test_a_bad_setting_stops_a_server_with_one_line(
     base = {"PLAYGATE_KEYRING_FILE": str(keyring_file), "PLAYGATE_MEDIA_ROOT": str(tmp_path)}
     if env.get("PLAYGATE_KEYRING") == "":
         base.pop("PLAYGATE_KEYRING_FILE")
-    full_env = {**os.environ, **base, **env}
-    full_env.pop("REDIS_URL", None)
+    inherited = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    full_env = {**inherited, **base, **env}
     done = subprocess.run(
         [sys.executable, "-m", "playgate.cli", command, "--port", "0"],
         env=full_env,

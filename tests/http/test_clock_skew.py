@@ -8,6 +8,8 @@ a signer with the default margin (5 s, so 10 s of tolerance), and reports its of
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import subprocess
 import sys
@@ -21,6 +23,8 @@ import pytest
 from edge_validator.admin_key import AdminKey
 from edge_validator.core.keyring import KeyRing, new_keyring_json
 from edge_validator.state import StateSettings
+from edge_validator.state.clock_skew import ClockSkew
+from edge_validator.state.redis_store import RedisStore
 from playgate.processes import clock_offset_env, stop_process
 from signer.api_keys import ApiKeys, hash_api_key
 from signer.app import create_app as create_signer
@@ -94,3 +98,41 @@ def test_a_validator_behind_accepts_fresh_urls_thanks_to_the_margin(
     while "behind Redis's" not in log.read_text() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert "behind Redis's" in log.read_text()
+
+
+def test_the_clock_watch_outlives_a_busy_redis(redis_url: str, key_prefix: str) -> None:
+    """A flood that fills the pool when the minute's check runs (StoreBusy, not an outage) does
+    not end the watch: the next check still measures."""
+    settings = StateSettings(
+        redis_url=redis_url, key_prefix=key_prefix, max_connections=1, pool_timeout=0.001
+    )
+
+    async def scenario() -> tuple[bool, float | None]:
+        store = RedisStore(settings)
+        skew = ClockSkew(store, threshold=1.0, interval=0.05)
+        try:
+            await store.revocations(time.time())  # warm: the pool's one connection exists
+            pool = store.client.connection_pool
+            held = await pool.get_connection()  # the flood holds every connection
+            task = asyncio.create_task(skew.run())
+            try:
+                for _ in range(20):
+                    await asyncio.sleep(0.05)
+                    if task.done():
+                        break
+                survived = not task.done()
+                await pool.release(held)
+                deadline = time.monotonic() + 15
+                while skew.offset is None and time.monotonic() < deadline and not task.done():
+                    await asyncio.sleep(0.05)
+            finally:
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+            return survived, skew.offset
+        finally:
+            await store.close()
+
+    survived, offset = asyncio.run(scenario())
+    assert survived, "the clock watch ended on a busy pool"
+    assert offset is not None

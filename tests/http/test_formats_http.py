@@ -112,6 +112,33 @@ def test_every_format_is_revoked_by_its_token_id(name: str, deployment: Deployme
     assert resp.headers["cache-control"] == "no-store"
 
 
+def test_a_media_cdn_signature_padded_or_not_is_one_token_to_revoke(
+    deployment: Deployment,
+) -> None:
+    """Media CDN signatures are accepted padded or not (Google's samples pad them, PlayGate's
+    signer does not): re-padding a revoked URL's signature must not make it another token."""
+    issued = deployment.issue(video_id="demo", format="mediacdn", ttl_seconds=120)
+    url = deployment.at_shield(str(issued["url"]))
+    signature = url.partition("&Signature=")[2].partition("/")[0]
+    bare = signature.rstrip("=")
+    other = bare if bare != signature else bare + "=" * (-len(bare) % 4)
+    padded = url.replace(signature, other)  # the same signature in its other form
+    assert padded != url
+    first = httpx.get(padded, timeout=10)
+    assert first.status_code == 200
+    assert first.headers["x-playgate-token-id"] == issued["token_id"]
+    revoked = httpx.post(
+        f"{deployment.signer}/v1/revocations",
+        json={"token_id": issued["token_id"]},
+        headers=AUTH,
+        timeout=10,
+    )
+    assert revoked.status_code == 201
+    assert wait_for_status(url, 403).headers["x-playgate-reason"] == "revoked"
+    resp = httpx.get(padded, timeout=10)
+    assert (resp.status_code, resp.headers["x-playgate-reason"]) == (403, "revoked")
+
+
 def test_another_video_and_a_tampered_token_are_denied(deployment: Deployment) -> None:
     issued = deployment.issue(video_id="demo", format="jwt")
     url = deployment.at_shield(str(issued["url"]))

@@ -27,7 +27,9 @@ def test_openapi_lists_every_error_each_route_declares(signer_url: str) -> None:
     post = paths["/v1/playback-urls"]["post"]["responses"]
     assert {"201", "400", "401", "403", "413", "415", "422", "429", "503"} == set(post)
     revoke = paths["/v1/revocations"]["post"]["responses"]
-    assert {"201", "202", "400", "401", "403", "413", "415", "422", "501", "503"} == set(revoke)
+    assert {"201", "202", "400", "401", "403", "413", "415", "422", "429", "501", "503"} == set(
+        revoke
+    )
     unavailable = revoke["503"]["content"]["application/json"]["schema"]["properties"]["error"]
     assert unavailable["enum"] == ["store_unavailable", "store_busy", "not_replicated"]
     queued = revoke["202"]["content"]["application/json"]["schema"]

@@ -19,6 +19,7 @@ from edge_validator.state.memory import MemoryStore
 from edge_validator.state.settings import RateLimit
 from edge_validator.state.store import RateBucket, RateVerdict
 from playgate.cli import main as cli_main
+from playgate.revoke_cli import NO_API_KEY, NO_SIGNER, STORE_DOWN_ADVICE
 from signer.api_keys import ApiKeys, hash_api_key
 from signer.app import create_app as create_signer
 from signer.settings import SignerSettings
@@ -277,13 +278,38 @@ def test_cli_revokes_through_the_signer(
         cli_main(["revoke", "--user-id", "a", "--token-id", "b"])
 
 
+def _refused(argv: list[str]) -> object:
+    """The one line ``playgate`` stops with (SystemExit's message)."""
+    with pytest.raises(SystemExit) as refused:
+        cli_main(argv)
+    return refused.value.code
+
+
+def test_cli_says_which_piece_is_missing(signer: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PLAYGATE_SIGNER_URL", raising=False)
+    monkeypatch.setenv("PLAYGATE_API_KEY", API_KEY)
+    assert _refused(["revoke", "--video-id", "v1"]) == NO_SIGNER
+    bare = signer.removeprefix("http://")
+    assert _refused(["revocations", "--signer", bare]) == (
+        f"playgate: the signer URL {bare!r} must start with http:// or https://"
+    )
+    monkeypatch.delenv("PLAYGATE_API_KEY")
+    assert _refused(["revocations", "--signer", signer]) == NO_API_KEY
+    monkeypatch.setenv("PLAYGATE_API_KEY", API_KEY)
+    assert _refused(["revoke", "--signer", signer]) == (
+        "playgate revoke: give exactly one of --token-id, --session-id, --video-id, --user-id"
+    )
+
+
 def test_cli_refuses_an_api_key_on_the_command_line(signer: str) -> None:
     # Any local user reads argv (`ps`, /proc/<pid>/cmdline): the key is never taken from it.
     with pytest.raises(SystemExit, match="PLAYGATE_API_KEY or use --api-key-file"):
         cli_main(["revoke", "--user-id", "u-1", "--signer", signer, "--api-key", API_KEY])
 
 
-def test_signer_without_redis_answers_503_and_not_ready(keyring: KeyRing) -> None:
+def test_signer_without_redis_answers_503_and_not_ready(
+    keyring: KeyRing, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     down = StateSettings(redis_url=f"redis://127.0.0.1:{free_port()}/0")
     with serve_app(create_signer(_signer(keyring, down))) as url:
         resp = _post(f"{url}/v1/revocations", {"token_id": "x"})
@@ -297,6 +323,12 @@ def test_signer_without_redis_answers_503_and_not_ready(keyring: KeyRing) -> Non
         assert details["state"]["connected"] is False
         # Fail-open (the default) still issues URLs when rate limits cannot be checked.
         assert _post(f"{url}/v1/playback-urls", {"video_id": "demo"}).status_code == 201
+        # The CLI says what the 503 means and what to do.
+        monkeypatch.setenv("PLAYGATE_API_KEY", API_KEY)
+        assert cli_main(["revoke", "--token-id", "x", "--signer", url]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("playgate: the signer answered 503 store_unavailable: ")
+        assert err.endswith(f"{STORE_DOWN_ADVICE}\n")
     closed = dataclasses.replace(down, failure_policy="fail_closed")
     with serve_app(create_signer(_signer(keyring, closed))) as url:
         resp = _post(f"{url}/v1/playback-urls", {"video_id": "demo"})
@@ -328,3 +360,25 @@ def test_an_unexpected_error_is_a_json_error_never_a_bare_500(keyring: KeyRing) 
     assert resp.headers["x-playgate-reason"] == "internal_error"
     assert resp.headers["cache-control"] == "no-store"
     assert resp.json()["error"] == "internal_error"
+
+
+def test_revocations_are_rate_limited_per_api_key(
+    keyring: KeyRing, redis_url: str, key_prefix: str
+) -> None:
+    """Every revocation is kept in Redis, in every validator's memory and in nginx's shared dict
+    for hours: a key (a partner's, limited to a video prefix, say) must not flood them. Its own
+    limit, apart from the URL issuance it shares nothing with."""
+    state = StateSettings(
+        redis_url=redis_url, key_prefix=key_prefix, revocation_rate=RateLimit(3, 60)
+    )
+    with serve_app(create_signer(_signer(keyring, state))) as url:
+        codes = [_post(f"{url}/v1/revocations", {"token_id": f"flood-{i}"}) for i in range(4)]
+        issued = _post(f"{url}/v1/playback-urls", {"video_id": "demo"})
+        listed = httpx.get(f"{url}/v1/revocations", headers=AUTH, timeout=10).json()
+    assert [r.status_code for r in codes] == [201, 201, 201, 429]
+    refused = codes[-1]
+    assert refused.json()["error"] == "rate_limited"
+    assert refused.headers["cache-control"] == "no-store"
+    assert 1 <= int(refused.headers["retry-after"]) <= 60
+    assert issued.status_code == 201
+    assert "flood-3" not in {r["value"] for r in listed["revocations"]}

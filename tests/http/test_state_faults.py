@@ -17,7 +17,8 @@ import httpx
 from edge_validator.core.keyring import KeyRing
 from edge_validator.state import Revocation, StateSettings
 from edge_validator.state.redis_store import RedisStore
-from tests.support.factories import ADMIN_AUTH
+from tests.support.factories import ADMIN_AUTH, AUTH
+from tests.support.servers import LOOPBACK, free_port
 from tests.support.state_helpers import Stack, own_redis, stack, wait_for_status
 
 REASON = "x-playgate-reason"
@@ -185,3 +186,23 @@ def test_periodic_resync_repairs_a_missed_message(
         asyncio.run(store_without_publishing())
         resp = wait_for_status(issued["url"], 403)
         assert resp.headers[REASON] == "revoked"
+
+
+def test_an_unreachable_cluster_is_an_outage_not_an_internal_error(keyring: KeyRing) -> None:
+    """redis-py's cluster client reports a cluster it cannot reach (or a slot no node covers)
+    with RedisClusterException, which is not a RedisError: it must still be StoreUnavailable,
+    a 503 or the failure policy, never a 500."""
+    state = StateSettings(
+        redis_url=f"redis://{LOOPBACK}:{free_port()}/0",  # nothing listens there
+        redis_cluster=True,
+        connect_timeout=0.5,
+        timeout=0.5,
+    )
+    with stack(keyring, state) as live:
+        revoked = live.revoke(token_id="t-cluster-down")
+        issued = httpx.post(
+            f"{live.signer}/v1/playback-urls", json={"video_id": "demo"}, headers=AUTH, timeout=10
+        )
+    assert (revoked.status_code, revoked.json()["error"]) == (503, "store_unavailable")
+    assert revoked.headers["cache-control"] == "no-store"
+    assert issued.status_code == 201  # fail_open: rate limits unchecked, URLs still issued

@@ -10,6 +10,8 @@ guide requires is what a real redis-server runs with.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import subprocess
 import time
 from pathlib import Path
@@ -17,7 +19,9 @@ from pathlib import Path
 import httpx
 
 from edge_validator.core.keyring import KeyRing
-from edge_validator.state import StateSettings
+from edge_validator.state import Revocation, StateSettings
+from edge_validator.state.redis_store import RedisStore
+from signer.revocation_spool import MAX_SPOOL_BYTES, REPLAY_INTERVAL, RevocationSpool
 from tests.http.test_state_faults import _prepare, _status, own_redis
 from tests.support.factories import ADMIN_AUTH
 from tests.support.servers import LOOPBACK, free_port, require_tool, run_process
@@ -132,3 +136,64 @@ def test_the_persistence_snippet_in_the_redis_guide_turns_the_append_only_file_o
                 [*cli, name], capture_output=True, text=True, timeout=5, check=True
             )
             assert out.stdout.split() == [name, value]
+
+
+def test_the_spool_keeps_replaying_through_a_busy_redis(
+    tmp_path: Path, redis_url: str, key_prefix: str
+) -> None:
+    """A flood that fills the signer's pool while its spool replays (StoreBusy, not an outage)
+    must not end the replay task: while the spool holds anything every new revocation joins
+    it, so a dead task would queue them all for good, answered 202 and never reaching Redis."""
+    settings = StateSettings(
+        redis_url=redis_url, key_prefix=key_prefix, max_connections=1, pool_timeout=0.001
+    )
+    later = time.time() + 3600
+
+    async def scenario() -> tuple[bool, list[str]]:
+        store = RedisStore(settings)
+        spool = RevocationSpool(tmp_path / "spool", store)
+        try:
+            await store.revocations(time.time())  # warm: the pool's one connection exists
+            await spool.append(Revocation("token_id", "queued-1", time.time(), later))
+            pool = store.client.connection_pool
+            held = await pool.get_connection()  # the flood holds every connection
+            task = asyncio.create_task(spool.run())
+            try:
+                for _ in range(40):  # several replay attempts, each refused as busy
+                    await asyncio.sleep(REPLAY_INTERVAL / 10)
+                    if task.done():
+                        break
+                survived = not task.done()
+                await pool.release(held)
+                deadline = time.monotonic() + 15
+                while spool.holds_any() and time.monotonic() < deadline and not task.done():
+                    await asyncio.sleep(0.05)
+            finally:
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+            return survived, [r.value for r in await store.revocations(time.time())]
+        finally:
+            await store.close()
+
+    survived, stored = asyncio.run(scenario())
+    assert survived, "the replay task ended on a busy pool"
+    assert stored == ["queued-1"]
+
+
+def test_a_full_spool_refuses_rather_than_fill_the_disk(keyring: KeyRing, tmp_path: Path) -> None:
+    """During an outage revocations cannot be counted against the key's rate limit, so the spool
+    bounds itself: past MAX_SPOOL_BYTES a revocation is a 503 to retry, not another line."""
+    spool = tmp_path / "revocations.spool"
+    line = Revocation("token_id", "x" * 64, time.time(), time.time() + 3600).to_json() + "\n"
+    spool.write_text(line * (MAX_SPOOL_BYTES // len(line) + 1))
+    size = spool.stat().st_size
+    with own_redis() as redis:
+        state = StateSettings(redis_url=redis.url)
+        with stack(keyring, state, revocation_spool=spool) as live:
+            redis.stop()
+            refused = live.revoke(token_id="one-too-many")
+            assert refused.status_code == 503
+            assert refused.json()["error"] == "store_unavailable"
+            assert refused.headers["cache-control"] == "no-store"
+            assert spool.stat().st_size == size

@@ -15,9 +15,14 @@ REQUIRED = {"Signer", "API key", "Playback URL", "DASH URL", "New URL", "Key rin
 
 @contextlib.contextmanager
 def running_demo(
-    command: Sequence[str], *extra: str, cwd: Path | None = None, env: dict[str, str] | None = None
+    command: Sequence[str],
+    *extra: str,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    stop: signal.Signals = signal.SIGINT,
 ) -> Iterator[dict[str, str]]:
-    """Yield the demo's printed ``Name: value`` lines; it must stop cleanly on SIGINT."""
+    """Yield the demo's printed ``Name: value`` lines; it must stop cleanly on ``stop`` (Ctrl-C's
+    SIGINT, or SIGHUP: its terminal closed)."""
     ports = ["--signer-port", str(free_port()), "--edge-port", str(free_port())]
     proc = subprocess.Popen(
         [*command, "demo", *ports, *extra],
@@ -38,7 +43,7 @@ def running_demo(
         assert set(lines) >= REQUIRED, lines
         yield lines
     finally:
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(stop)
         code = proc.wait(15)
         if proc.stdout is not None:
             proc.stdout.close()

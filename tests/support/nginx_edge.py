@@ -35,6 +35,8 @@ class Edge:
     origin_bodies: list[bytes]
     # The validator (and origin shield) itself, to ask Python directly.
     validator_url: str = ""
+    # nginx's own /metrics (the native verifier's counts), when asked for.
+    metrics_url: str = ""
 
     @property
     def access_log(self) -> Path:
@@ -76,17 +78,20 @@ def nginx_edge(
     media_root: Path,
     prefix: Path,
     *,
-    grant_cache_seconds: int = 0,
     leeway: int = DEFAULT_LEEWAY,
     cors: CorsPolicy | None = None,
     cat: CatVerifier | None = None,
     keyring_file: Path | None = None,
     guard: StateGuard | None = None,
     extra_locations: str = "",
+    metrics: bool = False,
+    validator_host: str = LOOPBACK,
 ) -> Iterator[Edge]:
     """``keyring_file``: the key ring's JSON file, for nginx's native verifier (None: off, every
     request goes through auth_request). ``guard``: the validator's state (to revoke in tests).
-    ``extra_locations``: nginx lines added to the server block (test-only locations)."""
+    ``extra_locations``: nginx lines added to the server block (test-only locations).
+    ``metrics``: nginx serves its counts on an admin port of its own (``Edge.metrics_url``).
+    ``validator_host``: the name nginx is given for the validator (it listens on loopback)."""
     nginx = require_tool("nginx")
     hits: list[str] = []
     auth_calls: list[str] = []
@@ -99,7 +104,6 @@ def nginx_edge(
             keyring=keyring,
             trusted_proxies=networks("127.0.0.1/32"),
             client_ip_header=REAL_IP,
-            grant_cache_seconds=grant_cache_seconds,
             origin_url=origin_url,
             leeway=leeway,
             cors=cors or CorsPolicy(),
@@ -111,15 +115,17 @@ def nginx_edge(
         validator_app = _counting(create_validator(settings, guard=guard), auth_calls)
         validator_url = stack.enter_context(serve_app(validator_app))
         port = free_port()
+        metrics_listen = f"{LOOPBACK}:{free_port()}" if metrics else None
         config = EdgeConfig(
             listen=f"{LOOPBACK}:{port}",
-            validator_url=validator_url,
+            validator_url=validator_url.replace(LOOPBACK, validator_host, 1),
             origin_url=origin_url,
             prefix=prefix,
             workers="1",
             user=current_user_if_root(),
             cors=cors or CorsPolicy(),
             keyring_file=keyring_file,
+            metrics_listen=metrics_listen,
         )
         conf = prepare_prefix(config)
         if extra_locations:
@@ -127,4 +133,6 @@ def nginx_edge(
             text = conf.read_text(encoding="utf-8")
             conf.write_text(text.replace(anchor, extra_locations + anchor), encoding="utf-8")
         with running_nginx(nginx, config, port):
-            yield Edge(f"http://{LOOPBACK}:{port}", prefix, hits, auth_calls, bodies, validator_url)
+            metrics_url = f"http://{metrics_listen}/metrics" if metrics_listen else ""
+            url = f"http://{LOOPBACK}:{port}"
+            yield Edge(url, prefix, hits, auth_calls, bodies, validator_url, metrics_url)

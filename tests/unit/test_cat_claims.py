@@ -324,3 +324,18 @@ def test_state_revokes_a_cat_by_cti_session_user_and_video(kind: str, value: str
     revoked = view.revoked(grant.claims, NOW)
     assert revoked is not None
     assert revoked.kind == kind
+
+
+def test_a_cat_issued_before_its_nbf_is_judged_by_its_issue_time() -> None:
+    """A CAT minted ahead of its start (iat < nbf, a scheduled event) was issued at iat: video
+    and user revocations made between the two cover it, and its life (for which revocations
+    are kept) counts from iat. It still plays only from nbf."""
+    early = factories.cat_token(now=NOW, extra={IAT: NOW - 100, NBF: NOW + 60})
+    with pytest.raises(NotYetValid):
+        judge(early)
+    grant = factories.cat_verifier().verify_target(factories.target(early), "192.0.2.1", NOW + 60)
+    assert grant.claims.not_before == NOW - 100
+    # Minted two hours before a start five minutes from expiry: it would outlive revocations.
+    ahead = factories.cat_token(now=NOW, extra={IAT: NOW - 7200})
+    with pytest.raises(LifetimeExceeded):
+        judge(ahead)

@@ -10,7 +10,7 @@ import pytest
 
 from edge_validator.cat_es256 import load_es256
 from edge_validator.core.cat import cbor
-from edge_validator.core.cat.claims import CATR, CATREPLAY, CATU, EXP, IAT, NBF, CatClaims
+from edge_validator.core.cat.claims import CATR, CATREPLAY, EXP, IAT, NBF, CatClaims
 from edge_validator.core.cat.keys import ES256, HS256, CatKey, CatKeyRing
 from edge_validator.core.cat.renewal import (
     RenewalRefused,
@@ -21,7 +21,6 @@ from edge_validator.core.cat.renewal import (
 )
 from edge_validator.core.decision import Grant
 from edge_validator.core.errors import LifetimeExceeded
-from edge_validator.core.grant_cache import grant_cache_seconds
 from edge_validator.core.paths import split_target, with_header_token
 from edge_validator.core.protocol import CAT_HEADER
 from tests.support import factories
@@ -244,33 +243,11 @@ def test_the_cwt_tag_is_kept_as_the_issuer_wrote_it() -> None:
         assert (raw[:2] == b"\xd8\x3d") is tagged
 
 
-def test_the_grant_cache_never_keeps_an_allow_into_the_renewal_window() -> None:
+def test_the_renewal_window_opens_at_the_deadline() -> None:
     token = cat(HEADER_RENEWAL, ttl=300)  # due from T0 + 270
     grant = allowed(token, T0 + 200)
     assert isinstance(grant.claims, CatClaims)
     assert seconds_until_due(grant.claims, T0 + 200) == 70
-    assert (
-        grant_cache_seconds(
-            allowed(token, T0 + 200, factories.target(token, "/videos/demo/a.ts")), 100
-        )
-        == 70
-    )
-    assert (
-        grant_cache_seconds(
-            allowed(token, T0 + 275, factories.target(token, "/videos/demo/a.ts")), 100
-        )
-        == 0
-    )
-
-
-def test_the_grant_cache_never_keeps_an_allow_for_an_exact_path() -> None:
-    """A kept allow covers the whole video scope; an exact-path CAT covers one path."""
-    exact = cat(extra={CATU: {3: {0: "/videos/demo/a.ts"}}})  # its folder is the video scope
-    grant = allowed(exact, T0 + 1, factories.target(exact, "/videos/demo/a.ts"))
-    assert grant_cache_seconds(grant, 30) == 0
-    plain = cat()
-    grant = allowed(plain, T0 + 1, factories.target(plain, "/videos/demo/a.ts"))
-    assert grant_cache_seconds(grant, 30) == 30
 
 
 # --- Lambda@Edge: a viewer-request function can answer a redirect, nothing else ---------------

@@ -45,7 +45,6 @@ def test_the_template_follows_the_protocol_module(
     """Change a constant, and the rendered edge changes with it: nothing is written twice."""
     monkeypatch.setattr(protocol, "TOKEN_PREFIX", "/tok/")
     monkeypatch.setattr(protocol, "SESSION_PREFIX", "/ses/")
-    monkeypatch.setattr(protocol, "SESSION_PARAM", "sess")
     monkeypatch.setattr(protocol, "REASON_HEADER", "X-Edge-Why")
     monkeypatch.setattr(protocol, "MANIFEST_SUFFIXES", (".m3u8", ".mpd", ".vtt"))
     monkeypatch.setattr(protocol, "MANIFEST_CACHE", "private, max-age=1")
@@ -53,7 +52,6 @@ def test_the_template_follows_the_protocol_module(
     text = render(config)
     assert '"~^(?:/tok/|/ses/)"' in text
     assert '"~*^/tok/[^?]*' in text  # start-token manifests go to the shield
-    assert "(?<k>(?:token|sess))=" in text
     assert '"private, max-age=1"' in text
     code = "\n".join(ln for ln in text.splitlines() if not ln.strip().startswith("#"))
     assert "/t/" not in code

@@ -68,12 +68,17 @@ def test_preflight() -> None:
     answer = cors.preflight(APP, "GET", "range")
     assert answer["Access-Control-Allow-Origin"] == APP
     assert answer["Access-Control-Allow-Methods"] == "GET, HEAD"
-    assert answer["Access-Control-Allow-Headers"] == "range"
+    assert answer["Access-Control-Allow-Headers"] == "Range"
     assert answer["Access-Control-Max-Age"] == "120"
+    # A CAT in its header (renewal by header, docs/cat.md), as a browser asks: lower case, sorted.
+    both = cors.preflight(APP, "GET", "cta-common-access-token,range")
+    assert both["Access-Control-Allow-Headers"] == "Range, CTA-Common-Access-Token"
+    assert "CTA-Common-Access-Token" in cors.response_headers(APP)["Access-Control-Expose-Headers"]
     for origin, method, headers in [
         ("https://evil.example", "GET", None),
         (APP, "POST", None),
         (APP, "GET", "authorization"),
+        (APP, "GET", "range, cta-common-access-token, cookie"),
         (None, "GET", None),
     ]:
         with pytest.raises(CorsRefused):

@@ -48,7 +48,7 @@ def test_importing_the_core_loads_nothing_outside_the_standard_library() -> None
     code = (
         f"import sys; sys.path.insert(0, {str(ROOT)!r})\n"
         "import edge_validator, edge_validator.lambda_edge\n"
-        "import edge_validator.core.grant_cache, edge_validator.core.protocol\n"
+        "import edge_validator.core.cors, edge_validator.core.protocol\n"
         "print(sorted(m for m in sys.modules if m.partition('.')[0] not in "
         "sys.stdlib_module_names | {'edge_validator', '__main__'}))"
     )

@@ -70,9 +70,15 @@ DASHBOARD_SCHEMA: dict[str, Any] = {
 }
 
 
+# The native verifier's families (nginx's own /metrics): "name", "type" in its FAMILIES table.
+NATIVE_METRICS = ROOT / "playgate" / "nginx" / "lua" / "playgate_metrics.lua"
+_NATIVE_FAMILY = re.compile(r'"(playgate_[a-z_]+)", "(counter|gauge)"')
+
+
 def exported_names() -> set[str]:
-    """Every sample name PlayGate's metrics can produce."""
-    names = set()
+    """Every sample name PlayGate's metrics can produce, the validator's and nginx's."""
+    names = {name for name, _ in _NATIVE_FAMILY.findall(NATIVE_METRICS.read_text())}
+    names.add("playgate_native_feed_age_seconds")
     for field in dataclasses.fields(metrics()):
         for family in getattr(metrics(), field.name).describe():
             names.update(family.name + s for s in _SUFFIXES[family.type])

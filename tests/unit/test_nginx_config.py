@@ -118,6 +118,17 @@ def test_without_a_key_ring_file_or_with_native_off_every_request_asks_the_valid
         assert "_by_lua" not in text
 
 
+def test_a_native_edge_takes_validator_host_names(tmp_path: Path) -> None:
+    """nginx resolves them at start and reload, for the upstream and for the feed poller
+    (playgate_resolve.lua; tests/e2e/test_nginx_feed_hostname.py runs it)."""
+    cfg = EdgeConfig(
+        "127.0.0.1:8088", "http://127.0.0.1:8081", "http://127.0.0.1:9000", tmp_path,
+        more_validator_urls=("http://localhost:8082",), keyring_file=_keyring_file(tmp_path),
+    )  # fmt: skip
+    check_native(cfg)
+    assert 'validators = { "127.0.0.1:8081", "localhost:8082" }' in render(cfg)
+
+
 def test_a_native_edge_refuses_a_bad_key_ring_or_dict_size(tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text('{"keys": {"k1": "short"}}')
@@ -148,28 +159,40 @@ def test_cli_renders_native_from_the_environment_and_no_native_turns_it_off(
     assert "access_by_lua_block" not in (tmp_path / "env-off.conf").read_text()
 
 
-def test_the_grant_cache_lives_in_memory_sized_for_the_viewers(tmp_path: Path) -> None:
-    small = render(dataclasses.replace(config(tmp_path), grant_cache_viewers=20_000))
-    large = render(config(tmp_path))  # 100,000 viewers by default
-    line = "proxy_cache_path {} levels=1:2 keys_zone=playgate_grants:{}"
-    default_dir = config(tmp_path).grant_cache_path()
-    assert default_dir.parent == Path("/dev/shm")
-    assert line.format(default_dir, "6m") in small
-    assert line.format(default_dir, "26m") in large
-    assert "max_size=80m inactive=1m" in small  # about 4 KB (one tmpfs page) per kept allow
-    assert "max_size=392m inactive=1m" in large
-    assert "/cache/grants" not in large
+def test_no_allow_is_ever_reused(tmp_path: Path) -> None:
+    """The grant cache is gone (the native verifier decides in nginx): one cache, the media's."""
+    text = render(config(tmp_path))
+    assert text.count("proxy_cache_path ") == 1
+    assert "keys_zone=playgate_media:" in text
+    assert "proxy_cache playgate_media;" in text
+    assert "proxy_cache " not in text.split("location = /_playgate/auth", 1)[1]
 
 
-def test_a_grant_cache_folder_others_may_write_is_refused(tmp_path: Path) -> None:
-    shared = tmp_path / "shared"
-    shared.mkdir()
-    shared.chmod(0o777)
-    planted = tmp_path / "planted"
-    planted.symlink_to(shared)
-    for folder in (shared, planted):
-        with pytest.raises(ConfigurationError, match="not a private folder"):
-            prepare_prefix(dataclasses.replace(config(tmp_path), grant_cache_dir=folder))
-    own = tmp_path / "own" / "grants"
-    prepare_prefix(dataclasses.replace(config(tmp_path), grant_cache_dir=own))
-    assert own.stat().st_mode & 0o777 == 0o700
+def test_the_native_counts_are_served_on_the_admin_address_only(tmp_path: Path) -> None:
+    native = config(tmp_path, keyring_file=_keyring_file(tmp_path))  # type: ignore[arg-type]
+    assert "playgate_metrics" in render(native)  # counted, even when not served
+    assert "expose_metrics" not in render(native)
+    served = render(dataclasses.replace(native, metrics_listen="127.0.0.1:9146"))
+    admin = served.split("listen 127.0.0.1:9146;", 1)[1]
+    assert 'require("playgate_native").expose_metrics()' in admin
+    assert "expose_metrics" not in served.split("listen 127.0.0.1:9146;", 1)[0]
+    with pytest.raises(ConfigurationError, match="would parse"):
+        render(dataclasses.replace(native, metrics_listen="127.0.0.1:9146; evil"))
+    with pytest.raises(ConfigurationError, match="native verifier's counts"):
+        render(dataclasses.replace(native, native=False, metrics_listen="127.0.0.1:9146"))
+    with_admin = dataclasses.replace(native, metrics_listen="127.0.0.1:9")
+    prepare_prefix(with_admin)
+    check_config(require_tool("nginx"), with_admin)
+
+
+def test_cli_serves_the_native_counts_where_it_is_told(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PLAYGATE_KEYRING_FILE", str(_keyring_file(tmp_path)))
+    base = ["nginx-config", "--prefix", str(tmp_path), "--validator-url", "http://127.0.0.1:1"]
+    base += ["--origin-url", "http://127.0.0.1:2", "-o"]
+    assert main([*base, str(tmp_path / "flag.conf"), "--metrics-listen", "127.0.0.1:9146"]) == 0
+    assert "listen 127.0.0.1:9146;" in (tmp_path / "flag.conf").read_text()
+    monkeypatch.setenv("PLAYGATE_EDGE_METRICS_LISTEN", "127.0.0.1:9147")
+    assert main([*base, str(tmp_path / "env.conf")]) == 0
+    assert "listen 127.0.0.1:9147;" in (tmp_path / "env.conf").read_text()

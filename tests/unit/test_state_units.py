@@ -137,6 +137,8 @@ def test_settings_from_env() -> None:
     "env",
     [
         {"REDIS_URL": "http://x"},
+        {"REDIS_URL": "redis://127.0.0.1:notaport/0"},
+        {"REDIS_URL": "redis://127.0.0.1:6379/x"},
         {"PLAYGATE_STATE_FAILURE_POLICY": "maybe"},
         {"PLAYGATE_RATE_LIMIT_API_KEY": "ten/1"},
         {"PLAYGATE_RATE_LIMIT_API_KEY": "10/"},
@@ -182,9 +184,9 @@ def test_the_sync_reads_the_log_in_pages_and_follows_notices() -> None:
     reads: list[tuple[int, ...]] = []
     changes, windows = store.changes, store.windows
 
-    async def counted(after: int, limit: int = PAGE) -> object:
+    async def counted(after: int, limit: int = PAGE, anchor: str = "") -> object:
         reads.append((after,))
-        return await changes(after, limit)
+        return await changes(after, limit, anchor)
 
     async def counted_windows(after: int, upto: int) -> object:
         reads.append((after, upto))

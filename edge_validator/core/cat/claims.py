@@ -67,6 +67,9 @@ class CatRules(NamedTuple):
     issuer: str | None = None
     issued_at: int | None = None
     replay: int = REPLAY_PERMITTED
+    # nbf when it is later than iat (0: none). The claims' not_before is then iat: when the token
+    # was issued is what revocations and the lifetime bound judge; it plays only from nbf.
+    starts_at: int = 0
 
 
 class CatClaims(Claims):
@@ -226,11 +229,14 @@ def parse_claims(payload: bytes, key_id: str, policy: CatPolicy) -> CatClaims:
         raise UnsupportedClaim("only catv 1 is implemented")
     expires_at = _int(doc.get(EXP), "exp")
     issued_at = None if IAT not in doc else _int(doc[IAT], "iat")
-    # The start of the token's life bounds how long it lives (PLAYGATE_MAX_TTL): nbf, else iat.
+    # The start of the token's life bounds how long it lives (PLAYGATE_MAX_TTL), and video and
+    # user revocations cover tokens issued up to theirs: nbf, else iat, and iat when earlier (a
+    # token minted ahead of its start was issued then).
     start = doc.get(NBF, issued_at)
     if start is None:
         raise _refuse("a CAT needs nbf or iat (its lifetime must be bounded)")
-    not_before = _int(start, "nbf")
+    starts_at = _int(start, "nbf")
+    not_before = starts_at if issued_at is None else min(starts_at, issued_at)
     cti = doc.get(CTI)
     if not isinstance(cti, bytes) or not 1 <= len(cti) <= 64:
         raise _refuse("cti (the token id, for revocation) must be 1-64 bytes")
@@ -265,6 +271,7 @@ def parse_claims(payload: bytes, key_id: str, policy: CatPolicy) -> CatClaims:
         issuer,
         issued_at,
         replay,
+        starts_at if starts_at > not_before else 0,
     )
     claims = CatClaims(
         key_id,
