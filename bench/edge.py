@@ -243,9 +243,10 @@ def peer_nginx(bench: Bench, name: str, locations: str) -> tuple[str, int]:
     return base, pid
 
 
-def serve_validator(bench: Bench, env: dict[str, str]) -> tuple[str, int]:
+def serve_validator(bench: Bench, env: dict[str, str], workers: str = "1") -> tuple[str, int]:
     port = free_port()
-    argv = [sys.executable, "-m", "playgate.cli", "serve-validator", "--port", str(port)]
+    argv = [sys.executable, "-m", "playgate.cli", "serve-validator", "--port", str(port),
+            "--workers", workers]  # fmt: skip
     base = f"http://{LOOPBACK}:{port}"
     return base, start(bench, argv, f"{base}/healthz", env)
 
@@ -293,8 +294,23 @@ def playgate_default(bench: Bench) -> Edge:
 
 
 def shield(bench: Bench) -> Edge:
-    base, pid = serve_validator(bench, bench.validator_env(PLAYGATE_MEDIA_ROOT=str(bench.media)))
+    """As many uvicorn workers as the nginx configs have nginx workers (per core, fairly)."""
+    env = bench.validator_env(PLAYGATE_MEDIA_ROOT=str(bench.media))
+    workers = bench.args.workers
+    base, pid = serve_validator(bench, env, str(os.cpu_count()) if workers == "auto" else workers)
     return Edge(base, playgate_prefixes, validator=pid)
+
+
+def shield_uvicorn(bench: Bench) -> Edge:
+    """The shield under plain uvicorn, which offers no zero-copy: files are read whole in a
+    worker thread, as ``serve-validator`` did before it sent them with sendfile."""
+    port = free_port()
+    argv = [sys.executable, "-m", "uvicorn", "--factory", "edge_validator.asgi.app:app_from_env",
+            "--port", str(port), "--http", "httptools", "--loop", "uvloop", "--no-access-log",
+            "--no-proxy-headers", "--log-level", "warning"]  # fmt: skip
+    base = f"http://{LOOPBACK}:{port}"
+    env = bench.validator_env(PLAYGATE_MEDIA_ROOT=str(bench.media))
+    return Edge(base, playgate_prefixes, validator=start(bench, argv, f"{base}/healthz", env))
 
 
 def native(bench: Bench) -> Edge:
@@ -317,10 +333,14 @@ CONFIGS: dict[str, tuple[str, Callable[[Bench], Edge]]] = {
     "no_auth": ("nginx, no auth (ceiling)", no_auth),
     "playgate": ("nginx + PlayGate `auth_request` (no native verifier)", playgate_default),
     "shield": ("PlayGate origin shield alone (uvicorn serving files)", shield),
+    "shield_uvicorn": ("origin shield, plain uvicorn: no zero-copy (before)", shield_uvicorn),
     "native": ("nginx + PlayGate native verifier (Lua, in nginx)", native),
 }
 
-DEFAULT_CONFIGS = tuple(CONFIGS)
+
+# Measured on request only (--configs): the shield as it was, for the comparison.
+EXTRA = ("shield_uvicorn",)
+DEFAULT_CONFIGS = tuple(name for name in CONFIGS if name not in EXTRA)
 
 
 # --- viewers, media ------------------------------------------------------------------------

@@ -31,11 +31,18 @@ from collections.abc import Mapping
 
 import uvicorn
 from starlette.types import ASGIApp
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn._types import ASGI3Application
+from uvicorn.protocols.http.httptools_impl import (
+    STATUS_LINE,
+    HttpToolsProtocol,
+    RequestResponseCycle,
+)
 from uvicorn.server import ServerState
 
 from edge_validator.core.protocol import NO_STORE, REASON_HEADER
 from edge_validator.env import Env
+
+from .file_sending import EXTENSIONS, FileSender, with_file_bodies
 
 # File descriptors the process keeps for itself beyond client connections: the listening socket,
 # Redis and origin pools, media files, logs.
@@ -148,6 +155,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.send_deadline = 0.0
         self._lingering = False
         self._refused = False
+        # Zero-copy file bodies on plain TCP (TLS encrypts in user space).
+        self._files: FileSender | None = None
+        if self.scheme == "http":
+            self._files = FileSender(transport, self.loop, self._waiting_to_send)
         server = _servers.get(self.server_state)
         if server is None:
             server = _servers[self.server_state] = _Server(self.server_state, self.loop)
@@ -203,6 +214,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._server.waiting.pop(self, None)
         self.deadline = self.send_deadline = 0.0
+        if self._files is not None:
+            self._files.lost()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -227,7 +240,14 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             return
         self._body_bytes = 0
         self.deadline = self.loop.time() + self.limits.body_timeout
+        if self._files is not None:
+            self.scope["extensions"] = dict(EXTENSIONS)  # the app's to extend, per request
         super().on_headers_complete()
+
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
+        if self._files is not None:
+            app = with_file_bodies(app, cycle, self._files)
+        super()._start_asgi_task(cycle, app)
 
     def on_body(self, body: bytes) -> None:
         if self._refused:
@@ -258,6 +278,13 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def resume_writing(self) -> None:
         super().resume_writing()
         self.send_deadline = 0.0
+
+    def _waiting_to_send(self, waiting: bool) -> None:
+        """A file body waits for the socket: the client must read within ``send_timeout``."""
+        if waiting:
+            self.send_deadline = self.loop.time() + self.limits.send_timeout
+        elif not self.flow.write_paused:  # the transport's own wait keeps its deadline
+            self.send_deadline = 0.0
 
 
 def guarded_protocol(limits: ServerLimits) -> type[GuardedHttpToolsProtocol]:

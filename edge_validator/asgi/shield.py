@@ -22,7 +22,9 @@ from ..core.protocol import MANIFEST_CACHE, NO_STORE, TOKEN_ID_HEADER, is_manife
 from ..gate import Gate
 from ..manifests.query_mode import manifest_request_headers, needs_rewrite, rewritten_manifest
 from ..origins.base import Origin, OriginReply
+from ..origins.files import FileOrigin
 from ..settings import ValidatorSettings
+from .file_body import ZeroCopyFileResponse, offers_zero_copy
 from .problems import denied, problem
 from .requests import header_token, raw_target, viewer
 
@@ -79,10 +81,22 @@ async def _fetch(request: Request, grant: Grant) -> OriginReply:
     origin: Origin = request.app.state.origin
     settings: ValidatorSettings = request.app.state.settings
     if not needs_rewrite(grant):
+        files = _zero_copy(request, origin)
+        if files is not None:
+            return await files.open(grant.path)
         return await origin.fetch(grant.path, request.headers, request.method)
     headers = manifest_request_headers(request.headers)
     reply = await origin.fetch(grant.path, headers, request.method)
     return await rewritten_manifest(reply, grant, settings.public_url)
+
+
+def _zero_copy(request: Request, origin: Origin) -> FileOrigin | None:
+    """The origin, when a whole file from disk is asked and the server sends it itself
+    (``playgate serve-validator``)."""
+    whole = request.method == "GET" and "range" not in request.headers
+    if isinstance(origin, FileOrigin) and whole and offers_zero_copy(request.scope):
+        return origin
+    return None
 
 
 def _with_renewal(response: Response, renewal: RenewedCat | RenewalRefused, now: float) -> Response:
@@ -129,6 +143,8 @@ def _response(reply: OriginReply, grant: Grant) -> Response:
 
 
 def build_response(reply: OriginReply, headers: dict[str, str]) -> Response:
+    if reply.opened is not None:
+        return ZeroCopyFileResponse(reply.opened, reply.status, headers)
     if reply.file is not None:
         # FileResponse answers Range (206, 416) and HEAD itself.
         media_type = headers.pop("content-type", None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 import anyio
 from starlette.concurrency import iterate_in_threadpool
@@ -19,13 +19,15 @@ Body = AsyncIterator[bytes] | Iterator[bytes]
 @dataclass
 class OriginReply:
     """An origin's answer, as data: ``content`` in memory, ``file`` on disk (served with Range
-    and HEAD support), or ``body`` streamed through; none: an empty body. ``close`` releases the
-    upstream connection."""
+    and HEAD support), ``opened``: a file already opened and checked, sent whole (zero-copy, the
+    server's ``sendfile``; its ``Content-Length`` is in ``headers``), or ``body`` streamed
+    through; none: an empty body. ``close`` releases the upstream connection."""
 
     status: int
     headers: dict[str, str] = field(default_factory=dict)
     content: bytes | None = None
     file: Path | None = None
+    opened: BinaryIO | None = None
     body: Body | None = None
     close: Callable[[], Awaitable[None]] | None = None
 

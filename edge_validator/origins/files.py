@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import stat
 from email.utils import formatdate
 from pathlib import Path
+from typing import BinaryIO
 
 import anyio.to_thread
 from starlette.datastructures import Headers
@@ -15,25 +17,37 @@ from ..core.errors import NotFound
 from .base import OriginReply
 from .media_types import media_type
 
-# A segment or playlist is read whole in one trip to a worker thread (resolve, open, fstat,
-# read). Starlette's FileResponse takes a trip for the stat, the open, every 64 KB and the close,
-# and uvicorn offers no zero-copy path (it does not implement ASGI's http.response.pathsend),
-# so for a 186 KB segment one trip served 3 to 7 times more requests per second
-# (docs/performance.md#origin-shield). Larger objects, HEAD and Range requests are streamed by
-# FileResponse, which answers Range (206, 416) and HEAD itself.
+# A plain GET under ``playgate serve-validator``: the file is opened and checked in the event
+# loop and the server sends it with ``sendfile`` (ASGI ``http.response.zerocopy``,
+# playgate/file_sending.py), as nginx does: an open from the page cache costs microseconds and
+# sendfile reads the disk in the loop anyway, while a worker-thread trip cost more CPU than all
+# the rest of the request (docs/performance.md#origin-shield). Under a server without zero-copy
+# a segment or playlist is opened and read whole in one worker-thread trip. Larger objects
+# without zero-copy, HEAD and Range requests are streamed by FileResponse, which answers Range
+# (206, 416) and HEAD itself.
 WHOLE_READ_LIMIT = 8 * 2**20
+# Non-blocking: opening a FIFO planted in the root returns at once (then fstat refuses it).
+_OPEN_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK
 
 
 class FileOrigin:
-    """``path`` is already judged safe by the validator; resolving it here is a second wall."""
+    """``path`` is already judged safe by the validator; checking where the opened file really
+    is (links followed) is a second wall."""
 
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
+        self._prefix = f"{str(self.root).rstrip(os.sep)}{os.sep}"
 
     async def fetch(self, path: str, headers: Headers, method: str) -> OriginReply:
         if method == "GET" and "range" not in headers:
             return await anyio.to_thread.run_sync(self._read, path)
         return OriginReply(200, {"content-type": media_type(path)}, file=self._locate(path))
+
+    async def open(self, path: str) -> OriginReply:
+        """The whole object, opened and checked, for the server to send (zero-copy)."""
+        file, info = self._opened(path)
+        headers = {**_validators(path, info), "content-length": str(info.st_size)}
+        return OriginReply(200, headers, opened=file)
 
     def _locate(self, path: str) -> Path:
         try:
@@ -47,24 +61,57 @@ class FileOrigin:
 
     def _read(self, path: str) -> OriginReply:
         """The whole object with FileResponse's validators, or the file when it is large."""
-        candidate = self._locate(path)
-        headers = {"content-type": media_type(path)}
-        try:
-            with candidate.open("rb") as file:
-                info = os.fstat(file.fileno())
-                if not stat.S_ISREG(info.st_mode):
-                    raise NotFound("no such object")
-                if info.st_size > WHOLE_READ_LIMIT:
-                    return OriginReply(200, headers, file=candidate)
+        file, info = self._opened(path)
+        with file:
+            if info.st_size > WHOLE_READ_LIMIT:
+                return OriginReply(200, {"content-type": media_type(path)}, file=self._locate(path))
+            try:
                 content = file.read()
-        except OSError:  # gone or unreadable since it was found
+            except OSError:  # unreadable since it was opened
+                raise NotFound("no such object") from None
+        return OriginReply(200, _validators(path, info), content=content)
+
+    def _opened(self, path: str) -> tuple[BinaryIO, os.stat_result]:
+        """The object opened, and its status: a regular file whose real path is in the root."""
+        name = os.path.join(self.root, path.lstrip("/"))
+        try:
+            fd = os.open(name, _OPEN_FLAGS)
+        except (OSError, ValueError):  # missing, unreadable, a name too long, a NUL byte
             raise NotFound("no such object") from None
-        # The same validators FileResponse sends, so a player's conditional request still works.
-        tag = hashlib.md5(f"{info.st_mtime}-{info.st_size}".encode(), usedforsecurity=False)
-        headers["last-modified"] = formatdate(info.st_mtime, usegmt=True)
-        headers["etag"] = f'"{tag.hexdigest()}"'
-        headers["accept-ranges"] = "bytes"
-        return OriginReply(200, headers, content=content)
+        try:
+            info = os.fstat(fd)
+            if not (stat.S_ISREG(info.st_mode) and self._inside(fd, name)):
+                raise NotFound("no such object")  # a folder, a device, a link out of the root
+            return os.fdopen(fd, "rb"), info
+        except BaseException:
+            os.close(fd)
+            raise
+
+    def _inside(self, fd: int, name: str) -> bool:
+        """Whether the open file really is in the root: one readlink of the descriptor (the
+        file itself, and no lstat per path component); without /proc, its name resolved."""
+        try:
+            real = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            real = os.path.realpath(name)
+        return real.startswith(self._prefix)
 
     async def close(self) -> None:
         return None
+
+
+def _validators(path: str, info: os.stat_result) -> dict[str, str]:
+    """The headers FileResponse sends, so a player's conditional request still works."""
+    return {"content-type": media_type(path), **_stat_validators(info.st_mtime, info.st_size)}
+
+
+@functools.lru_cache(maxsize=4096)
+def _stat_validators(mtime: float, size: int) -> dict[str, str]:
+    # Computed once per file version, not per request (formatdate and md5 cost more than
+    # the open). Callers copy the dict.
+    tag = hashlib.md5(f"{mtime}-{size}".encode(), usedforsecurity=False)
+    return {
+        "last-modified": formatdate(mtime, usegmt=True),
+        "etag": f'"{tag.hexdigest()}"',
+        "accept-ranges": "bytes",
+    }

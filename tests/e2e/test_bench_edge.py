@@ -26,3 +26,12 @@ def test_the_edge_benchmark_runs_every_configuration(capsys: pytest.CaptureFixtu
         assert edge.CONFIGS[name][0] in rows or f"{name} left out" in captured.err, out
     ratio = re.search(r"\| nginx `secure_link` \(the peer\) \| [\d,]+ \| [\d,]+ \| 1\.00 \|", out)
     assert ratio, out
+
+
+def test_the_shield_without_zero_copy_serves_the_mix(capsys: pytest.CaptureFixture[str]) -> None:
+    # Plain uvicorn offers no zero-copy: the shield's fallback (read whole in a worker thread)
+    # answers every step of the viewers' mix.
+    argv = ["--viewers", "3", "--rounds", "1", "--duration", "1", "--warmup", "1"]
+    argv += ["--warmup-max", "1", "--segment-kb", "40", "--configs", "shield_uvicorn"]
+    assert edge.main(argv) == 0
+    assert f"| {edge.CONFIGS['shield_uvicorn'][0]} |" in capsys.readouterr().out

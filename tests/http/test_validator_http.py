@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -46,6 +47,17 @@ def media_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder.mkdir(parents=True)
     for ext in MEDIA_TYPES:
         (folder / f"file{ext}").write_bytes(b"0123456789" * 10)
+    # Links and special files: only what really is inside the root is served.
+    outside = tmp_path_factory.mktemp("outside")
+    (outside / "secret.ts").write_bytes(b"not yours")
+    links = root / "videos" / "links"
+    links.mkdir()
+    (links / "big.ts").write_bytes(os.urandom(3 * 2**20 + 5))
+    (links / "alias.ts").symlink_to(links / "big.ts")
+    (links / "out.ts").symlink_to(outside / "secret.ts")
+    (links / "dir").symlink_to(outside)
+    os.mkfifo(links / "pipe.ts")
+    (links / "folder").mkdir()
     return root
 
 
@@ -206,7 +218,7 @@ def test_shield_supports_range_and_head(shield: str, keyring: KeyRing) -> None:
 
 
 def test_shield_whole_reads_agree_with_streamed_ones(shield: str, keyring: KeyRing) -> None:
-    # A plain GET is read whole (edge_validator/origins/files.py); HEAD and Range go through
+    # A plain GET is sent whole (edge_validator/origins/files.py); HEAD and Range go through
     # FileResponse: same bytes, same validators, so conditional and partial requests still work.
     url = f"{shield}/t/{make_token(keyring, 'types')}/videos/types/file.ts"
     whole = httpx.get(url, timeout=10)
@@ -221,6 +233,42 @@ def test_shield_whole_reads_agree_with_streamed_ones(shield: str, keyring: KeyRi
     missing = httpx.get(url.replace("file.ts", "nothing.ts"), timeout=10)
     assert missing.status_code == 404
     assert missing.headers["cache-control"] == "no-store"
+
+
+def test_shield_sends_files_zero_copy_on_a_keep_alive_connection(
+    shield: str, keyring: KeyRing, media_root: Path
+) -> None:
+    # A plain GET goes out with sendfile (playgate/file_sending.py); HEAD and Range through
+    # FileResponse; a player fetches them one after the other on one connection.
+    data = (media_root / "videos" / "links" / "big.ts").read_bytes()
+    base = f"/t/{make_token(keyring, 'links')}/videos/links"
+    with httpx.Client(base_url=shield, timeout=30) as client:
+        whole = client.get(f"{base}/big.ts")
+        head = client.head(f"{base}/big.ts")
+        part = client.get(f"{base}/big.ts", headers={"Range": "bytes=100-199"})
+        again = client.get(f"{base}/alias.ts")  # a link inside the root is the file it names
+        since = client.get(f"{base}/big.ts", headers={"If-None-Match": whole.headers["etag"]})
+    assert whole.content == data == again.content
+    assert whole.headers["content-length"] == head.headers["content-length"] == str(len(data))
+    for name in ("etag", "last-modified", "accept-ranges", "content-type"):
+        assert whole.headers[name] == head.headers[name], name
+    assert whole.headers["cache-control"].startswith("private, max-age=")
+    assert part.status_code == 206
+    assert part.content == data[100:200]
+    assert since.status_code == 200  # no 304 today: FileResponse does not answer one either
+    assert since.content == data
+
+
+@pytest.mark.parametrize("name", ["out.ts", "dir/secret.ts", "pipe.ts", "folder", "nothing.ts"])
+def test_shield_never_serves_links_out_of_the_root_or_special_files(
+    shield: str, keyring: KeyRing, name: str
+) -> None:
+    url = f"{shield}/t/{make_token(keyring, 'links')}/videos/links/{name}"
+    for method in ("GET", "HEAD"):
+        resp = httpx.request(method, url, timeout=10)
+        assert resp.status_code == 404, (method, resp.status_code)
+        assert resp.headers["cache-control"] == "no-store"
+        assert b"not yours" not in resp.content
 
 
 def test_shield_query_token_form(shield: str, keyring: KeyRing) -> None:

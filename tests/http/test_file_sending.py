@@ -1,0 +1,194 @@
+"""Zero-copy file bodies (playgate/file_sending.py) over real loopback HTTP: exact bytes,
+keep-alive, HEAD, slow readers, clients gone mid-file, the send timeout, a file shorter than
+it said."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from playgate.file_sending import MAX_CHUNK, PATHSEND, ZEROCOPY
+from playgate.serving import ServerLimits
+from tests.support.servers import LOOPBACK, serve_app
+
+SIZE = 5 * MAX_CHUNK + 12345  # several sendfile calls, and more than loopback buffers hold
+LIMITS = ServerLimits(send_timeout=1.0)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("files")
+    (root / "big.bin").write_bytes(os.urandom(SIZE))
+    (root / "small.txt").write_bytes(b"#EXTM3U\n")
+    return root
+
+
+class _Slice(Response):
+    """``count`` bytes from ``offset`` through ``http.response.zerocopy``; ``declared`` is the
+    Content-Length it announces (more than it sends: a file that shrank)."""
+
+    def __init__(self, path: Path, offset: int, count: int, declared: int) -> None:
+        self.path, self.offset, self.count = path, offset, count
+        super().__init__(None, 200, {"content-length": str(declared)})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        assert ZEROCOPY in scope["extensions"]
+        with self.path.open("rb") as file:
+            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            message = {"type": ZEROCOPY, "file": file, "offset": self.offset, "count": self.count}
+            await send(message)
+
+
+class _Gone:
+    """An ASGI app whose file vanished between the head and the body."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        head = [(b"content-length", b"10")]
+        await send({"type": "http.response.start", "status": 200, "headers": head})
+        await send({"type": PATHSEND, "path": str(self.path)})
+
+
+@pytest.fixture(scope="module")
+def url(files: Path) -> Iterator[str]:
+    async def zero_copy(request: Request) -> Response:
+        path = files / request.path_params["name"]
+        size = path.stat().st_size
+        offset = int(request.query_params.get("offset", 0))
+        count = int(request.query_params.get("count", size - offset))
+        declared = int(request.query_params.get("declared", count))
+        return _Slice(path, offset, count, declared)
+
+    async def pathsend(request: Request) -> Response:
+        assert PATHSEND in request.scope["extensions"]
+        return FileResponse(files / request.path_params["name"])
+
+    app = Starlette(
+        routes=[
+            Route("/zerocopy/{name}", zero_copy, methods=["GET", "HEAD"]),
+            Route("/pathsend/{name}", pathsend, methods=["GET", "HEAD"]),
+            Route("/gone", _Gone(files / "vanished.bin")),
+        ]
+    )
+    with serve_app(app, LIMITS) as base:
+        yield base
+
+
+def _request(base: str, target: str, *, rcvbuf: int | None = None) -> socket.socket:
+    port = int(base.rsplit(":", 1)[1])
+    sock = socket.socket()
+    if rcvbuf is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.settimeout(10)
+    sock.connect((LOOPBACK, port))
+    sock.sendall(f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+    return sock
+
+
+def _read_all(sock: socket.socket, pause: float = 0.0) -> bytes:
+    chunks = []
+    try:
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+            time.sleep(pause)
+    except (ConnectionError, OSError):
+        pass
+    return b"".join(chunks)
+
+
+def test_files_are_sent_exactly_on_one_keep_alive_connection(url: str, files: Path) -> None:
+    data = (files / "big.bin").read_bytes()
+    with httpx.Client(base_url=url, timeout=30) as client:
+        for _ in range(2):
+            assert client.get("/zerocopy/big.bin").content == data
+            assert client.get("/pathsend/big.bin").content == data
+            part = client.get("/zerocopy/big.bin", params={"offset": 1000, "count": MAX_CHUNK + 7})
+            assert part.content == data[1000 : 1000 + MAX_CHUNK + 7]
+            assert client.get("/zerocopy/small.txt").content == b"#EXTM3U\n"
+            head = client.head("/zerocopy/big.bin")
+            assert head.status_code == 200
+            assert head.headers["content-length"] == str(SIZE)
+            assert head.content == b""
+            assert client.get("/pathsend/small.txt").content == b"#EXTM3U\n"
+
+
+def test_a_slow_reader_gets_the_whole_file(url: str, files: Path) -> None:
+    # A small receive buffer and a reader that dawdles: the server's socket fills again and
+    # again, and it must wait for room, not spin, drop bytes or give up.
+    sock = _request(url, "/zerocopy/big.bin", rcvbuf=16384)
+    with sock:
+        first = sock.recv(65536)
+        time.sleep(0.5)
+        reply = first + _read_all(sock)
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ")
+    assert body == (files / "big.bin").read_bytes()
+
+
+def test_a_client_gone_mid_file_leaves_the_server_serving(
+    url: str, files: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    for linger in (False, True):  # a FIN, then a reset
+        sock = _request(url, "/zerocopy/big.bin", rcvbuf=16384)
+        sock.recv(65536)
+        if linger:
+            sock.setsockopt(
+                socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+            )
+        sock.close()
+    time.sleep(0.5)
+    with caplog.at_level(logging.WARNING):
+        resp = httpx.get(f"{url}/zerocopy/big.bin", timeout=30)
+    assert resp.content == (files / "big.bin").read_bytes()
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+
+
+def test_a_client_that_stops_reading_a_file_is_dropped_after_the_send_timeout(
+    url: str,
+) -> None:
+    sock = _request(url, "/zerocopy/big.bin", rcvbuf=16384)
+    with sock:
+        time.sleep(LIMITS.send_timeout + 2)  # read nothing: the server's socket stays full
+        started = time.monotonic()
+        received = len(_read_all(sock))
+    assert received < SIZE
+    assert time.monotonic() - started < 5  # the connection was already closed
+
+
+def test_a_file_shorter_than_its_length_is_cut_off_never_a_500(
+    url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING):
+        sock = _request(url, "/zerocopy/small.txt?count=100&declared=100")
+        with sock:
+            reply = _read_all(sock)
+    assert reply.startswith(b"HTTP/1.1 200 ")
+    assert reply.endswith(b"\r\n\r\n#EXTM3U\n")  # what there was, then the connection closed
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+
+
+def test_a_file_gone_before_its_body_is_cut_off_never_a_trace(
+    url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING):
+        sock = _request(url, "/gone")
+        with sock:
+            reply = _read_all(sock)
+    assert reply.startswith(b"HTTP/1.1 200 ")
+    assert reply.endswith(b"\r\n\r\n")  # the head, then the connection closed
+    assert "file gone before its body was sent" in caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
