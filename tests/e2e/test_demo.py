@@ -159,11 +159,15 @@ def _refused_demo(*argv: str, **env: str) -> str:
     return lines[0]
 
 
-@pytest.mark.parametrize("url", ["redis://127.0.0.1:{port}/0", "redis://127.0.0.1:notaport/0"])
-def test_a_redis_url_that_does_not_answer_stops_the_demo_in_one_line(url: str) -> None:
+def test_a_redis_url_that_does_not_answer_stops_the_demo_in_one_line() -> None:
     """Else it would start and refuse every URL it prints (state_unavailable) behind a warning."""
-    line = _refused_demo(REDIS_URL=url.format(port=free_port()))
+    line = _refused_demo(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
     assert line.startswith(f"playgate demo: {REDIS_DOWN} (")
+
+
+def test_a_redis_url_that_is_no_url_stops_the_demo_in_one_line() -> None:
+    line = _refused_demo(REDIS_URL="redis://127.0.0.1:notaport/0")
+    assert line == "playgate: bad_configuration: REDIS_URL's port is not a number from 0 to 65535"
 
 
 @pytest.mark.parametrize(
