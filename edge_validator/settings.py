@@ -124,6 +124,12 @@ class ValidatorSettings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ValidatorSettings:
         environ = os.environ if environ is None else environ
         env = Env(environ)
+        if env.text("PLAYGATE_GRANT_CACHE_SECONDS"):
+            # Removed: an operator who relied on it must learn it is gone, not find out by load.
+            raise ConfigurationError(
+                "PLAYGATE_GRANT_CACHE_SECONDS was removed (the native verifier decides in nginx): "
+                "unset it"
+            )
         media = env.text("PLAYGATE_MEDIA_ROOT")
         origin = env.text("PLAYGATE_ORIGIN_URL")
         s3_origin = env.text("PLAYGATE_S3_ORIGIN")

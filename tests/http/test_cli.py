@@ -403,6 +403,7 @@ def test_serve_validator_says_when_its_media_root_is_no_folder(tmp_path: Path) -
         ("serve-validator", {"PLAYGATE_KEYRING": ""}, "PLAYGATE_KEYRING_FILE"),
         ("serve-validator", {"REDIS_URL": "redis://127.0.0.1:notaport/0"}, "REDIS_URL"),
         ("serve-signer", {"REDIS_URL": "redis://127.0.0.1:6379/x"}, "database number"),
+        ("serve-validator", {"PLAYGATE_GRANT_CACHE_SECONDS": "30"}, "was removed"),
     ],
 )
 def test_a_bad_setting_stops_a_server_with_one_line(
