@@ -21,7 +21,6 @@ local dict
 -- Keys: "a" an allow, "s" a session opened, "d<reason>" a deny, "f<why>" handed to the
 -- validator. Built once per reason (reasons are a fixed set of short codes).
 local ALLOW, OPENED = "a", "s"
-local deny_keys, defer_keys = {}, {}
 
 -- Each family: its key letter, the series text before and after the label value, its help.
 local FAMILIES = {
@@ -47,18 +46,25 @@ local function incr(key)
     dict:incr(key, 1, 0)
 end
 
+-- A counter with one label: its dict key is the prefix and the label, built once per label
+-- (a concatenation per request would intern a new string every time).
+local function labelled(prefix)
+    local keys = {}
+    return function(label)
+        local key = keys[label]
+        if key == nil then
+            key = prefix .. label
+            keys[label] = key
+        end
+        incr(key)
+    end
+end
+
 function _M.allowed()
     incr(ALLOW)
 end
 
-function _M.denied(reason)
-    local key = deny_keys[reason]
-    if key == nil then
-        key = "d" .. reason
-        deny_keys[reason] = key
-    end
-    incr(key)
-end
+_M.denied = labelled("d")
 
 -- A session opened in nginx is an allow and a session, as the validator counts it (gate.py).
 function _M.opened()
@@ -67,14 +73,7 @@ function _M.opened()
 end
 
 -- why: not_fresh (no trusted revocation view), cat, session_open, limits, shield.
-function _M.deferred(why)
-    local key = defer_keys[why]
-    if key == nil then
-        key = "f" .. why
-        defer_keys[why] = key
-    end
-    incr(key)
-end
+_M.deferred = labelled("f")
 
 -- The Prometheus text format (0.0.4) of every counter, plus the age of the revocation feed.
 -- feed_age: seconds since the last complete feed poll, or nil (never polled).
