@@ -75,10 +75,22 @@ def bind(host: str, preferred: int) -> socket.socket:
     raise OSError("no free port")
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port(host: str = LOOPBACK, preferred: int = 0) -> int:
-    """A port another program can bind now: ``preferred`` when free, else any free one."""
-    with bind(host, preferred) as sock:
-        return int(sock.getsockname()[1])
+    """A port another program can bind now: ``preferred`` when free, else any free one.
+
+    Any free one is never a port handed out before in this process: the kernel may give a
+    just-closed port again, so two ``free_port()`` calls made before either server binds
+    could collide (an nginx proxying to its own port loops until its connections run out)."""
+    for _ in range(100):
+        with bind(host, preferred) as sock:
+            port = int(sock.getsockname()[1])
+        if port == preferred or port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
+    raise OSError("no free port not handed out before")
 
 
 def wait_for_port(
