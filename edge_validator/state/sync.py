@@ -137,7 +137,11 @@ class RevocationSync:
                 self.last_error = str(exc)
                 if not self.synced_once and not self._warned_unsynced:
                     # Never in sync yet: every request is denied until Redis answers. Say so once.
-                    log.warning("shared state unreachable, denying until the first sync: %s", exc)
+                    log.warning(
+                        "shared state unreachable, denying until the first sync: %s"
+                        " (start redis-server or fix REDIS_URL; retrying)",
+                        exc,
+                    )
                     self._warned_unsynced = True
                 self._mark(resync_ok=False)
                 return
