@@ -14,6 +14,9 @@ and ``worker_connections`` give, at the protocol level, before any of it reaches
 - a declared or chunked body over ``max_body_bytes`` is refused (413), and a body must arrive
   within ``body_timeout`` of its head (408);
 - a client that stops reading a response is dropped after ``send_timeout``;
+- a refusal (400, 408, 413, 431) is written only when no earlier response is owed or under
+  way on the connection (a pipelined request's refusal would land inside a file body or be
+  read as the earlier request's answer): else the connection is closed;
 - at ``max_connections`` open connections, the connection that has waited longest for a request
   head is closed to make room (a flood of idle sockets cannot lock viewers out); when every
   connection is busy with a request, the new one is closed.
@@ -92,7 +95,12 @@ class ServerLimits:
 
 
 # Refusals made before the app sees the request, with a reason as every PlayGate denial has.
-_REASONS = {408: "request_timeout", 413: "body_too_large", 431: "head_too_large"}
+_REASONS = {
+    400: "bad_request",
+    408: "request_timeout",
+    413: "body_too_large",
+    431: "head_too_large",
+}
 
 
 def _status(code: int) -> bytes:
@@ -199,7 +207,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.deadline = 0.0
         if self.transport.is_closing():
             return
-        if status is not None and (self.cycle is None or not self.cycle.response_started):
+        if status is not None and self._may_answer():
             # A lingering close, as nginx does: closing with unread input would reset the
             # connection and the client would never read the status. Input is discarded
             # (``_refused``) for about a second.
@@ -210,6 +218,23 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self.deadline = self.loop.time() + LINGER_SECONDS
         else:
             self.transport.abort()
+
+    def _may_answer(self) -> bool:
+        """Whether a refusal may be written now: not while an earlier request's response is
+        owed or under way (its bytes would land inside that response, a file body too, or be
+        read as its answer), nor once the refused request's own response began."""
+        cycle = self.cycle
+        if cycle is None or cycle.response_complete:
+            return True
+        if self._reading_head:  # the refused request has no cycle yet: ``cycle`` is earlier
+            return False
+        # ``cycle`` is the refused request's; queued behind another while in the pipeline.
+        return not cycle.response_started and all(c is not cycle for c, _ in self.pipeline)
+
+    def send_400_response(self, msg: str) -> None:
+        """A request httptools cannot parse: refused as the others, with a reason and
+        ``no-store`` (uvicorn's own 400 has neither and is written whatever is being sent)."""
+        self._refuse(400)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._server.waiting.pop(self, None)
@@ -231,13 +256,14 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._refuse(431)
 
     def on_headers_complete(self) -> None:
-        self._reading_head = False
         self._server.waiting.pop(self, None)
         length = dict(self.headers).get(b"content-length", b"0")
-        # llhttp has checked the digits; their count is bounded by the head limit.
+        # llhttp has checked the digits; their count is bounded by the head limit. Refused
+        # while still "reading the head": this request has no cycle (``_may_answer``).
         if len(length) > 18 or int(length) > self.limits.max_body_bytes:
             self._refuse(413)
             return
+        self._reading_head = False
         self._body_bytes = 0
         self.deadline = self.loop.time() + self.limits.body_timeout
         if self._files is not None:

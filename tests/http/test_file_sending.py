@@ -88,14 +88,17 @@ def url(files: Path) -> Iterator[str]:
         yield base
 
 
-def _request(base: str, target: str, *, rcvbuf: int | None = None) -> socket.socket:
+def _request(
+    base: str, target: str, *, rcvbuf: int | None = None, keep_alive: bool = False
+) -> socket.socket:
     port = int(base.rsplit(":", 1)[1])
     sock = socket.socket()
     if rcvbuf is not None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
     sock.settimeout(10)
     sock.connect((LOOPBACK, port))
-    sock.sendall(f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+    connection = "keep-alive" if keep_alive else "close"
+    sock.sendall(f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: {connection}\r\n\r\n".encode())
     return sock
 
 
@@ -192,3 +195,37 @@ def test_a_file_gone_before_its_body_is_cut_off_never_a_trace(
     assert reply.endswith(b"\r\n\r\n")  # the head, then the connection closed
     assert "file gone before its body was sent" in caplog.text
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+
+
+@pytest.mark.parametrize(
+    "pipelined",
+    [
+        pytest.param(b"\x00GARBAGE\r\n\r\n", id="garbage: 400"),
+        pytest.param(b"POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 99\r\n\r\nab", id="408"),
+    ],
+)
+def test_a_refusal_of_a_pipelined_request_never_lands_inside_a_file_body(
+    files: Path, pipelined: bytes
+) -> None:
+    # A viewer receiving a file sends a request the server refuses (a broken head, a body that
+    # never comes). Bytes of a refusal written now would land in the middle of the file (the
+    # body goes to the socket beside the transport): what the client gets must be the head and
+    # a prefix of the file, nothing else.
+    async def whole(request: Request) -> Response:
+        path = files / "big.bin"
+        return _Slice(path, 0, SIZE, SIZE)
+
+    app = Starlette(routes=[Route("/big", whole)])
+    data = (files / "big.bin").read_bytes()
+    with serve_app(app, ServerLimits(send_timeout=10.0, body_timeout=0.5)) as base:
+        # Keep-alive: after "Connection: close" the parser reads nothing more.
+        sock = _request(base, "/big", rcvbuf=16384, keep_alive=True)
+        with sock:
+            first = sock.recv(65536)
+            time.sleep(0.3)  # the server's socket is full: the file waits for room
+            sock.sendall(pipelined)
+            time.sleep(1.5)  # past the body timeout, and the sweep that enforces it
+            reply = first + _read_all(sock)
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ")
+    assert data.startswith(body), body[body.find(b"HTTP/1.1") :][:80]

@@ -100,6 +100,19 @@ def test_an_oversized_head_is_431_before_it_is_all_parsed(echo_url: str) -> None
     assert reply.endswith(b'{"error": "head_too_large"}')
 
 
+@pytest.mark.parametrize(
+    "head",
+    [b"\x00GARBAGE\r\n\r\n", b"GET / HTTP/1.1\r\nHost: x\r\nBad Header: x\r\n\r\n"],
+    ids=["request-line", "header-name"],
+)
+def test_a_request_that_does_not_parse_is_400_with_a_reason(echo_url: str, head: bytes) -> None:
+    reply, _ = asyncio.run(_exchange(_port(echo_url), [head]))
+    assert reply.startswith(b"HTTP/1.1 400 "), reply[:80]
+    assert b"x-playgate-reason: bad_request" in reply
+    assert b"cache-control: no-store" in reply
+    assert reply.endswith(b'{"error": "bad_request"}')
+
+
 def test_a_silent_connection_is_closed_after_the_head_timeout(echo_url: str) -> None:
     reply, seconds = asyncio.run(_exchange(_port(echo_url), []))
     assert reply == b""
