@@ -6,17 +6,21 @@ import logging
 from collections.abc import Mapping
 
 from starlette.background import BackgroundTask
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response, StreamingResponse
+from starlette.types import Message, Receive, Scope, Send
 
 from ..core.cat.renewal import RenewalRefused, RenewedCat, renewal_headers
 from ..core.decision import Grant
 from ..core.errors import (
     BadManifest,
+    BadRange,
     InternalError,
     NotFound,
     OriginError,
     PlaybackTokenError,
+    RangeNotSatisfiable,
 )
 from ..core.protocol import MANIFEST_CACHE, NO_STORE, TOKEN_ID_HEADER, is_manifest
 from ..gate import Gate
@@ -148,11 +152,34 @@ def build_response(reply: OriginReply, headers: dict[str, str]) -> Response:
     if reply.file is not None:
         # FileResponse answers Range (206, 416) and HEAD itself.
         media_type = headers.pop("content-type", None)
-        return FileResponse(reply.file, headers=headers, media_type=media_type)
+        return _FileResponse(reply.file, headers=headers, media_type=media_type)
     if reply.body is not None:
         background = BackgroundTask(reply.release)
         return StreamingResponse(reply.body, reply.status, headers, background=background)
     return Response(reply.content, reply.status, headers)
+
+
+class _FileResponse(FileResponse):
+    """FileResponse whose own refusals of a Range header (a bare 400 or 416, no reason, no
+    ``Cache-Control``) are answered as every PlayGate refusal is (problems.problem)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        refused: Response | None = None
+
+        async def sending(message: Message) -> None:
+            nonlocal refused
+            if message["type"] == "http.response.start" and message["status"] in (400, 416):
+                if message["status"] == 400:
+                    refused = problem(BadRange())
+                else:
+                    range_ = Headers(raw=message["headers"]).get("content-range", "")
+                    refused = problem(RangeNotSatisfiable(), {"Content-Range": range_})
+            if refused is None:
+                await send(message)
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                await refused(scope, receive, send)
+
+        await super().__call__(scope, receive, sending)
 
 
 def _cookies(request: Request, gate: Gate) -> Mapping[str, str] | None:

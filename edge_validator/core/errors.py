@@ -114,6 +114,19 @@ class InvalidField(RequestError):
         self.field = field
 
 
+class BadRange(RequestError):
+    """The Range header does not parse (or asks an end before its start)."""
+
+    reason = "bad_range"
+
+
+class RangeNotSatisfiable(RequestError):
+    """No byte the Range header asks for is in the object."""
+
+    reason = "range_not_satisfiable"
+    status = 416
+
+
 class Unauthorized(RequestError):
     """Missing or unknown API key."""
 

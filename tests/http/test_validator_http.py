@@ -217,6 +217,33 @@ def test_shield_supports_range_and_head(shield: str, keyring: KeyRing) -> None:
     assert head.headers["content-length"] == "100"
 
 
+@pytest.mark.parametrize(
+    ("value", "status", "reason"),
+    [
+        ("bytes=5-1", 400, "bad_range"),
+        ("bytes=", 400, "bad_range"),
+        ("items=0-1", 400, "bad_range"),
+        ("bytes=0--1", 400, "bad_range"),
+        ("bytes=-0", 416, "range_not_satisfiable"),
+        ("bytes=100-", 416, "range_not_satisfiable"),
+        ("bytes=99999999999999999999999-", 416, "range_not_satisfiable"),
+    ],
+)
+def test_shield_refuses_a_bad_range_with_a_reason_never_cached(
+    shield: str, keyring: KeyRing, value: str, status: int, reason: str
+) -> None:
+    url = f"{shield}/t/{make_token(keyring, 'types')}/videos/types/file.ts"
+    for method in ("GET", "HEAD"):
+        resp = httpx.request(method, url, headers={"Range": value}, timeout=10)
+        assert resp.status_code == status, (method, resp.status_code)
+        assert resp.headers["x-playgate-reason"] == reason, method
+        assert resp.headers["cache-control"] == "no-store", method
+        if method == "GET":
+            assert resp.json()["error"] == reason
+        if status == 416:
+            assert resp.headers["content-range"] == "bytes */100"
+
+
 def test_shield_whole_reads_agree_with_streamed_ones(shield: str, keyring: KeyRing) -> None:
     # A plain GET is sent whole (edge_validator/origins/files.py); HEAD and Range go through
     # FileResponse: same bytes, same validators, so conditional and partial requests still work.
