@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import stat
 from collections.abc import Callable
 from typing import Any
 
@@ -121,16 +122,18 @@ def with_file_bodies(
 
     async def send_file(message: dict[str, Any]) -> None:
         if message["type"] == PATHSEND:
-            try:
-                file = open(message["path"], "rb")  # noqa: SIM115 - in the loop, as sendfile reads
-            except OSError as exc:  # gone since the head was sent: no status left to give
-                log.warning("file gone before its body was sent: %s", exc.strerror)
+            fd = _open_regular(message["path"])
+            if fd < 0:  # gone since the head was sent: no status left to give
                 cycle.disconnected = True
                 cycle.transport.abort()
                 return
-            with file:
-                size = os.fstat(file.fileno()).st_size
-                await _send_file(cycle, sender, file.fileno(), 0, size, more_body=False)
+            try:
+                # What the head announced: a file that grew sends no more (the rest would be
+                # read as the next response), one that shrank is cut off (sendfile's EOF).
+                length = cycle.expected_content_length
+                await _send_file(cycle, sender, fd, 0, length, more_body=False)
+            finally:
+                os.close(fd)
             return
         file = message["file"]
         fd = file.fileno()
@@ -153,6 +156,25 @@ def with_file_bodies(
         await app(scope, receive, sending)
 
     return app_with_files
+
+
+# Non-blocking: a FIFO put where the file was returns at once (a blocking open would wait for a
+# writer with the whole event loop); fstat then refuses it.
+_OPEN_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK
+
+
+def _open_regular(path: str) -> int:
+    """A descriptor of the regular file at ``path``, or -1 (said in the log)."""
+    try:
+        fd = os.open(path, _OPEN_FLAGS)
+    except OSError as exc:
+        log.warning("file gone before its body was sent: %s", exc.strerror)
+        return -1
+    if stat.S_ISREG(os.fstat(fd).st_mode):
+        return fd
+    os.close(fd)
+    log.warning("file gone before its body was sent: no longer a regular file")
+    return -1
 
 
 async def _send_file(

@@ -32,6 +32,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("files")
     (root / "big.bin").write_bytes(os.urandom(SIZE))
     (root / "small.txt").write_bytes(b"#EXTM3U\n")
+    os.mkfifo(root / "pipe")  # what a path sent by name may have become meanwhile
     return root
 
 
@@ -52,13 +53,14 @@ class _Slice(Response):
 
 
 class _Gone:
-    """An ASGI app whose file vanished between the head and the body."""
+    """An ASGI app whose file vanished (or changed) between the head and the body."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, length: int = 10) -> None:
         self.path = path
+        self.length = length
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        head = [(b"content-length", b"10")]
+        head = [(b"content-length", str(self.length).encode())]
         await send({"type": "http.response.start", "status": 200, "headers": head})
         await send({"type": PATHSEND, "path": str(self.path)})
 
@@ -82,6 +84,9 @@ def url(files: Path) -> Iterator[str]:
             Route("/zerocopy/{name}", zero_copy, methods=["GET", "HEAD"]),
             Route("/pathsend/{name}", pathsend, methods=["GET", "HEAD"]),
             Route("/gone", _Gone(files / "vanished.bin")),
+            Route("/shrunk", _Gone(files / "small.txt", length=100)),
+            Route("/grown", _Gone(files / "small.txt", length=3)),
+            Route("/fifo", _Gone(files / "pipe")),
         ]
     )
     with serve_app(app, LIMITS) as base:
@@ -229,3 +234,42 @@ def test_a_refusal_of_a_pipelined_request_never_lands_inside_a_file_body(
     head, _, body = reply.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200 ")
     assert data.startswith(body), body[body.find(b"HTTP/1.1") :][:80]
+
+
+def test_a_file_sent_by_name_is_cut_to_its_length_never_a_trace(
+    url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A file that shrank or grew since its Content-Length was taken: never more bytes than
+    # announced (they would be read as the next response), never an error with a trace.
+    with caplog.at_level(logging.WARNING):
+        with _request(url, "/shrunk") as sock:
+            shrunk = _read_all(sock)
+        with _request(url, "/grown") as sock:
+            grown = _read_all(sock)
+    assert shrunk.startswith(b"HTTP/1.1 200 ")
+    assert shrunk.endswith(b"\r\n\r\n#EXTM3U\n")
+    assert grown.startswith(b"HTTP/1.1 200 ")
+    assert grown.endswith(b"\r\n\r\n#EX")
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+
+
+def test_a_fifo_sent_by_name_never_blocks_the_server(url: str, files: Path) -> None:
+    # Opening a FIFO for reading waits for a writer: in the event loop, that would stop every
+    # connection of the worker until someone writes.
+    with _request(url, "/fifo") as sock:
+        try:
+            assert _read_all(sock).endswith(b"\r\n\r\n")  # the head, then closed
+            assert httpx.get(f"{url}/zerocopy/small.txt", timeout=3).content == b"#EXTM3U\n"
+        finally:
+            # Free a server stuck in open() (before the fix), so the test ends either way.
+            fd = os.open(files / "pipe", os.O_WRONLY | os.O_NONBLOCK) if _has_reader(files) else -1
+            if fd >= 0:
+                os.close(fd)
+
+
+def _has_reader(files: Path) -> bool:
+    try:
+        os.close(os.open(files / "pipe", os.O_WRONLY | os.O_NONBLOCK))
+    except OSError:  # ENXIO: nobody has it open for reading
+        return False
+    return True
