@@ -49,7 +49,10 @@ class Revocation(NamedTuple):
         value = str(doc["value"])
         if kind is None or not TARGET_RE.fullmatch(value):
             raise ValueError("not a revocation")
-        return cls(kind, value, float(doc["revoked_at"]), float(doc["expires_at"]))
+        try:
+            return cls(kind, value, float(doc["revoked_at"]), float(doc["expires_at"]))
+        except OverflowError:  # an integer too large for a float (JSON has no limit)
+            raise ValueError("not a revocation") from None
 
 
 def video_id(scope: str) -> str | None:

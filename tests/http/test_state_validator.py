@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -189,3 +190,72 @@ def test_in_memory_default_revokes_within_one_process(keyring: KeyRing) -> None:
         rev = Revocation("token_id", "tid-2", time.time(), time.time() + 60)
         asyncio.run(store.revoke(rev))
         assert httpx.get(target).headers[REASON] == "revoked"
+
+
+@pytest.mark.parametrize(
+    "notice",
+    [
+        b'{"kind": "token_id", "value": "x", "revoked_at": 1, "expires_at": 2, "seq": 1e999}',
+        b"[" * 100_000 + b"]" * 100_000,  # deeper than the JSON parser recurses
+        b'{"kind": "token_id", "value": "x", "revoked_at": 1, "expires_at": 2, "seq": NaN}',
+    ],
+    ids=["seq-overflow", "deep", "seq-nan"],
+)
+def test_a_hostile_notice_on_the_channel_is_ignored_not_a_listener_crash(
+    keyring: KeyRing,
+    redis_url: str,
+    key_prefix: str,
+    notice: bytes,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Whoever can PUBLISH on the channel (a broken client, a compromised host) sends notices
+    # that parse as JSON but not as numbers, or not at all: each is skipped with a warning; the
+    # subscription (how revocations arrive within a second) stays up.
+    state = StateSettings(redis_url=redis_url, key_prefix=key_prefix)
+    client = redis.Redis.from_url(redis_url)
+    with stack(keyring, state) as live, caplog.at_level("WARNING"):
+        doomed = live.issue()
+        assert httpx.get(doomed["url"], timeout=10).status_code == 200
+        assert client.publish(f"{key_prefix}:revocations", notice) >= 1
+        assert live.revoke(token_id=doomed["token_id"]).status_code == 201
+        assert wait_for_status(doomed["url"], 403).headers[REASON] == "revoked"
+    assert "ignoring a malformed revocation message" in caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        "[" * 100_000 + "]" * 100_000,
+        '{"kind": "token_id", "value": "x", "revoked_at": 1' + "0" * 400 + ', "expires_at": 2}',
+    ],
+    ids=["deep", "number-overflow"],
+)
+def test_a_hostile_entry_in_the_log_is_skipped_not_a_sync_stopped(
+    keyring: KeyRing,
+    redis_url: str,
+    key_prefix: str,
+    entry: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # An entry no validator wrote (a broken tool, a compromised host) sits in the log until it
+    # expires: it must be skipped as any malformed entry is, not stop every validator's
+    # catch-up (then its view is never trusted again and every viewer is denied).
+    state = StateSettings(redis_url=redis_url, key_prefix=key_prefix)
+    client = redis.Redis.from_url(redis_url)
+    base = f"{key_prefix}:{{revocations}}"
+    with stack(keyring, state) as live, caplog.at_level("WARNING"):
+        doomed, good = live.issue(), live.issue()
+        assert httpx.get(doomed["url"], timeout=10).status_code == 200
+        seq = client.incr(f"{base}:seq")
+        client.zadd(f"{base}:expiry", {"token_id:poison": time.time() + 600})
+        client.hset(f"{base}:data", "token_id:poison", entry)
+        client.zadd(f"{base}:log", {"token_id:poison": seq})
+        assert live.revoke(token_id=doomed["token_id"]).status_code == 201  # a gap: catch-up
+        assert wait_for_status(doomed["url"], 403).headers[REASON] == "revoked"
+        time.sleep(0.5)
+        assert httpx.get(good["url"], timeout=10).status_code == 200
+        health = httpx.get(f"{live.validator}/admin/health", headers=ADMIN_AUTH, timeout=10)
+        assert health.json()["state"]["connected"] is True
+    assert "ignoring a malformed revocation entry" in caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
