@@ -8,8 +8,10 @@ refused, by any limit or for bad input, counts in no bucket.
 
 from __future__ import annotations
 
+import collections
 import logging
 import math
+import time
 from typing import TYPE_CHECKING
 
 from edge_validator.core.errors import RateLimited, StoreUnavailable
@@ -30,6 +32,7 @@ class RateLimiter:
     def __init__(self, store: StateStore, settings: StateSettings) -> None:
         self.store = store
         self.settings = settings
+        self._outage_log = _LocalLog()
 
     def buckets(self, request: PlaybackRequest) -> list[RateBucket]:
         """The API key's bucket and every viewer name the request gives: a fresh session id per
@@ -67,8 +70,9 @@ class RateLimiter:
 
     async def check_revocation(self, caller: str) -> None:
         """Count one revocation for ``caller``; RateLimited when its limit is spent. With Redis
-        unreachable it is not counted, under either policy: the revocation then goes to the
-        spool (or is a 503), and refusing it would only delay a revocation."""
+        unreachable the revocation goes to the spool (or is a 503), counted meanwhile by this
+        process (``_LocalLog``): a limit that gave way in an outage would let one key fill the
+        spool (everyone's revocations then 503) and, once Redis is back, every validator."""
         rate = self.settings.revocation_rate
         if not rate.limit:
             return
@@ -77,7 +81,26 @@ class RateLimiter:
                 caller, [(REVOCATIONS_BUCKET, rate.limit, rate.window)]
             )
         except StoreUnavailable as exc:
-            log.warning("revocation rate limit unchecked: %s", exc)
-            return
+            log.warning("revocation rate limit counted by this process: %s", exc)
+            wait = self._outage_log.hit(caller, rate.limit, rate.window, time.monotonic())
         if wait > 0:
             raise RateLimited("too many revocations for this API key", max(1, math.ceil(wait)))
+
+
+class _LocalLog:
+    """Sliding logs in this process's memory, one per caller (API keys: a bounded set): the
+    revocation limit while Redis cannot count it. Each process counts its own, so with N
+    workers a key gets at most N times its limit, never an unbounded number."""
+
+    def __init__(self) -> None:
+        self._logs: dict[str, collections.deque[float]] = {}
+
+    def hit(self, caller: str, limit: int, window: float, now: float) -> float:
+        """Seconds to wait before ``caller`` may make another (0: counted now)."""
+        times = self._logs.setdefault(caller, collections.deque())
+        while times and times[0] <= now - window:
+            times.popleft()
+        if len(times) >= limit:
+            return times[0] + window - now
+        times.append(now)
+        return 0.0

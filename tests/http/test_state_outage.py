@@ -21,6 +21,7 @@ import httpx
 from edge_validator.core.keyring import KeyRing
 from edge_validator.state import Revocation, StateSettings
 from edge_validator.state.redis_store import RedisStore
+from edge_validator.state.settings import RateLimit
 from signer.revocation_spool import MAX_SPOOL_BYTES, REPLAY_INTERVAL, RevocationSpool
 from tests.http.test_state_faults import _prepare, _status, own_redis
 from tests.support.factories import ADMIN_AUTH
@@ -101,6 +102,26 @@ def test_a_revocation_made_during_an_outage_is_queued_then_enforced(
             assert _state(f"{live.signer}/admin/health")["revocations_queued"] == 0
             # Redis is back: the next revocation is stored at once.
             assert live.revoke(token_id=kept["token_id"]).status_code == 201
+
+
+def test_the_revocation_limit_holds_while_redis_is_unreachable(
+    keyring: KeyRing, tmp_path: Path
+) -> None:
+    # The limit lives in Redis. Were nothing counted during an outage, one key (a partner's)
+    # could fill the spool (then everyone's revocations are 503) and, once Redis is back, every
+    # validator's memory: the limit the signer keeps in memory meanwhile holds the same rate.
+    spool = tmp_path / "revocations.spool"
+    with own_redis() as redis:
+        state = StateSettings(redis_url=redis.url, revocation_rate=RateLimit(3, 60))
+        with stack(keyring, state, revocation_spool=spool) as live:
+            redis.stop()
+            answers = [live.revoke(token_id=f"t-flood-{i}").status_code for i in range(6)]
+            assert answers == [202, 202, 202, 429, 429, 429]
+            refused = live.revoke(token_id="t-flood-last")
+            assert refused.json()["error"] == "rate_limited"
+            assert int(refused.headers["retry-after"]) >= 1
+            assert refused.headers["cache-control"] == "no-store"
+            assert len(spool.read_text().splitlines()) == 3
 
 
 def test_a_revocation_too_few_replicas_confirm_is_not_acknowledged(
