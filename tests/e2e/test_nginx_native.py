@@ -57,6 +57,7 @@ from tests.support.native_cases import (
     Case,
     Verdict,
     cases,
+    hostile_cases,
     opening_cases,
     python_verdict,
     verifier,
@@ -802,3 +803,17 @@ def test_every_session_nginx_opens_is_the_one_python_opens(edge: Edge) -> None:
         assert location == _python_location(case, session.session_id, narrow), case
     assert len(fresh_ids) > 300  # never the same id twice
     assert sum(location != "-" for location in opened) > len(batch) // 2
+
+
+def test_hostile_requests_agree_with_python(edge: Edge) -> None:
+    # Crafted rather than random: integers past Lua's exact range, ASCII key ids of no key,
+    # fields one byte short or long, 2048-character tokens, other base64 spellings, query
+    # strings built to confuse the split (native_cases.hostile_cases).
+    batch = hostile_cases(KEYRING, 8000)
+    found = disagreements(edge, batch)
+    assert not found, found[:5]
+    outcomes = collections.Counter(python_verdict(VERIFIER, c)[:2] for c in batch)
+    assert outcomes[("allow", "")] > 100, outcomes
+    assert {"malformed", "unknown_key", "lifetime_exceeded", "out_of_scope"} <= {
+        reason for verdict, reason in outcomes if verdict == "deny"
+    }, outcomes

@@ -420,3 +420,117 @@ def opening_cases(keyring: KeyRing, count: int, seed: int = 17, t0: int = T0) ->
         now = claims.not_before + rng.choice([0, 1, 59.5, 60, 3000])
         out.append(Case(target.encode("latin-1"), client, now))
     return out + cases(keyring, count // 4, seed=seed)
+
+
+def hostile_cases(keyring: KeyRing, count: int, seed: int = 23, t0: int = T0) -> list[Case]:
+    """About ``count`` requests an attacker would craft rather than mutate at random: integer
+    fields at their limits (past 2**53, where Lua's numbers stop being exact), key ids that are
+    ASCII but no key's, fields that run exactly to the end or one byte past it, tokens of
+    exactly 2048 characters and one more, standard-base64 and padded spellings, escapes in the
+    token and around the path, and query strings built to confuse the split."""
+    rng = random.Random(seed)
+    key_ids = keyring.key_ids
+    out: list[Case] = []
+
+    def add(target: str, now: float, client: str = "127.0.0.1") -> None:
+        out.append(Case(target.encode("latin-1"), client, now))
+
+    def raw(
+        kid: bytes,
+        expires_at: int,
+        not_before: int,
+        scope: bytes = b"/videos/demo/",
+        fields: tuple[bytes, bytes, bytes, bytes] = (b"tid", b"", b"", b""),
+        limits: tuple[int, int] = (0, 0),
+        seconds: int | None = None,
+        tail: bytes = b"",
+    ) -> bytes:
+        body = bytes((1 if seconds is None else 2, len(kid))) + kid
+        body += struct.pack(">QQH", expires_at, not_before, len(scope)) + scope
+        for field in fields:
+            body += bytes((len(field),)) + field
+        body += struct.pack(">IH", *limits)
+        if seconds is not None:
+            body += struct.pack(">I", seconds)
+        return body + tail
+
+    big = [2**64 - 1, 2**63, 2**53 + 1, 2**53, 2**53 - 1, 2**32, 2**32 - 1, 0, 1]
+    while len(out) < count:
+        kid = rng.choice(key_ids)
+        k = kid.encode()
+        session = rng.random() < 0.3
+        now = t0 + rng.choice([0, 5, 5.000001, 4.999999, 3600, 3605, 3605.5, 3606])
+        exp, nb = rng.choice(
+            [
+                (t0 + 3600, t0),
+                (t0 + 3601, t0),
+                (t0 + 3600, t0 + 5),
+                (rng.choice(big), t0),
+                (t0 + 60, rng.choice(big)),
+                (rng.choice(big), rng.choice(big)),
+                (2**53 + 3600, 2**53),
+            ]
+        )
+        scope = rng.choice([b"/videos/demo/", b"/", b"/videos/a b/", b"/videos/a%20b/", b"//"])
+        fields = rng.choice(
+            [
+                (b"tid", b"", b"", b""),
+                (b"t" * 255, b"s" * 255, b"", b"u" * 255),
+                (b"tid", b"sid", bytes((0, 0, 0, 0, 0)), b""),
+                (b"tid", b"", bytes((32,)) + bytes((127, 0, 0, 1)), b""),
+                (b"~", b" ", b"", b"}"),
+            ]
+        )
+        limits = rng.choice([(0, 0), (2**32 - 1, 0), (0, 2**16 - 1)])
+        seconds = rng.choice([None, None, 2**32 - 1, 1])
+        body = raw(k, exp, nb, scope, fields, limits, seconds if not session else None)
+        for variant in (
+            body,
+            body[:-1],
+            body + b"\x00",
+            raw(b"k y", exp, nb),  # ASCII, no key's
+            raw(b"k\x01", exp, nb),
+            raw(b"\x7f", exp, nb),
+            raw(b"x" * 32, exp, nb),
+            raw(k, exp, nb, fields=(b"tid", b"", b"", b"\xff")),
+            raw(k, exp, nb, tail=b"\xff" * 4),
+        ):
+            token = _sealed(variant, keyring, kid, session)
+            mark = "/s/" if session else "/t/"
+            path = rng.choice(
+                [
+                    scope.decode("latin-1") + "seg.ts",
+                    "/videos/a%20b/seg.ts",
+                    "/videos/demo/master.m3u8",
+                    "/videos/demo/MASTER.m3u8",
+                    "/videos/demo/seg.ts/",
+                    "/videos/demo/.../seg.ts",
+                    "/videos/demo/seg.ts.",
+                    "/videos/demo/%41",
+                    "/videos/demo/%7e",
+                    "/videos/demo/%2D",
+                ]
+            )
+            param = "session" if session else "token"
+            add(f"{mark}{token}{path}", now)
+            add(f"{path}?{param}={token}", now)
+            add(f"{path}?&&{param}={token}&", now)
+            add(f"{path}?a=1;{param}={token}", now)
+            add(f"{path}?{param}={token}={token}", now)
+            add(f"{path}?{param}={token}%3D", now)
+            add(f"{path}?{param}={token}" + "&x" * 500, now)
+            add(f"{path}?{param}={token.replace('-', '+').replace('_', '/')}", now)
+            add(f"{path}?{param}={token}" + "=" * (-len(token) % 4), now)
+            add(f"{mark}%{token[1:]}{path}", now)
+            add(f"{mark}{token}{path}?{param}=", now)
+            add(f"{mark}{token}/t/{token}{path}", now)
+        # Tokens of exactly 2048 characters (the most allowed) and 2049, sealed.
+        for chars in (2047, 2048, 2049):
+            target_bytes = chars * 3 // 4
+            pad = target_bytes - len(raw(k, t0 + 60, t0, b"/")) - 32
+            if pad > 0:
+                long_scope = b"/" + b"a" * (pad - 1) + b"/"
+                body = raw(k, t0 + 60, t0, long_scope[: pad + 1])
+                token = _sealed(body, keyring, kid, False)[:chars]
+                add(f"/t/{token}/{'a' * (pad - 1)}/seg.ts", t0)
+    return out
