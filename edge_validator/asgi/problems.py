@@ -18,6 +18,7 @@ from ..core.errors import (
     PlayGateError,
     RequestError,
 )
+from ..core.paths import split_target
 from ..core.protocol import NO_STORE, REASON_HEADER
 
 _HTTP_ERRORS: dict[int, type[PlayGateError]] = {404: NotFound, 405: MethodNotAllowed}
@@ -53,6 +54,17 @@ async def internal_error(request: Request, exc: Exception) -> Response:
     """A bug anywhere (a file gone between stat and send, a broken store): denied with a
     reason and never cached, instead of Starlette's bare, cacheable 500 page."""
     logging.getLogger("playgate").error(
-        "unexpected %s on %s %s", type(exc).__name__, request.method, request.url.path
+        "unexpected %s on %s %s", type(exc).__name__, request.method, _without_token(request)
     )
     return problem(InternalError("an unexpected error; the request is denied"))
+
+
+def _without_token(request: Request) -> str:
+    """The request's path without its token: never log one. A ``/t/<token>/`` or
+    ``/s/<token>/`` segment is dropped, a segment holding ``=`` (Media CDN's
+    ``edge-cache-token=...``) hidden; the query, where the others travel, is not logged."""
+    try:
+        path = split_target(request.url.path).path
+    except PlaybackTokenError:
+        return "(a path that does not parse)"
+    return "/".join("(hidden)" if "=" in segment else segment for segment in path.split("/"))

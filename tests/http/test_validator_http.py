@@ -19,6 +19,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from edge_validator.asgi.app import create_app
+from edge_validator.asgi.problems import internal_error
 from edge_validator.core.keyring import KeyRing
 from edge_validator.env import networks
 from edge_validator.origins.base import OriginReply
@@ -296,6 +297,29 @@ def test_shield_never_serves_links_out_of_the_root_or_special_files(
         assert resp.status_code == 404, (method, resp.status_code)
         assert resp.headers["cache-control"] == "no-store"
         assert b"not yours" not in resp.content
+
+
+def test_an_unexpected_error_is_logged_without_the_token_in_the_path(
+    keyring: KeyRing, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The handler every validator and signer app installs for a bug past the checks (a file
+    # that fails mid-send, say): the request's path holds the token when it travels as /t/.
+    async def boom(request: Request) -> Response:
+        raise RuntimeError("a bug")
+
+    app = Starlette(
+        routes=[Route("/t/{token}/videos/{rest:path}", boom)],
+        exception_handlers={Exception: internal_error},
+    )
+    tok = make_token(keyring, "types")
+    with caplog.at_level(logging.ERROR), serve_app(app) as url:
+        resp = httpx.get(f"{url}/t/{tok}/videos/types/file.ts", timeout=10)
+        media_cdn = httpx.get(f"{url}/t/x/videos/edge-cache-token=Expires=1~Sig={tok}/a.ts")
+    assert resp.status_code == media_cdn.status_code == 403  # denied, never a bare 500
+    assert resp.headers["x-playgate-reason"] == "internal_error"
+    assert "unexpected RuntimeError on GET /videos/types/file.ts" in caplog.text
+    assert "unexpected RuntimeError on GET /videos/(hidden)/a.ts" in caplog.text
+    assert tok not in caplog.text
 
 
 def test_shield_query_token_form(shield: str, keyring: KeyRing) -> None:
