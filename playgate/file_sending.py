@@ -89,6 +89,9 @@ class FileSender:
                 count -= sent
                 if count > 0 and sent == MAX_CHUNK:
                     await asyncio.sleep(0)  # let other requests run
+        except OSError as exc:  # no descriptor to wait with (EMFILE): this body is given up
+            log.warning("file body cut off: %s", exc.strerror)
+            return False
         finally:
             if writable >= 0:
                 os.close(writable)
