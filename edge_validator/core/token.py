@@ -29,16 +29,25 @@ MAC_BYTES = 32
 # the token alphabet, so they become '!', which the strict decoder refuses.
 _TO_STD_B64 = bytes.maketrans(b"-_+/=", b"+/!!!")
 # By length mod 4: the characters a canonical base64url token may end with (the unused low
-# bits of the last character are zero; None: any), and the padding the strict decoder needs.
-# Length 1 mod 4 is never base64.
-_TAILS = {0: (None, b""), 2: (frozenset("AQgw"), b"=="), 3: (frozenset("AEIMQUYcgkosw048"), b"=")}
-_NO_TAIL: tuple[frozenset[str], bytes] = (frozenset(), b"")
+# bits of the last character are zero), and the padding the strict decoder needs. Length 1 mod
+# 4 is never base64: no character may end it. Tuples indexed by ``len & 3``: cheaper than a
+# dict lookup and a test for "any".
+_B64URL_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+_LAST_CHARS: tuple[frozenset[str], ...] = (
+    _B64URL_CHARS,
+    frozenset(),
+    frozenset("AQgw"),
+    frozenset("AEIMQUYcgkosw048"),
+)
+_PADDING = (b"", b"", b"==", b"=")
+_a2b_base64 = binascii.a2b_base64
 # The claims' text fields are printable ASCII: this table maps every other byte to 0 (a
 # table-only translate is a plain loop; one with bytes to delete builds a table per call).
 _ZERO_UNLESS_PRINTABLE = bytes(b if 0x20 <= b < 0x7F else 0 for b in range(256))
-_SLASH = ord("/")
 _FIXED = struct.Struct(">QQH")  # expires_at, not_before, scope length
+_unpack_fixed = _FIXED.unpack_from
 _LIMITS = struct.Struct(">IH")  # max_uses, max_streams
+_unpack_limits = _LIMITS.unpack_from
 _SESSION = struct.Struct(">I")  # session seconds (version 2 only)
 _U8_MAX = 255
 _new_tuple = tuple.__new__
@@ -141,15 +150,15 @@ def seal(claims: Claims, keyring: KeyRing) -> str:
 
 
 def _decode_b64(token: str) -> bytes:
+    # open_token inlines these lines (tests/unit/test_token.py holds the two to one behaviour).
     n = len(token)
     if n > MAX_TOKEN_CHARS:
         raise MalformedToken("token is longer than 2048 characters")
-    last, pad = _TAILS.get(n % 4, _NO_TAIL)
-    if last is not None and token[-1] not in last:
+    if token[-1] not in _LAST_CHARS[n & 3]:
         raise MalformedToken("token is not canonical base64url")
     try:
-        return binascii.a2b_base64(
-            token.encode("ascii").translate(_TO_STD_B64) + pad, strict_mode=True
+        return _a2b_base64(
+            token.encode("ascii").translate(_TO_STD_B64) + _PADDING[n & 3], strict_mode=True
         )
     except (UnicodeEncodeError, binascii.Error):
         raise MalformedToken("token is not base64url") from None
@@ -159,61 +168,66 @@ def open_token(token: str | None, keyring: KeyRing) -> Claims:
     """Check size, encoding and MAC, then parse the claims. Raises PlaybackTokenError."""
     if not token:
         raise MissingToken("no playback token")
-    raw = _decode_b64(token)
+    # _decode_b64(token), inline (a call costs as much as a field): the same checks.
+    n = len(token)
+    if n > MAX_TOKEN_CHARS:
+        raise MalformedToken("token is longer than 2048 characters")
+    if token[-1] not in _LAST_CHARS[n & 3]:
+        raise MalformedToken("token is not canonical base64url")
+    try:
+        raw = _a2b_base64(
+            token.encode("ascii").translate(_TO_STD_B64) + _PADDING[n & 3], strict_mode=True
+        )
+    except (UnicodeEncodeError, binascii.Error):
+        raise MalformedToken("token is not base64url") from None
     if len(raw) < 2 + MAC_BYTES or raw[0] not in _VERSIONS:
         raise MalformedToken("not a version 1 or 2 token")
-    kid_end = 2 + raw[1]
-    body, mac = raw[:-MAC_BYTES], raw[-MAC_BYTES:]
-    if kid_end > len(body):
+    pos = 2 + raw[1]
+    body = raw[:-MAC_BYTES]
+    if pos > len(body):
         raise MalformedToken("truncated token")
     # Looked up by its bytes: key ids are ASCII, so no other bytes name a key.
-    key = keyring.by_raw_id.get(body[2:kid_end])
+    key = keyring.by_raw_id.get(body[2:pos])
     if key is None:
-        _refuse_key_id(body[2:kid_end])
-    if not hmac.compare_digest(key.mac(body), mac):
+        _refuse_key_id(body[2:pos])
+    # key.mac(body), inline: a method call costs as much as the rest of these lines.
+    inner, outer = key.hmac_states
+    inner = inner.copy()
+    inner.update(body)
+    outer = outer.copy()
+    outer.update(inner.digest())
+    if not hmac.compare_digest(outer.digest(), raw[-MAC_BYTES:]):
         raise BadSignature("signature mismatch")
-    # Only authenticated bytes are parsed past this point.
+    # Only authenticated bytes are parsed past this point. Inline, not a helper: this runs
+    # for every new token, and each Python call costs as much as a field. Reading a length
+    # past the end raises IndexError and unpacking past it struct.error: no field is ever cut
+    # short without the end check below failing.
     try:
-        return _parse_claims(body, kid_end, key.key_id)
-    except (IndexError, struct.error, UnicodeDecodeError):
+        expires_at, not_before, end = _unpack_fixed(body, pos)
+        pos += _FIXED.size
+        end += pos
+        scope = body[pos:end]
+        # Four u8-prefixed fields, unrolled.
+        pos, end = end + 1, end + 1 + body[end]
+        token_id = body[pos:end]
+        pos, end = end + 1, end + 1 + body[end]
+        session_id = body[pos:end]
+        pos, end = end + 1, end + 1 + body[end]
+        network = body[pos:end]
+        pos, end = end + 1, end + 1 + body[end]
+        user_id = body[pos:end]
+        max_uses, max_streams = _unpack_limits(body, end)
+        end += _LIMITS.size
+        session_seconds = 0
+        if raw[0] == VERSION_SESSION:
+            (session_seconds,) = _SESSION.unpack_from(body, end)
+            end += _SESSION.size
+            if not session_seconds:  # "no session" has one spelling: version 1
+                raise MalformedToken("malformed claims")
+    except (IndexError, struct.error):
         raise MalformedToken("malformed claims") from None
-
-
-def _refuse_key_id(raw_id: bytes) -> NoReturn:
-    """A key id no key answers to: malformed if it is not ASCII, else unknown."""
-    try:
-        raw_id.decode("ascii")
-    except UnicodeDecodeError:
-        raise MalformedToken("bad key id") from None
-    raise UnknownKey("the token names an unknown key")
-
-
-def _parse_claims(body: bytes, pos: int, key_id: str) -> Claims:
-    expires_at, not_before, scope_len = _FIXED.unpack_from(body, pos)
-    pos += _FIXED.size
-    end = pos + scope_len
-    scope = body[pos:end]
-    # Four u8-prefixed fields, unrolled: this runs for every new token. Reading a length past
-    # the end raises IndexError: no field is ever cut short.
-    pos, end = end, end + 1 + body[end]
-    token_id = body[pos + 1 : end]
-    pos, end = end, end + 1 + body[end]
-    session_id = body[pos + 1 : end]
-    pos, end = end, end + 1 + body[end]
-    network = body[pos + 1 : end]
-    pos, end = end, end + 1 + body[end]
-    user_id = body[pos + 1 : end]
-    max_uses, max_streams = _LIMITS.unpack_from(body, end)
-    end += _LIMITS.size
-    session_seconds = 0
-    if body[0] == VERSION_SESSION:
-        (session_seconds,) = _SESSION.unpack_from(body, end)
-        end += _SESSION.size
-        if not session_seconds:  # "no session" has one spelling: version 1
-            raise MalformedToken("malformed claims")
-    if end != len(body) or len(scope) != scope_len or not token_id:
-        raise MalformedToken("malformed claims")
-    if scope[0] != _SLASH or scope[-1] != _SLASH:  # (an empty scope: IndexError)
+    # The end check also catches a scope cut short: its length byte then lies past the end.
+    if end != len(body) or not token_id or scope[:1] != b"/" or scope[-1:] != b"/":
         raise MalformedToken("malformed claims")
     # The encoder's character set, enforced here too: one spelling, nothing a header or a log
     # line could be split with. All printable ASCII, so the plain (UTF-8) decodes below are
@@ -224,7 +238,7 @@ def _parse_claims(body: bytes, pos: int, key_id: str) -> Claims:
     return _new_tuple(
         Claims,
         (
-            key_id,
+            key.key_id,
             expires_at,
             not_before,
             scope.decode(),
@@ -237,3 +251,12 @@ def _parse_claims(body: bytes, pos: int, key_id: str) -> Claims:
             session_seconds,
         ),
     )
+
+
+def _refuse_key_id(raw_id: bytes) -> NoReturn:
+    """A key id no key answers to: malformed if it is not ASCII, else unknown."""
+    try:
+        raw_id.decode("ascii")
+    except UnicodeDecodeError:
+        raise MalformedToken("bad key id") from None
+    raise UnknownKey("the token names an unknown key")

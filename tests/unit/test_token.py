@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hmac
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given, settings
@@ -13,7 +14,14 @@ from edge_validator.core.decision import verify
 from edge_validator.core.errors import MalformedToken, PlaybackTokenError, UnknownKey
 from edge_validator.core.keyring import TOKEN_CONTEXT, KeyRing, derive_mac_key
 from edge_validator.core.paths import Target
-from edge_validator.core.token import MAX_TOKEN_CHARS, Claims, claims_bytes, open_token, seal
+from edge_validator.core.token import (
+    MAX_TOKEN_CHARS,
+    Claims,
+    _decode_b64,
+    claims_bytes,
+    open_token,
+    seal,
+)
 from tests.support import factories
 
 RING = KeyRing({"k1": b"A" * 32, "k2": b"B" * 32}, "k1")
@@ -195,3 +203,35 @@ def test_memo_size_is_a_validator_setting() -> None:
     assert sized.verifier().memo_size == 250_000
     with pytest.raises(ConfigurationError, match="PLAYGATE_MEMO_SIZE"):
         ValidatorSettings.from_env({**env, "PLAYGATE_MEMO_SIZE": "-1"})
+
+
+_B64_TEXT = st.text(
+    st.sampled_from("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_+/=.~ é"),
+    min_size=1,
+    max_size=80,
+)
+
+
+def _refusal(check: Callable[[], object]) -> str:
+    """Why ``check`` refuses its token ("" when it does not)."""
+    try:
+        check()
+    except PlaybackTokenError as exc:
+        return str(exc)
+    return ""
+
+
+_DECODER_REASONS = ("token is longer than 2048 characters", "token is not canonical base64url")
+
+
+@settings(max_examples=500)
+@given(st.one_of(_B64_TEXT, st.builds(lambda t, s: t + s, st.just(TOKEN[:-3]), _B64_TEXT)))
+def test_open_token_decodes_exactly_as_the_shared_base64url_decoder(text: str) -> None:
+    # open_token carries its own copy of _decode_b64 (a call per token is measurable): the
+    # copy must refuse the same texts, with the same reason, and only those.
+    decoder = _refusal(lambda: _decode_b64(text))
+    opened = _refusal(lambda: open_token(text, RING))
+    if decoder:
+        assert opened == decoder
+    else:
+        assert opened not in (*_DECODER_REASONS, "token is not base64url")
