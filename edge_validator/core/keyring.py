@@ -207,9 +207,11 @@ class KeyRing:
 
 
 def _by_raw_id(keys: Mapping[str, SigningKey]) -> Mapping[bytes, SigningKey]:
-    """Keys by the ASCII bytes of their id, as a token carries it: a token's key is found
-    without decoding its id first (key ids are ASCII, checked by SigningKey)."""
-    return {kid.encode("ascii"): key for kid, key in keys.items()}
+    """Keys by their id as a token carries it, a length byte then the ASCII bytes: a token's
+    key is found without decoding its id first (key ids are ASCII, checked by SigningKey).
+    Every entry's first byte counts the bytes after it, so a slice cut short by the end of a
+    token matches no entry."""
+    return {bytes((len(kid),)) + kid.encode("ascii"): key for kid, key in keys.items()}
 
 
 def new_keyring_json(key_id: str = "k1") -> str:

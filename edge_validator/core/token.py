@@ -44,10 +44,13 @@ _a2b_base64 = binascii.a2b_base64
 # The claims' text fields are printable ASCII: this table maps every other byte to 0 (a
 # table-only translate is a plain loop; one with bytes to delete builds a table per call).
 _ZERO_UNLESS_PRINTABLE = bytes(b if 0x20 <= b < 0x7F else 0 for b in range(256))
+_SLASH = ord("/")
 _FIXED = struct.Struct(">QQH")  # expires_at, not_before, scope length
 _unpack_fixed = _FIXED.unpack_from
+_FIXED_SIZE = _FIXED.size
 _LIMITS = struct.Struct(">IH")  # max_uses, max_streams
 _unpack_limits = _LIMITS.unpack_from
+_LIMITS_SIZE = _LIMITS.size
 _SESSION = struct.Struct(">I")  # session seconds (version 2 only)
 _U8_MAX = 255
 _new_tuple = tuple.__new__
@@ -184,11 +187,12 @@ def open_token(token: str | None, keyring: KeyRing) -> Claims:
         raise MalformedToken("not a version 1 or 2 token")
     pos = 2 + raw[1]
     body = raw[:-MAC_BYTES]
-    if pos > len(body):
-        raise MalformedToken("truncated token")
-    # Looked up by its bytes: key ids are ASCII, so no other bytes name a key.
-    key = keyring.by_raw_id.get(body[2:pos])
+    # Looked up by its bytes, length byte included: key ids are ASCII, so no other bytes name
+    # a key, and an id cut short by the end of the body names none (keyring._by_raw_id).
+    key = keyring.by_raw_id.get(body[1:pos])
     if key is None:
+        if pos > len(body):
+            raise MalformedToken("truncated token")
         _refuse_key_id(body[2:pos])
     # key.mac(body), inline: a method call costs as much as the rest of these lines.
     inner, outer = key.hmac_states
@@ -199,25 +203,34 @@ def open_token(token: str | None, keyring: KeyRing) -> Claims:
     if not hmac.compare_digest(outer.digest(), raw[-MAC_BYTES:]):
         raise BadSignature("signature mismatch")
     # Only authenticated bytes are parsed past this point. Inline, not a helper: this runs
-    # for every new token, and each Python call costs as much as a field. Reading a length
-    # past the end raises IndexError and unpacking past it struct.error: no field is ever cut
-    # short without the end check below failing.
+    # for every new token, and a Python call costs as much as a field. Reading a length past
+    # the end raises IndexError and unpacking past it struct.error; the end check below
+    # catches the rest: no field is ever cut short.
     try:
         expires_at, not_before, end = _unpack_fixed(body, pos)
-        pos += _FIXED.size
+        pos += _FIXED_SIZE
         end += pos
         scope = body[pos:end]
-        # Four u8-prefixed fields, unrolled.
-        pos, end = end + 1, end + 1 + body[end]
+        # The scope ends in '/', which makes a prefix test segment-wise (an empty scope:
+        # IndexError).
+        if scope[0] != _SLASH or scope[-1] != _SLASH:
+            raise MalformedToken("malformed claims")
+        # Four u8-prefixed fields, unrolled. The optional three are usually empty: an empty
+        # one is None without a slice (each slice costs about as much as these three lines).
+        pos = end + 1
+        end = pos + body[end]
         token_id = body[pos:end]
-        pos, end = end + 1, end + 1 + body[end]
-        session_id = body[pos:end]
-        pos, end = end + 1, end + 1 + body[end]
-        network = body[pos:end]
-        pos, end = end + 1, end + 1 + body[end]
-        user_id = body[pos:end]
+        pos = end + 1
+        end = pos + body[end]
+        session_id = body[pos:end] if end != pos else None
+        pos = end + 1
+        end = pos + body[end]
+        network = body[pos:end] if end != pos else None
+        pos = end + 1
+        end = pos + body[end]
+        user_id = body[pos:end] if end != pos else None
         max_uses, max_streams = _unpack_limits(body, end)
-        end += _LIMITS.size
+        end += _LIMITS_SIZE
         session_seconds = 0
         if raw[0] == VERSION_SESSION:
             (session_seconds,) = _SESSION.unpack_from(body, end)
@@ -226,13 +239,17 @@ def open_token(token: str | None, keyring: KeyRing) -> Claims:
                 raise MalformedToken("malformed claims")
     except (IndexError, struct.error):
         raise MalformedToken("malformed claims") from None
-    # The end check also catches a scope cut short: its length byte then lies past the end.
-    if end != len(body) or not token_id or scope[:1] != b"/" or scope[-1:] != b"/":
+    if end != len(body) or not token_id:
         raise MalformedToken("malformed claims")
     # The encoder's character set, enforced here too: one spelling, nothing a header or a log
     # line could be split with. All printable ASCII, so the plain (UTF-8) decodes below are
     # ASCII decodes.
-    if 0 in (scope + token_id + session_id + user_id).translate(_ZERO_UNLESS_PRINTABLE):
+    text = scope + token_id
+    if session_id is not None:
+        text += session_id
+    if user_id is not None:
+        text += user_id
+    if 0 in text.translate(_ZERO_UNLESS_PRINTABLE):
         raise MalformedToken("malformed claims")
     # Claims(...) without its Python-level __new__: this runs for every new token.
     return _new_tuple(
@@ -243,9 +260,9 @@ def open_token(token: str | None, keyring: KeyRing) -> Claims:
             not_before,
             scope.decode(),
             token_id.decode(),
-            session_id.decode() if session_id else None,
-            decode_network(network) if network else None,
-            user_id.decode() if user_id else None,
+            None if session_id is None else session_id.decode(),
+            None if network is None else decode_network(network),
+            None if user_id is None else user_id.decode(),
             max_uses,
             max_streams,
             session_seconds,
