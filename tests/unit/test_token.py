@@ -193,6 +193,28 @@ def test_control_characters_in_signed_claims_are_malformed() -> None:
         open_token(_signed_body(crafted), RING)
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        bytes((1, 5)) + b"k1",  # a key id longer than the body, which ends in "k1"
+        bytes((1, 2)) + b"k",  # one byte short of "k1"
+        bytes((1, 3)) + b"k1",
+    ],
+)
+def test_key_id_cut_short_by_the_end_of_a_signed_body_is_malformed(body: bytes) -> None:
+    # Signed with k1, so only the parse can refuse it: no prefix of a key id names that key.
+    with pytest.raises(MalformedToken):
+        open_token(_signed_body(body), RING)
+
+
+@pytest.mark.parametrize("field", ["session_id", "user_id", "client_network"])
+def test_optional_claims_round_trip_one_at_a_time(field: str) -> None:
+    value = "203.0.113.0/24" if field == "client_network" else "x" * 255
+    absent: dict[str, str | None] = {"session_id": None, "client_network": None, "user_id": None}
+    claims = BASE._replace(**{**absent, field: value})
+    assert open_token(seal(claims, RING), RING) == claims
+
+
 def test_memo_size_is_a_validator_setting() -> None:
     from edge_validator.core.errors import ConfigurationError
     from edge_validator.settings import ValidatorSettings
