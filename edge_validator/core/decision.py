@@ -154,8 +154,9 @@ class Verifier:
         token, raw_path, _query, _in_query, session = target
         decoded = normalize_path(raw_path)
         memo = self._session_memo if session else self._memo
-        known = memo.get(token) if token else None
-        claims = known if known is not None else self._authenticate(token, session, memo)
+        claims = memo.get(token) if token else None
+        if claims is None:
+            claims = self._authenticate(token, session, memo)
         _kid, expires_at, not_before, scope, token_id, _sid, network, _uid, _u, _s, _ss = claims
         leeway = self.leeway
         if now > expires_at + leeway:

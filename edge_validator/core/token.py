@@ -25,8 +25,13 @@ VERSION = 1
 # TOKEN_FORMAT.md): a token that starts no session is always written as version 1.
 VERSION_SESSION = 2
 MAC_BYTES = 32
+_SHORTEST = 2 + MAC_BYTES  # a version byte, a key id length, the MAC
+_BEFORE_MAC = -MAC_BYTES
+_compare_digest = hmac.compare_digest  # constant time
 # base64url to standard base64 for binascii's strict decoder; '+', '/' and '=' are not part of
-# the token alphabet, so they become '!', which the strict decoder refuses.
+# the token alphabet, so they become '!', which the strict decoder refuses. The text is encoded
+# as UTF-8 (no argument to parse, unlike "ascii"): ASCII gives the same bytes, and anything
+# else bytes from 0x80 up, which the strict decoder refuses as well.
 _TO_STD_B64 = bytes.maketrans(b"-_+/=", b"+/!!!")
 # By length mod 4: the characters a canonical base64url token may end with (the unused low
 # bits of the last character are zero), and the padding the strict decoder needs. Length 1 mod
@@ -157,12 +162,11 @@ def _decode_b64(token: str) -> bytes:
     n = len(token)
     if n > MAX_TOKEN_CHARS:
         raise MalformedToken("token is longer than 2048 characters")
-    if token[-1] not in _LAST_CHARS[n & 3]:
+    tail = n & 3
+    if token[-1] not in _LAST_CHARS[tail]:
         raise MalformedToken("token is not canonical base64url")
     try:
-        return _a2b_base64(
-            token.encode("ascii").translate(_TO_STD_B64) + _PADDING[n & 3], strict_mode=True
-        )
+        return _a2b_base64(token.encode().translate(_TO_STD_B64) + _PADDING[tail], strict_mode=True)
     except (UnicodeEncodeError, binascii.Error):
         raise MalformedToken("token is not base64url") from None
 
@@ -175,18 +179,17 @@ def open_token(token: str | None, keyring: KeyRing) -> Claims:
     n = len(token)
     if n > MAX_TOKEN_CHARS:
         raise MalformedToken("token is longer than 2048 characters")
-    if token[-1] not in _LAST_CHARS[n & 3]:
+    tail = n & 3
+    if token[-1] not in _LAST_CHARS[tail]:
         raise MalformedToken("token is not canonical base64url")
     try:
-        raw = _a2b_base64(
-            token.encode("ascii").translate(_TO_STD_B64) + _PADDING[n & 3], strict_mode=True
-        )
+        raw = _a2b_base64(token.encode().translate(_TO_STD_B64) + _PADDING[tail], strict_mode=True)
     except (UnicodeEncodeError, binascii.Error):
         raise MalformedToken("token is not base64url") from None
-    if len(raw) < 2 + MAC_BYTES or raw[0] not in _VERSIONS:
+    if len(raw) < _SHORTEST or raw[0] not in _VERSIONS:
         raise MalformedToken("not a version 1 or 2 token")
     pos = 2 + raw[1]
-    body = raw[:-MAC_BYTES]
+    body = raw[:_BEFORE_MAC]
     # Looked up by its bytes, length byte included: key ids are ASCII, so no other bytes name
     # a key, and an id cut short by the end of the body names none (keyring._by_raw_id).
     key = keyring.by_raw_id.get(body[1:pos])
@@ -200,7 +203,7 @@ def open_token(token: str | None, keyring: KeyRing) -> Claims:
     inner.update(body)
     outer = outer.copy()
     outer.update(inner.digest())
-    if not hmac.compare_digest(outer.digest(), raw[-MAC_BYTES:]):
+    if not _compare_digest(outer.digest(), raw[_BEFORE_MAC:]):
         raise BadSignature("signature mismatch")
     # Only authenticated bytes are parsed past this point. Inline, not a helper: this runs
     # for every new token, and a Python call costs as much as a field. Reading a length past
