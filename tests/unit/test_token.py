@@ -156,6 +156,20 @@ def test_memory_is_per_verifier_and_bounded() -> None:
         rotated.open(tokens[-1])
 
 
+def test_a_full_memo_drops_its_oldest_eighth() -> None:
+    ring = KeyRing({"k1": b"A" * 32}, "k1")
+    verifier = factories.verifier(ring, memo_size=16)
+    tokens = [seal(BASE._replace(token_id=f"t{i}"), ring) for i in range(40)]
+    for count, tok in enumerate(tokens, 1):
+        verifier.open(tok)
+        assert len(verifier._memo) <= 16
+        # Whatever was dropped was older than everything kept, and the newest is always kept.
+        kept = list(verifier._memo)
+        assert kept == tokens[count - len(kept) : count]
+        # Full at the 16th; from the 17th on, two dropped every other token: 15, 16, 15, ...
+        assert len(kept) == (count if count <= 16 else 16 - count % 2)
+
+
 def test_rejected_tokens_are_never_remembered() -> None:
     ring = KeyRing({"k1": b"A" * 32}, "k1")
     verifier = factories.verifier(ring)
