@@ -121,9 +121,7 @@ class Verifier:
                 return known
         return self._authenticate(token, session, memo)
 
-    def _authenticate(
-        self, token: str | None, session: bool, memo: dict[str, Claims]
-    ) -> Claims:
+    def _authenticate(self, token: str | None, session: bool, memo: dict[str, Claims]) -> Claims:
         """Decode and MAC-check a token not in ``memo``, then remember it."""
         claims: Claims
         if session:  # sessions are PlayGate tokens only, minted by this edge

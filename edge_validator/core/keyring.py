@@ -11,13 +11,11 @@ import base64
 import binascii
 import hashlib
 import hmac
-import importlib
 import json
 import re
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import cast
 
 from .errors import ConfigurationError, KeyTooShortError
 
@@ -61,28 +59,6 @@ def generate_secret() -> str:
     return encode_secret(secrets.token_bytes(MIN_KEY_BYTES))
 
 
-def _sha256_constructor() -> Callable[[bytes], hashlib._Hash]:
-    """SHA-256 for the HMAC states: CPython's own implementation when it is built in
-    (``_sha2`` from 3.12, ``_sha256`` before), else OpenSSL's through hashlib.
-
-    Same function, other cost: a token's MAC copies two stored states and finalises both, and
-    OpenSSL's EVP layer spends more on each copy and digest (allocate, copy, cleanse, free)
-    than on the block it hashes, where CPython's copies a struct. Under callgrind a new token
-    costs 1,200 instructions less so, though OpenSSL hashes a block in fewer
-    (docs/performance.md).
-    """
-    for module in ("_sha2", "_sha256"):
-        try:
-            constructor = importlib.import_module(module).sha256
-        except (ImportError, AttributeError):  # a CPython built without its own hashes
-            continue
-        return cast("Callable[[bytes], hashlib._Hash]", constructor)
-    return hashlib.sha256
-
-
-_sha256_state = _sha256_constructor()
-
-
 class SigningKey:
     """One key: its id and a MAC function over ``context || message``.
 
@@ -104,10 +80,10 @@ class SigningKey:
         self.key_id = key_id
         # The inner state before any context: the same key under another context (sessions)
         # is derived from it, so no secret is kept around for that.
-        self._bare_inner = _sha256_state(bytes(b ^ 0x36 for b in block))
+        self._bare_inner = hashlib.sha256(bytes(b ^ 0x36 for b in block))
         self._inner = self._bare_inner.copy()
         self._inner.update(context)
-        self._outer = _sha256_state(bytes(b ^ 0x5C for b in block))
+        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
         # Both states in one attribute: open_token computes the MAC inline from it.
         self.hmac_states = (self._inner, self._outer)
 
