@@ -59,7 +59,6 @@ _LIMITS_SIZE = _LIMITS.size
 _SESSION = struct.Struct(">I")  # session seconds (version 2 only)
 _U8_MAX = 255
 _new_tuple = tuple.__new__
-_VERSIONS = (VERSION, VERSION_SESSION)
 # IPv4-mapped IPv6 (::ffff:a.b.c.d): one spelling per network, so these are IPv4 or refused.
 V4_MAPPED_NETWORK = ipaddress.IPv6Network("::ffff:0:0/96")
 
@@ -186,7 +185,10 @@ def open_token(token: str | None, keyring: KeyRing) -> Claims:
         raw = _a2b_base64(token.encode().translate(_TO_STD_B64) + _PADDING[tail], strict_mode=True)
     except (UnicodeEncodeError, binascii.Error):
         raise MalformedToken("token is not base64url") from None
-    if len(raw) < _SHORTEST or raw[0] not in _VERSIONS:
+    if len(raw) < _SHORTEST:
+        raise MalformedToken("not a version 1 or 2 token")
+    version = raw[0]
+    if version != VERSION and version != VERSION_SESSION:
         raise MalformedToken("not a version 1 or 2 token")
     pos = 2 + raw[1]
     body = raw[:_BEFORE_MAC]
@@ -235,7 +237,7 @@ def open_token(token: str | None, keyring: KeyRing) -> Claims:
         max_uses, max_streams = _unpack_limits(body, end)
         end += _LIMITS_SIZE
         session_seconds = 0
-        if raw[0] == VERSION_SESSION:
+        if version == VERSION_SESSION:
             (session_seconds,) = _SESSION.unpack_from(body, end)
             end += _SESSION.size
             if not session_seconds:  # "no session" has one spelling: version 1
