@@ -7,7 +7,7 @@ forgetting an argument.
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from itertools import islice
 from typing import NamedTuple
 
 from .addresses import ClientAddress, in_network
@@ -93,11 +93,13 @@ class Verifier:
         # Tokens this verifier has authenticated, with their claims. A player fetches dozens of
         # segments with one token; only the first request pays for decoding and the MAC.
         # Keyed by the exact token string; expiry, scope and address are still judged on every
-        # request. Bounded (oldest out first; 0: remember nothing), and it dies with the
+        # request. Bounded (its oldest eighth out when full; 0: none), and it dies with the
         # verifier when keys change.
         # One memo per token kind: a string authenticated as one kind says nothing of the other.
-        self._memo: OrderedDict[str, Claims] = OrderedDict()
-        self._session_memo: OrderedDict[str, Claims] = OrderedDict()
+        # Plain dicts (insertion-ordered): an OrderedDict costs more per new token, for the
+        # linked list that makes removing the oldest entry O(1); see _forget_oldest.
+        self._memo: dict[str, Claims] = {}
+        self._session_memo: dict[str, Claims] = {}
         self.memo_size = memo_size
 
     def __repr__(self) -> str:
@@ -119,9 +121,7 @@ class Verifier:
                 return known
         return self._authenticate(token, session, memo)
 
-    def _authenticate(
-        self, token: str | None, session: bool, memo: OrderedDict[str, Claims]
-    ) -> Claims:
+    def _authenticate(self, token: str | None, session: bool, memo: dict[str, Claims]) -> Claims:
         """Decode and MAC-check a token not in ``memo``, then remember it."""
         claims: Claims
         if session:  # sessions are PlayGate tokens only, minted by this edge
@@ -132,7 +132,7 @@ class Verifier:
             claims = open_token(token, self.keyring)  # raises MissingToken for None or ""
         if self.memo_size:
             if len(memo) >= self.memo_size:
-                memo.popitem(last=False)
+                _forget_oldest(memo, self.memo_size)
             memo[token] = claims  # type: ignore[index]  # open_token refused None and ""
         return claims
 
@@ -140,6 +140,8 @@ class Verifier:
         self, target: str, client: Client, now: float, header_token: str | None = None
     ) -> Grant:
         """Split a raw request target and verify it (``header_token``: a CAT from its header)."""
+        if header_token is None:  # the usual case, without a call that would return its input
+            return self.judge(split_target(target), client, now)
         return self.judge(with_header_token(split_target(target), header_token), client, now)
 
     def judge(self, target: Target, client: Client, now: float) -> Grant:
@@ -152,8 +154,9 @@ class Verifier:
         token, raw_path, _query, _in_query, session = target
         decoded = normalize_path(raw_path)
         memo = self._session_memo if session else self._memo
-        known = memo.get(token) if token else None
-        claims = known if known is not None else self._authenticate(token, session, memo)
+        claims = memo.get(token) if token else None
+        if claims is None:
+            claims = self._authenticate(token, session, memo)
         _kid, expires_at, not_before, scope, token_id, _sid, network, _uid, _u, _s, _ss = claims
         leeway = self.leeway
         if now > expires_at + leeway:
@@ -188,6 +191,17 @@ class Verifier:
         if now + self.leeway < claims.rules.starts_at:
             raise NotYetValid("the token is not valid yet", token_id=claims.token_id)
         self.cat.judge(claims, path, client)
+
+
+def _forget_oldest(memo: dict[str, Claims], size: int) -> None:
+    """Drop the oldest eighth of a full memo (at least one entry), oldest first.
+
+    In batches because a dict leaves a hole where an entry was deleted, which its iterator
+    walks past until the next resize: dropping one entry per new token would walk all the
+    earlier holes each time. An eighth at a time it is one walk per ``size / 8`` tokens.
+    """
+    for token in list(islice(memo, max(1, size >> 3))):
+        del memo[token]
 
 
 def verify(

@@ -67,7 +67,7 @@ class SigningKey:
     compressions and the object set-up of ``hmac.new``.
     """
 
-    __slots__ = ("_bare_inner", "_inner", "_outer", "key_id")
+    __slots__ = ("_bare_inner", "_inner", "_outer", "hmac_states", "key_id")
 
     def __init__(self, key_id: str, secret: bytes, context: bytes) -> None:
         if not KEY_ID_RE.fullmatch(key_id):
@@ -84,6 +84,8 @@ class SigningKey:
         self._inner = self._bare_inner.copy()
         self._inner.update(context)
         self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
+        # Both states in one attribute: open_token computes the MAC inline from it.
+        self.hmac_states = (self._inner, self._outer)
 
     def with_context(self, context: bytes) -> SigningKey:
         """This key, MACing under another context."""
@@ -93,6 +95,7 @@ class SigningKey:
         twin._inner = self._bare_inner.copy()
         twin._inner.update(context)
         twin._outer = self._outer
+        twin.hmac_states = (twin._inner, twin._outer)
         return twin
 
     def mac(self, message: bytes) -> bytes:
@@ -180,9 +183,11 @@ class KeyRing:
 
 
 def _by_raw_id(keys: Mapping[str, SigningKey]) -> Mapping[bytes, SigningKey]:
-    """Keys by the ASCII bytes of their id, as a token carries it: a token's key is found
-    without decoding its id first (key ids are ASCII, checked by SigningKey)."""
-    return {kid.encode("ascii"): key for kid, key in keys.items()}
+    """Keys by their id as a token carries it, a length byte then the ASCII bytes: a token's
+    key is found without decoding its id first (key ids are ASCII, checked by SigningKey).
+    Every entry's first byte counts the bytes after it, so a slice cut short by the end of a
+    token matches no entry."""
+    return {bytes((len(kid),)) + kid.encode("ascii"): key for kid, key in keys.items()}
 
 
 def new_keyring_json(key_id: str = "k1") -> str:

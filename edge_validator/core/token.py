@@ -25,24 +25,40 @@ VERSION = 1
 # TOKEN_FORMAT.md): a token that starts no session is always written as version 1.
 VERSION_SESSION = 2
 MAC_BYTES = 32
+_SHORTEST = 2 + MAC_BYTES  # a version byte, a key id length, the MAC
+_BEFORE_MAC = -MAC_BYTES
+_compare_digest = hmac.compare_digest  # constant time
 # base64url to standard base64 for binascii's strict decoder; '+', '/' and '=' are not part of
-# the token alphabet, so they become '!', which the strict decoder refuses.
+# the token alphabet, so they become '!', which the strict decoder refuses. The text is encoded
+# as UTF-8 (no argument to parse, unlike "ascii"): ASCII gives the same bytes, and anything
+# else bytes from 0x80 up, which the strict decoder refuses as well.
 _TO_STD_B64 = bytes.maketrans(b"-_+/=", b"+/!!!")
 # By length mod 4: the characters a canonical base64url token may end with (the unused low
-# bits of the last character are zero; None: any), and the padding the strict decoder needs.
-# Length 1 mod 4 is never base64.
-_TAILS = {0: (None, b""), 2: (frozenset("AQgw"), b"=="), 3: (frozenset("AEIMQUYcgkosw048"), b"=")}
-_NO_TAIL: tuple[frozenset[str], bytes] = (frozenset(), b"")
+# bits of the last character are zero), and the padding the strict decoder needs. Length 1 mod
+# 4 is never base64: no character may end it. Tuples indexed by ``len & 3``: cheaper than a
+# dict lookup and a test for "any".
+_B64URL_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+_LAST_CHARS: tuple[frozenset[str], ...] = (
+    _B64URL_CHARS,
+    frozenset(),
+    frozenset("AQgw"),
+    frozenset("AEIMQUYcgkosw048"),
+)
+_PADDING = (b"", b"", b"==", b"=")
+_a2b_base64 = binascii.a2b_base64
 # The claims' text fields are printable ASCII: this table maps every other byte to 0 (a
 # table-only translate is a plain loop; one with bytes to delete builds a table per call).
 _ZERO_UNLESS_PRINTABLE = bytes(b if 0x20 <= b < 0x7F else 0 for b in range(256))
 _SLASH = ord("/")
 _FIXED = struct.Struct(">QQH")  # expires_at, not_before, scope length
+_unpack_fixed = _FIXED.unpack_from
+_FIXED_SIZE = _FIXED.size
 _LIMITS = struct.Struct(">IH")  # max_uses, max_streams
+_unpack_limits = _LIMITS.unpack_from
+_LIMITS_SIZE = _LIMITS.size
 _SESSION = struct.Struct(">I")  # session seconds (version 2 only)
 _U8_MAX = 255
 _new_tuple = tuple.__new__
-_VERSIONS = (VERSION, VERSION_SESSION)
 # IPv4-mapped IPv6 (::ffff:a.b.c.d): one spelling per network, so these are IPv4 or refused.
 V4_MAPPED_NETWORK = ipaddress.IPv6Network("::ffff:0:0/96")
 
@@ -141,16 +157,15 @@ def seal(claims: Claims, keyring: KeyRing) -> str:
 
 
 def _decode_b64(token: str) -> bytes:
+    # open_token inlines these lines (tests/unit/test_token.py holds the two to one behaviour).
     n = len(token)
     if n > MAX_TOKEN_CHARS:
         raise MalformedToken("token is longer than 2048 characters")
-    last, pad = _TAILS.get(n % 4, _NO_TAIL)
-    if last is not None and token[-1] not in last:
+    tail = n & 3
+    if token[-1] not in _LAST_CHARS[tail]:
         raise MalformedToken("token is not canonical base64url")
     try:
-        return binascii.a2b_base64(
-            token.encode("ascii").translate(_TO_STD_B64) + pad, strict_mode=True
-        )
+        return _a2b_base64(token.encode().translate(_TO_STD_B64) + _PADDING[tail], strict_mode=True)
     except (UnicodeEncodeError, binascii.Error):
         raise MalformedToken("token is not base64url") from None
 
@@ -159,24 +174,105 @@ def open_token(token: str | None, keyring: KeyRing) -> Claims:
     """Check size, encoding and MAC, then parse the claims. Raises PlaybackTokenError."""
     if not token:
         raise MissingToken("no playback token")
-    raw = _decode_b64(token)
-    if len(raw) < 2 + MAC_BYTES or raw[0] not in _VERSIONS:
-        raise MalformedToken("not a version 1 or 2 token")
-    kid_end = 2 + raw[1]
-    body, mac = raw[:-MAC_BYTES], raw[-MAC_BYTES:]
-    if kid_end > len(body):
-        raise MalformedToken("truncated token")
-    # Looked up by its bytes: key ids are ASCII, so no other bytes name a key.
-    key = keyring.by_raw_id.get(body[2:kid_end])
-    if key is None:
-        _refuse_key_id(body[2:kid_end])
-    if not hmac.compare_digest(key.mac(body), mac):
-        raise BadSignature("signature mismatch")
-    # Only authenticated bytes are parsed past this point.
+    # _decode_b64(token), inline (a call costs as much as a field): the same checks.
+    n = len(token)
+    if n > MAX_TOKEN_CHARS:
+        raise MalformedToken("token is longer than 2048 characters")
+    tail = n & 3
+    if token[-1] not in _LAST_CHARS[tail]:
+        raise MalformedToken("token is not canonical base64url")
     try:
-        return _parse_claims(body, kid_end, key.key_id)
-    except (IndexError, struct.error, UnicodeDecodeError):
+        raw = _a2b_base64(token.encode().translate(_TO_STD_B64) + _PADDING[tail], strict_mode=True)
+    except (UnicodeEncodeError, binascii.Error):
+        raise MalformedToken("token is not base64url") from None
+    if len(raw) < _SHORTEST:
+        raise MalformedToken("not a version 1 or 2 token")
+    version = raw[0]
+    if version != VERSION and version != VERSION_SESSION:
+        raise MalformedToken("not a version 1 or 2 token")
+    pos = 2 + raw[1]
+    body = raw[:_BEFORE_MAC]
+    # Looked up by its bytes, length byte included: key ids are ASCII, so no other bytes name
+    # a key, and an id cut short by the end of the body names none (keyring._by_raw_id).
+    key = keyring.by_raw_id.get(body[1:pos])
+    if key is None:
+        if pos > len(body):
+            raise MalformedToken("truncated token")
+        _refuse_key_id(body[2:pos])
+    # key.mac(body), inline: a method call costs as much as the rest of these lines.
+    inner, outer = key.hmac_states
+    inner = inner.copy()
+    inner.update(body)
+    outer = outer.copy()
+    outer.update(inner.digest())
+    if not _compare_digest(outer.digest(), raw[_BEFORE_MAC:]):
+        raise BadSignature("signature mismatch")
+    # Only authenticated bytes are parsed past this point. Inline, not a helper: this runs
+    # for every new token, and a Python call costs as much as a field. Reading a length past
+    # the end raises IndexError and unpacking past it struct.error; the end check below
+    # catches the rest: no field is ever cut short.
+    try:
+        expires_at, not_before, end = _unpack_fixed(body, pos)
+        pos += _FIXED_SIZE
+        end += pos
+        scope = body[pos:end]
+        # The scope ends in '/', which makes a prefix test segment-wise (an empty scope:
+        # IndexError).
+        if scope[0] != _SLASH or scope[-1] != _SLASH:
+            raise MalformedToken("malformed claims")
+        # Four u8-prefixed fields, unrolled. The optional three are usually empty: an empty
+        # one is None without a slice (each slice costs about as much as these three lines).
+        pos = end + 1
+        end = pos + body[end]
+        token_id = body[pos:end]
+        pos = end + 1
+        end = pos + body[end]
+        session_id = body[pos:end] if end != pos else None
+        pos = end + 1
+        end = pos + body[end]
+        network = body[pos:end] if end != pos else None
+        pos = end + 1
+        end = pos + body[end]
+        user_id = body[pos:end] if end != pos else None
+        max_uses, max_streams = _unpack_limits(body, end)
+        end += _LIMITS_SIZE
+        session_seconds = 0
+        if version == VERSION_SESSION:
+            (session_seconds,) = _SESSION.unpack_from(body, end)
+            end += _SESSION.size
+            if not session_seconds:  # "no session" has one spelling: version 1
+                raise MalformedToken("malformed claims")
+    except (IndexError, struct.error):
         raise MalformedToken("malformed claims") from None
+    if end != len(body) or not token_id:
+        raise MalformedToken("malformed claims")
+    # The encoder's character set, enforced here too: one spelling, nothing a header or a log
+    # line could be split with. All printable ASCII, so the plain (UTF-8) decodes below are
+    # ASCII decodes.
+    text = scope + token_id
+    if session_id is not None:
+        text += session_id
+    if user_id is not None:
+        text += user_id
+    if 0 in text.translate(_ZERO_UNLESS_PRINTABLE):
+        raise MalformedToken("malformed claims")
+    # Claims(...) without its Python-level __new__: this runs for every new token.
+    return _new_tuple(
+        Claims,
+        (
+            key.key_id,
+            expires_at,
+            not_before,
+            scope.decode(),
+            token_id.decode(),
+            None if session_id is None else session_id.decode(),
+            None if network is None else decode_network(network),
+            None if user_id is None else user_id.decode(),
+            max_uses,
+            max_streams,
+            session_seconds,
+        ),
+    )
 
 
 def _refuse_key_id(raw_id: bytes) -> NoReturn:
@@ -186,54 +282,3 @@ def _refuse_key_id(raw_id: bytes) -> NoReturn:
     except UnicodeDecodeError:
         raise MalformedToken("bad key id") from None
     raise UnknownKey("the token names an unknown key")
-
-
-def _parse_claims(body: bytes, pos: int, key_id: str) -> Claims:
-    expires_at, not_before, scope_len = _FIXED.unpack_from(body, pos)
-    pos += _FIXED.size
-    end = pos + scope_len
-    scope = body[pos:end]
-    # Four u8-prefixed fields, unrolled: this runs for every new token. Reading a length past
-    # the end raises IndexError: no field is ever cut short.
-    pos, end = end, end + 1 + body[end]
-    token_id = body[pos + 1 : end]
-    pos, end = end, end + 1 + body[end]
-    session_id = body[pos + 1 : end]
-    pos, end = end, end + 1 + body[end]
-    network = body[pos + 1 : end]
-    pos, end = end, end + 1 + body[end]
-    user_id = body[pos + 1 : end]
-    max_uses, max_streams = _LIMITS.unpack_from(body, end)
-    end += _LIMITS.size
-    session_seconds = 0
-    if body[0] == VERSION_SESSION:
-        (session_seconds,) = _SESSION.unpack_from(body, end)
-        end += _SESSION.size
-        if not session_seconds:  # "no session" has one spelling: version 1
-            raise MalformedToken("malformed claims")
-    if end != len(body) or len(scope) != scope_len or not token_id:
-        raise MalformedToken("malformed claims")
-    if scope[0] != _SLASH or scope[-1] != _SLASH:  # (an empty scope: IndexError)
-        raise MalformedToken("malformed claims")
-    # The encoder's character set, enforced here too: one spelling, nothing a header or a log
-    # line could be split with. All printable ASCII, so the plain (UTF-8) decodes below are
-    # ASCII decodes.
-    if 0 in (scope + token_id + session_id + user_id).translate(_ZERO_UNLESS_PRINTABLE):
-        raise MalformedToken("malformed claims")
-    # Claims(...) without its Python-level __new__: this runs for every new token.
-    return _new_tuple(
-        Claims,
-        (
-            key_id,
-            expires_at,
-            not_before,
-            scope.decode(),
-            token_id.decode(),
-            session_id.decode() if session_id else None,
-            decode_network(network) if network else None,
-            user_id.decode() if user_id else None,
-            max_uses,
-            max_streams,
-            session_seconds,
-        ),
-    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hmac
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given, settings
@@ -13,7 +14,14 @@ from edge_validator.core.decision import verify
 from edge_validator.core.errors import MalformedToken, PlaybackTokenError, UnknownKey
 from edge_validator.core.keyring import TOKEN_CONTEXT, KeyRing, derive_mac_key
 from edge_validator.core.paths import Target
-from edge_validator.core.token import MAX_TOKEN_CHARS, Claims, claims_bytes, open_token, seal
+from edge_validator.core.token import (
+    MAX_TOKEN_CHARS,
+    Claims,
+    _decode_b64,
+    claims_bytes,
+    open_token,
+    seal,
+)
 from tests.support import factories
 
 RING = KeyRing({"k1": b"A" * 32, "k2": b"B" * 32}, "k1")
@@ -148,6 +156,20 @@ def test_memory_is_per_verifier_and_bounded() -> None:
         rotated.open(tokens[-1])
 
 
+def test_a_full_memo_drops_its_oldest_eighth() -> None:
+    ring = KeyRing({"k1": b"A" * 32}, "k1")
+    verifier = factories.verifier(ring, memo_size=16)
+    tokens = [seal(BASE._replace(token_id=f"t{i}"), ring) for i in range(40)]
+    for count, tok in enumerate(tokens, 1):
+        verifier.open(tok)
+        assert len(verifier._memo) <= 16
+        # Whatever was dropped was older than everything kept, and the newest is always kept.
+        kept = list(verifier._memo)
+        assert kept == tokens[count - len(kept) : count]
+        # Full at the 16th; from the 17th on, two dropped every other token: 15, 16, 15, ...
+        assert len(kept) == (count if count <= 16 else 16 - count % 2)
+
+
 def test_rejected_tokens_are_never_remembered() -> None:
     ring = KeyRing({"k1": b"A" * 32}, "k1")
     verifier = factories.verifier(ring)
@@ -185,6 +207,28 @@ def test_control_characters_in_signed_claims_are_malformed() -> None:
         open_token(_signed_body(crafted), RING)
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        bytes((1, 5)) + b"k1",  # a key id longer than the body, which ends in "k1"
+        bytes((1, 2)) + b"k",  # one byte short of "k1"
+        bytes((1, 3)) + b"k1",
+    ],
+)
+def test_key_id_cut_short_by_the_end_of_a_signed_body_is_malformed(body: bytes) -> None:
+    # Signed with k1, so only the parse can refuse it: no prefix of a key id names that key.
+    with pytest.raises(MalformedToken):
+        open_token(_signed_body(body), RING)
+
+
+@pytest.mark.parametrize("field", ["session_id", "user_id", "client_network"])
+def test_optional_claims_round_trip_one_at_a_time(field: str) -> None:
+    value = "203.0.113.0/24" if field == "client_network" else "x" * 255
+    absent: dict[str, str | None] = {"session_id": None, "client_network": None, "user_id": None}
+    claims = BASE._replace(**{**absent, field: value})
+    assert open_token(seal(claims, RING), RING) == claims
+
+
 def test_memo_size_is_a_validator_setting() -> None:
     from edge_validator.core.errors import ConfigurationError
     from edge_validator.settings import ValidatorSettings
@@ -195,3 +239,35 @@ def test_memo_size_is_a_validator_setting() -> None:
     assert sized.verifier().memo_size == 250_000
     with pytest.raises(ConfigurationError, match="PLAYGATE_MEMO_SIZE"):
         ValidatorSettings.from_env({**env, "PLAYGATE_MEMO_SIZE": "-1"})
+
+
+_B64_TEXT = st.text(
+    st.sampled_from("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_+/=.~ é"),
+    min_size=1,
+    max_size=80,
+)
+
+
+def _refusal(check: Callable[[], object]) -> str:
+    """Why ``check`` refuses its token ("" when it does not)."""
+    try:
+        check()
+    except PlaybackTokenError as exc:
+        return str(exc)
+    return ""
+
+
+_DECODER_REASONS = ("token is longer than 2048 characters", "token is not canonical base64url")
+
+
+@settings(max_examples=500)
+@given(st.one_of(_B64_TEXT, st.builds(lambda t, s: t + s, st.just(TOKEN[:-3]), _B64_TEXT)))
+def test_open_token_decodes_exactly_as_the_shared_base64url_decoder(text: str) -> None:
+    # open_token carries its own copy of _decode_b64 (a call per token is measurable): the
+    # copy must refuse the same texts, with the same reason, and only those.
+    decoder = _refusal(lambda: _decode_b64(text))
+    opened = _refusal(lambda: open_token(text, RING))
+    if decoder:
+        assert opened == decoder
+    else:
+        assert opened not in (*_DECODER_REASONS, "token is not base64url")
