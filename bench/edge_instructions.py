@@ -128,6 +128,7 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=15, help="seconds of counted wrk run")
     parser.add_argument("--warmup", type=int, default=10, help="seconds of wrk run first")
     parser.add_argument("--client", action="store_true", help="count wrk's own instructions too")
+    parser.add_argument("--keep", action="store_true", help="keep the callgrind dumps (printed)")
     args = parser.parse_args()
     for tool in ("nginx", "wrk", "ffmpeg", "valgrind", "callgrind_control"):
         if shutil.which(tool) is None:
@@ -170,7 +171,10 @@ def main() -> int:
                     rows.append(row)
                     print(row, file=sys.stderr, flush=True)
     finally:
-        shutil.rmtree(root, ignore_errors=True)
+        if args.keep:
+            print(f"bench: dumps kept in {root}/n*/cg", file=sys.stderr)
+        else:
+            shutil.rmtree(root, ignore_errors=True)
     print(f"callgrind, wrk -t1 -c16, {args.warmup} s warm-up then {args.duration} s counted\n")
     head = "| N | edge | nginx instructions/request |"
     rule = "|---:|---|---:|"

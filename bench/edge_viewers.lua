@@ -11,7 +11,8 @@
 -- as 2N Lua strings (and built with wrk.format), wrk's collector and string table walked the
 -- whole set: at N = 100,000 with PlayGate's tokens 33,000 instructions and 33 last-level cache
 -- misses per request against 20,000 and 2 at N = 20,000 (callgrind), cache traffic that the
--- edge on the other core paid for too (docs/performance.md#the-client-grew-with-n).
+-- edge on the other core paid for too:
+-- docs/performance.md#why-native-fell-behind-at-high-n-branch-native-scale-2026-12-03
 
 local ffi = require("ffi")
 
