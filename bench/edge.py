@@ -74,11 +74,13 @@ LUA = Path(__file__).resolve().parent / "edge_viewers.lua"
 TICK = os.sysconf("SC_CLK_TCK")
 
 # Shared by the peer nginx configs: the same settings as playgate/nginx/edge.conf.template
-# where they matter (sendfile, TCP options, keep-alive, access log, cache, one worker).
+# where they matter (sendfile, TCP options, keep-alive, access log, cache, PCRE JIT, one worker).
 NGINX_CONF = """
 daemon off;
 worker_processes {workers};
 pid {prefix}/nginx.pid;
+# As the PlayGate edge template: regexes (locations, maps) compiled to machine code.
+pcre_jit on;
 error_log stderr crit;
 {user}
 events {{ worker_connections 1024; }}

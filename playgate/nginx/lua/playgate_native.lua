@@ -576,8 +576,9 @@ local function open_token(token, session)
     if pos ~= blen or token_id == "" then
         return nil, "malformed"
     end
-    if not (printable(scope) and printable(token_id) and printable(session_id)
-            and printable(user_id)) then
+    -- Every field printable if and only if their concatenation is: one strspn, not four
+    -- (glibc's builds its 256-entry table of the accepted bytes on every call).
+    if not printable(scope .. token_id .. session_id .. user_id) then
         return nil, "malformed"
     end
     if network ~= "" and not network_ok(network) then
