@@ -22,7 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from edge_validator.asgi.admin import RequestMetrics, ResponseMetrics, admin_routes
+from edge_validator.asgi.admin import RequestMetrics, ResponseMetrics, TurnCounts, admin_routes
 from edge_validator.asgi.problems import http_error, internal_error, problem
 from edge_validator.core.errors import (
     BodyTooLarge,
@@ -117,6 +117,7 @@ class SignerApi:
         self.clock = clock
         self.limiter = limiter
         self.issued = IssuanceLog()
+        self.counts = TurnCounts()
         # The counter of one caller's URLs, looked up once per caller (labels() takes a lock).
         self._issued_count = functools.lru_cache(maxsize=1024)(metrics().urls_issued.labels)
 
@@ -146,7 +147,7 @@ class SignerApi:
             format_keys=s.format_keys,
         )
         self.issued.add(issued.token_id, req.video_id, caller.name)
-        self._issued_count(caller.name).inc()
+        self.counts.inc(self._issued_count(caller.name))
         return IssuedResponse(issued_body(issued))
 
     async def jwks(self, request: Request) -> Response:

@@ -1,13 +1,16 @@
 """The signer's shortcuts on its busiest request give exactly the answers of the general code:
-the JSON body read, the playback request built, the 201's body written."""
+the JSON body read, the playback request built, the 201's body written, the counters added."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 
 import pytest
+from prometheus_client import CollectorRegistry, Counter
 
+from edge_validator.asgi.admin import TurnCounts
 from signer.app import _JSON, issued_body
 from signer.issuing import IssuedUrl, PlaybackRequest, parse_playback_request
 from signer.requests import _loads
@@ -85,3 +88,25 @@ def test_a_parsed_request_is_the_request_its_constructor_makes(doc: dict[str, ob
 )
 def test_the_issued_body_is_the_json_encoders(issued: IssuedUrl) -> None:
     assert issued_body(issued) == _JSON.encode(issued.as_json()).encode()
+
+
+def test_counts_of_one_loop_turn_are_added_at_its_end() -> None:
+    registry = CollectorRegistry()
+    counter = Counter("turn_test", "counted per turn", ["route"], registry=registry)
+    a, b = counter.labels("a"), counter.labels("b")
+
+    def value(route: str) -> float | None:
+        return registry.get_sample_value("turn_test_total", {"route": route})
+
+    async def turns() -> None:
+        counts = TurnCounts()
+        for counted in (a, a, b):
+            counts.inc(counted)
+        assert (value("a"), value("b")) == (0.0, 0.0)  # not yet: the turn goes on
+        await asyncio.sleep(0)
+        assert (value("a"), value("b")) == (2.0, 1.0)
+        counts.inc(b)  # a later turn: counted again
+        await asyncio.sleep(0)
+        assert (value("a"), value("b")) == (2.0, 2.0)
+
+    asyncio.run(turns())
