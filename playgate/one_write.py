@@ -14,6 +14,8 @@ have no body to join, are not held.
 
 from __future__ import annotations
 
+from typing import Any
+
 from uvicorn._types import (
     ASGI3Application,
     ASGIReceiveCallable,
@@ -45,6 +47,11 @@ class _Held:
         if head:
             self.transport.write(head)  # type: ignore[attr-defined]
 
+    def __getattr__(self, name: str) -> Any:
+        # Anything else asked meanwhile (uvicorn's send may wait for the socket to drain, and
+        # an app may receive in another task) is the transport's.
+        return getattr(self.transport, name)
+
 
 class _Joined:
     """Stands in for the cycle's transport while uvicorn writes the first body bytes."""
@@ -62,6 +69,9 @@ class _Joined:
     def close(self) -> None:  # uvicorn closes a connection that is not kept alive
         self.held.flush()
         self.transport.close()  # type: ignore[attr-defined]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.transport, name)
 
 
 def with_one_write(app: ASGI3Application, cycle: RequestResponseCycle) -> ASGI3Application:
