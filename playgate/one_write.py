@@ -9,7 +9,8 @@ URL, a validator's decision) that second system call costs more than the Python 
 bytes. Ordering is kept: a held head is written before anything else leaves (a file body, a
 message this does not know), and when the app ends with it still held (an app that failed
 after starting its response), so the client sees what it saw before. HEAD responses, which
-have no body to join, are not held.
+have no body to join, are not held. A streamed body (the shield relaying an origin) sends its
+head with its first chunk: the client could do nothing with the head alone.
 """
 
 from __future__ import annotations
@@ -30,8 +31,7 @@ BODY = "http.response.body"
 
 
 class _Held:
-    """Stands in for the cycle's transport while uvicorn writes a head (kept) or the first body
-    bytes (written after the kept head, in one write)."""
+    """Stands in for the cycle's transport while uvicorn writes a response head: keeps it."""
 
     __slots__ = ("head", "transport")
 
