@@ -73,11 +73,16 @@ def serve_trivial(workers: int) -> Iterator[tuple[int, int]]:
 
 
 @contextlib.contextmanager
-def serve_signer(workers: int, env: dict[str, str], log: Path) -> Iterator[tuple[int, int]]:
+def serve_signer(
+    workers: int, env: dict[str, str], log: Path, tree: Path | None = None
+) -> Iterator[tuple[int, int]]:
+    """``tree``: serve another checkout's signer (same Python and packages)."""
     port = free_port()
     argv = [sys.executable, "-m", "playgate.cli", "serve-signer"]
     argv += ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
-    with run_process(argv, env=env, log=log) as proc:
+    if tree is not None:
+        env = {**env, "PYTHONPATH": str(tree)}
+    with run_process(argv, env=env, log=log, cwd=tree) as proc:
         wait_for_port(port, proc=proc, timeout=STARTUP)
         yield port, proc.pid
 
@@ -131,6 +136,9 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument(
+        "--tree", type=Path, help="another checkout: its signer with Redis too, side by side"
+    )
     args = parser.parse_args()
     api_key = generate_api_key()
     load_before = os.getloadavg()
@@ -166,6 +174,9 @@ def main() -> None:
             quiet = {**redis_env, "PLAYGATE_LOG_LEVEL": "warning"}
             with_redis = serve_signer(n, quiet, Path(tmp) / f"rw{n}.log")
             ports[REDIS_WARNING, n] = servers.enter_context(with_redis)
+            if args.tree is not None:
+                other = serve_signer(n, redis_env, Path(tmp) / f"t{n}.log", args.tree.resolve())
+                ports[f"signer, Redis rate limits, {args.tree}", n] = servers.enter_context(other)
         results: dict[tuple[str, int], list[float]] = {config: [] for config in ports}
         cpu: dict[tuple[str, int], list[float]] = {config: [] for config in ports}
         redis_cpu: list[float] = []

@@ -46,6 +46,7 @@ from edge_validator.core.protocol import NO_STORE, REASON_HEADER
 from edge_validator.env import Env
 
 from .file_sending import EXTENSIONS, FileSender, with_file_bodies
+from .one_write import with_one_write
 
 # File descriptors the process keeps for itself beyond client connections: the listening socket,
 # Redis and origin pools, media files, logs.
@@ -271,6 +272,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().on_headers_complete()
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
+        # The head held for the body first (one send), inside the file bodies: a held head is
+        # written before a file's bytes go to the socket.
+        app = with_one_write(app, cycle)
         if self._files is not None:
             app = with_file_bodies(app, cycle, self._files)
         super()._start_asgi_task(cycle, app)

@@ -11,6 +11,7 @@ import logging
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
+from json.encoder import encode_basestring
 from typing import Any
 
 from starlette.applications import Starlette
@@ -21,7 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from edge_validator.asgi.admin import RequestMetrics, ResponseMetrics, admin_routes
+from edge_validator.asgi.admin import RequestMetrics, ResponseMetrics, TurnCounts, admin_routes
 from edge_validator.asgi.problems import http_error, internal_error, problem
 from edge_validator.core.errors import (
     BodyTooLarge,
@@ -49,7 +50,7 @@ from .api_keys import SIGN
 from .clock_margin import backdated
 from .health import SignerHealth
 from .issuance_log import IssuanceLog
-from .issuing import issue, parse_playback_request
+from .issuing import PLAYGATE_FORMAT, IssuedUrl, iso_time, issue, parse_playback_request
 from .openapi import (
     JWKS,
     PLAYBACK_REQUEST,
@@ -75,8 +76,22 @@ ErrorHandler = Callable[[Request, Exception], Awaitable[Response]]
 _BODY_ERRORS = (UnsupportedMediaType, BodyTooLarge, MalformedJson, InvalidField)
 # JSONResponse's own encoding, built once: JSONResponse makes an encoder per response.
 _JSON = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+_string = encode_basestring  # what _JSON (ensure_ascii=False) escapes a str with
 _ISSUED_HEADERS = [(b"content-type", b"application/json"), (b"cache-control", NO_STORE.encode())]
 PLAYBACK_URLS = "/v1/playback-urls"
+
+
+def issued_body(issued: IssuedUrl) -> bytes:
+    """The 201's body: ``issued.as_json()`` as ``_JSON`` encodes it. The usual answer (four
+    strings) is written directly, each string escaped by the encoder's own function: building
+    the dict and walking it cost 5 µs of the 7."""
+    if issued.format != PLAYGATE_FORMAT or issued.cookies:
+        return _JSON.encode(issued.as_json()).encode()
+    return (
+        f'{{"url":{_string(issued.url)},"token":{_string(issued.token)},'
+        f'"token_id":{_string(issued.token_id)},'
+        f'"expires_at":{_string(iso_time(issued.expires_at))}}}'
+    ).encode()
 
 
 class IssuedResponse(Response):
@@ -102,6 +117,7 @@ class SignerApi:
         self.clock = clock
         self.limiter = limiter
         self.issued = IssuanceLog()
+        self.counts = TurnCounts()
         # The counter of one caller's URLs, looked up once per caller (labels() takes a lock).
         self._issued_count = functools.lru_cache(maxsize=1024)(metrics().urls_issued.labels)
 
@@ -131,8 +147,8 @@ class SignerApi:
             format_keys=s.format_keys,
         )
         self.issued.add(issued.token_id, req.video_id, caller.name)
-        self._issued_count(caller.name).inc()
-        return IssuedResponse(_JSON.encode(issued.as_json()).encode())
+        self.counts.inc(self._issued_count(caller.name))
+        return IssuedResponse(issued_body(issued))
 
     async def jwks(self, request: Request) -> Response:
         """The public halves of the signer's JWT keys, for validators (PLAYGATE_JWKS_URL)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterator, Mapping
 
 log = logging.getLogger("playgate.signer")
 MAX_URLS = 100
@@ -40,6 +41,29 @@ class IssuanceLog:
         if not batch:
             return
         text = "; ".join(f"token_id={t} video={v} caller={c}" for t, v, c in batch)
-        urls = [{"token_id": t, "video_id": v, "caller": c} for t, v, c in batch]
-        fields = {"event": "urls_issued", "count": len(batch), "urls": urls}
-        log.info("issued %d URLs: %s", len(batch), text, extra={"fields": fields})
+        log.info("issued %d URLs: %s", len(batch), text, extra={"fields": _Fields(batch)})
+
+
+class _Fields(Mapping[str, object]):
+    """The line's fields for a log pipeline, built when a formatter reads them: the JSON
+    format does, the text format never (a dict per URL for nothing)."""
+
+    def __init__(self, batch: list[tuple[str, str, str]]) -> None:
+        self._batch = batch
+        self._built: dict[str, object] | None = None
+
+    def _fields(self) -> dict[str, object]:
+        if self._built is None:
+            batch = self._batch
+            urls = [{"token_id": t, "video_id": v, "caller": c} for t, v, c in batch]
+            self._built = {"event": "urls_issued", "count": len(batch), "urls": urls}
+        return self._built
+
+    def __getitem__(self, name: str) -> object:
+        return self._fields()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._fields())
+
+    def __len__(self) -> int:
+        return len(self._fields())

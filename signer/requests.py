@@ -16,6 +16,8 @@ from edge_validator.core.errors import (
 from .api_keys import Caller
 from .settings import SignerSettings
 
+_DECODER = json.JSONDecoder()
+
 
 def authenticate(request: Request, settings: SignerSettings, scope: str) -> Caller:
     """The caller of the presented ``Authorization: Bearer`` key, else Unauthorized; its key
@@ -52,6 +54,20 @@ async def read_json(request: Request, max_bytes: int) -> object:
         if not message.get("more_body", False):
             break
     try:
-        return json.loads(body)
+        return _loads(body)
     except (ValueError, RecursionError):
         raise MalformedJson("body is not valid JSON") from None
+
+
+def _loads(body: bytearray) -> object:
+    """``json.loads(body)``; a UTF-8 document without surrounding whitespace is decoded
+    directly (json.loads guesses the encoding and matches whitespace twice: 2-3 µs of a 4 µs
+    parse). Anything else, accepted or refused, is json.loads's own answer."""
+    try:
+        text = body.decode()
+        doc, end = _DECODER.raw_decode(text)
+    except ValueError:  # UnicodeDecodeError and JSONDecodeError included
+        return json.loads(body)
+    if end != len(text):
+        return json.loads(body)
+    return doc
