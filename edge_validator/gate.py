@@ -15,6 +15,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import NamedTuple
 
+from prometheus_client import Counter
+
 from .core.addresses import ClientAddress
 from .core.cat.claims import CatClaims
 from .core.cat.renewal import RenewalRefused, RenewedCat, query_param_of, renew
@@ -68,6 +70,9 @@ class Gate:
         self.allow_level = logging.INFO if log_allowed else logging.DEBUG
         # Media CDN's dual-token flow: short tokens exchanged for long ones (mediacdn_dual.py).
         self.dual = dual
+        # The decision counter per (outcome, reason), bound once: ``labels()`` takes a lock and
+        # builds its key on every call. Reasons are a fixed set of codes.
+        self._decisions: dict[tuple[str, str], Counter] = {}
 
     async def authorize(
         self,
@@ -227,7 +232,10 @@ class Gate:
             outcome, reason = "allow", "ok"
             token_id, session_id = grant.token_id, grant.claims.session_id
             level = self.allow_level
-        m.decisions.labels(outcome, reason).inc()
+        counter = self._decisions.get((outcome, reason))
+        if counter is None:
+            counter = self._decisions[outcome, reason] = m.decisions.labels(outcome, reason)
+        counter.inc()
         if not log.isEnabledFor(level):
             return
         fields = {

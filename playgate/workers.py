@@ -3,9 +3,16 @@
 Each worker serves with the limits of ``playgate.serving`` (head and body sizes, timeouts,
 connection cap), read from the environment in the worker.
 
-- ``--workers N`` (default 1): uvicorn's supervisor runs N worker processes on one listening
-  socket, replaces any that die, and is always used (even for one worker) so that signals mean
-  the same thing at every N. Each validator worker keeps its own revocation view.
+- ``--workers N`` (default 1): uvicorn's supervisor runs N worker processes, replaces any that
+  die, and is always used (even for one worker) so that signals mean the same thing at every N.
+  Each worker has its own listening socket, all bound to the port with ``SO_REUSEPORT`` (nginx's
+  ``listen ... reuseport``): the kernel spreads new connections over the workers by a hash of
+  their addresses. On one shared socket, the worker that woke first accepted every connection
+  waiting (libuv accepts until the queue is empty), so one worker could hold most of a burst of
+  keep-alive connections while the other idled (docs/performance.md#origin-shield). The
+  supervisor keeps the sockets: a worker that dies is replaced on its own socket, and the
+  connections waiting there are served by the replacement. The worker count is fixed
+  (``SIGTTIN``/``SIGTTOU`` are ignored). Each validator worker keeps its own revocation view.
 - ``SIGHUP``: every worker re-reads its key ring file and swaps in a new Verifier (validator) or
   signing ring (signer) between two requests; nothing restarts, no request fails. A ring that
   does not load is logged and the running one kept.
@@ -22,6 +29,7 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
@@ -55,13 +63,68 @@ def metrics_dir() -> Iterator[str]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+def listening_sockets(host: str, port: int, count: int) -> list[socket.socket]:
+    """``count`` sockets bound to ``host:port``, one per worker; with more than one, all with
+    ``SO_REUSEPORT`` (only sockets of the same user can join the port). Port 0: the others
+    join the port the first one got."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sockets: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            if count > 1:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind((host, port))
+            port = sock.getsockname()[1]
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
+
+
 def serve(factory: str, host: str, port: int, workers: int) -> int:
     import uvicorn
-    from uvicorn.supervisors import Multiprocess
+    from uvicorn.config import STARTUP_FAILURE
+    from uvicorn.supervisors.multiprocess import Multiprocess, Process
 
     class Supervisor(Multiprocess):
-        """uvicorn's supervisor, but SIGHUP reloads settings inside the workers (see above)
-        instead of replacing them."""
+        """uvicorn's supervisor, but each worker on its own socket (``slots[i]`` for worker
+        ``i``, kept across restarts), and SIGHUP reloads settings inside the workers (see
+        above) instead of replacing them."""
+
+        def __init__(self, config: uvicorn.Config, slots: list[socket.socket]) -> None:
+            super().__init__(config, sockets=slots)
+            self.slots = slots
+
+        def init_processes(self) -> None:
+            for sock in self.slots:
+                self.processes.append(self._start(sock))
+
+        def _start(self, sock: socket.socket) -> Process:
+            process = Process(self.config, [sock])
+            process.start()
+            return process
+
+        def keep_subprocess_alive(self) -> None:
+            # uvicorn's, replacing a worker on its own socket.
+            for idx, process in enumerate(self.processes):
+                if self.should_exit.is_set():
+                    return
+                if process.is_alive(timeout=self.config.timeout_worker_healthcheck):
+                    continue
+                process.kill()  # hung, or dead already
+                process.join()
+                if process.exitcode == STARTUP_FAILURE:
+                    # It failed before serving: the app or settings are broken, and would be
+                    # at every restart.
+                    log.error("worker [%s] failed to start, stopping", process.pid)
+                    self.should_exit.set()
+                    return
+                log.info("worker [%s] died, replacing it", process.pid)
+                self.processes[idx] = self._start(self.slots[idx])
 
         def handle_hup(self) -> None:
             for process in self.processes:
@@ -69,6 +132,12 @@ def serve(factory: str, host: str, port: int, workers: int) -> int:
                 if pid is not None:
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(pid, signal.SIGHUP)
+
+        def handle_ttin(self) -> None:
+            log.warning("SIGTTIN ignored: the worker count is fixed (--workers)")
+
+        def handle_ttou(self) -> None:
+            log.warning("SIGTTOU ignored: the worker count is fixed (--workers)")
 
     from .serving import ServerLimits
 
@@ -94,11 +163,18 @@ def serve(factory: str, host: str, port: int, workers: int) -> int:
             server_header=False,
             log_config=None,
         )
-        sock = config.bind_socket()
         try:
-            Supervisor(config, sockets=[sock]).run()
+            slots = listening_sockets(host, port, workers)
+        except OSError as exc:  # taken since the CLI's check
+            log.error("cannot listen on %s:%d: %s", host, port, exc.strerror)
+            return STARTUP_FAILURE
+        name = slots[0].getsockname()
+        log.info("listening on %s:%d, %d worker(s)", name[0], name[1], workers)
+        try:
+            Supervisor(config, slots).run()
         finally:
-            sock.close()
+            for sock in slots:
+                sock.close()
     return 0
 
 

@@ -12,7 +12,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from ..core.errors import PlayGateError
 from ..core.protocol import AUTH_ROUTE, NATIVE_FEED_ROUTE
@@ -31,7 +31,7 @@ from .cors import CorsMiddleware
 from .health import health_details, healthz, readyz
 from .native_feed import native_feed
 from .problems import http_error, internal_error
-from .shield import shield
+from .shield import MediaShortcut, Shield
 from .state_gauges import state_gauges
 
 log = logging.getLogger("playgate.validator")
@@ -91,18 +91,22 @@ def create_app(
         Route(AUTH_ROUTE, auth, methods=_ALL_METHODS),
         Route(NATIVE_FEED_ROUTE, native_feed, methods=["GET"]),
     ]
+    # Outside the routes: preflights never reach them, and denials carry CORS headers too.
+    middleware = [
+        Middleware(RequestMetrics, recorded=ResponseMetrics("validator"), route_of=route_name),
+        Middleware(CorsMiddleware, policy=settings.cors),
+    ]
     if origin is not None:
+        shield = Shield()
+        fixed = frozenset(_fixed_path(route) for route in routes)
+        middleware.append(Middleware(MediaShortcut, shield=shield, fixed=fixed))
         # GET and HEAD only: Starlette answers anything else 405 with Allow (see http_error).
         routes.append(Route("/{path:path}", shield, methods=["GET", "HEAD"]))
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
         exception_handlers={HTTPException: http_error, Exception: internal_error},
-        # Outside the routes: preflights never reach them, and denials carry CORS headers too.
-        middleware=[
-            Middleware(RequestMetrics, recorded=ResponseMetrics("validator"), route_of=route_name),
-            Middleware(CorsMiddleware, policy=settings.cors),
-        ],
+        middleware=middleware,
     )
     app.state.settings = settings
     app.state.gate = Gate(
@@ -133,6 +137,13 @@ def reload_keyring(app: Starlette, environ: Mapping[str, str]) -> bool:
     app.state.settings = settings
     log.info("key ring reloaded: key ids %s", ",".join(keyring.key_ids))
     return True
+
+
+def _fixed_path(route: BaseRoute) -> str:
+    """The one path a route answers (MediaShortcut sends every other path to the shield)."""
+    if not isinstance(route, Route) or route.param_convertors:
+        raise TypeError(f"{route!r}: only routes of one fixed path go before the shield")
+    return route.path
 
 
 def route_name(path: str) -> str:

@@ -26,9 +26,9 @@ async def auth(request: Request) -> Response:
     try:
         if target is None:
             raise BadPath("no X-Original-URI header")
-        from_header = header_token(request)
+        from_header = header_token(request.scope)
         cookies = _cookies(request, gate)
-        admission = await gate.check(target, viewer(request, settings), from_header, cookies)
+        admission = await gate.check(target, viewer(request.scope, settings), from_header, cookies)
     except PlaybackTokenError as exc:
         return denied(exc, body=False)
     except Exception:  # deny by default: a bug must never open the gate

@@ -16,22 +16,28 @@ from starlette.types import Receive, Scope, Send
 ZEROCOPY = "http.response.zerocopy"
 
 
-def offers_zero_copy(scope: Scope) -> bool:
-    return ZEROCOPY in scope.get("extensions", ())
-
-
 class ZeroCopyFileResponse(Response):
-    """``headers`` hold the file's ``Content-Length``; the file is closed once sent."""
+    """``headers`` hold the file's ``Content-Length``; the file is closed once sent.
+
+    Built without ``Response.__init__``, which renders a body and scans the headers for a
+    length and a type this response always has: the head is encoded once, here. ``headers``
+    (Starlette's view of the head, to add a cookie or a renewal) still works."""
 
     def __init__(self, file: BinaryIO, status_code: int, headers: Mapping[str, str]) -> None:
         self.file = file
-        super().__init__(None, status_code, headers)
+        self.status_code = status_code
+        self.count = int(headers["content-length"])
+        self.body = b""
+        self.background = None
+        self.raw_headers = [
+            (name.lower().encode("latin-1"), value.encode("latin-1"))
+            for name, value in headers.items()
+        ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             await send({"type": "http.response.start", "status": self.status_code,
                         "headers": self.raw_headers})  # fmt: skip
-            count = int(self.headers["content-length"])
-            await send({"type": ZEROCOPY, "file": self.file, "offset": 0, "count": count})
+            await send({"type": ZEROCOPY, "file": self.file, "offset": 0, "count": self.count})
         finally:
             self.file.close()

@@ -1,4 +1,9 @@
-"""The origin shield: validate, strip the token, serve the object from the origin."""
+"""The origin shield: validate, strip the token, serve the object from the origin.
+
+``Shield`` is a plain ASGI app: Starlette's Route calls it as it is, with no Request built and
+no wrapping of the endpoint per request (docs/performance.md#origin-shield: the framework cost
+more than the decision). Everything it reads comes from the scope (``requests.py``).
+"""
 
 from __future__ import annotations
 
@@ -7,9 +12,9 @@ from collections.abc import Mapping
 
 from starlette.background import BackgroundTask
 from starlette.datastructures import Headers
-from starlette.requests import Request
+from starlette.requests import HTTPConnection
 from starlette.responses import FileResponse, Response, StreamingResponse
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..core.cat.renewal import RenewalRefused, RenewedCat, renewal_headers
 from ..core.decision import Grant
@@ -28,23 +33,60 @@ from ..manifests.query_mode import manifest_request_headers, needs_rewrite, rewr
 from ..origins.base import Origin, OriginReply
 from ..origins.files import FileOrigin
 from ..settings import ValidatorSettings
-from .file_body import ZeroCopyFileResponse, offers_zero_copy
+from .file_body import ZEROCOPY, ZeroCopyFileResponse
 from .problems import denied, problem
 from .requests import header_token, raw_target, viewer
 
 log = logging.getLogger("playgate.validator")
 _CACHEABLE = frozenset({200, 206, 304})
+_RANGE = b"range"
+_SHIELD_METHODS = frozenset({"GET", "HEAD"})
 
 
-async def shield(request: Request) -> Response:
-    gate: Gate = request.app.state.gate
-    settings: ValidatorSettings = request.app.state.settings
+class Shield:
+    """The shield's route endpoint (GET and HEAD of every path the other routes leave)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = await shield(scope)
+        await response(scope, receive, send)
+
+
+class MediaShortcut:
+    """The innermost middleware: a GET or HEAD of a path no fixed route has goes straight to
+    the shield, where the router would reach it after one regular expression per route and
+    through two exception layers with nothing to catch (the shield answers its own errors; an
+    unexpected one still reaches the outer ``ServerErrorMiddleware``). Everything else, and
+    every method the shield refuses (405), goes the router's way.
+
+    ``fixed``: the paths of the other routes, all without parameters."""
+
+    def __init__(self, app: ASGIApp, shield: Shield, fixed: frozenset[str]) -> None:
+        self.app = app
+        self.shield = shield
+        self.fixed = fixed
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["method"] in _SHIELD_METHODS
+            and not scope.get("root_path")  # the router strips a root path: leave it that
+            and scope["path"] not in self.fixed
+        ):
+            await self.shield(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+
+async def shield(scope: Scope) -> Response:
+    state = scope["app"].state
+    gate: Gate = state.gate
+    settings: ValidatorSettings = state.settings
     try:
         admission = await gate.admit(
-            raw_target(request),
-            viewer(request, settings),
-            header_token(request),
-            _cookies(request, gate),
+            raw_target(scope),
+            viewer(scope, settings),
+            header_token(scope),
+            _cookies(scope, gate),
         )
     except PlaybackTokenError as exc:
         return denied(exc)
@@ -59,7 +101,7 @@ async def shield(request: Request) -> Response:
         redirect = session_redirect(renewal.location, grant)  # catr redirect: the same shape
         return _with_renewal(redirect, renewal, grant.now)
     try:
-        reply = await _fetch(request, grant)
+        reply = await _fetch(scope, state.origin, settings, grant)
     except BadManifest as exc:
         log.warning("manifest refused: %s token_id=%s", exc.message, grant.token_id)
         return denied(exc)
@@ -81,26 +123,28 @@ def _with_cookie(response: Response, set_cookie: str | None) -> Response:
     return response
 
 
-async def _fetch(request: Request, grant: Grant) -> OriginReply:
-    origin: Origin = request.app.state.origin
-    settings: ValidatorSettings = request.app.state.settings
+async def _fetch(
+    scope: Scope, origin: Origin, settings: ValidatorSettings, grant: Grant
+) -> OriginReply:
     if not needs_rewrite(grant):
-        files = _zero_copy(request, origin)
-        if files is not None:
-            return await files.open(grant.path)
-        return await origin.fetch(grant.path, request.headers, request.method)
-    headers = manifest_request_headers(request.headers)
-    reply = await origin.fetch(grant.path, headers, request.method)
+        if _zero_copy(scope, origin):
+            assert isinstance(origin, FileOrigin)
+            return await origin.open(grant.path)
+        return await origin.fetch(grant.path, Headers(scope=scope), scope["method"])
+    headers = manifest_request_headers(Headers(scope=scope))
+    reply = await origin.fetch(grant.path, headers, scope["method"])
     return await rewritten_manifest(reply, grant, settings.public_url)
 
 
-def _zero_copy(request: Request, origin: Origin) -> FileOrigin | None:
-    """The origin, when a whole file from disk is asked and the server sends it itself
+def _zero_copy(scope: Scope, origin: Origin) -> bool:
+    """Whether a whole file from disk is asked and the server sends it itself
     (``playgate serve-validator``)."""
-    whole = request.method == "GET" and "range" not in request.headers
-    if isinstance(origin, FileOrigin) and whole and offers_zero_copy(request.scope):
-        return origin
-    return None
+    return (
+        scope["method"] == "GET"
+        and isinstance(origin, FileOrigin)
+        and ZEROCOPY in scope.get("extensions", ())
+        and all(key != _RANGE for key, _ in scope["headers"])
+    )
 
 
 def _with_renewal(response: Response, renewal: RenewedCat | RenewalRefused, now: float) -> Response:
@@ -182,6 +226,6 @@ class _FileResponse(FileResponse):
         await super().__call__(scope, receive, sending)
 
 
-def _cookies(request: Request, gate: Gate) -> Mapping[str, str] | None:
+def _cookies(scope: Scope, gate: Gate) -> Mapping[str, str] | None:
     # Parsed only where a foreign format may travel in a cookie (CloudFront, Akamai, Media CDN).
-    return request.cookies if gate.foreign is not None else None
+    return HTTPConnection(scope).cookies if gate.foreign is not None else None

@@ -44,9 +44,10 @@ class FileOrigin:
         return OriginReply(200, {"content-type": media_type(path)}, file=self._locate(path))
 
     async def open(self, path: str) -> OriginReply:
-        """The whole object, opened and checked, for the server to send (zero-copy)."""
+        """The whole object, opened and checked, for the server to send (zero-copy). Its
+        headers are shared by every request for this file version: copy before changing them."""
         file, info = self._opened(path)
-        headers = {**_validators(path, info), "content-length": str(info.st_size)}
+        headers = _whole_file_headers(media_type(path), info.st_mtime, info.st_size)
         return OriginReply(200, headers, opened=file)
 
     def _locate(self, path: str) -> Path:
@@ -82,7 +83,8 @@ class FileOrigin:
             info = os.fstat(fd)
             if not (stat.S_ISREG(info.st_mode) and self._inside(fd, name)):
                 raise NotFound("no such object")  # a folder, a device, a link out of the root
-            return os.fdopen(fd, "rb"), info
+            # Unbuffered: the descriptor is what is sent (or read whole); no read buffer to make.
+            return os.fdopen(fd, "rb", buffering=0), info
         except BaseException:
             os.close(fd)
             raise
@@ -103,6 +105,12 @@ class FileOrigin:
 def _validators(path: str, info: os.stat_result) -> dict[str, str]:
     """The headers FileResponse sends, so a player's conditional request still works."""
     return {"content-type": media_type(path), **_stat_validators(info.st_mtime, info.st_size)}
+
+
+@functools.lru_cache(maxsize=4096)
+def _whole_file_headers(kind: str, mtime: float, size: int) -> dict[str, str]:
+    """Validators and length of a file sent whole, once per file version (callers copy)."""
+    return {"content-type": kind, **_stat_validators(mtime, size), "content-length": str(size)}
 
 
 @functools.lru_cache(maxsize=4096)

@@ -166,6 +166,54 @@ def test_validator_workers_count_every_decision_once(
     assert SECRET_1 not in text
 
 
+def listeners(port: int) -> dict[int, set[str]]:
+    """Which process holds which listening socket of ``port`` (socket inodes, from /proc)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A":  # LISTEN
+                inodes.add(f"socket:[{fields[9]}]")
+    held: dict[int, set[str]] = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError):
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                with contextlib.suppress(OSError):
+                    target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                    if target in inodes:
+                        held.setdefault(int(pid), set()).add(target)
+    return held
+
+
+def test_each_worker_has_its_own_socket_and_a_dead_one_is_replaced_on_it(
+    ring_file: Path, tmp_path: Path, clean_env: None
+) -> None:
+    """SO_REUSEPORT: the kernel spreads connections over the workers' sockets; a socket whose
+    worker died must get a worker again, or the connections hashed to it would never be served."""
+    ring = KeyRing({"k1": b"A" * 32}, "k1")
+    good = factories.token(ring, ttl=600)
+    log = tmp_path / "validator.log"
+    port, server = serve("serve-validator", base_env(ring_file), log)
+    url = f"http://{LOOPBACK}:{port}/t/{good}/videos/demo/master.m3u8"
+    with server as proc:
+        wait_log(log, "Application startup complete", 2)
+        held = listeners(port)
+        sockets = held.pop(proc.pid)  # the supervisor keeps every socket
+        assert len(sockets) == 2
+        assert sorted(map(len, held.values())) == [1, 1]  # each worker: one socket, its own
+        assert set().union(*held.values()) == sockets
+        dead = next(iter(held))
+        os.kill(dead, signal.SIGKILL)
+        wait_log(log, "Application startup complete", 3)
+        after = listeners(port)
+        assert after.pop(proc.pid) == sockets
+        assert dead not in after
+        assert set().union(*after.values()) == sockets
+        assert sorted(map(len, after.values())) == [1, 1]
+        # Fresh connections, hashed over both sockets: every one is answered.
+        assert {fresh_connection_get(url).status_code for _ in range(40)} == {200}
+
+
 def test_signer_counts_urls_per_api_key_across_workers(
     ring_file: Path, tmp_path: Path, clean_env: None
 ) -> None:
