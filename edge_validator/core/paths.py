@@ -115,7 +115,11 @@ def split_target(target: str) -> Target:
     """
     if "#" in target:
         raise BadPath("fragment in request target")
-    path, _, query = target.partition("?")
+    if "?" in target:
+        path, _, query = target.partition("?")
+    else:  # no query: no partition call (this runs for every segment)
+        path = target
+        query = ""
     token: str | None = None
     session = False
     # Indexing instead of str.startswith: CPython hands out cached one-character strings,
