@@ -57,6 +57,12 @@ _LIMITS = struct.Struct(">IH")  # max_uses, max_streams
 _unpack_limits = _LIMITS.unpack_from
 _LIMITS_SIZE = _LIMITS.size
 _SESSION = struct.Struct(">I")  # session seconds (version 2 only)
+# The three optional fields' lengths then the limits: the rest of a body whose optional fields
+# are all empty (up to a version 2 token's session allowance).
+_PLAIN_TAIL = struct.Struct(">BBBIH")
+_unpack_plain_tail = _PLAIN_TAIL.unpack_from
+_PLAIN_TAIL_SIZE = _PLAIN_TAIL.size
+assert _PLAIN_TAIL_SIZE == 3 + _LIMITS_SIZE
 _U8_MAX = 255
 _new_tuple = tuple.__new__
 # IPv4-mapped IPv6 (::ffff:a.b.c.d): one spelling per network, so these are IPv4 or refused.
@@ -220,22 +226,31 @@ def open_token(token: str | None, keyring: KeyRing) -> Claims:
         # IndexError).
         if scope[0] != _SLASH or scope[-1] != _SLASH:
             raise MalformedToken("malformed claims")
-        # Four u8-prefixed fields, unrolled. The optional three are usually empty: an empty
-        # one is None without a slice (each slice costs about as much as these three lines).
+        # Four u8-prefixed fields, unrolled.
         pos = end + 1
         end = pos + body[end]
         token_id = body[pos:end]
-        pos = end + 1
-        end = pos + body[end]
-        session_id = body[pos:end] if end != pos else None
-        pos = end + 1
-        end = pos + body[end]
-        network = body[pos:end] if end != pos else None
-        pos = end + 1
-        end = pos + body[end]
-        user_id = body[pos:end] if end != pos else None
-        max_uses, max_streams = _unpack_limits(body, end)
-        end += _LIMITS_SIZE
+        # The optional three are usually empty: then their lengths (three zero bytes) and the
+        # limits after them are one unpack, instead of three reads and one. Any body has room
+        # for it (three lengths and the limits at least): a shorter one is refused here.
+        session_len, network_len, user_len, max_uses, max_streams = _unpack_plain_tail(body, end)
+        if session_len or network_len or user_len:  # one of them present: field by field
+            # An empty one is None without a slice (a slice costs about as much as the three
+            # lines of a field).
+            pos = end + 1
+            end = pos + session_len
+            session_id = body[pos:end] if end != pos else None
+            pos = end + 1
+            end = pos + body[end]
+            network = body[pos:end] if end != pos else None
+            pos = end + 1
+            end = pos + body[end]
+            user_id = body[pos:end] if end != pos else None
+            max_uses, max_streams = _unpack_limits(body, end)
+            end += _LIMITS_SIZE
+        else:
+            session_id = network = user_id = None
+            end += _PLAIN_TAIL_SIZE
         session_seconds = 0
         if version == VERSION_SESSION:
             (session_seconds,) = _SESSION.unpack_from(body, end)
