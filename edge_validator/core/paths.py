@@ -50,7 +50,9 @@ def _unescape(match: re.Match[str]) -> str:
 
 def normalize_path(path: str) -> str:
     """Return the decoded path if it is unambiguous, else raise BadPath. Never repairs."""
-    if path[:1] != "/":  # a slice compares for less than startswith's argument parsing
+    # Indexing costs less than a slice (a slice object, then a substring), and a slice less than
+    # startswith's argument parsing.
+    if not path or path[0] != "/":
         raise BadPath("path must start with '/'")
     # Plain substring tests: several times faster than one regex on this hot path.
     if not (path.isascii() and path.isprintable()) or " " in path or "\\" in path:
