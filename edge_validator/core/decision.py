@@ -15,7 +15,14 @@ from .cat.claims import CatClaims
 from .cat.verify import CatVerifier, looks_like_cat
 from .errors import Expired, IpMismatch, LifetimeExceeded, NotYetValid, OutOfScope
 from .keyring import SESSION_CONTEXT, KeyRing
-from .paths import Target, normalize_path, split_target, with_header_token
+from .paths import (
+    Target,
+    TargetFields,
+    normalize_path,
+    split_fields,
+    split_target,
+    with_header_token,
+)
 from .token import Claims, open_token
 
 DEFAULT_LEEWAY = 5
@@ -141,8 +148,8 @@ class Verifier:
     ) -> Grant:
         """Split a raw request target and verify it (``header_token``: a CAT from its header)."""
         if header_token is None:  # the usual case, without a call that would return its input
-            return self.judge(split_target(target), client, now)
-        return self.judge(with_header_token(split_target(target), header_token), client, now)
+            return self._decide(split_fields(target), client, now)
+        return self._decide(with_header_token(split_target(target), header_token), client, now)
 
     def judge(self, target: Target, client: Client, now: float) -> Grant:
         """Decide whether ``target`` lets ``client`` fetch its path at time ``now``.
@@ -150,11 +157,17 @@ class Verifier:
         ``client`` is the viewer's address, parsed or as text (then parsed only when the token
         is bound to a network), or None when unknown.
         """
+        return self._decide(target, client, now)
+
+    def _decide(self, target: TargetFields, client: Client, now: float) -> Grant:
+        """``judge`` for a ``Target`` or its fields as a plain tuple (``split_fields``)."""
         # One unpack each instead of attribute lookups: this runs for every segment.
         token, raw_path, _query, _in_query, session = target
         decoded = normalize_path(raw_path)
         memo = self._session_memo if session else self._memo
-        claims = memo.get(token) if token else None
+        # No test for a missing token first: the memo never holds None or "" (open_token refuses
+        # both), so looking one up finds nothing and _authenticate refuses it.
+        claims = memo.get(token)  # type: ignore[arg-type]
         if claims is None:
             claims = self._authenticate(token, session, memo)
         _kid, expires_at, not_before, scope, token_id, _sid, network, _uid, _u, _s, _ss = claims
@@ -175,7 +188,8 @@ class Verifier:
             raise IpMismatch("the token is bound to another client network", token_id=token_id)
         if claims.__class__ is not Claims:  # a CAT: the checks only a CAT carries
             self._judge_cat(claims, decoded, client, now)
-        return _new_tuple(Grant, (claims, decoded, target, now))
+        # A Target from the fields (from a Target passed to ``judge``: an equal one).
+        return _new_tuple(Grant, (claims, decoded, _new_tuple(Target, target), now))
 
     def _renewable(self, claims: Claims, lifetime: int) -> bool:
         """A CAT asking for renewal (catr) lives up to PLAYGATE_MAX_SESSION from its start, as a

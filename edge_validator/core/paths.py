@@ -108,6 +108,11 @@ def with_header_token(target: Target, header_token: str | None) -> Target:
     return _new_tuple(Target, (header_token, target.path, target.query, False, False))
 
 
+# Target's fields as a plain tuple, which unpacks without an iterator (a NamedTuple, a tuple
+# subclass, needs one): what Verifier.verify_target takes apart for every request.
+TargetFields = tuple[str | None, str, str, bool, bool]
+
+
 def split_target(target: str) -> Target:
     """Split a raw request target into the token, the path and the query without the token.
 
@@ -115,6 +120,11 @@ def split_target(target: str) -> Target:
     ``/s/<token>/`` (a session token), or as one ``token`` or ``session`` query parameter: exactly
     one token per request, never two, never twice.
     """
+    return _new_tuple(Target, split_fields(target))
+
+
+def split_fields(target: str) -> TargetFields:
+    """``split_target``, the fields as a plain tuple in ``Target``'s field order."""
     if "#" in target:
         raise BadPath("fragment in request target")
     if "?" in target:
@@ -137,7 +147,7 @@ def split_target(target: str) -> Target:
             raise BadPath("nothing after the path token")
         path = "/" + rest
     if not query:
-        return _new_tuple(Target, (token, path, "", False, session))
+        return (token, path, "", False, session)
     in_path = token is not None
     kept: list[str] = []
     for param in query.split("&"):
@@ -154,7 +164,7 @@ def split_target(target: str) -> Target:
         else:
             kept.append(param)
     in_query = token is not None and not in_path
-    return _new_tuple(Target, (token, path, "&".join(kept), in_query, session))
+    return (token, path, "&".join(kept), in_query, session)
 
 
 def _looks_like_token_param(name: str) -> bool:

@@ -51,8 +51,9 @@ _a2b_base64 = binascii.a2b_base64
 _ZERO_UNLESS_PRINTABLE = bytes(b if 0x20 <= b < 0x7F else 0 for b in range(256))
 _SLASH = ord("/")
 _FIXED = struct.Struct(">QQH")  # expires_at, not_before, scope length
-_unpack_fixed = _FIXED.unpack_from
 _FIXED_SIZE = _FIXED.size
+# The fixed fields and the byte after them, the scope's first when it has one: one index less.
+_unpack_fixed_and_first = struct.Struct(">QQHB").unpack_from
 _LIMITS = struct.Struct(">IH")  # max_uses, max_streams
 _unpack_limits = _LIMITS.unpack_from
 _LIMITS_SIZE = _LIMITS.size
@@ -218,13 +219,13 @@ def open_token(token: str | None, keyring: KeyRing) -> Claims:
     # the end raises IndexError and unpacking past it struct.error; the end check below
     # catches the rest: no field is ever cut short.
     try:
-        expires_at, not_before, end = _unpack_fixed(body, pos)
+        expires_at, not_before, end, first = _unpack_fixed_and_first(body, pos)
         pos += _FIXED_SIZE
         end += pos
         scope = body[pos:end]
-        # The scope ends in '/', which makes a prefix test segment-wise (an empty scope:
-        # IndexError).
-        if scope[0] != _SLASH or scope[-1] != _SLASH:
+        # The scope starts and ends in '/', which makes a prefix test segment-wise. An empty
+        # scope fails on scope[-1] (IndexError), whatever byte ``first`` then read.
+        if first != _SLASH or scope[-1] != _SLASH:
             raise MalformedToken("malformed claims")
         # Four u8-prefixed fields, unrolled.
         pos = end + 1
