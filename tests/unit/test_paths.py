@@ -7,7 +7,7 @@ import pytest
 from edge_validator.core.decision import verify, verify_target
 from edge_validator.core.errors import BadPath, MalformedToken, PlaybackTokenError
 from edge_validator.core.keyring import KeyRing
-from edge_validator.core.paths import in_scope, normalize_path, split_target
+from edge_validator.core.paths import Target, in_scope, normalize_path, split_fields, split_target
 from tests.support import factories
 
 RING = KeyRing({"k1": b"A" * 32}, "k1")
@@ -110,6 +110,10 @@ def test_token_is_found_and_stripped(target: str, path: str, query: str) -> None
     grant = verify_target(target, None, T0 + 1, RING)
     assert grant.path == path
     assert grant.target.query == query
+    # verify_target decides on split_fields' plain tuple; its grant holds a Target all the same.
+    assert type(grant.target) is Target
+    assert grant.target == split
+    assert split_fields(target) == tuple(split)
 
 
 @pytest.mark.parametrize(

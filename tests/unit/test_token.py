@@ -221,6 +221,29 @@ def test_key_id_cut_short_by_the_end_of_a_signed_body_is_malformed(body: bytes) 
         open_token(_signed_body(body), RING)
 
 
+@pytest.mark.parametrize(
+    "claims",
+    [
+        BASE,
+        BASE._replace(session_id=None, client_network=None, user_id=None),  # one unpack
+        BASE._replace(session_id=None, client_network=None, user_id=None, session_seconds=60),
+        BASE._replace(client_network=None, user_id=None),
+        BASE._replace(session_id=None, client_network=None),
+    ],
+)
+def test_every_cut_or_extension_of_a_signed_body_is_malformed(claims: Claims) -> None:
+    # Signed, so only the parse can refuse them, with or without the optional claims (read with
+    # one unpack when all three are empty, field by field otherwise).
+    body = claims_bytes(claims)
+    assert open_token(_signed_body(body), RING) == claims
+    for end in range(2 + len("k1"), len(body)):
+        with pytest.raises(MalformedToken, match="malformed claims"):
+            open_token(_signed_body(body[:end]), RING)
+    for extra in (b"\x00", b"\x00" * 4, b"/"):
+        with pytest.raises(MalformedToken, match="malformed claims"):
+            open_token(_signed_body(body + extra), RING)
+
+
 @pytest.mark.parametrize("field", ["session_id", "user_id", "client_network"])
 def test_optional_claims_round_trip_one_at_a_time(field: str) -> None:
     value = "203.0.113.0/24" if field == "client_network" else "x" * 255
