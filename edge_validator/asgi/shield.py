@@ -41,6 +41,8 @@ log = logging.getLogger("playgate.validator")
 _CACHEABLE = frozenset({200, 206, 304})
 _RANGE = b"range"
 _SHIELD_METHODS = frozenset({"GET", "HEAD"})
+_TOKEN_ID = TOKEN_ID_HEADER.lower().encode("latin-1")
+_NOSNIFF = (b"x-content-type-options", b"nosniff")
 
 
 class Shield:
@@ -171,22 +173,35 @@ def session_redirect(location: str, grant: Grant) -> Response:
 
 
 def _response(reply: OriginReply, grant: Grant) -> Response:
+    # Browsers may keep a success; shared caches must not key it by a token URL for longer than
+    # it lives. Other statuses are never kept; an origin that chose its own header (a redirect
+    # to a short-lived URL: no-store) keeps it.
+    cache_control: str | None = None
+    if "cache-control" not in reply.headers:
+        cacheable = reply.status in _CACHEABLE
+        if cacheable and is_manifest(grant.path):
+            # A live playlist changes every segment, and a session lives for hours: a browser
+            # keeping it would replay a stale playlist until the player stalls.
+            cache_control = MANIFEST_CACHE
+        elif cacheable:
+            cache_control = f"private, max-age={grant.seconds_left()}"
+        else:
+            cache_control = NO_STORE
+    if reply.opened is not None and reply.head is not None:
+        # A file sent whole: its own head is encoded once per file version (origins/files.py),
+        # the same headers in the same order as below.
+        raw = [*reply.head, (_TOKEN_ID, grant.token_id.encode("latin-1")), _NOSNIFF]
+        if cache_control is not None:
+            raw.append((b"cache-control", cache_control.encode("latin-1")))
+        length = int(reply.headers["content-length"])
+        return ZeroCopyFileResponse.encoded(reply.opened, reply.status, raw, length)
     headers = {
         **reply.headers,
         TOKEN_ID_HEADER: grant.token_id,
         "X-Content-Type-Options": "nosniff",
     }
-    # Browsers may keep a success; shared caches must not key it by a token URL for longer than
-    # it lives. Other statuses are never kept; an origin that chose its own header (a redirect
-    # to a short-lived URL: no-store) keeps it.
-    if "cache-control" not in reply.headers:
-        cacheable = reply.status in _CACHEABLE
-        left = grant.seconds_left()
-        headers["Cache-Control"] = f"private, max-age={left}" if cacheable else NO_STORE
-        if cacheable and is_manifest(grant.path):
-            # A live playlist changes every segment, and a session lives for hours: a browser
-            # keeping it would replay a stale playlist until the player stalls.
-            headers["Cache-Control"] = MANIFEST_CACHE
+    if cache_control is not None:
+        headers["Cache-Control"] = cache_control
     return build_response(reply, headers)
 
 
