@@ -1,7 +1,7 @@
 """The origin shield's request path in CPU instructions (valgrind callgrind), stable on a
 loaded machine where the edge benchmark's CPU per request moves by 20 %.
 
-    .venv/bin/python -m bench.shield_instructions [--tree OTHER_CHECKOUT] [--requests 1300]
+    .venv/bin/python -m bench.shield_instructions [--tree CHECKOUT] [--requests 1300] [--server]
 
 The validator app (``create_app``: middleware, the shield, the decision, the file origin) is
 called in process as ``playgate serve-validator`` calls it, with the edge benchmark's mix
@@ -10,6 +10,13 @@ playlists and 186 KB segments, sent zero-copy). The server's part (uvicorn's pro
 ``sendfile``, the kernel) is left out: only the Python request path is counted. Instructions
 between two markers in one run, divided by the number of requests, after a warm-up that fills
 the verifier's memo. ``--tree`` measures another checkout with the same requests, side by side.
+
+``--server`` adds the whole server process in user space: ``playgate serve-validator``'s
+protocol (``playgate.serving``: uvicorn's httptools protocol with the limits, the one-write head
+and the zero-copy file bodies) on uvloop, the app with its metrics in mmap files, answering the
+same requests from a client in this process over one keep-alive connection (the kernel's part,
+``sendfile`` included, is not counted; the client is not either). A request to ``/__mark``
+marks the start and the end (a wrapper around the app, one comparison per request).
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import argparse
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import tempfile
@@ -64,6 +72,29 @@ import uvloop
 uvloop.run(main())
 """
 
+# The server process under callgrind: serve-validator's protocol and app on one port.
+SERVER = """
+import json, os, sys, tempfile
+work, port = sys.argv[1], int(sys.argv[2])
+setup = json.loads(open(os.path.join(work, "setup.json")).read())
+os.environ.update({"PLAYGATE_KEYRING": setup["keyring"], "PLAYGATE_TRUSTED_PROXIES": "127.0.0.1/32",
+    "PLAYGATE_CLIENT_IP_HEADER": "x-real-ip", "PLAYGATE_MEDIA_ROOT": os.path.join(work, "media"),
+    "PROMETHEUS_MULTIPROC_DIR": tempfile.mkdtemp()})
+import uvicorn
+from edge_validator.asgi.app import app_from_env
+from playgate.serving import uvicorn_config
+inner = app_from_env()
+async def app(scope, receive, send):
+    if scope["type"] == "http" and scope["path"] == "/__mark":
+        os.getppid()
+        if scope["query_string"] == b"stop":
+            server.should_exit = True
+    await inner(scope, receive, send)
+server = uvicorn.Server(uvicorn_config(app, host="127.0.0.1", port=port, loop="uvloop",
+                                       lifespan="on", log_level="error"))
+server.run()
+"""
+
 
 def prepare(work: Path) -> None:
     """Media and the viewers' request paths, made once outside valgrind."""
@@ -97,10 +128,83 @@ def per_request(tree: Path, work: Path, count: int, *, multiproc: bool) -> float
     return int(summary.group(1)) / count
 
 
+def server_per_request(tree: Path, work: Path, count: int) -> float:
+    """The server process's instructions per request (see ``--server``)."""
+    script = work / "server.py"
+    script.write_text(SERVER)
+    out = work / "cgs"
+    for old in work.glob("cgs*"):
+        old.unlink()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "PYTHONPATH": str(tree), "PYTHONHASHSEED": "0"}
+    argv = ["valgrind", "--tool=callgrind", "--dump-instr=no", "--dump-before=os_getppid*",
+            f"--callgrind-out-file={out}", sys.executable, str(script), str(work),
+            str(port)]  # fmt: skip
+    paths = json.loads((work / "setup.json").read_text())["paths"]
+    server = subprocess.Popen(argv, env=env, cwd=tree, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        for _ in range(600):
+            try:
+                conn = socket.create_connection(("127.0.0.1", port))
+                break
+            except OSError:
+                time.sleep(0.2)
+        else:
+            raise SystemExit("the server under valgrind did not start")
+        with conn:
+            client = _Client(conn)
+            for j in range(WARMUP):
+                client.get(paths[j % len(paths)])
+            client.get("/__mark", any_status=True)
+            for j in range(WARMUP, WARMUP + count):
+                client.get(paths[j % len(paths)])
+            client.get("/__mark?stop", any_status=True)
+        server.wait(timeout=600)
+    finally:
+        if server.poll() is None:
+            server.kill()
+    dumps = sorted(work.glob("cgs.*"), key=lambda p: int(p.name.split(".")[1]))
+    summary = re.search(r"^(?:summary|totals): (\d+)", dumps[1].read_text(), re.MULTILINE)
+    assert summary is not None
+    return int(summary.group(1)) / count
+
+
+class _Client:
+    """HTTP/1.1 on one keep-alive connection, one request at a time, bodies read whole."""
+
+    def __init__(self, conn: socket.socket) -> None:
+        self.conn = conn
+        self.buffer = b""
+
+    def get(self, path: str, *, any_status: bool = False) -> None:
+        self.conn.sendall(f"GET {path} HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n".encode())
+        while b"\r\n\r\n" not in self.buffer:
+            self.buffer += self._recv()
+        head, _, self.buffer = self.buffer.partition(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1])
+        if not any_status and status not in (200, 302):
+            raise SystemExit(f"answered {status}")
+        length = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
+        size = int(length.group(1)) if length else 0
+        while len(self.buffer) < size:
+            self.buffer += self._recv()
+        self.buffer = self.buffer[size:]
+
+    def _recv(self) -> bytes:
+        data = self.conn.recv(1 << 20)
+        if not data:
+            raise SystemExit("the server closed the connection")
+        return data
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tree", type=Path, help="another checkout to measure side by side")
     parser.add_argument("--requests", type=int, default=1300)
+    parser.add_argument("--server", action="store_true", help="also the whole server process")
     args = parser.parse_args()
     trees = {"this tree": ROOT, **({str(args.tree): args.tree.resolve()} if args.tree else {})}
     with tempfile.TemporaryDirectory(prefix="shield-instr-") as tmp:
@@ -115,6 +219,10 @@ def main() -> None:
                 per_request(tree, work, args.requests, multiproc=multiproc)
                 for tree in trees.values()
             ]
+            print(f"| {label} | " + " | ".join(f"{c:,.0f}" for c in cells) + " |", flush=True)
+        if args.server:
+            cells = [server_per_request(tree, work, args.requests) for tree in trees.values()]
+            label = "whole server process (serve-validator's protocol, mmap files)"
             print(f"| {label} | " + " | ".join(f"{c:,.0f}" for c in cells) + " |", flush=True)
 
 

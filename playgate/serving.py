@@ -34,8 +34,10 @@ from collections.abc import Mapping
 
 import uvicorn
 from starlette.types import ASGIApp
-from uvicorn._types import ASGI3Application
+from uvicorn._types import ASGI3Application, ASGISendEvent
 from uvicorn.protocols.http.httptools_impl import (
+    HEADER_RE,
+    HEADER_VALUE_RE,
     STATUS_LINE,
     HttpToolsProtocol,
     RequestResponseCycle,
@@ -140,6 +142,10 @@ class _Server:
                 continue
             if 0 < conn.send_deadline <= now:
                 conn.transport.abort()  # the client stopped reading its response
+            elif 0 < conn.idle_deadline <= now:
+                conn.idle_deadline = 0.0
+                if not conn.transport.is_closing():  # kept alive, silent: uvicorn's handler
+                    conn.transport.close()
             elif 0 < conn.deadline <= now:
                 conn.deadline_passed()
         self.sweeping = False
@@ -148,6 +154,68 @@ class _Server:
 
 
 _servers: weakref.WeakKeyDictionary[ServerState, _Server] = weakref.WeakKeyDictionary()
+
+
+# The bytes uvicorn refuses in a response header's name and value: both expressions match one
+# byte, so a header is refused here exactly when uvicorn would refuse it.
+_BAD_NAME = bytes(b for b in range(256) if HEADER_RE.search(bytes((b,))))
+_BAD_VALUE = bytes(b for b in range(256) if HEADER_VALUE_RE.search(bytes((b,))))
+
+
+class _Cycle(RequestResponseCycle):
+    """uvicorn's request-response cycle, its response head written the same way for less: the
+    names and the values are each checked once, all joined, by ``bytes.translate`` (a C loop)
+    instead of two regular expression searches per header (a character-class match per byte:
+    about 15,000 instructions of every file response). Same head, same state, the same
+    headers refused (only which of the two messages, when one header has a bad value and a
+    later one a bad name, may differ); anything but a head, and a head under an access log
+    (never written here), is uvicorn's. ``tests/unit/test_response_head.py`` compares them."""
+
+    async def send(self, message: ASGISendEvent) -> None:
+        if self.response_started or message["type"] != "http.response.start" or self.access_log:
+            await RequestResponseCycle.send(self, message)
+            return
+        if self.flow.write_paused and not self.disconnected:
+            await self.flow.drain()
+        if self.disconnected:
+            return
+        self.response_started = True
+        self.waiting_for_100_continue = False
+        status_code = message["status"]
+        headers = self.default_headers + list(message.get("headers", []))
+        names = b"".join([name for name, _ in headers])
+        if len(names.translate(None, _BAD_NAME)) != len(names):
+            raise RuntimeError("Invalid HTTP header name.")
+        values = b"".join([value for _, value in headers])
+        if len(values.translate(None, _BAD_VALUE)) != len(values):
+            raise RuntimeError("Invalid HTTP header value.")
+        content = [STATUS_LINE[status_code]]
+        has_connection_close = False
+        for name, value in headers:
+            name = name.lower()
+            if name == b"content-length" and self.chunked_encoding is None:
+                self.expected_content_length = int(value.decode())
+                self.chunked_encoding = False
+            elif name == b"transfer-encoding" and value.lower() == b"chunked":
+                self.expected_content_length = 0
+                self.chunked_encoding = True
+            elif name == b"connection":
+                connection = [token.lower().strip() for token in value.split(b",")]
+                if b"close" in connection:
+                    self.keep_alive = False
+                    has_connection_close = True
+            content.extend([name, b": ", value, b"\r\n"])
+        if not self.keep_alive and not has_connection_close:
+            content.append(b"connection: close\r\n")
+        if (
+            self.chunked_encoding is None
+            and self.scope["method"] != "HEAD"
+            and status_code not in (204, 304)
+        ):
+            self.chunked_encoding = True  # neither a length nor an encoding: chunked
+            content.append(b"transfer-encoding: chunked\r\n")
+        content.append(b"\r\n")
+        self.transport.write(b"".join(content))
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
@@ -162,6 +230,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         # a lingering close; and when it must have read what it was sent.
         self.deadline = 0.0
         self.send_deadline = 0.0
+        # When a kept-alive connection with no byte of a next request is closed (0: none):
+        # uvicorn's keep-alive timeout, enforced by the sweep rather than by a timer armed and
+        # cancelled for every request (4 µs of uvloop per request).
+        self.idle_deadline = 0.0
         self._lingering = False
         self._refused = False
         # Zero-copy file bodies on plain TCP (TLS encrypts in user space).
@@ -239,12 +311,13 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._server.waiting.pop(self, None)
-        self.deadline = self.send_deadline = 0.0
+        self.deadline = self.send_deadline = self.idle_deadline = 0.0
         if self._files is not None:
             self._files.lost()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        self.idle_deadline = 0.0  # as uvicorn's keep-alive timer is cancelled by any byte
         if self._refused:
             return
         if self._reading_head:
@@ -274,6 +347,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
         # The head held for the body first (one send), inside the file bodies: a held head is
         # written before a file's bytes go to the socket.
+        if cycle.__class__ is RequestResponseCycle:  # as uvicorn's on_headers_complete made it
+            cycle.__class__ = _Cycle
         app = with_one_write(app, cycle)
         if self._files is not None:
             app = with_file_bodies(app, cycle, self._files)
@@ -297,8 +372,18 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().on_message_complete()
 
     def on_response_complete(self) -> None:
-        super().on_response_complete()
-        if not self.transport.is_closing() and not self.pipeline and not self._refused:
+        # uvicorn's, but the keep-alive timeout is a deadline for the sweep, not a timer.
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self._unset_keepalive_if_required()  # none armed here; kept as uvicorn has it
+        self.flow.resume_reading()
+        if self.pipeline:
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+            return
+        self.idle_deadline = self.loop.time() + self.timeout_keep_alive
+        if not self._refused:
             self._wait_for_head()
 
     def pause_writing(self) -> None:

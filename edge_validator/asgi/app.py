@@ -93,9 +93,10 @@ def create_app(
     ]
     # Outside the routes: preflights never reach them, and denials carry CORS headers too.
     middleware = [
-        Middleware(RequestMetrics, recorded=ResponseMetrics("validator"), route_of=route_name),
-        Middleware(CorsMiddleware, policy=settings.cors),
+        Middleware(RequestMetrics, recorded=ResponseMetrics("validator"), route_of=route_name)
     ]
+    if settings.cors.enabled:  # without a policy CorsMiddleware passes every request through
+        middleware.append(Middleware(CorsMiddleware, policy=settings.cors))
     if origin is not None:
         shield = Shield()
         fixed = frozenset(_fixed_path(route) for route in routes)

@@ -34,6 +34,21 @@ class ZeroCopyFileResponse(Response):
             for name, value in headers.items()
         ]
 
+    @classmethod
+    def encoded(
+        cls, file: BinaryIO, status_code: int, raw_headers: list[tuple[bytes, bytes]], count: int
+    ) -> ZeroCopyFileResponse:
+        """The same response from a head already encoded (lower-case names), ``count`` bytes of
+        ``file`` (its ``Content-Length``, which ``raw_headers`` hold)."""
+        response = cls.__new__(cls)
+        response.file = file
+        response.status_code = status_code
+        response.count = count
+        response.body = b""
+        response.background = None
+        response.raw_headers = raw_headers
+        return response
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             await send({"type": "http.response.start", "status": self.status_code,

@@ -3,6 +3,8 @@ token. From the ASGI scope itself: the shield answers without building a Starlet
 
 from __future__ import annotations
 
+import functools
+
 from starlette.types import Scope
 
 from ..core.addresses import ClientAddress
@@ -22,8 +24,13 @@ def header_values(scope: Scope, name: bytes) -> list[str]:
 def viewer(scope: Scope, settings: ValidatorSettings) -> ClientAddress | None:
     peer = scope.get("client")
     header = settings.client_ip_header
-    values = header_values(scope, header.lower().encode("latin-1"))
+    values = header_values(scope, _header_key(header))
     return client_address(peer[0] if peer else None, values, settings.trusted_proxies, header)
+
+
+@functools.lru_cache(maxsize=16)
+def _header_key(header: str) -> bytes:
+    return header.lower().encode("latin-1")
 
 
 def raw_target(scope: Scope) -> str:

@@ -10,6 +10,7 @@ token with no player code. The session token is the v1 format MACed under the se
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import secrets
 
@@ -31,6 +32,7 @@ def opens_session(grant: Grant) -> bool:
     return not grant.target.session and grant.claims.session_seconds > 0 and is_manifest(grant.path)
 
 
+@functools.lru_cache(maxsize=4096)  # ipaddress costs more than sealing the session
 def viewer_network(client: ClientAddress | None) -> str | None:
     """The viewer's /24 (IPv4) or /64 (IPv6), or None when the address is unknown."""
     if client is None:

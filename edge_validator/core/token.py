@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hmac
 import ipaddress
 import socket
@@ -101,6 +102,7 @@ def _ascii(value: str, name: str) -> bytes:
     return value.encode("ascii")
 
 
+@functools.lru_cache(maxsize=4096)  # a session's network, sealed again for every viewer there
 def encode_network(cidr: str | None) -> bytes:
     """Prefix length then the network address: 5 bytes for IPv4, 17 for IPv6."""
     if cidr is None:

@@ -30,6 +30,9 @@ class OriginReply:
     opened: BinaryIO | None = None
     body: Body | None = None
     close: Callable[[], Awaitable[None]] | None = None
+    # ``headers`` already encoded for the wire, lower-case names (a file sent whole: encoded
+    # once per file version and shared, never changed), or None.
+    head: tuple[tuple[bytes, bytes], ...] | None = None
 
     async def read(self, limit: int) -> bytes:
         """The whole body, at most ``limit`` bytes (else BadManifest); releases the upstream."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import io
 import os
 import stat
 from email.utils import formatdate
@@ -47,8 +48,8 @@ class FileOrigin:
         """The whole object, opened and checked, for the server to send (zero-copy). Its
         headers are shared by every request for this file version: copy before changing them."""
         file, info = self._opened(path)
-        headers = _whole_file_headers(media_type(path), info.st_mtime, info.st_size)
-        return OriginReply(200, headers, opened=file)
+        headers, head = _whole_file(path, info.st_mtime, info.st_size)
+        return OriginReply(200, headers, opened=file, head=head)
 
     def _locate(self, path: str) -> Path:
         try:
@@ -74,7 +75,7 @@ class FileOrigin:
 
     def _opened(self, path: str) -> tuple[BinaryIO, os.stat_result]:
         """The object opened, and its status: a regular file whose real path is in the root."""
-        name = os.path.join(self.root, path.lstrip("/"))
+        name = self._prefix + path.lstrip("/")  # os.path.join(root, ...), without the fspath
         try:
             fd = os.open(name, _OPEN_FLAGS)
         except (OSError, ValueError):  # missing, unreadable, a name too long, a NUL byte
@@ -84,7 +85,7 @@ class FileOrigin:
             if not (stat.S_ISREG(info.st_mode) and self._inside(fd, name)):
                 raise NotFound("no such object")  # a folder, a device, a link out of the root
             # Unbuffered: the descriptor is what is sent (or read whole); no read buffer to make.
-            return os.fdopen(fd, "rb", buffering=0), info
+            return io.FileIO(fd, "r"), info  # what os.fdopen(fd, "rb", buffering=0) returns
         except BaseException:
             os.close(fd)
             raise
@@ -105,6 +106,18 @@ class FileOrigin:
 def _validators(path: str, info: os.stat_result) -> dict[str, str]:
     """The headers FileResponse sends, so a player's conditional request still works."""
     return {"content-type": media_type(path), **_stat_validators(info.st_mtime, info.st_size)}
+
+
+@functools.lru_cache(maxsize=4096)
+def _whole_file(
+    path: str, mtime: float, size: int
+) -> tuple[dict[str, str], tuple[tuple[bytes, bytes], ...]]:
+    """The headers of a file sent whole, and the same encoded for the wire, once per file
+    version (its path, modification time and size): shared, never changed."""
+    headers = _whole_file_headers(media_type(path), mtime, size)
+    return headers, tuple(
+        (name.encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()
+    )
 
 
 @functools.lru_cache(maxsize=4096)

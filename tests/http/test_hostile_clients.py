@@ -176,6 +176,19 @@ def test_requests_within_the_limits_are_served_on_one_connection(echo_url: str) 
     assert reply.count(b"HTTP/1.1 200 ") == 3, reply
 
 
+def test_an_idle_kept_alive_connection_is_closed_after_the_keep_alive_timeout() -> None:
+    # The keep-alive timeout is a deadline the sweep enforces (not a timer per request): a
+    # request that comes within it is served, silence after the last response closes the
+    # connection cleanly (every response readable), about the timeout later.
+    limits = ServerLimits(keep_alive_timeout=1.0)
+    app = Starlette(routes=[Route("/", _echo, methods=["GET"])])
+    get = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+    with serve_app(app, limits) as url:
+        reply, seconds = asyncio.run(_exchange(_port(url), [get, get], pause=0.6))
+    assert reply.count(b"HTTP/1.1 200 ") == 2, reply
+    assert 0.6 + 1.0 - 0.1 <= seconds < 0.6 + 1.0 + 2, seconds
+
+
 # --- The whole attack against a real validator process ------------------------------------
 
 IDLE_SOCKETS = 1100

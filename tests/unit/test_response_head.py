@@ -1,0 +1,110 @@
+"""``playgate.serving._Cycle`` writes the response head uvicorn's cycle writes, refuses what it
+refuses (every byte in a header name and in a value), and leaves the same state behind."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import pytest
+from uvicorn.protocols.http.flow_control import FlowControl
+from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
+
+from playgate.serving import _Cycle
+
+DATE = [(b"date", b"Thu, 03 Dec 2026 06:00:00 GMT")]
+FILE_HEADERS = [
+    (b"content-type", b"video/mp2t"),
+    (b"last-modified", b"Thu, 03 Dec 2026 06:00:00 GMT"),
+    (b"etag", b'"0123456789abcdef0123456789abcdef"'),
+    (b"accept-ranges", b"bytes"),
+    (b"content-length", b"190464"),
+    (b"x-playgate-token-id", b"tok_abc"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"cache-control", b"private, max-age=3600"),
+]
+
+
+class _Transport:
+    def __init__(self) -> None:
+        self.written = b""
+
+    def write(self, data: bytes) -> None:
+        self.written += data
+
+    def is_closing(self) -> bool:
+        return False
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+def _head(cls: type[RequestResponseCycle], method: str, message: dict[str, Any], keep_alive: bool):  # type: ignore[no-untyped-def]
+    transport = _Transport()
+    log = logging.getLogger("test")
+
+    async def run() -> RequestResponseCycle:
+        cycle = RequestResponseCycle(
+            {"method": method},  # type: ignore[arg-type]
+            transport,  # type: ignore[arg-type]
+            FlowControl(transport),  # type: ignore[arg-type]
+            log,
+            log,
+            False,
+            DATE,
+            asyncio.Event(),
+            False,
+            keep_alive,
+            lambda: None,
+        )
+        cycle.__class__ = cls
+        await cycle.send(message)  # type: ignore[arg-type]
+        return cycle
+
+    try:
+        cycle = asyncio.run(run())
+    except RuntimeError as exc:
+        return ("refused", str(exc))
+    state = (cycle.keep_alive, cycle.chunked_encoding, cycle.expected_content_length)
+    return (transport.written, state, cycle.response_started)
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+@pytest.mark.parametrize("keep_alive", [True, False])
+@pytest.mark.parametrize(
+    ("status", "headers"),
+    [
+        (200, FILE_HEADERS),
+        (302, [(b"Location", b"/s/x/master.m3u8"), (b"Cache-Control", b"no-store")]),
+        (200, [(b"content-type", b"text/plain")]),  # no length: chunked
+        (204, []),
+        (304, [(b"etag", b'"x"')]),
+        (200, [(b"content-length", b"3"), (b"Connection", b"keep-alive, Close")]),
+        (200, [(b"transfer-encoding", b"Chunked")]),
+        (200, [(b"content-length", b"3"), (b"content-length", b"9")]),
+    ],
+)
+def test_the_same_head_as_uvicorn(
+    method: str, keep_alive: bool, status: int, headers: list[tuple[bytes, bytes]]
+) -> None:
+    message = {"type": "http.response.start", "status": status, "headers": headers}
+    ours = _head(_Cycle, method, message, keep_alive)
+    assert ours == _head(RequestResponseCycle, method, message, keep_alive)
+    assert ours[0] != "refused"
+
+
+@pytest.mark.parametrize("byte", range(256))
+def test_the_same_refusals_as_uvicorn(byte: int) -> None:
+    for headers in (
+        [(b"x-a" + bytes((byte,)) + b"b", b"v")],
+        [(b"x-a", b"v" + bytes((byte,)) + b"w")],
+        [(b"content-length", b"1"), (b"x-ok", b"fine"), (bytes((byte,)), bytes((byte,)))],
+    ):
+        message = {"type": "http.response.start", "status": 200, "headers": headers}
+        assert _head(_Cycle, "GET", message, True) == _head(
+            RequestResponseCycle, "GET", message, True
+        )
