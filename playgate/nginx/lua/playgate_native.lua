@@ -50,6 +50,8 @@ int CRYPTO_memcmp(const void *a, const void *b, size_t len);
 int inet_pton(int af, const char *src, void *dst);
 int RAND_bytes(unsigned char *buf, int num);
 size_t strspn(const char *s, const char *accept);
+int memcmp(const void *a, const void *b, size_t n);
+void free(void *ptr);
 ]])
 
 -- nginx links libcrypto itself; load it by name only where the symbols are not global.
@@ -410,16 +412,20 @@ local function u8_string(p, pos, blen)
     return ffi.string(p + pos + 1, flen), pos + 1 + flen
 end
 
-local PRINTABLE = {}
-for b = 32, 126 do
-    PRINTABLE[#PRINTABLE + 1] = char(b)
+-- Every one of ``n`` bytes at 0-based offset ``at`` of a byte buffer printable ASCII
+-- (0x20-0x7e), read in place.
+local function printable_at(p, at, n)
+    for i = at, at + n - 1 do
+        local b = p[i]
+        if b < 32 or b > 126 then
+            return false
+        end
+    end
+    return true
 end
-PRINTABLE = concat(PRINTABLE)
 
--- Every byte printable ASCII (0x20-0x7e); strspn stops at the first other byte, a NUL too.
-local function printable(s)
-    return tonumber(C.strspn(s, PRINTABLE)) == #s
-end
+-- The offsets and lengths of the last opened token's id fields in token_buf (open_token).
+local field_at = { 0, 0, 0, 0, 0, 0, 0, 0 }
 
 -- Address bytes of a client address text (addresses.packed_ip), or nil.
 local function packed_ip(text)
@@ -546,16 +552,21 @@ local function open_token(token, session)
     if p[pos] ~= 47 or p[pos + scope_len - 1] ~= 47 then
         return nil, "malformed"
     end
+    local scope_at = pos
     local scope = ffi.string(p + pos, scope_len)
     pos = pos + scope_len
     local token_id, session_id, network, user_id
+    local tid_at, sid_at, uid_at = pos + 1, nil, nil
     token_id, pos = u8_string(p, pos, blen)
+    sid_at = pos and pos + 1
     session_id, pos = u8_string(p, pos, blen)
     network, pos = u8_string(p, pos, blen)
+    uid_at = pos and pos + 1
     user_id, pos = u8_string(p, pos, blen)
     if user_id == nil then -- a field ran past the body (u8_string then carries nil on)
         return nil, "malformed"
     end
+    local tid_len, sid_len, uid_len = #token_id, #session_id, #user_id
     if pos + 6 > blen then
         return nil, "malformed"
     end
@@ -576,14 +587,20 @@ local function open_token(token, session)
     if pos ~= blen or token_id == "" then
         return nil, "malformed"
     end
-    -- Every field printable if and only if their concatenation is: one strspn, not four
-    -- (glibc's builds its 256-entry table of the accepted bytes on every call).
-    if not printable(scope .. token_id .. session_id .. user_id) then
+    -- Every byte of the scope, token id, session id and user id printable, read in place
+    -- (no concatenation: a new string per request).
+    if not printable_at(p, scope_at, scope_len) or not printable_at(p, tid_at, tid_len)
+            or not printable_at(p, sid_at, sid_len) or not printable_at(p, uid_at, uid_len) then
         return nil, "malformed"
     end
     if network ~= "" and not network_ok(network) then
         return nil, "malformed"
     end
+    -- Where the token id, session id and user id are in token_buf (0-based offset, length):
+    -- the revocation check reads them there (revoked_fast) until the next token is opened.
+    local at = field_at
+    at[1], at[2], at[3], at[4], at[5], at[6] = tid_at, tid_len, sid_at, sid_len, uid_at, uid_len
+    at[7], at[8] = scope_at, scope_len
     return {
         key_id = key_id,
         expires_at = expires_at,
@@ -630,6 +647,76 @@ local function revoked(dict, claims)
         local at = dict:get("v:" .. video)
         if at and nb <= at then
             return true
+        end
+    end
+    return false
+end
+
+-- Whether any revocation key of this token is in the dict, looked up with its key built in a
+-- buffer from the bytes in token_buf (no key strings: "t:" .. token_id and the rest were four
+-- new strings per request): through the same FFI call as dict:get (lua-resty-core's shdict).
+-- When none is there (the common case) the token is not revoked; when one is, or the lookup
+-- fails, revoked() decides as before, so the answer is revoked()'s on every input.
+local shdict_ffi = pcall(function()
+    return C.ngx_http_lua_ffi_shdict_get, C.ngx_http_lua_ffi_shdict_udata_to_zone
+end)
+local key_buf = ffi.new("unsigned char[?]", MAX_TOKEN_CHARS + 2)
+local sd_type = ffi.new("int[1]")
+local sd_str_buf = ffi.new("unsigned char *[1]")
+local sd_str = ffi.new("unsigned char[64]")
+local sd_len = ffi.new("size_t[1]")
+local sd_num = ffi.new("double[1]")
+local sd_flags = ffi.new("int[1]")
+local sd_stale = ffi.new("int[1]")
+local sd_err = ffi.new("char *[1]")
+local zone_dict, zone = nil, nil
+local VIDEOS = "/videos/"
+
+-- true when the key ``kind`` ":" and ``len`` bytes at ``at`` of token_buf is in the dict, or
+-- the lookup failed (then revoked() looks again and reports it).
+local function present(kind, at, len)
+    key_buf[0], key_buf[1] = kind, 58 -- ":"
+    ffi.copy(key_buf + 2, token_buf + at, len)
+    sd_str_buf[0], sd_len[0], sd_err[0] = sd_str, 64, nil
+    local rc = C.ngx_http_lua_ffi_shdict_get(zone, key_buf, len + 2, sd_type, sd_str_buf,
+        sd_len, sd_num, sd_flags, 0, sd_stale, sd_err)
+    if rc ~= 0 then
+        return true
+    end
+    if sd_str_buf[0] ~= sd_str then -- a string value longer than sd_str: malloc'ed for us
+        C.free(sd_str_buf[0])
+    end
+    return sd_type[0] ~= 0 -- 0: LUA_TNIL, not there
+end
+
+local function revoked_fast(dict, claims)
+    if not shdict_ffi then
+        return revoked(dict, claims)
+    end
+    if dict ~= zone_dict then
+        zone = C.ngx_http_lua_ffi_shdict_udata_to_zone(dict[1])
+        if zone == nil then
+            return revoked(dict, claims)
+        end
+        zone_dict = dict
+    end
+    local at = field_at
+    if present(116, at[1], at[2]) -- "t"
+            or (at[4] > 0 and present(115, at[3], at[4])) -- "s"
+            or (at[6] > 0 and present(117, at[5], at[6])) then -- "u"
+        return revoked(dict, claims)
+    end
+    -- video_id(scope): "/videos/<id>/", the id not empty and without "/"
+    local scope_at, scope_len = at[7], at[8]
+    if scope_len > 9 and C.memcmp(token_buf + scope_at, VIDEOS, 8) == 0 then
+        local first, last = scope_at + 8, scope_at + scope_len - 2
+        for i = first, last do
+            if token_buf[i] == 47 then
+                return false
+            end
+        end
+        if present(118, first, last - first + 1) then -- "v"
+            return revoked(dict, claims)
         end
     end
     return false
@@ -703,7 +790,7 @@ function _M.decide(target, client_text, now, policy, dict, open)
     if claims.max_uses > 0 or claims.max_streams > 0 then
         return "defer", "limits"
     end
-    if dict and revoked(dict, claims) then
+    if dict and revoked_fast(dict, claims) then
         return "deny", "revoked", tid
     end
     if opening then
