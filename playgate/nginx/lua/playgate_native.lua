@@ -137,7 +137,6 @@ local generation = "-"
 
 -- --- base64url, canonical only (token.py _decode_b64) ----------------------------------------
 
-local B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 local MAX_TOKEN_CHARS = 2048
 -- The last characters that leave no unused bit set, by length mod 4.
 local LAST_OK = { [2] = {}, [3] = {} }
@@ -151,13 +150,15 @@ local b64_dst = ffi.new("ngx_str_t[1]")
 local token_buf = ffi.new("unsigned char[?]", MAX_TOKEN_CHARS / 4 * 3)
 
 -- Decode a canonical base64url string into ``buf``: the byte count, or nil. Canonical: every
--- character of the alphabet (strspn: a NUL or "=" stops it short), no padding, a length that
--- is not 1 mod 4, and zero unused bits in the last character; then nginx's decoder, which has
--- nothing left to be lenient about.
+-- character of the alphabet, no padding, a length that is not 1 mod 4, and zero unused bits in
+-- the last character. nginx's decoder refuses any other character (a NUL too) and a length of
+-- 1 mod 4, but stops at the first "=" and decodes what precedes it: the bytes it gives are
+-- those of all ``n`` characters (3 per 4, and 1 or 2 for the last 2 or 3) only when there is
+-- no "=" (fewer characters always give fewer bytes), so that count is checked too.
 local function b64url_into(s, buf)
     local n = #s
     local rem = n % 4
-    if rem == 1 or tonumber(C.strspn(s, B64URL)) ~= n then
+    if rem == 1 then
         return nil
     end
     local last = LAST_OK[rem]
@@ -170,7 +171,11 @@ local function b64url_into(s, buf)
     if C.ngx_decode_base64url(b64_dst, b64_src) ~= 0 then
         return nil
     end
-    return tonumber(dst.len)
+    local len = tonumber(dst.len)
+    if len ~= (n - rem) / 4 * 3 + (rem == 0 and 0 or rem - 1) then
+        return nil -- a "=" cut it short
+    end
+    return len
 end
 
 local function b64url_decode(s)
@@ -412,6 +417,19 @@ local function u8_string(p, pos, blen)
     return ffi.string(p + pos + 1, flen), pos + 1 + flen
 end
 
+-- The offset past the length-prefixed field at ``pos`` and its length, read in place (no
+-- string), or nil as u8_string.
+local function u8_skip(p, pos, blen)
+    if pos == nil or pos >= blen then
+        return nil
+    end
+    local flen = p[pos]
+    if pos + 1 + flen > blen then
+        return nil
+    end
+    return pos + 1 + flen, flen
+end
+
 -- Every one of ``n`` bytes at 0-based offset ``at`` of a byte buffer printable ASCII
 -- (0x20-0x7e), read in place.
 local function printable_at(p, at, n)
@@ -504,7 +522,9 @@ end
 
 -- The claims of an authentic token, or nil and a reason (token.open_token). The token is
 -- decoded into token_buf and read there: only the fields the checks need become strings.
-local function open_token(token, session)
+local lean = {}
+
+local function open_token(token, session, full)
     if #token > MAX_TOKEN_CHARS then
         return nil, "malformed"
     end
@@ -555,18 +575,20 @@ local function open_token(token, session)
     local scope_at = pos
     local scope = ffi.string(p + pos, scope_len)
     pos = pos + scope_len
-    local token_id, session_id, network, user_id
+    -- The session id and user id stay in token_buf (strings only for ``full`` claims, or when
+    -- a revocation lookup finds a key: with_ids).
+    local token_id, network, sid_len, uid_len
     local tid_at, sid_at, uid_at = pos + 1, nil, nil
     token_id, pos = u8_string(p, pos, blen)
     sid_at = pos and pos + 1
-    session_id, pos = u8_string(p, pos, blen)
+    pos, sid_len = u8_skip(p, pos, blen)
     network, pos = u8_string(p, pos, blen)
     uid_at = pos and pos + 1
-    user_id, pos = u8_string(p, pos, blen)
-    if user_id == nil then -- a field ran past the body (u8_string then carries nil on)
+    pos, uid_len = u8_skip(p, pos, blen)
+    if pos == nil then -- a field ran past the body (u8_string, u8_skip then carry nil on)
         return nil, "malformed"
     end
-    local tid_len, sid_len, uid_len = #token_id, #session_id, #user_id
+    local tid_len = #token_id
     if pos + 6 > blen then
         return nil, "malformed"
     end
@@ -601,19 +623,29 @@ local function open_token(token, session)
     local at = field_at
     at[1], at[2], at[3], at[4], at[5], at[6] = tid_at, tid_len, sid_at, sid_len, uid_at, uid_len
     at[7], at[8] = scope_at, scope_len
-    return {
-        key_id = key_id,
-        expires_at = expires_at,
-        not_before = not_before,
-        scope = scope,
-        token_id = token_id,
-        session_id = session_id ~= "" and session_id or nil,
-        network = network ~= "" and network or nil,
-        user_id = user_id ~= "" and user_id or nil,
-        max_uses = max_uses,
-        max_streams = max_streams,
-        session_seconds = session_seconds,
-    }
+    if full then
+        return {
+            key_id = key_id,
+            expires_at = expires_at,
+            not_before = not_before,
+            scope = scope,
+            token_id = token_id,
+            session_id = sid_len > 0 and ffi.string(p + sid_at, sid_len) or nil,
+            network = network ~= "" and network or nil,
+            user_id = uid_len > 0 and ffi.string(p + uid_at, uid_len) or nil,
+            max_uses = max_uses,
+            max_streams = max_streams,
+            session_seconds = session_seconds,
+        }
+    end
+    -- One table for every request's claims (a new one per request was garbage): valid until
+    -- the next open_token; the session and user ids are filled in by with_ids when needed.
+    local c = lean
+    c.key_id, c.expires_at, c.not_before, c.scope = key_id, expires_at, not_before, scope
+    c.token_id, c.session_id, c.user_id = token_id, nil, nil
+    c.network = network ~= "" and network or nil
+    c.max_uses, c.max_streams, c.session_seconds = max_uses, max_streams, session_seconds
+    return c
 end
 
 -- --- revocations (state/revocations.py), from the shared dict --------------------------------
@@ -689,14 +721,27 @@ local function present(kind, at, len)
     return sd_type[0] ~= 0 -- 0: LUA_TNIL, not there
 end
 
+-- The claims of the token open_token read last, with its session and user ids as strings
+-- (as full claims have them).
+local function with_ids(claims)
+    local at = field_at
+    if claims.session_id == nil and at[4] > 0 then
+        claims.session_id = ffi.string(token_buf + at[3], at[4])
+    end
+    if claims.user_id == nil and at[6] > 0 then
+        claims.user_id = ffi.string(token_buf + at[5], at[6])
+    end
+    return claims
+end
+
 local function revoked_fast(dict, claims)
     if not shdict_ffi then
-        return revoked(dict, claims)
+        return revoked(dict, with_ids(claims))
     end
     if dict ~= zone_dict then
         zone = C.ngx_http_lua_ffi_shdict_udata_to_zone(dict[1])
         if zone == nil then
-            return revoked(dict, claims)
+            return revoked(dict, with_ids(claims))
         end
         zone_dict = dict
     end
@@ -704,7 +749,7 @@ local function revoked_fast(dict, claims)
     if present(116, at[1], at[2]) -- "t"
             or (at[4] > 0 and present(115, at[3], at[4])) -- "s"
             or (at[6] > 0 and present(117, at[5], at[6])) then -- "u"
-        return revoked(dict, claims)
+        return revoked(dict, with_ids(claims))
     end
     -- video_id(scope): "/videos/<id>/", the id not empty and without "/"
     local scope_at, scope_len = at[7], at[8]
@@ -716,7 +761,7 @@ local function revoked_fast(dict, claims)
             end
         end
         if present(118, first, last - first + 1) then -- "v"
-            return revoked(dict, claims)
+            return revoked(dict, with_ids(claims))
         end
     end
     return false
@@ -758,7 +803,7 @@ function _M.decide(target, client_text, now, policy, dict, open)
     -- precomputed HMAC states, fields read in place). No memo of authentic tokens: one for a
     -- large audience (100,000 entries per worker) made the Lua heap large, and its garbage
     -- collection and string interning cost every request more than opening the token again.
-    local claims, reason = open_token(token, session)
+    local claims, reason = open_token(token, session, open)
     if claims == nil then
         return "deny", reason
     end
@@ -775,7 +820,9 @@ function _M.decide(target, client_text, now, policy, dict, open)
         return "deny", "lifetime_exceeded", tid
     end
     local scope = claims.scope
-    if sub(decoded, 1, #scope) ~= scope then
+    -- sub(decoded, 1, #scope) ~= scope, compared in place (no new string)
+    local scope_len = #scope
+    if #decoded < scope_len or C.memcmp(decoded, scope, scope_len) ~= 0 then
         return "deny", "out_of_scope", tid
     end
     if claims.network and not in_network(packed_ip(client_text), claims.network) then
