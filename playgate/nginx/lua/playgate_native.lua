@@ -573,7 +573,6 @@ local function open_token(token, session, full)
         return nil, "malformed"
     end
     local scope_at = pos
-    local scope = ffi.string(p + pos, scope_len)
     pos = pos + scope_len
     -- The session id and user id stay in token_buf (strings only for ``full`` claims, or when
     -- a revocation lookup finds a key: with_ids).
@@ -628,7 +627,7 @@ local function open_token(token, session, full)
             key_id = key_id,
             expires_at = expires_at,
             not_before = not_before,
-            scope = scope,
+            scope = ffi.string(p + scope_at, scope_len),
             token_id = token_id,
             session_id = sid_len > 0 and ffi.string(p + sid_at, sid_len) or nil,
             network = network ~= "" and network or nil,
@@ -639,9 +638,10 @@ local function open_token(token, session, full)
         }
     end
     -- One table for every request's claims (a new one per request was garbage): valid until
-    -- the next open_token; the session and user ids are filled in by with_ids when needed.
+    -- the next open_token; the scope, session and user ids are filled in by with_ids when
+    -- needed (the scope check reads the scope in token_buf).
     local c = lean
-    c.key_id, c.expires_at, c.not_before, c.scope = key_id, expires_at, not_before, scope
+    c.key_id, c.expires_at, c.not_before, c.scope = key_id, expires_at, not_before, nil
     c.token_id, c.session_id, c.user_id = token_id, nil, nil
     c.network = network ~= "" and network or nil
     c.max_uses, c.max_streams, c.session_seconds = max_uses, max_streams, session_seconds
@@ -721,10 +721,13 @@ local function present(kind, at, len)
     return sd_type[0] ~= 0 -- 0: LUA_TNIL, not there
 end
 
--- The claims of the token open_token read last, with its session and user ids as strings
--- (as full claims have them).
+-- The claims of the token open_token read last, with its scope, session and user ids as
+-- strings (as full claims have them).
 local function with_ids(claims)
     local at = field_at
+    if claims.scope == nil then
+        claims.scope = ffi.string(token_buf + at[7], at[8])
+    end
     if claims.session_id == nil and at[4] > 0 then
         claims.session_id = ffi.string(token_buf + at[3], at[4])
     end
@@ -819,10 +822,9 @@ function _M.decide(target, client_text, now, policy, dict, open)
     if claims.expires_at - claims.not_before > longest then
         return "deny", "lifetime_exceeded", tid
     end
-    local scope = claims.scope
-    -- sub(decoded, 1, #scope) ~= scope, compared in place (no new string)
-    local scope_len = #scope
-    if #decoded < scope_len or C.memcmp(decoded, scope, scope_len) ~= 0 then
+    -- sub(decoded, 1, #scope) ~= scope, compared in place in token_buf (no new string)
+    local scope_len = field_at[8]
+    if #decoded < scope_len or C.memcmp(decoded, token_buf + field_at[7], scope_len) ~= 0 then
         return "deny", "out_of_scope", tid
     end
     if claims.network and not in_network(packed_ip(client_text), claims.network) then
