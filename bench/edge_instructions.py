@@ -66,9 +66,12 @@ def summary(path: str) -> dict[str, int]:
     return dict(zip(names, values, strict=True))
 
 
+MODE = ["full"]  # "playing" with --playing: viewers already watching, as bench/edge.py
+
+
 def wrk(base: str, urls: Path, n: int, offset: int, seconds: int, prefix: list[str]) -> int:
     argv = [*prefix, "wrk", "-t1", "-c16", f"-d{seconds}s", "-s", str(E.LUA), base,
-            "--", str(urls), str(n), str(offset), "full"]  # fmt: skip
+            "--", str(urls), str(n), str(offset), MODE[0]]  # fmt: skip
     out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
     done = re.search(r"(\d+) requests in", out)
     if done is None or "Non-2xx" in out or "Socket errors" in out:
@@ -129,7 +132,13 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=10, help="seconds of wrk run first")
     parser.add_argument("--client", action="store_true", help="count wrk's own instructions too")
     parser.add_argument("--keep", action="store_true", help="keep the callgrind dumps (printed)")
+    parser.add_argument(
+        "--playing",
+        action="store_true",
+        help="viewers already watching: leave out the request that opens playback",
+    )
     args = parser.parse_args()
+    MODE[0] = "playing" if args.playing else "full"
     for tool in ("nginx", "wrk", "ffmpeg", "valgrind", "callgrind_control"):
         if shutil.which(tool) is None:
             print(f"bench: {tool} is needed", file=sys.stderr)
@@ -137,7 +146,7 @@ def main() -> int:
     nginx = shutil.which("nginx")
     assert nginx is not None
     root = Path(tempfile.mkdtemp(prefix="playgate-edge-instr-"))
-    bench_args = argparse.Namespace(workers="1", threads=1, connections=16, playing=False)
+    bench_args = argparse.Namespace(workers="1", threads=1, connections=16, playing=args.playing)
     rows = []
     try:
         media = root / "media"
@@ -175,7 +184,9 @@ def main() -> int:
             print(f"bench: dumps kept in {root}/n*/cg", file=sys.stderr)
         else:
             shutil.rmtree(root, ignore_errors=True)
-    print(f"callgrind, wrk -t1 -c16, {args.warmup} s warm-up then {args.duration} s counted\n")
+    mix = "viewers already playing" if args.playing else "full mix"
+    counted = f"{args.warmup} s warm-up then {args.duration} s counted"
+    print(f"callgrind, wrk -t1 -c16, {mix}, {counted}\n")
     head = "| N | edge | nginx instructions/request |"
     rule = "|---:|---|---:|"
     if args.client:

@@ -50,6 +50,8 @@ int CRYPTO_memcmp(const void *a, const void *b, size_t len);
 int inet_pton(int af, const char *src, void *dst);
 int RAND_bytes(unsigned char *buf, int num);
 size_t strspn(const char *s, const char *accept);
+int memcmp(const void *a, const void *b, size_t n);
+void free(void *ptr);
 ]])
 
 -- nginx links libcrypto itself; load it by name only where the symbols are not global.
@@ -135,7 +137,6 @@ local generation = "-"
 
 -- --- base64url, canonical only (token.py _decode_b64) ----------------------------------------
 
-local B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 local MAX_TOKEN_CHARS = 2048
 -- The last characters that leave no unused bit set, by length mod 4.
 local LAST_OK = { [2] = {}, [3] = {} }
@@ -149,13 +150,15 @@ local b64_dst = ffi.new("ngx_str_t[1]")
 local token_buf = ffi.new("unsigned char[?]", MAX_TOKEN_CHARS / 4 * 3)
 
 -- Decode a canonical base64url string into ``buf``: the byte count, or nil. Canonical: every
--- character of the alphabet (strspn: a NUL or "=" stops it short), no padding, a length that
--- is not 1 mod 4, and zero unused bits in the last character; then nginx's decoder, which has
--- nothing left to be lenient about.
+-- character of the alphabet, no padding, a length that is not 1 mod 4, and zero unused bits in
+-- the last character. nginx's decoder refuses any other character (a NUL too) and a length of
+-- 1 mod 4, but stops at the first "=" and decodes what precedes it: the bytes it gives are
+-- those of all ``n`` characters (3 per 4, and 1 or 2 for the last 2 or 3) only when there is
+-- no "=" (fewer characters always give fewer bytes), so that count is checked too.
 local function b64url_into(s, buf)
     local n = #s
     local rem = n % 4
-    if rem == 1 or tonumber(C.strspn(s, B64URL)) ~= n then
+    if rem == 1 then
         return nil
     end
     local last = LAST_OK[rem]
@@ -168,7 +171,11 @@ local function b64url_into(s, buf)
     if C.ngx_decode_base64url(b64_dst, b64_src) ~= 0 then
         return nil
     end
-    return tonumber(dst.len)
+    local len = tonumber(dst.len)
+    if len ~= (n - rem) / 4 * 3 + (rem == 0 and 0 or rem - 1) then
+        return nil -- a "=" cut it short
+    end
+    return len
 end
 
 local function b64url_decode(s)
@@ -410,16 +417,33 @@ local function u8_string(p, pos, blen)
     return ffi.string(p + pos + 1, flen), pos + 1 + flen
 end
 
-local PRINTABLE = {}
-for b = 32, 126 do
-    PRINTABLE[#PRINTABLE + 1] = char(b)
+-- The offset past the length-prefixed field at ``pos`` and its length, read in place (no
+-- string), or nil as u8_string.
+local function u8_skip(p, pos, blen)
+    if pos == nil or pos >= blen then
+        return nil
+    end
+    local flen = p[pos]
+    if pos + 1 + flen > blen then
+        return nil
+    end
+    return pos + 1 + flen, flen
 end
-PRINTABLE = concat(PRINTABLE)
 
--- Every byte printable ASCII (0x20-0x7e); strspn stops at the first other byte, a NUL too.
-local function printable(s)
-    return tonumber(C.strspn(s, PRINTABLE)) == #s
+-- Every one of ``n`` bytes at 0-based offset ``at`` of a byte buffer printable ASCII
+-- (0x20-0x7e), read in place.
+local function printable_at(p, at, n)
+    for i = at, at + n - 1 do
+        local b = p[i]
+        if b < 32 or b > 126 then
+            return false
+        end
+    end
+    return true
 end
+
+-- The offsets and lengths of the last opened token's id fields in token_buf (open_token).
+local field_at = { 0, 0, 0, 0, 0, 0, 0, 0 }
 
 -- Address bytes of a client address text (addresses.packed_ip), or nil.
 local function packed_ip(text)
@@ -498,7 +522,9 @@ end
 
 -- The claims of an authentic token, or nil and a reason (token.open_token). The token is
 -- decoded into token_buf and read there: only the fields the checks need become strings.
-local function open_token(token, session)
+local lean = {}
+
+local function open_token(token, session, full)
     if #token > MAX_TOKEN_CHARS then
         return nil, "malformed"
     end
@@ -546,16 +572,22 @@ local function open_token(token, session)
     if p[pos] ~= 47 or p[pos + scope_len - 1] ~= 47 then
         return nil, "malformed"
     end
-    local scope = ffi.string(p + pos, scope_len)
+    local scope_at = pos
     pos = pos + scope_len
-    local token_id, session_id, network, user_id
+    -- The session id and user id stay in token_buf (strings only for ``full`` claims, or when
+    -- a revocation lookup finds a key: with_ids).
+    local token_id, network, sid_len, uid_len
+    local tid_at, sid_at, uid_at = pos + 1, nil, nil
     token_id, pos = u8_string(p, pos, blen)
-    session_id, pos = u8_string(p, pos, blen)
+    sid_at = pos and pos + 1
+    pos, sid_len = u8_skip(p, pos, blen)
     network, pos = u8_string(p, pos, blen)
-    user_id, pos = u8_string(p, pos, blen)
-    if user_id == nil then -- a field ran past the body (u8_string then carries nil on)
+    uid_at = pos and pos + 1
+    pos, uid_len = u8_skip(p, pos, blen)
+    if pos == nil then -- a field ran past the body (u8_string, u8_skip then carry nil on)
         return nil, "malformed"
     end
+    local tid_len = #token_id
     if pos + 6 > blen then
         return nil, "malformed"
     end
@@ -576,27 +608,44 @@ local function open_token(token, session)
     if pos ~= blen or token_id == "" then
         return nil, "malformed"
     end
-    -- Every field printable if and only if their concatenation is: one strspn, not four
-    -- (glibc's builds its 256-entry table of the accepted bytes on every call).
-    if not printable(scope .. token_id .. session_id .. user_id) then
+    -- Every byte of the scope, token id, session id and user id printable, read in place
+    -- (no concatenation: a new string per request).
+    if not printable_at(p, scope_at, scope_len) or not printable_at(p, tid_at, tid_len)
+            or not printable_at(p, sid_at, sid_len) or not printable_at(p, uid_at, uid_len) then
         return nil, "malformed"
     end
     if network ~= "" and not network_ok(network) then
         return nil, "malformed"
     end
-    return {
-        key_id = key_id,
-        expires_at = expires_at,
-        not_before = not_before,
-        scope = scope,
-        token_id = token_id,
-        session_id = session_id ~= "" and session_id or nil,
-        network = network ~= "" and network or nil,
-        user_id = user_id ~= "" and user_id or nil,
-        max_uses = max_uses,
-        max_streams = max_streams,
-        session_seconds = session_seconds,
-    }
+    -- Where the token id, session id and user id are in token_buf (0-based offset, length):
+    -- the revocation check reads them there (revoked_fast) until the next token is opened.
+    local at = field_at
+    at[1], at[2], at[3], at[4], at[5], at[6] = tid_at, tid_len, sid_at, sid_len, uid_at, uid_len
+    at[7], at[8] = scope_at, scope_len
+    if full then
+        return {
+            key_id = key_id,
+            expires_at = expires_at,
+            not_before = not_before,
+            scope = ffi.string(p + scope_at, scope_len),
+            token_id = token_id,
+            session_id = sid_len > 0 and ffi.string(p + sid_at, sid_len) or nil,
+            network = network ~= "" and network or nil,
+            user_id = uid_len > 0 and ffi.string(p + uid_at, uid_len) or nil,
+            max_uses = max_uses,
+            max_streams = max_streams,
+            session_seconds = session_seconds,
+        }
+    end
+    -- One table for every request's claims (a new one per request was garbage): valid until
+    -- the next open_token; the scope, session and user ids are filled in by with_ids when
+    -- needed (the scope check reads the scope in token_buf).
+    local c = lean
+    c.key_id, c.expires_at, c.not_before, c.scope = key_id, expires_at, not_before, nil
+    c.token_id, c.session_id, c.user_id = token_id, nil, nil
+    c.network = network ~= "" and network or nil
+    c.max_uses, c.max_streams, c.session_seconds = max_uses, max_streams, session_seconds
+    return c
 end
 
 -- --- revocations (state/revocations.py), from the shared dict --------------------------------
@@ -630,6 +679,92 @@ local function revoked(dict, claims)
         local at = dict:get("v:" .. video)
         if at and nb <= at then
             return true
+        end
+    end
+    return false
+end
+
+-- Whether any revocation key of this token is in the dict, looked up with its key built in a
+-- buffer from the bytes in token_buf (no key strings: "t:" .. token_id and the rest were four
+-- new strings per request): through the same FFI call as dict:get (lua-resty-core's shdict).
+-- When none is there (the common case) the token is not revoked; when one is, or the lookup
+-- fails, revoked() decides as before, so the answer is revoked()'s on every input.
+local shdict_ffi = pcall(function()
+    return C.ngx_http_lua_ffi_shdict_get, C.ngx_http_lua_ffi_shdict_udata_to_zone
+end)
+local key_buf = ffi.new("unsigned char[?]", MAX_TOKEN_CHARS + 2)
+local sd_type = ffi.new("int[1]")
+local sd_str_buf = ffi.new("unsigned char *[1]")
+local sd_str = ffi.new("unsigned char[64]")
+local sd_len = ffi.new("size_t[1]")
+local sd_num = ffi.new("double[1]")
+local sd_flags = ffi.new("int[1]")
+local sd_stale = ffi.new("int[1]")
+local sd_err = ffi.new("char *[1]")
+local zone_dict, zone = nil, nil
+local VIDEOS = "/videos/"
+
+-- true when the key ``kind`` ":" and ``len`` bytes at ``at`` of token_buf is in the dict, or
+-- the lookup failed (then revoked() looks again and reports it).
+local function present(kind, at, len)
+    key_buf[0], key_buf[1] = kind, 58 -- ":"
+    ffi.copy(key_buf + 2, token_buf + at, len)
+    sd_str_buf[0], sd_len[0], sd_err[0] = sd_str, 64, nil
+    local rc = C.ngx_http_lua_ffi_shdict_get(zone, key_buf, len + 2, sd_type, sd_str_buf,
+        sd_len, sd_num, sd_flags, 0, sd_stale, sd_err)
+    if rc ~= 0 then
+        return true
+    end
+    if sd_str_buf[0] ~= sd_str then -- a string value longer than sd_str: malloc'ed for us
+        C.free(sd_str_buf[0])
+    end
+    return sd_type[0] ~= 0 -- 0: LUA_TNIL, not there
+end
+
+-- The claims of the token open_token read last, with its scope, session and user ids as
+-- strings (as full claims have them).
+local function with_ids(claims)
+    local at = field_at
+    if claims.scope == nil then
+        claims.scope = ffi.string(token_buf + at[7], at[8])
+    end
+    if claims.session_id == nil and at[4] > 0 then
+        claims.session_id = ffi.string(token_buf + at[3], at[4])
+    end
+    if claims.user_id == nil and at[6] > 0 then
+        claims.user_id = ffi.string(token_buf + at[5], at[6])
+    end
+    return claims
+end
+
+local function revoked_fast(dict, claims)
+    if not shdict_ffi then
+        return revoked(dict, with_ids(claims))
+    end
+    if dict ~= zone_dict then
+        zone = C.ngx_http_lua_ffi_shdict_udata_to_zone(dict[1])
+        if zone == nil then
+            return revoked(dict, with_ids(claims))
+        end
+        zone_dict = dict
+    end
+    local at = field_at
+    if present(116, at[1], at[2]) -- "t"
+            or (at[4] > 0 and present(115, at[3], at[4])) -- "s"
+            or (at[6] > 0 and present(117, at[5], at[6])) then -- "u"
+        return revoked(dict, with_ids(claims))
+    end
+    -- video_id(scope): "/videos/<id>/", the id not empty and without "/"
+    local scope_at, scope_len = at[7], at[8]
+    if scope_len > 9 and C.memcmp(token_buf + scope_at, VIDEOS, 8) == 0 then
+        local first, last = scope_at + 8, scope_at + scope_len - 2
+        for i = first, last do
+            if token_buf[i] == 47 then
+                return false
+            end
+        end
+        if present(118, first, last - first + 1) then -- "v"
+            return revoked(dict, with_ids(claims))
         end
     end
     return false
@@ -671,7 +806,7 @@ function _M.decide(target, client_text, now, policy, dict, open)
     -- precomputed HMAC states, fields read in place). No memo of authentic tokens: one for a
     -- large audience (100,000 entries per worker) made the Lua heap large, and its garbage
     -- collection and string interning cost every request more than opening the token again.
-    local claims, reason = open_token(token, session)
+    local claims, reason = open_token(token, session, open)
     if claims == nil then
         return "deny", reason
     end
@@ -687,8 +822,9 @@ function _M.decide(target, client_text, now, policy, dict, open)
     if claims.expires_at - claims.not_before > longest then
         return "deny", "lifetime_exceeded", tid
     end
-    local scope = claims.scope
-    if sub(decoded, 1, #scope) ~= scope then
+    -- sub(decoded, 1, #scope) ~= scope, compared in place in token_buf (no new string)
+    local scope_len = field_at[8]
+    if #decoded < scope_len or C.memcmp(decoded, token_buf + field_at[7], scope_len) ~= 0 then
         return "deny", "out_of_scope", tid
     end
     if claims.network and not in_network(packed_ip(client_text), claims.network) then
@@ -703,7 +839,7 @@ function _M.decide(target, client_text, now, policy, dict, open)
     if claims.max_uses > 0 or claims.max_streams > 0 then
         return "defer", "limits"
     end
-    if dict and revoked(dict, claims) then
+    if dict and revoked_fast(dict, claims) then
         return "deny", "revoked", tid
     end
     if opening then
