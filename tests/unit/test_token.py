@@ -294,3 +294,10 @@ def test_open_token_decodes_exactly_as_the_shared_base64url_decoder(text: str) -
         assert opened == decoder
     else:
         assert opened not in (*_DECODER_REASONS, "token is not base64url")
+
+
+def test_an_empty_text_is_malformed_to_the_shared_decoder_not_an_index_error() -> None:
+    # _decode_b64 is also the CAT paths' decoder (cat/verify.py CatVerifier.open, renewal):
+    # the last-character check read token[-1], an IndexError (a 500) for "".
+    with pytest.raises(MalformedToken):
+        _decode_b64("")
