@@ -58,6 +58,7 @@ from tests.support.native_cases import (
     Verdict,
     cases,
     hostile_cases,
+    layout_cases,
     opening_cases,
     python_verdict,
     verifier,
@@ -817,3 +818,60 @@ def test_hostile_requests_agree_with_python(edge: Edge) -> None:
     assert {"malformed", "unknown_key", "lifetime_exceeded", "out_of_scope"} <= {
         reason for verdict, reason in outcomes if verdict == "deny"
     }, outcomes
+
+
+def test_consecutive_requests_never_carry_a_revocation_over_to_the_next_token(
+    edge: Edge, store: MemoryStore
+) -> None:
+    # nginx reuses one claims table and one field table per worker (playgate_native.lua
+    # open_token, revoked_fast): a session or user id left from a revoked token must not deny
+    # the next token, nor a clean token let the next revoked one through. Keys that only
+    # prefix-match a token's ids or video id revoke nothing.
+    now = time.time()
+    _revoke(store, "session_id", "sid-leak", now)
+    _revoke(store, "user_id", "user-leak", now)
+    _revoke(store, "video_id", "othe", now)  # a prefix of "other": not its video
+    _revoke(store, "session_id", "sid-lea", now)  # a prefix of "sid-leak2": not its session
+    time.sleep(1.1)  # issued after the revocations' time, for those that are not exact
+    revoked_session = signed(edge, session_id="sid-leak")
+    revoked_user_req = PlaybackRequest("demo", 600, file="hls/v0/seg_001.ts", user_id="user-leak")
+    # A user revocation covers tokens issued up to its time: this one is issued before it.
+    revoked_user = issue(revoked_user_req, KEYRING, now - 5, public_url=edge.url).url
+    plain = signed(edge)
+    near_session = signed(edge, session_id="sid-leak2", user_id="user-leak2")
+    other = issue(
+        PlaybackRequest("other", 600, file="hls/v0/seg_001.ts"),
+        KEYRING,
+        time.time(),
+        public_url=edge.url,
+    ).url
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # until the feed reached nginx
+        if httpx.get(revoked_session, timeout=10).status_code == 403:
+            break
+        time.sleep(0.05)
+    sequence = [revoked_session, plain, revoked_user, near_session, other, revoked_session]
+    sequence += [near_session, revoked_user, plain, other, revoked_user, revoked_session]
+    expected = {revoked_session: 403, revoked_user: 403, plain: 200, near_session: 200}
+    expected[other] = 200
+    for _ in range(5):
+        for url in sequence:
+            asked = checks(edge)
+            resp = httpx.get(url, timeout=10)
+            assert checks(edge) == asked, url  # decided in nginx
+            assert resp.status_code == expected[url], (url, resp.status_code, resp.headers)
+            if resp.status_code == 403:
+                assert resp.headers["x-playgate-reason"] == "revoked"
+                assert resp.headers["cache-control"] == "no-store"
+
+
+def test_field_layout_and_padding_games_agree_with_python(edge: Edge) -> None:
+    # The hot paths read optional-claim lengths with the limits in one unpack (token.py), a
+    # scope's first byte ahead of its length check, and leave '=' to nginx's decoder plus a
+    # byte count (playgate_native.lua b64url_into): native_cases.layout_cases aims at those.
+    batch = layout_cases(KEYRING, 6000)
+    found = disagreements(edge, batch)
+    assert not found, found[:5]
+    outcomes = collections.Counter(python_verdict(VERIFIER, c)[:2] for c in batch)
+    assert outcomes[("allow", "")] > 10, outcomes
+    assert outcomes[("deny", "malformed")] > 1000, outcomes

@@ -534,3 +534,84 @@ def hostile_cases(keyring: KeyRing, count: int, seed: int = 23, t0: int = T0) ->
                 token = _sealed(body, keyring, kid, False)[:chars]
                 add(f"/t/{token}/{'a' * (pad - 1)}/seg.ts", t0)
     return out
+
+
+def layout_cases(keyring: KeyRing, count: int, seed: int = 29, t0: int = T0) -> list[Case]:
+    """About ``count`` requests aimed at the hot paths' shortcuts: authentic bodies whose
+    optional-claim lengths make a field run into the next one (the session id over the network
+    and user lengths, the user id over the limits, the limits over a version 2 allowance), a
+    zero-length scope followed by a '/' byte (read ahead of the scope check), and tokens with
+    '=' (which stops nginx's decoder short) at every kind of place, NULs, and other
+    alphabets."""
+    rng = random.Random(seed)
+    key_ids = keyring.key_ids
+    out: list[Case] = []
+    printable_limits = b"AAAAAA"  # max_uses 0x41414141, max_streams 0x4141: printable bytes
+    zero_limits = bytes(6)
+    tails = [
+        bytes((0, 0, 0)) + zero_limits,
+        bytes((0, 0, 0)) + zero_limits[:-1],
+        bytes((0, 0, 0)) + zero_limits + b"\x00",
+        bytes((0, 0, 1)) + b"u" + zero_limits,
+        bytes((0, 0, 6)) + zero_limits,  # the user id is the limits: none left
+        bytes((0, 0, 6)) + printable_limits + zero_limits,
+        bytes((0, 0, 6)) + printable_limits,
+        bytes((2,)) + b"ab" + bytes((0, 0)) + zero_limits,
+        bytes((3, 0, 0, 0)) + zero_limits,  # the session id is the next lengths
+        bytes((3,)) + b"abc" + bytes((0, 0)) + zero_limits,
+        bytes((3,)) + b"abc" + bytes((0,)) + zero_limits,
+        bytes((0, 5, 32, 127, 0, 0, 1, 0)) + zero_limits,
+        bytes((0, 5, 32, 127, 0, 0, 1)) + zero_limits,
+        bytes((0, 0, 9)) + zero_limits,
+        bytes((0, 1)) + zero_limits,
+        bytes((6,)) + zero_limits + bytes((0, 0, 0)) + zero_limits,
+        bytes((6,)) + printable_limits + bytes((0, 0)) + zero_limits,
+        bytes((255,)) + b"s" * 255 + bytes((0, 0)) + zero_limits,
+        bytes((255,)) + b"s" * 254 + bytes((0, 0)) + zero_limits,
+        b"",
+        bytes((0,)),
+        bytes((0, 0)),
+        bytes((0, 0, 0)),
+    ]
+    seconds_tails = [b"", struct.pack(">I", 0), struct.pack(">I", 60), b"\x00\x00\x3c"]
+
+    def add(target: str, now: float) -> None:
+        out.append(Case(target.encode("latin-1"), "127.0.0.1", now))
+
+    while len(out) < count:
+        kid = rng.choice(key_ids)
+        k = kid.encode()
+        session = rng.random() < 0.3
+        version = 1 if session or rng.random() < 0.5 else 2
+        scope = rng.choice([b"/videos/demo/", b"/", b"/videos/", b"/videos/demo"])
+        head = bytes((version, len(k))) + k + struct.pack(">QQ", t0 + 3600, t0)
+        tid = rng.choice([b"tid", b"/" * 47, b"t" * 255])
+        after = bytes((len(tid),)) + tid + rng.choice(tails)
+        if version == 2:
+            after += rng.choice(seconds_tails)
+        bodies = [
+            head + struct.pack(">H", len(scope)) + scope + after,
+            # No scope, and the next byte a '/': the token id's length is 47.
+            head + struct.pack(">H", 0) + bytes((47,)) + b"/" * 47 + after[1 + len(tid) :],
+            head + struct.pack(">H", len(scope) + 1) + scope + after,
+            head + struct.pack(">H", len(scope) - 1) + scope + after,
+        ]
+        mark = "/s/" if session else "/t/"
+        param = "session" if session else "token"
+        path = rng.choice(["/videos/demo/seg.ts", "/videos/demo/master.m3u8", "/videos/demos/a"])
+        for body in bodies:
+            token = _sealed(body, keyring, kid, session)
+            add(f"{mark}{token}{path}", t0)
+            add(f"{path}?{param}={token}", t0)
+        token = _sealed(bodies[0], keyring, kid, session)
+        n = len(token)
+        spots = {0, 1, n // 2, n - 3, n - 2, n - 1, rng.randrange(n)}
+        for i in spots:
+            for bad in ("=", "==", "\x00", "+", "/", "=A", "%3D"):
+                add(f"{mark}{token[:i]}{bad}{token[i + 1 :]}{path}", t0)  # replacing one
+                add(f"{path}?{param}={token[:i]}{bad}{token[i:]}", t0)  # inserted
+        for pad in ("=", "==", "===", "A=", "AA==", "A===", "====", "=" + token[-3:]):
+            add(f"{mark}{token}{pad}{path}", t0)
+            add(f"{mark}{token[: -len(pad)]}{pad}{path}", t0)
+            add(f"{path}?{param}={token}{pad}", t0)
+    return out

@@ -227,3 +227,22 @@ def test_cat_urls_open_no_session() -> None:
         parse_playback_request(
             {"video_id": "v", "format": "cat", "session_seconds": 60}, **limits, **sessions
         )
+
+
+def test_the_network_caches_stay_bounded_under_a_flood_of_distinct_viewers() -> None:
+    # sessions.viewer_network and token.encode_network memoize per network (shield-2): a flood
+    # of viewers from distinct networks must not grow them without bound.
+    from edge_validator.core.sessions import viewer_network
+    from edge_validator.core.token import encode_network
+
+    for i in range(20_000):
+        client = ClientAddress.parse(f"2001:db8:{i >> 8:x}:{i & 0xFF:x}::1")
+        assert client is not None
+        network = viewer_network(client)
+        assert network is not None
+        assert network.endswith("/64")
+        assert encode_network(network)[0] == 64
+    for cached in (viewer_network, encode_network):
+        info = cached.cache_info()  # type: ignore[attr-defined]
+        assert info.maxsize is not None
+        assert info.currsize <= info.maxsize <= 65_536
