@@ -404,21 +404,8 @@ local function u32(p, i)
     return ((p[i] * 256 + p[i + 1]) * 256 + p[i + 2]) * 256 + p[i + 3]
 end
 
--- The length-prefixed string at ``pos`` and the offset past it, or nil when it runs past
--- ``blen`` (or ``pos`` is nil: an earlier field did).
-local function u8_string(p, pos, blen)
-    if pos == nil or pos >= blen then
-        return nil
-    end
-    local flen = p[pos]
-    if pos + 1 + flen > blen then
-        return nil
-    end
-    return ffi.string(p + pos + 1, flen), pos + 1 + flen
-end
-
 -- The offset past the length-prefixed field at ``pos`` and its length, read in place (no
--- string), or nil as u8_string.
+-- string), or nil when it runs past ``blen`` (or ``pos`` is nil: an earlier field did).
 local function u8_skip(p, pos, blen)
     if pos == nil or pos >= blen then
         return nil
@@ -428,6 +415,15 @@ local function u8_skip(p, pos, blen)
         return nil
     end
     return pos + 1 + flen, flen
+end
+
+-- The length-prefixed string at ``pos`` and the offset past it, or nil as u8_skip.
+local function u8_string(p, pos, blen)
+    local past, flen = u8_skip(p, pos, blen)
+    if past == nil then
+        return nil
+    end
+    return ffi.string(p + past - flen, flen), past
 end
 
 -- Every one of ``n`` bytes at 0-based offset ``at`` of a byte buffer printable ASCII
