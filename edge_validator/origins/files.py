@@ -114,16 +114,14 @@ def _whole_file(
 ) -> tuple[dict[str, str], tuple[tuple[bytes, bytes], ...]]:
     """The headers of a file sent whole, and the same encoded for the wire, once per file
     version (its path, modification time and size): shared, never changed."""
-    headers = _whole_file_headers(media_type(path), mtime, size)
+    headers = {
+        "content-type": media_type(path),
+        **_stat_validators(mtime, size),
+        "content-length": str(size),
+    }
     return headers, tuple(
         (name.encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()
     )
-
-
-@functools.lru_cache(maxsize=4096)
-def _whole_file_headers(kind: str, mtime: float, size: int) -> dict[str, str]:
-    """Validators and length of a file sent whole, once per file version (callers copy)."""
-    return {"content-type": kind, **_stat_validators(mtime, size), "content-length": str(size)}
 
 
 @functools.lru_cache(maxsize=4096)
