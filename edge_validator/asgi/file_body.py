@@ -17,37 +17,35 @@ ZEROCOPY = "http.response.zerocopy"
 
 
 class ZeroCopyFileResponse(Response):
-    """``headers`` hold the file's ``Content-Length``; the file is closed once sent.
+    """``raw_headers`` hold the file's ``Content-Length``; the file is closed once sent.
 
     Built without ``Response.__init__``, which renders a body and scans the headers for a
-    length and a type this response always has: the head is encoded once, here. ``headers``
+    length and a type this response always has: the head comes encoded (``from_headers``
+    encodes one given as text). ``headers``
     (Starlette's view of the head, to add a cookie or a renewal) still works."""
 
-    def __init__(self, file: BinaryIO, status_code: int, headers: Mapping[str, str]) -> None:
+    def __init__(
+        self, file: BinaryIO, status_code: int, raw_headers: list[tuple[bytes, bytes]], count: int
+    ) -> None:
+        """A head already encoded (lower-case names), ``count`` bytes of ``file`` (its
+        ``Content-Length``, which ``raw_headers`` hold)."""
         self.file = file
         self.status_code = status_code
-        self.count = int(headers["content-length"])
+        self.count = count
         self.body = b""
         self.background = None
-        self.raw_headers = [
+        self.raw_headers = raw_headers
+
+    @classmethod
+    def from_headers(
+        cls, file: BinaryIO, status_code: int, headers: Mapping[str, str]
+    ) -> ZeroCopyFileResponse:
+        """The same response from headers as text, ``Content-Length`` among them."""
+        raw_headers = [
             (name.lower().encode("latin-1"), value.encode("latin-1"))
             for name, value in headers.items()
         ]
-
-    @classmethod
-    def encoded(
-        cls, file: BinaryIO, status_code: int, raw_headers: list[tuple[bytes, bytes]], count: int
-    ) -> ZeroCopyFileResponse:
-        """The same response from a head already encoded (lower-case names), ``count`` bytes of
-        ``file`` (its ``Content-Length``, which ``raw_headers`` hold)."""
-        response = cls.__new__(cls)
-        response.file = file
-        response.status_code = status_code
-        response.count = count
-        response.body = b""
-        response.background = None
-        response.raw_headers = raw_headers
-        return response
+        return cls(file, status_code, raw_headers, int(headers["content-length"]))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:

@@ -197,7 +197,7 @@ def _response(reply: OriginReply, grant: Grant) -> Response:
         if cache_control is not None:
             raw.append((b"cache-control", cache_control.encode("latin-1")))
         length = int(reply.headers["content-length"])
-        return ZeroCopyFileResponse.encoded(reply.opened, reply.status, raw, length)
+        return ZeroCopyFileResponse(reply.opened, reply.status, raw, length)
     headers = {
         **reply.headers,
         TOKEN_ID_HEADER: grant.token_id,
@@ -210,7 +210,7 @@ def _response(reply: OriginReply, grant: Grant) -> Response:
 
 def build_response(reply: OriginReply, headers: dict[str, str]) -> Response:
     if reply.opened is not None:
-        return ZeroCopyFileResponse(reply.opened, reply.status, headers)
+        return ZeroCopyFileResponse.from_headers(reply.opened, reply.status, headers)
     if reply.file is not None:
         # FileResponse answers Range (206, 416) and HEAD itself.
         media_type = headers.pop("content-type", None)
