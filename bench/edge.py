@@ -434,6 +434,13 @@ def cpu_seconds(pid: int | None) -> float:
     return sum(ticks.get(p, 0) for p in tree) / TICK
 
 
+def cpu_ticks() -> tuple[int, int]:
+    """The machine's (steal, total) ticks since boot: a virtual machine's host taking the
+    CPUs away shows as steal, and as a round slower for reasons not in the edge."""
+    fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return fields[7], sum(fields)
+
+
 @dataclass
 class Run:
     rps: float
@@ -441,16 +448,19 @@ class Run:
     p99_ms: float
     nginx_us: float  # CPU per request
     validator_us: float
+    steal_pct: float  # of the machine's CPU time during the round
 
 
 def wrk(edge: Edge, urls: Path, viewers: int, offset: int, args: argparse.Namespace) -> Run:
     before = cpu_seconds(edge.nginx), cpu_seconds(edge.validator)
+    ticks_before = cpu_ticks()
     argv = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{args.duration}s",
             "--latency", "-s", str(LUA), edge.base,
             "--", str(urls), str(viewers), str(offset),
             "playing" if args.playing else "full"]  # fmt: skip
     out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
     after = cpu_seconds(edge.nginx), cpu_seconds(edge.validator)
+    ticks_after = cpu_ticks()
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
     done = re.search(r"(\d+) requests in", out)
     p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", out)
@@ -465,6 +475,7 @@ def wrk(edge: Edge, urls: Path, viewers: int, offset: int, args: argparse.Namesp
         float(p99.group(1)) * scale,
         (after[0] - before[0]) * per,
         (after[1] - before[1]) * per,
+        100 * (ticks_after[0] - ticks_before[0]) / max(ticks_after[1] - ticks_before[1], 1),
     )
 
 
@@ -497,7 +508,11 @@ def measure(bench: Bench, names: list[str], viewers: list[Viewer]) -> dict[str, 
             run = wrk(edge, lists[name], n, offsets[name], bench.args)
             offsets[name] += run.requests
             results[name].append(run)
-            print(f"N={n} round {round_no + 1}: {name} {run.rps:,.0f} req/s", file=sys.stderr)
+            print(
+                f"N={n} round {round_no + 1}: {name} {run.rps:,.0f} req/s, "
+                f"nginx {run.nginx_us:.0f} µs/req, steal {run.steal_pct:.1f} %",
+                file=sys.stderr,
+            )
     return results
 
 
@@ -511,8 +526,8 @@ def report(results: dict[str, list[Run]], n: int, args: argparse.Namespace) -> s
         f"{args.rounds} interleaved rounds, nginx workers={args.workers}, {os.cpu_count()} CPUs",
         "",
         "| edge | best req/s | median req/s | x secure_link (median) | p99 ms (median) "
-        "| nginx CPU µs/req | validator CPU µs/req |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| nginx CPU µs/req | validator CPU µs/req | steal % (max) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, runs in results.items():
         best = max(r.rps for r in runs)
@@ -521,9 +536,10 @@ def report(results: dict[str, list[Run]], n: int, args: argparse.Namespace) -> s
         p99 = statistics.median(r.p99_ms for r in runs)
         nginx_us = statistics.median(r.nginx_us for r in runs)
         val_us = statistics.median(r.validator_us for r in runs)
+        steal = max(r.steal_pct for r in runs)
         lines.append(
             f"| {CONFIGS[name][0]} | {best:,.0f} | {median:,.0f} | {ratio} | {p99:.1f} "
-            f"| {nginx_us:.0f} | {val_us:.0f} |"
+            f"| {nginx_us:.0f} | {val_us:.0f} | {steal:.1f} |"
         )
     if ref_best:
         lines.append("")

@@ -26,6 +26,8 @@ def test_the_edge_benchmark_runs_every_configuration(capsys: pytest.CaptureFixtu
         assert edge.CONFIGS[name][0] in rows or f"{name} left out" in captured.err, out
     ratio = re.search(r"\| nginx `secure_link` \(the peer\) \| [\d,]+ \| [\d,]+ \| 1\.00 \|", out)
     assert ratio, out
+    # The host's steal beside each configuration: a slow round the edge did not cause shows.
+    assert re.search(r"\| steal % \(max\) \|\n", out), out
 
 
 def test_the_shield_without_zero_copy_serves_the_mix(capsys: pytest.CaptureFixture[str]) -> None:
