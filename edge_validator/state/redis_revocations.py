@@ -38,7 +38,7 @@ class Written(NamedTuple):
 class RedisRevocationLog:
     # KEYS[1] sorted set target -> expiry, KEYS[2] hash target -> JSON, KEYS[3] the log (sorted
     # set target -> sequence number), KEYS[4] the sequence counter, KEYS[5] the epoch hash
-    # ARGV[1] now (unix seconds), ARGV[2] an epoch id to start with when there is none,
+    # ARGV[1] the writer's now (unix seconds), ARGV[2] an epoch id to start with when there is none,
     # ARGV[3] "1": write only targets not held (a validator writing back what Redis lost),
     # then (target, JSON, expiry) for each entry.
     # Prunes up to PRUNE expired targets, writes each entry at the next sequence number, and
@@ -55,7 +55,10 @@ if not epoch then
   epoch = ARGV[2]
   redis.call('HSET', KEYS[5], 'id', epoch, 'since', redis.call('TIME')[1])
 end
-local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, {PRUNE})
+-- Pruned by the earlier of the writer's clock and Redis's: a writer whose clock runs ahead
+-- never drops a revocation that tokens still valid elsewhere need.
+local prune_at = math.min(tonumber(ARGV[1]), tonumber(redis.call('TIME')[1]))
+local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', prune_at, 'LIMIT', 0, {PRUNE})
 if #expired > 0 then
   redis.call('ZREM', KEYS[1], unpack(expired))
   redis.call('HDEL', KEYS[2], unpack(expired))

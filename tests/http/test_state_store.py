@@ -97,6 +97,18 @@ def test_expired_revocations_are_dropped_from_storage(settings: StateSettings) -
     run(settings, scenario)
 
 
+def test_a_writer_with_a_clock_ahead_prunes_nothing_still_live(settings: StateSettings) -> None:
+    async def scenario(store: StateStore) -> None:
+        now = time.time()
+        await store.revoke(Revocation("token_id", "live", now, now + 60))
+        # A signer whose clock runs an hour ahead revokes: its "now" has every entry expired.
+        await store.revoke(Revocation("token_id", "ahead", now + 3600, now + 3660))
+        listed = await store.revocations(time.time())
+        assert {r.value for r in listed} == {"live", "ahead"}
+
+    run(settings, scenario)
+
+
 def test_use_counts_are_atomic_and_expire(settings: StateSettings) -> None:
     async def scenario(store: StateStore) -> None:
         counts = await asyncio.gather(*(store.count_use("tok-a", 60) for _ in range(20)))
