@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import heapq
 import json
+import math
 import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, NamedTuple
@@ -50,9 +51,13 @@ class Revocation(NamedTuple):
         if kind is None or not TARGET_RE.fullmatch(value):
             raise ValueError("not a revocation")
         try:
-            return cls(kind, value, float(doc["revoked_at"]), float(doc["expires_at"]))
+            revoked_at, expires_at = float(doc["revoked_at"]), float(doc["expires_at"])
         except OverflowError:  # an integer too large for a float (JSON has no limit)
             raise ValueError("not a revocation") from None
+        # NaN compares false with every time: such an entry would deny nothing, silently.
+        if not (math.isfinite(revoked_at) and math.isfinite(expires_at)):
+            raise ValueError("not a revocation")
+        return cls(kind, value, revoked_at, expires_at)
 
 
 def video_id(scope: str) -> str | None:

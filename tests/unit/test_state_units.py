@@ -85,6 +85,12 @@ def test_revocation_json_round_trip_and_rejects_junk() -> None:
     bad = rev._replace(kind="admin").to_json()
     with pytest.raises(ValueError, match="not a revocation"):
         Revocation.from_json(bad)
+    # Times that compare false with everything (JSON's NaN, Python's "nan"/"inf" strings).
+    for field, junk in (("revoked_at", "NaN"), ("expires_at", "Infinity"), ("revoked_at", '"nan"')):
+        text = rev.to_json().replace(f'"{field}":{getattr(rev, field)!r}', f'"{field}":{junk}')
+        assert junk in text
+        with pytest.raises(ValueError, match="not a revocation"):
+            Revocation.from_json(text)
 
 
 class _Clock:
