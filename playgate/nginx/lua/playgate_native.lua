@@ -773,7 +773,8 @@ local function is_manifest(path)
     return sub(l, -5) == ".m3u8" or sub(l, -4) == ".mpd"
 end
 
--- The decision for one request: "allow", token id | "deny", reason, token id | "defer", why.
+-- The decision for one request: "allow", token id, raw path (the target's path without the
+-- token and the query) | "deny", reason, token id | "defer", why.
 -- ``policy``: {leeway=, max_ttl=, max_session=}; ``dict``: the revocations. ``open``: the
 -- caller can answer a redirect, so a start token that opens a playback session is decided
 -- here too: "open", token id, claims, raw path, query without the token, token in query.
@@ -841,7 +842,7 @@ function _M.decide(target, client_text, now, policy, dict, open)
     if opening then
         return "open", tid, claims, path, query, in_query
     end
-    return "allow", tid
+    return "allow", tid, path
 end
 
 -- --- playback sessions (sessions.py): what a start token opens -------------------------------
@@ -1217,6 +1218,12 @@ function _M.access()
     if verdict == "allow" then
         metrics.allowed()
         ngx.var.pg_token_id = reason
+        -- The path the origin and the cache see, as the template's $pg_origin_path map gives it
+        -- (the raw path after the token, before the query: split_target cut it the same way):
+        -- set here, the map never runs, which lower-cased and hashed the whole request URI with
+        -- its token (docs/performance.md, branch native-3). Every other outcome leaves it to the
+        -- map. (On an allow, decide's third value is that path.)
+        ngx.var.pg_origin_path = token_id
         return
     end
     if verdict == "deny" then
