@@ -773,6 +773,25 @@ local function is_manifest(path)
     return sub(l, -5) == ".m3u8" or sub(l, -4) == ".mpd"
 end
 
+-- The template's $pg_is_manifest for an allowed raw path: "1" when it ends in ".m3u8" or
+-- ".mpd" in any case (the map's caseless regex; normalize_path admitted no newline for its
+-- "$"), read byte by byte (lower() would make a new string). bor(b, 32) folds only letters
+-- here: M/m, U/u, P/p, D/d are the only bytes giving m, u, p, d.
+local bor = bit.bor
+local function raw_manifest_flag(path)
+    local n = #path
+    if n >= 5 and byte(path, n - 4) == 46 and bor(byte(path, n - 3), 32) == 109
+            and byte(path, n - 2) == 51 and bor(byte(path, n - 1), 32) == 117
+            and byte(path, n) == 56 then -- ".m3u8"
+        return "1"
+    end
+    if n >= 4 and byte(path, n - 3) == 46 and bor(byte(path, n - 2), 32) == 109
+            and bor(byte(path, n - 1), 32) == 112 and bor(byte(path, n), 32) == 100 then -- ".mpd"
+        return "1"
+    end
+    return "0"
+end
+
 -- The decision for one request: "allow", token id, raw path (the target's path without the
 -- token and the query) | "deny", reason, token id | "defer", why.
 -- ``policy``: {leeway=, max_ttl=, max_session=}; ``dict``: the revocations. ``open``: the
@@ -1224,6 +1243,7 @@ function _M.access()
         -- its token (docs/performance.md, branch native-3). Every other outcome leaves it to the
         -- map. (On an allow, decide's third value is that path.)
         ngx.var.pg_origin_path = token_id
+        ngx.var.pg_is_manifest = raw_manifest_flag(token_id)
         return
     end
     if verdict == "deny" then
