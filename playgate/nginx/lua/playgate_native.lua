@@ -1236,12 +1236,13 @@ function _M.access()
         active, dict)
     if verdict == "allow" then
         metrics.allowed()
-        ngx.var.pg_token_id = reason
-        -- The path the origin and the cache see, as the template's $pg_origin_path map gives it
-        -- (the raw path after the token, before the query: split_target cut it the same way):
-        -- set here, the map never runs, which lower-cased and hashed the whole request URI with
-        -- its token (docs/performance.md, branch native-3). Every other outcome leaves it to the
-        -- map. (On an allow, decide's third value is that path.)
+        -- On an allow the template's maps of these values are not run: their results are set
+        -- here (docs/performance.md, branch native-3); every other outcome leaves them to the
+        -- maps. The logged token id: the map of $pg_token_id gives it as is (never empty here).
+        ngx.var.pg_log_token_id = reason
+        -- The path the origin and the cache see, as the $pg_origin_path map cuts it from the
+        -- raw URI (after the token, before the query, as split_target did: decide's third
+        -- value), and whether it is a manifest ($pg_is_manifest).
         ngx.var.pg_origin_path = token_id
         ngx.var.pg_is_manifest = raw_manifest_flag(token_id)
         return
