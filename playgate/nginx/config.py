@@ -211,6 +211,7 @@ _NATIVE_HTTP = """\
             metrics_dict = "playgate_metrics",
             validators = {{ {validators} }},
             auth_location = "/_playgate/auth",
+            manifest_suffixes = "{manifest_suffixes}",
         }})
     }}
     init_worker_by_lua_block {{ require("playgate_native").init_worker() }}
@@ -249,6 +250,7 @@ def native_values(config: EdgeConfig, contract: dict[str, str]) -> dict[str, str
             dict_size=config.native_dict_size,
             keyring_file=keyring_file,
             validators=validators,
+            manifest_suffixes=",".join(protocol.MANIFEST_SUFFIXES),
         ),
         "access_check": _NATIVE_ACCESS,
         "native_open": _NATIVE_OPEN,

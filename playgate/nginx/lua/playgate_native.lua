@@ -35,6 +35,8 @@ local PURPOSE = "playgate/playback-token/mac-key/v1"
 local MAC_BYTES = 32
 local MIN_KEY_BYTES = 32
 local FEED_VERSION = "PLAYGATE-FEED 1"
+-- The manifest suffixes raw_manifest_flag knows (protocol.MANIFEST_SUFFIXES, as rendered).
+local KNOWN_SUFFIXES = ".m3u8,.mpd"
 
 ffi.cdef([[
 typedef struct {
@@ -234,6 +236,7 @@ end
 -- init({keyring_file=, dict=, validators={"127.0.0.1:8000", ...}}), in init_by_lua.
 function _M.init(options)
     conf = options
+    conf.manifest_flag = options.manifest_suffixes == KNOWN_SUFFIXES
     metrics.init(options.metrics_dict)
     -- The poller connects to addresses: host names resolved now, as the upstream's are.
     options.validators = require("playgate_resolve").addresses(options.validators)
@@ -776,7 +779,9 @@ end
 -- The template's $pg_is_manifest for an allowed raw path: "1" when it ends in ".m3u8" or
 -- ".mpd" in any case (the map's caseless regex; normalize_path admitted no newline for its
 -- "$"), read byte by byte (lower() would make a new string). bor(b, 32) folds only letters
--- here: M/m, U/u, P/p, D/d are the only bytes giving m, u, p, d.
+-- here: M/m, U/u, P/p, D/d are the only bytes giving m, u, p, d. Used only while the
+-- rendered suffixes (protocol.MANIFEST_SUFFIXES, given to init) are these two: other
+-- suffixes leave the flag to the map.
 local bor = bit.bor
 local function raw_manifest_flag(path)
     local n = #path
@@ -1244,7 +1249,9 @@ function _M.access()
         -- raw URI (after the token, before the query, as split_target did: decide's third
         -- value), and whether it is a manifest ($pg_is_manifest).
         ngx.var.pg_origin_path = token_id
-        ngx.var.pg_is_manifest = raw_manifest_flag(token_id)
+        if conf.manifest_flag then
+            ngx.var.pg_is_manifest = raw_manifest_flag(token_id)
+        end
         return
     end
     if verdict == "deny" then
