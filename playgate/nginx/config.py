@@ -134,8 +134,21 @@ def cors_values(cors: CorsPolicy) -> dict[str, str]:
     lines = ['        default "*";' if cors.any_origin else '        default "";']
     if not cors.any_origin:
         lines += [f'        "{origin}" $http_origin;' for origin in cors.origins]
+    # The media location's CORS headers, which every request evaluates: left out when they
+    # would be empty on every request (an empty value sends no header), so CORS off costs none.
+    media = []
+    if cors.enabled:
+        media += [
+            "add_header Access-Control-Allow-Origin $pg_cors_origin always;",
+            "add_header Access-Control-Expose-Headers $pg_cors_expose always;",
+        ]
+        if not cors.any_origin:
+            media.append("add_header Vary Origin always;")
+    if not media:
+        media.append("# no CORS headers: PLAYGATE_CORS_ORIGINS is empty")
     return {
         "cors_origin_map": "\n".join(lines),
+        "cors_media_headers": "\n".join(f"            {line}" for line in media),
         "cors_expose": ", ".join(EXPOSED_HEADERS),
         "cors_headers_re": "(?:" + "|".join(re.escape(h) for h in ALLOWED_HEADERS) + ")",
         # A reflected origin varies by request; "*" and "no CORS" do not.
@@ -198,6 +211,7 @@ _NATIVE_HTTP = """\
             metrics_dict = "playgate_metrics",
             validators = {{ {validators} }},
             auth_location = "/_playgate/auth",
+            manifest_suffixes = "{manifest_suffixes}",
         }})
     }}
     init_worker_by_lua_block {{ require("playgate_native").init_worker() }}
@@ -236,6 +250,7 @@ def native_values(config: EdgeConfig, contract: dict[str, str]) -> dict[str, str
             dict_size=config.native_dict_size,
             keyring_file=keyring_file,
             validators=validators,
+            manifest_suffixes=",".join(protocol.MANIFEST_SUFFIXES),
         ),
         "access_check": _NATIVE_ACCESS,
         "native_open": _NATIVE_OPEN,

@@ -94,6 +94,8 @@ def test_the_native_verifier_is_rendered_with_a_key_ring_file(tmp_path: Path) ->
     assert 'require("playgate_native").access()' in text
     assert f'keyring_file = "{keyring_file.resolve()}"' in text
     assert 'validators = { "127.0.0.1:8081", "127.0.0.1:8082" }' in text
+    # The verifier sets $pg_is_manifest itself only for the suffixes it knows.
+    assert 'manifest_suffixes = ".m3u8,.mpd",' in text
     assert "auth_request /_playgate/auth;" not in text
     prepare_prefix(cfg)
     check_native(cfg)

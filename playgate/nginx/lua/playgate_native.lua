@@ -35,6 +35,8 @@ local PURPOSE = "playgate/playback-token/mac-key/v1"
 local MAC_BYTES = 32
 local MIN_KEY_BYTES = 32
 local FEED_VERSION = "PLAYGATE-FEED 1"
+-- The manifest suffixes raw_manifest_flag knows (protocol.MANIFEST_SUFFIXES, as rendered).
+local KNOWN_SUFFIXES = ".m3u8,.mpd"
 
 ffi.cdef([[
 typedef struct {
@@ -234,6 +236,7 @@ end
 -- init({keyring_file=, dict=, validators={"127.0.0.1:8000", ...}}), in init_by_lua.
 function _M.init(options)
     conf = options
+    conf.manifest_flag = options.manifest_suffixes == KNOWN_SUFFIXES
     metrics.init(options.metrics_dict)
     -- The poller connects to addresses: host names resolved now, as the upstream's are.
     options.validators = require("playgate_resolve").addresses(options.validators)
@@ -773,7 +776,29 @@ local function is_manifest(path)
     return sub(l, -5) == ".m3u8" or sub(l, -4) == ".mpd"
 end
 
--- The decision for one request: "allow", token id | "deny", reason, token id | "defer", why.
+-- The template's $pg_is_manifest for an allowed raw path: "1" when it ends in ".m3u8" or
+-- ".mpd" in any case (the map's caseless regex; normalize_path admitted no newline for its
+-- "$"), read byte by byte (lower() would make a new string). bor(b, 32) folds only letters
+-- here: M/m, U/u, P/p, D/d are the only bytes giving m, u, p, d. Used only while the
+-- rendered suffixes (protocol.MANIFEST_SUFFIXES, given to init) are these two: other
+-- suffixes leave the flag to the map.
+local bor = bit.bor
+local function raw_manifest_flag(path)
+    local n = #path
+    if n >= 5 and byte(path, n - 4) == 46 and bor(byte(path, n - 3), 32) == 109
+            and byte(path, n - 2) == 51 and bor(byte(path, n - 1), 32) == 117
+            and byte(path, n) == 56 then -- ".m3u8"
+        return "1"
+    end
+    if n >= 4 and byte(path, n - 3) == 46 and bor(byte(path, n - 2), 32) == 109
+            and bor(byte(path, n - 1), 32) == 112 and bor(byte(path, n), 32) == 100 then -- ".mpd"
+        return "1"
+    end
+    return "0"
+end
+
+-- The decision for one request: "allow", token id, raw path (the target's path without the
+-- token and the query) | "deny", reason, token id | "defer", why.
 -- ``policy``: {leeway=, max_ttl=, max_session=}; ``dict``: the revocations. ``open``: the
 -- caller can answer a redirect, so a start token that opens a playback session is decided
 -- here too: "open", token id, claims, raw path, query without the token, token in query.
@@ -841,7 +866,7 @@ function _M.decide(target, client_text, now, policy, dict, open)
     if opening then
         return "open", tid, claims, path, query, in_query
     end
-    return "allow", tid
+    return "allow", tid, path
 end
 
 -- --- playback sessions (sessions.py): what a start token opens -------------------------------
@@ -1216,7 +1241,17 @@ function _M.access()
         active, dict)
     if verdict == "allow" then
         metrics.allowed()
-        ngx.var.pg_token_id = reason
+        -- On an allow the template's maps of these values are not run: their results are set
+        -- here (docs/performance.md, branch native-3); every other outcome leaves them to the
+        -- maps. The logged token id: the map of $pg_token_id gives it as is (never empty here).
+        ngx.var.pg_log_token_id = reason
+        -- The path the origin and the cache see, as the $pg_origin_path map cuts it from the
+        -- raw URI (after the token, before the query, as split_target did: decide's third
+        -- value), and whether it is a manifest ($pg_is_manifest).
+        ngx.var.pg_origin_path = token_id
+        if conf.manifest_flag then
+            ngx.var.pg_is_manifest = raw_manifest_flag(token_id)
+        end
         return
     end
     if verdict == "deny" then
