@@ -51,16 +51,16 @@ def media_app(cycle: _Cycle, files: FileSender, route: MediaRoute) -> ASGI3Appli
     async def app(scope: Any, receive: Any, send: Any) -> None:
         started = time.perf_counter()
         status: int | None = None  # the status the app sent: where both layers note it
-
-        async def timed(message: Any) -> None:
-            nonlocal status
-            if message["type"] == _START:
-                status = message["status"]
-            await send(message)
-
         try:
             response = await route.answer(scope)
             if response.__class__ is not ZeroCopyFileResponse or scope["method"] != "GET":
+
+                async def timed(message: Any) -> None:
+                    nonlocal status
+                    if message["type"] == _START:
+                        status = message["status"]
+                    await send(message)
+
                 wrapped = _wrapped(response, cycle, files)
                 await wrapped(scope, receive, timed)
                 return
@@ -91,7 +91,7 @@ def media_app(cycle: _Cycle, files: FileSender, route: MediaRoute) -> ASGI3Appli
         finally:
             route.record(scope, started, 500 if status is None else status)
 
-    return cast(ASGI3Application, app)
+    return app
 
 
 def _wrapped(response: Response, cycle: _Cycle, files: FileSender) -> ASGI3Application:

@@ -32,7 +32,6 @@ import logging
 import resource
 import weakref
 from collections.abc import Iterable, Mapping
-from typing import cast
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -348,7 +347,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._server.waiting.pop(self, None)
-        length = dict(self.headers).get(b"content-length", b"0")
+        length = b"0"
+        for name, value in self.headers:  # the last one, as a dict of them kept it
+            if name == b"content-length":
+                length = value
         # llhttp has checked the digits; their count is bounded by the head limit. Refused
         # while still "reading the head": this request has no cycle (``_may_answer``).
         if len(length) > 18 or int(length) > self.limits.max_body_bytes:
@@ -369,7 +371,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         media = self._media
         if media is not None and app is self.app and media.takes(cycle.scope):  # type: ignore[arg-type]
             assert self._files is not None
-            app = media_app(cast(_Cycle, cycle), self._files, media)
+            app = media_app(cycle, self._files, media)  # type: ignore[arg-type]
             super()._start_asgi_task(cycle, app)
             return
         app = with_one_write(app, cycle)
