@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 from starlette.applications import Starlette
 from starlette.responses import Response
 from starlette.types import Scope
@@ -257,3 +258,35 @@ def test_hostile_requests_meet_the_media_path_as_they_meet_the_stack(
         assert _normal(ours) == _normal(_exchange(asgi, data)), data[:120]
         assert b" 500 " not in ours, data[:120]
         assert b"Traceback" not in ours, data[:120]
+
+
+def _counts() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of the request and decision metrics, by name and labels (bucket bounds
+    and sums aside: latencies differ)."""
+    kept = ("playgate_http_responses", "playgate_request_seconds", "playgate_decisions")
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in REGISTRY.collect()
+        if family.name in kept
+        for sample in family.samples
+        if sample.name.endswith(("_total", "_count"))
+    }
+
+
+def test_the_media_path_counts_as_the_stack_does(
+    paths: tuple[str, str, _Counted], keyring: KeyRing
+) -> None:
+    fast, asgi, _ = paths
+    table = requests(keyring)
+
+    def deltas(base: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        before = _counts()
+        for method, path, headers in table:
+            answer(base, method, path, headers)
+        time.sleep(0.3)  # response counters are added at the end of the server's loop turn
+        after = _counts()
+        return {k: v - before.get(k, 0.0) for k, v in after.items() if v != before.get(k, 0.0)}
+
+    ours = deltas(fast)
+    assert ours == deltas(asgi)
+    assert any(name == "playgate_http_responses_total" for name, _ in ours)
