@@ -16,6 +16,7 @@ import httpx
 import pytest
 from prometheus_client import REGISTRY
 from starlette.applications import Starlette
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.responses import Response
 from starlette.types import Scope
 
@@ -290,3 +291,28 @@ def test_the_media_path_counts_as_the_stack_does(
     ours = deltas(fast)
     assert ours == deltas(asgi)
     assert any(name == "playgate_http_responses_total" for name, _ in ours)
+
+
+def test_the_media_path_is_offered_only_where_the_stack_does_nothing_else(
+    keyring: KeyRing, media_root: Path
+) -> None:
+    plain = ValidatorSettings(keyring=keyring, media_root=media_root)
+    with_cors = ValidatorSettings(
+        keyring=keyring, media_root=media_root, cors=CorsPolicy.from_text(PLAYER)
+    )
+    assert not hasattr(create_app(with_cors), MEDIA_ROUTE)  # CORS headers come from the stack
+    assert not hasattr(create_app(ValidatorSettings(keyring=keyring)), MEDIA_ROUTE)  # no origin
+    app = create_app(plain)
+    route = getattr(app, MEDIA_ROUTE)
+    assert route.ready()
+    app.add_middleware(GZipMiddleware)  # a layer the media path would skip: not ready
+    assert not route.ready()
+    app = create_app(plain)
+    route = getattr(app, MEDIA_ROUTE)
+    app.debug = True  # tracebacks by the stack's error middleware
+    assert not route.ready()
+    scope = {"method": "GET", "root_path": "", "path": "/t/x/videos/demo/v0/seg_000.ts"}
+    assert route.takes(scope)
+    assert not route.takes({**scope, "root_path": "/edge"})  # the router strips it
+    assert not route.takes({**scope, "method": "POST"})  # 405 with Allow from the router
+    assert not route.takes({**scope, "path": "/healthz"})
