@@ -10,13 +10,18 @@ playlists and 186 KB segments, sent zero-copy). The server's part (uvicorn's pro
 ``sendfile``, the kernel) is left out: only the Python request path is counted. Instructions
 between two markers in one run, divided by the number of requests, after a warm-up that fills
 the verifier's memo. ``--tree`` measures another checkout with the same requests, side by side.
+A third row calls what the server's media path calls instead of the app (``MediaRoute.answer``
+and its metrics, no middleware stack; the server writes the head and the file, not counted
+here): "none" for a tree without that path.
 
 ``--server`` adds the whole server process in user space: ``playgate serve-validator``'s
 protocol (``playgate.serving``: uvicorn's httptools protocol with the limits, the one-write head
 and the zero-copy file bodies) on uvloop, the app with its metrics in mmap files, answering the
 same requests from a client in this process over one keep-alive connection (the kernel's part,
 ``sendfile`` included, is not counted; the client is not either). A request to ``/__mark``
-marks the start and the end (a wrapper around the app, one comparison per request).
+marks the start and the end (a wrapper around the app, one comparison per request; the
+protocol's own media path, ``playgate/media_path.py``, is offered through the wrapper and
+answers the media requests without it).
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ WARMUP = 3000
 RUN = """
 import asyncio, json, os, sys, tempfile
 work, count, multiproc = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1"
+media_path = sys.argv[4] == "1"
 setup = json.loads(open(os.path.join(work, "setup.json")).read())
 os.environ.update({"PLAYGATE_KEYRING": setup["keyring"], "PLAYGATE_TRUSTED_PROXIES": "127.0.0.1/32",
     "PLAYGATE_CLIENT_IP_HEADER": "x-real-ip", "PLAYGATE_MEDIA_ROOT": os.path.join(work, "media")})
@@ -61,12 +67,28 @@ async def receive(): return {"type": "http.request", "body": b"", "more_body": F
 async def send(message):
     if message["type"] == "http.response.start" and message["status"] not in (200, 302):
         raise SystemExit(f"answered {message['status']}")
+call = app
+if media_path:  # what the server's media path calls (playgate/media_path.py), no stack
+    import time
+    from edge_validator.asgi.file_body import ZeroCopyFileResponse
+    route = getattr(app, "playgate_media", None)
+    if route is None:
+        sys.exit(3)  # a tree without one
+    async def call(s, receive, send):
+        started = time.perf_counter()
+        response = await route.answer(s)
+        if response.__class__ is ZeroCopyFileResponse:  # the server writes head and file
+            await send({"type": "http.response.start", "status": response.status_code})
+            response.file.close()
+        else:
+            await response(s, receive, send)
+        route.record(s, started, response.status_code)
 async def main():
     async with app.router.lifespan_context(app):
-        for j in range(WARMUP): await app(scope(paths[j % len(paths)]), receive, send)
+        for j in range(WARMUP): await call(scope(paths[j % len(paths)]), receive, send)
         os.getppid()
         for j in range(WARMUP, WARMUP + count):
-            await app(scope(paths[j % len(paths)]), receive, send)
+            await call(scope(paths[j % len(paths)]), receive, send)
         os.getppid()
 import uvloop
 uvloop.run(main())
@@ -90,6 +112,10 @@ async def app(scope, receive, send):
         if scope["query_string"] == b"stop":
             server.should_exit = True
     await inner(scope, receive, send)
+media = getattr(inner, "playgate_media", None)  # the protocol's own media path (shield-3 on)
+if media is not None:  # offered by the wrapper too; /__mark is the wrapper's, never taken
+    media.fixed = media.fixed | {"/__mark"}
+    app.playgate_media = media
 server = uvicorn.Server(uvicorn_config(app, host="127.0.0.1", port=port, loop="uvloop",
                                        lifespan="on", log_level="error"))
 server.run()
@@ -110,7 +136,10 @@ def prepare(work: Path) -> None:
     (work / "setup.json").write_text(json.dumps({"keyring": keyring_json, "paths": paths}))
 
 
-def per_request(tree: Path, work: Path, count: int, *, multiproc: bool) -> float:
+def per_request(
+    tree: Path, work: Path, count: int, *, multiproc: bool, media_path: bool = False
+) -> float | None:
+    """None: ``media_path`` asked of a tree that has none."""
     script = work / "run.py"
     script.write_text(f"WARMUP = {WARMUP}\n{RUN}")
     out = work / "cg"
@@ -119,8 +148,11 @@ def per_request(tree: Path, work: Path, count: int, *, multiproc: bool) -> float
     env = {**os.environ, "PYTHONPATH": str(tree), "PYTHONHASHSEED": "0"}
     argv = ["valgrind", "--tool=callgrind", "--dump-instr=no", "--dump-before=os_getppid*",
             f"--callgrind-out-file={out}", sys.executable, str(script), str(work), str(count),
-            "1" if multiproc else "0"]  # fmt: skip
-    subprocess.run(argv, env=env, cwd=tree, capture_output=True, check=True)
+            "1" if multiproc else "0", "1" if media_path else "0"]  # fmt: skip
+    run = subprocess.run(argv, env=env, cwd=tree, capture_output=True)
+    if media_path and run.returncode == 3:
+        return None
+    run.check_returncode()
     # Dumps in order: the set-up (up to the first marker), the requests, the rest.
     dumps = sorted(work.glob("cg.*"), key=lambda p: int(p.name.split(".")[1]))
     summary = re.search(r"^(?:summary|totals): (\d+)", dumps[1].read_text(), re.MULTILINE)
@@ -146,7 +178,7 @@ def server_per_request(tree: Path, work: Path, count: int) -> float:
     server = subprocess.Popen(argv, env=env, cwd=tree, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)  # fmt: skip
     try:
-        for _ in range(600):
+        for _ in range(1500):  # 5 minutes: valgrind starts slowly on a busy machine
             try:
                 conn = socket.create_connection(("127.0.0.1", port))
                 break
@@ -219,11 +251,21 @@ def main() -> None:
                 per_request(tree, work, args.requests, multiproc=multiproc)
                 for tree in trees.values()
             ]
-            print(f"| {label} | " + " | ".join(f"{c:,.0f}" for c in cells) + " |", flush=True)
+            print(f"| {label} | " + " | ".join(_cell(c) for c in cells) + " |", flush=True)
+        cells = [
+            per_request(tree, work, args.requests, multiproc=True, media_path=True)
+            for tree in trees.values()
+        ]
+        label = "mmap files, the server's media path (no middleware stack; sending not counted)"
+        print(f"| {label} | " + " | ".join(_cell(c) for c in cells) + " |", flush=True)
         if args.server:
             cells = [server_per_request(tree, work, args.requests) for tree in trees.values()]
             label = "whole server process (serve-validator's protocol, mmap files)"
-            print(f"| {label} | " + " | ".join(f"{c:,.0f}" for c in cells) + " |", flush=True)
+            print(f"| {label} | " + " | ".join(_cell(c) for c in cells) + " |", flush=True)
+
+
+def _cell(instructions: float | None) -> str:
+    return "none" if instructions is None else f"{instructions:,.0f}"
 
 
 if __name__ == "__main__":

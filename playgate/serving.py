@@ -28,9 +28,10 @@ import asyncio
 import collections
 import dataclasses
 import json
+import logging
 import resource
 import weakref
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -44,10 +45,12 @@ from uvicorn.protocols.http.httptools_impl import (
 )
 from uvicorn.server import ServerState
 
+from edge_validator.asgi.shield import MEDIA_ROUTE, MediaRoute
 from edge_validator.core.protocol import NO_STORE, REASON_HEADER
 from edge_validator.env import Env
 
 from .file_sending import EXTENSIONS, FileSender, with_file_bodies
+from .media_path import media_app
 from .one_write import with_one_write
 
 # File descriptors the process keeps for itself beyond client connections: the listening socket,
@@ -179,10 +182,14 @@ class _Cycle(RequestResponseCycle):
             await self.flow.drain()
         if self.disconnected:
             return
+        self.transport.write(self.start(message["status"], message.get("headers", [])))
+
+    def start(self, status_code: int, raw_headers: Iterable[tuple[bytes, bytes]]) -> bytes:
+        """The response head, the cycle's state set as ``http.response.start`` sets it (the
+        server's media path writes a file's head with it: ``playgate/media_path.py``)."""
         self.response_started = True
         self.waiting_for_100_continue = False
-        status_code = message["status"]
-        headers = self.default_headers + list(message.get("headers", []))
+        headers = self.default_headers + list(raw_headers)
         names = b"".join([name for name, _ in headers])
         if len(names.translate(None, _BAD_NAME)) != len(names):
             raise RuntimeError("Invalid HTTP header name.")
@@ -215,7 +222,7 @@ class _Cycle(RequestResponseCycle):
             self.chunked_encoding = True  # neither a length nor an encoding: chunked
             content.append(b"transfer-encoding: chunked\r\n")
         content.append(b"\r\n")
-        self.transport.write(b"".join(content))
+        return b"".join(content)
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
@@ -238,8 +245,17 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._refused = False
         # Zero-copy file bodies on plain TCP (TLS encrypts in user space).
         self._files: FileSender | None = None
+        # The shield's media requests answered without the middleware stack (media_path.py):
+        # zero-copy, no access log, an app that offers it and whose stack is as it was built.
+        self._media: MediaRoute | None = None
         if self.scheme == "http":
             self._files = FileSender(transport, self.loop, self._waiting_to_send)
+            media = getattr(self.app, MEDIA_ROUTE, None)
+            # uvicorn writes an access line (with the path: a token) where one has a handler
+            # at INFO; serve-validator turns it off, so the media path never writes one.
+            logs_access = self.access_log and self.access_logger.isEnabledFor(logging.INFO)
+            if media is not None and not logs_access and media.ready():
+                self._media = media
         server = _servers.get(self.server_state)
         if server is None:
             server = _servers[self.server_state] = _Server(self.server_state, self.loop)
@@ -331,7 +347,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._server.waiting.pop(self, None)
-        length = dict(self.headers).get(b"content-length", b"0")
+        length = b"0"
+        for name, value in self.headers:  # the last one, as a dict of them kept it
+            if name == b"content-length":
+                length = value
         # llhttp has checked the digits; their count is bounded by the head limit. Refused
         # while still "reading the head": this request has no cycle (``_may_answer``).
         if len(length) > 18 or int(length) > self.limits.max_body_bytes:
@@ -349,6 +368,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         # written before a file's bytes go to the socket.
         if cycle.__class__ is RequestResponseCycle:  # as uvicorn's on_headers_complete made it
             cycle.__class__ = _Cycle
+        media = self._media
+        if media is not None and app is self.app and media.takes(cycle.scope):  # type: ignore[arg-type]
+            assert self._files is not None
+            app = media_app(cycle, self._files, media)  # type: ignore[arg-type]
+            super()._start_asgi_task(cycle, app)
+            return
         app = with_one_write(app, cycle)
         if self._files is not None:
             app = with_file_bodies(app, cycle, self._files)

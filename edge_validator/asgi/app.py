@@ -31,7 +31,7 @@ from .cors import CorsMiddleware
 from .health import health_details, healthz, readyz
 from .native_feed import native_feed
 from .problems import http_error, internal_error
-from .shield import MediaShortcut, Shield
+from .shield import MEDIA_ROUTE, MediaRoute, MediaShortcut, Shield
 from .state_gauges import state_gauges
 
 log = logging.getLogger("playgate.validator")
@@ -92,15 +92,16 @@ def create_app(
         Route(NATIVE_FEED_ROUTE, native_feed, methods=["GET"]),
     ]
     # Outside the routes: preflights never reach them, and denials carry CORS headers too.
-    middleware = [
-        Middleware(RequestMetrics, recorded=ResponseMetrics("validator"), route_of=route_name)
-    ]
+    recorded = ResponseMetrics("validator")
+    middleware = [Middleware(RequestMetrics, recorded=recorded, route_of=route_name)]
     if settings.cors.enabled:  # without a policy CorsMiddleware passes every request through
         middleware.append(Middleware(CorsMiddleware, policy=settings.cors))
+    media: MediaRoute | None = None
     if origin is not None:
         shield = Shield()
         fixed = frozenset(_fixed_path(route) for route in routes)
-        middleware.append(Middleware(MediaShortcut, shield=shield, fixed=fixed))
+        media = MediaRoute(fixed, recorded, route_name, internal_error)
+        middleware.append(Middleware(MediaShortcut, shield=shield, route=media))
         # GET and HEAD only: Starlette answers anything else 405 with Allow (see http_error).
         routes.append(Route("/{path:path}", shield, methods=["GET", "HEAD"]))
     app = Starlette(
@@ -109,6 +110,14 @@ def create_app(
         exception_handlers={HTTPException: http_error, Exception: internal_error},
         middleware=middleware,
     )
+    if media is not None:
+        media.app = app
+        if not settings.cors.enabled:
+            # playgate serve-validator's protocol answers these requests itself, without the
+            # middleware stack (playgate/media_path.py): the stack must then be exactly the
+            # error handler, the request metrics and the shortcut, whose work it repeats by
+            # calling the same functions. With CORS on, every request takes the stack.
+            setattr(app, MEDIA_ROUTE, media)
     app.state.settings = settings
     app.state.gate = Gate(
         settings.verifier(),

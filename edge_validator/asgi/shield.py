@@ -8,11 +8,11 @@ more than the decision). Everything it reads comes from the scope (``requests.py
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 from starlette.background import BackgroundTask
 from starlette.datastructures import Headers
-from starlette.requests import HTTPConnection
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import FileResponse, Response, StreamingResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -33,6 +33,7 @@ from ..manifests.query_mode import manifest_request_headers, needs_rewrite, rewr
 from ..origins.base import Origin, OriginReply
 from ..origins.files import FileOrigin
 from ..settings import ValidatorSettings
+from .admin import RequestMetrics, ResponseMetrics
 from .file_body import ZEROCOPY, ZeroCopyFileResponse
 from .problems import denied, problem
 from .requests import header_token, raw_target, viewer
@@ -43,6 +44,8 @@ _RANGE = b"range"
 _SHIELD_METHODS = frozenset({"GET", "HEAD"})
 _TOKEN_ID = TOKEN_ID_HEADER.lower().encode("latin-1")
 _NOSNIFF = (b"x-content-type-options", b"nosniff")
+# The attribute of an app whose shield requests the server may answer itself (``MediaRoute``).
+MEDIA_ROUTE = "playgate_media"
 
 
 class Shield:
@@ -53,27 +56,84 @@ class Shield:
         await response(scope, receive, send)
 
 
+class MediaRoute:
+    """Which requests go straight to the shield, and what the middleware around it does per
+    request, for the two ways there: ``MediaShortcut`` (the innermost middleware) and the
+    server's own media path (``playgate/media_path.py``, inside ``playgate serve-validator``'s
+    protocol, with no ASGI middleware stack). Both ask ``takes``, both call ``shield``.
+
+    ``fixed``: the paths of the other routes, all without parameters; ``recorded`` and
+    ``route_of``: the request metrics (``RequestMetrics``), recorded the same way by both."""
+
+    def __init__(
+        self,
+        fixed: frozenset[str],
+        recorded: ResponseMetrics,
+        route_of: Callable[[str], str],
+        error_handler: Callable[[Request, Exception], Awaitable[Response]],
+    ) -> None:
+        self.fixed = fixed
+        self.recorded = recorded
+        self.route_of = route_of
+        self.error_handler = error_handler
+        self.app: ASGIApp | None = None  # the Starlette app (its state), set once built
+
+    def ready(self) -> bool:
+        """Whether the app's middleware is still what the server's media path repeats: the
+        request metrics, then the shortcut on this route (tests remove the shortcut, an
+        operator's build could add a layer: then every request takes the stack)."""
+        stack = getattr(self.app, "user_middleware", None)
+        if stack is None or len(stack) != 2:
+            return False
+        metrics, shortcut = stack
+        handlers = getattr(self.app, "exception_handlers", {})
+        return (
+            not getattr(self.app, "debug", True)
+            and handlers.get(Exception) is self.error_handler
+            and metrics.cls is RequestMetrics
+            and metrics.kwargs.get("recorded") is self.recorded
+            and metrics.kwargs.get("route_of") is self.route_of
+            and shortcut.cls is MediaShortcut
+            and shortcut.kwargs.get("route") is self
+        )
+
+    def takes(self, scope: Scope) -> bool:
+        """A GET or HEAD of a path no fixed route has (the router strips a root path: a
+        request with one is left to it)."""
+        return (
+            scope["method"] in _SHIELD_METHODS
+            and not scope.get("root_path")
+            and scope["path"] not in self.fixed
+        )
+
+    async def answer(self, scope: Scope) -> Response:
+        """The shield's response, the scope completed as Starlette does (``scope["app"]``)."""
+        scope["app"] = self.app
+        return await shield(scope)
+
+    def record(self, scope: Scope, started: float, status: int) -> None:
+        """What ``RequestMetrics`` records for a response begun at ``started``."""
+        self.recorded.record(self.route_of(scope["path"]), started, status)
+
+    async def failed(self, scope: Scope, exc: Exception) -> Response:
+        """What ``ServerErrorMiddleware`` answers (and logs) for an unexpected error."""
+        return await self.error_handler(Request(scope), exc)
+
+
 class MediaShortcut:
     """The innermost middleware: a GET or HEAD of a path no fixed route has goes straight to
     the shield, where the router would reach it after one regular expression per route and
     through two exception layers with nothing to catch (the shield answers its own errors; an
     unexpected one still reaches the outer ``ServerErrorMiddleware``). Everything else, and
-    every method the shield refuses (405), goes the router's way.
+    every method the shield refuses (405), goes the router's way."""
 
-    ``fixed``: the paths of the other routes, all without parameters."""
-
-    def __init__(self, app: ASGIApp, shield: Shield, fixed: frozenset[str]) -> None:
+    def __init__(self, app: ASGIApp, shield: Shield, route: MediaRoute) -> None:
         self.app = app
         self.shield = shield
-        self.fixed = fixed
+        self.route = route
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] == "http"
-            and scope["method"] in _SHIELD_METHODS
-            and not scope.get("root_path")  # the router strips a root path: leave it that
-            and scope["path"] not in self.fixed
-        ):
+        if scope["type"] == "http" and self.route.takes(scope):
             response = await shield(scope)  # what self.shield does, one call less
             await response(scope, receive, send)
         else:
