@@ -246,8 +246,7 @@ class Gate:
             m.verification_seconds.observe(latency)
             counter.inc()
         else:
-            counts.observe(m.verification_seconds, latency)
-            counts.inc(counter)
+            counts.add(m.verification_seconds, latency, counter)
         if not log.isEnabledFor(level):
             return
         fields = {

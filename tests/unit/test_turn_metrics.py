@@ -155,8 +155,7 @@ def test_turn_counts_write_at_the_end_of_the_turn() -> None:
     async def turns() -> None:
         counts = TurnCounts()
         counts.observe(histogram, 0.25)
-        counts.inc(counter)
-        counts.observe(histogram, 0.75)
+        counts.add(histogram, 0.75, counter)  # a request's latency and its count
         assert seen() == (0.0, 0.0, 0.0, 0.0)  # not yet: the turn goes on
         await asyncio.sleep(0)
         assert seen() == (2.0, 1.0, 1.0, 1.0)
@@ -166,6 +165,5 @@ def test_turn_counts_write_at_the_end_of_the_turn() -> None:
 
     asyncio.run(turns())
     counts = TurnCounts()  # no running loop: written at once
-    counts.observe(histogram, 0.5)
-    counts.inc(counter)
+    counts.add(histogram, 0.5, counter)
     assert seen() == (4.0, 3.5, 2.0, 2.0)
