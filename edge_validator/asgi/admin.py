@@ -85,8 +85,9 @@ class TurnCounts:
             observed.append(value)
 
     def add(self, histogram: Histogram, value: float, counter: Counter) -> None:
-        """``observe`` and ``inc`` in one call (a request's latency and its count): with one
-        request per turn, the batch then costs about what writing at once did."""
+        """``observe`` and ``inc`` in one call (a request's latency and its count): one call
+        where writing at once made two, which keeps a turn of one request close to that cost
+        (docs/performance.md, "Metrics written once per loop turn")."""
         if not self._due and not self._schedule():
             histogram.observe(value)
             counter.inc()
