@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from prometheus_client import Counter
 
@@ -28,6 +28,9 @@ from .formats.accept import ForeignVerifier
 from .formats.mediacdn_dual import DualToken, Exchange
 from .metrics import metrics
 from .state.guard import StateGuard
+
+if TYPE_CHECKING:
+    from .asgi.admin import TurnCounts
 
 log = logging.getLogger("playgate.validator")
 
@@ -57,6 +60,7 @@ class Gate:
         narrow_sessions: bool = True,
         log_allowed: bool = False,
         dual: DualToken | None = None,
+        counts: TurnCounts | None = None,
     ) -> None:
         self.verifier = verifier
         # The CDN formats this validator also accepts (PLAYGATE_ACCEPT_FORMATS), or None.
@@ -73,6 +77,9 @@ class Gate:
         # The decision counter per (outcome, reason), bound once: ``labels()`` takes a lock and
         # builds its key on every call. Reasons are a fixed set of codes.
         self._decisions: dict[tuple[str, str], Counter] = {}
+        # The decision counter and latency written once per event-loop turn (the app's, shared
+        # with its request metrics: one flush per turn), or, with None, by each decision.
+        self.counts = counts
 
     async def authorize(
         self,
@@ -223,7 +230,6 @@ class Gate:
         """Count the decision, time it, and log it by token id (never the token)."""
         latency = time.perf_counter() - started
         m = metrics()
-        m.verification_seconds.observe(latency)
         if error is not None:
             outcome, reason, token_id, session_id = "deny", error.reason, error.token_id, None
             level = logging.INFO
@@ -235,7 +241,12 @@ class Gate:
         counter = self._decisions.get((outcome, reason))
         if counter is None:
             counter = self._decisions[outcome, reason] = m.decisions.labels(outcome, reason)
-        counter.inc()
+        counts = self.counts
+        if counts is None:
+            m.verification_seconds.observe(latency)
+            counter.inc()
+        else:
+            counts.add(m.verification_seconds, latency, counter)
         if not log.isEnabledFor(level):
             return
         fields = {

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from bisect import bisect_left
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -53,32 +54,102 @@ def admin_routes(key: AdminKey | None, details: Details) -> list[Route]:
 
 
 class TurnCounts:
-    """Counter increments added once per turn of the event loop, at its end, all of the turn's
-    in one ``inc(n)`` per counter. In the multiprocess files the serve commands use, an
-    increment takes a lock, a ``getpid`` and an mmap write; the requests answered in one turn
-    share them. A client that has its answer sees the count: the turn ends before its next
-    request is read."""
+    """Counter increments and histogram observations written once per turn of the event loop,
+    at its end: all of the turn's in one ``inc(n)`` per counter, and per histogram one increment
+    of each bucket hit and one of the sum (``observe_all``). In the multiprocess files the serve
+    commands use, every value write takes a lock, a ``getpid`` and an mmap write; the requests
+    answered in one turn share them. A client that has its answer sees the count: the turn ends
+    before its next request is read. With no running loop (a synchronous caller) a value is
+    written at once."""
 
     def __init__(self) -> None:
         self._pending: dict[Counter, int] = {}
+        self._observed: dict[Histogram, list[float]] = {}
+        self._due = False  # a flush is scheduled at the end of this turn
 
     def inc(self, counter: Counter) -> None:
+        if not self._due and not self._schedule():
+            counter.inc()
+            return
         pending = self._pending
-        if not pending:
-            asyncio.get_running_loop().call_soon(self._add)
         pending[counter] = pending.get(counter, 0) + 1
 
+    def observe(self, histogram: Histogram, value: float) -> None:
+        if not self._due and not self._schedule():
+            histogram.observe(value)
+            return
+        observed = self._observed.get(histogram)
+        if observed is None:
+            self._observed[histogram] = [value]
+        else:
+            observed.append(value)
+
+    def add(self, histogram: Histogram, value: float, counter: Counter) -> None:
+        """``observe`` and ``inc`` in one call (a request's latency and its count): one call
+        where writing at once made two, which keeps a turn of one request close to that cost
+        (docs/performance.md, "Metrics written once per loop turn")."""
+        if not self._due and not self._schedule():
+            histogram.observe(value)
+            counter.inc()
+            return
+        observed = self._observed.get(histogram)
+        if observed is None:
+            self._observed[histogram] = [value]
+        else:
+            observed.append(value)
+        pending = self._pending
+        pending[counter] = pending.get(counter, 0) + 1
+
+    def _schedule(self) -> bool:
+        loop = asyncio._get_running_loop()
+        if loop is None:
+            return False
+        loop.call_soon(self._add)
+        self._due = True
+        return True
+
     def _add(self) -> None:
+        self._due = False
         pending, self._pending = self._pending, {}
+        observed, self._observed = self._observed, {}
         for counter, n in pending.items():
             counter.inc(n)
+        for histogram, values in observed.items():
+            if len(values) == 1:  # one in the turn (one request): as before, two writes
+                histogram.observe(values[0])
+            else:
+                observe_all(histogram, values)
+
+
+def observe_all(histogram: Histogram, values: list[float]) -> None:
+    """``histogram.observe(v)`` for each of ``values``, in one write per bucket hit and one of
+    the sum. prometheus_client has no public way to observe several values at once: this reads
+    its internals (``_upper_bounds``, ``_buckets``, ``_sum``, as ``observe`` uses them), and
+    tests/unit/test_turn_metrics.py compares it with ``observe`` so that a release that changes
+    them fails there. ``histogram`` must be observable (unlabelled or a bound child). The sum
+    is the turn's values added first, then to the total: equal to ``observe`` one by one up to
+    float rounding in the last place."""
+    bounds: list[float] = histogram._upper_bounds
+    last = len(bounds) - 1
+    hits: dict[int, int] = {}
+    total = 0.0
+    for value in values:
+        i = bisect_left(bounds, value)
+        if i <= last and value <= bounds[i]:  # NaN counts in no bucket, as with observe
+            hits[i] = hits.get(i, 0) + 1
+        total += value
+    histogram._sum.inc(total)
+    buckets = histogram._buckets
+    for i, n in hits.items():
+        buckets[i].inc(n)
 
 
 class ResponseMetrics:
     """One service's latency histogram and response counters, by a fixed route name (never the
     path, which holds tokens). Each label set is bound on first use and kept: ``labels()``
     takes a lock and builds its key on every call, a cost per request for a handful of series.
-    ``counts`` adds the response counters (and any other counter of the service) per turn."""
+    ``counts`` writes the latencies and the response counters (and any other counter or
+    histogram of the service, such as the validator's decisions) per turn."""
 
     def __init__(self, service: str) -> None:
         self.service = service
@@ -92,13 +163,12 @@ class ResponseMetrics:
         seconds = self._seconds.get(route)
         if seconds is None:
             seconds = self._seconds[route] = metrics().request_seconds.labels(self.service, route)
-        seconds.observe(elapsed)
         key = (route, status // 100)
         responses = self._responses.get(key)
         if responses is None:
             responses = metrics().http_responses.labels(self.service, route, f"{key[1]}xx")
             self._responses[key] = responses
-        self.counts.inc(responses)
+        self.counts.add(seconds, elapsed, responses)
 
 
 class RequestMetrics:

@@ -126,6 +126,7 @@ def create_app(
         narrow_sessions=settings.session_binding,
         log_allowed=settings.log_allowed,
         dual=settings.mediacdn_dual(),
+        counts=recorded.counts,
     )
     app.state.guard = guard
     app.state.feed = feed

@@ -1,0 +1,169 @@
+"""Histogram observations and counter increments written once per event-loop turn
+(``TurnCounts``, ``observe_all``). ``observe_all`` reads prometheus_client's internals: these
+tests compare it with plain ``observe`` on the same values, in memory and in the multiprocess
+files the serve commands use, so that a release that changes those internals fails here."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+from edge_validator.asgi.admin import TurnCounts, observe_all
+from edge_validator.metrics import _REQUEST_BUCKETS, _VERIFY_BUCKETS
+
+# Multiples of 1/64 and bounds of that kind: every sum is exact in binary, so adding a turn's
+# values first and then to the total gives the very same float as adding them one by one.
+_EXACT_BOUNDS = (-1.0, 0.0, 0.25, 0.5, 1.0, 2.5, 8.0)
+
+
+def _exact_values(rng: random.Random, n: int) -> list[float]:
+    values = [rng.randint(-256, 1024) / 64 for _ in range(n)]  # -4 .. 16: +Inf bucket too
+    values += [*_EXACT_BOUNDS, -0.0, 0.0, -5.0, 100.0]  # on the bounds, zero, far out
+    rng.shuffle(values)
+    return values
+
+
+def _turns(rng: random.Random, values: list[float]) -> list[list[float]]:
+    """``values`` cut into turns of 1 to 40 observations."""
+    turns, i = [], 0
+    while i < len(values):
+        n = rng.randint(1, 40)
+        turns.append(values[i : i + n])
+        i += n
+    return turns
+
+
+def _text(registry: CollectorRegistry) -> list[str]:
+    return [
+        line
+        for line in generate_latest(registry).decode().splitlines()
+        if "_created" not in line  # the time each registry's histogram was made
+    ]
+
+
+def _both(buckets: tuple[float, ...]) -> tuple[CollectorRegistry, Histogram, Histogram]:
+    """One registry, the same histogram twice under two label values: one fed by ``observe``,
+    the other by ``observe_all``."""
+    registry = CollectorRegistry()
+    histogram = Histogram("h", "compared", ["way"], buckets=buckets, registry=registry)
+    return registry, histogram.labels("observe"), histogram.labels("batch")
+
+
+def _halves(registry: CollectorRegistry) -> tuple[list[str], list[str]]:
+    lines = _text(registry)
+    observed = [line.replace('way="observe"', "") for line in lines if 'way="observe"' in line]
+    batched = [line.replace('way="batch"', "") for line in lines if 'way="batch"' in line]
+    assert len(observed) == len(batched) > 3
+    return observed, batched
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_observe_all_writes_what_observe_writes(seed: int) -> None:
+    rng = random.Random(seed)
+    values = _exact_values(rng, 2000)
+    registry, observed, batched = _both(_EXACT_BOUNDS)
+    for value in values:
+        observed.observe(value)
+    for turn in _turns(rng, values):
+        observe_all(batched, turn)
+    by_observe, by_batch = _halves(registry)
+    assert by_batch == by_observe
+    assert any('le="+Inf"' in line and line.endswith(f" {len(values)}.0") for line in by_batch)
+
+
+@pytest.mark.parametrize("buckets", [_VERIFY_BUCKETS, _REQUEST_BUCKETS])
+def test_observe_all_on_the_services_buckets(buckets: tuple[float, ...]) -> None:
+    """Latencies around the real bounds, exactly on them and past the last: every bucket and
+    the count alike; the sum up to float rounding (its terms are added in another order)."""
+    rng = random.Random(7)
+    values = [rng.lognormvariate(math.log(buckets[len(buckets) // 2]), 2.0) for _ in range(3000)]
+    values += [*buckets, *buckets, 0.0, buckets[-1] * 10]
+    rng.shuffle(values)
+    registry, observed, batched = _both(buckets)
+    for value in values:
+        observed.observe(value)
+    for turn in _turns(rng, values):
+        observe_all(batched, turn)
+    by_observe, by_batch = _halves(registry)
+    sums = [i for i, line in enumerate(by_observe) if line.startswith("h_sum")]
+    assert len(sums) == 1
+    [i] = sums
+    assert float(by_batch[i].split()[-1]) == pytest.approx(float(by_observe[i].split()[-1]))
+    assert by_batch[:i] + by_batch[i + 1 :] == by_observe[:i] + by_observe[i + 1 :]
+
+
+# One process writing the multiprocess files, as a serve command's worker does.
+_WRITER = """
+import json, sys
+from prometheus_client import Counter, Histogram
+from edge_validator.asgi.admin import observe_all
+way, turns, bounds = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
+histogram = Histogram("h", "compared", buckets=bounds)
+counter = Counter("c", "compared")
+for turn in turns:
+    if way == "batch":
+        observe_all(histogram, turn)
+        counter.inc(len(turn))
+    else:
+        for value in turn:
+            histogram.observe(value)
+            counter.inc()
+"""
+
+
+def test_observe_all_in_multiprocess_files(tmp_path: Path) -> None:
+    from prometheus_client import multiprocess
+
+    rng = random.Random(3)
+    turns = _turns(rng, _exact_values(rng, 500))
+    texts = []
+    for way in ("observe", "batch"):
+        directory = tmp_path / way
+        directory.mkdir()
+        env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(directory)}
+        argv = [sys.executable, "-c", _WRITER, way, json.dumps(turns), json.dumps(_EXACT_BOUNDS)]
+        subprocess.run(argv, env=env, check=True)
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=str(directory))
+        texts.append(sorted(_text(registry)))  # the collector's order of metrics varies
+    assert texts[1] == texts[0]
+    assert any(line.startswith("h_sum") for line in texts[0])
+
+
+def test_turn_counts_write_at_the_end_of_the_turn() -> None:
+    registry = CollectorRegistry()
+    histogram = Histogram("t", "per turn", buckets=(0.5, 1.0), registry=registry)
+    counter = Counter("n", "per turn", registry=registry)
+
+    def seen() -> tuple[float | None, ...]:
+        return (
+            registry.get_sample_value("t_count"),
+            registry.get_sample_value("t_sum"),
+            registry.get_sample_value("t_bucket", {"le": "0.5"}),
+            registry.get_sample_value("n_total"),
+        )
+
+    async def turns() -> None:
+        counts = TurnCounts()
+        counts.observe(histogram, 0.25)
+        counts.add(histogram, 0.75, counter)  # a request's latency and its count
+        assert seen() == (0.0, 0.0, 0.0, 0.0)  # not yet: the turn goes on
+        await asyncio.sleep(0)
+        assert seen() == (2.0, 1.0, 1.0, 1.0)
+        counts.observe(histogram, 2.0)  # a later turn: written again
+        await asyncio.sleep(0)
+        assert seen() == (3.0, 3.0, 1.0, 1.0)
+
+    asyncio.run(turns())
+    counts = TurnCounts()  # no running loop: written at once
+    counts.add(histogram, 0.5, counter)
+    assert seen() == (4.0, 3.5, 2.0, 2.0)
