@@ -50,32 +50,31 @@ def _text(registry: CollectorRegistry) -> list[str]:
     ]
 
 
-def _both(buckets: tuple[float, ...]) -> tuple[CollectorRegistry, Histogram, Histogram]:
-    """One registry, the same histogram twice under two label values: one fed by ``observe``,
-    the other by ``observe_all``."""
+def _both_ways(
+    buckets: tuple[float, ...], values: list[float], rng: random.Random
+) -> tuple[list[str], list[str]]:
+    """The same histogram twice in one registry, under two label values: one fed ``values`` by
+    ``observe``, the other by ``observe_all`` in random turns; the exposition lines of each,
+    the label taken out."""
     registry = CollectorRegistry()
     histogram = Histogram("h", "compared", ["way"], buckets=buckets, registry=registry)
-    return registry, histogram.labels("observe"), histogram.labels("batch")
-
-
-def _halves(registry: CollectorRegistry) -> tuple[list[str], list[str]]:
+    observed, batched = histogram.labels("observe"), histogram.labels("batch")
+    for value in values:
+        observed.observe(value)
+    for turn in _turns(rng, values):
+        observe_all(batched, turn)
     lines = _text(registry)
-    observed = [line.replace('way="observe"', "") for line in lines if 'way="observe"' in line]
-    batched = [line.replace('way="batch"', "") for line in lines if 'way="batch"' in line]
-    assert len(observed) == len(batched) > 3
-    return observed, batched
+    by_observe = [line.replace('way="observe"', "") for line in lines if 'way="observe"' in line]
+    by_batch = [line.replace('way="batch"', "") for line in lines if 'way="batch"' in line]
+    assert len(by_observe) == len(by_batch) > 3
+    return by_observe, by_batch
 
 
 @pytest.mark.parametrize("seed", range(5))
 def test_observe_all_writes_what_observe_writes(seed: int) -> None:
     rng = random.Random(seed)
     values = _exact_values(rng, 2000)
-    registry, observed, batched = _both(_EXACT_BOUNDS)
-    for value in values:
-        observed.observe(value)
-    for turn in _turns(rng, values):
-        observe_all(batched, turn)
-    by_observe, by_batch = _halves(registry)
+    by_observe, by_batch = _both_ways(_EXACT_BOUNDS, values, rng)
     assert by_batch == by_observe
     assert any('le="+Inf"' in line and line.endswith(f" {len(values)}.0") for line in by_batch)
 
@@ -88,12 +87,7 @@ def test_observe_all_on_the_services_buckets(buckets: tuple[float, ...]) -> None
     values = [rng.lognormvariate(math.log(buckets[len(buckets) // 2]), 2.0) for _ in range(3000)]
     values += [*buckets, *buckets, 0.0, buckets[-1] * 10]
     rng.shuffle(values)
-    registry, observed, batched = _both(buckets)
-    for value in values:
-        observed.observe(value)
-    for turn in _turns(rng, values):
-        observe_all(batched, turn)
-    by_observe, by_batch = _halves(registry)
+    by_observe, by_batch = _both_ways(buckets, values, rng)
     sums = [i for i, line in enumerate(by_observe) if line.startswith("h_sum")]
     assert len(sums) == 1
     [i] = sums
