@@ -35,7 +35,7 @@ local PURPOSE = "playgate/playback-token/mac-key/v1"
 local MAC_BYTES = 32
 local MIN_KEY_BYTES = 32
 local FEED_VERSION = "PLAYGATE-FEED 1"
--- The manifest suffixes raw_manifest_flag knows (protocol.MANIFEST_SUFFIXES, as rendered).
+-- The manifest suffixes is_manifest knows (protocol.MANIFEST_SUFFIXES, as rendered).
 local KNOWN_SUFFIXES = ".m3u8,.mpd"
 
 ffi.cdef([[
@@ -771,30 +771,22 @@ end
 
 -- --- the decision ----------------------------------------------------------------------------
 
-local function is_manifest(path)
-    local l = lower(path)
-    return sub(l, -5) == ".m3u8" or sub(l, -4) == ".mpd"
-end
-
--- The template's $pg_is_manifest for an allowed raw path: "1" when it ends in ".m3u8" or
--- ".mpd" in any case (the map's caseless regex; normalize_path admitted no newline for its
--- "$"), read byte by byte (lower() would make a new string). bor(b, 32) folds only letters
--- here: M/m, U/u, P/p, D/d are the only bytes giving m, u, p, d. Used only while the
--- rendered suffixes (protocol.MANIFEST_SUFFIXES, given to init) are these two: other
--- suffixes leave the flag to the map.
+-- Whether a path ends in ".m3u8" or ".mpd" in any case: what the session opening asks of the
+-- decoded path, and the template's $pg_is_manifest of an allowed raw path (the map's caseless
+-- regex; normalize_path admitted no newline for its "$"). Read byte by byte (lower() would
+-- make a new string): bor(b, 32) folds only letters here, M/m, U/u, P/p, D/d are the only
+-- bytes giving m, u, p, d. The raw path's flag is set only while the rendered suffixes
+-- (protocol.MANIFEST_SUFFIXES, given to init) are these two: other suffixes leave it to the map.
 local bor = bit.bor
-local function raw_manifest_flag(path)
+local function is_manifest(path)
     local n = #path
     if n >= 5 and byte(path, n - 4) == 46 and bor(byte(path, n - 3), 32) == 109
             and byte(path, n - 2) == 51 and bor(byte(path, n - 1), 32) == 117
             and byte(path, n) == 56 then -- ".m3u8"
-        return "1"
+        return true
     end
-    if n >= 4 and byte(path, n - 3) == 46 and bor(byte(path, n - 2), 32) == 109
-            and bor(byte(path, n - 1), 32) == 112 and bor(byte(path, n), 32) == 100 then -- ".mpd"
-        return "1"
-    end
-    return "0"
+    return n >= 4 and byte(path, n - 3) == 46 and bor(byte(path, n - 2), 32) == 109
+        and bor(byte(path, n - 1), 32) == 112 and bor(byte(path, n), 32) == 100 -- ".mpd"
 end
 
 -- The decision for one request: "allow", token id, raw path (the target's path without the
@@ -1250,7 +1242,7 @@ function _M.access()
         -- value), and whether it is a manifest ($pg_is_manifest).
         ngx.var.pg_origin_path = token_id
         if conf.manifest_flag then
-            ngx.var.pg_is_manifest = raw_manifest_flag(token_id)
+            ngx.var.pg_is_manifest = is_manifest(token_id) and "1" or "0"
         end
         return
     end
