@@ -11,6 +11,7 @@ what nginx cannot decide still reaches the validator.
 from __future__ import annotations
 
 import asyncio
+import base64
 import collections
 import contextlib
 import json
@@ -936,3 +937,35 @@ def test_field_layout_and_padding_games_agree_with_python(edge: Edge) -> None:
     outcomes = agreed_outcomes(edge, batch)
     assert outcomes[("allow", "")] > 10, outcomes
     assert outcomes[("deny", "malformed")] > 1000, outcomes
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def test_a_remembered_token_vouches_for_no_other_bytes(edge: Edge) -> None:
+    """The memo of authentic tokens (playgate_native.lua memo_open) skips the MAC only for a
+    token equal in every byte and in kind to one whose MAC matched. Once a token is
+    remembered, each of its bytes changed in turn (same slot where the last MAC bytes stay),
+    its body under its own MAC, and its bytes sent as the other kind are all judged as Python
+    judges them: refused, never allowed."""
+    path = httpx.URL(signed(edge)).path
+    token = path.split("/")[2]
+    rest = path[len("/t/") + len(token) :]
+    raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+    now = time.time()
+
+    def case(prefix: str, data: bytes) -> Case:
+        return Case(f"{prefix}{_b64(data)}{rest}".encode(), "127.0.0.1", now)
+
+    valid = case("/t/", raw)
+    batch = [valid]
+    for i in range(len(raw)):
+        batch.append(case("/t/", raw[:i] + bytes([raw[i] ^ 0x01]) + raw[i + 1 :]))
+        batch.append(valid)  # remembered again between mutants: each meets a warm slot
+    batch += [case("/s/", raw), case("/t/", raw[:-1]), case("/t/", raw + b"\0"), valid]
+    verdicts = native_verdicts(edge, batch)
+    for c, native in zip(batch, verdicts, strict=True):
+        assert native == python_verdict(VERIFIER, c), c.target
+    allowed = [c for c, v in zip(batch, verdicts, strict=True) if v.verdict == "allow"]
+    assert allowed == [valid] * (len(raw) + 2)

@@ -96,6 +96,7 @@ def test_the_native_verifier_is_rendered_with_a_key_ring_file(tmp_path: Path) ->
     assert 'validators = { "127.0.0.1:8081", "127.0.0.1:8082" }' in text
     # The verifier sets $pg_is_manifest itself only for the suffixes it knows.
     assert 'manifest_suffixes = ".m3u8,.mpd",' in text
+    assert "memo_slots = 262144," in text
     assert "auth_request /_playgate/auth;" not in text
     prepare_prefix(cfg)
     check_native(cfg)
@@ -144,6 +145,10 @@ def test_a_native_edge_refuses_a_bad_key_ring_or_dict_size(tmp_path: Path) -> No
         render(dataclasses.replace(cfg, native_dict_size="64m; evil"))
     with pytest.raises(ConfigurationError, match="characters nginx would parse"):
         render(dataclasses.replace(cfg, keyring_file=tmp_path / 'a";b.json'))
+    for slots in (3, 1 << 25, -2, True):
+        with pytest.raises(ConfigurationError, match="power of two"):
+            render(dataclasses.replace(cfg, native_memo_slots=slots))
+    assert "memo_slots = 0," in render(dataclasses.replace(cfg, native_memo_slots=0))
 
 
 def test_cli_renders_native_from_the_environment_and_no_native_turns_it_off(

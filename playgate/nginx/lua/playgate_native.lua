@@ -21,6 +21,7 @@ local encode_base64url = require("ngx.base64").encode_base64url
 local metrics = require("playgate_metrics")
 
 local byte, sub, find, char, lower = string.byte, string.sub, string.find, string.char, string.lower
+local band, bor = bit.band, bit.bor
 local concat = table.concat
 local ngx = ngx
 
@@ -54,6 +55,13 @@ int RAND_bytes(unsigned char *buf, int num);
 size_t strspn(const char *s, const char *accept);
 int memcmp(const void *a, const void *b, size_t n);
 void free(void *ptr);
+void *calloc(size_t nmemb, size_t size);
+typedef struct {
+    uint16_t len;
+    uint8_t session;
+    uint8_t unused;
+    uint8_t bytes[188];
+} playgate_memo_slot;
 ]])
 
 -- nginx links libcrypto itself; load it by name only where the symbols are not global.
@@ -519,6 +527,34 @@ local function in_network(client, raw)
     return true
 end
 
+-- --- the memo of authentic tokens -----------------------------------------------------------
+-- A viewer's player sends the same token with every segment. Its MAC (three SHA-256 blocks, a
+-- quarter of the verifier's work) is computed once per worker: the decoded bytes of a token
+-- whose MAC matched are kept in a slot picked by its last MAC bytes, and a token equal to them
+-- in every byte (and in kind: start and session tokens have different keys) is authentic
+-- without computing it again. Only authentication is remembered: expiry, scope, network and
+-- revocation are checked on every request. The key ring is fixed for a worker's life (a reload
+-- starts new workers), so a remembered MAC never outlives its key.
+-- The slots are C memory (calloc: pages are taken when first written), outside the Lua heap:
+-- a Lua table of 100,000 tokens made every request pay for its collection and string
+-- interning (docs/performance.md). Direct-mapped: a token is forgotten when another lands on
+-- its slot, so ``memo_slots`` (a power of two, per worker; 0 turns the memo off) should be
+-- about twice the live viewers a worker serves. An attacker gains nothing from the slot
+-- choice: only a token whose MAC was verified is stored, the comparisons are constant-time,
+-- and a token equal to a stored one is that token.
+local MEMO_BYTES = 188
+local memo, memo_mask = nil, 0
+
+local function memo_open(slots)
+    memo, memo_mask = nil, 0
+    if slots and slots > 0 then
+        local raw = C.calloc(slots, ffi.sizeof("playgate_memo_slot"))
+        if raw ~= nil then -- no memory: every token is MAC-checked, as without the memo
+            memo, memo_mask = ffi.cast("playgate_memo_slot *", raw), slots - 1
+        end
+    end
+end
+
 -- The claims of an authentic token, or nil and a reason (token.open_token). The token is
 -- decoded into token_buf and read there: only the fields the checks need become strings.
 local lean = {}
@@ -552,9 +588,29 @@ local function open_token(token, session, full)
     if key == nil then
         return nil, "unknown_key"
     end
-    mac_into(session and key.session or key.start, key.outer, p, blen)
-    if crypto.CRYPTO_memcmp(mac_out, p + blen, MAC_BYTES) ~= 0 then
-        return nil, "bad_signature"
+    local slot = nil
+    if memo ~= nil and len <= MEMO_BYTES then
+        -- The slot: the MAC's last three bytes (any token's, chosen by whoever sent it).
+        slot = memo + band((p[len - 3] * 256 + p[len - 2]) * 256 + p[len - 1], memo_mask)
+        -- The MAC first: another token on this slot differs there, and a miss costs 32
+        -- bytes' comparison. Each comparison is constant-time, so the time says only whether
+        -- all 32 bytes were equal, and then whether the whole token was.
+        if slot.len ~= len or slot.session ~= (session and 1 or 0)
+                or crypto.CRYPTO_memcmp(slot.bytes + blen, p + blen, MAC_BYTES) ~= 0
+                or crypto.CRYPTO_memcmp(slot.bytes, p, blen) ~= 0 then
+            slot = nil -- not remembered: MAC-checked below, then remembered
+        end
+    end
+    if slot == nil then
+        mac_into(session and key.session or key.start, key.outer, p, blen)
+        if crypto.CRYPTO_memcmp(mac_out, p + blen, MAC_BYTES) ~= 0 then
+            return nil, "bad_signature"
+        end
+        if memo ~= nil and len <= MEMO_BYTES then
+            slot = memo + band((p[len - 3] * 256 + p[len - 2]) * 256 + p[len - 1], memo_mask)
+            slot.len, slot.session = len, session and 1 or 0
+            ffi.copy(slot.bytes, p, len)
+        end
     end
     -- Only authenticated bytes are parsed past this point; a field running past the body
     -- is malformed (so no read or string goes beyond it).
@@ -777,7 +833,6 @@ end
 -- make a new string): bor(b, 32) folds only letters here, M/m, U/u, P/p, D/d are the only
 -- bytes giving m, u, p, d. The raw path's flag is set only while the rendered suffixes
 -- (protocol.MANIFEST_SUFFIXES, given to init) are these two: other suffixes leave it to the map.
-local bor = bit.bor
 local function is_manifest(path)
     local n = #path
     if n >= 5 and byte(path, n - 4) == 46 and bor(byte(path, n - 3), 32) == 109
@@ -1114,6 +1169,7 @@ end
 
 function _M.init_worker()
     meta = ngx.shared[conf.meta_dict]
+    memo_open(conf.memo_slots) -- per worker, after the fork: no page shared or copied
     if ngx.worker.id() == 0 and key_error == nil then
         ngx.timer.at(0, poll)
     end
