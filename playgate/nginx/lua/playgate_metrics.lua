@@ -2,8 +2,9 @@
 -- Prometheus. The validator's /metrics counts only what reaches it; a native edge decides most
 -- requests without it, so the edge serves its own counts (docs/nginx.md#metrics).
 --
--- One shared dict holds every counter of this nginx: one atomic incr per decision, summed over
--- workers by construction, kept across reloads (a restart starts at 0: a counter reset, which
+-- One shared dict holds every counter of this nginx: one atomic incr per decision (allows, the
+-- hot path, are summed in the worker and added every FLUSH seconds), summed over workers by
+-- construction, kept across reloads (a restart starts at 0: a counter reset, which
 -- Prometheus's rate() handles). Keys are short (the incr hashes and compares the key: the whole
 -- series text as key cost 0.7 µs per incr, one letter 0.07 µs; bench/native_counter.py): a
 -- letter for the series family, then the label value. The scrape turns them into series.
@@ -60,8 +61,27 @@ local function labelled(prefix)
     end
 end
 
+-- Allows are counted in the worker and added to the dict every FLUSH seconds (and when the
+-- worker exits): the dict's incr (a lock, a hash, a tree walk) cost each allowed request about
+-- 1 % of nginx's work. A scrape sees them up to FLUSH seconds late.
+local FLUSH = 0.2
+local pending = 0
+
+local function flush()
+    if pending > 0 then
+        dict:incr(ALLOW, pending, 0)
+        pending = 0
+    end
+end
+
+-- init_worker(), in init_worker_by_lua: the worker's flush timer (its last run, when the
+-- worker exits, adds what is left).
+function _M.init_worker()
+    ngx.timer.every(FLUSH, flush)
+end
+
 function _M.allowed()
-    incr(ALLOW)
+    pending = pending + 1
 end
 
 _M.denied = labelled("d")

@@ -1171,6 +1171,7 @@ end
 function _M.init_worker()
     meta = ngx.shared[conf.meta_dict]
     memo_open(conf.memo_slots) -- per worker, after the fork: no page shared or copied
+    metrics.init_worker()
     if ngx.worker.id() == 0 and key_error == nil then
         ngx.timer.at(0, poll)
     end
