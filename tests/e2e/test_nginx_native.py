@@ -14,6 +14,7 @@ import asyncio
 import base64
 import collections
 import contextlib
+import ipaddress
 import json
 import os
 import shutil
@@ -100,8 +101,11 @@ DECIDE = """
                 local policy = { leeway = 5, max_ttl = 3600, max_session = 43200 }
                 for line in body:gmatch("[^\\n]+") do
                     local target, client, now = line:match("^(%x*)\\t(%S*)\\t(%S+)$")
-                    local v, r, t = native.decide(unhex(target), client, tonumber(now), policy,
-                        nil)
+                    -- "b:" and hex: the address as $binary_remote_addr gives it
+                    local packed = client:sub(1, 2) == "b:"
+                        and native.packed_binary(unhex(client:sub(3)))
+                    local v, r, t = native.decide(unhex(target), not packed and client or nil,
+                        tonumber(now), policy, nil, nil, packed or nil)
                     if v == "allow" then r, t = "", r end
                     if v == "defer" then r = "" end -- why it defers is for the metrics only
                     lines[#lines + 1] = v .. "\\t" .. (r or "") .. "\\t" .. hex(t or "")
@@ -969,3 +973,25 @@ def test_a_remembered_token_vouches_for_no_other_bytes(edge: Edge) -> None:
         assert native == python_verdict(VERIFIER, c), c.target
     allowed = [c for c, v in zip(batch, verdicts, strict=True) if v.verdict == "allow"]
     assert allowed == [valid] * (len(raw) + 2)
+
+
+def test_the_binary_address_nginx_reads_is_judged_as_its_text(edge: Edge) -> None:
+    """Live requests give the verifier $binary_remote_addr (packed_binary), the tests and the
+    session opening the address as text (packed_ip): both agree, IPv4-mapped IPv6 included."""
+    clients = ["127.0.0.1", "203.0.113.7", "203.0.113.8", "2001:db8::1", "2001:db8:1::1",
+               "::ffff:203.0.113.7", "::ffff:203.0.113.9", "::1", "0.0.0.0"]  # fmt: skip
+    networks = ["203.0.113.0/30", "203.0.113.7/32", "2001:db8::/48", "127.0.0.0/8"]
+    batch = []
+    now = time.time()
+    for network in networks:
+        url = httpx.URL(signed(edge, client_network=network))
+        target = url.raw_path
+        for client in clients:
+            text = Case(target, client, now)
+            packed = ipaddress.ip_address(client).packed.hex()
+            batch += [text, Case(target, "b:" + packed, now)]
+    verdicts = native_verdicts(edge, batch)
+    for i in range(0, len(batch), 2):
+        assert verdicts[i] == verdicts[i + 1], (batch[i], verdicts[i], verdicts[i + 1])
+        assert verdicts[i] == python_verdict(VERIFIER, batch[i]), batch[i]
+    assert {v.verdict for v in verdicts} == {"allow", "deny"}

@@ -501,6 +501,22 @@ local function network_ok(raw)
     return true
 end
 
+-- packed_ip's answer for nginx's $binary_remote_addr (4 or 16 bytes; nothing for a UNIX
+-- socket): the same bytes without parsing text (an IPv4-mapped IPv6 address read as IPv4).
+local MAPPED_V4 = "\0\0\0\0\0\0\0\0\0\0\255\255"
+local function packed_binary(bin)
+    local n = bin and #bin
+    if n == 4 then
+        return bin
+    end
+    if n == 16 then
+        return sub(bin, 1, 12) == MAPPED_V4 and sub(bin, 13) or bin
+    end
+    return nil
+end
+
+_M.packed_binary = packed_binary -- for the tests: it must agree with packed_ip
+
 local function in_network(client, raw)
     local n = #raw - 1
     if client == nil or #client ~= n then
@@ -850,7 +866,9 @@ end
 -- ``policy``: {leeway=, max_ttl=, max_session=}; ``dict``: the revocations. ``open``: the
 -- caller can answer a redirect, so a start token that opens a playback session is decided
 -- here too: "open", token id, claims, raw path, query without the token, token in query.
-function _M.decide(target, client_text, now, policy, dict, open)
+-- The viewer's address: ``client_packed`` (packed_binary of $binary_remote_addr), else
+-- ``client_text`` parsed.
+function _M.decide(target, client_text, now, policy, dict, open, client_packed)
     local token, path, kind, query, in_query = split_target(target)
     if kind == nil then -- split_target refused it: path is the reason
         return "deny", path
@@ -895,7 +913,8 @@ function _M.decide(target, client_text, now, policy, dict, open)
     if #decoded < scope_len or C.memcmp(decoded, token_buf + field_at[7], scope_len) ~= 0 then
         return "deny", "out_of_scope", tid
     end
-    if claims.network and not in_network(packed_ip(client_text), claims.network) then
+    if claims.network
+            and not in_network(client_packed or packed_ip(client_text), claims.network) then
         return "deny", "ip_mismatch", tid
     end
     -- Past the pure check: what needs the validator (sessions it opens where the caller
@@ -1286,8 +1305,8 @@ function _M.access()
         metrics.deferred(active == nil and "not_fresh" or "cat")
         return ask_validator()
     end
-    local verdict, reason, token_id = _M.decide(ngx.var.request_uri, ngx.var.remote_addr, now,
-        active, dict)
+    local verdict, reason, token_id = _M.decide(ngx.var.request_uri, nil, now, active, dict,
+        nil, packed_binary(ngx.var.binary_remote_addr))
     if verdict == "allow" then
         metrics.allowed()
         -- On an allow the template's maps of these values are not run: their results are set
