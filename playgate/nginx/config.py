@@ -83,8 +83,8 @@ class EdgeConfig:
     # rather than forget one); only the pages in use take memory.
     native_dict_size: str = "256m"
     # Authentic tokens each worker remembers, so a viewer's next segment skips the MAC (a
-    # power of two, 0 for none; 192 bytes each, taken as used): about twice the live viewers
-    # one worker serves. 262,144 slots (48 MB at most) keep 2 in 3 of 100,000 viewers.
+    # power of two, 0 for none; 192 bytes each, per worker): about twice the live viewers one
+    # worker serves. 262,144 slots (48 MB a worker) keep 2 in 3 of 100,000 viewers.
     native_memo_slots: int = 262_144
 
     @property
@@ -218,6 +218,7 @@ _NATIVE_HTTP = """\
             auth_location = "/_playgate/auth",
             manifest_suffixes = "{manifest_suffixes}",
             memo_slots = {memo_slots},
+            text_address = {text_address},
         }})
     }}
     init_worker_by_lua_block {{ require("playgate_native").init_worker() }}
@@ -264,6 +265,9 @@ def native_values(config: EdgeConfig, contract: dict[str, str]) -> dict[str, str
             validators=validators,
             manifest_suffixes=",".join(protocol.MANIFEST_SUFFIXES),
             memo_slots=slots,
+            # On a UNIX socket $binary_remote_addr is the peer's path: the verifier reads the
+            # address as text there.
+            text_address="true" if config.listen.startswith("unix:") else "false",
         ),
         "access_check": _NATIVE_ACCESS,
         "native_open": _NATIVE_OPEN,

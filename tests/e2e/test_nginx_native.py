@@ -97,6 +97,7 @@ DECIDE = """
                 end
                 ngx.req.read_body()
                 local body = ngx.req.get_body_data()
+                local hits = native.memo_hits()
                 local lines = {}
                 local policy = { leeway = 5, max_ttl = 3600, max_session = 43200 }
                 for line in body:gmatch("[^\\n]+") do
@@ -110,6 +111,8 @@ DECIDE = """
                     if v == "defer" then r = "" end -- why it defers is for the metrics only
                     lines[#lines + 1] = v .. "\\t" .. (r or "") .. "\\t" .. hex(t or "")
                 end
+                -- how many of the batch's tokens the memo authenticated (no MAC computed)
+                ngx.header["X-Memo-Hits"] = native.memo_hits() - hits
                 ngx.print(table.concat(lines, "\\n"))
             }
         }
@@ -200,6 +203,11 @@ def wait_until_native(edge: Edge) -> None:
 
 
 def native_verdicts(edge: Edge, batch: list[Case]) -> list[Verdict]:
+    return verdicts_and_memo_hits(edge, batch)[0]
+
+
+def verdicts_and_memo_hits(edge: Edge, batch: list[Case]) -> tuple[list[Verdict], int]:
+    """The native verdicts, and how many of the batch's tokens the memo authenticated."""
     body = "\n".join(f"{c.target.hex()}\t{c.client}\t{c.now!r}" for c in batch)
     resp = httpx.post(f"{edge.url}/_test/native-decide", content=body, timeout=120)
     assert resp.status_code == 200, resp.text[:500]
@@ -208,7 +216,7 @@ def native_verdicts(edge: Edge, batch: list[Case]) -> list[Verdict]:
         verdict, reason, token_id = line.split("\t")
         out.append(Verdict(verdict, reason, bytes.fromhex(token_id).decode("latin-1")))
     assert len(out) == len(batch)
-    return out
+    return out, int(resp.headers["x-memo-hits"])
 
 
 def agreed_outcomes(edge: Edge, batch: list[Case]) -> collections.Counter[tuple[str, str]]:
@@ -967,12 +975,58 @@ def test_a_remembered_token_vouches_for_no_other_bytes(edge: Edge) -> None:
     for i in range(len(raw)):
         batch.append(case("/t/", raw[:i] + bytes([raw[i] ^ 0x01]) + raw[i + 1 :]))
         batch.append(valid)  # remembered again between mutants: each meets a warm slot
-    batch += [case("/s/", raw), case("/t/", raw[:-1]), case("/t/", raw + b"\0"), valid]
-    verdicts = native_verdicts(edge, batch)
+    # the other kind; shorter and longer; a byte more or less before the MAC (same slot)
+    batch += [case("/s/", raw), case("/t/", raw[:-1]), case("/t/", raw + b"\0")]
+    batch += [case("/t/", raw[:-32] + b"\0" + raw[-32:]), case("/t/", raw[:-33] + raw[-32:])]
+    batch.append(valid)
+    verdicts, hits = verdicts_and_memo_hits(edge, batch)
     for c, native in zip(batch, verdicts, strict=True):
         assert native == python_verdict(VERIFIER, c), c.target
     allowed = [c for c, v in zip(batch, verdicts, strict=True) if v.verdict == "allow"]
     assert allowed == [valid] * (len(raw) + 2)
+    # Every repeat of the valid token was authenticated from the memo, no mutant was.
+    assert hits == len(raw) + 1
+
+
+@pytest.fixture(scope="module")
+def one_slot_edge(media_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
+    """A native edge whose memo has one slot: every token lands on the one remembered."""
+    prefix = tmp_path_factory.mktemp("nginx-one-slot")
+    keyring_file = prefix / "keyring.json"
+    keyring_file.write_text(json.dumps(KEYRING_DOC))
+    with nginx_edge(
+        KEYRING, media_root, prefix, keyring_file=keyring_file, extra_locations=DECIDE,
+        memo_slots=1,
+    ) as running:  # fmt: skip
+        yield running
+
+
+def test_a_token_on_the_slot_of_another_is_checked_in_full(one_slot_edge: Edge) -> None:
+    """With one slot, each prefix of the remembered token (its bytes cut short, so its "MAC" is
+    bytes of the remembered one) and each other token meets the remembered token's slot: only
+    the remembered token itself is authenticated from it, and a new token takes the slot."""
+    edge = one_slot_edge
+    now = time.time()
+
+    def raw_of(url: str) -> tuple[bytes, str]:
+        path = httpx.URL(url).path
+        token = path.split("/")[2]
+        return base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)), path[3 + len(token) :]
+
+    first, rest = raw_of(signed(edge))
+    second, _ = raw_of(signed(edge, file="hls/v0/seg_002.ts"))
+
+    def case(data: bytes) -> Case:
+        return Case(f"/t/{_b64(data)}{rest}".encode(), "127.0.0.1", now)
+
+    batch = [case(first), case(first)]  # remembered, then authenticated from the memo
+    batch += [case(first[:cut]) for cut in range(34, len(first))]
+    batch += [case(first), case(second), case(second), case(first)]  # the slot changes hands
+    verdicts, hits = verdicts_and_memo_hits(edge, batch)
+    for c, native in zip(batch, verdicts, strict=True):
+        assert native == python_verdict(VERIFIER, c), c.target
+    assert [v.verdict for v in verdicts].count("allow") == 6
+    assert hits == 3  # the second first, the first after the cuts, the second second
 
 
 def test_the_binary_address_nginx_reads_is_judged_as_its_text(edge: Edge) -> None:

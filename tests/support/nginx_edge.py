@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,12 +87,14 @@ def nginx_edge(
     extra_locations: str = "",
     metrics: bool = False,
     validator_host: str = LOOPBACK,
+    memo_slots: int | None = None,
 ) -> Iterator[Edge]:
     """``keyring_file``: the key ring's JSON file, for nginx's native verifier (None: off, every
     request goes through auth_request). ``guard``: the validator's state (to revoke in tests).
     ``extra_locations``: nginx lines added to the server block (test-only locations).
     ``metrics``: nginx serves its counts on an admin port of its own (``Edge.metrics_url``).
-    ``validator_host``: the name nginx is given for the validator (it listens on loopback)."""
+    ``validator_host``: the name nginx is given for the validator (it listens on loopback).
+    ``memo_slots``: the native verifier's memo size (None: the default)."""
     nginx = require_tool("nginx")
     hits: list[str] = []
     auth_calls: list[str] = []
@@ -127,6 +130,8 @@ def nginx_edge(
             keyring_file=keyring_file,
             metrics_listen=metrics_listen,
         )
+        if memo_slots is not None:
+            config = dataclasses.replace(config, native_memo_slots=memo_slots)
         conf = prepare_prefix(config)
         if extra_locations:
             anchor = "        location = /_playgate/auth {"

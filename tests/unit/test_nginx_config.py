@@ -97,6 +97,7 @@ def test_the_native_verifier_is_rendered_with_a_key_ring_file(tmp_path: Path) ->
     # The verifier sets $pg_is_manifest itself only for the suffixes it knows.
     assert 'manifest_suffixes = ".m3u8,.mpd",' in text
     assert "memo_slots = 262144," in text
+    assert "text_address = false," in text
     assert "auth_request /_playgate/auth;" not in text
     prepare_prefix(cfg)
     check_native(cfg)
@@ -149,6 +150,9 @@ def test_a_native_edge_refuses_a_bad_key_ring_or_dict_size(tmp_path: Path) -> No
         with pytest.raises(ConfigurationError, match="power of two"):
             render(dataclasses.replace(cfg, native_memo_slots=slots))
     assert "memo_slots = 0," in render(dataclasses.replace(cfg, native_memo_slots=0))
+    # On a UNIX socket $binary_remote_addr is the peer's path: the address is read as text.
+    unix = dataclasses.replace(cfg, listen="unix:/run/playgate-edge.sock")
+    assert "text_address = true," in render(unix)
 
 
 def test_cli_renders_native_from_the_environment_and_no_native_turns_it_off(

@@ -66,8 +66,14 @@ end
 -- 1 % of nginx's work. A scrape sees them up to FLUSH seconds late.
 local FLUSH = 0.2
 local pending = 0
+-- Until the flush timer runs: once it cannot (not started, or the worker is exiting and it
+-- ran its last time), allows go to the dict one by one, as before.
+local batched = false
 
-local function flush()
+local function flush(premature)
+    if premature then
+        batched = false -- a draining worker may still allow requests: count them directly
+    end
     if pending > 0 then
         dict:incr(ALLOW, pending, 0)
         pending = 0
@@ -77,11 +83,19 @@ end
 -- init_worker(), in init_worker_by_lua: the worker's flush timer (its last run, when the
 -- worker exits, adds what is left).
 function _M.init_worker()
-    ngx.timer.every(FLUSH, flush)
+    local ok, err = ngx.timer.every(FLUSH, flush)
+    if not ok then
+        ngx.log(ngx.WARN, "playgate metrics: allows counted one by one (no timer: ", err, ")")
+    end
+    batched = ok and true or false
 end
 
 function _M.allowed()
-    pending = pending + 1
+    if batched then
+        pending = pending + 1
+    else
+        incr(ALLOW)
+    end
 end
 
 _M.denied = labelled("d")

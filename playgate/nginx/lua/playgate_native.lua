@@ -501,8 +501,9 @@ local function network_ok(raw)
     return true
 end
 
--- packed_ip's answer for nginx's $binary_remote_addr (4 or 16 bytes; nothing for a UNIX
--- socket): the same bytes without parsing text (an IPv4-mapped IPv6 address read as IPv4).
+-- packed_ip's answer for nginx's $binary_remote_addr of an IP connection (4 or 16 bytes): the
+-- same bytes without parsing text (an IPv4-mapped IPv6 address read as IPv4). Not for a UNIX
+-- socket's (the peer's path as text: access reads $remote_addr there).
 local MAPPED_V4 = "\0\0\0\0\0\0\0\0\0\0\255\255"
 local function packed_binary(bin)
     local n = bin and #bin
@@ -560,15 +561,23 @@ end
 -- time, and a token equal to a stored one is that token.
 local MEMO_BYTES = 188
 local memo, memo_mask = nil, 0
+local memo_hits = 0 -- tokens this worker authenticated from the memo (read by the tests)
 
 local function memo_open(slots)
     memo, memo_mask = nil, 0
     if slots and slots > 0 then
         local raw = C.calloc(slots, ffi.sizeof("playgate_memo_slot"))
-        if raw ~= nil then -- no memory: every token is MAC-checked, as without the memo
-            memo, memo_mask = ffi.cast("playgate_memo_slot *", raw), slots - 1
+        if raw == nil then -- every token is MAC-checked, as without the memo
+            ngx.log(ngx.WARN, "playgate native: no memory for the memo of ", slots,
+                " tokens; every request computes its MAC")
+            return
         end
+        memo, memo_mask = ffi.cast("playgate_memo_slot *", raw), slots - 1
     end
+end
+
+function _M.memo_hits()
+    return memo_hits
 end
 
 -- The claims of an authentic token, or nil and a reason (token.open_token). The token is
@@ -616,6 +625,8 @@ local function open_token(token, session, full)
                 or crypto.CRYPTO_memcmp(slot.bytes + blen, p + blen, MAC_BYTES) ~= 0
                 or C.memcmp(slot.bytes, p, blen) ~= 0 then
             slot = nil -- not remembered: MAC-checked below, then remembered
+        else
+            memo_hits = memo_hits + 1
         end
     end
     if slot == nil then
@@ -1305,8 +1316,16 @@ function _M.access()
         metrics.deferred(active == nil and "not_fresh" or "cat")
         return ask_validator()
     end
-    local verdict, reason, token_id = _M.decide(ngx.var.request_uri, nil, now, active, dict,
-        nil, packed_binary(ngx.var.binary_remote_addr))
+    -- $binary_remote_addr, unless nginx listens on a UNIX socket: there it is the peer's
+    -- path as text, which 16 bytes long would read as an IPv6 address.
+    local verdict, reason, token_id
+    if conf.text_address then
+        verdict, reason, token_id = _M.decide(ngx.var.request_uri, ngx.var.remote_addr, now,
+            active, dict)
+    else
+        verdict, reason, token_id = _M.decide(ngx.var.request_uri, nil, now, active, dict, nil,
+            packed_binary(ngx.var.binary_remote_addr))
+    end
     if verdict == "allow" then
         metrics.allowed()
         -- On an allow the template's maps of these values are not run: their results are set
