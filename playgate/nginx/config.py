@@ -83,8 +83,8 @@ class EdgeConfig:
     # rather than forget one); only the pages in use take memory.
     native_dict_size: str = "256m"
     # Authentic tokens each worker remembers, so a viewer's next segment skips the MAC (a
-    # power of two, 0 for none; 192 bytes each, per worker): about twice the live viewers one
-    # worker serves. 262,144 slots (48 MB a worker) keep 2 in 3 of 100,000 viewers.
+    # power of two, 0 for none; 240 bytes each, per worker): about twice the live viewers one
+    # worker serves. 262,144 slots (60 MB a worker) keep 2 in 3 of 100,000 viewers.
     native_memo_slots: int = 262_144
 
     @property

@@ -1049,3 +1049,22 @@ def test_the_binary_address_nginx_reads_is_judged_as_its_text(edge: Edge) -> Non
         assert verdicts[i] == verdicts[i + 1], (batch[i], verdicts[i], verdicts[i + 1])
         assert verdicts[i] == python_verdict(VERIFIER, batch[i]), batch[i]
     assert {v.verdict for v in verdicts} == {"allow", "deny"}
+
+
+def test_a_second_sight_is_judged_as_the_first(edge: Edge) -> None:
+    """A token met again is authenticated from the memo with the claims parsed at its first
+    sight (playgate_native.lua open_token): every verdict, reason and token id of a second
+    pass over thousands of random, mutated and layout-game requests is still Python's."""
+    batch = cases(KEYRING, 3000) + layout_cases(KEYRING, 2000)
+    batch += [case for _, case in _vector_cases()]
+    verdicts, hits = verdicts_and_memo_hits(edge, batch + batch)
+    found = []
+    for case, native in zip(batch + batch, verdicts, strict=True):
+        python = python_verdict(VERIFIER, case)
+        deferred = native.verdict == "defer" and (
+            python.verdict == "defer" or b"CAT=" in case.target
+        )  # as agreed_outcomes allows
+        if native != python and not deferred:
+            found.append((case, native, python))
+    assert not found, found[:5]
+    assert hits > 1000, hits  # the second pass met most authentic tokens in the memo

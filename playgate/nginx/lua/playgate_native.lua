@@ -59,7 +59,12 @@ void *calloc(size_t nmemb, size_t size);
 typedef struct {
     uint16_t len;
     uint8_t session;
-    uint8_t unused;
+    uint8_t net_at, net_len;
+    uint8_t at[8];
+    uint8_t unused[3];
+    uint32_t max_uses, session_seconds;
+    uint16_t max_streams;
+    double expires_at, not_before;
     uint8_t bytes[188];
 } playgate_memo_slot;
 ]])
@@ -546,10 +551,11 @@ end
 
 -- --- the memo of authentic tokens -----------------------------------------------------------
 -- A viewer's player sends the same token with every segment. Its MAC (three SHA-256 blocks, a
--- quarter of the verifier's work) is computed once per worker: the decoded bytes of a token
--- whose MAC matched are kept in a slot picked by its last MAC bytes, and a token equal to them
--- in every byte (and in kind: start and session tokens have different keys) is authentic
--- without computing it again. Only authentication is remembered: expiry, scope, network and
+-- quarter of the verifier's work) is computed and its fields parsed once per worker: the
+-- decoded bytes of a token whose MAC matched, and the claims parsed from them, are kept in a
+-- slot picked by its last MAC bytes, and a token equal to them in every byte (and in kind:
+-- start and session tokens have different keys) is authentic, with those claims, without
+-- computing or parsing again. Only authentication is remembered: expiry, scope, network and
 -- revocation are checked on every request. The key ring is fixed for a worker's life (a reload
 -- starts new workers), so a remembered MAC never outlives its key.
 -- The slots are C memory (calloc: pages are taken when first written), outside the Lua heap:
@@ -608,11 +614,6 @@ local function open_token(token, session, full)
             return nil, "malformed"
         end
     end
-    local key_id = ffi.string(p + 2, kid_len)
-    local key = keys[key_id]
-    if key == nil then
-        return nil, "unknown_key"
-    end
     local slot = nil
     if memo ~= nil and len <= MEMO_BYTES then
         -- The slot: the MAC's last three bytes (any token's, chosen by whoever sent it).
@@ -621,23 +622,38 @@ local function open_token(token, session, full)
         -- Only a sender who already holds the remembered token's MAC (its secret part) gets
         -- to the body, compared as plain bytes (its fields are no secret: a quarter of the
         -- constant-time comparison's cost on a hit).
-        if slot.len ~= len or slot.session ~= (session and 1 or 0)
-                or crypto.CRYPTO_memcmp(slot.bytes + blen, p + blen, MAC_BYTES) ~= 0
-                or C.memcmp(slot.bytes, p, blen) ~= 0 then
-            slot = nil -- not remembered: MAC-checked below, then remembered
-        else
+        if slot.len == len and slot.session == (session and 1 or 0)
+                and crypto.CRYPTO_memcmp(slot.bytes + blen, p + blen, MAC_BYTES) == 0
+                and C.memcmp(slot.bytes, p, blen) == 0 then
             memo_hits = memo_hits + 1
+            if not full then
+                -- These very bytes were authenticated and parsed before: their claims are
+                -- the slot's (the key ring is the worker's for life, so the key is known).
+                local at, sa = field_at, slot.at
+                at[1], at[2], at[3], at[4] = sa[0], sa[1], sa[2], sa[3]
+                at[5], at[6], at[7], at[8] = sa[4], sa[5], sa[6], sa[7]
+                local c = lean
+                c.key_id, c.scope, c.session_id, c.user_id = nil, nil, nil, nil
+                c.expires_at, c.not_before = slot.expires_at, slot.not_before
+                c.token_id = ffi.string(p + sa[0], sa[1])
+                c.network = slot.net_len > 0 and ffi.string(p + slot.net_at, slot.net_len) or nil
+                c.max_uses, c.max_streams = slot.max_uses, slot.max_streams
+                c.session_seconds = slot.session_seconds
+                return c
+            end
+        else
+            slot = nil -- not remembered: MAC-checked below, remembered once parsed
         end
+    end
+    local key_id = ffi.string(p + 2, kid_len)
+    local key = keys[key_id]
+    if key == nil then
+        return nil, "unknown_key"
     end
     if slot == nil then
         mac_into(session and key.session or key.start, key.outer, p, blen)
         if crypto.CRYPTO_memcmp(mac_out, p + blen, MAC_BYTES) ~= 0 then
             return nil, "bad_signature"
-        end
-        if memo ~= nil and len <= MEMO_BYTES then
-            slot = memo + band((p[len - 3] * 256 + p[len - 2]) * 256 + p[len - 1], memo_mask)
-            slot.len, slot.session = len, session and 1 or 0
-            ffi.copy(slot.bytes, p, len)
         end
     end
     -- Only authenticated bytes are parsed past this point; a field running past the body
@@ -664,6 +680,7 @@ local function open_token(token, session, full)
     token_id, pos = u8_string(p, pos, blen)
     sid_at = pos and pos + 1
     pos, sid_len = u8_skip(p, pos, blen)
+    local net_at = pos and pos + 1
     network, pos = u8_string(p, pos, blen)
     uid_at = pos and pos + 1
     pos, uid_len = u8_skip(p, pos, blen)
@@ -705,6 +722,20 @@ local function open_token(token, session, full)
     local at = field_at
     at[1], at[2], at[3], at[4], at[5], at[6] = tid_at, tid_len, sid_at, sid_len, uid_at, uid_len
     at[7], at[8] = scope_at, scope_len
+    if memo ~= nil and len <= MEMO_BYTES and slot == nil then
+        -- Authentic and well formed: remembered with its claims, in the slot of its last MAC
+        -- bytes (whatever token was there is forgotten). Offsets fit a byte: len <= 188.
+        slot = memo + band((p[len - 3] * 256 + p[len - 2]) * 256 + p[len - 1], memo_mask)
+        slot.len, slot.session = len, session and 1 or 0
+        ffi.copy(slot.bytes, p, len)
+        local sa = slot.at
+        sa[0], sa[1], sa[2], sa[3] = tid_at, tid_len, sid_at, sid_len
+        sa[4], sa[5], sa[6], sa[7] = uid_at, uid_len, scope_at, scope_len
+        slot.net_at, slot.net_len = net_at, #network
+        slot.expires_at, slot.not_before = expires_at, not_before
+        slot.max_uses, slot.max_streams = max_uses, max_streams
+        slot.session_seconds = session_seconds
+    end
     if full then
         return {
             key_id = key_id,
