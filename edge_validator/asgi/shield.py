@@ -262,7 +262,7 @@ def _response(reply: OriginReply, grant: Grant) -> Response:
         if cache_control is not None:
             raw.append((b"cache-control", cache_control.encode("latin-1")))
         length = int(reply.headers["content-length"])
-        return ZeroCopyFileResponse(reply.opened, reply.status, raw, length)
+        return ZeroCopyFileResponse(reply.opened, reply.status, raw, length, reply.head)
     headers = {
         **reply.headers,
         TOKEN_ID_HEADER: grant.token_id,
