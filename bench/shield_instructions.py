@@ -2,6 +2,7 @@
 loaded machine where the edge benchmark's CPU per request moves by 20 %.
 
     .venv/bin/python -m bench.shield_instructions [--tree CHECKOUT] [--requests 1300] [--server]
+        [--viewers 1000]
 
 The validator app (``create_app``: middleware, the shield, the decision, the file origin) is
 called in process as ``playgate serve-validator`` calls it, with the edge benchmark's mix
@@ -22,6 +23,11 @@ same requests from a client in this process over one keep-alive connection (the 
 marks the start and the end (a wrapper around the app, one comparison per request; the
 protocol's own media path, ``playgate/media_path.py``, is offered through the wrapper and
 answers the media requests without it).
+
+``--viewers N`` walks N viewers instead of 1,000. Past 4,300 (the warm-up and 1,300 requests)
+every measured request is a viewer seen for the first time: its token decoded, MAC-checked
+and remembered, as most requests are in an edge run with 20,000 or 100,000 viewers, where a
+viewer comes back only every N requests (with 1,000, one request in 13 is, the start token).
 """
 
 from __future__ import annotations
@@ -122,15 +128,18 @@ server.run()
 """
 
 
-def prepare(work: Path) -> None:
-    """Media and the viewers' request paths, made once outside valgrind."""
+def prepare(work: Path, viewers: int = VIEWERS, requests: int = 1300) -> None:
+    """Media and the viewers' request paths, made once outside valgrind: only the paths the
+    warm-up and the ``requests`` ask (the same ones, in the same order, as all of them), and
+    only those viewers, so that 100,000 viewers cost no more to prepare than 4,300."""
     make_media(work / "media", 186)
     keyring_json = new_keyring_json("bench1")
-    viewers = make_viewers(KeyRing.from_json(keyring_json), VIEWERS, time.time())
+    count = min(len(STEPS) * viewers, WARMUP + requests)
+    made = make_viewers(KeyRing.from_json(keyring_json), min(viewers, count), time.time())
     paths = []
-    for j in range(len(STEPS) * VIEWERS):
-        viewer = viewers[j % VIEWERS]
-        step = (j // VIEWERS + viewer.index) % len(STEPS)
+    for j in range(count):
+        viewer = made[j % viewers]
+        step = (j // viewers + viewer.index) % len(STEPS)
         first, rest = playgate_prefixes(viewer)
         paths.append(f"{first if step == 0 else rest}/videos/{VIDEO}/{STEPS[step]}")
     (work / "setup.json").write_text(json.dumps({"keyring": keyring_json, "paths": paths}))
@@ -237,11 +246,19 @@ def main() -> None:
     parser.add_argument("--tree", type=Path, help="another checkout to measure side by side")
     parser.add_argument("--requests", type=int, default=1300)
     parser.add_argument("--server", action="store_true", help="also the whole server process")
+    parser.add_argument(
+        "--viewers",
+        type=int,
+        default=VIEWERS,
+        help="viewers walked as bench/edge.py walks them; past the warm-up's 3,000 each measured "
+        "request is a viewer seen for the first time (its token verified, then remembered)",
+    )
     args = parser.parse_args()
     trees = {"this tree": ROOT, **({str(args.tree): args.tree.resolve()} if args.tree else {})}
     with tempfile.TemporaryDirectory(prefix="shield-instr-") as tmp:
         work = Path(tmp)
-        prepare(work)
+        prepare(work, args.viewers, args.requests)
+        print(f"{args.viewers:,} viewers, {args.requests:,} requests after {WARMUP:,}\n")
         names = " | ".join(f"{name} (instructions/request)" for name in trees)
         print(f"| metrics | {names} |")
         print("|---|" + "---:|" * len(trees))

@@ -73,7 +73,11 @@ def media_app(cycle: _Cycle, files: FileSender, route: MediaRoute) -> ASGI3Appli
                 if cycle.flow.write_paused and not cycle.disconnected:
                     await cycle.flow.drain()
                 if not cycle.disconnected:
-                    head = cycle.start(status, response.raw_headers)
+                    raw, shared = response.raw_headers, response.shared
+                    if shared is None:
+                        head = cycle.start(status, raw)
+                    else:  # the file's own headers first, as they were made
+                        head = cycle.start_file(status, shared, raw[len(shared) :])
                     if not cycle.transport.is_closing():
                         cycle.transport.write(head)
                     count = response.count

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
+import functools
 import json
 import logging
 import resource
@@ -165,6 +166,45 @@ _BAD_NAME = bytes(b for b in range(256) if HEADER_RE.search(bytes((b,))))
 _BAD_VALUE = bytes(b for b in range(256) if HEADER_VALUE_RE.search(bytes((b,))))
 
 
+# Names whose header ``_Cycle.start`` acts on besides writing it.
+_STATEFUL = frozenset({b"content-length", b"transfer-encoding", b"connection"})
+
+
+def _lines(headers: list[tuple[bytes, bytes]]) -> bytes | None:
+    """``headers`` as ``_Cycle.start`` writes them, if it would only write them: None when one is
+    refused or acted on (a length, an encoding, a connection option)."""
+    names = b"".join([name for name, _ in headers])
+    values = b"".join([value for _, value in headers])
+    if len(names.translate(None, _BAD_NAME)) != len(names):
+        return None
+    if len(values.translate(None, _BAD_VALUE)) != len(values):
+        return None
+    content = []
+    for name, value in headers:
+        name = name.lower()
+        if name in _STATEFUL:
+            return None
+        content.extend([name, b": ", value, b"\r\n"])
+    return b"".join(content)
+
+
+@functools.lru_cache(maxsize=4096)
+def _file_lines(shared: tuple[tuple[bytes, bytes], ...]) -> tuple[bytes, int] | None:
+    """A file's own headers (one tuple per file version, origins/files.py) as ``_Cycle.start``
+    writes them and the Content-Length it reads from them, checked and encoded once per file
+    version; None when they are not only headers to write and one length (``start`` then runs
+    on the whole head, and refuses or acts as it does)."""
+    length = [value for name, value in shared if name.lower() == b"content-length"]
+    if len(length) != 1 or not length[0].isdigit():
+        return None
+    others = [(name, value) for name, value in shared if name.lower() != b"content-length"]
+    if _lines(others) is None or _lines([(b"x", length[0])]) is None:
+        return None
+    return b"".join([name.lower() + b": " + value + b"\r\n" for name, value in shared]), int(
+        length[0]
+    )
+
+
 class _Cycle(RequestResponseCycle):
     """uvicorn's request-response cycle, its response head written the same way for less: the
     names and the values are each checked once, all joined, by ``bytes.translate`` (a C loop)
@@ -183,6 +223,28 @@ class _Cycle(RequestResponseCycle):
         if self.disconnected:
             return
         self.transport.write(self.start(message["status"], message.get("headers", [])))
+
+    def start_file(
+        self,
+        status_code: int,
+        shared: tuple[tuple[bytes, bytes], ...],
+        rest: list[tuple[bytes, bytes]],
+    ) -> bytes:
+        """``start(status_code, [*shared, *rest])``, the same head and state, with ``shared`` (a
+        file's own headers, one tuple per file version) checked and encoded once (a head was
+        about 40,000 instructions per segment, most of it the same file headers again); the
+        server's default headers and ``rest`` are checked here as ``start`` checks them."""
+        encoded = _file_lines(shared)
+        before = _lines(self.default_headers) if encoded is not None else None
+        after = _lines(rest) if before is not None else None
+        if encoded is None or before is None or after is None or self.chunked_encoding is not None:
+            return self.start(status_code, [*shared, *rest])
+        self.response_started = True
+        self.waiting_for_100_continue = False
+        lines, self.expected_content_length = encoded
+        self.chunked_encoding = False
+        close = b"" if self.keep_alive else b"connection: close\r\n"
+        return b"".join((STATUS_LINE[status_code], before, lines, after, close, b"\r\n"))
 
     def start(self, status_code: int, raw_headers: Iterable[tuple[bytes, bytes]]) -> bytes:
         """The response head, the cycle's state set as ``http.response.start`` sets it (the

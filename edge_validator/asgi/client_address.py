@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 from ..core.addresses import ClientAddress, Network
@@ -12,10 +13,19 @@ def _trusted(address: ClientAddress, proxies: Sequence[Network]) -> bool:
     return any(net.holds(address) for net in proxies)
 
 
+@functools.lru_cache(maxsize=1024)
+def _peer(peer: str, proxies: tuple[Network, ...]) -> tuple[ClientAddress | None, bool]:
+    """The peer's address and whether it is a trusted proxy, judged once per peer: every
+    request of a keep-alive connection, and every connection through a proxy, comes from the
+    same one (parsing it and testing the proxies cost more than the rest of ``viewer``)."""
+    address = ClientAddress.parse(peer)
+    return address, address is not None and bool(proxies) and _trusted(address, proxies)
+
+
 def client_address(
     peer: str | None,
     header_values: Sequence[str],
-    proxies: Sequence[Network],
+    proxies: tuple[Network, ...],
     header: str = FORWARDED_FOR,
 ) -> ClientAddress | None:
     """The viewer's address, or None when it cannot be told without guessing.
@@ -26,10 +36,10 @@ def client_address(
     ``X-Real-IP``, which the proxy must overwrite, and which must appear once. A malformed
     entry yields None (an IP-bound token is then denied), never a guess.
     """
-    peer_address = ClientAddress.parse(peer) if peer else None
-    if peer_address is None:
+    if not peer:
         return None
-    if not proxies or not _trusted(peer_address, proxies):
+    peer_address, trusted = _peer(peer, proxies)
+    if peer_address is None or not trusted:
         return peer_address
     if not header_values:
         return peer_address

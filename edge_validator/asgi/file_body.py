@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import BinaryIO
 
+from starlette.datastructures import MutableHeaders
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
@@ -25,16 +26,31 @@ class ZeroCopyFileResponse(Response):
     (Starlette's view of the head, to add a cookie or a renewal) still works."""
 
     def __init__(
-        self, file: BinaryIO, status_code: int, raw_headers: list[tuple[bytes, bytes]], count: int
+        self,
+        file: BinaryIO,
+        status_code: int,
+        raw_headers: list[tuple[bytes, bytes]],
+        count: int,
+        shared: tuple[tuple[bytes, bytes], ...] | None = None,
     ) -> None:
         """A head already encoded (lower-case names), ``count`` bytes of ``file`` (its
-        ``Content-Length``, which ``raw_headers`` hold)."""
+        ``Content-Length``, which ``raw_headers`` hold). ``shared``: the file's own headers
+        that ``raw_headers`` begins with, one tuple per file version (origins/files.py), which
+        the server checks and encodes once (``playgate.serving._Cycle.start_file``)."""
         self.file = file
         self.status_code = status_code
         self.count = count
         self.body = b""
         self.background = None
         self.raw_headers = raw_headers
+        self.shared = shared
+
+    @property
+    def headers(self) -> MutableHeaders:
+        # The head may change from here on (a cookie, a renewal): no longer known to begin with
+        # ``shared``, it is encoded whole.
+        self.shared = None
+        return super().headers
 
     @classmethod
     def from_headers(

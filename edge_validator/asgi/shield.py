@@ -204,12 +204,17 @@ async def _fetch(
 def _zero_copy(scope: Scope, origin: Origin) -> bool:
     """Whether a whole file from disk is asked and the server sends it itself
     (``playgate serve-validator``)."""
-    return (
-        scope["method"] == "GET"
-        and isinstance(origin, FileOrigin)
-        and ZEROCOPY in scope.get("extensions", ())
-        and all(key != _RANGE for key, _ in scope["headers"])
-    )
+    if (
+        scope["method"] != "GET"
+        or not isinstance(origin, FileOrigin)
+        or ZEROCOPY not in scope.get("extensions", ())
+    ):
+        return False
+    # A loop, not all(): a generator costs a function object and a frame per request.
+    for key, _ in scope["headers"]:  # noqa: SIM110
+        if key == _RANGE:
+            return False
+    return True
 
 
 def _with_renewal(response: Response, renewal: RenewedCat | RenewalRefused, now: float) -> Response:
@@ -257,7 +262,7 @@ def _response(reply: OriginReply, grant: Grant) -> Response:
         if cache_control is not None:
             raw.append((b"cache-control", cache_control.encode("latin-1")))
         length = int(reply.headers["content-length"])
-        return ZeroCopyFileResponse(reply.opened, reply.status, raw, length)
+        return ZeroCopyFileResponse(reply.opened, reply.status, raw, length, reply.head)
     headers = {
         **reply.headers,
         TOKEN_ID_HEADER: grant.token_id,

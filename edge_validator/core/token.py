@@ -116,6 +116,9 @@ def encode_network(cidr: str | None) -> bytes:
     return bytes((net.prefixlen,)) + net.network_address.packed
 
 
+# A session's network, opened again for every viewer there: a new token costs a dictionary
+# lookup for it instead of inet_ntop and formatting. Refusals raise and are not kept.
+@functools.lru_cache(maxsize=4096)
 def decode_network(raw: bytes) -> str:
     """Inverse of ``encode_network``; refuses a prefix too long or host bits set."""
     family = {5: socket.AF_INET, 17: socket.AF_INET6}.get(len(raw))

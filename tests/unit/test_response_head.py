@@ -4,7 +4,9 @@ refuses (every byte in a header name and in a value), and leaves the same state 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -108,3 +110,72 @@ def test_the_same_refusals_as_uvicorn(byte: int) -> None:
         assert _head(_Cycle, "GET", message, True) == _head(
             RequestResponseCycle, "GET", message, True
         )
+
+
+def _started(keep_alive: bool, default: list[tuple[bytes, bytes]]) -> _Cycle:
+    transport = _Transport()
+    log = logging.getLogger("test")
+    cycle = _Cycle(
+        {"method": "GET"},  # type: ignore[typeddict-item]
+        transport,  # type: ignore[arg-type]
+        FlowControl(transport),  # type: ignore[arg-type]
+        log,
+        log,
+        False,
+        default,
+        asyncio.Event(),
+        False,
+        keep_alive,
+        lambda: None,
+    )
+    return cycle
+
+
+def _outcome(cycle: _Cycle, start: Callable[[], bytes]) -> Any:
+    try:
+        head = start()
+    except (RuntimeError, ValueError) as exc:
+        return ("refused", type(exc), str(exc))
+    state = (cycle.keep_alive, cycle.chunked_encoding, cycle.expected_content_length)
+    return (head, state, cycle.response_started, cycle.waiting_for_100_continue)
+
+
+SHARED = tuple(FILE_HEADERS[:5])
+REST = FILE_HEADERS[5:]
+
+
+@pytest.mark.parametrize("keep_alive", [True, False])
+@pytest.mark.parametrize("default", [DATE, [], [(b"Server", b"x")], [(b"connection", b"close")]])
+@pytest.mark.parametrize(
+    ("shared", "rest"),
+    [
+        (SHARED, REST),
+        (SHARED, []),
+        (SHARED, [*REST, (b"Set-Cookie", b"a=b")]),
+        ((), REST),  # no length: start decides
+        ((*SHARED, (b"content-length", b"9")), REST),  # two lengths
+        (((b"Content-Length", b" 12"),), REST),  # not plain digits: int() decides
+        (((b"content-length", b"x"),), REST),
+        ((*SHARED, (b"Transfer-Encoding", b"chunked")), REST),
+        ((*SHARED, (b"Connection", b"close")), REST),
+        (SHARED, [(b"connection", b"close")]),
+        (SHARED, [(b"content-length", b"1")]),
+        ((*SHARED, (b"x-bad name", b"v")), REST),
+        ((*SHARED, (b"x-bad", b"v\n")), REST),
+        (SHARED, [(b"x-bad\x7f", b"v")]),
+        (SHARED, [(b"x-bad", b"v\x00")]),
+        ((*SHARED, (b"x-bad", b"v\r")), [(b"x:", b"v")]),  # a bad value first, a bad name after
+        ((*SHARED[:4], (b"CONTENT-LENGTH", b"7")), REST),
+    ],
+)
+def test_a_file_head_encoded_once_is_the_same_head(
+    keep_alive: bool,
+    default: list[tuple[bytes, bytes]],
+    shared: tuple[tuple[bytes, bytes], ...],
+    rest: list[tuple[bytes, bytes]],
+) -> None:
+    whole = _started(keep_alive, default)
+    expected = _outcome(whole, functools.partial(whole.start, 200, [*shared, *rest]))
+    for _ in range(2):  # the second time from the cache
+        once = _started(keep_alive, default)
+        assert _outcome(once, functools.partial(once.start_file, 200, shared, rest)) == expected
