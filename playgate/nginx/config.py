@@ -84,7 +84,7 @@ class EdgeConfig:
     native_dict_size: str = "256m"
     # Authentic tokens each worker remembers, so a viewer's next segment skips the MAC (a
     # power of two, 0 for none; 240 bytes each, per worker): about twice the live viewers one
-    # worker serves. 262,144 slots (60 MB a worker) keep 2 in 3 of 100,000 viewers.
+    # worker serves. 262,144 slots (60 MB a worker, sets of two) keep 4 in 5 of 100,000 viewers.
     native_memo_slots: int = 262_144
 
     @property
@@ -249,9 +249,14 @@ def native_values(config: EdgeConfig, contract: dict[str, str]) -> dict[str, str
         raise ConfigurationError("the native dict size looks like 64m")
     slots = config.native_memo_slots
     # type(): True is an int too, and would render as no Lua number.
-    if type(slots) is not int or not 0 <= slots <= MAX_MEMO_SLOTS or slots & (slots - 1):
+    if (
+        type(slots) is not int
+        or not 0 <= slots <= MAX_MEMO_SLOTS
+        or slots & (slots - 1)
+        or slots == 1
+    ):
         raise ConfigurationError(
-            f"native_memo_slots is a power of two up to {MAX_MEMO_SLOTS:,} (or 0 for none)"
+            f"native_memo_slots is a power of two from 2 to {MAX_MEMO_SLOTS:,} (or 0 for none)"
         )
     modules = "".join(f"load_module {NATIVE_MODULE_DIR / m};\n" for m in NATIVE_MODULES)
     validators = ", ".join(f'"{addr}"' for addr in config.validator_addrs())

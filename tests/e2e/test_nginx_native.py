@@ -989,23 +989,24 @@ def test_a_remembered_token_vouches_for_no_other_bytes(edge: Edge) -> None:
 
 
 @pytest.fixture(scope="module")
-def one_slot_edge(media_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
-    """A native edge whose memo has one slot: every token lands on the one remembered."""
+def one_set_edge(media_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
+    """A native edge whose memo is one set of two slots: every token lands on it."""
     prefix = tmp_path_factory.mktemp("nginx-one-slot")
     keyring_file = prefix / "keyring.json"
     keyring_file.write_text(json.dumps(KEYRING_DOC))
     with nginx_edge(
         KEYRING, media_root, prefix, keyring_file=keyring_file, extra_locations=DECIDE,
-        memo_slots=1,
+        memo_slots=2,
     ) as running:  # fmt: skip
         yield running
 
 
-def test_a_token_on_the_slot_of_another_is_checked_in_full(one_slot_edge: Edge) -> None:
-    """With one slot, each prefix of the remembered token (its bytes cut short, so its "MAC" is
-    bytes of the remembered one) and each other token meets the remembered token's slot: only
-    the remembered token itself is authenticated from it, and a new token takes the slot."""
-    edge = one_slot_edge
+def test_a_token_on_the_slot_of_another_is_checked_in_full(one_set_edge: Edge) -> None:
+    """With one set, each prefix of the remembered token (its bytes cut short, so its "MAC" is
+    bytes of the remembered one) and each other token meets the remembered token's slots: only
+    the remembered tokens themselves are authenticated from them, and a new token takes the
+    slot used least recently."""
+    edge = one_set_edge
     now = time.time()
 
     def raw_of(url: str) -> tuple[bytes, str]:
@@ -1015,18 +1016,22 @@ def test_a_token_on_the_slot_of_another_is_checked_in_full(one_slot_edge: Edge) 
 
     first, rest = raw_of(signed(edge))
     second, _ = raw_of(signed(edge, file="hls/v0/seg_002.ts"))
+    third, _ = raw_of(signed(edge, file="hls/v0/seg_003.ts"))
 
     def case(data: bytes) -> Case:
         return Case(f"/t/{_b64(data)}{rest}".encode(), "127.0.0.1", now)
 
     batch = [case(first), case(first)]  # remembered, then authenticated from the memo
     batch += [case(first[:cut]) for cut in range(34, len(first))]
-    batch += [case(first), case(second), case(second), case(first)]  # the slot changes hands
+    # second takes the other slot, first is used again, third replaces second (used least
+    # recently), second then replaces first, first replaces third
+    batch += [case(first), case(second), case(second), case(first)]
+    batch += [case(third), case(second), case(first)]
     verdicts, hits = verdicts_and_memo_hits(edge, batch)
     for c, native in zip(batch, verdicts, strict=True):
         assert native == python_verdict(VERIFIER, c), c.target
-    assert [v.verdict for v in verdicts].count("allow") == 6
-    assert hits == 3  # the second first, the first after the cuts, the second second
+    assert [v.verdict for v in verdicts].count("allow") == 9
+    assert hits == 4  # first twice, second once, first once more; none after third came
 
 
 def test_the_binary_address_nginx_reads_is_judged_as_its_text(edge: Edge) -> None:

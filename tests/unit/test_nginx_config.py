@@ -146,7 +146,7 @@ def test_a_native_edge_refuses_a_bad_key_ring_or_dict_size(tmp_path: Path) -> No
         render(dataclasses.replace(cfg, native_dict_size="64m; evil"))
     with pytest.raises(ConfigurationError, match="characters nginx would parse"):
         render(dataclasses.replace(cfg, keyring_file=tmp_path / 'a";b.json'))
-    for slots in (3, 1 << 25, -2, True):
+    for slots in (1, 3, 1 << 25, -2, True):
         with pytest.raises(ConfigurationError, match="power of two"):
             render(dataclasses.replace(cfg, native_memo_slots=slots))
     assert "memo_slots = 0," in render(dataclasses.replace(cfg, native_memo_slots=0))

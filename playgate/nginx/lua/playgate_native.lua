@@ -61,7 +61,8 @@ typedef struct {
     uint8_t session;
     uint8_t net_at, net_len;
     uint8_t at[8];
-    uint8_t unused[3];
+    uint8_t recent; /* in a set's first slot: the way used last (the other goes next) */
+    uint8_t unused[2];
     uint32_t max_uses, session_seconds;
     uint16_t max_streams;
     double expires_at, not_before;
@@ -553,17 +554,19 @@ end
 -- A viewer's player sends the same token with every segment. Its MAC (three SHA-256 blocks, a
 -- quarter of the verifier's work) is computed and its fields parsed once per worker: the
 -- decoded bytes of a token whose MAC matched, and the claims parsed from them, are kept in a
--- slot picked by its last MAC bytes, and a token equal to them in every byte (and in kind:
+-- set of two slots picked by its last MAC bytes, and a token equal to them in every byte (and in kind:
 -- start and session tokens have different keys) is authentic, with those claims, without
 -- computing or parsing again. Only authentication is remembered: expiry, scope, network and
 -- revocation are checked on every request. The key ring is fixed for a worker's life (a reload
 -- starts new workers), so a remembered MAC never outlives its key.
 -- The slots are C memory (calloc: pages are taken when first written), outside the Lua heap:
 -- a Lua table of 100,000 tokens made every request pay for its collection and string
--- interning (docs/performance.md). Direct-mapped: a token is forgotten when another lands on
--- its slot, so ``memo_slots`` (a power of two, per worker; 0 turns the memo off) should be
--- about twice the live viewers a worker serves. An attacker gains nothing from the slot
--- choice: only a token whose MAC was verified is stored, the MAC is compared in constant
+-- interning (docs/performance.md). Two-way: a token is forgotten when two others land on its
+-- set after it was last used (the set's ``recent`` way stays), so ``memo_slots`` (a power of
+-- two, per worker; 0 turns the memo off) should be about twice the live viewers a worker
+-- serves (a viewer comes back after the others had their turn: one way kept 2 in 3 of
+-- 100,000 viewers in 262,144 slots, two ways keep 4 in 5). An attacker gains nothing from the
+-- set choice: only a token whose MAC was verified is stored, the MAC is compared in constant
 -- time, and a token equal to a stored one is that token.
 local MEMO_BYTES = 188
 local memo, memo_mask = nil, 0
@@ -571,15 +574,31 @@ local memo_hits = 0 -- tokens this worker authenticated from the memo (read by t
 
 local function memo_open(slots)
     memo, memo_mask = nil, 0
-    if slots and slots > 0 then
+    if slots and slots >= 2 then
         local raw = C.calloc(slots, ffi.sizeof("playgate_memo_slot"))
         if raw == nil then -- every token is MAC-checked, as without the memo
             ngx.log(ngx.WARN, "playgate native: no memory for the memo of ", slots,
                 " tokens; every request computes its MAC")
             return
         end
-        memo, memo_mask = ffi.cast("playgate_memo_slot *", raw), slots - 1
+        memo, memo_mask = ffi.cast("playgate_memo_slot *", raw), slots / 2 - 1
     end
+end
+
+-- The first of the two slots where the token of ``len`` bytes in ``p`` is remembered: by its
+-- MAC's last three bytes (any token's, chosen by whoever sent it).
+local function memo_set(p, len)
+    return memo + 2 * band((p[len - 3] * 256 + p[len - 2]) * 256 + p[len - 1], memo_mask)
+end
+
+-- Whether ``slot`` remembers these bytes, of this kind (``sflag``: 1 session, 0 start). The MAC
+-- in constant time: the time says only whether all 32 bytes were equal. Only a sender who
+-- already holds the remembered token's MAC (its secret part) gets to the body, compared as
+-- plain bytes (its fields are no secret: a quarter of the constant-time comparison's cost).
+local function holds(slot, p, len, blen, sflag)
+    return slot.len == len and slot.session == sflag
+        and crypto.CRYPTO_memcmp(slot.bytes + blen, p + blen, MAC_BYTES) == 0
+        and C.memcmp(slot.bytes, p, blen) == 0
 end
 
 function _M.memo_hits()
@@ -616,15 +635,12 @@ local function open_token(token, session, full)
     end
     local slot = nil
     if memo ~= nil and len <= MEMO_BYTES then
-        -- The slot: the MAC's last three bytes (any token's, chosen by whoever sent it).
-        slot = memo + band((p[len - 3] * 256 + p[len - 2]) * 256 + p[len - 1], memo_mask)
-        -- The MAC in constant time: the time says only whether all 32 bytes were equal.
-        -- Only a sender who already holds the remembered token's MAC (its secret part) gets
-        -- to the body, compared as plain bytes (its fields are no secret: a quarter of the
-        -- constant-time comparison's cost on a hit).
-        if slot.len == len and slot.session == (session and 1 or 0)
-                and crypto.CRYPTO_memcmp(slot.bytes + blen, p + blen, MAC_BYTES) == 0
-                and C.memcmp(slot.bytes, p, blen) == 0 then
+        local set, sflag = memo_set(p, len), session and 1 or 0
+        local way = holds(set, p, len, blen, sflag) and 0
+            or holds(set + 1, p, len, blen, sflag) and 1 or nil
+        if way ~= nil then
+            slot = set + way
+            set.recent = way
             memo_hits = memo_hits + 1
             if not full then
                 -- These very bytes were authenticated and parsed before: their claims are
@@ -641,9 +657,7 @@ local function open_token(token, session, full)
                 c.session_seconds = slot.session_seconds
                 return c
             end
-        else
-            slot = nil -- not remembered: MAC-checked below, remembered once parsed
-        end
+        end -- else not remembered: MAC-checked below, remembered once parsed
     end
     local key_id = ffi.string(p + 2, kid_len)
     local key = keys[key_id]
@@ -723,9 +737,12 @@ local function open_token(token, session, full)
     at[1], at[2], at[3], at[4], at[5], at[6] = tid_at, tid_len, sid_at, sid_len, uid_at, uid_len
     at[7], at[8] = scope_at, scope_len
     if memo ~= nil and len <= MEMO_BYTES and slot == nil then
-        -- Authentic and well formed: remembered with its claims, in the slot of its last MAC
-        -- bytes (whatever token was there is forgotten). Offsets fit a byte: len <= 188.
-        slot = memo + band((p[len - 3] * 256 + p[len - 2]) * 256 + p[len - 1], memo_mask)
+        -- Authentic and well formed: remembered with its claims, in its set's way not used
+        -- last (whatever token was there is forgotten). Offsets fit a byte: len <= 188.
+        local set = memo_set(p, len)
+        local way = 1 - set.recent
+        set.recent = way
+        slot = set + way
         slot.len, slot.session = len, session and 1 or 0
         ffi.copy(slot.bytes, p, len)
         local sa = slot.at
