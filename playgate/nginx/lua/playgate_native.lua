@@ -554,9 +554,9 @@ end
 -- A viewer's player sends the same token with every segment. Its MAC (three SHA-256 blocks, a
 -- quarter of the verifier's work) is computed and its fields parsed once per worker: the
 -- decoded bytes of a token whose MAC matched, and the claims parsed from them, are kept in a
--- set of two slots picked by its last MAC bytes, and a token equal to them in every byte (and in kind:
--- start and session tokens have different keys) is authentic, with those claims, without
--- computing or parsing again. Only authentication is remembered: expiry, scope, network and
+-- set of two slots picked by its last MAC bytes, and a token equal to them in every byte (and
+-- in kind: start and session tokens have different keys) is authentic, with those claims,
+-- without computing or parsing again. Only authentication is remembered: expiry, scope, network and
 -- revocation are checked on every request. The key ring is fixed for a worker's life (a reload
 -- starts new workers), so a remembered MAC never outlives its key.
 -- The slots are C memory (calloc: pages are taken when first written), outside the Lua heap:
@@ -633,9 +633,11 @@ local function open_token(token, session, full)
             return nil, "malformed"
         end
     end
-    local slot = nil
+    -- ``set``: where this token is or will be remembered (nil: no memo, or too long for it).
+    local set, slot = nil, nil
     if memo ~= nil and len <= MEMO_BYTES then
-        local set, sflag = memo_set(p, len), session and 1 or 0
+        set = memo_set(p, len)
+        local sflag = session and 1 or 0
         local way = holds(set, p, len, blen, sflag) and 0
             or holds(set + 1, p, len, blen, sflag) and 1 or nil
         if way ~= nil then
@@ -736,10 +738,9 @@ local function open_token(token, session, full)
     local at = field_at
     at[1], at[2], at[3], at[4], at[5], at[6] = tid_at, tid_len, sid_at, sid_len, uid_at, uid_len
     at[7], at[8] = scope_at, scope_len
-    if memo ~= nil and len <= MEMO_BYTES and slot == nil then
+    if set ~= nil and slot == nil then
         -- Authentic and well formed: remembered with its claims, in its set's way not used
         -- last (whatever token was there is forgotten). Offsets fit a byte: len <= 188.
-        local set = memo_set(p, len)
         local way = 1 - set.recent
         set.recent = way
         slot = set + way
