@@ -170,14 +170,22 @@ _BAD_VALUE = bytes(b for b in range(256) if HEADER_VALUE_RE.search(bytes((b,))))
 _STATEFUL = frozenset({b"content-length", b"transfer-encoding", b"connection"})
 
 
+def _refusal(headers: list[tuple[bytes, bytes]]) -> str | None:
+    """Why ``headers`` cannot be written (uvicorn's words), or None: every name and every value
+    checked once, all joined, by ``bytes.translate`` (a C loop)."""
+    names = b"".join([name for name, _ in headers])
+    if len(names.translate(None, _BAD_NAME)) != len(names):
+        return "Invalid HTTP header name."
+    values = b"".join([value for _, value in headers])
+    if len(values.translate(None, _BAD_VALUE)) != len(values):
+        return "Invalid HTTP header value."
+    return None
+
+
 def _lines(headers: list[tuple[bytes, bytes]]) -> bytes | None:
     """``headers`` as ``_Cycle.start`` writes them, if it would only write them: None when one is
     refused or acted on (a length, an encoding, a connection option)."""
-    names = b"".join([name for name, _ in headers])
-    values = b"".join([value for _, value in headers])
-    if len(names.translate(None, _BAD_NAME)) != len(names):
-        return None
-    if len(values.translate(None, _BAD_VALUE)) != len(values):
+    if _refusal(headers) is not None:
         return None
     content = []
     for name, value in headers:
@@ -252,12 +260,9 @@ class _Cycle(RequestResponseCycle):
         self.response_started = True
         self.waiting_for_100_continue = False
         headers = self.default_headers + list(raw_headers)
-        names = b"".join([name for name, _ in headers])
-        if len(names.translate(None, _BAD_NAME)) != len(names):
-            raise RuntimeError("Invalid HTTP header name.")
-        values = b"".join([value for _, value in headers])
-        if len(values.translate(None, _BAD_VALUE)) != len(values):
-            raise RuntimeError("Invalid HTTP header value.")
+        refusal = _refusal(headers)
+        if refusal is not None:
+            raise RuntimeError(refusal)
         content = [STATUS_LINE[status_code]]
         has_connection_close = False
         for name, value in headers:
