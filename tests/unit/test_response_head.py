@@ -7,13 +7,15 @@ import asyncio
 import functools
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from uvicorn.protocols.http.flow_control import FlowControl
 from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 
 from playgate.serving import _Cycle
+
+C = TypeVar("C", bound=RequestResponseCycle)
 
 DATE = [(b"date", b"Thu, 03 Dec 2026 06:00:00 GMT")]
 FILE_HEADERS = [
@@ -45,30 +47,36 @@ class _Transport:
         pass
 
 
+def _cycle(
+    cls: type[C],
+    method: str,
+    keep_alive: bool,
+    default: list[tuple[bytes, bytes]],
+    transport: _Transport | None = None,
+) -> C:
+    """A cycle of ``cls`` for one request, writing to ``transport`` (a new one by default)."""
+    transport = transport if transport is not None else _Transport()
+    log = logging.getLogger("test")
+    return cls(
+        {"method": method},  # type: ignore[typeddict-item]
+        transport,  # type: ignore[arg-type]
+        FlowControl(transport),  # type: ignore[arg-type]
+        log,
+        log,
+        False,
+        default,
+        asyncio.Event(),
+        False,
+        keep_alive,
+        lambda: None,
+    )
+
+
 def _head(cls: type[RequestResponseCycle], method: str, message: dict[str, Any], keep_alive: bool):  # type: ignore[no-untyped-def]
     transport = _Transport()
-    log = logging.getLogger("test")
-
-    async def run() -> RequestResponseCycle:
-        cycle = RequestResponseCycle(
-            {"method": method},  # type: ignore[arg-type]
-            transport,  # type: ignore[arg-type]
-            FlowControl(transport),  # type: ignore[arg-type]
-            log,
-            log,
-            False,
-            DATE,
-            asyncio.Event(),
-            False,
-            keep_alive,
-            lambda: None,
-        )
-        cycle.__class__ = cls
-        await cycle.send(message)  # type: ignore[arg-type]
-        return cycle
-
+    cycle = _cycle(cls, method, keep_alive, DATE, transport)
     try:
-        cycle = asyncio.run(run())
+        asyncio.run(cycle.send(message))  # type: ignore[arg-type]
     except RuntimeError as exc:
         return ("refused", str(exc))
     state = (cycle.keep_alive, cycle.chunked_encoding, cycle.expected_content_length)
@@ -113,22 +121,7 @@ def test_the_same_refusals_as_uvicorn(byte: int) -> None:
 
 
 def _started(keep_alive: bool, default: list[tuple[bytes, bytes]]) -> _Cycle:
-    transport = _Transport()
-    log = logging.getLogger("test")
-    cycle = _Cycle(
-        {"method": "GET"},  # type: ignore[typeddict-item]
-        transport,  # type: ignore[arg-type]
-        FlowControl(transport),  # type: ignore[arg-type]
-        log,
-        log,
-        False,
-        default,
-        asyncio.Event(),
-        False,
-        keep_alive,
-        lambda: None,
-    )
-    return cycle
+    return _cycle(_Cycle, "GET", keep_alive, default)
 
 
 def _outcome(cycle: _Cycle, start: Callable[[], bytes]) -> Any:
