@@ -244,7 +244,7 @@ def test_denied_requests_never_reach_s3(
     good = mint(module_keyring)
     cases = {
         "expired": signed(base, mint(module_keyring, ttl=-60)),
-        "bad_signature": signed(base, good[:-4] + "AAAA"),
+        "bad_signature": signed(base, factories.tampered(good)),
         "out_of_scope": f"{base}/t/{good}/videos/other/master.m3u8",
         "bad_path": f"{base}/t/{good}/videos/demo/%2e%2e/secret.ts",
         "missing": f"{base}/videos/demo/master.m3u8",

@@ -91,6 +91,13 @@ def session_token(ring: KeyRing | None = None, **fields: Any) -> str:
     return seal(claims(**fields), (ring or keyring()).with_context(SESSION_CONTEXT))
 
 
+def tampered(tok: str) -> str:
+    """``tok`` with its last MAC character but one changed: always different bytes (the last
+    character may carry only a few bits; a fixed replacement equals the original 1 time in ~1,000).
+    """
+    return tok[:-2] + ("B" if tok[-2] == "A" else "A") + tok[-1]
+
+
 def target(tok: str, path: str = MASTER, *, query: bool = False, session: bool = False) -> str:
     """A request target carrying ``tok`` in the path (default) or the query; ``session``: as a
     session token (``/s/`` or ``session=``)."""

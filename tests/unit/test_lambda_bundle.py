@@ -148,7 +148,7 @@ def test_unzipped_bundle_runs_with_the_standard_library_only(
         event(good),
         event(good, "viewer-request-query-token.json"),
         event(v6, "viewer-request-ipv6.json"),
-        event(good[:-2] + "AA"),
+        event(factories.tampered(good)),
         event(good.replace("A", "B", 1)),
     ]
     out = run_bundle(tmp_path / "task", events)
@@ -191,7 +191,11 @@ def test_hs256_cat_runs_in_the_bundle_with_the_standard_library_only(
         )
     now = int(time.time())
     good = factories.cat_token(now=now - 5)
-    events = [event(good), event(good, "viewer-request-query-token.json"), event(good[:-2] + "AA")]
+    events = [
+        event(good),
+        event(good, "viewer-request-query-token.json"),
+        event(factories.tampered(good)),
+    ]
     out = run_bundle(tmp_path / "task", events)
     assert out["foreign"] == []
     allowed, query, bad = out["results"]
