@@ -123,6 +123,22 @@ def test_warm_cache_does_not_serve_unauthorized_viewers(
         assert not resp.content.startswith(b"\x47")  # no MPEG-TS bytes leaked
 
 
+def test_only_media_a_viewer_may_keep_is_private(edge: Edge) -> None:
+    """Cache-Control names the statuses that may be kept (the media, also when a range of it
+    is sent, and "not modified"); anything else the origin answers, here a missing file, is
+    no-store like a denial."""
+    url = signed(edge, "hls/v1/seg_001.ts")
+    whole = httpx.get(url, timeout=10)
+    assert (whole.status_code, whole.headers["cache-control"]) == (200, "private")
+    part = httpx.get(url, headers={"Range": "bytes=0-99"}, timeout=10)
+    assert (part.status_code, part.headers["cache-control"]) == (206, "private")
+    assert part.content == whole.content[:100]
+    same = httpx.get(url, headers={"If-None-Match": whole.headers["etag"]}, timeout=10)
+    assert (same.status_code, same.headers["cache-control"]) == (304, "private")
+    missing = httpx.get(signed(edge, "hls/v1/seg_999.ts"), timeout=10)
+    assert (missing.status_code, missing.headers["cache-control"]) == (404, "no-store")
+
+
 def test_denied_request_does_not_poison_the_cache(edge: Edge) -> None:
     file = "hls/v1/seg_000.ts"
     good = signed(edge, file)
