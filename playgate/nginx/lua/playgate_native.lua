@@ -1135,7 +1135,12 @@ local function store_revocation(dict, line, now)
     if stored then
         -- Counted once stored, before this worker yields: a worker that reads the new count
         -- looks this revocation up again for every remembered token (usable_policy, decide).
-        meta:incr("revisions", 1, 0)
+        -- Uncounted, it could be skipped: then nothing is decided natively, as when full.
+        if not meta:incr("revisions", 1, 0) then
+            meta:set("overflow", generation)
+            ngx.log(ngx.ERR, "playgate native: cannot count a revocation; every request goes ",
+                "to the validator")
+        end
     else
         -- A full dict would forget revocations: stop deciding natively.
         meta:set("overflow", generation) -- a reload (with a larger dict) starts over
