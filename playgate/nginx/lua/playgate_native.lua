@@ -65,6 +65,7 @@ typedef struct {
     uint8_t unused[2];
     uint32_t max_uses, session_seconds;
     uint16_t max_streams;
+    uint32_t clean; /* the feed's count of revocations when this token was last found in none */
     double expires_at, not_before;
     uint8_t bytes[188];
 } playgate_memo_slot;
@@ -571,6 +572,10 @@ end
 local MEMO_BYTES = 188
 local memo, memo_mask = nil, 0
 local memo_hits = 0 -- tokens this worker authenticated from the memo (read by the tests)
+-- The slot of the token open_token opened last (nil: none), for its revocation check.
+local opened_slot = nil
+-- A slot's ``clean`` before its token is first checked: never a count (see usable_policy).
+local NOT_CHECKED = 0xFFFFFFFF
 
 local function memo_open(slots)
     memo, memo_mask = nil, 0
@@ -610,6 +615,7 @@ end
 local lean = {}
 
 local function open_token(token, session, full)
+    opened_slot = nil
     if #token > MAX_TOKEN_CHARS then
         return nil, "malformed"
     end
@@ -644,6 +650,7 @@ local function open_token(token, session, full)
             slot = set + way
             set.recent = way
             memo_hits = memo_hits + 1
+            opened_slot = slot
             if not full then
                 -- These very bytes were authenticated and parsed before: their claims are
                 -- the slot's (the key ring is the worker's for life, so the key is known).
@@ -753,6 +760,8 @@ local function open_token(token, session, full)
         slot.expires_at, slot.not_before = expires_at, not_before
         slot.max_uses, slot.max_streams = max_uses, max_streams
         slot.session_seconds = session_seconds
+        slot.clean = NOT_CHECKED
+        opened_slot = slot
     end
     if full then
         return {
@@ -986,8 +995,19 @@ function _M.decide(target, client_text, now, policy, dict, open, client_packed)
     if claims.max_uses > 0 or claims.max_streams > 0 then
         return "defer", "limits"
     end
-    if dict and revoked_fast(dict, claims) then
-        return "deny", "revoked", tid
+    if dict then
+        -- A remembered token found in no revocation when the feed had stored ``revisions``
+        -- of them, and none stored since, is in none now (a revocation is only ever added;
+        -- one expiring revokes nothing new): its lookups are skipped.
+        local slot, revisions = opened_slot, policy.revisions
+        if slot == nil or revisions == nil or slot.clean ~= revisions then
+            if revoked_fast(dict, claims) then
+                return "deny", "revoked", tid
+            end
+            if slot ~= nil and revisions ~= nil then
+                slot.clean = revisions
+            end
+        end
     end
     if opening then
         return "open", tid, claims, path, query, in_query
@@ -1112,7 +1132,16 @@ local function store_revocation(dict, line, now)
         return true -- a later revocation of the same target covers more: keep it
     end
     local stored, err = dict:safe_set(key, at, exp - now)
-    if not stored then
+    if stored then
+        -- Counted once stored, before this worker yields: a worker that reads the new count
+        -- looks this revocation up again for every remembered token (usable_policy, decide).
+        -- Uncounted, it could be skipped: then nothing is decided natively, as when full.
+        if not meta:incr("revisions", 1, 0) then
+            meta:set("overflow", generation)
+            ngx.log(ngx.ERR, "playgate native: cannot count a revocation; every request goes ",
+                "to the validator")
+        end
+    else
         -- A full dict would forget revocations: stop deciding natively.
         meta:set("overflow", generation) -- a reload (with a larger dict) starts over
         ngx.log(ngx.ERR, "playgate native: revocation dict is full; every request goes to ",
@@ -1315,6 +1344,13 @@ local policy_read_at, policy_read = nil, nil
 local function usable_policy(now)
     if now ~= policy_read_at then
         policy_read_at, policy_read = now, read_policy(now)
+        if policy_read then
+            -- Read before this tick's revocation lookups, so a token found clean is marked
+            -- with a count no larger than the revocations it was looked up in. Past the
+            -- slots' 32 bits no mark is trusted (a wrapped count could meet an old one).
+            local revisions = meta:get("revisions") or 0
+            policy_read.revisions = revisions < NOT_CHECKED and revisions or nil
+        end
     end
     return policy_read
 end
