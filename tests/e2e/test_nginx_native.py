@@ -388,6 +388,23 @@ def test_a_revocation_reaches_nginx_within_a_second(
         assert httpx.get(signed(edge, user_id=f"user-{kind}"), timeout=10).status_code == 200
 
 
+def test_a_later_revocation_of_a_user_reaches_a_token_found_clean(
+    edge: Edge, store: MemoryStore
+) -> None:
+    """A revocation stored over an earlier one of the same user (a later time, so it covers
+    tokens the first did not) is counted as a new one: a token remembered clean is looked up
+    again."""
+    _revoke(store, "user_id", "again", time.time())
+    time.sleep(1.1)
+    url = signed(edge, user_id="again")  # issued after that revocation: plays
+    for _ in range(3):  # remembered, then found clean
+        assert httpx.get(url, timeout=10).status_code == 200
+    _revoke(store, "user_id", "again", time.time())
+    resp = _first_answer_other_than(url, 200, 5)
+    assert resp.status_code == 403
+    assert resp.headers["x-playgate-reason"] == "revoked"
+
+
 def test_what_nginx_cannot_decide_still_reaches_the_validator(edge: Edge) -> None:
     for url in (signed(edge, max_uses=2), signed(edge, max_streams=1)):
         asked = checks(edge)
@@ -989,16 +1006,50 @@ def test_a_remembered_token_vouches_for_no_other_bytes(edge: Edge) -> None:
 
 
 @pytest.fixture(scope="module")
-def one_set_edge(media_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
+def one_set_store() -> MemoryStore:
+    return MemoryStore()
+
+
+@pytest.fixture(scope="module")
+def one_set_edge(
+    media_root: Path, one_set_store: MemoryStore, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Edge]:
     """A native edge whose memo is one set of two slots: every token lands on it."""
     prefix = tmp_path_factory.mktemp("nginx-one-slot")
     keyring_file = prefix / "keyring.json"
     keyring_file.write_text(json.dumps(KEYRING_DOC))
+    guard = StateGuard(one_set_store, ValidatorSettings(keyring=KEYRING).state, shared=True)
     with nginx_edge(
-        KEYRING, media_root, prefix, keyring_file=keyring_file, extra_locations=DECIDE,
-        memo_slots=2,
+        KEYRING, media_root, prefix, keyring_file=keyring_file, guard=guard,
+        extra_locations=DECIDE, memo_slots=2,
     ) as running:  # fmt: skip
+        wait_until_native(running)
         yield running
+
+
+def test_a_revoked_token_never_inherits_the_mark_of_its_slot(
+    one_set_edge: Edge, one_set_store: MemoryStore
+) -> None:
+    """A slot found clean at the feed's count of revocations is marked with it: a token taking
+    that slot over is looked up again, though no revocation came since."""
+    edge = one_set_edge
+    revoked = signed(edge, file="hls/v0/seg_003.ts", user_id="gone")
+    _revoke(one_set_store, "user_id", "gone", time.time())
+    deadline = time.monotonic() + 10
+    while True:  # until nginx itself denies it: the revocation is in its dict, and counted
+        asked = checks(edge)
+        if httpx.get(revoked, timeout=10).status_code == 403 and checks(edge) == asked:
+            break
+        assert time.monotonic() < deadline, "the revocation never reached nginx"
+        time.sleep(0.05)
+    for file in ("hls/v0/seg_001.ts", "hls/v0/seg_002.ts"):
+        url = signed(edge, file=file)
+        for _ in range(2):  # both slots of the one set: remembered, then found clean
+            assert httpx.get(url, timeout=10).status_code == 200
+    asked = checks(edge)
+    resp = httpx.get(revoked, timeout=10)
+    assert (resp.status_code, checks(edge) == asked) == (403, True)
+    assert resp.headers["x-playgate-reason"] == "revoked"
 
 
 def test_a_token_on_the_slot_of_another_is_checked_in_full(one_set_edge: Edge) -> None:

@@ -1280,6 +1280,7 @@ function _M.init_worker()
     memo_open(conf.memo_slots) -- per worker, after the fork: no page shared or copied
     metrics.init_worker()
     if ngx.worker.id() == 0 and key_error == nil then
+        meta:add("revisions", 0) -- kept over a reload: a count never goes back
         ngx.timer.at(0, poll)
     end
     if key_error ~= nil then
@@ -1348,8 +1349,9 @@ local function usable_policy(now)
             -- Read before this tick's revocation lookups, so a token found clean is marked
             -- with a count no larger than the revocations it was looked up in. Past the
             -- slots' 32 bits no mark is trusted (a wrapped count could meet an old one).
-            local revisions = meta:get("revisions") or 0
-            policy_read.revisions = revisions < NOT_CHECKED and revisions or nil
+            -- No count yet (worker 0 makes it): nothing is skipped.
+            local revisions = meta:get("revisions")
+            policy_read.revisions = revisions and revisions < NOT_CHECKED and revisions or nil
         end
     end
     return policy_read
