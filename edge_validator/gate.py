@@ -30,7 +30,7 @@ from .metrics import metrics
 from .state.guard import StateGuard
 
 if TYPE_CHECKING:
-    from .asgi.admin import TurnCounts
+    from .asgi.admin import BatchedCounts
 
 log = logging.getLogger("playgate.validator")
 
@@ -60,7 +60,7 @@ class Gate:
         narrow_sessions: bool = True,
         log_allowed: bool = False,
         dual: DualToken | None = None,
-        counts: TurnCounts | None = None,
+        counts: BatchedCounts | None = None,
     ) -> None:
         self.verifier = verifier
         # The CDN formats this validator also accepts (PLAYGATE_ACCEPT_FORMATS), or None.
@@ -77,8 +77,8 @@ class Gate:
         # The decision counter per (outcome, reason), bound once: ``labels()`` takes a lock and
         # builds its key on every call. Reasons are a fixed set of codes.
         self._decisions: dict[tuple[str, str], Counter] = {}
-        # The decision counter and latency written once per event-loop turn (the app's, shared
-        # with its request metrics: one flush per turn), or, with None, by each decision.
+        # The decision counter and latency written in batches (the app's, shared with its
+        # request metrics: one flush for both), or, with None, by each decision.
         self.counts = counts
 
     async def authorize(

@@ -31,12 +31,15 @@ import functools
 import json
 import logging
 import resource
+import urllib.parse
 import weakref
 from collections.abc import Iterable, Mapping
 
+import httptools
 import uvicorn
 from starlette.types import ASGIApp
 from uvicorn._types import ASGI3Application, ASGISendEvent
+from uvicorn.protocols.http.flow_control import service_unavailable
 from uvicorn.protocols.http.httptools_impl import (
     HEADER_RE,
     HEADER_VALUE_RE,
@@ -196,6 +199,20 @@ def _lines(headers: list[tuple[bytes, bytes]]) -> bytes | None:
     return b"".join(content)
 
 
+# The server's default headers (uvicorn's: the date, which changes once a second) and their
+# ``_lines``, computed again only when they differ.
+_defaults: tuple[list[tuple[bytes, bytes]], bytes | None] = ([], b"")
+
+
+def _server_lines(headers: list[tuple[bytes, bytes]]) -> bytes | None:
+    global _defaults
+    known, lines = _defaults
+    if headers != known:
+        lines = _lines(headers)
+        _defaults = (list(headers), lines)
+    return lines
+
+
 @functools.lru_cache(maxsize=4096)
 def _file_lines(shared: tuple[tuple[bytes, bytes], ...]) -> tuple[bytes, int] | None:
     """A file's own headers (one tuple per file version, origins/files.py) as ``_Cycle.start``
@@ -243,7 +260,7 @@ class _Cycle(RequestResponseCycle):
         about 40,000 instructions per segment, most of it the same file headers again); the
         server's default headers and ``rest`` are checked here as ``start`` checks them."""
         encoded = _file_lines(shared)
-        before = _lines(self.default_headers) if encoded is not None else None
+        before = _server_lines(self.default_headers) if encoded is not None else None
         after = _lines(rest) if before is not None else None
         if encoded is None or before is None or after is None or self.chunked_encoding is not None:
             return self.start(status_code, [*shared, *rest])
@@ -290,6 +307,24 @@ class _Cycle(RequestResponseCycle):
             content.append(b"transfer-encoding: chunked\r\n")
         content.append(b"\r\n")
         return b"".join(content)
+
+
+# The bytes of an origin-form target (RFC 3986 pchar, "/" and "?") that ``split_target``
+# splits itself: any other (a fragment's "#", a byte http-parser refuses, non-ASCII) goes to
+# ``httptools.parse_url``. ``tests/unit/test_split_target.py`` compares the two.
+_PLAIN_TARGET = (
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+,;=:@%/?"
+)
+
+
+def split_target(url: bytes) -> tuple[bytes, bytes]:
+    """The path and the query (b"" when none) of a request target, as ``httptools.parse_url``
+    gives them to uvicorn."""
+    if url[:1] == b"/" and not url.translate(None, _PLAIN_TARGET):
+        path, _, query = url.partition(b"?")
+        return path, query
+    parsed = httptools.parse_url(url)
+    return parsed.path, parsed.query or b""
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
@@ -428,13 +463,57 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.deadline = self.loop.time() + self.limits.body_timeout
         if self._files is not None:
             self.scope["extensions"] = dict(EXTENSIONS)  # the app's to extend, per request
-        super().on_headers_complete()
+        self._request_ready()
+
+    def _request_ready(self) -> None:
+        """uvicorn's ``on_headers_complete`` (0.55), the same scope, cycle and task, with an
+        origin-form target split by ``split_target`` (``httptools.parse_url`` walked the
+        target byte by byte, and built a URL object, for what one ``partition`` finds)."""
+        parser, scope = self.parser, self.scope
+        http_version = parser.get_http_version()
+        scope["method"] = parser.get_method().decode("ascii")
+        if http_version != "1.1":
+            scope["http_version"] = http_version
+        if parser.should_upgrade() and self._should_upgrade():
+            return
+        raw_path, query = split_target(self.url)
+        path = raw_path.decode("ascii")
+        if "%" in path:
+            path = urllib.parse.unquote(path)
+        root_path = self.root_path
+        scope["path"] = root_path + path if root_path else path
+        scope["raw_path"] = root_path.encode("ascii") + raw_path if root_path else raw_path
+        scope["query_string"] = query
+        limit = self.limit_concurrency
+        app: ASGI3Application = self.app
+        if limit is not None and (len(self.connections) >= limit or len(self.tasks) >= limit):
+            app = service_unavailable
+            self.logger.warning("Exceeded concurrency limit.")
+        existing = self.cycle
+        # Positional, in the order of RequestResponseCycle.__init__ (0.30 to 0.55): keywords
+        # to a class cost a dict per call.
+        self.cycle = cycle = _Cycle(
+            scope,
+            self.transport,
+            self.flow,
+            self.logger,
+            self.access_logger,
+            self.access_log,
+            self.server_state.default_headers,
+            asyncio.Event(),
+            self.expect_100_continue,
+            http_version != "1.0" and parser.should_keep_alive(),
+            self.on_response_complete,
+        )
+        if existing is None or existing.response_complete:
+            self._start_asgi_task(cycle, app)
+        else:  # pipelined: queued behind the response under way
+            self.flow.pause_reading()
+            self.pipeline.appendleft((cycle, app))
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
         # The head held for the body first (one send), inside the file bodies: a held head is
         # written before a file's bytes go to the socket.
-        if cycle.__class__ is RequestResponseCycle:  # as uvicorn's on_headers_complete made it
-            cycle.__class__ = _Cycle
         media = self._media
         if media is not None and app is self.app and media.takes(cycle.scope):  # type: ignore[arg-type]
             assert self._files is not None

@@ -22,7 +22,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from edge_validator.asgi.admin import RequestMetrics, ResponseMetrics, TurnCounts, admin_routes
+from edge_validator.asgi.admin import (
+    BatchedCounts,
+    RequestMetrics,
+    ResponseMetrics,
+    admin_routes,
+    flush_counts,
+)
 from edge_validator.asgi.problems import http_error, internal_error, problem
 from edge_validator.core.errors import (
     BodyTooLarge,
@@ -117,7 +123,7 @@ class SignerApi:
         self.clock = clock
         self.limiter = limiter
         self.issued = IssuanceLog()
-        self.counts = TurnCounts()
+        self.counts = BatchedCounts()
         # The counter of one caller's URLs, looked up once per caller (labels() takes a lock).
         self._issued_count = functools.lru_cache(maxsize=1024)(metrics().urls_issued.labels)
 
@@ -359,6 +365,7 @@ def create_app(
             on_started(lambda: reload_keyring(api, os.environ))
         async with background(spool.run() if spool else None, watch_clock(state_store, settings)):
             yield
+        flush_counts()  # a stopping worker's last counts stay in the sums
         api.issued.flush()
         if own_store:
             await state_store.close()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import weakref
 from bisect import bisect_left
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -40,9 +41,10 @@ def admin_routes(key: AdminKey | None, details: Details) -> list[Route]:
         return None
 
     async def metrics_text(request: Request) -> Response:
-        return refused(request) or Response(
-            exposition(), headers={"Content-Type": CONTENT_TYPE, **_NO_STORE}
-        )
+        if (refusal := refused(request)) is not None:
+            return refusal
+        flush_counts()  # this worker's counts, up to the request just answered
+        return Response(exposition(), headers={"Content-Type": CONTENT_TYPE, **_NO_STORE})
 
     async def health(request: Request) -> Response:
         return refused(request) or JSONResponse(await details(), headers=_NO_STORE)
@@ -53,29 +55,46 @@ def admin_routes(key: AdminKey | None, details: Details) -> list[Route]:
     ]
 
 
-class TurnCounts:
-    """Counter increments and histogram observations written once per turn of the event loop,
-    at its end: all of the turn's in one ``inc(n)`` per counter, and per histogram one increment
-    of each bucket hit and one of the sum (``observe_all``). In the multiprocess files the serve
-    commands use, every value write takes a lock, a ``getpid`` and an mmap write; the requests
-    answered in one turn share them. A client that has its answer sees the count: the turn ends
-    before its next request is read. With no running loop (a synchronous caller) a value is
-    written at once."""
+# How long a worker keeps its counts before writing them to the metrics (nginx's workers add
+# theirs every 0.2 s, playgate_metrics.lua). A scrape this worker answers writes them first.
+FLUSH_SECONDS = 0.1
+_batches: weakref.WeakSet[BatchedCounts] = weakref.WeakSet()
+
+
+def flush_counts() -> None:
+    """Write every pending count of this process now (before a scrape, at shutdown)."""
+    for counts in list(_batches):
+        counts.flush()
+
+
+class BatchedCounts:
+    """Counter increments and histogram observations kept in the worker and written at most
+    every ``FLUSH_SECONDS``: all of them in one ``inc(n)`` per counter, and per histogram one
+    increment of each bucket hit and one of the sum (``observe_all``). In the multiprocess files
+    the serve commands use, every value write takes a lock, a ``getpid`` system call and an
+    mmap write: written per loop turn, a media request on a connection of its own paid six,
+    58,000 instructions, a sixth of its whole server cost (docs/performance.md, "Metrics
+    written every 0.1 s"). A ``/metrics`` answer of this worker (``flush_counts``) and the
+    app's shutdown write them at once; another worker's scrape sees them within
+    ``FLUSH_SECONDS``. With no running loop (a synchronous caller) a value is written at once."""
 
     def __init__(self) -> None:
         self._pending: dict[Counter, int] = {}
         self._observed: dict[Histogram, list[float]] = {}
-        self._due = False  # a flush is scheduled at the end of this turn
+        # The loop whose timer writes what is pending (None: no timer). A loop that stopped with
+        # its timer still armed (a test client's) is replaced by the next running one.
+        self._loop: asyncio.AbstractEventLoop | None = None
+        _batches.add(self)
 
     def inc(self, counter: Counter) -> None:
-        if not self._due and not self._schedule():
+        if not self._held():
             counter.inc()
             return
         pending = self._pending
         pending[counter] = pending.get(counter, 0) + 1
 
     def observe(self, histogram: Histogram, value: float) -> None:
-        if not self._due and not self._schedule():
+        if not self._held():
             histogram.observe(value)
             return
         observed = self._observed.get(histogram)
@@ -85,10 +104,8 @@ class TurnCounts:
             observed.append(value)
 
     def add(self, histogram: Histogram, value: float, counter: Counter) -> None:
-        """``observe`` and ``inc`` in one call (a request's latency and its count): one call
-        where writing at once made two, which keeps a turn of one request close to that cost
-        (docs/performance.md, "Metrics written once per loop turn")."""
-        if not self._due and not self._schedule():
+        """``observe`` and ``inc`` in one call (a request's latency and its count)."""
+        if not self._held():
             histogram.observe(value)
             counter.inc()
             return
@@ -100,22 +117,28 @@ class TurnCounts:
         pending = self._pending
         pending[counter] = pending.get(counter, 0) + 1
 
-    def _schedule(self) -> bool:
+    def _held(self) -> bool:
+        """Whether a value may wait: a running loop's timer will write it. The armed loop is
+        asked first: Python 3.11 finds the running loop with a ``getpid`` system call."""
+        loop = self._loop
+        if loop is not None and loop.is_running():
+            return True
         loop = asyncio._get_running_loop()
         if loop is None:
             return False
-        loop.call_soon(self._add)
-        self._due = True
+        self._loop = loop
+        loop.call_later(FLUSH_SECONDS, self.flush)
         return True
 
-    def _add(self) -> None:
-        self._due = False
+    def flush(self) -> None:
+        """Write what is pending now."""
+        self._loop = None
         pending, self._pending = self._pending, {}
         observed, self._observed = self._observed, {}
         for counter, n in pending.items():
             counter.inc(n)
         for histogram, values in observed.items():
-            if len(values) == 1:  # one in the turn (one request): as before, two writes
+            if len(values) == 1:  # one value (one request): two writes, as observe makes
                 histogram.observe(values[0])
             else:
                 observe_all(histogram, values)
@@ -149,11 +172,11 @@ class ResponseMetrics:
     path, which holds tokens). Each label set is bound on first use and kept: ``labels()``
     takes a lock and builds its key on every call, a cost per request for a handful of series.
     ``counts`` writes the latencies and the response counters (and any other counter or
-    histogram of the service, such as the validator's decisions) per turn."""
+    histogram of the service, such as the validator's decisions) in batches."""
 
     def __init__(self, service: str) -> None:
         self.service = service
-        self.counts = TurnCounts()
+        self.counts = BatchedCounts()
         self._seconds: dict[str, Histogram] = {}
         self._responses: dict[tuple[str, int], Counter] = {}
 

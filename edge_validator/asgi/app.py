@@ -25,7 +25,7 @@ from ..settings import ValidatorSettings
 from ..state.feed import RevocationFeed
 from ..state.guard import StateGuard
 from ..state.store import build_store
-from .admin import RequestMetrics, ResponseMetrics, admin_routes
+from .admin import RequestMetrics, ResponseMetrics, admin_routes, flush_counts
 from .auth import auth
 from .cors import CorsMiddleware
 from .health import health_details, healthz, readyz
@@ -76,6 +76,7 @@ def create_app(
             on_started(lambda: reload_keyring(app, os.environ))
         async with state_gauges(guard):
             yield
+        flush_counts()  # a stopping worker's last counts stay in the sums
         await guard.stop()
         if origin is not None:
             await origin.close()

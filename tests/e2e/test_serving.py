@@ -236,6 +236,7 @@ def test_signer_counts_urls_per_api_key_across_workers(
         for _ in range(3):
             refused = httpx.post(f"{base}/v1/playback-urls", json={"video_id": "demo"}, timeout=10)
             assert refused.status_code == 401
+        time.sleep(0.5)  # each worker writes its counts every FLUSH_SECONDS (0.1 s)
         samples = metric_samples(base)
     assert value(samples, "playgate_urls_issued_total", api_key="backend-eu") == 12
     route = {"service": "signer", "route": "/v1/playback-urls"}

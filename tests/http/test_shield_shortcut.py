@@ -281,10 +281,11 @@ def test_the_media_path_counts_as_the_stack_does(
     table = requests(keyring)
 
     def deltas(base: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        time.sleep(0.5)  # earlier tests' counts written first (every FLUSH_SECONDS, 0.1 s)
         before = _counts()
         for method, path, headers in table:
             answer(base, method, path, headers)
-        time.sleep(0.3)  # response counters are added at the end of the server's loop turn
+        time.sleep(0.5)  # and these
         after = _counts()
         return {k: v - before.get(k, 0.0) for k, v in after.items() if v != before.get(k, 0.0)}
 

@@ -1,7 +1,8 @@
-"""Histogram observations and counter increments written once per event-loop turn
-(``TurnCounts``, ``observe_all``). ``observe_all`` reads prometheus_client's internals: these
-tests compare it with plain ``observe`` on the same values, in memory and in the multiprocess
-files the serve commands use, so that a release that changes those internals fails here."""
+"""Histogram observations and counter increments written in batches, at most every
+``FLUSH_SECONDS`` (``BatchedCounts``, ``observe_all``). ``observe_all`` reads
+prometheus_client's internals: these tests compare it with plain ``observe`` on the same
+values, in memory and in the multiprocess files the serve commands use, so that a release that
+changes those internals fails here."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
-from edge_validator.asgi.admin import TurnCounts, observe_all
+from edge_validator.asgi.admin import FLUSH_SECONDS, BatchedCounts, flush_counts, observe_all
 from edge_validator.metrics import _REQUEST_BUCKETS, _VERIFY_BUCKETS
 
 # Multiples of 1/64 and bounds of that kind: every sum is exact in binary, so adding a turn's
@@ -133,31 +134,73 @@ def test_observe_all_in_multiprocess_files(tmp_path: Path) -> None:
     assert any(line.startswith("h_sum") for line in texts[0])
 
 
-def test_turn_counts_write_at_the_end_of_the_turn() -> None:
+def _pair() -> tuple[CollectorRegistry, Histogram, Counter]:
     registry = CollectorRegistry()
-    histogram = Histogram("t", "per turn", buckets=(0.5, 1.0), registry=registry)
-    counter = Counter("n", "per turn", registry=registry)
+    histogram = Histogram("t", "batched", buckets=(0.5, 1.0), registry=registry)
+    counter = Counter("n", "batched", registry=registry)
+    return registry, histogram, counter
 
-    def seen() -> tuple[float | None, ...]:
-        return (
-            registry.get_sample_value("t_count"),
-            registry.get_sample_value("t_sum"),
-            registry.get_sample_value("t_bucket", {"le": "0.5"}),
-            registry.get_sample_value("n_total"),
-        )
 
-    async def turns() -> None:
-        counts = TurnCounts()
+def _seen(registry: CollectorRegistry) -> tuple[float | None, ...]:
+    return (
+        registry.get_sample_value("t_count"),
+        registry.get_sample_value("t_sum"),
+        registry.get_sample_value("t_bucket", {"le": "0.5"}),
+        registry.get_sample_value("n_total"),
+    )
+
+
+def test_batched_counts_are_written_within_the_flush_interval() -> None:
+    registry, histogram, counter = _pair()
+
+    async def requests() -> None:
+        counts = BatchedCounts()
         counts.observe(histogram, 0.25)
         counts.add(histogram, 0.75, counter)  # a request's latency and its count
-        assert seen() == (0.0, 0.0, 0.0, 0.0)  # not yet: the turn goes on
         await asyncio.sleep(0)
-        assert seen() == (2.0, 1.0, 1.0, 1.0)
-        counts.observe(histogram, 2.0)  # a later turn: written again
         await asyncio.sleep(0)
-        assert seen() == (3.0, 3.0, 1.0, 1.0)
+        assert _seen(registry) == (0.0, 0.0, 0.0, 0.0)  # later turns: still held
+        counts.add(histogram, 0.25, counter)
+        await asyncio.sleep(FLUSH_SECONDS * 3)
+        assert _seen(registry) == (3.0, 1.25, 2.0, 2.0)  # one timer wrote all three
+        counts.observe(histogram, 2.0)  # held again, by a timer of its own
+        assert _seen(registry) == (3.0, 1.25, 2.0, 2.0)
+        await asyncio.sleep(FLUSH_SECONDS * 3)
+        assert _seen(registry) == (4.0, 3.25, 2.0, 2.0)
 
-    asyncio.run(turns())
-    counts = TurnCounts()  # no running loop: written at once
+    asyncio.run(requests())
+    counts = BatchedCounts()  # no running loop: written at once
     counts.add(histogram, 0.5, counter)
-    assert seen() == (4.0, 3.5, 2.0, 2.0)
+    assert _seen(registry) == (5.0, 3.75, 3.0, 3.0)
+
+
+def test_a_scrape_writes_the_pending_counts_at_once() -> None:
+    registry, histogram, counter = _pair()
+
+    async def scrape() -> None:
+        counts = BatchedCounts()
+        counts.add(histogram, 0.75, counter)
+        counts.inc(counter)
+        flush_counts()  # what /metrics and the app's shutdown call
+        assert _seen(registry) == (1.0, 0.75, 0.0, 2.0)
+        await asyncio.sleep(FLUSH_SECONDS * 3)  # the timer finds nothing left to write
+        assert _seen(registry) == (1.0, 0.75, 0.0, 2.0)
+
+    asyncio.run(scrape())
+
+
+def test_counts_left_by_an_ended_loop_are_written_by_the_next() -> None:
+    registry, histogram, counter = _pair()
+    counts = BatchedCounts()
+
+    async def first() -> None:
+        counts.add(histogram, 0.25, counter)
+
+    async def second() -> None:
+        counts.inc(counter)
+        await asyncio.sleep(FLUSH_SECONDS * 3)
+
+    asyncio.run(first())  # ends before its timer fires
+    assert _seen(registry) == (0.0, 0.0, 0.0, 0.0)
+    asyncio.run(second())
+    assert _seen(registry) == (1.0, 0.25, 1.0, 2.0)
