@@ -153,11 +153,10 @@ def store() -> MemoryStore:
     return MemoryStore()
 
 
-@pytest.fixture(scope="module")
-def edge(
-    media_root: Path, store: MemoryStore, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Edge]:
-    prefix = tmp_path_factory.mktemp("nginx")
+@contextlib.contextmanager
+def native_edge(media_root: Path, store: MemoryStore, prefix: Path, **edge: Any) -> Iterator[Edge]:
+    """A native edge on the vectors' key ring, its validator on ``store``, with the test
+    locations; once nginx decides by itself (``edge``: more of nginx_edge's settings)."""
     keyring_file = prefix / "keyring.json"
     keyring_file.write_text(json.dumps(KEYRING_DOC))
     guard = StateGuard(store, ValidatorSettings(keyring=KEYRING).state, shared=True)
@@ -168,8 +167,17 @@ def edge(
         keyring_file=keyring_file,
         guard=guard,
         extra_locations=DECIDE,
+        **edge,
     ) as running:
         wait_until_native(running)
+        yield running
+
+
+@pytest.fixture(scope="module")
+def edge(
+    media_root: Path, store: MemoryStore, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Edge]:
+    with native_edge(media_root, store, tmp_path_factory.mktemp("nginx")) as running:
         yield running
 
 
@@ -1016,14 +1024,7 @@ def one_set_edge(
 ) -> Iterator[Edge]:
     """A native edge whose memo is one set of two slots: every token lands on it."""
     prefix = tmp_path_factory.mktemp("nginx-one-slot")
-    keyring_file = prefix / "keyring.json"
-    keyring_file.write_text(json.dumps(KEYRING_DOC))
-    guard = StateGuard(one_set_store, ValidatorSettings(keyring=KEYRING).state, shared=True)
-    with nginx_edge(
-        KEYRING, media_root, prefix, keyring_file=keyring_file, guard=guard,
-        extra_locations=DECIDE, memo_slots=2,
-    ) as running:  # fmt: skip
-        wait_until_native(running)
+    with native_edge(media_root, one_set_store, prefix, memo_slots=2) as running:
         yield running
 
 
