@@ -557,8 +557,9 @@ end
 -- decoded bytes of a token whose MAC matched, and the claims parsed from them, are kept in a
 -- set of two slots picked by its last MAC bytes, and a token equal to them in every byte (and
 -- in kind: start and session tokens have different keys) is authentic, with those claims,
--- without computing or parsing again. Only authentication is remembered: expiry, scope, network and
--- revocation are checked on every request. The key ring is fixed for a worker's life (a reload
+-- without computing or parsing again. Only authentication is remembered: expiry, scope and
+-- network are checked on every request, revocation whenever one was stored since the token's
+-- last lookups (its slot's ``clean``, decide). The key ring is fixed for a worker's life (a reload
 -- starts new workers), so a remembered MAC never outlives its key.
 -- The slots are C memory (calloc: pages are taken when first written), outside the Lua heap:
 -- a Lua table of 100,000 tokens made every request pay for its collection and string
@@ -1114,6 +1115,13 @@ local function feed_auth()
     return kid .. "." .. ts .. "." .. to_hex(hmac(keys[kid].key, FEED_CONTEXT .. "auth:" .. ts))
 end
 
+-- A revocation this edge could miss: it decides nothing natively any more (a reload, with a
+-- larger dict if that was why, starts over).
+local function give_up(why)
+    meta:set("overflow", generation)
+    ngx.log(ngx.ERR, "playgate native: ", why, "; every request goes to the validator")
+end
+
 -- Store one "r <kind> <value> <revoked at> <expires at>" line; false when it is not one.
 local function store_revocation(dict, line, now)
     local k, v, at, exp = line:match("^r ([tsuv]) (%S+) (%S+) (%S+)$")
@@ -1131,21 +1139,15 @@ local function store_revocation(dict, line, now)
     if known ~= nil and known > at then
         return true -- a later revocation of the same target covers more: keep it
     end
-    local stored, err = dict:safe_set(key, at, exp - now)
-    if stored then
+    local stored = dict:safe_set(key, at, exp - now)
+    if not stored then
+        -- A full dict would forget revocations: stop deciding natively.
+        give_up("revocation dict is full (raise native_dict_size)")
+    elseif not meta:incr("revisions", 1, 0) then
         -- Counted once stored, before this worker yields: a worker that reads the new count
         -- looks this revocation up again for every remembered token (usable_policy, decide).
-        -- Uncounted, it could be skipped: then nothing is decided natively, as when full.
-        if not meta:incr("revisions", 1, 0) then
-            meta:set("overflow", generation)
-            ngx.log(ngx.ERR, "playgate native: cannot count a revocation; every request goes ",
-                "to the validator")
-        end
-    else
-        -- A full dict would forget revocations: stop deciding natively.
-        meta:set("overflow", generation) -- a reload (with a larger dict) starts over
-        ngx.log(ngx.ERR, "playgate native: revocation dict is full; every request goes to ",
-            "the validator (raise native_dict_size)")
+        -- Uncounted, it could be skipped: then nothing is decided natively either.
+        give_up("cannot count a revocation")
     end
     return true
 end
