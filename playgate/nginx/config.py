@@ -86,6 +86,9 @@ class EdgeConfig:
     # power of two, 0 for none; 240 bytes each, per worker): about twice the live viewers one
     # worker serves. 262,144 slots (60 MB a worker, sets of two) keep 4 in 5 of 100,000 viewers.
     native_memo_slots: int = 262_144
+    # The native verifier's fast path: the built ngx_http_playgate_module.so (fast_module.py),
+    # which allows the common request in C before the Lua verifier runs; None: Lua decides all.
+    fast_module: Path | None = None
 
     @property
     def native_active(self) -> bool:
@@ -191,7 +194,12 @@ _NATIVE_ACCESS = """\
             set $pg_cat_renewed "";
             set $pg_cat_cookie "";
             set $pg_renewal "";
-            access_by_lua_block { require("playgate_native").access() }"""
+{fast}            access_by_lua_block {{ require("playgate_native").access() }}"""
+_FAST = """\
+            # The common allow, decided in C first (ngx_http_playgate_module.c): it allows or
+            # declines, and the Lua verifier below decides what it declined.
+            playgate_fast on;
+"""
 _NATIVE_OPEN = """\
             # A start token that needs no shared state opens its playback session here (the
             # same 302 the shield answers); anything else goes on to the shield.
@@ -259,6 +267,13 @@ def native_values(config: EdgeConfig, contract: dict[str, str]) -> dict[str, str
             f"native_memo_slots is a power of two from 2 to {MAX_MEMO_SLOTS:,} (or 0 for none)"
         )
     modules = "".join(f"load_module {NATIVE_MODULE_DIR / m};\n" for m in NATIVE_MODULES)
+    fast = config.fast_module
+    if fast is not None:
+        if not _SAFE_VALUE.fullmatch(str(fast)):
+            raise ConfigurationError(f"fast module {str(fast)!r} has characters nginx would parse")
+        # After ngx_http_lua: the module calls its shared-dict read, and its access handler,
+        # registered last, runs first.
+        modules += f"load_module {fast};\n"
     validators = ", ".join(f'"{addr}"' for addr in config.validator_addrs())
     return {
         "native_modules": modules,
@@ -274,7 +289,7 @@ def native_values(config: EdgeConfig, contract: dict[str, str]) -> dict[str, str
             # address as text there.
             text_address="true" if config.listen.startswith("unix:") else "false",
         ),
-        "access_check": _NATIVE_ACCESS,
+        "access_check": _NATIVE_ACCESS.format(fast=_FAST if fast is not None else ""),
         "native_open": _NATIVE_OPEN,
         "metrics_server": metrics_server(config.metrics_listen),
     }

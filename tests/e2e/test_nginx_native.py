@@ -109,7 +109,10 @@ DECIDE = """
                         tonumber(now), policy, nil, nil, packed or nil)
                     if v == "allow" then r, t = "", r end
                     if v == "defer" then r = "" end -- why it defers is for the metrics only
+                    -- and the C fast path's judgement of the same request
+                    local fv, ft = native.fast_verdict(unhex(target), tonumber(now), policy)
                     lines[#lines + 1] = v .. "\\t" .. (r or "") .. "\\t" .. hex(t or "")
+                        .. "\\t" .. (fv or "off") .. "\\t" .. hex(ft or "")
                 end
                 -- how many of the batch's tokens the memo authenticated (no MAC computed)
                 ngx.header["X-Memo-Hits"] = native.memo_hits() - hits
@@ -214,16 +217,37 @@ def native_verdicts(edge: Edge, batch: list[Case]) -> list[Verdict]:
     return verdicts_and_memo_hits(edge, batch)[0]
 
 
+# Allows by the C fast path (ngx_http_playgate_module.c) over every batch judged so far: each
+# one checked against Python's verdict as it came (fast_allows_agree).
+FAST_ALLOWS = collections.Counter[str]()
+
+
+def fast_allows_agree(batch: list[Case], fast: list[tuple[str, str]]) -> None:
+    """The C fast path only allows, and only what Python allows, naming the same token id;
+    everything else it declines (the Lua verifier then decides as judged above)."""
+    wrong = []
+    for case, (verdict, token_id) in zip(batch, fast, strict=True):
+        assert verdict in ("allow", "decline"), f"the fast path is not loaded: {verdict}"
+        if verdict == "allow":
+            FAST_ALLOWS["allow"] += 1
+            if python_verdict(VERIFIER, case) != Verdict("allow", "", token_id):
+                wrong.append((case, python_verdict(VERIFIER, case)))
+    assert not wrong, wrong[:5]
+
+
 def verdicts_and_memo_hits(edge: Edge, batch: list[Case]) -> tuple[list[Verdict], int]:
-    """The native verdicts, and how many of the batch's tokens the memo authenticated."""
+    """The native verdicts, and how many of the batch's tokens the memo authenticated; the C
+    fast path's judgements of the same batch are checked against Python's on the way."""
     body = "\n".join(f"{c.target.hex()}\t{c.client}\t{c.now!r}" for c in batch)
     resp = httpx.post(f"{edge.url}/_test/native-decide", content=body, timeout=120)
     assert resp.status_code == 200, resp.text[:500]
-    out = []
+    out, fast = [], []
     for line in resp.text.split("\n"):
-        verdict, reason, token_id = line.split("\t")
+        verdict, reason, token_id, fast_verdict, fast_token_id = line.split("\t")
         out.append(Verdict(verdict, reason, bytes.fromhex(token_id).decode("latin-1")))
+        fast.append((fast_verdict, bytes.fromhex(fast_token_id).decode("latin-1")))
     assert len(out) == len(batch)
+    fast_allows_agree(batch, fast)
     return out, int(resp.headers["x-memo-hits"])
 
 
@@ -283,6 +307,7 @@ def test_every_vector_is_judged_as_python_judges_it(edge: Edge) -> None:
 
 def test_thousands_of_random_and_mutated_requests_agree_with_python(edge: Edge) -> None:
     batch = cases(KEYRING, 6000)
+    allowed_before = FAST_ALLOWS["allow"]
     # The generator reaches every outcome, or the comparison proves little.
     outcomes = agreed_outcomes(edge, batch)
     reasons = {reason for (verdict, reason) in outcomes if verdict == "deny"}
@@ -300,6 +325,8 @@ def test_thousands_of_random_and_mutated_requests_agree_with_python(edge: Edge) 
     }
     assert outcomes[("allow", "")] > 200
     assert outcomes[("defer", "")] > 20
+    # The C fast path allowed a good part of them (each allow agreed with Python's).
+    assert FAST_ALLOWS["allow"] - allowed_before > 50
 
 
 def raw_get(edge: Edge, target: bytes) -> tuple[int, dict[str, str]]:

@@ -21,6 +21,7 @@ from edge_validator.settings import ValidatorSettings
 from edge_validator.state.guard import StateGuard
 from edge_validator.state.memory import MemoryStore
 from playgate.demo.origin import create_origin_app
+from playgate.nginx.fast_module import built
 from playgate.nginx.config import EdgeConfig, current_user_if_root, prepare_prefix
 from playgate.nginx.runner import ERROR_LOG, running_nginx
 from tests.support.servers import LOOPBACK, free_port, require_tool, serve_app
@@ -88,13 +89,15 @@ def nginx_edge(
     metrics: bool = False,
     validator_host: str = LOOPBACK,
     memo_slots: int | None = None,
+    fast: bool = True,
 ) -> Iterator[Edge]:
     """``keyring_file``: the key ring's JSON file, for nginx's native verifier (None: off, every
     request goes through auth_request). ``guard``: the validator's state (to revoke in tests).
     ``extra_locations``: nginx lines added to the server block (test-only locations).
     ``metrics``: nginx serves its counts on an admin port of its own (``Edge.metrics_url``).
     ``validator_host``: the name nginx is given for the validator (it listens on loopback).
-    ``memo_slots``: the native verifier's memo size (None: the default)."""
+    ``memo_slots``: the native verifier's memo size (None: the default). ``fast``: with the
+    native verifier, its C fast path too (playgate/nginx/fast_module.py; False: Lua alone)."""
     nginx = require_tool("nginx")
     hits: list[str] = []
     auth_calls: list[str] = []
@@ -129,6 +132,7 @@ def nginx_edge(
             cors=cors or CorsPolicy(),
             keyring_file=keyring_file,
             metrics_listen=metrics_listen,
+            fast_module=built(nginx) if fast and keyring_file is not None else None,
         )
         if memo_slots is not None:
             config = dataclasses.replace(config, native_memo_slots=memo_slots)

@@ -20,8 +20,9 @@ local _M = {}
 local dict
 
 -- Keys: "a" an allow, "s" a session opened, "d<reason>" a deny, "f<why>" handed to the
--- validator. Built once per reason (reasons are a fixed set of short codes).
-local ALLOW, OPENED = "a", "s"
+-- validator, "c" the allows of the C fast path (counted in "a" too). Built once per reason
+-- (reasons are a fixed set of short codes).
+local ALLOW, OPENED, FAST = "a", "s", "c"
 
 -- Each family: its key letter, the series text before and after the label value, its help.
 local FAMILIES = {
@@ -32,6 +33,9 @@ local FAMILIES = {
     { "playgate_sessions_renewed_total", "counter",
         "Playback sessions the native verifier opened in nginx",
         { s = { "playgate_sessions_renewed_total", "" } } },
+    { "playgate_native_fast_allowed_total", "counter",
+        "Allows the native verifier's C fast path decided (counted in playgate_decisions_total too)",
+        { c = { "playgate_native_fast_allowed_total", "" } } },
     { "playgate_native_deferred_total", "counter",
         "Requests nginx handed to the validator, by why it did not decide them",
         { f = { 'playgate_native_deferred_total{reason="', '"}' } } },
@@ -66,6 +70,9 @@ end
 -- 1 % of nginx's work. A scrape sees them up to FLUSH seconds late.
 local FLUSH = 0.2
 local pending = 0
+-- The C fast path's allows since the last flush (a function, set by the native verifier when
+-- nginx loaded the module), or nil.
+local fast_allowed = nil
 -- Until the flush timer runs: once it cannot (not started, or the worker is exiting and it
 -- ran its last time), allows go to the dict one by one, as before.
 local batched = false
@@ -78,6 +85,17 @@ local function flush(premature)
         dict:incr(ALLOW, pending, 0)
         pending = 0
     end
+    local fast = fast_allowed and fast_allowed() or 0
+    if fast > 0 then
+        dict:incr(ALLOW, fast, 0)
+        dict:incr(FAST, fast, 0)
+    end
+end
+
+-- count_fast(take), in init_worker_by_lua: ``take()`` returns the C fast path's allows since
+-- it was last called; each flush adds them.
+function _M.count_fast(take)
+    fast_allowed = take
 end
 
 -- init_worker(), in init_worker_by_lua: the worker's flush timer (its last run, when the

@@ -71,6 +71,20 @@ typedef struct {
 } playgate_memo_slot;
 ]])
 
+-- The C fast path (playgate/nginx/module/ngx_http_playgate_module.c), when nginx loaded it:
+-- it allows the common request before this verifier runs, with what this file tells it.
+ffi.cdef([[
+void playgate_fast_reset(void);
+int playgate_fast_add_key(const char *kid, size_t kid_len, const void *start,
+    const void *session, const void *outer, size_t state_bytes);
+void playgate_fast_policy(int usable, double until, double leeway, double max_ttl,
+    double max_session, int cat, int manifest_flag, void *zone);
+uint64_t playgate_fast_take_allowed(void);
+int playgate_fast_judge(const char *target, size_t len, double now, double leeway,
+    double max_ttl, double max_session, int cat, unsigned char *tid, size_t *tid_len);
+]])
+local fast = pcall(function() return ffi.C.playgate_fast_policy end) and ffi.C or nil
+
 -- nginx links libcrypto itself; load it by name only where the symbols are not global.
 local crypto = ffi.C
 if not pcall(function() return crypto.SHA256_Init end) then
@@ -259,6 +273,17 @@ function _M.init(options)
     generation = to_hex(urandom:read(8))
     urandom:close()
     local ring, probes = load_keyring(options.keyring_file)
+    if fast then
+        -- In the master, before the workers fork: they inherit the keys (a reload starts anew).
+        fast.playgate_fast_reset()
+        for kid, key in pairs(ring or {}) do
+            if fast.playgate_fast_add_key(kid, #kid, key.start, key.session, key.outer,
+                    SHA256_CTX_BYTES) ~= 0 then
+                ngx.log(ngx.WARN, "playgate native: key ", kid, " not given to the fast path; ",
+                    "its tokens are decided in Lua")
+            end
+        end
+    end
     if ring == nil then
         -- Never fatal: every request then goes to the Python validator, which says why.
         key_error = probes
@@ -1277,19 +1302,6 @@ local function poll(premature)
     end
 end
 
-function _M.init_worker()
-    meta = ngx.shared[conf.meta_dict]
-    memo_open(conf.memo_slots) -- per worker, after the fork: no page shared or copied
-    metrics.init_worker()
-    if ngx.worker.id() == 0 and key_error == nil then
-        meta:add("revisions", 0) -- kept over a reload: a count never goes back
-        ngx.timer.at(0, poll)
-    end
-    if key_error ~= nil then
-        ngx.log(ngx.ERR, "playgate native: off (", key_error, "); every request goes to the ",
-            "validator")
-    end
-end
 
 -- The policy of the last feed, parsed once per change.
 local policy_text, policy = nil, nil
@@ -1313,7 +1325,9 @@ local function parse_policy(text)
     }
 end
 
--- The policy to decide with now, or nil: then the Python validator decides.
+-- The policy to decide with now, or nil: then the Python validator decides. With it, the time
+-- until which this reading stays usable if the feed's state does not change (the C fast path
+-- is told no later than that).
 local function read_policy(now)
     local text = meta:get("policy")
     if text ~= policy_text then
@@ -1328,15 +1342,61 @@ local function read_policy(now)
     end
     if now - poll_at <= FRESH then
         -- The validator answers: its word on whether its view can be trusted stands.
-        return meta:get("trusted") and policy or nil
+        if meta:get("trusted") then
+            return policy, poll_at + FRESH
+        end
+        return nil
     end
     -- The validator is unreachable: its failure policy, as it would apply it to Redis.
     local trusted_at = meta:get("trusted_at")
     if policy.fail_open and trusted_at
             and (policy.serve_stale or now - trusted_at <= policy.max_staleness) then
-        return policy
+        return policy, policy.serve_stale and math.huge or trusted_at + policy.max_staleness
     end
     return nil
+end
+
+-- The C fast path's view, renewed by every worker's timer: the policy, good for two turns at
+-- most (a worker whose timer stops running has its requests decided here again), and the
+-- revocation dict it looks revocation keys up in.
+local FAST_PUSH = 0.05
+
+local function push_fast(premature)
+    local active, usable_until = nil, nil
+    if not premature then
+        active, usable_until = read_policy(ngx.now())
+    end
+    local dict = ngx.shared[conf.dict]
+    local zone_ptr = active and shdict_ffi and C.ngx_http_lua_ffi_shdict_udata_to_zone(dict[1])
+    if not active or zone_ptr == nil then
+        fast.playgate_fast_policy(0, 0, 0, 0, 0, 0, 0, nil)
+        return
+    end
+    fast.playgate_fast_policy(1, math.min(ngx.now() + 2 * FAST_PUSH, usable_until),
+        active.leeway, active.max_ttl, active.max_session, active.cat and 1 or 0,
+        conf.manifest_flag and 1 or 0, zone_ptr)
+end
+
+function _M.init_worker()
+    meta = ngx.shared[conf.meta_dict]
+    memo_open(conf.memo_slots) -- per worker, after the fork: no page shared or copied
+    metrics.init_worker()
+    if fast and key_error == nil then
+        metrics.count_fast(function() return tonumber(fast.playgate_fast_take_allowed()) end)
+        local ok, err = ngx.timer.every(FAST_PUSH, push_fast)
+        if not ok then
+            ngx.log(ngx.WARN, "playgate native: fast path off in this worker (no timer: ", err,
+                ")")
+        end
+    end
+    if ngx.worker.id() == 0 and key_error == nil then
+        meta:add("revisions", 0) -- kept over a reload: a count never goes back
+        ngx.timer.at(0, poll)
+    end
+    if key_error ~= nil then
+        ngx.log(ngx.ERR, "playgate native: off (", key_error, "); every request goes to the ",
+            "validator")
+    end
 end
 
 -- The feed's state changes a few times a second (POLL): the requests of one event-loop tick
@@ -1438,6 +1498,23 @@ function _M.access()
     end
     metrics.deferred(reason)
     return ask_validator()
+end
+
+-- For the tests: the C fast path's judgement of ``target`` at ``now`` under ``policy`` with
+-- no revocation dict (as decide without one): "allow" and the token id, "decline", or nil
+-- when nginx did not load the module.
+local fast_tid = ffi.new("unsigned char[256]")
+local fast_tid_len = ffi.new("size_t[1]")
+
+function _M.fast_verdict(target, now, policy)
+    if not fast then
+        return nil
+    end
+    if fast.playgate_fast_judge(target, #target, now, policy.leeway, policy.max_ttl,
+            policy.max_session, policy.cat and 1 or 0, fast_tid, fast_tid_len) == 1 then
+        return "allow", ffi.string(fast_tid, fast_tid_len[0])
+    end
+    return "decline"
 end
 
 -- The session URL a start token opens for this request and its token id (gate.admit), or nil

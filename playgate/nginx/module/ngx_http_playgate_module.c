@@ -1,0 +1,764 @@
+/*
+ * PlayGate's fast path: the native verifier's common allow decided in C, without entering Lua.
+ *
+ * playgate_native.lua decides every request of the native edge; what it costs is mostly Lua's
+ * own (entering the handler, nginx variables looked up by name, the token read byte by byte):
+ * docs/performance.md, "The fast path in C". This handler runs first in the access phase of a
+ * location with `playgate_fast on` and ALLOWS ONLY: a GET or HEAD with a path-mode start or
+ * session token (/t/<token>/<path> or /s/<token>/<path>), no query, a plain path, a canonical
+ * token whose HMAC verifies with a key of the ring, within its times and scope, with no
+ * network, use or stream limit, no session to open, and no revocation key of its in the dict.
+ * Anything else, or any doubt, is DECLINED and the Lua verifier decides it as before: every
+ * deny, and every deny's reason, stays Lua's. So the two can disagree only by this code
+ * allowing what Lua would not: tests/e2e/test_nginx_fast.py holds them to the same answers.
+ *
+ * What it knows comes from Lua through the FFI (the functions below marked "Lua"): the key
+ * ring's HMAC states in init_by_lua (each load, before the workers fork), and the policy from
+ * each worker's timer every few tens of milliseconds, good for a short while only: a worker
+ * whose Lua stops telling it declines everything again.
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+
+
+#define PG_MAC_BYTES        32
+#define PG_MAX_TOKEN_CHARS  2048
+#define PG_MAX_KEYS         64
+#define PG_MAX_KID          32
+#define PG_CTA_HEADER       "cta_common_access_token"
+
+
+/* lua-nginx-module's shared dict read (what lua-resty-core's dict:get calls). */
+int ngx_http_lua_ffi_shdict_get(ngx_shm_zone_t *zone, u_char *key, size_t key_len,
+    int *value_type, u_char **str_value_buf, size_t *str_value_len, double *num_value,
+    int *user_flags, int get_stale, int *is_stale, char **errmsg);
+
+
+typedef struct {
+    u_char      kid[PG_MAX_KID];
+    size_t      kid_len;
+    SHA256_CTX  start;      /* inner state with the start token's context absorbed */
+    SHA256_CTX  session;    /* ... the session token's */
+    SHA256_CTX  outer;
+} pg_key_t;
+
+
+typedef struct {
+    ngx_flag_t       usable;
+    double           until;   /* ngx.now() past which the policy is not used */
+    double           leeway;
+    double           max_ttl;
+    double           max_session;
+    ngx_flag_t       cat;
+    ngx_flag_t       manifest_flag;
+    ngx_shm_zone_t  *zone;    /* the revocation dict */
+} pg_policy_t;
+
+
+typedef struct {
+    ngx_flag_t  enable;
+    ngx_int_t   token_id_index;
+    ngx_int_t   origin_path_index;
+    ngx_int_t   is_manifest_index;
+} pg_loc_conf_t;
+
+
+/* Per process: set in the master before the fork, or by the worker's own timer. */
+static pg_key_t     pg_keys[PG_MAX_KEYS];
+static ngx_uint_t   pg_nkeys;
+static pg_policy_t  pg_policy;
+static uint64_t     pg_allowed;
+static u_char       pg_token[PG_MAX_TOKEN_CHARS / 4 * 3];
+
+
+static ngx_int_t pg_init(ngx_conf_t *cf);
+static void *pg_create_loc_conf(ngx_conf_t *cf);
+static char *pg_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child);
+
+
+static ngx_command_t  pg_commands[] = {
+
+    { ngx_string("playgate_fast"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(pg_loc_conf_t, enable),
+      NULL },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  pg_module_ctx = {
+    NULL,                   /* preconfiguration */
+    pg_init,                /* postconfiguration */
+    NULL, NULL, NULL, NULL, /* main, server */
+    pg_create_loc_conf,
+    pg_merge_loc_conf
+};
+
+
+ngx_module_t  ngx_http_playgate_module = {
+    NGX_MODULE_V1,
+    &pg_module_ctx,
+    pg_commands,
+    NGX_HTTP_MODULE,
+    NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+    NGX_MODULE_V1_PADDING
+};
+
+
+/* --- Lua's side (playgate_native.lua, through the FFI) ------------------------------------- */
+
+/* Lua: a new key ring is coming (init_by_lua, at each load). */
+void
+playgate_fast_reset(void)
+{
+    pg_nkeys = 0;
+    ngx_memzero(&pg_policy, sizeof(pg_policy_t));
+}
+
+
+/* Lua: one key of the ring, as its HMAC states; 0, or -1 when it cannot be held (then its
+ * tokens are declined here and Lua decides them). */
+int
+playgate_fast_add_key(const u_char *kid, size_t kid_len, const void *start,
+    const void *session, const void *outer, size_t state_bytes)
+{
+    pg_key_t  *key;
+
+    if (state_bytes != sizeof(SHA256_CTX) || kid_len == 0 || kid_len > PG_MAX_KID
+        || pg_nkeys == PG_MAX_KEYS)
+    {
+        return -1;
+    }
+
+    key = &pg_keys[pg_nkeys++];
+    ngx_memcpy(key->kid, kid, kid_len);
+    key->kid_len = kid_len;
+    ngx_memcpy(&key->start, start, sizeof(SHA256_CTX));
+    ngx_memcpy(&key->session, session, sizeof(SHA256_CTX));
+    ngx_memcpy(&key->outer, outer, sizeof(SHA256_CTX));
+    return 0;
+}
+
+
+/* Lua: the policy this worker may decide with until ``until`` (ngx.now() seconds); usable 0
+ * (no trusted revocation view, no dict) declines everything. */
+void
+playgate_fast_policy(int usable, double until, double leeway, double max_ttl,
+    double max_session, int cat, int manifest_flag, void *zone)
+{
+    pg_policy.usable = usable && zone != NULL;
+    pg_policy.until = until;
+    pg_policy.leeway = leeway;
+    pg_policy.max_ttl = max_ttl;
+    pg_policy.max_session = max_session;
+    pg_policy.cat = cat;
+    pg_policy.manifest_flag = manifest_flag;
+    pg_policy.zone = zone;
+}
+
+
+/* Lua: the allows decided here since the last call (the metrics' flush adds them). */
+uint64_t
+playgate_fast_take_allowed(void)
+{
+    uint64_t  n = pg_allowed;
+
+    pg_allowed = 0;
+    return n;
+}
+
+
+/* --- the request ------------------------------------------------------------------------- */
+
+/* base64url's values; 0x80 marks every other byte (padding too: tokens have none). */
+static const u_char  pg_b64[256] = {
+#define X 0x80
+    X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
+    X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
+    X, X, X, X, X, X, X, X, X, X, X, X, X, 62, X, X,
+    52, 53, 54, 55, 56, 57, 58, 59, 60, 61, X, X, X, X, X, X,
+    X, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14,
+    15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, X, X, X, X, 63,
+    X, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40,
+    41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, X, X, X, X, X,
+    X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
+    X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
+    X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
+    X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
+    X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
+    X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
+    X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
+    X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X
+#undef X
+};
+
+
+/* Canonical base64url (the alphabet only, no padding, a length that is not 1 mod 4, zero
+ * unused bits in the last character) into ``out``: the byte count, or -1. */
+static ssize_t
+pg_b64url(const u_char *s, size_t n, u_char *out)
+{
+    size_t    i, o;
+    uint32_t  a, b, c, d;
+
+    if (n % 4 == 1) {
+        return -1;
+    }
+
+    o = 0;
+
+    for (i = 0; i + 4 <= n; i += 4) {
+        a = pg_b64[s[i]];
+        b = pg_b64[s[i + 1]];
+        c = pg_b64[s[i + 2]];
+        d = pg_b64[s[i + 3]];
+
+        if ((a | b | c | d) & 0x80) {
+            return -1;
+        }
+
+        out[o++] = (u_char) (a << 2 | b >> 4);
+        out[o++] = (u_char) (b << 4 | c >> 2);
+        out[o++] = (u_char) (c << 6 | d);
+    }
+
+    switch (n - i) {
+
+    case 2:
+        a = pg_b64[s[i]];
+        b = pg_b64[s[i + 1]];
+        if (((a | b) & 0x80) || (b & 0x0f)) {
+            return -1;
+        }
+        out[o++] = (u_char) (a << 2 | b >> 4);
+        break;
+
+    case 3:
+        a = pg_b64[s[i]];
+        b = pg_b64[s[i + 1]];
+        c = pg_b64[s[i + 2]];
+        if (((a | b | c) & 0x80) || (c & 0x03)) {
+            return -1;
+        }
+        out[o++] = (u_char) (a << 2 | b >> 4);
+        out[o++] = (u_char) (b << 4 | c >> 2);
+        break;
+    }
+
+    return (ssize_t) o;
+}
+
+
+static uint32_t
+pg_u32(const u_char *p)
+{
+    return (uint32_t) p[0] << 24 | (uint32_t) p[1] << 16 | (uint32_t) p[2] << 8 | p[3];
+}
+
+
+/* As Lua reads a 64-bit field: two doubles, the same rounding past 2^53. */
+static double
+pg_u64(const u_char *p)
+{
+    return (double) pg_u32(p) * 4294967296.0 + (double) pg_u32(p + 4);
+}
+
+
+static ngx_flag_t
+pg_printable(const u_char *p, size_t n)
+{
+    size_t  i;
+
+    for (i = 0; i < n; i++) {
+        if (p[i] < 0x20 || p[i] > 0x7e) {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+/* Whether a path ends in ".m3u8" or ".mpd", letters in any case (playgate_native.lua). */
+static ngx_flag_t
+pg_is_manifest(const u_char *p, size_t n)
+{
+    if (n >= 5 && p[n - 5] == '.' && (p[n - 4] | 0x20) == 'm' && p[n - 3] == '3'
+        && (p[n - 2] | 0x20) == 'u' && p[n - 1] == '8')
+    {
+        return 1;
+    }
+
+    return n >= 4 && p[n - 4] == '.' && (p[n - 3] | 0x20) == 'm'
+           && (p[n - 2] | 0x20) == 'p' && (p[n - 1] | 0x20) == 'd';
+}
+
+
+/* Whether the key ``kind`` ":" ``len`` bytes is in the revocation dict, or cannot be looked
+ * up (both decline: Lua's revoked() decides). */
+static ngx_flag_t
+pg_present(ngx_shm_zone_t *zone, u_char kind, const u_char *at, size_t len)
+{
+    int      rc, type, flags, stale;
+    char    *err;
+    u_char   key[2 + 255], small[64], *buf;
+    size_t   buf_len;
+    double   num;
+
+    key[0] = kind;
+    key[1] = ':';
+    ngx_memcpy(key + 2, at, len);
+
+    buf = small;
+    buf_len = sizeof(small);
+    err = NULL;
+    type = 0;
+
+    rc = ngx_http_lua_ffi_shdict_get(zone, key, len + 2, &type, &buf, &buf_len,
+                                     &num, &flags, 0, &stale, &err);
+    if (rc != 0) {
+        return 1;
+    }
+
+    if (buf != small) {     /* a longer string value: allocated for us */
+        free(buf);
+    }
+
+    return type != 0;       /* 0: LUA_TNIL, not there */
+}
+
+
+static void
+pg_set(ngx_http_request_t *r, ngx_int_t index, u_char *data, size_t len)
+{
+    ngx_http_variable_value_t  *vv;
+
+    vv = &r->variables[index];
+    vv->data = data;
+    vv->len = len;
+    vv->valid = 1;
+    vv->no_cacheable = 0;
+    vv->not_found = 0;
+    vv->escape = 0;
+}
+
+
+static ngx_flag_t
+pg_cta_header(ngx_http_request_t *r)
+{
+    ngx_uint_t        i, n;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+    u_char            ch;
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return 0;
+            }
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len != sizeof(PG_CTA_HEADER) - 1) {
+            continue;
+        }
+
+        /* As nginx matches $http_cta_common_access_token: any case, "-" for "_". */
+        for (n = 0; n < h[i].key.len; n++) {
+            ch = h[i].key.data[n];
+            if (ch >= 'A' && ch <= 'Z') {
+                ch |= 0x20;
+            } else if (ch == '-') {
+                ch = '_';
+            }
+            if (ch != (u_char) PG_CTA_HEADER[n]) {
+                break;
+            }
+        }
+
+        if (n == h[i].key.len) {
+            return 1;
+        }
+    }
+}
+
+
+typedef struct {
+    u_char      *token_id;      /* in pg_token, until the next judgement */
+    size_t       token_id_len;
+    u_char      *path;          /* in the target */
+    size_t       path_len;
+    ngx_flag_t   manifest;
+} pg_allow_t;
+
+
+/* The fast path's judgement of a raw target at ``now`` under ``pol``: NGX_OK when it is
+ * plainly allowed (``out`` then says what to log and fetch), NGX_DECLINED for anything else.
+ * The revocation dict is consulted when ``pol->zone`` is set. */
+static ngx_int_t
+pg_judge(u_char *t, size_t n, double now, const pg_policy_t *pol, pg_allow_t *out)
+{
+    u_char      *end, *tok, *path, *p, *s;
+    size_t       tok_len, path_len, blen, kid_len, pos, scope_at, scope_len;
+    size_t       tid_at, tid_len, sid_at, sid_len, net_at, net_len, uid_at, uid_len;
+    size_t       first, last, i;
+    ssize_t      len;
+    ngx_uint_t   k;
+    ngx_flag_t   session, manifest;
+    double       expires_at, not_before, longest;
+    uint32_t     max_uses, session_seconds;
+    unsigned     max_streams;
+    pg_key_t    *key;
+    SHA256_CTX   ctx;
+    u_char       mac[PG_MAC_BYTES];
+
+    end = t + n;
+
+    /* Printable ASCII without space or backslash, and none of what Lua reads further (a
+     * query, a fragment, an escape, a ";"). */
+    for (s = t; s < end; s++) {
+        if (*s < 0x21 || *s > 0x7e || *s == '\\' || *s == '?' || *s == '#' || *s == '%'
+            || *s == ';')
+        {
+            return NGX_DECLINED;
+        }
+    }
+
+    if (n < 5 || t[0] != '/' || t[2] != '/' || (t[1] != 't' && t[1] != 's')) {
+        return NGX_DECLINED;
+    }
+
+    session = t[1] == 's';
+    tok = t + 3;
+    path = ngx_strlchr(tok, end, '/');
+    if (path == NULL) {
+        return NGX_DECLINED;
+    }
+    tok_len = path - tok;
+    path_len = end - path;
+
+    /* No "//" and no "/." in the path (a "/./" or "/../" Lua refuses; a "/.x" Lua decides). */
+    for (s = path; s + 1 < end; s++) {
+        if (s[0] == '/' && (s[1] == '/' || s[1] == '.')) {
+            return NGX_DECLINED;
+        }
+    }
+
+    if (tok_len == 0 || tok_len > PG_MAX_TOKEN_CHARS
+        || (pol->cat && !session && tok[0] != 'A'))
+    {
+        return NGX_DECLINED;
+    }
+
+    len = pg_b64url(tok, tok_len, pg_token);
+    if (len < 2 + PG_MAC_BYTES) {
+        return NGX_DECLINED;
+    }
+
+    p = pg_token;
+    if (p[0] != 1 && p[0] != 2) {
+        return NGX_DECLINED;
+    }
+
+    blen = (size_t) len - PG_MAC_BYTES;
+    kid_len = p[1];
+    pos = 2 + kid_len;
+    if (pos > blen) {
+        return NGX_DECLINED;
+    }
+
+    key = NULL;
+    for (k = 0; k < pg_nkeys; k++) {
+        if (pg_keys[k].kid_len == kid_len && ngx_memcmp(pg_keys[k].kid, p + 2, kid_len) == 0) {
+            key = &pg_keys[k];
+            break;
+        }
+    }
+
+    if (key == NULL) {
+        return NGX_DECLINED;
+    }
+
+    ctx = session ? key->session : key->start;
+    SHA256_Update(&ctx, p, blen);
+    SHA256_Final(mac, &ctx);
+    ctx = key->outer;
+    SHA256_Update(&ctx, mac, PG_MAC_BYTES);
+    SHA256_Final(mac, &ctx);
+
+    if (CRYPTO_memcmp(mac, p + blen, PG_MAC_BYTES) != 0) {
+        return NGX_DECLINED;
+    }
+
+    /* Authentic bytes from here; a field running past the body declines. */
+    if (pos + 18 > blen) {
+        return NGX_DECLINED;
+    }
+
+    expires_at = pg_u64(p + pos);
+    not_before = pg_u64(p + pos + 8);
+    scope_len = (size_t) p[pos + 16] << 8 | p[pos + 17];
+    pos += 18;
+
+    if (scope_len == 0 || pos + scope_len > blen || p[pos] != '/'
+        || p[pos + scope_len - 1] != '/')
+    {
+        return NGX_DECLINED;
+    }
+
+    scope_at = pos;
+    pos += scope_len;
+
+    /* token id, session id, network, user id: a length byte each */
+#define PG_FIELD(at, flen)                                                    \
+    if (pos >= blen || pos + 1 + p[pos] > blen) {                             \
+        return NGX_DECLINED;                                                  \
+    }                                                                         \
+    flen = p[pos];                                                            \
+    at = pos + 1;                                                             \
+    pos = at + flen
+
+    PG_FIELD(tid_at, tid_len);
+    PG_FIELD(sid_at, sid_len);
+    PG_FIELD(net_at, net_len);
+    PG_FIELD(uid_at, uid_len);
+#undef PG_FIELD
+
+    (void) net_at;      /* a network is Lua's to check: any declines */
+
+    if (pos + 6 > blen) {
+        return NGX_DECLINED;
+    }
+
+    max_uses = pg_u32(p + pos);
+    max_streams = (unsigned) p[pos + 4] << 8 | p[pos + 5];
+    pos += 6;
+
+    session_seconds = 0;
+    if (p[0] == 2) {
+        if (pos + 4 > blen) {
+            return NGX_DECLINED;
+        }
+        session_seconds = pg_u32(p + pos);
+        pos += 4;
+        if (session_seconds == 0) {
+            return NGX_DECLINED;
+        }
+    }
+
+    if (pos != blen || tid_len == 0 || net_len != 0
+        || !pg_printable(p + scope_at, scope_len) || !pg_printable(p + tid_at, tid_len)
+        || !pg_printable(p + sid_at, sid_len) || !pg_printable(p + uid_at, uid_len))
+    {
+        return NGX_DECLINED;
+    }
+
+    /* The checks of decide(), in Lua's arithmetic. */
+    if (now > expires_at + pol->leeway || now + pol->leeway < not_before) {
+        return NGX_DECLINED;
+    }
+
+    longest = session ? pol->max_session : pol->max_ttl;
+    if (expires_at - not_before > longest) {
+        return NGX_DECLINED;
+    }
+
+    if (path_len < scope_len || ngx_memcmp(path, p + scope_at, scope_len) != 0) {
+        return NGX_DECLINED;
+    }
+
+    manifest = pg_is_manifest(path, path_len);
+
+    if ((!session && session_seconds > 0 && manifest) || max_uses > 0 || max_streams > 0) {
+        return NGX_DECLINED;    /* a session to open, counted uses or streams */
+    }
+
+    if (pol->zone != NULL) {
+        if (pg_present(pol->zone, 't', p + tid_at, tid_len)
+            || (sid_len > 0 && pg_present(pol->zone, 's', p + sid_at, sid_len))
+            || (uid_len > 0 && pg_present(pol->zone, 'u', p + uid_at, uid_len)))
+        {
+            return NGX_DECLINED;
+        }
+
+        /* "/videos/<id>/": the id not empty and without "/" */
+        if (scope_len > 9 && ngx_memcmp(p + scope_at, "/videos/", 8) == 0) {
+            first = scope_at + 8;
+            last = scope_at + scope_len - 2;
+            for (i = first; i <= last && p[i] != '/'; i++) { /* void */ }
+            if (i > last && pg_present(pol->zone, 'v', p + first, last - first + 1)) {
+                return NGX_DECLINED;
+            }
+        }
+    }
+
+    out->token_id = p + tid_at;
+    out->token_id_len = tid_len;
+    out->path = path;
+    out->path_len = path_len;
+    out->manifest = manifest;
+    return NGX_OK;
+}
+
+
+/* Tests (the native verifier's test location, playgate_native.fast_verdict): the fast path's
+ * judgement of ``target`` at ``now`` with this policy and no revocation dict: 1 allowed (the
+ * token id copied to ``tid``, up to 255 bytes), 0 declined. */
+int
+playgate_fast_judge(const u_char *target, size_t len, double now, double leeway,
+    double max_ttl, double max_session, int cat, u_char *tid, size_t *tid_len)
+{
+    pg_policy_t  pol;
+    pg_allow_t   out;
+
+    ngx_memzero(&pol, sizeof(pg_policy_t));
+    pol.leeway = leeway;
+    pol.max_ttl = max_ttl;
+    pol.max_session = max_session;
+    pol.cat = cat;
+
+    if (pg_judge((u_char *) target, len, now, &pol, &out) != NGX_OK) {
+        return 0;
+    }
+
+    ngx_memcpy(tid, out.token_id, out.token_id_len);
+    *tid_len = out.token_id_len;
+    return 1;
+}
+
+
+static ngx_int_t
+pg_access_handler(ngx_http_request_t *r)
+{
+    u_char                     *copy;
+    double                      now;
+    pg_allow_t                  out;
+    ngx_time_t                 *tp;
+    pg_loc_conf_t              *lcf;
+    ngx_http_core_main_conf_t  *cmcf;
+    ngx_http_phase_handler_t   *ph;
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_playgate_module);
+
+    if (!lcf->enable || r != r->main || !pg_policy.usable
+        || !(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD)))
+    {
+        return NGX_DECLINED;
+    }
+
+    tp = ngx_timeofday();
+    now = (double) tp->sec + (double) tp->msec / 1000.0;   /* ngx.now() */
+
+    if (now > pg_policy.until || pg_cta_header(r)
+        || pg_judge(r->unparsed_uri.data, r->unparsed_uri.len, now, &pg_policy, &out)
+           != NGX_OK)
+    {
+        return NGX_DECLINED;
+    }
+
+    /* Allowed: what the template's maps would cut, and the logged token id. */
+    copy = ngx_pnalloc(r->pool, out.token_id_len + out.path_len);
+    if (copy == NULL) {
+        return NGX_DECLINED;
+    }
+    ngx_memcpy(copy, out.token_id, out.token_id_len);
+    ngx_memcpy(copy + out.token_id_len, out.path, out.path_len);
+    pg_set(r, lcf->token_id_index, copy, out.token_id_len);
+    pg_set(r, lcf->origin_path_index, copy + out.token_id_len, out.path_len);
+    if (pg_policy.manifest_flag) {
+        pg_set(r, lcf->is_manifest_index, (u_char *) (out.manifest ? "1" : "0"), 1);
+    }
+
+    pg_allowed++;
+
+    /* The rest of the access phase (the Lua verifier) is skipped: on to post-access, which
+     * the checker's increment reaches (ph->next is the phase after it). */
+    cmcf = ngx_http_get_module_main_conf(r, ngx_http_core_module);
+    ph = &cmcf->phase_engine.handlers[r->phase_handler];
+    r->phase_handler = ph->next - 2;
+
+    return NGX_OK;
+}
+
+
+/* --- configuration ----------------------------------------------------------------------- */
+
+static void *
+pg_create_loc_conf(ngx_conf_t *cf)
+{
+    pg_loc_conf_t  *conf;
+
+    conf = ngx_pcalloc(cf->pool, sizeof(pg_loc_conf_t));
+    if (conf == NULL) {
+        return NULL;
+    }
+
+    conf->enable = NGX_CONF_UNSET;
+    conf->token_id_index = NGX_ERROR;
+    conf->origin_path_index = NGX_ERROR;
+    conf->is_manifest_index = NGX_ERROR;
+    return conf;
+}
+
+
+static char *
+pg_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    pg_loc_conf_t  *prev = parent;
+    pg_loc_conf_t  *conf = child;
+    ngx_str_t       token_id = ngx_string("pg_log_token_id");
+    ngx_str_t       origin_path = ngx_string("pg_origin_path");
+    ngx_str_t       is_manifest = ngx_string("pg_is_manifest");
+
+    ngx_conf_merge_value(conf->enable, prev->enable, 0);
+
+    if (!conf->enable) {
+        return NGX_CONF_OK;
+    }
+
+    /* The variables the template's maps define (edge.conf.template). */
+    conf->token_id_index = ngx_http_get_variable_index(cf, &token_id);
+    conf->origin_path_index = ngx_http_get_variable_index(cf, &origin_path);
+    conf->is_manifest_index = ngx_http_get_variable_index(cf, &is_manifest);
+
+    if (conf->token_id_index == NGX_ERROR || conf->origin_path_index == NGX_ERROR
+        || conf->is_manifest_index == NGX_ERROR)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+pg_init(ngx_conf_t *cf)
+{
+    ngx_http_handler_pt        *h;
+    ngx_http_core_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    /* Pushed after lua-nginx-module's (loaded before this module): runs before it. */
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_ACCESS_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = pg_access_handler;
+    return NGX_OK;
+}
