@@ -57,6 +57,7 @@ from playgate.nginx.config import (
     nginx_argv,
     prepare_prefix,
 )
+from playgate.nginx.fast_module import built
 from playgate.processes import free_port, require_tool, stop_process
 from signer.issuing import PlaybackRequest, issue
 
@@ -315,15 +316,25 @@ def shield_uvicorn(bench: Bench) -> Edge:
     return Edge(base, playgate_prefixes, validator=start(bench, argv, f"{base}/healthz", env))
 
 
-def native(bench: Bench) -> Edge:
-    """PlayGate's check inside nginx (playgate/nginx/lua), reading the validators' key ring."""
+def native(bench: Bench, fast: bool = True) -> Edge:
+    """PlayGate's check inside nginx (playgate/nginx/lua), reading the validators' key ring,
+    with its C fast path (playgate/nginx/module) unless ``fast`` is False."""
     keyring_file = bench.work / "keyring.json"
     keyring_file.write_text(bench.keyring_json)
     try:
         check_native(EdgeConfig("-", "http://x", "http://x", bench.work, keyring_file=keyring_file))
+        module = built(bench.nginx) if fast else None
     except ConfigurationError as exc:
         raise Unavailable(str(exc)) from None
-    return playgate_nginx(bench, "native", bench.validator_env(), keyring_file=keyring_file)
+    name = "native" if fast else "native_lua"
+    return playgate_nginx(
+        bench, name, bench.validator_env(), keyring_file=keyring_file, fast_module=module
+    )
+
+
+def native_lua(bench: Bench) -> Edge:
+    """The native verifier without its C fast path: Lua decides every request."""
+    return native(bench, fast=False)
 
 
 class Unavailable(Exception):
@@ -336,7 +347,8 @@ CONFIGS: dict[str, tuple[str, Callable[[Bench], Edge]]] = {
     "playgate": ("nginx + PlayGate `auth_request` (no native verifier)", playgate_default),
     "shield": ("PlayGate origin shield alone (uvicorn serving files)", shield),
     "shield_uvicorn": ("origin shield, plain uvicorn: no zero-copy (before)", shield_uvicorn),
-    "native": ("nginx + PlayGate native verifier (Lua, in nginx)", native),
+    "native": ("nginx + PlayGate native verifier (C fast path, then Lua, in nginx)", native),
+    "native_lua": ("nginx + PlayGate native verifier, Lua alone (no C fast path)", native_lua),
 }
 
 

@@ -21,8 +21,8 @@ from edge_validator.settings import ValidatorSettings
 from edge_validator.state.guard import StateGuard
 from edge_validator.state.memory import MemoryStore
 from playgate.demo.origin import create_origin_app
-from playgate.nginx.fast_module import built
 from playgate.nginx.config import EdgeConfig, current_user_if_root, prepare_prefix
+from playgate.nginx.fast_module import built
 from playgate.nginx.runner import ERROR_LOG, running_nginx
 from tests.support.servers import LOOPBACK, free_port, require_tool, serve_app
 

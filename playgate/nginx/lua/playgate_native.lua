@@ -80,8 +80,9 @@ int playgate_fast_add_key(const char *kid, size_t kid_len, const void *start,
 void playgate_fast_policy(int usable, double until, double leeway, double max_ttl,
     double max_session, int cat, int manifest_flag, void *zone);
 uint64_t playgate_fast_take_allowed(void);
-int playgate_fast_judge(const char *target, size_t len, double now, double leeway,
-    double max_ttl, double max_session, int cat, unsigned char *tid, size_t *tid_len);
+int playgate_fast_judge(const char *target, size_t len, const char *client,
+    size_t client_len, double now, double leeway, double max_ttl, double max_session, int cat,
+    unsigned char *tid, size_t *tid_len);
 ]])
 local fast = pcall(function() return ffi.C.playgate_fast_policy end) and ffi.C or nil
 
@@ -1501,16 +1502,18 @@ function _M.access()
 end
 
 -- For the tests: the C fast path's judgement of ``target`` at ``now`` under ``policy`` with
--- no revocation dict (as decide without one): "allow" and the token id, "decline", or nil
--- when nginx did not load the module.
+-- no revocation dict (as decide without one), the viewer's address as decide takes it:
+-- "allow" and the token id, "decline", or nil when nginx did not load the module.
 local fast_tid = ffi.new("unsigned char[256]")
 local fast_tid_len = ffi.new("size_t[1]")
 
-function _M.fast_verdict(target, now, policy)
+function _M.fast_verdict(target, client_text, now, policy, client_packed)
     if not fast then
         return nil
     end
-    if fast.playgate_fast_judge(target, #target, now, policy.leeway, policy.max_ttl,
+    local client = client_packed or packed_ip(client_text)
+    if fast.playgate_fast_judge(target, #target, client, client and #client or 0, now,
+            policy.leeway, policy.max_ttl,
             policy.max_session, policy.cat and 1 or 0, fast_tid, fast_tid_len) == 1 then
         return "allow", ffi.string(fast_tid, fast_tid_len[0])
     end

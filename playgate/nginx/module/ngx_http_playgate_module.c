@@ -74,6 +74,7 @@ static ngx_uint_t   pg_nkeys;
 static pg_policy_t  pg_policy;
 static uint64_t     pg_allowed;
 static u_char       pg_token[PG_MAX_TOKEN_CHARS / 4 * 3];
+static const u_char pg_mapped_v4[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
 
 
 static ngx_int_t pg_init(ngx_conf_t *cf);
@@ -302,6 +303,107 @@ pg_is_manifest(const u_char *p, size_t n)
 }
 
 
+/* A client network field (prefix length, then 4 or 16 address bytes; token.decode_network):
+ * well formed, no host bits set, no IPv4-mapped IPv6 network. */
+static ngx_flag_t
+pg_network_ok(const u_char *raw, size_t n)
+{
+    size_t      i, first, prefix, bits;
+    ngx_uint_t  keep;
+
+    if (n != 5 && n != 17) {
+        return 0;
+    }
+
+    prefix = raw[0];
+    bits = 8 * (n - 1);
+    if (prefix > bits) {
+        return 0;
+    }
+
+    for (i = 0; i < n - 1; i++) {
+        first = 8 * i;
+        if (first >= prefix) {
+            if (raw[1 + i] != 0) {
+                return 0;
+            }
+
+        } else if (first + 8 > prefix) {
+            keep = prefix - first;
+            if (raw[1 + i] & (0xff >> keep)) {
+                return 0;
+            }
+        }
+    }
+
+    return !(bits == 128 && prefix >= 96 && ngx_memcmp(raw + 1, pg_mapped_v4, 12) == 0);
+}
+
+
+/* Whether the packed client address (4 or 16 bytes; IPv4-mapped already 4) is in the network
+ * ``raw`` (pg_network_ok). */
+static ngx_flag_t
+pg_in_network(const u_char *client, size_t client_len, const u_char *raw, size_t n)
+{
+    size_t  i, first, prefix;
+
+    if (client == NULL || client_len != n - 1) {
+        return 0;
+    }
+
+    prefix = raw[0];
+    for (i = 0; i < client_len; i++) {
+        first = 8 * i;
+        if (first >= prefix) {
+            return 1;
+        }
+        if (first + 8 <= prefix) {
+            if (client[i] != raw[1 + i]) {
+                return 0;
+            }
+
+        } else if ((client[i] ^ raw[1 + i]) & (0xff << (8 - (prefix - first)) & 0xff)) {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+/* The viewer's address as packed bytes (an IPv4-mapped IPv6 address as IPv4), or NULL (a UNIX
+ * socket: Lua reads the address as text there). */
+static const u_char *
+pg_client(ngx_connection_t *c, size_t *len)
+{
+    struct sockaddr_in   *sin;
+#if (NGX_HAVE_INET6)
+    struct sockaddr_in6  *sin6;
+#endif
+
+    switch (c->sockaddr->sa_family) {
+
+    case AF_INET:
+        sin = (struct sockaddr_in *) c->sockaddr;
+        *len = 4;
+        return (const u_char *) &sin->sin_addr;
+
+#if (NGX_HAVE_INET6)
+    case AF_INET6:
+        sin6 = (struct sockaddr_in6 *) c->sockaddr;
+        if (ngx_memcmp(sin6->sin6_addr.s6_addr, pg_mapped_v4, 12) == 0) {
+            *len = 4;
+            return sin6->sin6_addr.s6_addr + 12;
+        }
+        *len = 16;
+        return sin6->sin6_addr.s6_addr;
+#endif
+    }
+
+    return NULL;
+}
+
+
 /* Whether the key ``kind`` ":" ``len`` bytes is in the revocation dict, or cannot be looked
  * up (both decline: Lua's revoked() decides). */
 static ngx_flag_t
@@ -408,9 +510,11 @@ typedef struct {
 
 /* The fast path's judgement of a raw target at ``now`` under ``pol``: NGX_OK when it is
  * plainly allowed (``out`` then says what to log and fetch), NGX_DECLINED for anything else.
- * The revocation dict is consulted when ``pol->zone`` is set. */
+ * ``client``: the viewer's packed address (NULL: unknown). The revocation dict is consulted
+ * when ``pol->zone`` is set. */
 static ngx_int_t
-pg_judge(u_char *t, size_t n, double now, const pg_policy_t *pol, pg_allow_t *out)
+pg_judge(u_char *t, size_t n, const u_char *client, size_t client_len, double now,
+    const pg_policy_t *pol, pg_allow_t *out)
 {
     u_char      *end, *tok, *path, *p, *s;
     size_t       tok_len, path_len, blen, kid_len, pos, scope_at, scope_len;
@@ -538,8 +642,6 @@ pg_judge(u_char *t, size_t n, double now, const pg_policy_t *pol, pg_allow_t *ou
     PG_FIELD(uid_at, uid_len);
 #undef PG_FIELD
 
-    (void) net_at;      /* a network is Lua's to check: any declines */
-
     if (pos + 6 > blen) {
         return NGX_DECLINED;
     }
@@ -560,7 +662,8 @@ pg_judge(u_char *t, size_t n, double now, const pg_policy_t *pol, pg_allow_t *ou
         }
     }
 
-    if (pos != blen || tid_len == 0 || net_len != 0
+    if (pos != blen || tid_len == 0
+        || (net_len != 0 && !pg_network_ok(p + net_at, net_len))
         || !pg_printable(p + scope_at, scope_len) || !pg_printable(p + tid_at, tid_len)
         || !pg_printable(p + sid_at, sid_len) || !pg_printable(p + uid_at, uid_len))
     {
@@ -578,6 +681,10 @@ pg_judge(u_char *t, size_t n, double now, const pg_policy_t *pol, pg_allow_t *ou
     }
 
     if (path_len < scope_len || ngx_memcmp(path, p + scope_at, scope_len) != 0) {
+        return NGX_DECLINED;
+    }
+
+    if (net_len != 0 && !pg_in_network(client, client_len, p + net_at, net_len)) {
         return NGX_DECLINED;
     }
 
@@ -616,11 +723,13 @@ pg_judge(u_char *t, size_t n, double now, const pg_policy_t *pol, pg_allow_t *ou
 
 
 /* Tests (the native verifier's test location, playgate_native.fast_verdict): the fast path's
- * judgement of ``target`` at ``now`` with this policy and no revocation dict: 1 allowed (the
+ * judgement of ``target`` from ``client`` (packed, NULL: unknown) at ``now`` with this policy
+ * and no revocation dict: 1 allowed (the
  * token id copied to ``tid``, up to 255 bytes), 0 declined. */
 int
-playgate_fast_judge(const u_char *target, size_t len, double now, double leeway,
-    double max_ttl, double max_session, int cat, u_char *tid, size_t *tid_len)
+playgate_fast_judge(const u_char *target, size_t len, const u_char *client,
+    size_t client_len, double now, double leeway, double max_ttl, double max_session, int cat,
+    u_char *tid, size_t *tid_len)
 {
     pg_policy_t  pol;
     pg_allow_t   out;
@@ -631,7 +740,7 @@ playgate_fast_judge(const u_char *target, size_t len, double now, double leeway,
     pol.max_session = max_session;
     pol.cat = cat;
 
-    if (pg_judge((u_char *) target, len, now, &pol, &out) != NGX_OK) {
+    if (pg_judge((u_char *) target, len, client, client_len, now, &pol, &out) != NGX_OK) {
         return 0;
     }
 
@@ -645,7 +754,9 @@ static ngx_int_t
 pg_access_handler(ngx_http_request_t *r)
 {
     u_char                     *copy;
+    size_t                      client_len;
     double                      now;
+    const u_char               *client;
     pg_allow_t                  out;
     ngx_time_t                 *tp;
     pg_loc_conf_t              *lcf;
@@ -663,8 +774,12 @@ pg_access_handler(ngx_http_request_t *r)
     tp = ngx_timeofday();
     now = (double) tp->sec + (double) tp->msec / 1000.0;   /* ngx.now() */
 
+    client_len = 0;
+    client = pg_client(r->connection, &client_len);
+
     if (now > pg_policy.until || pg_cta_header(r)
-        || pg_judge(r->unparsed_uri.data, r->unparsed_uri.len, now, &pg_policy, &out)
+        || pg_judge(r->unparsed_uri.data, r->unparsed_uri.len, client, client_len, now,
+                    &pg_policy, &out)
            != NGX_OK)
     {
         return NGX_DECLINED;
