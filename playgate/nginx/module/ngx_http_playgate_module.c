@@ -75,6 +75,8 @@ static pg_policy_t  pg_policy;
 static uint64_t     pg_allowed;
 static u_char       pg_token[PG_MAX_TOKEN_CHARS / 4 * 3];
 static const u_char pg_mapped_v4[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+/* The bytes a path may hold here: 0x21-0x7e but "\\", "?", "#", "%" and ";" (pg_init). */
+static u_char       pg_path_char[256];
 
 
 static ngx_int_t pg_init(ngx_conf_t *cf);
@@ -532,32 +534,25 @@ pg_judge(u_char *t, size_t n, const u_char *client, size_t client_len, double no
 
     end = t + n;
 
-    /* Printable ASCII without space or backslash, and none of what Lua reads further (a
-     * query, a fragment, an escape, a ";"). */
-    for (s = t; s < end; s++) {
-        if (*s < 0x21 || *s > 0x7e || *s == '\\' || *s == '?' || *s == '#' || *s == '%'
-            || *s == ';')
-        {
-            return NGX_DECLINED;
-        }
-    }
-
     if (n < 5 || t[0] != '/' || t[2] != '/' || (t[1] != 't' && t[1] != 's')) {
         return NGX_DECLINED;
     }
 
     session = t[1] == 's';
     tok = t + 3;
-    path = ngx_strlchr(tok, end, '/');
+    path = memchr(tok, '/', end - tok);
     if (path == NULL) {
         return NGX_DECLINED;
     }
     tok_len = path - tok;
     path_len = end - path;
 
-    /* No "//" and no "/." in the path (a "/./" or "/../" Lua refuses; a "/.x" Lua decides). */
-    for (s = path; s + 1 < end; s++) {
-        if (s[0] == '/' && (s[1] == '/' || s[1] == '.')) {
+    /* The path: printable ASCII without space or backslash, and none of what Lua reads
+     * further (a query, a fragment, an escape, a ";"); no "//" and no "/." (a "/./" or "/../"
+     * Lua refuses, a "/.x" Lua decides). The token's characters are base64url's, or its
+     * decoding declines. */
+    for (s = path; s < end; s++) {
+        if (!pg_path_char[*s] || (s[0] == '/' && s + 1 < end && (s[1] == '/' || s[1] == '.'))) {
             return NGX_DECLINED;
         }
     }
@@ -863,8 +858,13 @@ pg_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 static ngx_int_t
 pg_init(ngx_conf_t *cf)
 {
+    ngx_uint_t                  c;
     ngx_http_handler_pt        *h;
     ngx_http_core_main_conf_t  *cmcf;
+
+    for (c = 0x21; c <= 0x7e; c++) {
+        pg_path_char[c] = c != '\\' && c != '?' && c != '#' && c != '%' && c != ';';
+    }
 
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
 
