@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import errno
 import math
 import os
@@ -12,7 +13,7 @@ import time
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 from urllib.parse import urlsplit
 
 from edge_validator.core.cat.keys import CatKeyRing, new_cat_keyring_json
@@ -37,6 +38,9 @@ from signer.issuing import FORMATS, PLAYGATE_FORMAT, CatIssuer, issue, parse_pla
 from .explain import explain
 from .logs import configure_logging
 from .revoke_cli import add_commands as add_revocation_commands
+
+if TYPE_CHECKING:
+    from .nginx.config import EdgeConfig
 
 
 class CliError(Exception):
@@ -357,6 +361,8 @@ def cmd_nginx_config(args: argparse.Namespace) -> int:
     )
     if config.native_active:
         check_native(config)
+        if args.fast:
+            config = _with_fast_path(config)
     text = render(config)
     try:
         make_prefix(config)  # nginx needs its temp and cache folders before `nginx -t`
@@ -370,6 +376,18 @@ def cmd_nginx_config(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(text)
     return 0
+
+
+def _with_fast_path(config: EdgeConfig) -> EdgeConfig:
+    """The native edge with its C fast path, built for this nginx; without it (and a line that
+    says how to get it) when this machine cannot build it."""
+    from .nginx.fast_module import built
+
+    try:
+        return dataclasses.replace(config, fast_module=built())
+    except ConfigurationError as exc:
+        print(f"playgate nginx-config: the C fast path is off: {exc.message}", file=sys.stderr)
+        return config
 
 
 def workers(text: str) -> int:
@@ -500,6 +518,12 @@ def build_parser() -> argparse.ArgumentParser:
         dest="native",
         action="store_false",
         help="send every request to the validator (auth_request), as before the native verifier",
+    )
+    p.add_argument(
+        "--no-fast",
+        dest="fast",
+        action="store_false",
+        help="no C fast path: the native verifier decides every request in Lua",
     )
     p.add_argument(
         "--metrics-listen",

@@ -199,6 +199,7 @@ _FAST = """\
             # The common allow, decided in C first (ngx_http_playgate_module.c): it allows or
             # declines, and the Lua verifier below decides what it declined.
             playgate_fast on;
+            playgate_fast_logged_segment_chars {logged_segment_chars};
 """
 _NATIVE_OPEN = """\
             # A start token that needs no shared state opens its playback session here (the
@@ -289,7 +290,11 @@ def native_values(config: EdgeConfig, contract: dict[str, str]) -> dict[str, str
             # address as text there.
             text_address="true" if config.listen.startswith("unix:") else "false",
         ),
-        "access_check": _NATIVE_ACCESS.format(fast=_FAST if fast is not None else ""),
+        "access_check": _NATIVE_ACCESS.format(
+            fast=_FAST.format(logged_segment_chars=protocol.LOGGED_SEGMENT_CHARS)
+            if fast is not None
+            else ""
+        ),
         "native_open": _NATIVE_OPEN,
         "metrics_server": metrics_server(config.metrics_listen),
     }

@@ -15,10 +15,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from edge_validator.core.cors import CorsPolicy
+from edge_validator.core.errors import ConfigurationError
 
 from ..processes import stop_process, wait_for_port
 from .config import EdgeConfig, current_user_if_root, nginx_argv, prepare_prefix
 from .error_log import pipe_in_thread
+from .fast_module import built
 
 ERROR_LOG = "error.log"
 
@@ -45,6 +47,13 @@ def running_nginx(binary: str, config: EdgeConfig, port: int) -> Iterator[subpro
         stop_process(proc)
 
 
+def _fast_module(nginx: str) -> Path | None:
+    try:
+        return built(nginx)
+    except ConfigurationError:
+        return None
+
+
 class NginxEdge:
     def __init__(
         self,
@@ -66,8 +75,10 @@ class NginxEdge:
             workers="2",
             user=current_user_if_root(),
             cors=cors or CorsPolicy(),
-            # The native verifier, with the validators' key ring (None: auth_request only).
+            # The native verifier, with the validators' key ring (None: auth_request only),
+            # and its C fast path where this machine can build it (else Lua decides all).
             keyring_file=keyring_file,
+            fast_module=_fast_module(binary) if keyring_file is not None else None,
         )
         self.binary = binary
         self.proc: subprocess.Popen[bytes] | None = None

@@ -10,7 +10,8 @@
  * network, use or stream limit, no session to open, and no revocation key of its in the dict.
  * Anything else, or any doubt, is DECLINED and the Lua verifier decides it as before: every
  * deny, and every deny's reason, stays Lua's. So the two can disagree only by this code
- * allowing what Lua would not: tests/e2e/test_nginx_fast.py holds them to the same answers.
+ * allowing what Lua would not: every batch tests/e2e/test_nginx_native.py judges is judged
+ * here too, and each allow compared with Python's verdict.
  *
  * What it knows comes from Lua through the FFI (the functions below marked "Lua"): the key
  * ring's HMAC states in init_by_lua (each load, before the workers fork), and the policy from
@@ -62,9 +63,13 @@ typedef struct {
 
 typedef struct {
     ngx_flag_t  enable;
+    ngx_int_t   logged_segment_chars;   /* the log map's longest plain segment */
     ngx_int_t   token_id_index;
     ngx_int_t   origin_path_index;
     ngx_int_t   is_manifest_index;
+    ngx_int_t   log_method_index;
+    ngx_int_t   log_path_index;
+    ngx_int_t   log_reason_index;
 } pg_loc_conf_t;
 
 
@@ -77,6 +82,8 @@ static u_char       pg_token[PG_MAX_TOKEN_CHARS / 4 * 3];
 static const u_char pg_mapped_v4[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
 /* The bytes a path may hold here: 0x21-0x7e but "\\", "?", "#", "%" and ";" (pg_init). */
 static u_char       pg_path_char[256];
+/* The bytes of a path segment the access log writes as they are (its map's regex). */
+static u_char       pg_log_char[256];
 
 
 static ngx_int_t pg_init(ngx_conf_t *cf);
@@ -91,6 +98,13 @@ static ngx_command_t  pg_commands[] = {
       ngx_conf_set_flag_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(pg_loc_conf_t, enable),
+      NULL },
+
+    { ngx_string("playgate_fast_logged_segment_chars"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(pg_loc_conf_t, logged_segment_chars),
       NULL },
 
       ngx_null_command
@@ -437,6 +451,26 @@ pg_present(ngx_shm_zone_t *zone, u_char kind, const u_char *at, size_t len)
     }
 
     return type != 0;       /* 0: LUA_TNIL, not there */
+}
+
+
+/* Whether the access log's map writes this path as it is (edge.conf.template's $pg_log_path:
+ * every segment 1 to ``max`` of A-Z a-z 0-9 . _ -, maybe a last "/"; no "//" reaches here). */
+static ngx_flag_t
+pg_log_plain(const u_char *p, size_t n, size_t max)
+{
+    size_t  i, run;
+
+    run = 0;
+    for (i = 1; i < n; i++) {
+        if (p[i] == '/') {
+            run = 0;
+        } else if (!pg_log_char[p[i]] || ++run > max) {
+            return 0;
+        }
+    }
+
+    return 1;
 }
 
 
@@ -793,6 +827,20 @@ pg_access_handler(ngx_http_request_t *r)
         pg_set(r, lcf->is_manifest_index, (u_char *) (out.manifest ? "1" : "0"), 1);
     }
 
+    /* The access log's maps, answered here: the method (GET or HEAD), the path when the map
+     * would write it as it is (else the map decides), and no reason (an allow has none). */
+    if (r->method == NGX_HTTP_GET) {
+        pg_set(r, lcf->log_method_index, (u_char *) "GET", 3);
+    } else {
+        pg_set(r, lcf->log_method_index, (u_char *) "HEAD", 4);
+    }
+    if (lcf->logged_segment_chars > 0
+        && pg_log_plain(out.path, out.path_len, (size_t) lcf->logged_segment_chars))
+    {
+        pg_set(r, lcf->log_path_index, copy + out.token_id_len, out.path_len);
+    }
+    pg_set(r, lcf->log_reason_index, (u_char *) "", 0);
+
     pg_allowed++;
 
     /* The rest of the access phase (the Lua verifier) is skipped: on to post-access, which
@@ -818,6 +866,7 @@ pg_create_loc_conf(ngx_conf_t *cf)
     }
 
     conf->enable = NGX_CONF_UNSET;
+    conf->logged_segment_chars = NGX_CONF_UNSET;
     conf->token_id_index = NGX_ERROR;
     conf->origin_path_index = NGX_ERROR;
     conf->is_manifest_index = NGX_ERROR;
@@ -833,8 +882,12 @@ pg_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_str_t       token_id = ngx_string("pg_log_token_id");
     ngx_str_t       origin_path = ngx_string("pg_origin_path");
     ngx_str_t       is_manifest = ngx_string("pg_is_manifest");
+    ngx_str_t       log_method = ngx_string("pg_log_method");
+    ngx_str_t       log_path = ngx_string("pg_log_path");
+    ngx_str_t       log_reason = ngx_string("pg_log_reason");
 
     ngx_conf_merge_value(conf->enable, prev->enable, 0);
+    ngx_conf_merge_value(conf->logged_segment_chars, prev->logged_segment_chars, 0);
 
     if (!conf->enable) {
         return NGX_CONF_OK;
@@ -844,9 +897,13 @@ pg_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     conf->token_id_index = ngx_http_get_variable_index(cf, &token_id);
     conf->origin_path_index = ngx_http_get_variable_index(cf, &origin_path);
     conf->is_manifest_index = ngx_http_get_variable_index(cf, &is_manifest);
+    conf->log_method_index = ngx_http_get_variable_index(cf, &log_method);
+    conf->log_path_index = ngx_http_get_variable_index(cf, &log_path);
+    conf->log_reason_index = ngx_http_get_variable_index(cf, &log_reason);
 
     if (conf->token_id_index == NGX_ERROR || conf->origin_path_index == NGX_ERROR
-        || conf->is_manifest_index == NGX_ERROR)
+        || conf->is_manifest_index == NGX_ERROR || conf->log_method_index == NGX_ERROR
+        || conf->log_path_index == NGX_ERROR || conf->log_reason_index == NGX_ERROR)
     {
         return NGX_CONF_ERROR;
     }
@@ -864,6 +921,8 @@ pg_init(ngx_conf_t *cf)
 
     for (c = 0x21; c <= 0x7e; c++) {
         pg_path_char[c] = c != '\\' && c != '?' && c != '#' && c != '%' && c != ';';
+        pg_log_char[c] = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')
+                         || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
     }
 
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
