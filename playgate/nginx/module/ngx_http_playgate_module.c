@@ -6,8 +6,9 @@
  * docs/performance.md, "The fast path in C". This handler runs first in the access phase of a
  * location with `playgate_fast on` and ALLOWS ONLY: a GET or HEAD with a path-mode start or
  * session token (/t/<token>/<path> or /s/<token>/<path>), no query, a plain path, a canonical
- * token whose HMAC verifies with a key of the ring, within its times and scope, with no
- * network, use or stream limit, no session to open, and no revocation key of its in the dict.
+ * token whose HMAC verifies with a key of the ring, within its times, scope and network (the
+ * viewer's address), with no use or stream limit, no session to open, and no revocation key
+ * of its in the dict.
  * Anything else, or any doubt, is DECLINED and the Lua verifier decides it as before: every
  * deny, and every deny's reason, stays Lua's. So the two can disagree only by this code
  * allowing what Lua would not: every batch tests/e2e/test_nginx_native.py judges is judged
