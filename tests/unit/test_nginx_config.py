@@ -9,8 +9,11 @@ import pytest
 
 from edge_validator.core.errors import ConfigurationError
 from edge_validator.core.keyring import new_keyring_json
+from edge_validator.core.protocol import LOGGED_SEGMENT_CHARS
 from playgate.cli import main
+from playgate.nginx import fast_module
 from playgate.nginx.config import EdgeConfig, check_config, check_native, prepare_prefix, render
+from playgate.nginx.fast_module import built
 from tests.support.servers import require_tool
 
 
@@ -163,8 +166,13 @@ def test_cli_renders_native_from_the_environment_and_no_native_turns_it_off(
     base += ["--origin-url", "http://127.0.0.1:2", "-o"]
     assert main([*base, str(tmp_path / "native.conf")]) == 0
     assert main([*base, str(tmp_path / "plain.conf"), "--no-native"]) == 0
+    assert main([*base, str(tmp_path / "lua.conf"), "--no-fast"]) == 0
     assert "access_by_lua_block" in (tmp_path / "native.conf").read_text()
     assert "access_by_lua_block" not in (tmp_path / "plain.conf").read_text()
+    # The C fast path by default (nginx-dev builds it here), and not with --no-fast.
+    assert "playgate_fast on;" in (tmp_path / "native.conf").read_text()
+    assert "playgate_fast" not in (tmp_path / "lua.conf").read_text()
+    assert "access_by_lua_block" in (tmp_path / "lua.conf").read_text()
     monkeypatch.setenv("PLAYGATE_EDGE_NATIVE", "false")
     assert main([*base, str(tmp_path / "env-off.conf")]) == 0
     assert "access_by_lua_block" not in (tmp_path / "env-off.conf").read_text()
@@ -207,3 +215,48 @@ def test_cli_serves_the_native_counts_where_it_is_told(
     monkeypatch.setenv("PLAYGATE_EDGE_METRICS_LISTEN", "127.0.0.1:9147")
     assert main([*base, str(tmp_path / "env.conf")]) == 0
     assert "listen 127.0.0.1:9147;" in (tmp_path / "env.conf").read_text()
+
+
+def test_the_fast_path_module_is_built_loaded_after_lua_and_enabled_where_lua_decides(
+    tmp_path: Path,
+) -> None:
+    """nginx-dev builds the C fast path for this nginx (cached: the second call is the same
+    file); the rendered edge loads it after ngx_http_lua (it calls the shared-dict read) and
+    turns it on in front of the Lua verifier, and `nginx -t` accepts the whole."""
+    module = built(require_tool("nginx"))
+    assert built(require_tool("nginx")) == module
+    cfg = dataclasses.replace(
+        config(tmp_path), keyring_file=_keyring_file(tmp_path), fast_module=module
+    )
+    text = render(cfg)
+    lua = text.index("ngx_http_lua_module.so;")
+    assert text.index(f"load_module {module};") > lua
+    fast = text.index("playgate_fast on;")
+    assert fast < text.index('require("playgate_native").access()')
+    assert f"playgate_fast_logged_segment_chars {LOGGED_SEGMENT_CHARS};" in text
+    prepare_prefix(cfg)
+    check_config(require_tool("nginx"), cfg)
+    # Without a key ring (auth_request) there is no fast path, whatever the module.
+    assert "playgate_fast" not in render(dataclasses.replace(cfg, keyring_file=None))
+    with pytest.raises(ConfigurationError, match="characters nginx would parse"):
+        render(dataclasses.replace(cfg, fast_module=tmp_path / "a b.so"))
+
+
+def test_a_machine_without_nginx_dev_is_told_how_to_get_the_fast_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(fast_module, "NGINX_SOURCE", tmp_path / "no-nginx-dev")
+    with pytest.raises(ConfigurationError, match="apt-get install nginx-dev"):
+        built(require_tool("nginx"))
+    # The CLI then renders the Lua verifier alone and says, in one line, how to get it.
+    keyring_file = _keyring_file(tmp_path)
+    out = tmp_path / "edge.conf"
+    argv = ["nginx-config", "--prefix", str(tmp_path), "--validator-url", "http://127.0.0.1:1",
+            "--origin-url", "http://127.0.0.1:2", "--keyring-file", str(keyring_file)]  # fmt: skip
+    assert main([*argv, "-o", str(out)]) == 0
+    assert "playgate_fast" not in out.read_text()
+    assert 'require("playgate_native").access()' in out.read_text()
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "the C fast path is off" in err
+    assert "--no-fast" in err

@@ -1,0 +1,129 @@
+"""The native verifier's C fast path (playgate/nginx/module) allows a player's plain requests in
+nginx without entering Lua, and leaves everything else to the Lua verifier.
+
+Real nginx with the module built against nginx-dev, real requests, its /metrics: each allow it
+decided is counted under ``playgate_native_fast_allowed_total`` (and as an allow). The same
+plays through an edge without the module are allowed by Lua alone. That the C path never
+allows what Python denies is checked on every batch tests/e2e/test_nginx_native.py judges.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from edge_validator.settings import ValidatorSettings
+from edge_validator.state.guard import StateGuard
+from edge_validator.state.memory import MemoryStore
+from tests.e2e.test_nginx_metrics import ALLOW, Series, scrape, token_id, url_for
+from tests.e2e.test_nginx_native import KEYRING, KEYRING_DOC, _revoke, checks, wait_until_native
+from tests.support.factories import SAMPLES
+from tests.support.nginx_edge import Edge, nginx_edge
+
+FAST: Series = ("playgate_native_fast_allowed_total", ())
+
+
+@contextlib.contextmanager
+def metered_edge(prefix: Path, store: MemoryStore, fast: bool) -> Iterator[Edge]:
+    keyring_file = prefix / "keyring.json"
+    keyring_file.write_text(json.dumps(KEYRING_DOC))
+    guard = StateGuard(store, ValidatorSettings(keyring=KEYRING).state, shared=True)
+    with nginx_edge(
+        KEYRING, SAMPLES, prefix, keyring_file=keyring_file, guard=guard, metrics=True, fast=fast
+    ) as running:
+        wait_until_native(running)
+        yield running
+
+
+@pytest.fixture(scope="module")
+def store() -> MemoryStore:
+    return MemoryStore()
+
+
+@pytest.fixture(scope="module")
+def edge(store: MemoryStore, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
+    with metered_edge(tmp_path_factory.mktemp("nginx-fast"), store, fast=True) as running:
+        yield running
+
+
+def session_url(edge: Edge) -> str:
+    """A segment URL with a session token, as a player gets it: the master playlist's 302
+    (opened in nginx, or by the shield), bound to the viewer's /24."""
+    start = url_for(edge, time.time(), file="master.m3u8", session_seconds=3600)
+    location = httpx.get(start, timeout=10, follow_redirects=False).headers["location"]
+    assert location.startswith("/s/")
+    return edge.url + location.replace("master.m3u8", "hls/v0/seg_001.ts")
+
+
+def plays(edge: Edge, urls: list[str], rounds: int = 5) -> int:
+    """Fetch every URL ``rounds`` times (each 200); how many the validator was not asked for."""
+    in_nginx = 0
+    for _ in range(rounds):
+        for url in urls:
+            asked = checks(edge)
+            assert httpx.get(url, timeout=10).status_code == 200, url
+            in_nginx += checks(edge) == asked
+    return in_nginx
+
+
+def test_a_players_requests_are_allowed_in_c(edge: Edge) -> None:
+    """Start-token and session-token segments (the session bound to the viewer's network):
+    every allow nginx decided was the C path's."""
+    urls = [url_for(edge, time.time()), session_url(edge)]
+    before = scrape(edge)
+    in_nginx = plays(edge, urls)
+    after = scrape(edge)
+    assert in_nginx >= 8
+    assert after[ALLOW] - before[ALLOW] == in_nginx
+    assert after[FAST] - before.get(FAST, 0) == in_nginx
+
+
+def test_the_lua_verifier_alone_allows_the_same_plays(
+    store: MemoryStore, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    with metered_edge(tmp_path_factory.mktemp("nginx-lua"), store, fast=False) as lua:
+        urls = [url_for(lua, time.time()), session_url(lua)]
+        before = scrape(lua)
+        in_nginx = plays(lua, urls)
+        after = scrape(lua)
+    assert in_nginx >= 8
+    assert after[ALLOW] - before[ALLOW] == in_nginx
+    assert after.get(FAST, 0) == 0
+
+
+def test_head_is_allowed_in_c_and_other_methods_are_still_refused(edge: Edge) -> None:
+    url = url_for(edge, time.time())
+    before = scrape(edge)
+    head = httpx.head(url, timeout=10)
+    assert head.status_code == 200
+    assert int(head.headers["content-length"]) > 0
+    assert httpx.post(url, timeout=10).status_code == 403  # limit_except GET, as before
+    assert httpx.request("DELETE", url, timeout=10).status_code == 403
+    assert scrape(edge)[FAST] - before[FAST] == 1
+
+
+def test_a_cat_header_or_a_revoked_token_is_left_to_lua(edge: Edge, store: MemoryStore) -> None:
+    """A request with a CTA-5007 token header goes to the validator (Lua defers it); a token
+    revoked since is denied within a second, by Lua, with its reason."""
+    url = url_for(edge, time.time())
+    before = scrape(edge)
+    asked = checks(edge)
+    resp = httpx.get(url, headers={"CTA-Common-Access-Token": "x"}, timeout=10)
+    assert checks(edge) == asked + 1
+    assert resp.status_code in (401, 403)  # the validator judged the CAT header's token
+    assert scrape(edge).get(FAST, 0) == before.get(FAST, 0)
+    assert httpx.get(url, timeout=10).status_code == 200
+    _revoke(store, "token_id", token_id(url), time.time())
+    deadline = time.monotonic() + 1.5
+    while (resp := httpx.get(url, timeout=10)).status_code == 200:
+        assert time.monotonic() < deadline, "a revoked token still played after a second"
+        time.sleep(0.05)
+    assert resp.status_code == 403
+    assert resp.headers["x-playgate-reason"] == "revoked"
+    assert resp.headers["cache-control"] == "no-store"
