@@ -4,8 +4,8 @@ dynamic module for the nginx installed here.
 nginx loads a dynamic module only when it was built from the same nginx version with the same
 compatibility flags: Debian's ``nginx-dev`` ships that source tree and the flags
 (``/usr/share/nginx/src``, ``conf_flags``). The build takes a few seconds and is kept in the
-user's cache, one per (nginx version, flags, module source); a changed source or an upgraded
-nginx builds again. Nothing here runs at import.
+user's cache, one file per checkout, rebuilt when the module source, nginx's version or its
+flags change. Nothing here runs at import.
 """
 
 from __future__ import annotations
@@ -45,13 +45,22 @@ def _fingerprint(nginx: str) -> str:
 
 
 def built(nginx: str = "nginx") -> Path:
-    """The module for this nginx, built now if it is not in the cache yet."""
+    """The module for this nginx, built now if the cached one is not of this source and nginx.
+
+    One path per checkout, whatever the build: a reload that named another file would load a
+    second copy beside the running one, and the Lua verifier's FFI calls would still reach the
+    first (unloaded with the old cycle). A rebuilt file replaces the old one under the same
+    name; nginx keeps running the copy it loaded (a changed module needs a restart, not a
+    reload)."""
     if not (NGINX_SOURCE / "configure").is_file() or not (NGINX_SOURCE / "conf_flags").is_file():
         raise ConfigurationError(FAST_HINT)
     if shutil.which("cc") is None or shutil.which("make") is None:
         raise ConfigurationError(FAST_HINT)
-    target = _cache_root() / _fingerprint(nginx) / MODULE
-    if target.is_file():
+    checkout = hashlib.sha256(str(SOURCE).encode()).hexdigest()[:16]
+    target = _cache_root() / checkout / MODULE
+    stamp = target.with_name(f"{MODULE}.built")
+    fingerprint = _fingerprint(nginx)
+    if target.is_file() and stamp.is_file() and stamp.read_text() == fingerprint:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="playgate-module-") as scratch:
@@ -76,4 +85,5 @@ def built(nginx: str = "nginx") -> Path:
         partial = target.with_name(f".{MODULE}.{os.getpid()}")
         shutil.copyfile(tree / "objs" / MODULE, partial)
         partial.replace(target)
+    stamp.write_text(fingerprint)
     return target

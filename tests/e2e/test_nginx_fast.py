@@ -18,11 +18,19 @@ from pathlib import Path
 import httpx
 import pytest
 
+from edge_validator.core.token import Claims, seal
 from edge_validator.settings import ValidatorSettings
 from edge_validator.state.guard import StateGuard
 from edge_validator.state.memory import MemoryStore
 from tests.e2e.test_nginx_metrics import ALLOW, Series, scrape, token_id, url_for
-from tests.e2e.test_nginx_native import KEYRING, KEYRING_DOC, _revoke, checks, wait_until_native
+from tests.e2e.test_nginx_native import (
+    KEYRING,
+    KEYRING_DOC,
+    _revoke,
+    checks,
+    raw_get,
+    wait_until_native,
+)
 from tests.support.factories import SAMPLES
 from tests.support.nginx_edge import Edge, nginx_edge
 
@@ -127,3 +135,24 @@ def test_a_cat_header_or_a_revoked_token_is_left_to_lua(edge: Edge, store: Memor
     assert resp.status_code == 403
     assert resp.headers["x-playgate-reason"] == "revoked"
     assert resp.headers["cache-control"] == "no-store"
+
+
+def test_a_signed_video_id_longer_than_any_field_is_looked_up_safely(edge: Edge) -> None:
+    """A video id is the scope's, whose length is 16 bits (the bundled signer caps ids at 128
+    characters, another issuer may not): its revocation key is longer than any other field. The
+    C path allows it (the origin has no such file) and no worker dies (attacker review: a key
+    buffer sized for 255 bytes overflowed here)."""
+    now = int(time.time())
+    video = "a" * 1000
+    claims = Claims(
+        key_id=KEYRING.active.key_id, expires_at=now + 600, not_before=now - 10,
+        scope=f"/videos/{video}/", token_id="long-video", session_id=None, client_network=None,
+        user_id=None, max_uses=0, max_streams=0, session_seconds=0,
+    )  # fmt: skip
+    target = f"/t/{seal(claims, KEYRING)}/videos/{video}/seg.ts".encode()
+    logged = edge.error_log.stat().st_size
+    before = scrape(edge)
+    for _ in range(3):
+        assert raw_get(edge, target)[0] == 404
+    assert scrape(edge)[FAST] - before[FAST] == 3
+    assert "exited on signal" not in edge.error_log.read_text()[logged:]

@@ -274,17 +274,6 @@ function _M.init(options)
     generation = to_hex(urandom:read(8))
     urandom:close()
     local ring, probes = load_keyring(options.keyring_file)
-    if fast then
-        -- In the master, before the workers fork: they inherit the keys (a reload starts anew).
-        fast.playgate_fast_reset()
-        for kid, key in pairs(ring or {}) do
-            if fast.playgate_fast_add_key(kid, #kid, key.start, key.session, key.outer,
-                    SHA256_CTX_BYTES) ~= 0 then
-                ngx.log(ngx.WARN, "playgate native: key ", kid, " not given to the fast path; ",
-                    "its tokens are decided in Lua")
-            end
-        end
-    end
     if ring == nil then
         -- Never fatal: every request then goes to the Python validator, which says why.
         key_error = probes
@@ -1383,6 +1372,16 @@ function _M.init_worker()
     memo_open(conf.memo_slots) -- per worker, after the fork: no page shared or copied
     metrics.init_worker()
     if fast and key_error == nil then
+        -- This worker's own ring (the C module's memory is per process: a reload that failed
+        -- after init_by_lua ran in the master could have left another ring there).
+        fast.playgate_fast_reset()
+        for kid, key in pairs(keys) do
+            if fast.playgate_fast_add_key(kid, #kid, key.start, key.session, key.outer,
+                    SHA256_CTX_BYTES) ~= 0 then
+                ngx.log(ngx.WARN, "playgate native: key ", kid, " not given to the fast path; ",
+                    "its tokens are decided in Lua")
+            end
+        end
         metrics.count_fast(function() return tonumber(fast.playgate_fast_take_allowed()) end)
         local ok, err = ngx.timer.every(FAST_PUSH, push_fast)
         if not ok then

@@ -15,9 +15,14 @@
  * here too, and each allow compared with Python's verdict.
  *
  * What it knows comes from Lua through the FFI (the functions below marked "Lua"): the key
- * ring's HMAC states in init_by_lua (each load, before the workers fork), and the policy from
- * each worker's timer every few tens of milliseconds, good for a short while only: a worker
- * whose Lua stops telling it declines everything again.
+ * ring's HMAC states from each worker's init_worker_by_lua (the worker's own ring: never one a
+ * reload in the master staged and then dropped), and the policy from each worker's timer
+ * every few tens of milliseconds, good for a short while only: a worker whose Lua stops
+ * telling it declines everything again.
+ *
+ * Once it allows, the rest of the access phase is skipped (the Lua verifier's handler, and any
+ * allow/deny or auth_* rule of the location: the media location has none, and methods other
+ * than GET and HEAD, which limit_except refuses, are declined here).
  */
 
 #include <ngx_config.h>
@@ -133,7 +138,7 @@ ngx_module_t  ngx_http_playgate_module = {
 
 /* --- Lua's side (playgate_native.lua, through the FFI) ------------------------------------- */
 
-/* Lua: a new key ring is coming (init_by_lua, at each load). */
+/* Lua: a new key ring is coming (init_worker_by_lua, in each worker). */
 void
 playgate_fast_reset(void)
 {
@@ -428,9 +433,15 @@ pg_present(ngx_shm_zone_t *zone, u_char kind, const u_char *at, size_t len)
 {
     int      rc, type, flags, stale;
     char    *err;
-    u_char   key[2 + 255], small[64], *buf;
+    u_char   key[2 + PG_MAX_TOKEN_CHARS / 4 * 3], small[64], *buf;
     size_t   buf_len;
     double   num;
+
+    /* A field of the token: at most its decoded size (a video id is the scope's, whose
+     * length is 16 bits); anything longer is never looked up here. */
+    if (len > sizeof(key) - 2) {
+        return 1;
+    }
 
     key[0] = kind;
     key[1] = ':';
