@@ -120,6 +120,12 @@ DECIDE = """
                 ngx.print(table.concat(lines, "\\n"))
             }
         }
+        location = /_test/fast-counts {
+            content_by_lua_block {
+                local hits, skipped = require("playgate_native").fast_counts()
+                ngx.print(hits, " ", skipped)
+            }
+        }
         location = /_test/native-open {
             client_max_body_size 64m;
             client_body_buffer_size 64m;
@@ -212,6 +218,12 @@ def wait_until_native(edge: Edge) -> None:
             return
         time.sleep(0.1)
     pytest.fail("nginx never decided natively: " + edge.error_log.read_text()[-2000:])
+
+
+def fast_counts(edge: Edge) -> tuple[int, int]:
+    """The C fast path's memo hits and skipped revocation lookups in nginx's one worker."""
+    hits, skipped = httpx.get(f"{edge.url}/_test/fast-counts", timeout=10).text.split()
+    return int(hits), int(skipped)
 
 
 def native_verdicts(edge: Edge, batch: list[Case]) -> list[Verdict]:
@@ -445,8 +457,12 @@ def test_a_later_revocation_of_a_user_reaches_a_token_found_clean(
     _revoke(store, "user_id", "again", time.time())
     time.sleep(1.1)
     url = signed(edge, user_id="again")  # issued after that revocation: plays
+    hits, skipped = fast_counts(edge)
     for _ in range(3):  # remembered, then found clean
         assert httpx.get(url, timeout=10).status_code == 200
+    # In C: remembered twice, its lookups skipped at least once (no revocation came between)
+    assert fast_counts(edge)[0] - hits == 2
+    assert fast_counts(edge)[1] > skipped
     _revoke(store, "user_id", "again", time.time())
     resp = _first_answer_other_than(url, 200, 5)
     assert resp.status_code == 403
@@ -1119,11 +1135,14 @@ def test_a_token_on_the_slot_of_another_is_checked_in_full(one_set_edge: Edge) -
     # recently), second then replaces first, first replaces third
     batch += [case(first), case(second), case(second), case(first)]
     batch += [case(third), case(second), case(first)]
+    fast_hits = fast_counts(edge)[0]
     verdicts, hits = verdicts_and_memo_hits(edge, batch)
     for c, native in zip(batch, verdicts, strict=True):
         assert native == python_verdict(VERIFIER, c), c.target
     assert [v.verdict for v in verdicts].count("allow") == 9
     assert hits == 4  # first twice, second once, first once more; none after third came
+    # The C fast path's memo (its own, as large) judged the same batch the same way.
+    assert fast_counts(edge)[0] - fast_hits == 4
 
 
 def test_the_binary_address_nginx_reads_is_judged_as_its_text(edge: Edge) -> None:

@@ -78,7 +78,9 @@ void playgate_fast_reset(void);
 int playgate_fast_add_key(const char *kid, size_t kid_len, const void *start,
     const void *session, const void *outer, size_t state_bytes);
 void playgate_fast_policy(int usable, double until, double leeway, double max_ttl,
-    double max_session, int cat, int manifest_flag, void *zone);
+    double max_session, int cat, int manifest_flag, void *zone, void *meta);
+int playgate_fast_memo(size_t slots);
+void playgate_fast_counts(uint64_t *memo_hits, uint64_t *lookups_skipped);
 uint64_t playgate_fast_take_allowed(void);
 int playgate_fast_judge(const char *target, size_t len, const char *client,
     size_t client_len, double now, double leeway, double max_ttl, double max_session, int cat,
@@ -1356,15 +1358,17 @@ local function push_fast(premature)
     if not premature then
         active, usable_until = read_policy(ngx.now())
     end
-    local dict = ngx.shared[conf.dict]
-    local zone_ptr = active and shdict_ffi and C.ngx_http_lua_ffi_shdict_udata_to_zone(dict[1])
+    local to_zone = shdict_ffi and C.ngx_http_lua_ffi_shdict_udata_to_zone
+    local zone_ptr = active and to_zone and to_zone(ngx.shared[conf.dict][1])
     if not active or zone_ptr == nil then
-        fast.playgate_fast_policy(0, 0, 0, 0, 0, 0, 0, nil)
+        fast.playgate_fast_policy(0, 0, 0, 0, 0, 0, 0, nil, nil)
         return
     end
+    -- With the feed's count of stored revocations (meta's "revisions"), as usable_policy reads
+    -- it: a remembered token's lookups are skipped while it has not moved.
     fast.playgate_fast_policy(1, math.min(ngx.now() + 2 * FAST_PUSH, usable_until),
         active.leeway, active.max_ttl, active.max_session, active.cat and 1 or 0,
-        conf.manifest_flag and 1 or 0, zone_ptr)
+        conf.manifest_flag and 1 or 0, zone_ptr, to_zone(meta[1]))
 end
 
 function _M.init_worker()
@@ -1381,6 +1385,11 @@ function _M.init_worker()
                 ngx.log(ngx.WARN, "playgate native: key ", kid, " not given to the fast path; ",
                     "its tokens are decided in Lua")
             end
+        end
+        -- Its own memo, as large as this file's (memo_open): tokens it allows never reach it.
+        if fast.playgate_fast_memo(conf.memo_slots or 0) ~= 0 then
+            ngx.log(ngx.WARN, "playgate native: no memory for the fast path's memo of ",
+                conf.memo_slots, " tokens; it computes every MAC")
         end
         metrics.count_fast(function() return tonumber(fast.playgate_fast_take_allowed()) end)
         local ok, err = ngx.timer.every(FAST_PUSH, push_fast)
@@ -1517,6 +1526,17 @@ function _M.fast_verdict(target, client_text, now, policy, client_packed)
         return "allow", ffi.string(fast_tid, fast_tid_len[0])
     end
     return "decline"
+end
+
+-- For the tests: the C fast path's memo hits and skipped revocation lookups in this worker.
+local fast_counts = ffi.new("uint64_t[2]")
+
+function _M.fast_counts()
+    if not fast then
+        return nil
+    end
+    fast.playgate_fast_counts(fast_counts, fast_counts + 1)
+    return tonumber(fast_counts[0]), tonumber(fast_counts[1])
 end
 
 -- The session URL a start token opens for this request and its token id (gate.admit), or nil

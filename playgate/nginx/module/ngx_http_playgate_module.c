@@ -64,7 +64,29 @@ typedef struct {
     ngx_flag_t       cat;
     ngx_flag_t       manifest_flag;
     ngx_shm_zone_t  *zone;    /* the revocation dict */
+    ngx_shm_zone_t  *meta;    /* the feed's state: its count of stored revocations */
 } pg_policy_t;
+
+
+/* A token this worker authenticated and parsed, with its claims (as playgate_native.lua's
+ * memo slot): offsets are into ``bytes``, which fit a byte while len <= PG_MEMO_BYTES. */
+#define PG_MEMO_BYTES    188
+#define PG_NOT_CHECKED   0xffffffff
+
+typedef struct {
+    uint16_t  len;              /* 0: empty */
+    uint8_t   session;
+    uint8_t   recent;           /* in a set's first slot: the way used last */
+    uint32_t  clean;            /* the revision count its lookups last found nothing at */
+    double    expires_at;
+    double    not_before;
+    uint32_t  max_uses;
+    uint32_t  session_seconds;
+    uint16_t  max_streams;
+    uint8_t   tid_at, tid_len, sid_at, sid_len, net_at, net_len, uid_at, uid_len;
+    uint8_t   scope_at, scope_len;
+    u_char    bytes[PG_MEMO_BYTES];
+} pg_slot_t;
 
 
 typedef struct {
@@ -83,6 +105,12 @@ typedef struct {
 static pg_key_t     pg_keys[PG_MAX_KEYS];
 static ngx_uint_t   pg_nkeys;
 static pg_policy_t  pg_policy;
+static pg_slot_t   *pg_memo;        /* 2 * (pg_memo_mask + 1) slots, or NULL */
+static ngx_uint_t   pg_memo_mask;
+static double       pg_revisions_at = -1;   /* when the count was last read (ngx.now()) */
+static uint32_t     pg_revisions = PG_NOT_CHECKED;
+static uint64_t     pg_memo_hits;       /* tokens authenticated from the memo (for the tests) */
+static uint64_t     pg_lookups_skipped; /* requests whose revocation lookups were skipped */
 static uint64_t     pg_allowed;
 static u_char       pg_token[PG_MAX_TOKEN_CHARS / 4 * 3];
 static const u_char pg_mapped_v4[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
@@ -138,12 +166,15 @@ ngx_module_t  ngx_http_playgate_module = {
 
 /* --- Lua's side (playgate_native.lua, through the FFI) ------------------------------------- */
 
+int playgate_fast_memo(size_t slots);
+
 /* Lua: a new key ring is coming (init_worker_by_lua, in each worker). */
 void
 playgate_fast_reset(void)
 {
     pg_nkeys = 0;
     ngx_memzero(&pg_policy, sizeof(pg_policy_t));
+    (void) playgate_fast_memo(0);   /* nothing remembered outlives its key */
 }
 
 
@@ -175,7 +206,7 @@ playgate_fast_add_key(const u_char *kid, size_t kid_len, const void *start,
  * (no trusted revocation view, no dict) declines everything. */
 void
 playgate_fast_policy(int usable, double until, double leeway, double max_ttl,
-    double max_session, int cat, int manifest_flag, void *zone)
+    double max_session, int cat, int manifest_flag, void *zone, void *meta)
 {
     pg_policy.usable = usable && zone != NULL;
     pg_policy.until = until;
@@ -185,6 +216,31 @@ playgate_fast_policy(int usable, double until, double leeway, double max_ttl,
     pg_policy.cat = cat;
     pg_policy.manifest_flag = manifest_flag;
     pg_policy.zone = zone;
+    pg_policy.meta = meta;
+}
+
+
+/* Lua: this worker's memo of authentic tokens, ``slots`` of them (a power of two, 0: none),
+ * allocated after the fork (calloc: pages are taken when first written); 0, or -1 without the
+ * memory (then every MAC is computed). */
+int
+playgate_fast_memo(size_t slots)
+{
+    free(pg_memo);
+    pg_memo = NULL;
+    pg_memo_mask = 0;
+
+    if (slots < 2) {
+        return 0;
+    }
+
+    pg_memo = calloc(slots, sizeof(pg_slot_t));
+    if (pg_memo == NULL) {
+        return -1;
+    }
+
+    pg_memo_mask = slots / 2 - 1;
+    return 0;
 }
 
 
@@ -196,6 +252,15 @@ playgate_fast_take_allowed(void)
 
     pg_allowed = 0;
     return n;
+}
+
+
+/* Lua, for the tests: this worker's memo hits and skipped lookups so far. */
+void
+playgate_fast_counts(uint64_t *memo_hits, uint64_t *lookups_skipped)
+{
+    *memo_hits = pg_memo_hits;
+    *lookups_skipped = pg_lookups_skipped;
 }
 
 
@@ -426,10 +491,56 @@ pg_client(ngx_connection_t *c, size_t *len)
 }
 
 
-/* Whether the key ``kind`` ":" ``len`` bytes is in the revocation dict, or cannot be looked
- * up (both decline: Lua's revoked() decides). */
+/* The feed's count of stored revocations (playgate_native.lua store_revocation), read once per
+ * ngx.now() tick, before that tick's lookups: a token found clean is marked with a count no
+ * larger than the revocations it was looked up in. PG_NOT_CHECKED when there is none yet,
+ * or past 32 bits (then nothing is skipped). */
+static uint32_t
+pg_revision_count(ngx_shm_zone_t *meta, double now)
+{
+    int      rc, type, flags, stale;
+    char    *err;
+    u_char   small[64], *buf;
+    size_t   buf_len;
+    double   num;
+
+    if (now == pg_revisions_at) {
+        return pg_revisions;
+    }
+
+    pg_revisions_at = now;
+    pg_revisions = PG_NOT_CHECKED;
+
+    if (meta == NULL) {
+        return pg_revisions;
+    }
+
+    buf = small;
+    buf_len = sizeof(small);
+    err = NULL;
+    type = 0;
+    num = 0;
+
+    rc = ngx_http_lua_ffi_shdict_get(meta, (u_char *) "revisions", sizeof("revisions") - 1,
+                                     &type, &buf, &buf_len, &num, &flags, 0, &stale, &err);
+    if (buf != small) {
+        free(buf);
+    }
+
+    if (rc == 0 && type == 3 /* LUA_TNUMBER */ && num >= 0 && num < PG_NOT_CHECKED) {
+        pg_revisions = (uint32_t) num;
+    }
+
+    return pg_revisions;
+}
+
+
+/* Whether the revocation key ``kind`` ":" ``len`` bytes revokes a token issued at ``nb``
+ * (revoked() in playgate_native.lua): a token or session key by being there; a user or video
+ * key when the token was issued at or before the revocation's time (its value). A lookup that
+ * fails, or a value that is not a time, declines too (Lua decides). */
 static ngx_flag_t
-pg_present(ngx_shm_zone_t *zone, u_char kind, const u_char *at, size_t len)
+pg_revokes(ngx_shm_zone_t *zone, u_char kind, const u_char *at, size_t len, double nb)
 {
     int      rc, type, flags, stale;
     char    *err;
@@ -451,9 +562,10 @@ pg_present(ngx_shm_zone_t *zone, u_char kind, const u_char *at, size_t len)
     buf_len = sizeof(small);
     err = NULL;
     type = 0;
+    num = 0;
 
-    rc = ngx_http_lua_ffi_shdict_get(zone, key, len + 2, &type, &buf, &buf_len,
-                                     &num, &flags, 0, &stale, &err);
+    rc = ngx_http_lua_ffi_shdict_get(zone, key, len + 2, &type, &buf, &buf_len, &num, &flags,
+                                     0, &stale, &err);
     if (rc != 0) {
         return 1;
     }
@@ -462,7 +574,15 @@ pg_present(ngx_shm_zone_t *zone, u_char kind, const u_char *at, size_t len)
         free(buf);
     }
 
-    return type != 0;       /* 0: LUA_TNIL, not there */
+    if (type == 0) {        /* LUA_TNIL: not there */
+        return 0;
+    }
+
+    if (kind == 't' || kind == 's') {
+        return 1;
+    }
+
+    return type != 3 /* LUA_TNUMBER */ || nb <= num;
 }
 
 
@@ -556,70 +676,30 @@ typedef struct {
 } pg_allow_t;
 
 
-/* The fast path's judgement of a raw target at ``now`` under ``pol``: NGX_OK when it is
- * plainly allowed (``out`` then says what to log and fetch), NGX_DECLINED for anything else.
- * ``client``: the viewer's packed address (NULL: unknown). The revocation dict is consulted
- * when ``pol->zone`` is set. */
+/* A token's claims, as offsets into its decoded bytes. */
+typedef struct {
+    double      expires_at;
+    double      not_before;
+    uint32_t    max_uses;
+    uint32_t    session_seconds;
+    unsigned    max_streams;
+    size_t      tid_at, tid_len, sid_at, sid_len, net_at, net_len, uid_at, uid_len;
+    size_t      scope_at, scope_len;
+} pg_claims_t;
+
+
+/* Authenticate and parse ``len`` decoded bytes at ``p`` (open_token): NGX_OK with ``c``, or
+ * NGX_DECLINED for anything Lua would refuse (or that this code does not know). */
 static ngx_int_t
-pg_judge(u_char *t, size_t n, const u_char *client, size_t client_len, double now,
-    const pg_policy_t *pol, pg_allow_t *out)
+pg_open(const u_char *p, size_t len, ngx_flag_t session, pg_claims_t *c)
 {
-    u_char      *end, *tok, *path, *p, *s;
-    size_t       tok_len, path_len, blen, kid_len, pos, scope_at, scope_len;
-    size_t       tid_at, tid_len, sid_at, sid_len, net_at, net_len, uid_at, uid_len;
-    size_t       first, last, i;
-    ssize_t      len;
+    size_t       blen, kid_len, pos;
     ngx_uint_t   k;
-    ngx_flag_t   session, manifest;
-    double       expires_at, not_before, longest;
-    uint32_t     max_uses, session_seconds;
-    unsigned     max_streams;
     pg_key_t    *key;
     SHA256_CTX   ctx;
     u_char       mac[PG_MAC_BYTES];
 
-    end = t + n;
-
-    if (n < 5 || t[0] != '/' || t[2] != '/' || (t[1] != 't' && t[1] != 's')) {
-        return NGX_DECLINED;
-    }
-
-    session = t[1] == 's';
-    tok = t + 3;
-    path = memchr(tok, '/', end - tok);
-    if (path == NULL) {
-        return NGX_DECLINED;
-    }
-    tok_len = path - tok;
-    path_len = end - path;
-
-    /* The path: printable ASCII without space or backslash, and none of what Lua reads
-     * further (a query, a fragment, an escape, a ";"); no "//" and no "/." (a "/./" or "/../"
-     * Lua refuses, a "/.x" Lua decides). The token's characters are base64url's, or its
-     * decoding declines. */
-    for (s = path; s < end; s++) {
-        if (!pg_path_char[*s] || (s[0] == '/' && s + 1 < end && (s[1] == '/' || s[1] == '.'))) {
-            return NGX_DECLINED;
-        }
-    }
-
-    if (tok_len == 0 || tok_len > PG_MAX_TOKEN_CHARS
-        || (pol->cat && !session && tok[0] != 'A'))
-    {
-        return NGX_DECLINED;
-    }
-
-    len = pg_b64url(tok, tok_len, pg_token);
-    if (len < 2 + PG_MAC_BYTES) {
-        return NGX_DECLINED;
-    }
-
-    p = pg_token;
-    if (p[0] != 1 && p[0] != 2) {
-        return NGX_DECLINED;
-    }
-
-    blen = (size_t) len - PG_MAC_BYTES;
+    blen = len - PG_MAC_BYTES;
     kid_len = p[1];
     pos = 2 + kid_len;
     if (pos > blen) {
@@ -654,19 +734,19 @@ pg_judge(u_char *t, size_t n, const u_char *client, size_t client_len, double no
         return NGX_DECLINED;
     }
 
-    expires_at = pg_u64(p + pos);
-    not_before = pg_u64(p + pos + 8);
-    scope_len = (size_t) p[pos + 16] << 8 | p[pos + 17];
+    c->expires_at = pg_u64(p + pos);
+    c->not_before = pg_u64(p + pos + 8);
+    c->scope_len = (size_t) p[pos + 16] << 8 | p[pos + 17];
     pos += 18;
 
-    if (scope_len == 0 || pos + scope_len > blen || p[pos] != '/'
-        || p[pos + scope_len - 1] != '/')
+    if (c->scope_len == 0 || pos + c->scope_len > blen || p[pos] != '/'
+        || p[pos + c->scope_len - 1] != '/')
     {
         return NGX_DECLINED;
     }
 
-    scope_at = pos;
-    pos += scope_len;
+    c->scope_at = pos;
+    pos += c->scope_len;
 
     /* token id, session id, network, user id: a length byte each */
 #define PG_FIELD(at, flen)                                                    \
@@ -677,85 +757,274 @@ pg_judge(u_char *t, size_t n, const u_char *client, size_t client_len, double no
     at = pos + 1;                                                             \
     pos = at + flen
 
-    PG_FIELD(tid_at, tid_len);
-    PG_FIELD(sid_at, sid_len);
-    PG_FIELD(net_at, net_len);
-    PG_FIELD(uid_at, uid_len);
+    PG_FIELD(c->tid_at, c->tid_len);
+    PG_FIELD(c->sid_at, c->sid_len);
+    PG_FIELD(c->net_at, c->net_len);
+    PG_FIELD(c->uid_at, c->uid_len);
 #undef PG_FIELD
 
     if (pos + 6 > blen) {
         return NGX_DECLINED;
     }
 
-    max_uses = pg_u32(p + pos);
-    max_streams = (unsigned) p[pos + 4] << 8 | p[pos + 5];
+    c->max_uses = pg_u32(p + pos);
+    c->max_streams = (unsigned) p[pos + 4] << 8 | p[pos + 5];
     pos += 6;
 
-    session_seconds = 0;
+    c->session_seconds = 0;
     if (p[0] == 2) {
         if (pos + 4 > blen) {
             return NGX_DECLINED;
         }
-        session_seconds = pg_u32(p + pos);
+        c->session_seconds = pg_u32(p + pos);
         pos += 4;
-        if (session_seconds == 0) {
+        if (c->session_seconds == 0) {
             return NGX_DECLINED;
         }
     }
 
-    if (pos != blen || tid_len == 0
-        || (net_len != 0 && !pg_network_ok(p + net_at, net_len))
-        || !pg_printable(p + scope_at, scope_len) || !pg_printable(p + tid_at, tid_len)
-        || !pg_printable(p + sid_at, sid_len) || !pg_printable(p + uid_at, uid_len))
+    if (pos != blen || c->tid_len == 0
+        || (c->net_len != 0 && !pg_network_ok(p + c->net_at, c->net_len))
+        || !pg_printable(p + c->scope_at, c->scope_len)
+        || !pg_printable(p + c->tid_at, c->tid_len)
+        || !pg_printable(p + c->sid_at, c->sid_len)
+        || !pg_printable(p + c->uid_at, c->uid_len))
     {
         return NGX_DECLINED;
     }
 
+    return NGX_OK;
+}
+
+
+/* Whether ``slot`` remembers these bytes, of this kind. The MAC in constant time: only a
+ * sender who already holds the remembered token's MAC (its secret part) gets to the body,
+ * compared as plain bytes. */
+static ngx_flag_t
+pg_holds(const pg_slot_t *slot, const u_char *p, size_t len, ngx_flag_t session)
+{
+    size_t  blen = len - PG_MAC_BYTES;
+
+    return slot->len == len && slot->session == session
+           && CRYPTO_memcmp(slot->bytes + blen, p + blen, PG_MAC_BYTES) == 0
+           && ngx_memcmp(slot->bytes, p, blen) == 0;
+}
+
+
+static void
+pg_remember(pg_slot_t *slot, const u_char *p, size_t len, ngx_flag_t session,
+    const pg_claims_t *c)
+{
+    slot->len = (uint16_t) len;
+    slot->session = (uint8_t) session;
+    slot->clean = PG_NOT_CHECKED;   /* a new token never inherits the slot's mark */
+    slot->expires_at = c->expires_at;
+    slot->not_before = c->not_before;
+    slot->max_uses = c->max_uses;
+    slot->session_seconds = c->session_seconds;
+    slot->max_streams = (uint16_t) c->max_streams;
+    slot->tid_at = (uint8_t) c->tid_at;
+    slot->tid_len = (uint8_t) c->tid_len;
+    slot->sid_at = (uint8_t) c->sid_at;
+    slot->sid_len = (uint8_t) c->sid_len;
+    slot->net_at = (uint8_t) c->net_at;
+    slot->net_len = (uint8_t) c->net_len;
+    slot->uid_at = (uint8_t) c->uid_at;
+    slot->uid_len = (uint8_t) c->uid_len;
+    slot->scope_at = (uint8_t) c->scope_at;
+    slot->scope_len = (uint8_t) c->scope_len;
+    ngx_memcpy(slot->bytes, p, len);
+}
+
+
+static void
+pg_recall(const pg_slot_t *slot, pg_claims_t *c)
+{
+    c->expires_at = slot->expires_at;
+    c->not_before = slot->not_before;
+    c->max_uses = slot->max_uses;
+    c->session_seconds = slot->session_seconds;
+    c->max_streams = slot->max_streams;
+    c->tid_at = slot->tid_at;
+    c->tid_len = slot->tid_len;
+    c->sid_at = slot->sid_at;
+    c->sid_len = slot->sid_len;
+    c->net_at = slot->net_at;
+    c->net_len = slot->net_len;
+    c->uid_at = slot->uid_at;
+    c->uid_len = slot->uid_len;
+    c->scope_at = slot->scope_at;
+    c->scope_len = slot->scope_len;
+}
+
+
+/* Whether any revocation in the dict revokes the token (or a lookup cannot say). */
+static ngx_flag_t
+pg_revoked(ngx_shm_zone_t *zone, const u_char *p, const pg_claims_t *c)
+{
+    size_t  first, last, i;
+    double  nb = c->not_before;
+
+    if (pg_revokes(zone, 't', p + c->tid_at, c->tid_len, nb)
+        || (c->sid_len > 0 && pg_revokes(zone, 's', p + c->sid_at, c->sid_len, nb))
+        || (c->uid_len > 0 && pg_revokes(zone, 'u', p + c->uid_at, c->uid_len, nb)))
+    {
+        return 1;
+    }
+
+    /* "/videos/<id>/": the id not empty and without "/" */
+    if (c->scope_len > 9 && ngx_memcmp(p + c->scope_at, "/videos/", 8) == 0) {
+        first = c->scope_at + 8;
+        last = c->scope_at + c->scope_len - 2;
+        for (i = first; i <= last && p[i] != '/'; i++) { /* void */ }
+        if (i > last && pg_revokes(zone, 'v', p + first, last - first + 1, nb)) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/* The fast path's judgement of a raw target at ``now`` under ``pol``: NGX_OK when it is
+ * plainly allowed (``out`` then says what to log and fetch), NGX_DECLINED for anything else.
+ * ``client``: the viewer's packed address (NULL: unknown). The revocation dict is consulted
+ * when ``pol->zone`` is set. */
+static ngx_int_t
+pg_judge(u_char *t, size_t n, const u_char *client, size_t client_len, double now,
+    const pg_policy_t *pol, pg_allow_t *out)
+{
+    u_char       *end, *tok, *path, *p, *s;
+    size_t        tok_len, path_len, len;
+    ssize_t       decoded;
+    uint32_t      revisions;
+    ngx_uint_t    way;
+    ngx_flag_t    session, manifest;
+    double        longest;
+    pg_slot_t    *set, *slot;
+    pg_claims_t   c;
+
+    end = t + n;
+
+    if (n < 5 || t[0] != '/' || t[2] != '/' || (t[1] != 't' && t[1] != 's')) {
+        return NGX_DECLINED;
+    }
+
+    session = t[1] == 's';
+    tok = t + 3;
+    path = memchr(tok, '/', end - tok);
+    if (path == NULL) {
+        return NGX_DECLINED;
+    }
+    tok_len = path - tok;
+    path_len = end - path;
+
+    /* The path: printable ASCII without space or backslash, and none of what Lua reads
+     * further (a query, a fragment, an escape, a ";"); no "//" and no "/." (a "/./" or "/../"
+     * Lua refuses, a "/.x" Lua decides). The token's characters are base64url's, or its
+     * decoding declines. */
+    for (s = path; s < end; s++) {
+        if (!pg_path_char[*s] || (s[0] == '/' && s + 1 < end && (s[1] == '/' || s[1] == '.'))) {
+            return NGX_DECLINED;
+        }
+    }
+
+    if (tok_len == 0 || tok_len > PG_MAX_TOKEN_CHARS
+        || (pol->cat && !session && tok[0] != 'A'))
+    {
+        return NGX_DECLINED;
+    }
+
+    decoded = pg_b64url(tok, tok_len, pg_token);
+    if (decoded < 2 + PG_MAC_BYTES) {
+        return NGX_DECLINED;
+    }
+
+    p = pg_token;
+    len = (size_t) decoded;
+    if (p[0] != 1 && p[0] != 2) {
+        return NGX_DECLINED;
+    }
+
+    /* The memo: these very bytes authenticated and parsed before (the key ring is the
+     * worker's for life), else the MAC and the parse, then remembered in the set's way not
+     * used last. The set: the MAC's last three bytes (any token's, chosen by its sender). */
+    set = NULL;
+    slot = NULL;
+    if (pg_memo != NULL && len <= PG_MEMO_BYTES) {
+        set = pg_memo + 2 * (((size_t) p[len - 3] << 16 | p[len - 2] << 8 | p[len - 1])
+                             & pg_memo_mask);
+        for (way = 0; way < 2; way++) {
+            if (pg_holds(&set[way], p, len, session)) {
+                slot = &set[way];
+                set->recent = (uint8_t) way;
+                break;
+            }
+        }
+    }
+
+    if (slot != NULL) {
+        pg_recall(slot, &c);
+        pg_memo_hits++;
+
+    } else {
+        if (pg_open(p, len, session, &c) != NGX_OK) {
+            return NGX_DECLINED;
+        }
+
+        if (set != NULL) {
+            way = 1 - set->recent;
+            set->recent = (uint8_t) way;
+            slot = &set[way];
+            pg_remember(slot, p, len, session, &c);
+        }
+    }
+
     /* The checks of decide(), in Lua's arithmetic. */
-    if (now > expires_at + pol->leeway || now + pol->leeway < not_before) {
+    if (now > c.expires_at + pol->leeway || now + pol->leeway < c.not_before) {
         return NGX_DECLINED;
     }
 
     longest = session ? pol->max_session : pol->max_ttl;
-    if (expires_at - not_before > longest) {
+    if (c.expires_at - c.not_before > longest) {
         return NGX_DECLINED;
     }
 
-    if (path_len < scope_len || ngx_memcmp(path, p + scope_at, scope_len) != 0) {
+    if (path_len < c.scope_len || ngx_memcmp(path, p + c.scope_at, c.scope_len) != 0) {
         return NGX_DECLINED;
     }
 
-    if (net_len != 0 && !pg_in_network(client, client_len, p + net_at, net_len)) {
+    if (c.net_len != 0 && !pg_in_network(client, client_len, p + c.net_at, c.net_len)) {
         return NGX_DECLINED;
     }
 
     manifest = pg_is_manifest(path, path_len);
 
-    if ((!session && session_seconds > 0 && manifest) || max_uses > 0 || max_streams > 0) {
+    if ((!session && c.session_seconds > 0 && manifest) || c.max_uses > 0 || c.max_streams > 0)
+    {
         return NGX_DECLINED;    /* a session to open, counted uses or streams */
     }
 
+    /* Revocations: a remembered token found in none when the feed had stored ``revisions``
+     * of them, and none stored since, is in none now (a revocation is only ever added); its
+     * lookups are skipped. */
     if (pol->zone != NULL) {
-        if (pg_present(pol->zone, 't', p + tid_at, tid_len)
-            || (sid_len > 0 && pg_present(pol->zone, 's', p + sid_at, sid_len))
-            || (uid_len > 0 && pg_present(pol->zone, 'u', p + uid_at, uid_len)))
-        {
-            return NGX_DECLINED;
-        }
-
-        /* "/videos/<id>/": the id not empty and without "/" */
-        if (scope_len > 9 && ngx_memcmp(p + scope_at, "/videos/", 8) == 0) {
-            first = scope_at + 8;
-            last = scope_at + scope_len - 2;
-            for (i = first; i <= last && p[i] != '/'; i++) { /* void */ }
-            if (i > last && pg_present(pol->zone, 'v', p + first, last - first + 1)) {
+        revisions = pg_revision_count(pol->meta, now);
+        if (slot == NULL || revisions == PG_NOT_CHECKED || slot->clean != revisions) {
+            if (pg_revoked(pol->zone, p, &c)) {
                 return NGX_DECLINED;
             }
+            if (slot != NULL) {
+                slot->clean = revisions;
+            }
+
+        } else {
+            pg_lookups_skipped++;
         }
     }
 
-    out->token_id = p + tid_at;
-    out->token_id_len = tid_len;
+    out->token_id = p + c.tid_at;
+    out->token_id_len = c.tid_len;
     out->path = path;
     out->path_len = path_len;
     out->manifest = manifest;
