@@ -73,6 +73,8 @@ def test_the_wheel_holds_the_packages_and_their_data_not_the_tests(installed: In
         "playgate/cli.py",
         "playgate/nginx/edge.conf.template",
         "playgate/nginx/lua/playgate_native.lua",
+        "playgate/nginx/module/ngx_http_playgate_module.c",
+        "playgate/nginx/module/config",
         "playgate/demo/samples/videos/demo/master.m3u8",
         "playgate/demo/player/index.html",
         "playgate/demo/player/node_modules/hls.js/dist/hls.min.js",
@@ -99,6 +101,15 @@ def test_cli_signs_and_explains_from_the_wheel(installed: Installed) -> None:
         str(installed.work / "nginx"),
     )
     assert "auth_request /_playgate/auth;" in conf
+    # With the key ring, the native verifier and its C fast path, built from the wheel's source.
+    native = installed.playgate(
+        "nginx-config", "--validator-url", "http://127.0.0.1:1", "--origin-url",
+        "http://127.0.0.1:2", "--prefix", str(installed.work / "nginx"), "--keyring-file",
+        "ring.json",
+    )  # fmt: skip
+    assert "playgate_fast on;" in native
+    module = native.split("ngx_http_lua_module.so;\nload_module ", 1)[1].split(";", 1)[0]
+    assert Path(module).is_file()
 
 
 def test_both_servers_run_from_the_wheel(installed: Installed) -> None:
