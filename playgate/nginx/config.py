@@ -189,18 +189,40 @@ _AUTH_REQUEST = """\
 _NATIVE_ACCESS = """\
             # The native verifier decides, or asks the validator (/_playgate/auth) as
             # auth_request would: 2xx allows, 401/403 deny with its reason, else 503.
+{fast}            access_by_lua_block {{ require("playgate_native").access() }}"""
+# What the access check sets starts empty on every request (the fast path's module defines
+# these variables empty instead, at no cost per request).
+_CHECK_VARIABLES = """\
             set $pg_token_id "";
             set $pg_reason "";
             set $pg_cat_renewed "";
             set $pg_cat_cookie "";
             set $pg_renewal "";
-{fast}            access_by_lua_block {{ require("playgate_native").access() }}"""
+"""
 _FAST = """\
             # The common allow, decided in C first (ngx_http_playgate_module.c): it allows or
             # declines, and the Lua verifier below decides what it declined.
             playgate_fast on;
             playgate_fast_logged_segment_chars {logged_segment_chars};
 """
+# The response headers the access check fills (each sent only when not empty, always).
+_CHECK_HEADERS = (
+    ("{reason_header}", "$pg_reason"),
+    ("{cat_header}", "$pg_cat_renewed"),
+    ("Set-Cookie", "$pg_cat_cookie"),
+    ("{renewal_header}", "$pg_renewal"),
+)
+
+
+def check_headers(contract: dict[str, str], fast: bool) -> str:
+    """add_header lines, or the fast path's own directive (no script per header)."""
+    directive = "playgate_fast_header {} {};" if fast else "add_header {} {} always;"
+    return "\n".join(
+        "            " + directive.format(name.format(**contract), var)
+        for name, var in _CHECK_HEADERS
+    )
+
+
 _NATIVE_OPEN = """\
             # A start token that needs no shared state opens its playback session here (the
             # same 302 the shield answers); anything else goes on to the shield.
@@ -247,6 +269,7 @@ def native_values(config: EdgeConfig, contract: dict[str, str]) -> dict[str, str
             "native_modules": "",
             "native_http": "",
             "access_check": _AUTH_REQUEST.format(**contract),
+            "check_headers": check_headers(contract, False),
             "native_open": "",
             "metrics_server": "",
         }
@@ -293,8 +316,9 @@ def native_values(config: EdgeConfig, contract: dict[str, str]) -> dict[str, str
         "access_check": _NATIVE_ACCESS.format(
             fast=_FAST.format(logged_segment_chars=protocol.LOGGED_SEGMENT_CHARS)
             if fast is not None
-            else ""
+            else _CHECK_VARIABLES
         ),
+        "check_headers": check_headers(contract, fast is not None),
         "native_open": _NATIVE_OPEN,
         "metrics_server": metrics_server(config.metrics_listen),
     }

@@ -98,7 +98,16 @@ typedef struct {
     ngx_int_t   log_method_index;
     ngx_int_t   log_path_index;
     ngx_int_t   log_reason_index;
+    ngx_array_t *headers;               /* of pg_header_t: playgate_fast_header */
 } pg_loc_conf_t;
+
+
+/* A response header sent when its variable is not empty, whatever the status (add_header's
+ * "always"), without add_header's script: one indexed variable, read as is. */
+typedef struct {
+    ngx_str_t   name;
+    ngx_int_t   index;
+} pg_header_t;
 
 
 /* Per process: set in the master before the fork, or by the worker's own timer. */
@@ -121,7 +130,11 @@ static u_char       pg_log_char[256];
 
 
 static ngx_int_t pg_init(ngx_conf_t *cf);
+static ngx_int_t pg_add_variables(ngx_conf_t *cf);
+static char *pg_header(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 static void *pg_create_loc_conf(ngx_conf_t *cf);
+
+static ngx_http_output_header_filter_pt  pg_next_header_filter;
 static char *pg_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child);
 
 
@@ -141,12 +154,19 @@ static ngx_command_t  pg_commands[] = {
       offsetof(pg_loc_conf_t, logged_segment_chars),
       NULL },
 
+    { ngx_string("playgate_fast_header"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE2,
+      pg_header,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
       ngx_null_command
 };
 
 
 static ngx_http_module_t  pg_module_ctx = {
-    NULL,                   /* preconfiguration */
+    pg_add_variables,       /* preconfiguration */
     pg_init,                /* postconfiguration */
     NULL, NULL, NULL, NULL, /* main, server */
     pg_create_loc_conf,
@@ -1134,6 +1154,128 @@ pg_access_handler(ngx_http_request_t *r)
 }
 
 
+/* The location's playgate_fast_header lines: each header whose variable is not empty. Main
+ * requests only, as add_header. */
+static ngx_int_t
+pg_header_filter(ngx_http_request_t *r)
+{
+    ngx_uint_t                  i;
+    pg_header_t                *hd;
+    pg_loc_conf_t              *lcf;
+    ngx_table_elt_t            *h;
+    ngx_http_variable_value_t  *vv;
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_playgate_module);
+
+    if (lcf->headers == NULL || r != r->main) {
+        return pg_next_header_filter(r);
+    }
+
+    hd = lcf->headers->elts;
+    for (i = 0; i < lcf->headers->nelts; i++) {
+        vv = ngx_http_get_indexed_variable(r, hd[i].index);
+        if (vv == NULL || vv->not_found || vv->len == 0) {
+            continue;
+        }
+
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_ERROR;
+        }
+
+        h->hash = 1;
+        h->key = hd[i].name;
+        h->value.len = vv->len;
+        h->value.data = vv->data;
+    }
+
+    return pg_next_header_filter(r);
+}
+
+
+/* What the access check hands to the response and the log (the token id, the reason, a
+ * renewed CAT, its cookie, a renewal): empty unless the Lua verifier (or the validator
+ * through it) sets them; the template's `set $pg_... ""` lines, which ran on every request,
+ * are not needed where this module is loaded. */
+static ngx_str_t  pg_check_variables[] = {
+    ngx_string("pg_token_id"),
+    ngx_string("pg_reason"),
+    ngx_string("pg_cat_renewed"),
+    ngx_string("pg_cat_cookie"),
+    ngx_string("pg_renewal"),
+    ngx_null_string
+};
+
+
+static ngx_int_t
+pg_empty_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v, uintptr_t data)
+{
+    v->len = 0;
+    v->data = (u_char *) "";
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+pg_add_variables(ngx_conf_t *cf)
+{
+    ngx_str_t            *name;
+    ngx_http_variable_t  *var;
+
+    for (name = pg_check_variables; name->len; name++) {
+        var = ngx_http_add_variable(cf, name, NGX_HTTP_VAR_CHANGEABLE);
+        if (var == NULL) {
+            return NGX_ERROR;
+        }
+        var->get_handler = pg_empty_variable;
+    }
+
+    return NGX_OK;
+}
+
+
+/* playgate_fast_header <name> $<variable>; */
+static char *
+pg_header(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    pg_loc_conf_t  *lcf = conf;
+
+    ngx_str_t      *value, var;
+    pg_header_t    *hd;
+
+    value = cf->args->elts;
+
+    if (value[2].len < 2 || value[2].data[0] != '$') {
+        return "takes a header name and one $variable";
+    }
+
+    if (lcf->headers == NULL) {
+        lcf->headers = ngx_array_create(cf->pool, 4, sizeof(pg_header_t));
+        if (lcf->headers == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    hd = ngx_array_push(lcf->headers);
+    if (hd == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    var.data = value[2].data + 1;
+    var.len = value[2].len - 1;
+    hd->name = value[1];
+    hd->index = ngx_http_get_variable_index(cf, &var);
+    if (hd->index == NGX_ERROR) {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
 /* --- configuration ----------------------------------------------------------------------- */
 
 static void *
@@ -1169,6 +1311,11 @@ pg_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     ngx_conf_merge_value(conf->enable, prev->enable, 0);
     ngx_conf_merge_value(conf->logged_segment_chars, prev->logged_segment_chars, 0);
+
+    /* Inherited as add_header is (limit_except's nested location answers with them too). */
+    if (conf->headers == NULL) {
+        conf->headers = prev->headers;
+    }
 
     if (!conf->enable) {
         return NGX_CONF_OK;
@@ -1215,5 +1362,8 @@ pg_init(ngx_conf_t *cf)
     }
 
     *h = pg_access_handler;
+
+    pg_next_header_filter = ngx_http_top_header_filter;
+    ngx_http_top_header_filter = pg_header_filter;
     return NGX_OK;
 }
