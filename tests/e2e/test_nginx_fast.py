@@ -22,7 +22,7 @@ from edge_validator.core.token import Claims, seal
 from edge_validator.settings import ValidatorSettings
 from edge_validator.state.guard import StateGuard
 from edge_validator.state.memory import MemoryStore
-from tests.e2e.test_nginx_metrics import ALLOW, Series, scrape, token_id, url_for
+from tests.e2e.test_nginx_metrics import ALLOW, Series, forged, scrape, token_id, url_for
 from tests.e2e.test_nginx_native import (
     KEYRING,
     KEYRING_DOC,
@@ -156,3 +156,52 @@ def test_a_signed_video_id_longer_than_any_field_is_looked_up_safely(edge: Edge)
         assert raw_get(edge, target)[0] == 404
     assert scrape(edge)[FAST] - before[FAST] == 3
     assert "exited on signal" not in edge.error_log.read_text()[logged:]
+
+
+# Headers that differ between any two answers whatever the edge (times, cache state, ids).
+_VARYING = {"date", "etag", "last-modified", "location", "x-playgate-token-id", "x-playgate-cache"}
+
+
+def test_answers_carry_the_headers_the_lua_verifier_alone_gives(
+    edge: Edge, store: MemoryStore, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Where the module is loaded it sends the access check's headers itself and defines their
+    variables empty (no add_header, no set): every answer, allowed, denied, refused or handed
+    on, carries the same headers as from the Lua-only edge (second attacker review's check)."""
+    now = time.time()
+    revoked = url_for(edge, now, file="hls/v0/seg_003.ts")
+    _revoke(store, "token_id", token_id(revoked), now)
+    time.sleep(1.2)  # in both edges' dicts (one store feeds both)
+
+    def requests(e: Edge) -> list[tuple[str, str, dict[str, str]]]:
+        plain = url_for(e, now)
+        path = plain.removeprefix(e.url)
+        return [
+            *((method, plain, {}) for method in ("GET", "HEAD", "POST", "DELETE")),
+            ("GET", forged(plain), {}),
+            ("GET", url_for(e, now - 700), {}),
+            ("GET", f"{e.url}/videos/demo/hls/v0/seg_001.ts", {}),
+            ("GET", plain + "?a=1", {}),
+            ("GET", e.url + revoked.removeprefix(edge.url), {}),
+            ("GET", plain, {"CTA-Common-Access-Token": "x"}),
+            ("GET", url_for(e, now, file="master.m3u8", session_seconds=60), {}),
+            ("GET", e.url + path.replace("/hls/", "/%68ls/"), {}),
+            ("GET", f"{e.url}/s/AAAA/x.ts", {}),
+        ]
+
+    def heads(method: str, url: str, headers: dict[str, str]) -> tuple[int, list[tuple[str, str]]]:
+        resp = httpx.request(method, url, headers=headers, timeout=10, follow_redirects=False)
+        kept = [(k.lower(), v) for k, v in resp.headers.multi_items() if k.lower() not in _VARYING]
+        return resp.status_code, sorted(kept)
+
+    with metered_edge(tmp_path_factory.mktemp("nginx-lua-heads"), store, fast=False) as lua:
+        statuses = set()
+        for fast_req, lua_req in zip(requests(edge), requests(lua), strict=True):
+            fast_answer, lua_answer = heads(*fast_req), heads(*lua_req)
+            assert fast_answer == lua_answer, fast_req
+            statuses.add(fast_answer[0])
+            if fast_answer[0] in (401, 403):
+                assert ("cache-control", "no-store") in fast_answer[1]
+            if fast_answer[0] in (401, 403) and fast_req[0] == "GET":  # limit_except says none
+                assert any(name == "x-playgate-reason" for name, _ in fast_answer[1])
+    assert {200, 302, 401, 403} <= statuses

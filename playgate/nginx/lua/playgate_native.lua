@@ -78,7 +78,8 @@ void playgate_fast_reset(void);
 int playgate_fast_add_key(const char *kid, size_t kid_len, const void *start,
     const void *session, const void *outer, size_t state_bytes);
 void playgate_fast_policy(int usable, double until, double leeway, double max_ttl,
-    double max_session, int cat, int manifest_flag, void *zone, void *meta);
+    double max_session, int cat, int manifest_flag, void *zone, void *meta,
+    const char *generation, size_t generation_len);
 int playgate_fast_memo(size_t slots);
 void playgate_fast_counts(uint64_t *memo_hits, uint64_t *lookups_skipped);
 uint64_t playgate_fast_take_allowed(void);
@@ -1361,14 +1362,16 @@ local function push_fast(premature)
     local to_zone = shdict_ffi and C.ngx_http_lua_ffi_shdict_udata_to_zone
     local zone_ptr = active and to_zone and to_zone(ngx.shared[conf.dict][1])
     if not active or zone_ptr == nil then
-        fast.playgate_fast_policy(0, 0, 0, 0, 0, 0, 0, nil, nil)
+        fast.playgate_fast_policy(0, 0, 0, 0, 0, 0, 0, nil, nil, "", 0)
         return
     end
-    -- With the feed's count of stored revocations (meta's "revisions"), as usable_policy reads
-    -- it: a remembered token's lookups are skipped while it has not moved.
+    -- With the feed's state (meta), read by C once per tick as usable_policy reads it: the
+    -- count of stored revocations (a remembered token's lookups are skipped while it has not
+    -- moved) and whether the feed gave up this generation's view (give_up: nothing is
+    -- allowed from the next tick, without waiting for this timer).
     fast.playgate_fast_policy(1, math.min(ngx.now() + 2 * FAST_PUSH, usable_until),
         active.leeway, active.max_ttl, active.max_session, active.cat and 1 or 0,
-        conf.manifest_flag and 1 or 0, zone_ptr, to_zone(meta[1]))
+        conf.manifest_flag and 1 or 0, zone_ptr, to_zone(meta[1]), generation, #generation)
 end
 
 function _M.init_worker()

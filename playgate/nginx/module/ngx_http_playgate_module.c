@@ -118,6 +118,9 @@ static pg_slot_t   *pg_memo;        /* 2 * (pg_memo_mask + 1) slots, or NULL */
 static ngx_uint_t   pg_memo_mask;
 static double       pg_revisions_at = -1;   /* when the count was last read (ngx.now()) */
 static uint32_t     pg_revisions = PG_NOT_CHECKED;
+static ngx_flag_t   pg_overflow;        /* the feed gave up this load's view (read per tick) */
+static u_char       pg_generation[32];  /* this load's generation (playgate_native.lua) */
+static size_t       pg_generation_len;
 static uint64_t     pg_memo_hits;       /* tokens authenticated from the memo (for the tests) */
 static uint64_t     pg_lookups_skipped; /* requests whose revocation lookups were skipped */
 static uint64_t     pg_allowed;
@@ -226,8 +229,16 @@ playgate_fast_add_key(const u_char *kid, size_t kid_len, const void *start,
  * (no trusted revocation view, no dict) declines everything. */
 void
 playgate_fast_policy(int usable, double until, double leeway, double max_ttl,
-    double max_session, int cat, int manifest_flag, void *zone, void *meta)
+    double max_session, int cat, int manifest_flag, void *zone, void *meta,
+    const u_char *generation, size_t generation_len)
 {
+    if (generation_len > sizeof(pg_generation)) {
+        usable = 0;
+        generation_len = 0;
+    }
+    ngx_memcpy(pg_generation, generation, generation_len);
+    pg_generation_len = generation_len;
+
     pg_policy.usable = usable && zone != NULL;
     pg_policy.until = until;
     pg_policy.leeway = leeway;
@@ -511,17 +522,55 @@ pg_client(ngx_connection_t *c, size_t *len)
 }
 
 
-/* The feed's count of stored revocations (playgate_native.lua store_revocation), read once per
- * ngx.now() tick, before that tick's lookups: a token found clean is marked with a count no
- * larger than the revocations it was looked up in. PG_NOT_CHECKED when there is none yet,
- * or past 32 bits (then nothing is skipped). */
-static uint32_t
-pg_revision_count(ngx_shm_zone_t *meta, double now)
+/* One value of the feed's state (the meta dict): its type (0: none, 3: a number, 4: a
+ * string), the number, or the string copied into ``str`` (up to ``size`` bytes: ``*len``). */
+static int
+pg_meta_get(ngx_shm_zone_t *meta, const char *key, double *num, u_char *str, size_t size,
+    size_t *len)
 {
     int      rc, type, flags, stale;
     char    *err;
     u_char   small[64], *buf;
     size_t   buf_len;
+
+    buf = small;
+    buf_len = sizeof(small);
+    err = NULL;
+    type = 0;
+    *num = 0;
+    *len = 0;
+
+    rc = ngx_http_lua_ffi_shdict_get(meta, (u_char *) key, ngx_strlen(key), &type, &buf,
+                                     &buf_len, num, &flags, 0, &stale, &err);
+    if (rc != 0) {
+        return -1;
+    }
+
+    if (type == 4 && buf_len <= size) {
+        ngx_memcpy(str, buf, buf_len);
+        *len = buf_len;
+    }
+
+    if (buf != small) {
+        free(buf);
+    }
+
+    return type;
+}
+
+
+/* The feed's state, read once per ngx.now() tick, before that tick's lookups (as Lua's
+ * usable_policy): its count of stored revocations (playgate_native.lua store_revocation), so
+ * a token found clean is marked with a count no larger than the revocations it was looked up
+ * in (PG_NOT_CHECKED when there is none yet, or past 32 bits: then nothing is skipped); and
+ * whether it gave up this load's view (a revocation it could not store: give_up), after which
+ * nothing is allowed here, as Lua allows nothing from the next tick on. */
+static uint32_t
+pg_revision_count(ngx_shm_zone_t *meta, double now)
+{
+    int      type;
+    u_char   gave_up[sizeof(pg_generation)];
+    size_t   len;
     double   num;
 
     if (now == pg_revisions_at) {
@@ -530,24 +579,24 @@ pg_revision_count(ngx_shm_zone_t *meta, double now)
 
     pg_revisions_at = now;
     pg_revisions = PG_NOT_CHECKED;
+    pg_overflow = 1;
 
     if (meta == NULL) {
         return pg_revisions;
     }
 
-    buf = small;
-    buf_len = sizeof(small);
-    err = NULL;
-    type = 0;
-    num = 0;
-
-    rc = ngx_http_lua_ffi_shdict_get(meta, (u_char *) "revisions", sizeof("revisions") - 1,
-                                     &type, &buf, &buf_len, &num, &flags, 0, &stale, &err);
-    if (buf != small) {
-        free(buf);
+    type = pg_meta_get(meta, "overflow", &num, gave_up, sizeof(gave_up), &len);
+    if (type < 0 || (type != 0 && (type != 4 || (len == pg_generation_len
+                                                 && ngx_memcmp(gave_up, pg_generation, len)
+                                                    == 0))))
+    {
+        return pg_revisions;    /* given up, or cannot tell: pg_overflow stays set */
     }
 
-    if (rc == 0 && type == 3 /* LUA_TNUMBER */ && num >= 0 && num < PG_NOT_CHECKED) {
+    pg_overflow = 0;
+
+    type = pg_meta_get(meta, "revisions", &num, NULL, 0, &len);
+    if (type == 3 /* LUA_TNUMBER */ && num >= 0 && num < PG_NOT_CHECKED) {
         pg_revisions = (uint32_t) num;
     }
 
@@ -1030,6 +1079,9 @@ pg_judge(u_char *t, size_t n, const u_char *client, size_t client_len, double no
      * lookups are skipped. */
     if (pol->zone != NULL) {
         revisions = pg_revision_count(pol->meta, now);
+        if (pg_overflow) {
+            return NGX_DECLINED;
+        }
         if (slot == NULL || revisions == PG_NOT_CHECKED || slot->clean != revisions) {
             if (pg_revoked(pol->zone, p, &c)) {
                 return NGX_DECLINED;
@@ -1184,6 +1236,9 @@ pg_header_filter(ngx_http_request_t *r)
         }
 
         h->hash = 1;
+#if (nginx_version >= 1023000)
+        h->next = NULL;
+#endif
         h->key = hd[i].name;
         h->value.len = vv->len;
         h->value.data = vv->data;
