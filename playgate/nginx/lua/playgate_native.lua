@@ -1524,8 +1524,8 @@ function _M.fast_verdict(target, client_text, now, policy, client_packed)
     end
     local client = client_packed or packed_ip(client_text)
     if fast.playgate_fast_judge(target, #target, client, client and #client or 0, now,
-            policy.leeway, policy.max_ttl,
-            policy.max_session, policy.cat and 1 or 0, fast_tid, fast_tid_len) == 1 then
+            policy.leeway, policy.max_ttl, policy.max_session, policy.cat and 1 or 0, fast_tid,
+            fast_tid_len) == 1 then
         return "allow", ffi.string(fast_tid, fast_tid_len[0])
     end
     return "decline"

@@ -522,11 +522,12 @@ pg_client(ngx_connection_t *c, size_t *len)
 }
 
 
-/* One value of the feed's state (the meta dict): its type (0: none, 3: a number, 4: a
- * string), the number, or the string copied into ``str`` (up to ``size`` bytes: ``*len``). */
+/* One value of a Lua shared dict, as dict:get reads it: its type (0: none, 3: a number, 4: a
+ * string) or -1 when the read fails; the number, or the string copied into ``str`` (up to
+ * ``size`` bytes: ``*len``; a longer one is not copied). */
 static int
-pg_meta_get(ngx_shm_zone_t *meta, const char *key, double *num, u_char *str, size_t size,
-    size_t *len)
+pg_dict_get(ngx_shm_zone_t *zone, u_char *key, size_t key_len, double *num, u_char *str,
+    size_t size, size_t *len)
 {
     int      rc, type, flags, stale;
     char    *err;
@@ -540,8 +541,8 @@ pg_meta_get(ngx_shm_zone_t *meta, const char *key, double *num, u_char *str, siz
     *num = 0;
     *len = 0;
 
-    rc = ngx_http_lua_ffi_shdict_get(meta, (u_char *) key, ngx_strlen(key), &type, &buf,
-                                     &buf_len, num, &flags, 0, &stale, &err);
+    rc = ngx_http_lua_ffi_shdict_get(zone, key, key_len, &type, &buf, &buf_len, num, &flags,
+                                     0, &stale, &err);
     if (rc != 0) {
         return -1;
     }
@@ -551,7 +552,7 @@ pg_meta_get(ngx_shm_zone_t *meta, const char *key, double *num, u_char *str, siz
         *len = buf_len;
     }
 
-    if (buf != small) {
+    if (buf != small) {     /* a longer string value: allocated for us */
         free(buf);
     }
 
@@ -585,7 +586,8 @@ pg_revision_count(ngx_shm_zone_t *meta, double now)
         return pg_revisions;
     }
 
-    type = pg_meta_get(meta, "overflow", &num, gave_up, sizeof(gave_up), &len);
+    type = pg_dict_get(meta, (u_char *) "overflow", sizeof("overflow") - 1, &num, gave_up,
+                       sizeof(gave_up), &len);
     if (type < 0 || (type != 0 && (type != 4 || (len == pg_generation_len
                                                  && ngx_memcmp(gave_up, pg_generation, len)
                                                     == 0))))
@@ -595,7 +597,8 @@ pg_revision_count(ngx_shm_zone_t *meta, double now)
 
     pg_overflow = 0;
 
-    type = pg_meta_get(meta, "revisions", &num, NULL, 0, &len);
+    type = pg_dict_get(meta, (u_char *) "revisions", sizeof("revisions") - 1, &num, NULL, 0,
+                       &len);
     if (type == 3 /* LUA_TNUMBER */ && num >= 0 && num < PG_NOT_CHECKED) {
         pg_revisions = (uint32_t) num;
     }
@@ -611,10 +614,9 @@ pg_revision_count(ngx_shm_zone_t *meta, double now)
 static ngx_flag_t
 pg_revokes(ngx_shm_zone_t *zone, u_char kind, const u_char *at, size_t len, double nb)
 {
-    int      rc, type, flags, stale;
-    char    *err;
-    u_char   key[2 + PG_MAX_TOKEN_CHARS / 4 * 3], small[64], *buf;
-    size_t   buf_len;
+    int      type;
+    u_char   key[2 + PG_MAX_TOKEN_CHARS / 4 * 3];
+    size_t   unused;
     double   num;
 
     /* A field of the token: at most its decoded size (a video id is the scope's, whose
@@ -627,20 +629,9 @@ pg_revokes(ngx_shm_zone_t *zone, u_char kind, const u_char *at, size_t len, doub
     key[1] = ':';
     ngx_memcpy(key + 2, at, len);
 
-    buf = small;
-    buf_len = sizeof(small);
-    err = NULL;
-    type = 0;
-    num = 0;
-
-    rc = ngx_http_lua_ffi_shdict_get(zone, key, len + 2, &type, &buf, &buf_len, &num, &flags,
-                                     0, &stale, &err);
-    if (rc != 0) {
+    type = pg_dict_get(zone, key, len + 2, &num, NULL, 0, &unused);
+    if (type < 0) {
         return 1;
-    }
-
-    if (buf != small) {     /* a longer string value: allocated for us */
-        free(buf);
     }
 
     if (type == 0) {        /* LUA_TNIL: not there */
