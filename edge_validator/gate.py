@@ -165,9 +165,9 @@ class Gate:
                 exchange = self.dual.exchange(target, grant, opened, redirect=redirect)
             await self._check_state(grant, session)
         except PlaybackTokenError as exc:
-            self._decided(started, client, None, exc)
+            self.decided(started, client, None, exc)
             raise
-        self._decided(started, client, grant, None)
+        self.decided(started, client, grant, None)
         if exchange is not None:
             return _exchanged(grant, exchange, client)
         if session is None:
@@ -213,6 +213,22 @@ class Gate:
             )
         return outcome
 
+    def settled(self, grant: Grant) -> bool:
+        """Whether ``_check_state`` allows ``grant`` with nothing to ask Redis: no use or
+        stream limit, and the revocation view's checks pass (``StateGuard.check_view``). For
+        the server's fast path (playgate/media_fast.py): False declines, and the full path
+        decides as before."""
+        claims = grant.claims
+        if claims.max_uses or claims.max_streams:
+            return False
+        if self.guard is None:
+            return True
+        try:
+            self.guard.check_view(claims, grant.now)
+        except PlaybackTokenError:
+            return False
+        return True
+
     async def _check_state(self, grant: Grant, session: Claims | None) -> None:
         if self.guard is not None:
             # A stream is counted per session: the start request claims the new session's.
@@ -220,7 +236,7 @@ class Gate:
         elif grant.claims.max_uses or grant.claims.max_streams:
             raise StateUnavailable("no shared state enforces limits", token_id=grant.token_id)
 
-    def _decided(
+    def decided(
         self,
         started: float,
         client: ClientAddress | None,

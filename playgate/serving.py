@@ -31,6 +31,8 @@ import functools
 import json
 import logging
 import resource
+import socket
+import typing
 import urllib.parse
 import weakref
 from collections.abc import Iterable, Mapping
@@ -53,7 +55,8 @@ from edge_validator.asgi.shield import MEDIA_ROUTE, MediaRoute
 from edge_validator.core.protocol import NO_STORE, REASON_HEADER
 from edge_validator.env import Env
 
-from .file_sending import EXTENSIONS, FileSender, with_file_bodies
+from .file_sending import EXTENSIONS, MAX_CHUNK, FileSender, with_file_bodies
+from .media_fast import FastMedia, sendfile_once
 from .media_path import media_app
 from .one_write import with_one_write
 
@@ -350,6 +353,13 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         # The shield's media requests answered without the middleware stack (media_path.py):
         # zero-copy, no access log, an app that offers it and whose stack is as it was built.
         self._media: MediaRoute | None = None
+        # Its common allow answered in data_received (media_fast.py); a body being sent the
+        # slow way (``_fast_busy``): reading paused, no refusal written into it.
+        self._fast: FastMedia | None = None
+        self._fast_busy = False
+        self._close_after = False
+        self._sock = -1
+        self._raw: socket.socket | None = None
         if self.scheme == "http":
             self._files = FileSender(transport, self.loop, self._waiting_to_send)
             media = getattr(self.app, MEDIA_ROUTE, None)
@@ -358,6 +368,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             logs_access = self.access_log and self.access_logger.isEnabledFor(logging.INFO)
             if media is not None and not logs_access and media.ready():
                 self._media = media
+                fast = media.fast()
+                if fast is not None and not self.root_path and self.limit_concurrency is None:
+                    self._fast = fast
         server = _servers.get(self.server_state)
         if server is None:
             server = _servers[self.server_state] = _Server(self.server_state, self.loop)
@@ -414,6 +427,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         """Whether a refusal may be written now: not while an earlier request's response is
         owed or under way (its bytes would land inside that response, a file body too, or be
         read as its answer), nor once the refused request's own response began."""
+        if self._fast_busy:
+            return False
         cycle = self.cycle
         if cycle is None or cycle.response_complete:
             return True
@@ -432,11 +447,26 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.deadline = self.send_deadline = self.idle_deadline = 0.0
         if self._files is not None:
             self._files.lost()
+        if self._raw is not None:
+            self._raw.detach()  # the transport's own descriptor, closed by the transport
+            self._raw = None
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
         self.idle_deadline = 0.0  # as uvicorn's keep-alive timer is cancelled by any byte
         if self._refused:
+            return
+        fast = self._fast
+        if (
+            fast is not None
+            and self._reading_head
+            and not self._head_bytes
+            and not self._fast_busy
+            and not self.pipeline
+            and (self.cycle is None or self.cycle.response_complete)
+            and len(data) <= self.limits.max_head_bytes
+            and fast.answer(self, data)
+        ):
             return
         if self._reading_head:
             self._head_bytes += len(data)
@@ -556,6 +586,95 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.idle_deadline = self.loop.time() + self.timeout_keep_alive
         if not self._refused:
             self._wait_for_head()
+
+    def fast_head(
+        self, shared: tuple[tuple[bytes, bytes], ...], rest: list[tuple[bytes, bytes]]
+    ) -> tuple[bytes, int] | None:
+        """A whole file's 200 head as ``_Cycle.start_file`` writes it on a kept-alive
+        connection, and its length; None where that would refuse or act on a header."""
+        encoded = _file_lines(shared)
+        if encoded is None:
+            return None
+        before = _server_lines(self.server_state.default_headers)
+        after = _lines(rest)
+        if before is None or after is None:
+            return None
+        lines, length = encoded
+        return b"".join((STATUS_LINE[200], before, lines, after, b"\r\n")), length
+
+    def send_fast(
+        self, head: bytes, file: typing.BinaryIO, count: int, started: float, path: str
+    ) -> None:
+        """Write a fast answer's head and body, then end the request as
+        ``on_response_complete`` does."""
+        self._server.waiting.pop(self, None)
+        self.deadline = 0.0
+        transport = self.transport
+        sent = 0
+        if transport.get_write_buffer_size() == 0 and not transport.is_closing():
+            raw = self._raw
+            if raw is None:
+                self._sock = transport.get_extra_info("socket").fileno()
+                raw = self._raw = socket.socket(fileno=self._sock)
+            try:
+                put = raw.send(head, socket.MSG_MORE)
+            except BlockingIOError:
+                put = 0
+            except OSError:
+                file.close()
+                transport.abort()
+                return
+            if put < len(head):
+                transport.write(head[put:])
+            else:
+                sent = sendfile_once(self._sock, file.fileno(), min(count, MAX_CHUNK))
+        else:
+            transport.write(head)
+        if sent == count:
+            file.close()
+            self._fast_done(started, path)
+        elif sent < 0:
+            file.close()
+            transport.abort()
+        else:
+            self._fast_busy = True
+            self.flow.pause_reading()
+            task = self.loop.create_task(self._fast_rest(file, sent, count, started, path))
+            task.add_done_callback(self.tasks.discard)
+            self.tasks.add(task)
+
+    async def _fast_rest(
+        self, file: typing.BinaryIO, offset: int, count: int, started: float, path: str
+    ) -> None:
+        try:
+            assert self._files is not None
+            done = await self._files.send(file.fileno(), offset, count - offset)
+        finally:
+            file.close()
+            self._fast_busy = False
+        if not done:
+            self.transport.abort()
+            return
+        self.flow.resume_reading()
+        self._fast_done(started, path)
+
+    def _fast_done(self, started: float, path: str) -> None:
+        assert self._media is not None
+        self._media.record_path(path, started, 200)
+        self.server_state.total_requests += 1
+        if self._close_after:
+            self.transport.close()
+            return
+        if self.transport.is_closing():
+            return
+        self.idle_deadline = self.loop.time() + self.timeout_keep_alive
+        self._wait_for_head()
+
+    def shutdown(self) -> None:
+        if self._fast_busy:  # the body under way ends, then the connection closes
+            self._close_after = True
+            return
+        super().shutdown()
 
     def pause_writing(self) -> None:
         super().pause_writing()

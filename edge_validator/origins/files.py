@@ -47,7 +47,7 @@ class FileOrigin:
     async def open(self, path: str) -> OriginReply:
         """The whole object, opened and checked, for the server to send (zero-copy). Its
         headers are shared by every request for this file version: copy before changing them."""
-        file, info = self._opened(path)
+        file, info = self.opened_file(path)
         headers, head = _whole_file(path, info.st_mtime, info.st_size)
         return OriginReply(200, headers, opened=file, head=head)
 
@@ -63,7 +63,7 @@ class FileOrigin:
 
     def _read(self, path: str) -> OriginReply:
         """The whole object with FileResponse's validators, or the file when it is large."""
-        file, info = self._opened(path)
+        file, info = self.opened_file(path)
         with file:
             if info.st_size > WHOLE_READ_LIMIT:
                 return OriginReply(200, {"content-type": media_type(path)}, file=self._locate(path))
@@ -73,7 +73,7 @@ class FileOrigin:
                 raise NotFound("no such object") from None
         return OriginReply(200, _validators(path, info), content=content)
 
-    def _opened(self, path: str) -> tuple[BinaryIO, os.stat_result]:
+    def opened_file(self, path: str) -> tuple[BinaryIO, os.stat_result]:
         """The object opened, and its status: a regular file whose real path is in the root."""
         name = self._prefix + path.lstrip("/")  # os.path.join(root, ...), without the fspath
         try:
@@ -101,6 +101,11 @@ class FileOrigin:
 
     async def close(self) -> None:
         return None
+
+
+def whole_file_head(path: str, mtime: float, size: int) -> tuple[tuple[bytes, bytes], ...]:
+    """The encoded head ``open`` gives a file sent whole (one tuple per file version)."""
+    return _whole_file(path, mtime, size)[1]
 
 
 def _validators(path: str, info: os.stat_result) -> dict[str, str]:

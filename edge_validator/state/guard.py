@@ -21,6 +21,7 @@ from ..core.errors import (
     TooManyStreams,
     UseLimitReached,
 )
+from ..core.token import Claims
 from ..metrics import metrics
 from .clock_skew import ClockSkew
 from .settings import FAIL_OPEN, StateSettings
@@ -51,6 +52,14 @@ class StateGuard:
         """
         claims = grant.claims
         now = grant.now
+        self.check_view(claims, now)
+        if claims.max_uses:
+            await self._check_uses(grant, now)
+        if claims.max_streams:
+            await self._check_streams(grant, stream_id)
+
+    def check_view(self, claims: Claims, now: float) -> None:
+        """What ``check`` judges from the revocation view, without Redis."""
         rev = self.sync.view.revoked(claims, now)
         if rev is not None:
             raise Revoked(f"revoked by {rev.kind}", token_id=claims.token_id)
@@ -64,10 +73,6 @@ class StateGuard:
         if not self.sync.healthy:
             # Judged on a view that may miss revocations: the fail-open policy at work.
             metrics().fail_open_decisions.inc()
-        if claims.max_uses:
-            await self._check_uses(grant, now)
-        if claims.max_streams:
-            await self._check_streams(grant, stream_id)
 
     async def _check_uses(self, grant: Grant, now: float) -> None:
         claims = grant.claims

@@ -1,0 +1,193 @@
+"""The shield's common allow answered in ``data_received``: no parser callbacks, no ASGI scope,
+cycle or task (``playgate serve-validator`` only).
+
+The edge benchmark's shield spent about 260,000 instructions per segment in user space, half
+of them uvicorn's per-request machinery and the async layers around a decision that never
+waits. Here, as the nginx module's C path does (playgate/nginx/module), one narrow case is
+answered at once and everything else is *declined*, untouched, to the full path (httptools,
+uvicorn's cycle, ``media_path.py``, the shield), which then decides it as before:
+
+- the connection is idle between requests, and the bytes that arrived are exactly one request
+  head: ``GET <target> HTTP/1.1``, a plain origin-form target (no ``%``, no ``#``), header
+  lines of token characters and visible values, none that gives a body, asks for a range, an
+  upgrade, ``100-continue`` or a closed connection, carries a CTA token header or a cookie;
+- the token is one the verifier has already authenticated (its memo: a forged or unknown token
+  is never MAC-checked twice), and the verifier's own ``_decide`` allows it: times, scope,
+  client network (the viewer's address found by the same ``client_address``);
+- nothing else is asked of the request: no session to open, no CAT, no foreign format, no
+  manifest to rewrite, no use or stream limit; not revoked and the revocation view trusted
+  (the same ``StateGuard.settled``);
+- the file opens in the media root (the same ``FileOrigin.opened_file``: regular, inside the
+  root after links).
+
+Its answer is the full path's, byte for byte but the date (``tests/http/test_shield_fast.py``
+compares the raw responses of every request in the shield's request table): the decision is
+counted and logged by ``Gate.decided``, the request by ``MediaRoute.record``; the head is the
+file's cached head with the token id, ``nosniff`` and ``Cache-Control``; the body goes by
+``sendfile`` (the rest, when the socket is full, by ``FileSender`` in a task, reading paused).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import TYPE_CHECKING
+
+from edge_validator.asgi.client_address import client_address
+from edge_validator.core.errors import NotFound, PlaybackTokenError
+from edge_validator.core.paths import split_fields
+from edge_validator.core.protocol import MANIFEST_CACHE, TOKEN_ID_HEADER, is_manifest
+from edge_validator.core.sessions import opens_session
+from edge_validator.core.token import Claims
+from edge_validator.manifests.query_mode import needs_rewrite
+from edge_validator.origins.files import FileOrigin, whole_file_head
+
+if TYPE_CHECKING:
+    from edge_validator.asgi.shield import MediaRoute
+
+    from .serving import GuardedHttpToolsProtocol
+
+# Header names (lower case) whose request the full path answers: a body, a range, an upgrade,
+# a token in a header or a cookie, a connection option.
+_DECLINED = frozenset(
+    {
+        b"content-length",
+        b"transfer-encoding",
+        b"range",
+        b"if-range",
+        b"expect",
+        b"upgrade",
+        b"connection",
+        b"cookie",
+        b"cta-common-access-token",
+        b"te",
+        b"trailer",
+    }
+)
+# RFC 9110 token characters (a header name), and the target bytes taken here: RFC 3986 path,
+# query and "/", without "%" (decoding is the full path's).
+_TCHAR = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_TARGET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+,;=:@/?"
+# Field value bytes: visible ASCII, space, tab and obs-text; no other control byte.
+_VALUE = bytes([9, *range(32, 127), *range(128, 256)])
+_GET = b"GET /"
+_END = b"\r\n\r\n"
+_HTTP11 = b" HTTP/1.1"
+_TOKEN_ID = TOKEN_ID_HEADER.lower().encode("latin-1")
+_NOSNIFF = (b"x-content-type-options", b"nosniff")
+_CACHE_CONTROL = b"cache-control"
+
+
+class FastMedia:
+    """What the fast path reads, bound once per app (``MediaRoute.fast``)."""
+
+    def __init__(self, route: MediaRoute) -> None:
+        state = route.app.state._state  # type: ignore[union-attr]
+        self.route = route
+        self.gate = state["gate"]
+        settings = state["settings"]
+        self.header = settings.client_ip_header
+        self.header_key = self.header.lower().encode("latin-1")
+        self.proxies = settings.trusted_proxies
+        origin = state["origin"]
+        self.origin: FileOrigin | None = origin if isinstance(origin, FileOrigin) else None
+        self.answered = 0
+
+    def usable(self) -> bool:
+        gate = self.gate
+        return self.origin is not None and gate.foreign is None and gate.dual is None
+
+    def answer(self, conn: GuardedHttpToolsProtocol, data: bytes) -> bool:
+        """Answer ``data`` (a whole request, the connection idle) at once; False: declined,
+        nothing sent or counted."""
+        if data[:5] != _GET or data[-4:] != _END:
+            return False
+        end = data.find(_END)
+        if end != len(data) - 4:
+            return False  # more than one request, or a body: the parser's
+        lines = data[:end].split(b"\r\n")
+        request = lines[0]
+        if request[-9:] != _HTTP11:
+            return False
+        target = request[4:-9]
+        if target.translate(None, _TARGET):
+            return False  # a space, "%", "#", non-ASCII: the parser's and the full path's
+        forwarded: list[str] = []
+        key = self.header_key
+        for line in lines[1:]:
+            name, colon, value = line.partition(b":")
+            if not colon or not name or name.translate(None, _TCHAR):
+                return False
+            if value.translate(None, _VALUE):
+                return False
+            name = name.lower()
+            if name in _DECLINED:
+                return False
+            if name == key:
+                forwarded.append(value.strip(b" \t").decode("latin-1"))
+        started = time.perf_counter()
+        peer = conn.client
+        client = client_address(peer[0] if peer else None, forwarded, self.proxies, self.header)
+        gate = self.gate
+        verifier = gate.verifier
+        target_text = target.decode("ascii")
+        path = target_text.partition("?")[0]
+        if path in self.route.fixed:
+            return False  # another route's (a query token on /metrics is not the shield's)
+        try:
+            fields = split_fields(target_text)
+        except PlaybackTokenError:
+            return False
+        token = fields[0]
+        memo = verifier._session_memo if fields[4] else verifier._memo
+        if token is None or token not in memo:
+            return False  # first sight: the full path MAC-checks it (never twice)
+        now = gate.clock()
+        try:
+            grant = verifier._decide(fields, client, now)
+        except PlaybackTokenError:
+            return False
+        claims = grant.claims
+        if claims.__class__ is not Claims or opens_session(grant) or needs_rewrite(grant):
+            return False
+        if not gate.settled(grant):
+            return False
+        assert self.origin is not None
+        try:
+            file, info = self.origin.opened_file(grant.path)
+        except NotFound:
+            return False
+        try:
+            shared = whole_file_head(grant.path, info.st_mtime, info.st_size)
+            rest = [
+                (_TOKEN_ID, claims.token_id.encode("latin-1")),
+                _NOSNIFF,
+                (_CACHE_CONTROL, cache_control(grant.path, grant.seconds_left())),
+            ]
+            made = conn.fast_head(shared, rest)
+        except UnicodeEncodeError:
+            made = None
+        if made is None:
+            file.close()
+            return False
+        gate.decided(started, client, grant, None)
+        head, count = made
+        conn.send_fast(head, file, count, started, path)
+        self.answered += 1
+        return True
+
+
+def cache_control(grant_path: str, seconds_left: int) -> bytes:
+    if is_manifest(grant_path):
+        return MANIFEST_CACHE.encode("latin-1")
+    return b"private, max-age=%d" % seconds_left
+
+
+def sendfile_once(sock: int, fd: int, count: int) -> int:
+    """Bytes sent by one ``sendfile`` (0 when the socket is full); -1: the client is gone."""
+    try:
+        return os.sendfile(sock, fd, 0, count)
+    except BlockingIOError:
+        return 0
+    except OSError:
+        return -1
