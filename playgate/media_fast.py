@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import os
 import time
+import weakref
 from typing import TYPE_CHECKING
 
 from edge_validator.asgi.client_address import client_address
@@ -48,7 +49,7 @@ if TYPE_CHECKING:
     from .serving import GuardedHttpToolsProtocol
 
 # Header names (lower case) whose request the full path answers: a body, a range, an upgrade,
-# a token in a header or a cookie, a connection option.
+# a token in a header or a cookie (and ``Connection`` other than ``keep-alive``).
 _DECLINED = frozenset(
     {
         b"content-length",
@@ -57,7 +58,6 @@ _DECLINED = frozenset(
         b"if-range",
         b"expect",
         b"upgrade",
-        b"connection",
         b"cookie",
         b"cta-common-access-token",
         b"te",
@@ -70,6 +70,8 @@ _TCHAR = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqr
 _TARGET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+,;=:@/?"
 # Field value bytes: visible ASCII, space, tab and obs-text; no other control byte.
 _VALUE = bytes([9, *range(32, 127), *range(128, 256)])
+_CONNECTION = b"connection"
+_KEEP_ALIVE = b"keep-alive"  # what browsers and ffmpeg send on HTTP/1.1, the default there
 _GET = b"GET /"
 _END = b"\r\n\r\n"
 _HTTP11 = b" HTTP/1.1"
@@ -79,7 +81,7 @@ _CACHE_CONTROL = b"cache-control"
 
 
 class FastMedia:
-    """What the fast path reads, bound once per app (``MediaRoute.fast``)."""
+    """What the fast path reads, bound once per app (``fast_media``)."""
 
     def __init__(self, route: MediaRoute) -> None:
         state = route.app.state._state  # type: ignore[union-attr]
@@ -123,6 +125,8 @@ class FastMedia:
             name = name.lower()
             if name in _DECLINED:
                 return False
+            if name == _CONNECTION and value.strip(b" \t").lower() != _KEEP_ALIVE:
+                return False  # close, upgrade, several options: the parser's
             if name == key:
                 forwarded.append(value.strip(b" \t").decode("latin-1"))
         started = time.perf_counter()
@@ -191,3 +195,15 @@ def sendfile_once(sock: int, fd: int, count: int) -> int:
         return 0
     except OSError:
         return -1
+
+
+_bound: weakref.WeakKeyDictionary[MediaRoute, FastMedia] = weakref.WeakKeyDictionary()
+
+
+def fast_media(route: MediaRoute) -> FastMedia | None:
+    """The fast path for the app of ``route``, or None where the app asks more of a request
+    than it does (a foreign token format, Media CDN's dual tokens, an origin not on disk)."""
+    fast = _bound.get(route)
+    if fast is None:
+        fast = _bound[route] = FastMedia(route)
+    return fast if fast.usable() else None

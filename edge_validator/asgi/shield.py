@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING
 
 from starlette.background import BackgroundTask
 from starlette.datastructures import Headers
@@ -38,9 +37,6 @@ from .admin import RequestMetrics, ResponseMetrics
 from .file_body import ZEROCOPY, ZeroCopyFileResponse
 from .problems import denied, problem
 from .requests import header_token, raw_target, viewer
-
-if TYPE_CHECKING:
-    from playgate.media_fast import FastMedia
 
 log = logging.getLogger("playgate.validator")
 _CACHEABLE = frozenset({200, 206, 304})
@@ -81,7 +77,6 @@ class MediaRoute:
         self.route_of = route_of
         self.error_handler = error_handler
         self.app: ASGIApp | None = None  # the Starlette app (its state), set once built
-        self._fast: FastMedia | None = None
 
     def ready(self) -> bool:
         """Whether the app's middleware is still what the server's media path repeats: the
@@ -123,15 +118,6 @@ class MediaRoute:
     def record_path(self, path: str, started: float, status: int) -> None:
         """``record`` for a request of ``path`` answered without a scope."""
         self.recorded.record(self.route_of(path), started, status)
-
-    def fast(self) -> FastMedia | None:
-        """The server's fast path for this app (playgate/media_fast.py), or None where the
-        app asks more of a request than it can do (a foreign format, another origin)."""
-        if self._fast is None:
-            from playgate.media_fast import FastMedia
-
-            self._fast = FastMedia(self)
-        return self._fast if self._fast.usable() else None
 
     async def failed(self, scope: Scope, exc: Exception) -> Response:
         """What ``ServerErrorMiddleware`` answers (and logs) for an unexpected error."""

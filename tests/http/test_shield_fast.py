@@ -1,0 +1,221 @@
+"""The server's fast path (``playgate/media_fast.py``) answers exactly as the full path: the same
+bytes (the date aside) for every request it takes, and every request it must not take (a
+second request in the same write, a head it does not parse strictly, a header that asks for
+more, a token it has not seen, a denial) declined to the parser and the shield, which answer
+as they did. Each server runs the same app under the real protocol over loopback; one of them
+never offers the fast path."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import playgate.serving
+from edge_validator.asgi.app import create_app
+from edge_validator.asgi.shield import MEDIA_ROUTE
+from edge_validator.core.keyring import KeyRing
+from edge_validator.env import networks
+from edge_validator.settings import ValidatorSettings
+from playgate.media_fast import FastMedia, fast_media
+from tests.http.test_shield_shortcut import _exchange, _normal, media_root, requests
+from tests.support import factories
+from tests.support.servers import serve_app
+
+__all__ = ["media_root"]  # the fixture, shared with the shortcut's tests
+
+SEG = "/videos/demo/v0/seg_000.ts"
+
+
+@pytest.fixture(scope="module")
+def both(keyring: KeyRing, media_root: Path) -> Iterator[tuple[str, str, FastMedia]]:
+    """The fast path's server, the full path's (the same app, no fast path), and the first's
+    fast path (its count of answers)."""
+    settings = ValidatorSettings(
+        keyring=keyring,
+        media_root=media_root,
+        trusted_proxies=networks("127.0.0.1/32"),
+        client_ip_header="x-real-ip",
+    )
+    with_fast, without = create_app(settings), create_app(settings)
+    fast = fast_media(getattr(with_fast, MEDIA_ROUTE))
+    assert fast is not None
+    offered = playgate.serving.fast_media
+    slow_route = getattr(without, MEDIA_ROUTE)
+    playgate.serving.fast_media = lambda route: None if route is slow_route else offered(route)  # type: ignore[assignment]
+    try:
+        with serve_app(with_fast) as a, serve_app(without) as b:
+            yield a, b, fast
+    finally:
+        playgate.serving.fast_media = offered
+
+
+def _get(path: str, *lines: str) -> bytes:
+    return (f"GET {path} HTTP/1.1\r\n" + "".join(f"{line}\r\n" for line in lines) + "\r\n").encode()
+
+
+def _alike(base: tuple[str, str, FastMedia], data: bytes) -> bytes:
+    fast, full, _ = base
+    ours = _exchange(fast, data + _get("/healthz", "Connection: close"))
+    assert _normal(ours) == _normal(_exchange(full, data + _get("/healthz", "Connection: close")))
+    return ours
+
+
+def _one(base: tuple[str, str, FastMedia], data: bytes) -> tuple[bytes, int]:
+    """``data`` alone on a connection (then a separate close), on both servers: the fast
+    server's bytes and how many requests its fast path answered."""
+    fast, full, counted = base
+    before = counted.answered
+    ours = _separately(fast, data)
+    assert _normal(ours) == _normal(_separately(full, data)), data[:160]
+    return ours, counted.answered - before
+
+
+def _separately(base: str, data: bytes) -> bytes:
+    """``data`` in its own write, its answer read, then ``/healthz`` closing the connection."""
+    import socket
+
+    host, port = base.removeprefix("http://").rsplit(":", 1)
+    received = b""
+    with socket.create_connection((host, int(port)), timeout=10) as conn:
+        conn.sendall(data)
+        conn.settimeout(0.25)
+        try:
+            while chunk := conn.recv(1 << 20):
+                received += chunk
+        except TimeoutError:
+            pass
+        conn.settimeout(10)
+        conn.sendall(_get("/healthz", "Connection: close"))
+        while chunk := conn.recv(1 << 20):
+            received += chunk
+    return received
+
+
+def test_a_known_token_fetching_a_file_is_answered_fast_and_alike(
+    both: tuple[str, str, FastMedia], keyring: KeyRing
+) -> None:
+    now = time.time() - 1
+    tok = factories.token(keyring, now=now, ttl=301, scope="/videos/demo/", token_id="tid-fast")
+    session = factories.session_token(keyring, now=now, ttl=301, scope="/videos/demo/")
+    net = factories.token(
+        keyring, now=now, ttl=301, scope="/videos/demo/", client_network="203.0.113.0/24"
+    )
+    for token in (tok, net):  # first sight: the full path authenticates (and remembers)
+        _one(both, _get(f"/t/{token}{SEG}", "Host: x", "X-Real-IP: 203.0.113.9"))
+    _one(both, _get(f"/s/{session}{SEG}", "Host: x"))
+    fast_ones = [
+        _get(f"/t/{tok}{SEG}", "Host: x"),
+        _get(f"/t/{tok}{SEG}", "Host: x", "Connection: keep-alive", "Accept: */*"),
+        _get(f"/t/{tok}{SEG}", "host:x", "User-Agent: Lavf/60.16.100", "Icy-MetaData: 1"),
+        _get(f"/t/{tok}/videos/demo/v0/index.m3u8", "Host: x"),  # a playlist: no-cache
+        _get(f"/t/{tok}/videos/demo/master.m3u8", "Host: x"),
+        _get(f"/s/{session}{SEG}", "Host: x"),
+        _get(f"/t/{net}{SEG}", "Host: x", "X-Real-IP: 203.0.113.9"),
+        _get(f"/t/{net}{SEG}", "Host: x", "X-Real-IP:  203.0.113.9 \t"),
+    ]
+    for data in fast_ones:
+        ours, answered = _one(both, data)
+        assert answered == 1, data[:160]
+        assert ours.startswith(b"HTTP/1.1 200 OK\r\n"), ours[:200]
+        assert b"\r\nx-playgate-token-id: " in ours
+        assert b"connection: close" not in ours.split(b"\r\n\r\n")[0]  # kept alive
+
+
+def test_what_the_fast_path_must_not_take_is_declined_and_answered_alike(
+    both: tuple[str, str, FastMedia], keyring: KeyRing
+) -> None:
+    now = time.time() - 1
+    tok = factories.token(keyring, now=now, ttl=301, scope="/videos/demo/", token_id="tid-no")
+    net = factories.token(
+        keyring, now=now, ttl=301, scope="/videos/demo/", client_network="203.0.113.0/24"
+    )
+    start = factories.token(keyring, now=now, ttl=301, scope="/videos/demo/", session_seconds=600)
+    for token in (tok, net, start):
+        _one(both, _get(f"/t/{token}{SEG}", "Host: x", "X-Real-IP: 203.0.113.9"))
+    seg = f"/t/{tok}{SEG}"
+    declined = [
+        _get(f"/t/{tok}{SEG}", "Host: x") + _get(f"/t/{tok}{SEG}", "Host: x"),  # two at once
+        _get(seg, "Host: x", "Range: bytes=0-9"),
+        _get(seg, "Host: x", "Connection: close"),
+        _get(seg, "Host: x", "Connection: keep-alive, Upgrade", "Upgrade: h2c"),
+        _get(seg, "Host: x", "Content-Length: 0"),
+        _get(seg, "Host: x", "Transfer-Encoding: chunked") + b"0\r\n\r\n",
+        _get(seg, "Host: x", "Expect: 100-continue"),
+        _get(seg, "Host: x", f"CTA-Common-Access-Token: {tok}"),
+        _get(seg, "Host: x", "Cookie: a=b"),
+        _get(seg, "Host : x"),  # a space before the colon
+        _get(seg, "Host: x", " folded"),  # obs-fold
+        _get(seg, "Host: x", "X-Bad: a\x01b"),  # a control byte in a value
+        # Two addresses: none believed, so a bound token is denied.
+        _get(f"/t/{net}{SEG}", "Host: x", "X-Real-IP: 203.0.113.9", "X-Real-IP: 203.0.113.10"),
+        f"GET {seg} HTTP/1.1\r\nHost: x\nX-Real-IP: 203.0.113.9\r\n\r\n".encode(),  # bare LF
+        f"GET {seg} HTTP/1.0\r\nHost: x\r\n\r\n".encode(),
+        f"get {seg} HTTP/1.1\r\nHost: x\r\n\r\n".encode(),
+        f"HEAD {seg} HTTP/1.1\r\nHost: x\r\n\r\n".encode(),
+        f"GET http://x{seg} HTTP/1.1\r\nHost: x\r\n\r\n".encode(),  # absolute form
+        f"GET  {seg} HTTP/1.1\r\nHost: x\r\n\r\n".encode(),
+        _get(seg.replace("seg_000", "seg%5F000"), "Host: x"),  # percent-encoded
+        _get(f"/t/{tok}/videos/demo/../demo/v0/seg_000.ts", "Host: x"),
+        _get(f"/t/{tok}/videos/demo//v0/seg_000.ts", "Host: x"),
+        _get(f"/t/{tok}/videos/demo/v0/seg_000.ts#frag", "Host: x"),
+        _get(f"/t/{tok}/videos/demo/out.ts", "Host: x"),  # a link out of the root
+        _get(f"/t/{tok}/videos/demo/pipe.ts", "Host: x"),
+        _get(f"/t/{tok}/videos/demo/folder", "Host: x"),
+        _get(f"/t/{tok}/videos/demo/missing.ts", "Host: x"),
+        _get(f"/t/{tok}/videos/other/x.ts", "Host: x"),  # out of scope: denied
+        _get(f"/t/{net}{SEG}", "Host: x", "X-Real-IP: 198.51.100.1"),  # another network
+        _get(f"/t/{net}{SEG}", "Host: x"),  # from loopback itself
+        _get(f"/t/{start}/videos/demo/master.m3u8", "Host: x"),  # opens a session: 302
+        _get(f"/videos/demo/master.m3u8?token={tok}", "Host: x"),  # a manifest to rewrite
+        _get(f"/metrics?token={tok}", "Host: x"),  # another route's path
+        _get(f"/t/{factories.tampered(tok)}{SEG}", "Host: x"),  # never seen: not taken
+        _get(f"/t/{tok}{SEG}", "Host: x") + b"GET",  # the start of a next request
+    ]
+    for data in declined:
+        ours, answered = _one(both, data)
+        assert answered == 0, data[:160]
+        assert b" 500 " not in ours, data[:160]
+        assert b"Traceback" not in ours, data[:160]
+
+
+def test_the_shield_request_table_pipelined_and_one_by_one(
+    both: tuple[str, str, FastMedia], keyring: KeyRing
+) -> None:
+    """The shortcut's table (files, refusals, redirects, fixed routes) one request per write on
+    one connection, twice (the second time its tokens are known), and all in one write."""
+    table = requests(keyring)
+    counted = both[2]
+    before = counted.answered
+    for _ in range(2):
+        for method, path, headers in table:
+            lines = [f"{name}: {value}" for name, value in headers.items()]
+            data = f"{method} {path} HTTP/1.1\r\nHost: x\r\n".encode()
+            data += "".join(f"{line}\r\n" for line in lines).encode() + b"\r\n"
+            ours, _ = _one(both, data)
+            assert b" 500 " not in ours, (method, path)
+    assert counted.answered - before >= 4  # the table's plain segment and playlists, known
+    pipelined = b"".join(
+        f"{m} {p} HTTP/1.1\r\nHost: x\r\n".encode()
+        + "".join(f"{k}: {v}\r\n" for k, v in h.items()).encode()
+        + b"\r\n"
+        for m, p, h in table
+    )
+    _alike(both, pipelined)
+
+
+def test_a_known_token_past_its_expiry_is_not_answered_fast(
+    both: tuple[str, str, FastMedia], keyring: KeyRing
+) -> None:
+    """The memo holds a token's claims, never its verdict: times are judged per request."""
+    now = time.time()
+    short = factories.token(keyring, now=now - 1, ttl=2, scope="/videos/demo/")
+    data = _get(f"/t/{short}{SEG}", "Host: x")
+    _one(both, data)
+    assert _one(both, data)[1] == 1
+    time.sleep(2 + 5 + 1)  # past its expiry and the leeway
+    ours, answered = _one(both, data)
+    assert answered == 0
+    assert ours.startswith(b"HTTP/1.1 403 ")
