@@ -217,7 +217,7 @@ class Gate:
         """Whether ``_check_state`` allows ``grant`` with nothing to ask Redis: no use or
         stream limit, and the revocation view's checks pass (``StateGuard.check_view``). For
         the server's fast path (playgate/media_fast.py): False declines, and the full path
-        decides as before."""
+        decides as before; an answer counts ``judged_fail_open``."""
         claims = grant.claims
         if claims.max_uses or claims.max_streams:
             return False
@@ -228,6 +228,11 @@ class Gate:
         except PlaybackTokenError:
             return False
         return True
+
+    def judged_fail_open(self) -> None:
+        """Count a ``settled`` grant judged while the revocation view may be behind."""
+        if self.guard is not None:
+            self.guard.judged_fail_open()
 
     async def _check_state(self, grant: Grant, session: Claims | None) -> None:
         if self.guard is not None:

@@ -23,8 +23,10 @@ for the disk read, as it does nginx without ``aio``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import socket
 import stat
 from collections.abc import Callable
 from typing import Any
@@ -58,11 +60,42 @@ class FileSender:
         self.send_deadline = send_deadline
         self.waiter: asyncio.Future[None] | None = None
         self.gone = False
+        # The connection's socket, to send a head with MSG_MORE (uvloop's transport has no
+        # flags, and its socket object refuses send): made on first use, never closing it.
+        self._raw: _Borrowed | None = None
+        self.fd = -1
 
     def lost(self) -> None:
+        raw, self._raw = self._raw, None
+        if raw is not None:
+            raw.detach()  # the transport's descriptor: closed by the transport, not here
         self.gone = True
         if self.waiter is not None and not self.waiter.done():
             self.waiter.set_result(None)
+
+    def write_head(self, head: bytes, body: int) -> None:
+        """Write a response head that ``body`` bytes of a file follow at once (``send``). With
+        the transport's buffer empty it goes with ``MSG_MORE``: the kernel holds it for the
+        file's first bytes and both leave in one segment, one wake-up of the client instead of
+        two (in the edge benchmark a third of the shield's CPU per segment: docs/performance.md,
+        "The server's fast path"). Anything else goes through the transport."""
+        transport = self.transport
+        if body > 0 and not self.gone and transport.get_write_buffer_size() == 0:
+            raw = self._raw
+            if raw is None and not transport.is_closing():
+                raw = self._raw = _Borrowed(fileno=self.socket_fd())
+            if raw is not None:
+                # Full, or gone (OSError): the transport writes it, or finds out and says so.
+                with contextlib.suppress(OSError):
+                    head = head[raw.send(head, socket.MSG_MORE) :]
+        if head:
+            transport.write(head)
+
+    def socket_fd(self) -> int:
+        """The connection's socket descriptor."""
+        if self.fd < 0:
+            self.fd = self.transport.get_extra_info("socket").fileno()
+        return self.fd
 
     async def send(self, fd: int, offset: int, count: int) -> bool:
         """``count`` bytes of ``fd`` from ``offset`` to the client; False if it could not be."""
@@ -111,6 +144,14 @@ class FileSender:
             self.send_deadline(False)
             self.waiter = None
         return writable
+
+
+class _Borrowed(socket.socket):
+    """A socket object over a descriptor the transport owns: detached, never closed, even
+    when collected without ``FileSender.lost`` (a loop stopped with connections open)."""
+
+    def __del__(self) -> None:
+        self.detach()
 
 
 def _wake(waiter: asyncio.Future[None]) -> None:

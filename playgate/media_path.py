@@ -78,9 +78,9 @@ def media_app(cycle: _Cycle, files: FileSender, route: MediaRoute) -> ASGI3Appli
                         head = cycle.start(status, raw)
                     else:  # the file's own headers first, as they were made
                         head = cycle.start_file(status, shared, raw[len(shared) :])
-                    if not cycle.transport.is_closing():
-                        cycle.transport.write(head)
                     count = response.count
+                    if not cycle.transport.is_closing():
+                        files.write_head(head, count)  # with MSG_MORE: the body follows
                     await _send_file(cycle, files, file.fileno(), 0, count, more_body=False)
             finally:
                 file.close()

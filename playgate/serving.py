@@ -31,7 +31,6 @@ import functools
 import json
 import logging
 import resource
-import socket
 import typing
 import urllib.parse
 import weakref
@@ -357,10 +356,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         # slow way (``_fast_busy``): reading paused, no refusal written into it.
         self._fast: FastMedia | None = None
         self._fast_busy = False
+        # Between on_message_begin and on_message_complete: llhttp holds part of a request
+        # (possibly with nothing counted in ``_head_bytes``), so the bytes are the parser's.
+        self._in_message = False
         self._held: list[bytes] = []
         self._close_after = False
-        self._sock = -1
-        self._raw: socket.socket | None = None
         if self.scheme == "http":
             self._files = FileSender(transport, self.loop, self._waiting_to_send)
             media = getattr(self.app, MEDIA_ROUTE, None)
@@ -448,9 +448,6 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.deadline = self.send_deadline = self.idle_deadline = 0.0
         if self._files is not None:
             self._files.lost()
-        if self._raw is not None:
-            self._raw.detach()  # the transport's own descriptor, closed by the transport
-            self._raw = None
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -464,6 +461,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         fast = self._fast
         if (
             fast is not None
+            and not self._in_message
             and self._reading_head
             and not self._head_bytes
             and not self.pipeline
@@ -480,6 +478,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         too_big = self._head_bytes > self.limits.max_head_bytes
         if self._reading_head and too_big and not self._refused:
             self._refuse(431)
+
+    def on_message_begin(self) -> None:
+        self._in_message = True
+        super().on_message_begin()
 
     def on_headers_complete(self) -> None:
         self._server.waiting.pop(self, None)
@@ -569,6 +571,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().on_body(body)
 
     def on_message_complete(self) -> None:
+        self._in_message = False
         if self._refused:
             return
         self.deadline = 0.0
@@ -610,57 +613,45 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self, head: bytes, file: typing.BinaryIO, count: int, started: float, path: str
     ) -> None:
         """Write a fast answer's head and body, then end the request as
-        ``on_response_complete`` does."""
+        ``on_response_complete`` does (a body cut off is recorded too, as the full path's
+        ``finally`` records it)."""
+        files = self._files
+        assert files is not None
         self._server.waiting.pop(self, None)
         self.deadline = 0.0
         transport = self.transport
+        files.write_head(head, count)
         sent = 0
         if transport.get_write_buffer_size() == 0 and not transport.is_closing():
-            raw = self._raw
-            if raw is None:
-                self._sock = transport.get_extra_info("socket").fileno()
-                raw = self._raw = socket.socket(fileno=self._sock)
-            try:
-                # The head waits for the body's first bytes (one segment, one wake-up of the
-                # client instead of two: a tenth of the CPU per segment). An empty file has
-                # no body to push it.
-                put = raw.send(head, socket.MSG_MORE if count else 0)
-            except BlockingIOError:
-                put = 0
-            except OSError:
-                file.close()
-                transport.abort()
-                return
-            if put < len(head):
-                transport.write(head[put:])
-            else:
-                sent = sendfile_once(self._sock, file.fileno(), min(count, MAX_CHUNK))
-        else:
-            transport.write(head)
-        if sent == count:
-            file.close()
-            self._fast_done(started, path)
-        elif sent < 0:
-            file.close()
-            transport.abort()
-        else:
+            sent = sendfile_once(files.socket_fd(), file.fileno(), min(count, MAX_CHUNK))
+        if 0 <= sent < count:
             self._fast_busy = True
             self.flow.pause_reading()
             task = self.loop.create_task(self._fast_rest(file, sent, count, started, path))
             task.add_done_callback(self.tasks.discard)
             self.tasks.add(task)
+            return
+        file.close()
+        if sent < 0:  # the client is gone: the head may be out, no status left to give
+            transport.abort()
+            self._record_fast(started, path)
+            return
+        self._fast_done(started, path)
 
     async def _fast_rest(
         self, file: typing.BinaryIO, offset: int, count: int, started: float, path: str
     ) -> None:
+        done = False
         try:
             assert self._files is not None
             done = await self._files.send(file.fileno(), offset, count - offset)
         finally:
             file.close()
             self._fast_busy = False
+            if not done:  # gone, too slow, the file shorter than its length, or cancelled
+                self.transport.abort()
+                self._record_fast(started, path)
         if not done:
-            self.transport.abort()
             return
         self.flow.resume_reading()
         self._fast_done(started, path)
@@ -668,9 +659,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             held, self._held = b"".join(self._held), []
             self.data_received(held)
 
-    def _fast_done(self, started: float, path: str) -> None:
+    def _record_fast(self, started: float, path: str) -> None:
         assert self._media is not None
         self._media.record_path(path, started, 200)
+
+    def _fast_done(self, started: float, path: str) -> None:
+        self._record_fast(started, path)
         self.server_state.total_requests += 1
         if self._close_after:
             self.transport.close()

@@ -53,13 +53,21 @@ class StateGuard:
         claims = grant.claims
         now = grant.now
         self.check_view(claims, now)
+        self.judged_fail_open()
         if claims.max_uses:
             await self._check_uses(grant, now)
         if claims.max_streams:
             await self._check_streams(grant, stream_id)
 
+    def judged_fail_open(self) -> None:
+        """Count a decision judged on a view that may miss revocations (the fail-open policy
+        at work); apart from ``check_view`` so a caller that may still decline counts once."""
+        if not self.sync.healthy:
+            metrics().fail_open_decisions.inc()
+
     def check_view(self, claims: Claims, now: float) -> None:
-        """What ``check`` judges from the revocation view, without Redis."""
+        """What ``check`` judges from the revocation view, without Redis (uncounted:
+        ``judged_fail_open``)."""
         rev = self.sync.view.revoked(claims, now)
         if rev is not None:
             raise Revoked(f"revoked by {rev.kind}", token_id=claims.token_id)
@@ -70,9 +78,6 @@ class StateGuard:
                 "use and stream limits need state shared by every validator (REDIS_URL)",
                 token_id=claims.token_id,
             )
-        if not self.sync.healthy:
-            # Judged on a view that may miss revocations: the fail-open policy at work.
-            metrics().fail_open_decisions.inc()
 
     async def _check_uses(self, grant: Grant, now: float) -> None:
         claims = grant.claims
