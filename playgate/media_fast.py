@@ -36,9 +36,9 @@ import weakref
 from typing import TYPE_CHECKING
 
 from edge_validator.asgi.client_address import client_address
+from edge_validator.asgi.shield import file_headers, success_cache_control
 from edge_validator.core.errors import NotFound, PlaybackTokenError
 from edge_validator.core.paths import split_fields
-from edge_validator.core.protocol import MANIFEST_CACHE, TOKEN_ID_HEADER, is_manifest
 from edge_validator.core.sessions import opens_session
 from edge_validator.core.token import Claims
 from edge_validator.manifests.query_mode import needs_rewrite
@@ -77,9 +77,6 @@ _KEEP_ALIVE = b"keep-alive"  # what browsers and ffmpeg send on HTTP/1.1, the de
 _GET = b"GET /"
 _END = b"\r\n\r\n"
 _HTTP11 = b" HTTP/1.1"
-_TOKEN_ID = TOKEN_ID_HEADER.lower().encode("latin-1")
-_NOSNIFF = (b"x-content-type-options", b"nosniff")
-_CACHE_CONTROL = b"cache-control"
 
 
 class FastMedia:
@@ -161,12 +158,7 @@ class FastMedia:
             return False
         try:
             shared = whole_file_head(grant.path, info.st_mtime, info.st_size)
-            rest = [
-                (_TOKEN_ID, claims.token_id.encode("latin-1")),
-                _NOSNIFF,
-                (_CACHE_CONTROL, cache_control(grant.path, grant.seconds_left())),
-            ]
-            made = conn.fast_head(shared, rest)
+            made = conn.fast_head(shared, file_headers(grant, success_cache_control(grant)))
         except Exception:  # noqa: BLE001  # declined: the full path decides, and answers errors
             made = None
         if made is None:
@@ -178,12 +170,6 @@ class FastMedia:
         conn.send_fast(head, file, count, started, path)
         self.answered += 1
         return True
-
-
-def cache_control(grant_path: str, seconds_left: int) -> bytes:
-    if is_manifest(grant_path):
-        return MANIFEST_CACHE.encode("latin-1")
-    return b"private, max-age=%d" % seconds_left
 
 
 def sendfile_once(sock: int, fd: int, count: int) -> int:

@@ -251,20 +251,11 @@ def _response(reply: OriginReply, grant: Grant) -> Response:
     cache_control: str | None = None
     if "cache-control" not in reply.headers:
         cacheable = reply.status in _CACHEABLE
-        if cacheable and is_manifest(grant.path):
-            # A live playlist changes every segment, and a session lives for hours: a browser
-            # keeping it would replay a stale playlist until the player stalls.
-            cache_control = MANIFEST_CACHE
-        elif cacheable:
-            cache_control = f"private, max-age={grant.seconds_left()}"
-        else:
-            cache_control = NO_STORE
+        cache_control = success_cache_control(grant) if cacheable else NO_STORE
     if reply.opened is not None and reply.head is not None:
         # A file sent whole: its own head is encoded once per file version (origins/files.py),
         # the same headers in the same order as below.
-        raw = [*reply.head, (_TOKEN_ID, grant.token_id.encode("latin-1")), _NOSNIFF]
-        if cache_control is not None:
-            raw.append((b"cache-control", cache_control.encode("latin-1")))
+        raw = [*reply.head, *file_headers(grant, cache_control)]
         length = int(reply.headers["content-length"])
         return ZeroCopyFileResponse(reply.opened, reply.status, raw, length, reply.head)
     headers = {
@@ -275,6 +266,24 @@ def _response(reply: OriginReply, grant: Grant) -> Response:
     if cache_control is not None:
         headers["Cache-Control"] = cache_control
     return build_response(reply, headers)
+
+
+def success_cache_control(grant: Grant) -> str:
+    """``Cache-Control`` of a success the origin left without one."""
+    if is_manifest(grant.path):
+        # A live playlist changes every segment, and a session lives for hours: a browser
+        # keeping it would replay a stale playlist until the player stalls.
+        return MANIFEST_CACHE
+    return f"private, max-age={grant.seconds_left()}"
+
+
+def file_headers(grant: Grant, cache_control: str | None) -> list[tuple[bytes, bytes]]:
+    """What the shield adds, encoded, to a file's own head (origins/files.py): the token id,
+    ``nosniff`` and ``cache_control`` when there is one (the server's fast path too)."""
+    raw = [(_TOKEN_ID, grant.token_id.encode("latin-1")), _NOSNIFF]
+    if cache_control is not None:
+        raw.append((b"cache-control", cache_control.encode("latin-1")))
+    return raw
 
 
 def build_response(reply: OriginReply, headers: dict[str, str]) -> Response:
