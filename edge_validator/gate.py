@@ -154,12 +154,7 @@ class Gate:
                     raise SessionRedirectRequired(
                         "this edge cannot open a playback session", token_id=grant.token_id
                     )
-                session = session_claims(
-                    grant,
-                    client,
-                    max_session=self.verifier.max_session,
-                    narrow=self.narrow_sessions,
-                )
+                session = self.session_for(grant, client)
             elif self.dual is not None and self.foreign is not None and header_token is None:
                 opened = self.foreign.opened(target, cookies or {})
                 exchange = self.dual.exchange(target, grant, opened, redirect=redirect)
@@ -174,7 +169,22 @@ class Gate:
             if grant.claims.__class__ is CatClaims:
                 return Admission(grant, renewal=self._renewal(grant, target, header_token))
             return Admission(grant)
-        token = seal_session(session, self.verifier.sessions)
+        location = self.session_url(grant, session)
+        self.session_opened(session, client)
+        return Admission(grant, session, location)
+
+    def session_for(self, grant: Grant, client: ClientAddress | None) -> Claims:
+        """The session ``grant``'s start token opens for ``client`` (``opens_session``)."""
+        return session_claims(
+            grant, client, max_session=self.verifier.max_session, narrow=self.narrow_sessions
+        )
+
+    def session_url(self, grant: Grant, session: Claims) -> str:
+        """Where the redirect that opens ``session`` sends the player (sealed, not counted)."""
+        return session_location(grant, seal_session(session, self.verifier.sessions))
+
+    def session_opened(self, session: Claims, client: ClientAddress | None) -> None:
+        """Count and log a session whose redirect is answered."""
         metrics().sessions_renewed.inc()
         log.info(
             "session opened token_id=%s session_id=%s expires_at=%d client=%s",
@@ -183,7 +193,6 @@ class Gate:
             session.expires_at,
             client.text if client else None,
         )
-        return Admission(grant, session, session_location(grant, token))
 
     def _renewal(
         self, grant: Grant, target: str, header_token: str | None

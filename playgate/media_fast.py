@@ -36,7 +36,9 @@ import weakref
 from typing import TYPE_CHECKING
 
 from edge_validator.asgi.client_address import client_address
-from edge_validator.asgi.shield import file_headers, success_cache_control
+from edge_validator.asgi.shield import file_headers, session_redirect, success_cache_control
+from edge_validator.core.addresses import ClientAddress
+from edge_validator.core.decision import Grant
 from edge_validator.core.errors import NotFound, PlaybackTokenError
 from edge_validator.core.paths import split_fields
 from edge_validator.core.sessions import opens_session
@@ -146,9 +148,10 @@ class FastMedia:
             grant = verifier._decide(fields, client, now)
         except PlaybackTokenError:
             return False
-        claims = grant.claims
-        if claims.__class__ is not Claims or opens_session(grant) or needs_rewrite(grant):
+        if grant.claims.__class__ is not Claims or needs_rewrite(grant):
             return False
+        if opens_session(grant):
+            return self._open_session(conn, grant, client, started, path)
         if not gate.settled(grant):
             return False
         assert self.origin is not None
@@ -168,6 +171,35 @@ class FastMedia:
         gate.decided(started, client, grant, None)
         head, count = made
         conn.send_fast(head, file, count, started, path)
+        self.answered += 1
+        return True
+
+    def _open_session(
+        self,
+        conn: GuardedHttpToolsProtocol,
+        grant: Grant,
+        client: ClientAddress | None,
+        started: float,
+        path: str,
+    ) -> bool:
+        """A start token fetching a manifest: the redirect that opens its session, as
+        ``Gate.admit`` and ``shield`` make it (a stream limit, counted per session in Redis,
+        is declined with the rest by ``settled``)."""
+        gate = self.gate
+        session = gate.session_for(grant, client)
+        if not gate.settled(grant):
+            return False
+        try:
+            redirect = session_redirect(gate.session_url(grant, session), grant)
+            head = conn.fast_empty(redirect.status_code, redirect.raw_headers)
+        except Exception:  # noqa: BLE001  # declined: the full path decides, and answers errors
+            head = None
+        if head is None:
+            return False
+        gate.judged_fail_open()
+        gate.decided(started, client, grant, None)
+        gate.session_opened(session, client)
+        conn.send_empty(head, started, path, redirect.status_code)
         self.answered += 1
         return True
 

@@ -173,6 +173,7 @@ _BAD_VALUE = bytes(b for b in range(256) if HEADER_VALUE_RE.search(bytes((b,))))
 
 # Names whose header ``_Cycle.start`` acts on besides writing it.
 _STATEFUL = frozenset({b"content-length", b"transfer-encoding", b"connection"})
+_NO_BODY = (b"content-length", b"0")
 
 
 def _refusal(headers: list[tuple[bytes, bytes]]) -> str | None:
@@ -609,6 +610,25 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         lines, length = encoded
         return b"".join((STATUS_LINE[200], before, lines, after, b"\r\n")), length
 
+    def fast_empty(self, status: int, headers: list[tuple[bytes, bytes]]) -> bytes | None:
+        """The head of an answer with no body whose headers end with ``content-length: 0``
+        (a Starlette ``Response`` with none), as ``_Cycle.start`` writes it on a kept-alive
+        connection; None where that would refuse or act on a header."""
+        if not headers or headers[-1] != _NO_BODY:
+            return None
+        before = _server_lines(self.server_state.default_headers)
+        lines = _lines(headers[:-1])
+        if before is None or lines is None:
+            return None
+        return b"".join((STATUS_LINE[status], before, lines, b"content-length: 0\r\n\r\n"))
+
+    def send_empty(self, head: bytes, started: float, path: str, status: int) -> None:
+        """Write a fast answer with no body, then end the request (``send_fast``)."""
+        self._server.waiting.pop(self, None)
+        self.deadline = 0.0
+        self.transport.write(head)
+        self._fast_done(started, path, status)
+
     def send_fast(
         self, head: bytes, file: typing.BinaryIO, count: int, started: float, path: str
     ) -> None:
@@ -659,12 +679,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             held, self._held = b"".join(self._held), []
             self.data_received(held)
 
-    def _record_fast(self, started: float, path: str) -> None:
+    def _record_fast(self, started: float, path: str, status: int = 200) -> None:
         assert self._media is not None
-        self._media.record_path(path, started, 200)
+        self._media.record_path(path, started, status)
 
-    def _fast_done(self, started: float, path: str) -> None:
-        self._record_fast(started, path)
+    def _fast_done(self, started: float, path: str, status: int = 200) -> None:
+        self._record_fast(started, path, status)
         self.server_state.total_requests += 1
         if self._close_after:
             self.transport.close()

@@ -132,8 +132,7 @@ def test_what_the_fast_path_must_not_take_is_declined_and_answered_alike(
     net = factories.token(
         keyring, now=now, ttl=301, scope="/videos/demo/", client_network="203.0.113.0/24"
     )
-    start = factories.token(keyring, now=now, ttl=301, scope="/videos/demo/", session_seconds=600)
-    for token in (tok, net, start):
+    for token in (tok, net):
         _one(both, _get(f"/t/{token}{SEG}", "Host: x", "X-Real-IP: 203.0.113.9"))
     seg = f"/t/{tok}{SEG}"
     declined = [
@@ -169,7 +168,6 @@ def test_what_the_fast_path_must_not_take_is_declined_and_answered_alike(
         _get(f"/t/{tok}/videos/other/x.ts", "Host: x"),  # out of scope: denied
         _get(f"/t/{net}{SEG}", "Host: x", "X-Real-IP: 198.51.100.1"),  # another network
         _get(f"/t/{net}{SEG}", "Host: x"),  # from loopback itself
-        _get(f"/t/{start}/videos/demo/master.m3u8", "Host: x"),  # opens a session: 302
         _get(f"/videos/demo/master.m3u8?token={tok}", "Host: x"),  # a manifest to rewrite
         _get(f"/metrics?token={tok}", "Host: x"),  # another route's path
         _get(f"/t/{factories.tampered(tok)}{SEG}", "Host: x"),  # never seen: not taken
@@ -205,6 +203,39 @@ def test_the_shield_request_table_pipelined_and_one_by_one(
         for m, p, h in table
     )
     _alike(both, pipelined)
+
+
+def test_a_start_token_opening_a_session_is_answered_fast_and_alike(
+    both: tuple[str, str, FastMedia], keyring: KeyRing
+) -> None:
+    """The redirect that opens a playback session (the first request of every viewer): the
+    same head as the full path's but for the new session's URL, which then plays."""
+    now = time.time() - 1
+    start = factories.token(keyring, now=now, ttl=301, scope="/videos/demo/", session_seconds=600)
+    limited = factories.token(
+        keyring, now=now, ttl=301, scope="/videos/demo/", session_seconds=600, max_streams=2
+    )
+    master = "/videos/demo/master.m3u8"
+    for token in (start, limited):  # first sight: the full path authenticates (and remembers)
+        _one(both, _get(f"/t/{token}{master}", "Host: x"))
+    ours, answered = _one(both, _get(f"/t/{start}{master}", "Host: x", "X-Real-IP: 203.0.113.9"))
+    assert answered == 1
+    head = ours.split(b"\r\n\r\n")[0].decode()
+    assert head.startswith("HTTP/1.1 302 Found\r\n"), head
+    assert "\r\ncache-control: no-store\r\n" in head
+    assert "\r\ncontent-length: 0" in head
+    location = next(line for line in head.split("\r\n") if line.startswith("location: "))
+    session_url = location.removeprefix("location: ")
+    assert session_url.startswith("/s/")
+    assert session_url.endswith(master)
+    played, _ = _one(both, _get(session_url, "Host: x", "X-Real-IP: 203.0.113.9"))
+    assert played.startswith(b"HTTP/1.1 200 OK\r\n"), played[:200]
+    # Bound to the viewer's network: from another one the session is refused.
+    elsewhere, _ = _one(both, _get(session_url, "Host: x", "X-Real-IP: 198.51.100.1"))
+    assert elsewhere.startswith(b"HTTP/1.1 403 "), elsewhere[:200]
+    # A stream limit is counted per session in shared state: the full path's (here, no Redis).
+    _, answered = _one(both, _get(f"/t/{limited}{master}", "Host: x"))
+    assert answered == 0
 
 
 def test_a_known_token_past_its_expiry_is_not_answered_fast(
