@@ -46,6 +46,8 @@ from edge_validator.core.token import Claims
 from edge_validator.manifests.query_mode import needs_rewrite
 from edge_validator.origins.files import FileOrigin, whole_file_head
 
+from .byte_sets import table_allowing
+
 if TYPE_CHECKING:
     from edge_validator.asgi.shield import MediaRoute
 
@@ -70,10 +72,14 @@ _DECLINED = frozenset(
 )
 # RFC 9110 token characters (a header name), and the target bytes taken here: RFC 3986 path,
 # query and "/", without "%" (decoding is the full path's).
-_TCHAR = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-_TARGET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+,;=:@/?"
+_TCHAR = table_allowing(
+    b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+)
+_TARGET = table_allowing(
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+,;=:@/?"
+)
 # Field value bytes: visible ASCII, space, tab and obs-text; no other control byte.
-_VALUE = bytes([9, *range(32, 127), *range(128, 256)])
+_VALUE = table_allowing([9, *range(32, 127), *range(128, 256)])
 _CONNECTION = b"connection"
 _KEEP_ALIVE = b"keep-alive"  # what browsers and ffmpeg send on HTTP/1.1, the default there
 _GET = b"GET /"
@@ -113,15 +119,15 @@ class FastMedia:
         if request[-9:] != _HTTP11:
             return False
         target = request[4:-9]
-        if target.translate(None, _TARGET):
+        if target.translate(_TARGET) != target:
             return False  # a space, "%", "#", non-ASCII: the parser's and the full path's
         forwarded: list[str] = []
         key = self.header_key
         for line in lines[1:]:
             name, colon, value = line.partition(b":")
-            if not colon or not name or name.translate(None, _TCHAR):
+            if not colon or not name or name.translate(_TCHAR) != name:
                 return False
-            if value.translate(None, _VALUE):
+            if value.translate(_VALUE) != value:
                 return False
             name = name.lower()
             if name in _DECLINED:
@@ -156,7 +162,7 @@ class FastMedia:
             return False
         assert self.origin is not None
         try:
-            file, info = self.origin.opened_file(grant.path)
+            fd, info = self.origin.opened_fd(grant.path)
         except NotFound:
             return False
         try:
@@ -165,12 +171,12 @@ class FastMedia:
         except Exception:  # noqa: BLE001  # declined: the full path decides, and answers errors
             made = None
         if made is None:
-            file.close()
+            os.close(fd)
             return False
         gate.judged_fail_open()
         gate.decided(started, client, grant, None)
         head, count = made
-        conn.send_fast(head, file, count, started, path)
+        conn.send_fast(head, fd, count, started, path)
         self.answered += 1
         return True
 

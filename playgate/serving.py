@@ -28,8 +28,10 @@ import asyncio
 import collections
 import dataclasses
 import functools
+import io
 import json
 import logging
+import os
 import resource
 import typing
 import urllib.parse
@@ -54,6 +56,7 @@ from edge_validator.asgi.shield import MEDIA_ROUTE, MediaRoute
 from edge_validator.core.protocol import NO_STORE, REASON_HEADER
 from edge_validator.env import Env
 
+from .byte_sets import table_allowing
 from .file_sending import EXTENSIONS, MAX_CHUNK, FileSender, with_file_bodies
 from .media_fast import FastMedia, fast_media, sendfile_once
 from .media_path import media_app
@@ -167,8 +170,8 @@ _servers: weakref.WeakKeyDictionary[ServerState, _Server] = weakref.WeakKeyDicti
 
 # The bytes uvicorn refuses in a response header's name and value: both expressions match one
 # byte, so a header is refused here exactly when uvicorn would refuse it.
-_BAD_NAME = bytes(b for b in range(256) if HEADER_RE.search(bytes((b,))))
-_BAD_VALUE = bytes(b for b in range(256) if HEADER_VALUE_RE.search(bytes((b,))))
+_NAME = table_allowing(b for b in range(256) if not HEADER_RE.search(bytes((b,))))
+_VALUE = table_allowing(b for b in range(256) if not HEADER_VALUE_RE.search(bytes((b,))))
 
 
 # Names whose header ``_Cycle.start`` acts on besides writing it.
@@ -178,12 +181,12 @@ _NO_BODY = (b"content-length", b"0")
 
 def _refusal(headers: list[tuple[bytes, bytes]]) -> str | None:
     """Why ``headers`` cannot be written (uvicorn's words), or None: every name and every value
-    checked once, all joined, by ``bytes.translate`` (a C loop)."""
+    checked once, all joined, by ``bytes.translate`` (a C loop: byte_sets.py)."""
     names = b"".join([name for name, _ in headers])
-    if len(names.translate(None, _BAD_NAME)) != len(names):
+    if names.translate(_NAME) != names:
         return "Invalid HTTP header name."
     values = b"".join([value for _, value in headers])
-    if len(values.translate(None, _BAD_VALUE)) != len(values):
+    if values.translate(_VALUE) != values:
         return "Invalid HTTP header value."
     return None
 
@@ -318,12 +321,13 @@ class _Cycle(RequestResponseCycle):
 _PLAIN_TARGET = (
     b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+,;=:@%/?"
 )
+_PLAIN = table_allowing(_PLAIN_TARGET)
 
 
 def split_target(url: bytes) -> tuple[bytes, bytes]:
     """The path and the query (b"" when none) of a request target, as ``httptools.parse_url``
     gives them to uvicorn."""
-    if url[:1] == b"/" and not url.translate(None, _PLAIN_TARGET):
+    if url[:1] == b"/" and url.translate(_PLAIN) == url:
         path, _, query = url.partition(b"?")
         return path, query
     parsed = httptools.parse_url(url)
@@ -629,21 +633,27 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.transport.write(head)
         self._fast_done(started, path, status)
 
-    def send_fast(
-        self, head: bytes, file: typing.BinaryIO, count: int, started: float, path: str
-    ) -> None:
-        """Write a fast answer's head and body, then end the request as
+    def send_fast(self, head: bytes, fd: int, count: int, started: float, path: str) -> None:
+        """Write a fast answer's head and body (``fd``, closed here), then end the request as
         ``on_response_complete`` does (a body cut off is recorded too, as the full path's
         ``finally`` records it)."""
         files = self._files
-        assert files is not None
-        self._server.waiting.pop(self, None)
-        self.deadline = 0.0
         transport = self.transport
-        files.write_head(head, count)
-        sent = 0
-        if transport.get_write_buffer_size() == 0 and not transport.is_closing():
-            sent = sendfile_once(files.socket_fd(), file.fileno(), min(count, MAX_CHUNK))
+        try:
+            assert files is not None
+            self._server.waiting.pop(self, None)
+            self.deadline = 0.0
+            files.write_head(head, count)
+            sent = 0
+            if transport.get_write_buffer_size() == 0 and not transport.is_closing():
+                sent = sendfile_once(files.socket_fd(), fd, min(count, MAX_CHUNK))
+            if 0 <= sent < count:
+                # The rest waits for the socket: a file object from here on, closed by the
+                # task, or by the collector should the task never run.
+                file = io.FileIO(fd, "r")
+        except BaseException:
+            os.close(fd)
+            raise
         if 0 <= sent < count:
             self._fast_busy = True
             self.flow.pause_reading()
@@ -651,7 +661,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             task.add_done_callback(self.tasks.discard)
             self.tasks.add(task)
             return
-        file.close()
+        os.close(fd)
         if sent < 0:  # the client is gone: the head may be out, no status left to give
             transport.abort()
             self._record_fast(started, path)

@@ -75,6 +75,17 @@ class FileOrigin:
 
     def opened_file(self, path: str) -> tuple[BinaryIO, os.stat_result]:
         """The object opened, and its status: a regular file whose real path is in the root."""
+        fd, info = self.opened_fd(path)
+        try:
+            # Unbuffered: the descriptor is what is sent (or read whole); no read buffer to make.
+            return io.FileIO(fd, "r"), info  # what os.fdopen(fd, "rb", buffering=0) returns
+        except BaseException:
+            os.close(fd)
+            raise
+
+    def opened_fd(self, path: str) -> tuple[int, os.stat_result]:
+        """``opened_file``'s descriptor, the caller's to close (the server's fast path sends it
+        as it is: a file object would cost one more ``fstat``)."""
         name = self._prefix + path.lstrip("/")  # os.path.join(root, ...), without the fspath
         try:
             fd = os.open(name, _OPEN_FLAGS)
@@ -84,11 +95,10 @@ class FileOrigin:
             info = os.fstat(fd)
             if not (stat.S_ISREG(info.st_mode) and self._inside(fd, name)):
                 raise NotFound("no such object")  # a folder, a device, a link out of the root
-            # Unbuffered: the descriptor is what is sent (or read whole); no read buffer to make.
-            return io.FileIO(fd, "r"), info  # what os.fdopen(fd, "rb", buffering=0) returns
         except BaseException:
             os.close(fd)
             raise
+        return fd, info
 
     def _inside(self, fd: int, name: str) -> bool:
         """Whether the open file really is in the root: one readlink of the descriptor (the
