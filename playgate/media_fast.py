@@ -15,17 +15,24 @@ uvicorn's cycle, ``media_path.py``, the shield), which then decides it as before
   sight, as the full path does: a token declined after that is found in the memo there, and a
   forged one costs one MAC more, about 6 % of the full path's request): times, scope, client
   network (the viewer's address found by the same ``client_address``);
-- nothing else is asked of the request: no session to open, no CAT, no foreign format, no
-  manifest to rewrite, no use or stream limit; not revoked and the revocation view trusted
-  (the same ``StateGuard.settled``);
-- the file opens in the media root (the same ``FileOrigin.opened_file``: regular, inside the
-  root after links).
+- nothing else is asked of the request: no CAT, no foreign format, no manifest to rewrite, no
+  use or stream limit; not revoked and the revocation view trusted (the same
+  ``StateGuard.settled``);
+- nothing of an earlier answer still waits to be written (a client that does not read is the
+  full path's, which stops reading it);
+- a start token fetching a manifest is answered with the redirect that opens its playback
+  session (``Gate.session_for``, ``session_url``, ``session_opened``, as ``Gate.admit`` and the
+  shield's ``session_redirect``): every viewer's first request, about 200 µs of CPU on the full
+  path;
+- otherwise the file opens in the media root (the same ``FileOrigin.opened_fd``: regular,
+  inside the root after links).
 
-Its answer is the full path's, byte for byte but the date (``tests/http/test_shield_fast.py``
-compares the raw responses of every request in the shield's request table): the decision is
-counted and logged by ``Gate.decided``, the request by ``MediaRoute.record``; the head is the
-file's cached head with the token id, ``nosniff`` and ``Cache-Control``; the body goes by
-``sendfile`` (the rest, when the socket is full, by ``FileSender`` in a task, reading paused).
+Its answer is the full path's, byte for byte but the date and a new session's URL
+(``tests/http/test_shield_fast.py`` compares the raw responses of every request in the
+shield's request table, and the sessions both paths open): the decision is counted and logged
+by ``Gate.decided``, the request by ``MediaRoute.record``; the head is the file's cached head
+with the token id, ``nosniff`` and ``Cache-Control``; the body goes by ``sendfile`` (the rest,
+when the socket is full, by ``FileSender`` in a task, reading paused).
 """
 
 from __future__ import annotations
@@ -192,10 +199,10 @@ class FastMedia:
         ``Gate.admit`` and ``shield`` make it (a stream limit, counted per session in Redis,
         is declined with the rest by ``settled``)."""
         gate = self.gate
-        session = gate.session_for(grant, client)
-        if not gate.settled(grant):
-            return False
         try:
+            session = gate.session_for(grant, client)
+            if not gate.settled(grant):
+                return False
             redirect = session_redirect(gate.session_url(grant, session), grant)
             head = conn.fast_empty(redirect.status_code, redirect.raw_headers)
         except Exception:  # noqa: BLE001  # declined: the full path decides, and answers errors

@@ -472,6 +472,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             and not self.pipeline
             and (self.cycle is None or self.cycle.response_complete)
             and len(data) <= self.limits.max_head_bytes
+            # Nothing waiting to be written: a client that does not read its answers is left
+            # to the full path, which stops reading it (an answer must never pile up here).
+            and not self.transport.get_write_buffer_size()
             and fast.answer(self, data)
         ):
             return

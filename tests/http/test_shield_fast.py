@@ -7,19 +7,26 @@ never offers the fast path."""
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import uvicorn
 
 import playgate.serving
 from edge_validator.asgi.app import create_app
 from edge_validator.asgi.shield import MEDIA_ROUTE
-from edge_validator.core.keyring import KeyRing
+from edge_validator.core.keyring import SESSION_CONTEXT, KeyRing
+from edge_validator.core.token import Claims, open_token
 from edge_validator.env import networks
 from edge_validator.settings import ValidatorSettings
 from playgate.media_fast import FastMedia, fast_media
+from playgate.processes import LOOPBACK, bind
+from playgate.serving import uvicorn_config
 from tests.http.test_shield_shortcut import _exchange, _normal, media_root, requests
 from tests.support import factories
 from tests.support.servers import serve_app
@@ -75,8 +82,6 @@ def _one(base: tuple[str, str, FastMedia], data: bytes) -> tuple[bytes, int]:
 
 def _separately(base: str, data: bytes) -> bytes:
     """``data`` in its own write, its answer read, then ``/healthz`` closing the connection."""
-    import socket
-
     host, port = base.removeprefix("http://").rsplit(":", 1)
     received = b""
     with socket.create_connection((host, int(port)), timeout=10) as conn:
@@ -236,6 +241,92 @@ def test_a_start_token_opening_a_session_is_answered_fast_and_alike(
     # A stream limit is counted per session in shared state: the full path's (here, no Redis).
     _, answered = _one(both, _get(f"/t/{limited}{master}", "Host: x"))
     assert answered == 0
+
+
+def test_both_paths_open_the_same_session(
+    both: tuple[str, str, FastMedia], keyring: KeyRing
+) -> None:
+    """The Location both paths answer holds a session with the same lineage and limits."""
+    now = time.time() - 1
+    start = factories.token(
+        keyring, now=now, ttl=301, scope="/videos/demo/", session_seconds=600, user_id="u-7"
+    )
+    data = _get(f"/t/{start}/videos/demo/master.m3u8?x=1", "Host: x", "X-Real-IP: 203.0.113.9")
+    _one(both, data)  # first sight
+    fast, full, counted = both
+    before = counted.answered
+    sessions = [
+        _session_of(_separately(fast, data), keyring),
+        _session_of(_separately(full, data), keyring),
+    ]
+    assert counted.answered - before == 1  # the first server's answer was the fast path's
+    (ours, rest), (theirs, their_rest) = sessions
+    assert rest == their_rest == "/videos/demo/master.m3u8?x=1"
+    assert abs(ours.expires_at - theirs.expires_at) <= 1
+    assert ours.session_id != theirs.session_id  # each opening mints its own
+    for claims in (ours, theirs):
+        assert claims.client_network == "203.0.113.0/24"  # narrowed to the viewer's network
+    assert ours._replace(expires_at=0, session_id="") == theirs._replace(
+        expires_at=0, session_id=""
+    )
+
+
+def _session_of(answer: bytes, keyring: KeyRing) -> tuple[Claims, str]:
+    """The claims of the session token a 302 sends the player to, and the rest of its URL."""
+    head = answer.split(b"\r\n\r\n")[0].decode()
+    assert head.startswith("HTTP/1.1 302 "), head
+    location = next(line for line in head.split("\r\n") if line.startswith("location: "))
+    token, _, rest = location.removeprefix("location: /s/").partition("/")
+    return open_token(token, keyring.with_context(SESSION_CONTEXT)), "/" + rest
+
+
+def test_answers_never_pile_up_for_a_client_that_does_not_read(
+    keyring: KeyRing, media_root: Path
+) -> None:
+    """A client sending session openings one at a time and reading none of the redirects:
+    once the sockets are full, the server's buffer of unsent answers stays at the transport's
+    high-water mark (the full path stops reading such a client), never growing with every
+    request read (a fast answer written whatever waits: megabytes, and a session opened and
+    logged per request, for as long as the send timeout allows)."""
+    app = create_app(ValidatorSettings(keyring=keyring, media_root=media_root))
+    sock = bind(LOOPBACK, 0)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)  # its connections' too: full soon
+    server = uvicorn.Server(uvicorn_config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            time.sleep(0.01)
+        fast = fast_media(getattr(app, MEDIA_ROUTE))
+        assert fast is not None
+        start = factories.token(keyring, now=time.time() - 1, ttl=301, scope="/videos/demo/",
+                                session_seconds=600)  # fmt: skip
+        data = _get(f"/t/{start}/videos/demo/master.m3u8", "Host: x")
+        largest = 0
+        with socket.socket() as conn:
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before the handshake
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            conn.connect(sock.getsockname())
+            conn.settimeout(0.5)
+            with contextlib.suppress(TimeoutError):
+                for sent in range(1_500):
+                    conn.sendall(data)
+                    time.sleep(0.001)  # one request per read, as a paced client sends them
+                    if sent % 100 == 0:
+                        largest = max(largest, _unsent(server))
+            time.sleep(0.3)
+            largest = max(largest, _unsent(server))
+        assert fast.answered > 10  # the fast path answered while the sockets took it
+        assert largest < 128 * 1024, largest
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+def _unsent(server: uvicorn.Server) -> int:
+    """The bytes the server's connections hold, written but not yet sent."""
+    return sum(c.transport.get_write_buffer_size() for c in server.server_state.connections)
 
 
 def test_a_known_token_past_its_expiry_is_not_answered_fast(
