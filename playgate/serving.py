@@ -79,6 +79,9 @@ class ServerLimits:
     body_timeout: float = 10.0
     send_timeout: float = 30.0
     keep_alive_timeout: float = 5.0
+    # The shield's common allow answered in ``data_received`` (media_fast.py); off: every
+    # request takes the full path (to rule the fast path out when chasing a difference).
+    fast_path: bool = True
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> ServerLimits:
@@ -94,6 +97,7 @@ class ServerLimits:
             head_timeout=env.number("PLAYGATE_HEAD_TIMEOUT", 10.0, low=0.5, high=300),
             body_timeout=env.number("PLAYGATE_BODY_TIMEOUT", 10.0, low=0.5, high=300),
             send_timeout=env.number("PLAYGATE_SEND_TIMEOUT", 30.0, low=0.5, high=3600),
+            fast_path=env.flag("PLAYGATE_SERVER_FAST_PATH", True),
         )
 
     def within_file_limit(self) -> ServerLimits:
@@ -374,7 +378,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             logs_access = self.access_log and self.access_logger.isEnabledFor(logging.INFO)
             if media is not None and not logs_access and media.ready():
                 self._media = media
-                fast = fast_media(media)
+                fast = fast_media(media) if self.limits.fast_path else None
                 if fast is not None and not self.root_path and self.limit_concurrency is None:
                     self._fast = fast
         server = _servers.get(self.server_state)

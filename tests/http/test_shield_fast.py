@@ -20,13 +20,14 @@ import uvicorn
 import playgate.serving
 from edge_validator.asgi.app import create_app
 from edge_validator.asgi.shield import MEDIA_ROUTE
+from edge_validator.core.errors import ConfigurationError
 from edge_validator.core.keyring import SESSION_CONTEXT, KeyRing
 from edge_validator.core.token import Claims, open_token
 from edge_validator.env import networks
 from edge_validator.settings import ValidatorSettings
 from playgate.media_fast import FastMedia, fast_media
 from playgate.processes import LOOPBACK, bind
-from playgate.serving import uvicorn_config
+from playgate.serving import ServerLimits, uvicorn_config
 from tests.http.test_shield_shortcut import _exchange, _normal, media_root, requests
 from tests.support import factories
 from tests.support.servers import serve_app
@@ -375,3 +376,21 @@ def test_a_request_the_parser_holds_in_part_is_never_passed_over(
     assert counted.answered == before
     assert _normal(ours) == _normal(_in_writes(full, writes))
     assert ours.count(b"HTTP/1.1 200 ") == 1
+
+
+def test_the_operator_can_turn_the_fast_path_off(keyring: KeyRing, media_root: Path) -> None:
+    """``PLAYGATE_SERVER_FAST_PATH=false``: every request takes the full path, answered alike."""
+    assert ServerLimits.from_env({}).fast_path
+    limits = ServerLimits.from_env({"PLAYGATE_SERVER_FAST_PATH": "false"})
+    assert not limits.fast_path
+    with pytest.raises(ConfigurationError, match="PLAYGATE_SERVER_FAST_PATH"):
+        ServerLimits.from_env({"PLAYGATE_SERVER_FAST_PATH": "maybe"})
+    app = create_app(ValidatorSettings(keyring=keyring, media_root=media_root))
+    fast = fast_media(getattr(app, MEDIA_ROUTE))
+    assert fast is not None
+    tok = factories.token(keyring, now=time.time() - 1, ttl=301, scope="/videos/demo/")
+    with serve_app(app, limits) as base:
+        for _ in range(3):  # the first sight, then a known token
+            answer = _separately(base, _get(f"/t/{tok}{SEG}", "Host: x"))
+            assert answer.startswith(b"HTTP/1.1 200 OK\r\n"), answer[:200]
+    assert fast.answered == 0
