@@ -240,6 +240,27 @@ def _file_lines(shared: tuple[tuple[bytes, bytes], ...]) -> tuple[bytes, int] | 
     )
 
 
+def _file_head(
+    status: int,
+    defaults: list[tuple[bytes, bytes]],
+    shared: tuple[tuple[bytes, bytes], ...],
+    rest: list[tuple[bytes, bytes]],
+    close: bytes = b"",
+) -> tuple[bytes, int] | None:
+    """A whole file's head after the server's ``defaults`` (``close``: a ``Connection`` line,
+    or none), and the length it declares; None where ``start`` would refuse or act on one of
+    the headers (``_Cycle.start_file`` and the server's fast path)."""
+    encoded = _file_lines(shared)
+    if encoded is None:
+        return None
+    before = _server_lines(defaults)
+    after = _lines(rest) if before is not None else None
+    if before is None or after is None:
+        return None
+    lines, length = encoded
+    return b"".join((STATUS_LINE[status], before, lines, after, close, b"\r\n")), length
+
+
 class _Cycle(RequestResponseCycle):
     """uvicorn's request-response cycle, its response head written the same way for less: the
     names and the values are each checked once, all joined, by ``bytes.translate`` (a C loop)
@@ -269,17 +290,17 @@ class _Cycle(RequestResponseCycle):
         file's own headers, one tuple per file version) checked and encoded once (a head was
         about 40,000 instructions per segment, most of it the same file headers again); the
         server's default headers and ``rest`` are checked here as ``start`` checks them."""
-        encoded = _file_lines(shared)
-        before = _server_lines(self.default_headers) if encoded is not None else None
-        after = _lines(rest) if before is not None else None
-        if encoded is None or before is None or after is None or self.chunked_encoding is not None:
+        made = None
+        if self.chunked_encoding is None:
+            close = b"" if self.keep_alive else b"connection: close\r\n"
+            made = _file_head(status_code, self.default_headers, shared, rest, close)
+        if made is None:
             return self.start(status_code, [*shared, *rest])
         self.response_started = True
         self.waiting_for_100_continue = False
-        lines, self.expected_content_length = encoded
+        head, self.expected_content_length = made
         self.chunked_encoding = False
-        close = b"" if self.keep_alive else b"connection: close\r\n"
-        return b"".join((STATUS_LINE[status_code], before, lines, after, close, b"\r\n"))
+        return head
 
     def start(self, status_code: int, raw_headers: Iterable[tuple[bytes, bytes]]) -> bytes:
         """The response head, the cycle's state set as ``http.response.start`` sets it (the
@@ -611,15 +632,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     ) -> tuple[bytes, int] | None:
         """A whole file's 200 head as ``_Cycle.start_file`` writes it on a kept-alive
         connection, and its length; None where that would refuse or act on a header."""
-        encoded = _file_lines(shared)
-        if encoded is None:
-            return None
-        before = _server_lines(self.server_state.default_headers)
-        after = _lines(rest)
-        if before is None or after is None:
-            return None
-        lines, length = encoded
-        return b"".join((STATUS_LINE[200], before, lines, after, b"\r\n")), length
+        return _file_head(200, self.server_state.default_headers, shared, rest)
 
     def fast_empty(self, status: int, headers: list[tuple[bytes, bytes]]) -> bytes | None:
         """The head of an answer with no body whose headers end with ``content-length: 0``

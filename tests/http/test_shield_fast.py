@@ -347,8 +347,6 @@ def test_a_known_token_past_its_expiry_is_not_answered_fast(
 
 def _in_writes(base: str, writes: list[bytes]) -> bytes:
     """Each of ``writes`` sent on its own (the server reads them apart), then every byte read."""
-    import socket
-
     host, port = base.removeprefix("http://").rsplit(":", 1)
     received = b""
     with socket.create_connection((host, int(port)), timeout=10) as conn:
